@@ -1,0 +1,180 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// appendBuf is an io.Writer and io.ByteWriter that appends to a slice, so a
+// msgpack.Encoder can write straight into a caller's buffer.
+type appendBuf struct{ b []byte }
+
+func (w *appendBuf) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *appendBuf) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+// encoder is a msgpack encoder bound to an appendBuf. Encoders are reused,
+// from a pool or per Conn, because building one allocates.
+type encoder struct {
+	enc *msgpack.Encoder
+	buf appendBuf
+}
+
+func newEncoder() *encoder {
+	e := &encoder{}
+	e.enc = msgpack.NewEncoder(&e.buf)
+	e.enc.UseCompactInts(true) // small numbers in one byte: most ids, rounds and codes are small
+	return e
+}
+
+var errEmptyBody = errors.New("value encodes to nothing")
+
+// appendValue appends the msgpack encoding of v to dst. The encoding must
+// be at least one byte: an empty msgpack.RawMessage would leave the frame
+// without its body.
+func (e *encoder) appendValue(dst []byte, v any) ([]byte, error) {
+	start := len(dst)
+	e.buf.b = dst
+	err := e.enc.Encode(v)
+	dst = e.buf.b
+	e.buf.b = nil
+	if err == nil && len(dst) == start {
+		err = errEmptyBody
+	}
+	return dst, err
+}
+
+var encoderPool = sync.Pool{New: func() any { return newEncoder() }}
+
+// decoder is a msgpack decoder reading from a reusable bytes.Reader.
+type decoder struct {
+	dec *msgpack.Decoder
+	r   bytes.Reader
+}
+
+var decoderPool = sync.Pool{New: func() any {
+	d := &decoder{}
+	// Never UsePreallocateValues (as msgpack.Unmarshal does): it starts a
+	// goroutine per decoded map type that never exits.
+	d.dec = msgpack.NewDecoder(&d.r)
+	return d
+}}
+
+// Marshal returns the msgpack encoding of v, as wire encodes bodies.
+func Marshal(v any) ([]byte, error) {
+	return AppendMarshal(nil, v)
+}
+
+// AppendMarshal appends the msgpack encoding of v to dst, so a caller can
+// reuse its buffer.
+func AppendMarshal(dst []byte, v any) ([]byte, error) {
+	e := encoderPool.Get().(*encoder)
+	out, err := e.appendValue(dst, v)
+	encoderPool.Put(e)
+	if err != nil {
+		return dst, fmt.Errorf("wire: marshal %T: %w", v, err)
+	}
+	return out, nil
+}
+
+// Unmarshal decodes b, which must be exactly one msgpack value, into v.
+// The result never aliases b. Errors match ErrBadBody.
+//
+// b is checked to be well formed first, so no count in it can make the
+// decoder allocate more elements than b has bytes; memory use is still up
+// to len(b) times the size of the largest element type, which is why
+// frames are bounded.
+func Unmarshal(b []byte, v any) error {
+	if err := checkValue(b); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	d := decoderPool.Get().(*decoder)
+	d.r.Reset(b)
+	err := d.dec.Decode(v)
+	d.r.Reset(nil)
+	decoderPool.Put(d)
+	if err != nil {
+		return fmt.Errorf("%w: into %T: %v", ErrBadBody, v, err)
+	}
+	return nil
+}
+
+// AppendMessage appends a whole frame to dst: the length header and an
+// envelope of kind and id whose body is the msgpack encoding of body. It
+// returns an error matching ErrFrameTooLarge, and dst unchanged, if the
+// frame's body would exceed max (DefaultMaxFrame if max <= 0).
+func AppendMessage(dst []byte, kind Kind, id uint64, body any, max int) ([]byte, error) {
+	e := encoderPool.Get().(*encoder)
+	out, err := appendMessage(e, dst, kind, id, body, max)
+	encoderPool.Put(e)
+	return out, err
+}
+
+func appendMessage(e *encoder, dst []byte, kind Kind, id uint64, body any, max int) ([]byte, error) {
+	if !kind.Valid() {
+		return dst, fmt.Errorf("wire: send %s: undefined kind", kind)
+	}
+	max = frameLimit(max)
+	start := len(dst)
+	out := append(dst, 0, 0, 0, 0)
+	out = appendEnvelopeHeader(out, kind, id)
+	out, err := e.appendValue(out, body)
+	if err != nil {
+		return dst, fmt.Errorf("wire: encode %s body %T: %w", kind, body, err)
+	}
+	n := len(out) - start - HeaderSize
+	if n > max {
+		return dst, fmt.Errorf("%w: %s of %d bytes, max %d", ErrFrameTooLarge, kind, n, max)
+	}
+	putLen(out[start:], n)
+	return out, nil
+}
+
+// appendRawMessage is appendMessage for a body already encoded. The body
+// is checked, so a caller's bad bytes fail here instead of making the peer
+// close the connection.
+func appendRawMessage(dst []byte, kind Kind, id uint64, body []byte, max int) ([]byte, error) {
+	if !kind.Valid() {
+		return dst, fmt.Errorf("wire: send %s: undefined kind", kind)
+	}
+	max = frameLimit(max)
+	if len(body) == 0 {
+		body = nilBody
+	}
+	if err := checkValue(body); err != nil {
+		return dst, fmt.Errorf("%w: send %s: %v", ErrBadBody, kind, err)
+	}
+	start := len(dst)
+	out := append(dst, 0, 0, 0, 0)
+	out = AppendEnvelope(out, kind, id, body)
+	n := len(out) - start - HeaderSize
+	if n > max {
+		return dst, fmt.Errorf("%w: %s of %d bytes, max %d", ErrFrameTooLarge, kind, n, max)
+	}
+	putLen(out[start:], n)
+	return out, nil
+}
+
+// frameLimit turns a configured maximum into the one in force: the default
+// for zero or less, and never more than a length header can say.
+func frameLimit(max int) int {
+	if max <= 0 {
+		return DefaultMaxFrame
+	}
+	return int(min(uint64(max), math.MaxUint32))
+}
+
+func putLen(b []byte, n int) {
+	b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+}

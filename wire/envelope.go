@@ -1,0 +1,166 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Kind names what an envelope's body holds. Its values are part of the
+// protocol: they never change meaning without a ProtocolVersion bump.
+type Kind uint8
+
+// Message kinds. Zero is not a kind, so a zeroed envelope never passes for
+// a real message.
+const (
+	// KindHello opens a handshake; body: Hello.
+	KindHello Kind = iota + 1
+	// KindWelcome accepts a handshake; body: the acceptor's Hello.
+	KindWelcome
+	// KindRefuse refuses a handshake; body: the reason. The sender closes.
+	KindRefuse
+	// KindPaxos carries a paxos message, opaque to wire.
+	KindPaxos
+	// KindRequest carries a client Request; the ID matches its KindReply.
+	KindRequest
+	// KindReply answers a KindRequest; body: Reply.
+	KindReply
+	// KindStatus asks for a replica's Status; body: StatusRequest.
+	KindStatus
+	// KindStatusReply answers a KindStatus; body: Status.
+	KindStatusReply
+	// KindSnapshotChunk is reserved for snapshot streaming.
+	KindSnapshotChunk
+	// KindSnapshotAck is reserved for snapshot streaming.
+	KindSnapshotAck
+	// KindPing asks the peer for a KindPong with the same ID; body: nil.
+	KindPing
+	// KindPong answers a KindPing.
+	KindPong
+
+	kindEnd // one past the last kind; keep last
+)
+
+var kindNames = [...]string{
+	KindHello:         "hello",
+	KindWelcome:       "welcome",
+	KindRefuse:        "refuse",
+	KindPaxos:         "paxos",
+	KindRequest:       "request",
+	KindReply:         "reply",
+	KindStatus:        "status",
+	KindStatusReply:   "status-reply",
+	KindSnapshotChunk: "snapshot-chunk",
+	KindSnapshotAck:   "snapshot-ack",
+	KindPing:          "ping",
+	KindPong:          "pong",
+}
+
+// Valid reports whether k is a kind this protocol version defines.
+func (k Kind) Valid() bool { return k >= KindHello && k < kindEnd }
+
+// String returns k's name, or "kind(N)" for an undefined kind.
+func (k Kind) String() string {
+	if k.Valid() {
+		return kindNames[k]
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Envelope is one message: its kind, the request id it belongs to, and its
+// body as raw msgpack.
+type Envelope struct {
+	Kind Kind
+	// ID matches a reply to its request; 0 marks a one-way message.
+	ID uint64
+	// Body is exactly one msgpack value. Envelopes from Conn.Recv share
+	// their Body with the connection's read buffer: see Conn.Recv.
+	Body msgpack.RawMessage
+}
+
+// Decode unmarshals the envelope's body into v (see Unmarshal).
+func (e Envelope) Decode(v any) error {
+	if err := Unmarshal(e.Body, v); err != nil {
+		return fmt.Errorf("wire: %s body: %w", e.Kind, err)
+	}
+	return nil
+}
+
+// Clone returns a copy of e whose Body no longer aliases anything, so it
+// stays valid after the next Conn.Recv.
+func (e Envelope) Clone() Envelope {
+	if e.Body != nil {
+		e.Body = append(msgpack.RawMessage(nil), e.Body...)
+	}
+	return e
+}
+
+// nilBody is the msgpack encoding of nil: what an envelope carries when it
+// has nothing to say, since the body must be one whole value.
+var nilBody = []byte{0xc0}
+
+// AppendEnvelope appends the encoding of an envelope to dst: a 3-element
+// msgpack array of kind, id and body. body must be exactly one msgpack
+// value; an empty body is encoded as nil.
+func AppendEnvelope(dst []byte, kind Kind, id uint64, body []byte) []byte {
+	dst = appendEnvelopeHeader(dst, kind, id)
+	if len(body) == 0 {
+		body = nilBody
+	}
+	return append(dst, body...)
+}
+
+// appendEnvelopeHeader appends the array header, kind and id, after which
+// exactly one msgpack value must follow.
+func appendEnvelopeHeader(dst []byte, kind Kind, id uint64) []byte {
+	dst = append(dst, 0x93) // fixarray of 3
+	dst = appendUint(dst, uint64(kind))
+	return appendUint(dst, id)
+}
+
+// appendUint appends n in msgpack's shortest unsigned encoding.
+func appendUint(dst []byte, n uint64) []byte {
+	switch {
+	case n <= 0x7f:
+		return append(dst, byte(n))
+	case n <= 0xff:
+		return append(dst, 0xcc, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, 0xcd), uint16(n))
+	case n <= 0xffffffff:
+		return binary.BigEndian.AppendUint32(append(dst, 0xce), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, 0xcf), n)
+}
+
+// DecodeEnvelope decodes a frame body into an Envelope whose Body aliases
+// b. Any encoding of a 3-element array and of non-negative integers is
+// accepted; the kind must be Valid and the body exactly one well-formed
+// msgpack value filling the rest of b. Errors match ErrBadBody.
+func DecodeEnvelope(b []byte) (Envelope, error) {
+	n, pos, err := readArrayLen(b, 0)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("%w: envelope: %v", ErrBadBody, err)
+	}
+	if n != 3 {
+		return Envelope{}, fmt.Errorf("%w: envelope has %d elements, want 3", ErrBadBody, n)
+	}
+	kind, pos, err := readUint(b, pos)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("%w: envelope kind: %v", ErrBadBody, err)
+	}
+	if kind > 0xff || !Kind(kind).Valid() {
+		return Envelope{}, fmt.Errorf("%w: unknown kind %d", ErrBadBody, kind)
+	}
+	id, pos, err := readUint(b, pos)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("%w: envelope id: %v", ErrBadBody, err)
+	}
+	body := b[pos:]
+	if err := checkValue(body); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %s body: %v", ErrBadBody, Kind(kind), err)
+	}
+	return Envelope{Kind: Kind(kind), ID: id, Body: body}, nil
+}

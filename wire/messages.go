@@ -1,0 +1,168 @@
+package wire
+
+// Client RPC bodies shared by replicas and proxies. Each travels as the
+// msgpack body of an Envelope whose Kind names it. Field order is the
+// encoding (as_array), so fields are only ever appended.
+
+// Op is a client operation.
+type Op uint8
+
+// Client operations. Writes go through consensus; reads are served locally
+// at the requested consistency.
+const (
+	OpPut Op = iota + 1
+	OpAppend
+	OpCAS
+	OpDel
+	OpGet
+	OpStat
+	OpList
+)
+
+// IsWrite reports whether op changes state and must go through the master.
+func (op Op) IsWrite() bool { return op >= OpPut && op <= OpDel }
+
+// String returns the line-protocol verb for op.
+func (op Op) String() string {
+	switch op {
+	case OpPut:
+		return "PUT"
+	case OpAppend:
+		return "APPEND"
+	case OpCAS:
+		return "CAS"
+	case OpDel:
+		return "DEL"
+	case OpGet:
+		return "GET"
+	case OpStat:
+		return "STAT"
+	case OpList:
+		return "LIST"
+	}
+	return "UNKNOWN"
+}
+
+// Consistency is the read level a client asks for.
+type Consistency uint8
+
+// Read consistency levels (DESIGN.md, "Reads").
+const (
+	// Linearizable reads confirm a read index with the master first.
+	Linearizable Consistency = iota
+	// Session reads wait until the replica applied MinIndex.
+	Session
+	// Stale reads answer from local state at once.
+	Stale
+)
+
+// String returns the line-protocol name of c.
+func (c Consistency) String() string {
+	switch c {
+	case Linearizable:
+		return "linearizable"
+	case Session:
+		return "session"
+	case Stale:
+		return "stale"
+	}
+	return "unknown"
+}
+
+// Code is the outcome of a client request. The non-OK codes map one to one
+// onto the line protocol's ERR codes.
+type Code uint8
+
+// Reply codes.
+const (
+	CodeOK Code = iota
+	CodeNotFound
+	CodeConflict
+	CodeNotMaster   // this replica is not the master; MasterID/MasterAddr hint
+	CodeUnavailable // no master, disk full: nothing applied, safe to retry
+	CodeBusy        // too many requests in flight
+	CodeTimeout     // could not reach the requested index in time
+	CodeBadRequest
+	CodeTooLarge
+	CodeInternal
+)
+
+// String returns the line-protocol name of c.
+func (c Code) String() string {
+	switch c {
+	case CodeOK:
+		return "OK"
+	case CodeNotFound:
+		return "NOT_FOUND"
+	case CodeConflict:
+		return "CONFLICT"
+	case CodeNotMaster:
+		return "NOT_MASTER"
+	case CodeUnavailable:
+		return "UNAVAILABLE"
+	case CodeBusy:
+		return "BUSY"
+	case CodeTimeout:
+		return "TIMEOUT"
+	case CodeBadRequest:
+		return "BAD_REQUEST"
+	case CodeTooLarge:
+		return "TOO_LARGE"
+	case CodeInternal:
+		return "INTERNAL"
+	}
+	return "UNKNOWN"
+}
+
+// Request is a client operation sent by a proxy to a replica (KindRequest).
+type Request struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Op          Op
+	Key         string // for OpList, the prefix
+	Value       []byte
+	Version     uint64 // OpCAS: expected version, 0 = must not exist
+	ClientID    uint64 // writes: exactly-once identity
+	Seq         uint64
+	Consistency Consistency // reads
+	MinIndex    uint64      // reads: answer only once applied this far
+}
+
+// Reply answers a Request (KindReply), matched by the envelope's ID.
+type Reply struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Code       Code
+	Index      uint64 // writes: position in the command sequence
+	Version    uint64 // reads, CONFLICT: the file's version
+	Value      []byte
+	Keys       []string
+	Msg        string
+	MasterID   uint64 // CodeNotMaster: the master as this replica knows it, 0 if none
+	MasterAddr string
+	Applied    uint64 // the replica's applied index when it answered
+}
+
+// StatusRequest asks a replica for its Status (KindStatus). It has no fields.
+type StatusRequest struct {
+	_msgpack struct{} `msgpack:",as_array"`
+}
+
+// Status describes one replica (KindStatusReply).
+type Status struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	ID         uint64
+	Addr       string
+	Role       string // "master", "follower", "candidate", "learner"
+	Round      uint64 // the ballot this replica works under
+	BallotNode uint64
+	MasterID   uint64 // 0 if unknown
+	MasterAddr string
+	Commit     uint64 // commands known chosen
+	Applied    uint64 // commands applied
+	Digest     string // digest of the applied state
+	FreeDisk   uint64 // bytes free in the data directory
+	Lease      bool   // master holds a valid lease
+	Transfer   uint64 // non-zero: mastership is being handed to this id
+}

@@ -1,0 +1,286 @@
+package filestore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxKeyLen is the longest key in bytes (DESIGN.md, the line protocol).
+const MaxKeyLen = 1024
+
+var (
+	// ErrBadCommand is returned by DecodeCommand (and reported in
+	// Result.Err) when a command is not in the canonical encoding the
+	// package comment describes.
+	ErrBadCommand = errors.New("filestore: bad command")
+	// ErrBadKey is returned by ValidateKey, and wrapped together with
+	// ErrBadCommand by DecodeCommand, when a key is empty, longer than
+	// MaxKeyLen, not UTF-8, or holds a space or a non-printable character.
+	ErrBadKey = errors.New("filestore: bad key")
+)
+
+// Op is a write operation on one file.
+type Op uint8
+
+// The write operations. The zero Op is invalid so that a forgotten field
+// cannot pass for a PUT.
+const (
+	// OpPut replaces the file's value, creating the file if needed.
+	OpPut Op = iota + 1
+	// OpAppend appends to the file's value, creating the file if needed.
+	OpAppend
+	// OpCAS replaces the value only if the file's version equals
+	// Command.Version (0: only if the file does not exist).
+	OpCAS
+	// OpDel deletes the file.
+	OpDel
+)
+
+// String returns the op's name in the command encoding ("put", ...).
+func (op Op) String() string {
+	switch op {
+	case OpPut:
+		return "put"
+	case OpAppend:
+		return "append"
+	case OpCAS:
+		return "cas"
+	case OpDel:
+		return "del"
+	}
+	return "op" + strconv.Itoa(int(op))
+}
+
+// Command is one client write as replicated through the log.
+type Command struct {
+	Op Op
+	// ClientID and Seq identify the write for exactly-once application;
+	// ClientID 0 means no deduplication.
+	ClientID, Seq uint64
+	// Stamp is the master's wall clock in milliseconds when it proposed
+	// the command. It drives session expiry, nothing else.
+	Stamp int64
+	Key   string
+	// Version is the expected version for OpCAS and ignored otherwise.
+	Version uint64
+	// Value is the bytes to put, append or swap in; empty for OpDel.
+	Value []byte
+}
+
+// EncodeCommand appends the encoding of c to dst and returns the extended
+// slice. It does not validate c: DecodeCommand rejects what is not a valid
+// command (a bad op or key). Version is written only for OpCAS, Value is
+// not written for OpDel.
+func EncodeCommand(dst []byte, c Command) []byte {
+	dst = append(dst, c.Op.String()...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendUint(dst, c.ClientID, 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendUint(dst, c.Seq, 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, c.Stamp, 10)
+	dst = append(dst, ' ')
+	dst = append(dst, c.Key...)
+	switch c.Op {
+	case OpDel:
+		return dst
+	case OpCAS:
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, c.Version, 10)
+	}
+	dst = append(dst, ' ')
+	return append(dst, c.Value...)
+}
+
+// DecodeCommand parses a command written by EncodeCommand. Only the
+// canonical form is accepted, so a command that decodes re-encodes to the
+// same bytes. The returned Value aliases b. Errors wrap ErrBadCommand (and
+// ErrBadKey when the key is at fault).
+func DecodeCommand(b []byte) (Command, error) {
+	v, err := parseCommand(b)
+	if err != nil {
+		return Command{}, err
+	}
+	return Command{
+		Op:       v.op,
+		ClientID: v.client,
+		Seq:      v.seq,
+		Stamp:    v.stamp,
+		Key:      string(v.key),
+		Version:  v.version,
+		Value:    v.value,
+	}, nil
+}
+
+// commandView is a decoded command whose key and value alias the input, so
+// Apply allocates a key string only when it creates a file.
+type commandView struct {
+	op          Op
+	client, seq uint64
+	stamp       int64
+	key         []byte
+	version     uint64
+	value       []byte
+}
+
+func badCommand(what string) error {
+	return fmt.Errorf("%w: %s", ErrBadCommand, what)
+}
+
+// parseCommand is DecodeCommand without copying the key.
+func parseCommand(b []byte) (commandView, error) {
+	var v commandView
+	name, rest, ok := bytes.Cut(b, []byte{' '})
+	if !ok {
+		return v, badCommand("too few fields")
+	}
+	switch string(name) {
+	case "put":
+		v.op = OpPut
+	case "append":
+		v.op = OpAppend
+	case "cas":
+		v.op = OpCAS
+	case "del":
+		v.op = OpDel
+	default:
+		return v, badCommand("unknown op")
+	}
+	var field []byte
+	if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
+		return v, badCommand("too few fields")
+	}
+	if v.client, ok = parseUint(field); !ok {
+		return v, badCommand("bad client id")
+	}
+	if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
+		return v, badCommand("too few fields")
+	}
+	if v.seq, ok = parseUint(field); !ok {
+		return v, badCommand("bad seq")
+	}
+	if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
+		return v, badCommand("too few fields")
+	}
+	if v.stamp, ok = parseInt(field); !ok {
+		return v, badCommand("bad stamp")
+	}
+	if v.op == OpDel {
+		// The key runs to the end; validKey rejects a space in it.
+		v.key = rest
+	} else {
+		if v.key, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
+			return v, badCommand("missing value")
+		}
+		if v.op == OpCAS {
+			if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
+				return v, badCommand("missing value")
+			}
+			if v.version, ok = parseUint(field); !ok {
+				return v, badCommand("bad version")
+			}
+		}
+		v.value = rest
+	}
+	if !validKeyBytes(v.key) {
+		return v, fmt.Errorf("%w: %w", ErrBadCommand, ErrBadKey)
+	}
+	return v, nil
+}
+
+// parseUint parses canonical decimal: digits only, no leading zero except
+// "0" itself, no overflow.
+func parseUint(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 || (b[0] == '0' && len(b) > 1) {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+// parseInt parses canonical signed decimal: parseUint's form with an
+// optional '-' on a non-zero magnitude.
+func parseInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	n, ok := parseUint(b)
+	switch {
+	case !ok:
+		return 0, false
+	case neg && n == 0:
+		return 0, false
+	case neg && n <= 1<<63:
+		return int64(-n), true
+	case !neg && n <= math.MaxInt64:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// ValidateKey returns an error wrapping ErrBadKey unless key is 1 to
+// MaxKeyLen bytes of UTF-8 made of printable characters other than space
+// (so '/' can make keys look like paths, and a key is always one field of
+// the line protocol).
+func ValidateKey(key string) error {
+	if !validKeyString(key) {
+		return fmt.Errorf("%w: %q", ErrBadKey, key)
+	}
+	return nil
+}
+
+func validKeyBytes(k []byte) bool {
+	if len(k) == 0 || len(k) > MaxKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] >= utf8.RuneSelf {
+			// Rare; the conversion is allowed to allocate.
+			return validKeyString(string(k))
+		}
+		if k[i] <= ' ' || k[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func validKeyString(k string) bool {
+	if len(k) == 0 || len(k) > MaxKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); {
+		c := k[i]
+		if c < utf8.RuneSelf {
+			if c <= ' ' || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(k[i:])
+		// IsPrint admits only the ASCII space among spaces, and that
+		// is handled above; RuneError of size 1 is invalid UTF-8.
+		if (r == utf8.RuneError && size == 1) || !unicode.IsPrint(r) {
+			return false
+		}
+		i += size
+	}
+	return true
+}

@@ -1,0 +1,444 @@
+package filestore
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Limits and defaults of Options.
+const (
+	DefaultMaxValue    = 1 << 20
+	DefaultSessionTTL  = time.Hour
+	DefaultMaxSessions = 100_000
+	// MaxValueLimit bounds Options.MaxValue: a snapshot line holds an
+	// escaped value (up to four bytes per byte) and readers must be able
+	// to buffer one line.
+	MaxValueLimit = 64 << 20
+)
+
+// ErrInvalidOptions is returned by Options.Validate for a negative field or
+// a MaxValue above MaxValueLimit.
+var ErrInvalidOptions = errors.New("filestore: invalid options")
+
+// Options shape the state machine. They are part of its definition: every
+// replica of a cluster must run with the same Options, or the same log
+// could yield different states (a value too large here, a session expired
+// there). A zero field takes its default.
+type Options struct {
+	// MaxValue is the largest value a file may hold, in bytes; a write
+	// that would exceed it (an APPEND included) fails with CodeTooLarge.
+	// Default 1 MiB, at most MaxValueLimit.
+	MaxValue int
+	// SessionTTL is how long, in log time, a client's exactly-once
+	// session outlives the client's last write. Counted in whole
+	// milliseconds (the unit of command stamps), at least 1 ms.
+	// Default 1 hour.
+	SessionTTL time.Duration
+	// MaxSessions bounds the session table; a new client past it evicts
+	// the least recently active session. Default 100,000.
+	MaxSessions int
+}
+
+// DefaultOptions returns the options a zero Options stands for.
+func DefaultOptions() Options {
+	return Options{
+		MaxValue:    DefaultMaxValue,
+		SessionTTL:  DefaultSessionTTL,
+		MaxSessions: DefaultMaxSessions,
+	}
+}
+
+// Validate returns an error wrapping ErrInvalidOptions if a field is out of
+// range. Zero fields are valid: they mean the default.
+func (o Options) Validate() error {
+	switch {
+	case o.MaxValue < 0 || o.MaxValue > MaxValueLimit:
+		return fmt.Errorf("%w: MaxValue %d not in [0, %d]", ErrInvalidOptions, o.MaxValue, MaxValueLimit)
+	case o.SessionTTL < 0:
+		return fmt.Errorf("%w: negative SessionTTL %v", ErrInvalidOptions, o.SessionTTL)
+	case o.MaxSessions < 0:
+		return fmt.Errorf("%w: negative MaxSessions %d", ErrInvalidOptions, o.MaxSessions)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.MaxValue == 0 {
+		o.MaxValue = d.MaxValue
+	}
+	if o.SessionTTL == 0 {
+		o.SessionTTL = d.SessionTTL
+	}
+	if o.MaxSessions == 0 {
+		o.MaxSessions = d.MaxSessions
+	}
+	return o
+}
+
+// ResultCode is the outcome of applying one command.
+type ResultCode uint8
+
+// Result codes. Every code but CodeBadCommand and CodeStale is remembered
+// in the client's session and replayed to a retry.
+const (
+	// CodeOK: the write happened (for DEL: the file existed and is gone).
+	CodeOK ResultCode = iota
+	// CodeNotFound: DEL of a file that does not exist. The command still
+	// counts as applied.
+	CodeNotFound
+	// CodeConflict: CAS whose expected version is not the file's;
+	// Result.Version holds the current one (0: the file does not exist).
+	CodeConflict
+	// CodeTooLarge: the value would exceed Options.MaxValue; nothing
+	// changed.
+	CodeTooLarge
+	// CodeBadCommand: the command did not decode (Result.Err says why);
+	// nothing changed. Never cached: without a decoded command there is
+	// no trustworthy client id.
+	CodeBadCommand
+	// CodeStale: the command's seq is below the client's last one, whose
+	// reply is the only one remembered. The command was not applied now;
+	// whether its first attempt was is unknown here.
+	CodeStale
+)
+
+// String returns the code's name as written in snapshots and close to the
+// line protocol's error codes ("OK", "NOT_FOUND", ...).
+func (c ResultCode) String() string {
+	switch c {
+	case CodeOK:
+		return "OK"
+	case CodeNotFound:
+		return "NOT_FOUND"
+	case CodeConflict:
+		return "CONFLICT"
+	case CodeTooLarge:
+		return "TOO_LARGE"
+	case CodeBadCommand:
+		return "BAD_COMMAND"
+	case CodeStale:
+		return "STALE"
+	}
+	return "CODE" + strconv.Itoa(int(c))
+}
+
+// Result is what applying one command produced; the node turns it into the
+// client's reply.
+type Result struct {
+	Code ResultCode
+	// Index is the position of the command that produced this result.
+	// A retry answered from the session cache carries the original
+	// command's index, so it is the same reply the first attempt got.
+	Index uint64
+	// Version is the file's version after the command: the new version
+	// (= Index) after a successful PUT, APPEND or CAS, 0 after DEL or
+	// when the file does not exist, and the unchanged current version
+	// for CodeConflict and CodeTooLarge.
+	Version uint64
+	// Err is set only with CodeBadCommand and wraps ErrBadCommand.
+	Err error
+}
+
+// file is one stored file. value is never written within its length once
+// stored (PUT replaces the slice, APPEND writes past the end), so slices
+// handed out by Get stay valid and unchanged.
+type file struct {
+	key     string
+	value   []byte
+	version uint64
+	tracked
+}
+
+// Machine is the replicated file state machine: files with versions, and
+// the client-session table that makes retried writes apply once. Feeding
+// two Machines built with the same Options the same commands at the same
+// indices leaves them in the same state with the same Digest.
+//
+// A Machine is not safe for concurrent use. Apply and Digest modify it and
+// need exclusive access; Get, Stat, List, Len, Sessions, Applied, LogTime,
+// Clone and WriteSnapshot only read and may run concurrently with each
+// other (so the node can guard a Machine with a sync.RWMutex).
+type Machine struct {
+	opts  Options
+	ttlMs uint64
+
+	files      map[string]*file
+	keys       keyIndex
+	valueBytes int64
+
+	sessions      map[uint64]*session
+	byActive      sessionHeap
+	applied       uint64
+	logTime       int64 // largest command stamp applied, ms
+	sum           digestSum
+	dirtyFiles    dirtySet[*file]
+	dirtySessions dirtySet[*session]
+	hasher        entryHasher
+}
+
+// New returns an empty Machine. Zero fields of opts take their defaults. It
+// panics if opts.Validate fails: check options that come from users first.
+func New(opts Options) *Machine {
+	if err := opts.Validate(); err != nil {
+		panic(err)
+	}
+	opts = opts.withDefaults()
+	ttl := opts.SessionTTL.Milliseconds()
+	if ttl < 1 {
+		ttl = 1
+	}
+	return &Machine{
+		opts:     opts,
+		ttlMs:    uint64(ttl),
+		files:    make(map[string]*file),
+		sessions: make(map[uint64]*session),
+	}
+}
+
+// Apply applies the command at position index of the global command
+// sequence and returns its result. index must be Applied()+1: commands are
+// applied strictly in order, each exactly once, and anything else is a bug
+// in the caller that would silently fork this replica, so Apply panics on
+// it. The command's bytes are never a reason to panic: an undecodable
+// command yields CodeBadCommand and changes nothing but Applied. Apply does
+// not retain cmd.
+func (m *Machine) Apply(index uint64, cmd []byte) Result {
+	if index != m.applied+1 {
+		panic(fmt.Sprintf("filestore: Apply(%d) after %d: commands must be applied in order", index, m.applied))
+	}
+	m.applied = index
+	c, err := parseCommand(cmd)
+	if err != nil {
+		return Result{Code: CodeBadCommand, Index: index, Err: err}
+	}
+	if c.stamp > m.logTime {
+		m.logTime = c.stamp
+	}
+	m.expireSessions()
+
+	var s *session
+	if c.client != 0 {
+		s = m.sessions[c.client]
+		if s != nil && c.seq <= s.seq {
+			m.touch(s)
+			if c.seq == s.seq {
+				return s.result()
+			}
+			return Result{Code: CodeStale, Index: index}
+		}
+	}
+	r := m.exec(index, &c)
+	if c.client != 0 {
+		m.remember(s, c.client, c.seq, r)
+	}
+	return r
+}
+
+// exec performs the write itself.
+func (m *Machine) exec(index uint64, c *commandView) Result {
+	f := m.files[string(c.key)]
+	var cur uint64
+	if f != nil {
+		cur = f.version
+	}
+	written := Result{Code: CodeOK, Index: index, Version: index}
+	switch c.op {
+	case OpPut:
+		if len(c.value) > m.opts.MaxValue {
+			return Result{Code: CodeTooLarge, Index: index, Version: cur}
+		}
+		if f == nil {
+			f = m.create(c.key)
+		}
+		m.setValue(f, index, slices.Clone(c.value))
+		return written
+	case OpAppend:
+		if f == nil {
+			if len(c.value) > m.opts.MaxValue {
+				return Result{Code: CodeTooLarge, Index: index}
+			}
+			f = m.create(c.key)
+			m.setValue(f, index, slices.Clone(c.value))
+			return written
+		}
+		if len(f.value)+len(c.value) > m.opts.MaxValue {
+			return Result{Code: CodeTooLarge, Index: index, Version: cur}
+		}
+		// Writes only past len(f.value): slices from Get are unaffected.
+		m.setValue(f, index, append(f.value, c.value...))
+		return written
+	case OpCAS:
+		if len(c.value) > m.opts.MaxValue {
+			return Result{Code: CodeTooLarge, Index: index, Version: cur}
+		}
+		if cur != c.version {
+			return Result{Code: CodeConflict, Index: index, Version: cur}
+		}
+		if f == nil {
+			f = m.create(c.key)
+		}
+		m.setValue(f, index, slices.Clone(c.value))
+		return written
+	case OpDel:
+		if f == nil {
+			return Result{Code: CodeNotFound, Index: index}
+		}
+		m.keys.remove(f.key)
+		delete(m.files, f.key)
+		m.valueBytes -= int64(len(f.value))
+		m.dirtyFiles.drop(f, &m.sum)
+		return Result{Code: CodeOK, Index: index}
+	}
+	// parseCommand only yields the four ops above.
+	panic("filestore: unreachable op " + c.op.String())
+}
+
+func (m *Machine) create(key []byte) *file {
+	f := &file{key: string(key)}
+	m.files[f.key] = f
+	m.keys.insert(f.key)
+	return f
+}
+
+func (m *Machine) setValue(f *file, version uint64, v []byte) {
+	m.valueBytes += int64(len(v)) - int64(len(f.value))
+	f.value, f.version = v, version
+	m.dirtyFiles.mark(f)
+}
+
+// expireSessions drops every session idle for longer than the TTL in log
+// time. Log time only moves forward, so each session expires once and the
+// heap root is the only candidate.
+func (m *Machine) expireSessions() {
+	for len(m.byActive) > 0 {
+		s := m.byActive[0]
+		// active <= logTime always, so the unsigned difference is exact.
+		if uint64(m.logTime)-uint64(s.active) <= m.ttlMs {
+			return
+		}
+		m.dropSession(s)
+	}
+}
+
+func (m *Machine) dropSession(s *session) {
+	m.byActive.remove(s)
+	delete(m.sessions, s.client)
+	m.dirtySessions.drop(s, &m.sum)
+}
+
+// touch records activity on s at the current log time.
+func (m *Machine) touch(s *session) {
+	s.active = m.logTime
+	m.byActive.fix(s.pos)
+	m.dirtySessions.mark(s)
+}
+
+// remember stores r as client's reply to seq, creating its session (s is
+// nil) if needed, and evicting the least recently active session first if
+// the table is full, so the new session always survives.
+func (m *Machine) remember(s *session, client, seq uint64, r Result) {
+	if s == nil {
+		if len(m.sessions) >= m.opts.MaxSessions {
+			m.dropSession(m.byActive[0])
+		}
+		s = &session{client: client, active: m.logTime}
+		m.sessions[client] = s
+		m.byActive.push(s)
+	}
+	s.seq, s.code, s.index, s.version = seq, r.Code, r.Index, r.Version
+	m.touch(s)
+}
+
+// Get returns the value and version of the file at key. The value shares
+// memory with the Machine: the caller must not modify it. It stays valid
+// and unchanged after later writes to the file.
+func (m *Machine) Get(key string) (value []byte, version uint64, ok bool) {
+	f := m.files[key]
+	if f == nil {
+		return nil, 0, false
+	}
+	return f.value[:len(f.value):len(f.value)], f.version, true
+}
+
+// Stat returns the size and version of the file at key.
+func (m *Machine) Stat(key string) (size int, version uint64, ok bool) {
+	f := m.files[key]
+	if f == nil {
+		return 0, 0, false
+	}
+	return len(f.value), f.version, true
+}
+
+// List returns, in byte order, up to limit keys that start with prefix;
+// limit <= 0 means no limit.
+func (m *Machine) List(prefix string, limit int) []string {
+	return m.keys.list(prefix, limit)
+}
+
+// Len returns the number of files.
+func (m *Machine) Len() int { return len(m.files) }
+
+// ValueBytes returns the total size of all values.
+func (m *Machine) ValueBytes() int64 { return m.valueBytes }
+
+// Sessions returns the number of live client sessions.
+func (m *Machine) Sessions() int { return len(m.sessions) }
+
+// Applied returns the index of the last command applied, 0 for none.
+func (m *Machine) Applied() uint64 { return m.applied }
+
+// LogTime returns the machine's clock: the largest command stamp applied,
+// in milliseconds, or 0.
+func (m *Machine) LogTime() int64 { return m.logTime }
+
+// Options returns the options in effect, defaults filled in.
+func (m *Machine) Options() Options { return m.opts }
+
+// Clone returns an independent copy of m, so the node can write a snapshot
+// from the copy while it keeps applying to m. Values are shared, not
+// copied: they are never modified in place. The cost is a few allocations
+// per file and session.
+func (m *Machine) Clone() *Machine {
+	c := &Machine{
+		opts:       m.opts,
+		ttlMs:      m.ttlMs,
+		files:      make(map[string]*file, len(m.files)),
+		keys:       m.keys.clone(),
+		valueBytes: m.valueBytes,
+		sessions:   make(map[uint64]*session, len(m.sessions)),
+		byActive:   make(sessionHeap, len(m.byActive)),
+		applied:    m.applied,
+		logTime:    m.logTime,
+		sum:        m.sum,
+	}
+	files := make([]file, len(m.files)) // one allocation for all
+	i := 0
+	for k, f := range m.files {
+		nf := &files[i]
+		i++
+		*nf = *f
+		// Capped so that an APPEND on the copy reallocates rather than
+		// writing into spare capacity that m may also fill. m itself
+		// is left alone: Clone only reads it.
+		nf.value = f.value[:len(f.value):len(f.value)]
+		c.files[k] = nf
+	}
+	sessions := make([]session, len(m.byActive))
+	for i, s := range m.byActive {
+		ns := &sessions[i]
+		*ns = *s
+		c.byActive[i] = ns
+		c.sessions[ns.client] = ns
+	}
+	for _, f := range m.dirtyFiles.list {
+		c.dirtyFiles.list = append(c.dirtyFiles.list, c.files[f.key])
+	}
+	for _, s := range m.dirtySessions.list {
+		c.dirtySessions.list = append(c.dirtySessions.list, c.sessions[s.client])
+	}
+	return c
+}

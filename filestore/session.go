@@ -1,0 +1,104 @@
+package filestore
+
+// session is one client's exactly-once record: the last sequence number it
+// wrote and the result that write got, so a retry gets the same answer
+// instead of a second application.
+type session struct {
+	client  uint64
+	seq     uint64
+	active  int64 // log time of the client's last command
+	code    ResultCode
+	index   uint64
+	version uint64
+	pos     int // position in the machine's sessionHeap
+	tracked
+}
+
+func (s *session) result() Result {
+	return Result{Code: s.code, Index: s.index, Version: s.version}
+}
+
+// older orders sessions for expiry and eviction: least recently active
+// first, ties broken by client id. The order depends on nothing but the
+// sessions' content, so every replica, and every replica restored from a
+// snapshot, evicts the same session.
+func older(a, b *session) bool {
+	if a.active != b.active {
+		return a.active < b.active
+	}
+	return a.client < b.client
+}
+
+// sessionHeap is a binary min-heap under older, so expiry and eviction
+// look only at the root and touching a session costs O(log n).
+type sessionHeap []*session
+
+func (h sessionHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].pos, h[j].pos = i, j
+}
+
+func (h sessionHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !older(h[i], h[p]) {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h sessionHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		c := l
+		if r := l + 1; r < len(h) && older(h[r], h[l]) {
+			c = r
+		}
+		if !older(h[c], h[i]) {
+			return
+		}
+		h.swap(i, c)
+		i = c
+	}
+}
+
+func (h *sessionHeap) push(s *session) {
+	s.pos = len(*h)
+	*h = append(*h, s)
+	h.up(s.pos)
+}
+
+// remove takes s out of the heap.
+func (h *sessionHeap) remove(s *session) {
+	i, last := s.pos, len(*h)-1
+	if i != last {
+		h.swap(i, last)
+	}
+	(*h)[last] = nil
+	*h = (*h)[:last]
+	if i != last {
+		h.fix(i)
+	}
+	s.pos = -1
+}
+
+// fix restores the order after the session at i changed.
+func (h sessionHeap) fix(i int) {
+	h.up(i)
+	h.down(i)
+}
+
+// init orders an arbitrary slice.
+func (h sessionHeap) init() {
+	for i := range h {
+		h[i].pos = i
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}

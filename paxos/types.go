@@ -1,0 +1,194 @@
+package paxos
+
+import "fmt"
+
+// NodeID names a replica. Zero means "none".
+type NodeID uint64
+
+// None is the zero NodeID: no replica.
+const None NodeID = 0
+
+// Ballot orders proposals: by Round, then by Node. Two proposers never share
+// a ballot because the node id breaks ties. The zero Ballot is below every
+// ballot a proposer uses.
+type Ballot struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Round uint64
+	Node  NodeID
+}
+
+// Less reports whether b orders strictly before o.
+func (b Ballot) Less(o Ballot) bool {
+	if b.Round != o.Round {
+		return b.Round < o.Round
+	}
+	return b.Node < o.Node
+}
+
+// IsZero reports whether b is the zero ballot.
+func (b Ballot) IsZero() bool { return b.Round == 0 && b.Node == 0 }
+
+func (b Ballot) String() string { return fmt.Sprintf("%d.%d", b.Round, b.Node) }
+
+// ValueKind says what a slot holds.
+type ValueKind uint8
+
+// Value kinds. A no-op fills a gap a new master found in its log; a config
+// value carries the member list (reserved: membership changes come later).
+const (
+	ValueCmds ValueKind = iota
+	ValueNoop
+	ValueConfig
+)
+
+// Value is what one slot decides: a batch of opaque client commands, or a
+// no-op. Batching many commands per slot is what makes a slot cheap.
+type Value struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Kind ValueKind
+	Cmds [][]byte
+}
+
+// Entry is a value for a slot under a ballot. In Ready.Accepted it is a vote
+// to persist; in Ready.Chosen the ballot is the one that chose it.
+type Entry struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Slot   uint64
+	Ballot Ballot
+	Value  Value
+}
+
+// MsgType names a message of the protocol.
+type MsgType uint8
+
+// Message types. Pre-prepare is a probe that changes no state, so a replica
+// cut off from the master cannot raise ballots that would depose it on return.
+const (
+	MsgPrePrepare MsgType = iota + 1
+	MsgPrePromise
+	MsgPrepare
+	MsgPromise
+	MsgAccept
+	MsgAccepted
+	MsgHeartbeat
+	MsgHeartbeatResp
+	MsgReadIndex
+	MsgReadIndexResp
+	MsgFetch
+	MsgFetchResp
+)
+
+var msgNames = [...]string{
+	MsgPrePrepare:    "PrePrepare",
+	MsgPrePromise:    "PrePromise",
+	MsgPrepare:       "Prepare",
+	MsgPromise:       "Promise",
+	MsgAccept:        "Accept",
+	MsgAccepted:      "Accepted",
+	MsgHeartbeat:     "Heartbeat",
+	MsgHeartbeatResp: "HeartbeatResp",
+	MsgReadIndex:     "ReadIndex",
+	MsgReadIndexResp: "ReadIndexResp",
+	MsgFetch:         "Fetch",
+	MsgFetchResp:     "FetchResp",
+}
+
+func (t MsgType) String() string {
+	if int(t) < len(msgNames) && msgNames[t] != "" {
+		return msgNames[t]
+	}
+	return fmt.Sprintf("MsgType(%d)", uint8(t))
+}
+
+// Message is one protocol message. Its fields mean, by type:
+//
+//	PrePrepare   Ballot: the ballot the sender would prepare
+//	PrePromise   Reject: no; Hint: the responder's promise
+//	Prepare      Ballot; Slot: first slot the sender has not seen chosen
+//	Promise      Ballot; Entries: every accepted entry at or after Slot;
+//	             Commit: the responder's chosen prefix; Reject + Hint
+//	Accept       Ballot; Entries; Commit: master's chosen prefix
+//	Accepted     Ballot; Slot..Index: the range accepted; Reject + Hint
+//	Heartbeat    Ballot; Commit; Context: read round
+//	HeartbeatResp Ballot; Context: the round echoed; Reject + Hint
+//	ReadIndex    Context: the requester's read id
+//	ReadIndexResp Context; Index: the read index; Reject if refused
+//	Fetch        Slot: first chosen slot wanted
+//	FetchResp    Entries: chosen entries (Ballot = the ballot that chose
+//	             them); Commit: the sender's chosen prefix
+type Message struct {
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Type    MsgType
+	From    NodeID
+	To      NodeID
+	Ballot  Ballot
+	Slot    uint64
+	Index   uint64
+	Commit  uint64
+	Context uint64
+	Reject  bool
+	Hint    Ballot
+	Entries []Entry
+}
+
+// Role is what a replica currently does.
+type Role uint8
+
+// Roles. A candidate is running phase 1 (or its pre-prepare probe).
+const (
+	Follower Role = iota
+	Candidate
+	Master
+)
+
+func (r Role) String() string {
+	switch r {
+	case Follower:
+		return "follower"
+	case Candidate:
+		return "candidate"
+	case Master:
+		return "master"
+	}
+	return "unknown"
+}
+
+// SoftState is volatile state the application may show; it is never
+// persisted.
+type SoftState struct {
+	Role   Role
+	Master NodeID // the master this replica follows, or itself; None if unknown
+	Ballot Ballot // the ballot of that master (or of this candidate)
+	// Ready is true on a master once its own no-op is chosen: only then does
+	// it grant read indexes.
+	Ready bool
+}
+
+// ReadState answers a ReadIndex call. Once the application has applied
+// every slot up to Index, a read started before the ReadIndex call may be
+// served from local state. A failed read carries Failed and no index.
+type ReadState struct {
+	Context uint64
+	Index   uint64
+	Failed  bool
+}
+
+// HardState is what a replica must find again after a crash: the promise and
+// the accepted entries (the log), plus a hint of its chosen prefix.
+type HardState struct {
+	Promise Ballot
+	// Entries is the log as persisted: for each slot, the last accepted
+	// entry. Entries at or below Committed hold their chosen values.
+	Entries []Entry
+	// Committed is the highest slot such that every slot up to it is chosen
+	// and its held entry is the chosen one.
+	Committed uint64
+	// Applied is the slot the application's state already reflects (for
+	// example from a snapshot); chosen entries up to it are not handed out
+	// again.
+	Applied uint64
+}

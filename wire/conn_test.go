@@ -27,6 +27,7 @@ func mustMarshal(t testing.TB, v any) []byte {
 
 // testAccept is shaped like a paxos Accept; wire treats it as any body.
 type testAccept struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
 	_msgpack struct{} `msgpack:",as_array"`
 
 	Round   uint64
@@ -36,6 +37,7 @@ type testAccept struct {
 }
 
 type testEntry struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
 	_msgpack struct{} `msgpack:",as_array"`
 
 	Slot  uint64
@@ -352,11 +354,16 @@ func TestRecvBodyAliasing(t *testing.T) {
 }
 
 func TestLargeFrames(t *testing.T) {
-	s := startServer(t, serverConfig{})
-	c := dial(t, s.addr())
-	// Sizes around the buffer and growth boundaries, each twice so buffer
-	// reuse is exercised, and back down to small.
-	for i, n := range []int{0, 1, bufSize - 20, bufSize, growStep + 1, 3 << 20, 3 << 20, keepBuf + 1, 10, DefaultMaxFrame - 64} {
+	const max = 3 << 20
+	s := startServer(t, serverConfig{opts: Options{MaxFrame: max}})
+	c, _, err := Dial(context.Background(), s.addr(), replicaHello(2), Options{MaxFrame: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Sizes around the buffer and growth boundaries, some twice so buffer
+	// reuse is exercised, up to the maximum and back down to small.
+	for i, n := range []int{0, 1, bufSize - 20, bufSize, growStep + 1, keepBuf + 1, keepBuf + 1, 10, 10, max - 64, 5} {
 		v := bytes.Repeat([]byte{byte(i)}, n)
 		if err := c.Send(KindSnapshotChunk, uint64(i), v); err != nil {
 			t.Fatal(err)

@@ -97,13 +97,49 @@ func (e Envelope) Clone() Envelope {
 	return e
 }
 
+// EncodeMsgpack encodes e in the protocol's layout, so that encoding an
+// Envelope with msgpack, or inside another message, gives the same bytes
+// as AppendEnvelope.
+func (e Envelope) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeArrayLen(3); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(uint64(e.Kind)); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(e.ID); err != nil {
+		return err
+	}
+	body := e.Body
+	if len(body) == 0 {
+		body = nilBody
+	}
+	return enc.Encode(body)
+}
+
+// DecodeMsgpack decodes an envelope in the protocol's layout, checked as
+// DecodeEnvelope checks it. The Body is a copy.
+func (e *Envelope) DecodeMsgpack(dec *msgpack.Decoder) error {
+	raw, err := dec.DecodeRaw()
+	if err != nil {
+		return err
+	}
+	env, err := DecodeEnvelope(raw)
+	if err != nil {
+		return err
+	}
+	*e = env
+	return nil
+}
+
 // nilBody is the msgpack encoding of nil: what an envelope carries when it
 // has nothing to say, since the body must be one whole value.
 var nilBody = []byte{0xc0}
 
 // AppendEnvelope appends the encoding of an envelope to dst: a 3-element
-// msgpack array of kind, id and body. body must be exactly one msgpack
-// value; an empty body is encoded as nil.
+// msgpack array of kind, id and body. kind should be Valid and body exactly
+// one msgpack value, or the receiver refuses the envelope; an empty body is
+// encoded as nil.
 func AppendEnvelope(dst []byte, kind Kind, id uint64, body []byte) []byte {
 	dst = appendEnvelopeHeader(dst, kind, id)
 	if len(body) == 0 {

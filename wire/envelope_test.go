@@ -205,3 +205,27 @@ func TestAppendMessageMatchesParts(t *testing.T) {
 		t.Fatalf("got %v, want ErrFrameTooLarge", err)
 	}
 }
+
+func TestEnvelopeMsgpackCodec(t *testing.T) {
+	for _, env := range []Envelope{
+		{KindPing, 0, nil},
+		{KindReply, 1 << 50, mustMarshal(t, fullReply())},
+	} {
+		b := mustMarshal(t, env)
+		if want := AppendEnvelope(nil, env.Kind, env.ID, env.Body); !bytes.Equal(b, want) {
+			t.Fatalf("Marshal gives %x, AppendEnvelope %x", b, want)
+		}
+		var got Envelope
+		if err := Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if want := (Envelope{env.Kind, env.ID, AppendEnvelope(nil, 1, 0, env.Body)[3:]}); got.Kind != want.Kind ||
+			got.ID != want.ID || !bytes.Equal(got.Body, want.Body) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	}
+	var got Envelope
+	if err := Unmarshal(AppendEnvelope(nil, 0, 1, nil), &got); !errors.Is(err, ErrBadBody) {
+		t.Fatalf("kind 0: got %v, want ErrBadBody", err)
+	}
+}

@@ -74,8 +74,9 @@ type refusal struct {
 // handshake: it sends hello and expects KindWelcome with the peer's Hello,
 // which it returns. A refusal gives a *RefusedError (matching ErrRefused).
 // A welcome from another version or cluster gives ErrVersion or
-// ErrClusterMismatch. The handshake ends by opts.HandshakeTimeout or ctx,
-// whichever comes first; ctx does not bound the Conn after that.
+// ErrClusterMismatch. Connecting and the handshake together end within
+// opts.HandshakeTimeout or when ctx ends, whichever comes first; ctx does
+// not bound the Conn after that.
 func Dial(ctx context.Context, addr string, hello Hello, opts Options) (*Conn, Hello, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, Hello{}, err
@@ -84,13 +85,15 @@ func Dial(ctx context.Context, addr string, hello Hello, opts Options) (*Conn, H
 	if err := hello.Validate(); err != nil {
 		return nil, Hello{}, err
 	}
-	var d net.Dialer
+	opts = opts.withDefaults()
+	deadline := time.Now().Add(opts.HandshakeTimeout)
+	d := net.Dialer{Deadline: deadline}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, Hello{}, fmt.Errorf("wire: dial %s: %w", addr, err)
 	}
 	c := NewConn(nc, opts)
-	peer, err := c.clientHandshake(ctx, hello)
+	peer, err := c.clientHandshake(ctx, hello, deadline)
 	if err != nil {
 		c.Close()
 		if ctx.Err() != nil {
@@ -102,8 +105,7 @@ func Dial(ctx context.Context, addr string, hello Hello, opts Options) (*Conn, H
 	return c, peer, nil
 }
 
-func (c *Conn) clientHandshake(ctx context.Context, hello Hello) (Hello, error) {
-	deadline := time.Now().Add(c.opts.HandshakeTimeout)
+func (c *Conn) clientHandshake(ctx context.Context, hello Hello, deadline time.Time) (Hello, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 var errNotMember = errors.New("not a member")
@@ -74,7 +75,7 @@ func rawDialHello(t *testing.T, addr string, hello Hello) error {
 	}
 	c := NewConn(nc, Options{})
 	defer c.Close()
-	_, err = c.clientHandshake(context.Background(), hello.withVersion())
+	_, err = c.clientHandshake(context.Background(), hello.withVersion(), time.Now().Add(DefaultHandshakeTimeout))
 	return err
 }
 

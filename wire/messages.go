@@ -116,6 +116,7 @@ func (c Code) String() string {
 
 // Request is a client operation sent by a proxy to a replica (KindRequest).
 type Request struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
 	_msgpack struct{} `msgpack:",as_array"`
 
 	Op          Op
@@ -130,6 +131,7 @@ type Request struct {
 
 // Reply answers a Request (KindReply), matched by the envelope's ID.
 type Reply struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
 	_msgpack struct{} `msgpack:",as_array"`
 
 	Code       Code
@@ -145,11 +147,13 @@ type Reply struct {
 
 // StatusRequest asks a replica for its Status (KindStatus). It has no fields.
 type StatusRequest struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
 	_msgpack struct{} `msgpack:",as_array"`
 }
 
 // Status describes one replica (KindStatusReply).
 type Status struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
 	_msgpack struct{} `msgpack:",as_array"`
 
 	ID         uint64

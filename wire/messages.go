@@ -143,6 +143,7 @@ type Reply struct {
 	MasterID   uint64 // CodeNotMaster: the master as this replica knows it, 0 if none
 	MasterAddr string
 	Applied    uint64 // the replica's applied index when it answered
+	Size       uint64 // OpStat: the file's length in bytes
 }
 
 // StatusRequest asks a replica for its Status (KindStatus). It has no fields.

@@ -240,9 +240,19 @@ func parseInt(b []byte) (int64, bool) {
 // the line protocol).
 func ValidateKey(key string) error {
 	if !validKeyString(key) {
-		return fmt.Errorf("%w: %q", ErrBadKey, key)
+		return fmt.Errorf("%w: %s", ErrBadKey, quoteShort(key))
 	}
 	return nil
+}
+
+// quoteShort quotes s for an error message, cut to a readable length: keys
+// come from clients and disks, and an error should not carry a megabyte.
+func quoteShort[T string | []byte](s T) string {
+	const max = 64
+	if len(s) > max {
+		return strconv.Quote(string(s[:max])) + "..."
+	}
+	return strconv.Quote(string(s))
 }
 
 func validKeyBytes(k []byte) bool {

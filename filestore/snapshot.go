@@ -197,7 +197,7 @@ func ReadSnapshot(r io.Reader, opts Options) (*Machine, SnapshotMeta, error) {
 	}
 	m := New(opts)
 	sr := snapshotReader{
-		r:   bufio.NewReaderSize(r, 64<<10),
+		r:   bufio.NewReaderSize(r, 16<<10),
 		max: maxSnapshotLine(m.opts),
 		m:   m,
 	}
@@ -300,7 +300,7 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 		return meta, sr.corrupt("not a snapshot header")
 	}
 	if string(f[1]) != snapshotVersion {
-		return meta, sr.corrupt("unsupported format version %q", f[1])
+		return meta, sr.corrupt("unsupported format version %s", quoteShort(f[1]))
 	}
 	if meta.Slot, ok = parseUint(f[2]); !ok {
 		return meta, sr.corrupt("bad slot")
@@ -375,10 +375,10 @@ func (sr *snapshotReader) readFile(line []byte, meta *SnapshotMeta, fb [][]byte)
 		return sr.corrupt("bad key: %v", err)
 	}
 	if !validKeyBytes(sr.scratch) {
-		return sr.corrupt("bad key %q", sr.scratch)
+		return sr.corrupt("bad key %s", quoteShort(sr.scratch))
 	}
 	if len(m.files) > 0 && string(sr.scratch) <= m.keys.max() {
-		return sr.corrupt("key %q out of order", sr.scratch)
+		return sr.corrupt("key %s out of order", quoteShort(sr.scratch))
 	}
 	key := string(sr.scratch)
 	version, ok := parseUint(f[2])

@@ -62,6 +62,7 @@
 // reader accepts exactly this form and nothing else; any deviation, a
 // missing trailer or trailing bytes is ErrCorruptSnapshot naming the line.
 //
-// The "1" in the header is the format version. This format and the command
-// encoding never change without bumping it.
+// The "1" in the header is the format version: this format never changes
+// without bumping it. The command encoding lives in the log, and never
+// changes without bumping the log's format version.
 package filestore

@@ -10,8 +10,11 @@ import (
 
 // Limits and defaults of Options.
 const (
-	DefaultMaxValue    = 1 << 20
-	DefaultSessionTTL  = time.Hour
+	// DefaultMaxValue is the default Options.MaxValue, 1 MiB.
+	DefaultMaxValue = 1 << 20
+	// DefaultSessionTTL is the default Options.SessionTTL.
+	DefaultSessionTTL = time.Hour
+	// DefaultMaxSessions is the default Options.MaxSessions.
 	DefaultMaxSessions = 100_000
 	// MaxValueLimit bounds Options.MaxValue: a snapshot line holds an
 	// escaped value (up to four bytes per byte) and readers must be able

@@ -1,0 +1,262 @@
+package line
+
+import (
+	"fmt"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Cmd is a request's command.
+type Cmd uint8
+
+// Commands. The zero Cmd is invalid so that a forgotten field shows.
+const (
+	CmdPut Cmd = iota + 1
+	CmdAppend
+	CmdCAS
+	CmdDel
+	CmdGet
+	CmdStat
+	CmdList
+	CmdConsistency
+	CmdStatus
+	CmdStats
+	CmdPing
+	CmdQuit
+	CmdHelp
+)
+
+var cmdNames = [...]string{
+	CmdPut:         "PUT",
+	CmdAppend:      "APPEND",
+	CmdCAS:         "CAS",
+	CmdDel:         "DEL",
+	CmdGet:         "GET",
+	CmdStat:        "STAT",
+	CmdList:        "LIST",
+	CmdConsistency: "CONSISTENCY",
+	CmdStatus:      "STATUS",
+	CmdStats:       "STATS",
+	CmdPing:        "PING",
+	CmdQuit:        "QUIT",
+	CmdHelp:        "HELP",
+}
+
+// longestCmd bounds the token lookupCmd upper-cases.
+const longestCmd = len("CONSISTENCY")
+
+// String returns the protocol verb of c, or "UNKNOWN".
+func (c Cmd) String() string {
+	if c == 0 || int(c) >= len(cmdNames) {
+		return "UNKNOWN"
+	}
+	return cmdNames[c]
+}
+
+// IsWrite reports whether c changes state (PUT, APPEND, CAS, DEL).
+func (c Cmd) IsWrite() bool { return c >= CmdPut && c <= CmdDel }
+
+// hasValue reports whether c carries a value.
+func (c Cmd) hasValue() bool { return c == CmdPut || c == CmdAppend || c == CmdCAS }
+
+// hasKey reports whether c names one key.
+func (c Cmd) hasKey() bool { return c >= CmdPut && c <= CmdStat }
+
+// lookupCmd returns the command tok names, ignoring case, or 0.
+func lookupCmd(tok []byte) Cmd {
+	if len(tok) > longestCmd {
+		return 0
+	}
+	var up [longestCmd]byte
+	for i, c := range tok {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		up[i] = c
+	}
+	switch string(up[:len(tok)]) {
+	case "PUT":
+		return CmdPut
+	case "APPEND":
+		return CmdAppend
+	case "CAS":
+		return CmdCAS
+	case "DEL":
+		return CmdDel
+	case "GET":
+		return CmdGet
+	case "STAT":
+		return CmdStat
+	case "LIST":
+		return CmdList
+	case "CONSISTENCY":
+		return CmdConsistency
+	case "STATUS":
+		return CmdStatus
+	case "STATS":
+		return CmdStats
+	case "PING":
+		return CmdPing
+	case "QUIT":
+		return CmdQuit
+	case "HELP":
+		return CmdHelp
+	}
+	return 0
+}
+
+// Level is a read consistency level, chosen per connection with CONSISTENCY.
+// The values match wire.Consistency.
+type Level uint8
+
+// Read consistency levels (DESIGN.md, "Reads").
+const (
+	// LevelLinearizable reads confirm a read index with the master (the default).
+	LevelLinearizable Level = iota
+	// LevelSession reads wait until the replica applied the client's last write.
+	LevelSession
+	// LevelStale reads answer from any replica at once.
+	LevelStale
+)
+
+// String returns the protocol name of l.
+func (l Level) String() string {
+	switch l {
+	case LevelLinearizable:
+		return "linearizable"
+	case LevelSession:
+		return "session"
+	case LevelStale:
+		return "stale"
+	}
+	return "unknown"
+}
+
+// ParseLevel returns the level named s, ignoring case.
+func ParseLevel(s string) (Level, error) {
+	if l, ok := lookupLevel([]byte(s)); ok {
+		return l, nil
+	}
+	return 0, fmt.Errorf("line: unknown consistency level %q (want linearizable, session or stale): %w", s, ErrBadRequest)
+}
+
+func lookupLevel(tok []byte) (Level, bool) {
+	for _, l := range []Level{LevelLinearizable, LevelSession, LevelStale} {
+		if equalFold(tok, l.String()) {
+			return l, true
+		}
+	}
+	return 0, false
+}
+
+// equalFold compares ASCII case-insensitively without allocating.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'a' <= x && x <= 'z' {
+			x -= 'a' - 'A'
+		}
+		if 'a' <= y && y <= 'z' {
+			y -= 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// Request is one parsed client request. Fields a command does not use are zero.
+type Request struct {
+	Cmd      Cmd
+	Key      string // PUT, APPEND, CAS, DEL, GET, STAT
+	Value    []byte // PUT, APPEND, CAS; never nil for them, even when empty
+	Version  uint64 // CAS: expected version, 0 = must not exist
+	MinIndex uint64 // GET ... MIN <index>: answer only once applied this far; 0 = no bound
+	Prefix   string // LIST: "" lists every key
+	Level    Level  // CONSISTENCY
+}
+
+// ValidKey reports whether key is 1 to maxKey bytes of printable UTF-8
+// without spaces or control characters. maxKey <= 0 means DefaultMaxKey.
+func ValidKey(key string, maxKey int) bool {
+	if maxKey <= 0 {
+		maxKey = DefaultMaxKey
+	}
+	return len(key) > 0 && len(key) <= maxKey && validKeyChars(key)
+}
+
+// validKeyChars reports whether every rune of s is printable and not a space.
+func validKeyChars(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c <= ' ' || c == 0x7f {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			// IsPrint excludes every space but U+0020, which the ASCII path refused.
+			return false
+		}
+		i += size
+	}
+	return true
+}
+
+// AppendRequest appends the wire form of req to dst, with any value sent as a
+// binary-safe "$<n>" block, and returns the extended slice. It refuses, with
+// an error matching ErrBadRequest, a request no server would accept: an
+// unknown command, an invalid key or prefix (also ErrInvalidKey) or level.
+func AppendRequest(dst []byte, req Request) ([]byte, error) {
+	name := req.Cmd.String()
+	if name == "UNKNOWN" {
+		return dst, fmt.Errorf("line: encode: unknown command %d: %w", req.Cmd, ErrBadRequest)
+	}
+	if req.Cmd.hasKey() && !ValidKey(req.Key, 0) {
+		return dst, fmt.Errorf("line: encode %s: key %.64q: %w: %w", name, req.Key, ErrBadRequest, ErrInvalidKey)
+	}
+	if req.Cmd == CmdList && req.Prefix != "" && !ValidKey(req.Prefix, 0) {
+		return dst, fmt.Errorf("line: encode LIST: prefix %.64q: %w: %w", req.Prefix, ErrBadRequest, ErrInvalidKey)
+	}
+	if req.Cmd == CmdConsistency && req.Level > LevelStale {
+		return dst, fmt.Errorf("line: encode: unknown consistency level %d: %w", req.Level, ErrBadRequest)
+	}
+	dst = append(dst, name...)
+	if req.Cmd.hasKey() {
+		dst = append(dst, ' ')
+		dst = append(dst, req.Key...)
+	}
+	switch req.Cmd {
+	case CmdCAS:
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, req.Version, 10)
+	case CmdGet:
+		if req.MinIndex > 0 {
+			dst = append(dst, " MIN "...)
+			dst = strconv.AppendUint(dst, req.MinIndex, 10)
+		}
+	case CmdList:
+		if req.Prefix != "" {
+			dst = append(dst, ' ')
+			dst = append(dst, req.Prefix...)
+		}
+	case CmdConsistency:
+		dst = append(dst, ' ')
+		dst = append(dst, req.Level.String()...)
+	}
+	if req.Cmd.hasValue() {
+		dst = append(dst, " $"...)
+		dst = strconv.AppendUint(dst, uint64(len(req.Value)), 10)
+		dst = append(dst, "\r\n"...)
+		dst = append(dst, req.Value...)
+	}
+	return append(dst, "\r\n"...), nil
+}

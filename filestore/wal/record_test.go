@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"hash/crc32"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -27,7 +28,7 @@ func TestFormatGolden(t *testing.T) {
 	l, _, _ := mustOpen(t, dir, Options{})
 	mustAppend(t, l, recs)
 	mustClose(t, l)
-	if got := string(readFile(t, dir+"/00000000000000000042.log")); got != want {
+	if got := string(readFile(t, filepath.Join(dir, "00000000000000000042.log"))); got != want {
 		t.Fatalf("segment:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -132,6 +132,7 @@ type Log struct {
 	segs   []segment // oldest first; the last one is the one appended to
 	f      *os.File  // the last segment, nil while the log has none
 	buf    []byte    // encoding buffer, reused between Appends
+	hdr    []byte    // header scratch, reused (a local array would escape)
 	err    error     // sticky
 	closed bool
 }
@@ -296,7 +297,10 @@ func (l *Log) needRoll() bool {
 // then written right before it, so the batch is one slice without a copy.
 func (l *Log) encode(recs []Record) ([]byte, error) {
 	const room = maxHeaderLen
-	b := append(l.buf[:0], make([]byte, room)...)
+	if cap(l.buf) < room {
+		l.buf = make([]byte, 0, 64<<10)
+	}
+	b := l.buf[:room]
 	for i := range recs {
 		r := &recs[i]
 		if err := r.validate(); err != nil {
@@ -320,10 +324,9 @@ func (l *Log) encode(recs []Record) ([]byte, error) {
 		}
 	}
 	l.buf = b[:0]
-	var hdr [maxHeaderLen]byte
-	h := appendHeader(hdr[:0], len(recs), b[room:])
-	start := room - len(h)
-	copy(b[start:], h)
+	l.hdr = appendHeader(l.hdr[:0], len(recs), b[room:])
+	start := room - len(l.hdr)
+	copy(b[start:], l.hdr)
 	return b[start:], nil
 }
 

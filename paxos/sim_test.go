@@ -96,9 +96,9 @@ type simNode struct {
 	deferred *Ready
 
 	// Volatile.
-	applied   uint64
+	applied    uint64
 	lastCommit uint64
-	reads     map[uint64]simRead // read context -> read in progress
+	reads      map[uint64]simRead // read context -> read in progress
 }
 
 type simRead struct {

@@ -12,7 +12,7 @@ const None NodeID = 0
 // a ballot because the node id breaks ties. The zero Ballot is below every
 // ballot a proposer uses.
 type Ballot struct {
-	_msgpack struct{} `msgpack:",as_array"`
+	_msgpack struct{} `msgpack:",as_array"` //lint:ignore U1000 tells msgpack to encode as an array
 
 	Round uint64
 	Node  NodeID
@@ -45,7 +45,7 @@ const (
 // Value is what one slot decides: a batch of opaque client commands, or a
 // no-op. Batching many commands per slot is what makes a slot cheap.
 type Value struct {
-	_msgpack struct{} `msgpack:",as_array"`
+	_msgpack struct{} `msgpack:",as_array"` //lint:ignore U1000 tells msgpack to encode as an array
 
 	Kind ValueKind
 	Cmds [][]byte
@@ -54,7 +54,7 @@ type Value struct {
 // Entry is a value for a slot under a ballot. In Ready.Accepted it is a vote
 // to persist; in Ready.Chosen the ballot is the one that chose it.
 type Entry struct {
-	_msgpack struct{} `msgpack:",as_array"`
+	_msgpack struct{} `msgpack:",as_array"` //lint:ignore U1000 tells msgpack to encode as an array
 
 	Slot   uint64
 	Ballot Ballot
@@ -120,7 +120,7 @@ func (t MsgType) String() string {
 //	FetchResp    Entries: chosen entries (Ballot = the ballot that chose
 //	             them); Commit: the sender's chosen prefix
 type Message struct {
-	_msgpack struct{} `msgpack:",as_array"`
+	_msgpack struct{} `msgpack:",as_array"` //lint:ignore U1000 tells msgpack to encode as an array
 
 	Type    MsgType
 	From    NodeID

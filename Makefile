@@ -1,0 +1,77 @@
+# synod — build, run, test. Every tool the targets need is installed by them.
+GO        ?= go
+BIN       := bin/synod
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
+SEEDS     ?= 10000
+SEED      ?=
+FUZZTIME  ?= 30s
+PKGS      := ./...
+
+.PHONY: all build run test check fmt-check vet staticcheck purity unit sim sim-ci fuzz bench tools clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/synod
+
+## run: a local 3-replica cluster and its proxy (Ctrl-C stops it)
+run: build
+	./$(BIN) up
+
+## test: what CI runs: format, vet, staticcheck, the paxos purity check, every test under -race
+test: check unit sim-ci
+
+check: fmt-check vet staticcheck purity
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+tools: $(STATICCHECK)
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) $(PKGS)
+
+# The paxos core must stay pure: standard library only, and none of it that
+# touches the network, the disk or the process.
+purity:
+	@bad=$$($(GO) list -f '{{join .Imports "\n"}}' ./paxos | grep -E '^(net|os|syscall)(/|$$)|\.'); \
+	if [ -n "$$bad" ]; then echo "paxos must stay pure, but imports:"; echo "$$bad"; exit 1; fi; \
+	echo "paxos is pure"
+
+unit:
+	$(GO) test -race -timeout 20m $(PKGS)
+
+## sim: the seeded simulator. SEEDS=n runs n seeds; SEED=n replays one seed.
+sim:
+ifneq ($(SEED),)
+	$(GO) test ./paxos -run 'TestSimulation$$' -count=1 -v -sim.seed=$(SEED)
+else
+	$(GO) test ./paxos -run 'TestSimulation$$' -count=1 -v -timeout 60m -sim.seeds=$(SEEDS)
+endif
+
+# sim-ci: 2,000 seeds and the planted-bug sweeps, without -race (unit runs a
+# few hundred seeds under -race).
+sim-ci:
+	$(GO) test ./paxos -run 'TestSimulation$$|TestPlanted' -count=1 -timeout 20m -sim.seeds=2000
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test $$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
+	  done; done
+
+## bench: the Go benchmarks of every package
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"synod/node"
+)
+
+// parsePeers reads "1=127.0.0.1:7101,2=…" into a map.
+func parsePeers(s string) (map[uint64]string, error) {
+	peers := map[uint64]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		n, err := strconv.ParseUint(id, 10, 64)
+		if !ok || err != nil || n == 0 || addr == "" {
+			return nil, fmt.Errorf("bad peer %q: want id=host:port", part)
+		}
+		if _, dup := peers[n]; dup {
+			return nil, fmt.Errorf("peer %d listed twice", n)
+		}
+		peers[n] = addr
+	}
+	if len(peers) == 0 {
+		return nil, fmt.Errorf("no peers")
+	}
+	return peers, nil
+}
+
+func init() { commandMakers = append(commandMakers, nodeCommand) }
+
+func nodeCommand() *cli.Command {
+	def := node.DefaultConfig()
+	return &cli.Command{
+		Name:  "node",
+		Usage: "run one replica",
+		Flags: []cli.Flag{
+			&cli.Uint64Flag{Name: "id", Required: true, Usage: "this replica's id", EnvVars: env("id")},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7101", Usage: "address for peers and proxies", EnvVars: env("listen")},
+			&cli.StringFlag{Name: "peers", Required: true, Usage: "every replica: 1=host:port,2=host:port,…", EnvVars: env("peers")},
+			&cli.StringFlag{Name: "dir", Required: true, Usage: "data directory", EnvVars: env("dir")},
+			&cli.StringFlag{Name: "cluster", Value: def.ClusterID, Usage: "cluster id, equal on every replica and proxy", EnvVars: env("cluster")},
+			&cli.BoolFlag{Name: "repair", Usage: "start after log corruption by cutting the log there (rejoins as a learner)", EnvVars: env("repair")},
+			&cli.DurationFlag{Name: "tick", Value: def.TickInterval, Usage: "the consensus core's clock tick", EnvVars: env("tick")},
+			&cli.DurationFlag{Name: "heartbeat", Value: def.Heartbeat, Usage: "master heartbeat interval", EnvVars: env("heartbeat")},
+			&cli.DurationFlag{Name: "election-timeout", Value: def.ElectionTimeout, Usage: "minimum election timeout (randomized up to twice this)", EnvVars: env("election-timeout")},
+			&cli.IntFlag{Name: "max-value", Value: def.MaxValue, Usage: "largest file in bytes", EnvVars: env("max-value")},
+			&cli.DurationFlag{Name: "read-timeout", Value: def.ReadTimeout, Usage: "how long a read may wait to reach its index", EnvVars: env("read-timeout")},
+			&cli.DurationFlag{Name: "test-read-delay", Hidden: true, Usage: "test only: delay every read answer", EnvVars: env("test-read-delay")},
+		},
+		Action: func(c *cli.Context) error {
+			lg, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			peers, err := parsePeers(c.String("peers"))
+			if err != nil {
+				return usageError("--peers: %v", err)
+			}
+			cfg := node.DefaultConfig()
+			cfg.ID = c.Uint64("id")
+			cfg.ClusterID = c.String("cluster")
+			cfg.Listen = c.String("listen")
+			cfg.Peers = peers
+			cfg.Dir = c.String("dir")
+			cfg.Repair = c.Bool("repair")
+			cfg.TickInterval = c.Duration("tick")
+			cfg.Heartbeat = c.Duration("heartbeat")
+			cfg.ElectionTimeout = c.Duration("election-timeout")
+			cfg.MaxValue = c.Int("max-value")
+			cfg.ReadTimeout = c.Duration("read-timeout")
+			cfg.ReadDelay = c.Duration("test-read-delay")
+			cfg.Logger = lg
+			n, err := node.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			lg.Info().Uint64("id", cfg.ID).Str("addr", n.Addr().String()).Str("dir", cfg.Dir).Msg("replica serving")
+			if err := n.Run(ctx); err != nil {
+				return err
+			}
+			lg.Info().Msg("replica stopped")
+			return nil
+		},
+	}
+}

@@ -1,0 +1,459 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	"synod/filestore"
+	"synod/paxos"
+	"synod/wire"
+)
+
+// MaxListKeys bounds the keys one LIST answer carries.
+const MaxListKeys = 10000
+
+// replyFunc sends one answer on the connection a request came in on.
+type replyFunc func(wire.Reply)
+
+// proposal is one client write on its way through the core.
+type proposal struct {
+	cmd   []byte
+	reply replyFunc
+}
+
+// pendingWrites maps a proposed slot to the writes it carries, so the
+// applier can answer them.
+type pendingWrites struct {
+	mu     sync.Mutex
+	bySlot map[uint64][]*proposal
+}
+
+func (p *pendingWrites) add(slot uint64, props []*proposal) {
+	p.mu.Lock()
+	if p.bySlot == nil {
+		p.bySlot = map[uint64][]*proposal{}
+	}
+	p.bySlot[slot] = props
+	p.mu.Unlock()
+}
+
+func (p *pendingWrites) take(slot uint64) []*proposal {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	props := p.bySlot[slot]
+	delete(p.bySlot, slot)
+	return props
+}
+
+// failAll answers every pending write with code: the proxy retries them.
+func (p *pendingWrites) failAll(code wire.Code) {
+	p.mu.Lock()
+	all := p.bySlot
+	p.bySlot = nil
+	p.mu.Unlock()
+	for _, props := range all {
+		for _, pr := range props {
+			pr.reply(wire.Reply{Code: code, Msg: "mastership changed before the write was chosen"})
+		}
+	}
+}
+
+// readReq is one read waiting for its turn.
+type readReq struct {
+	req      wire.Request
+	reply    replyFunc
+	slot     uint64 // linearizable: the read index (a slot)
+	deadline time.Time
+}
+
+type outFrame struct {
+	kind wire.Kind
+	id   uint64
+	body any
+}
+
+// serveClient answers a proxy's (or a client's) requests. Replies go through
+// one writer goroutine that flushes once per batch of queued replies.
+func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
+	out := make(chan outFrame, 4096)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		n.writeReplies(c, out)
+	}()
+	defer wg.Wait()
+	var closeOnce sync.Once
+	var mu sync.Mutex
+	closed := false
+	send := func(f outFrame) {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return
+		}
+		select {
+		case out <- f:
+		default:
+			// A proxy this far behind on reading is broken: drop it, it
+			// reconnects and retries.
+			closed = true
+			closeOnce.Do(func() { close(out) })
+			c.Close()
+		}
+	}
+	defer func() {
+		mu.Lock()
+		if !closed {
+			closed = true
+			closeOnce.Do(func() { close(out) })
+		}
+		mu.Unlock()
+	}()
+	for {
+		env, err := c.Recv()
+		if err != nil {
+			return
+		}
+		id := env.ID
+		switch env.Kind {
+		case wire.KindPing:
+			send(outFrame{kind: wire.KindPong, id: id})
+		case wire.KindStatus:
+			st := n.Status()
+			send(outFrame{kind: wire.KindStatusReply, id: id, body: &st})
+		case wire.KindRequest:
+			var req wire.Request
+			reply := func(r wire.Reply) { send(outFrame{kind: wire.KindReply, id: id, body: &r}) }
+			if err := wire.Unmarshal(env.Body, &req); err != nil {
+				reply(wire.Reply{Code: wire.CodeBadRequest, Msg: "undecodable request"})
+				continue
+			}
+			n.handleRequest(ctx, req, reply)
+		}
+	}
+}
+
+func (n *Node) writeReplies(c *wire.Conn, out chan outFrame) {
+	for f := range out {
+		for {
+			if err := c.Send(f.kind, f.id, f.body); err != nil {
+				c.Close()
+				for range out {
+				}
+				return
+			}
+			select {
+			case next, ok := <-out:
+				if ok {
+					f = next
+					continue
+				}
+				c.Flush()
+				return
+			default:
+			}
+			break
+		}
+		if err := c.Flush(); err != nil {
+			c.Close()
+			for range out {
+			}
+			return
+		}
+	}
+}
+
+func (n *Node) notMaster(reply replyFunc) {
+	si := n.soft.Load()
+	reply(wire.Reply{Code: wire.CodeNotMaster, Msg: "not the master",
+		MasterID: uint64(si.Master), MasterAddr: n.cfg.Peers[uint64(si.Master)]})
+}
+
+func (n *Node) handleRequest(ctx context.Context, req wire.Request, reply replyFunc) {
+	if req.Op != wire.OpList {
+		if err := filestore.ValidateKey(req.Key); err != nil {
+			reply(wire.Reply{Code: wire.CodeBadRequest, Msg: err.Error()})
+			return
+		}
+	}
+	switch {
+	case req.Op.IsWrite():
+		n.handleWrite(ctx, req, reply)
+	case req.Op == wire.OpGet || req.Op == wire.OpStat || req.Op == wire.OpList:
+		n.handleRead(ctx, req, reply)
+	default:
+		reply(wire.Reply{Code: wire.CodeBadRequest, Msg: "unknown operation"})
+	}
+}
+
+var writeOps = map[wire.Op]filestore.Op{
+	wire.OpPut: filestore.OpPut, wire.OpAppend: filestore.OpAppend,
+	wire.OpCAS: filestore.OpCAS, wire.OpDel: filestore.OpDel,
+}
+
+func (n *Node) handleWrite(ctx context.Context, req wire.Request, reply replyFunc) {
+	if si := n.soft.Load(); si.Role != paxos.Master {
+		n.notMaster(reply)
+		return
+	}
+	if len(req.Value) > n.cfg.MaxValue {
+		reply(wire.Reply{Code: wire.CodeTooLarge, Msg: "value exceeds the maximum size"})
+		return
+	}
+	cmd := filestore.EncodeCommand(nil, filestore.Command{
+		Op: writeOps[req.Op], ClientID: req.ClientID, Seq: req.Seq,
+		Stamp: time.Now().UnixMilli(), Key: req.Key, Version: req.Version, Value: req.Value,
+	})
+	select {
+	case n.props <- &proposal{cmd: cmd, reply: reply}:
+	case <-ctx.Done():
+		reply(wire.Reply{Code: wire.CodeUnavailable, Msg: "replica stopping"})
+	default:
+		reply(wire.Reply{Code: wire.CodeBusy, Msg: "too many writes queued"})
+	}
+}
+
+// propose batches every queued write into one slot.
+func (n *Node) propose(first *proposal) {
+	batch := []*proposal{first}
+	size := len(first.cmd)
+	for size < n.cfg.MaxBatchBytes {
+		select {
+		case p := <-n.props:
+			batch = append(batch, p)
+			size += len(p.cmd)
+			continue
+		default:
+		}
+		break
+	}
+	cmds := make([][]byte, len(batch))
+	for i, p := range batch {
+		cmds[i] = p.cmd
+	}
+	slot, err := n.r.Propose(cmds)
+	if err != nil {
+		code := wire.CodeNotMaster
+		if err == paxos.ErrBusy {
+			code = wire.CodeBusy
+		}
+		for _, p := range batch {
+			p.reply(wire.Reply{Code: code, Msg: err.Error()})
+		}
+		return
+	}
+	n.stats.proposed.Add(uint64(len(batch)))
+	n.pending.add(slot, batch)
+}
+
+func (n *Node) handleRead(ctx context.Context, req wire.Request, reply replyFunc) {
+	rq := &readReq{req: req, reply: reply, deadline: time.Now().Add(n.cfg.ReadTimeout)}
+	if req.Consistency == wire.Linearizable {
+		select {
+		case n.reads <- rq:
+		case <-ctx.Done():
+			reply(wire.Reply{Code: wire.CodeUnavailable, Msg: "replica stopping"})
+		default:
+			reply(wire.Reply{Code: wire.CodeBusy, Msg: "too many reads queued"})
+		}
+		return
+	}
+	n.wait(rq) // session and stale: only MinIndex to wait for
+}
+
+// readIndex asks the core for one read index shared by every queued read.
+func (n *Node) readIndex(first *readReq) {
+	batch := []*readReq{first}
+	for len(batch) < 4096 {
+		select {
+		case rq := <-n.reads:
+			batch = append(batch, rq)
+			continue
+		default:
+		}
+		break
+	}
+	n.nextCtx++
+	n.readBatches[n.nextCtx] = batch
+	n.r.ReadIndex(n.nextCtx)
+}
+
+// attachReads turns the read states of rd into waiting reads.
+func (n *Node) attachReads(rd *paxos.Ready) {
+	for _, rs := range rd.ReadStates {
+		batch := n.readBatches[rs.Context]
+		delete(n.readBatches, rs.Context)
+		for _, rq := range batch {
+			if rs.Failed {
+				n.notMaster(rq.reply)
+				continue
+			}
+			rq.slot = rs.Index
+			n.wait(rq)
+		}
+	}
+	rd.ReadStates = nil
+}
+
+// wait serves rq now if the state machine is far enough, or parks it.
+func (n *Node) wait(rq *readReq) {
+	n.mu.Lock()
+	if n.appliedSlot >= rq.slot && n.fsm.Applied() >= rq.req.MinIndex {
+		n.mu.Unlock()
+		n.serveRead(rq)
+		return
+	}
+	n.waiting = append(n.waiting, rq)
+	n.mu.Unlock()
+}
+
+// expireReads answers TIMEOUT to reads past their deadline.
+func (n *Node) expireReads(now time.Time) {
+	var expired []*readReq
+	n.mu.Lock()
+	kept := n.waiting[:0]
+	for _, rq := range n.waiting {
+		if now.After(rq.deadline) {
+			expired = append(expired, rq)
+		} else {
+			kept = append(kept, rq)
+		}
+	}
+	n.waiting = kept
+	n.mu.Unlock()
+	for _, rq := range expired {
+		rq.reply(wire.Reply{Code: wire.CodeTimeout, Msg: "replica did not reach the requested index in time"})
+	}
+}
+
+func (n *Node) failWaiting(code wire.Code) {
+	n.mu.Lock()
+	w := n.waiting
+	n.waiting = nil
+	n.mu.Unlock()
+	for _, rq := range w {
+		rq.reply(wire.Reply{Code: code, Msg: "replica stopping"})
+	}
+}
+
+func (n *Node) serveRead(rq *readReq) {
+	n.stats.reads.Add(1)
+	var rep wire.Reply
+	n.mu.RLock()
+	rep.Applied = n.fsm.Applied()
+	switch rq.req.Op {
+	case wire.OpGet:
+		v, ver, ok := n.fsm.Get(rq.req.Key)
+		if ok {
+			rep.Value, rep.Version = bytes.Clone(v), ver
+		} else {
+			rep.Code = wire.CodeNotFound
+		}
+	case wire.OpStat:
+		size, ver, ok := n.fsm.Stat(rq.req.Key)
+		if ok {
+			rep.Size, rep.Version = uint64(size), ver
+		} else {
+			rep.Code = wire.CodeNotFound
+		}
+	case wire.OpList:
+		rep.Keys = n.fsm.List(rq.req.Key, MaxListKeys)
+	}
+	n.mu.RUnlock()
+	if d := n.cfg.ReadDelay; d > 0 {
+		time.AfterFunc(d, func() { rq.reply(rep) })
+		return
+	}
+	rq.reply(rep)
+}
+
+// apply applies chosen entries in order, answers the writes this replica
+// proposed for them, and serves the reads that can now go.
+func (n *Node) apply(chosen []paxos.Entry) {
+	if len(chosen) == 0 {
+		return
+	}
+	type answer struct {
+		props   []*proposal
+		results []filestore.Result
+		ok      bool
+	}
+	var answers []answer
+	var ready []*readReq
+	n.mu.Lock()
+	for _, e := range chosen {
+		var results []filestore.Result
+		for _, cmd := range e.Value.Cmds {
+			results = append(results, n.fsm.Apply(n.fsm.Applied()+1, cmd))
+		}
+		n.appliedSlot = e.Slot
+		if props := n.pending.take(e.Slot); props != nil {
+			ok := e.Value.Kind == paxos.ValueCmds && len(props) == len(e.Value.Cmds)
+			for i := 0; ok && i < len(props); i++ {
+				ok = bytes.Equal(props[i].cmd, e.Value.Cmds[i])
+			}
+			answers = append(answers, answer{props: props, results: results, ok: ok})
+		}
+	}
+	n.stats.applied.Store(n.fsm.Applied())
+	kept := n.waiting[:0]
+	for _, rq := range n.waiting {
+		if n.appliedSlot >= rq.slot && n.fsm.Applied() >= rq.req.MinIndex {
+			ready = append(ready, rq)
+		} else {
+			kept = append(kept, rq)
+		}
+	}
+	n.waiting = kept
+	n.mu.Unlock()
+	for _, a := range answers {
+		for i, p := range a.props {
+			if !a.ok {
+				// Another master's value took the slot: retry elsewhere.
+				n.notMaster(p.reply)
+				continue
+			}
+			p.reply(writeReply(a.results[i]))
+		}
+	}
+	for _, rq := range ready {
+		n.serveRead(rq)
+	}
+}
+
+func writeReply(res filestore.Result) wire.Reply {
+	rep := wire.Reply{Index: res.Index, Version: res.Version}
+	switch res.Code {
+	case filestore.CodeOK:
+		rep.Code = wire.CodeOK
+	case filestore.CodeNotFound:
+		rep.Code = wire.CodeNotFound
+	case filestore.CodeConflict:
+		rep.Code = wire.CodeConflict
+	case filestore.CodeTooLarge:
+		rep.Code = wire.CodeTooLarge
+		rep.Msg = "value would exceed the maximum size"
+	case filestore.CodeStale:
+		rep.Code = wire.CodeBadRequest
+		rep.Msg = "sequence number older than the client's last write"
+	default:
+		rep.Code = wire.CodeBadRequest
+		if res.Err != nil {
+			rep.Msg = res.Err.Error()
+		}
+	}
+	return rep
+}
+
+// freeDisk returns the bytes available to the node in dir, 0 if unknown.
+func freeDisk(dir string) uint64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0
+	}
+	return st.Bavail * uint64(st.Bsize)
+}

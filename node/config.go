@@ -1,0 +1,119 @@
+// Package node runs one synod replica: it drives the paxos core with ticks
+// and peer messages, persists what the core asks through filestore/wal,
+// applies chosen commands to the filestore state machine, and serves
+// proxies over the wire protocol.
+//
+// The event loop owns the paxos.Replica. It sends a Ready's early messages
+// at once, so heartbeats never wait for the disk, and hands the rest to the
+// persister, which group-commits every Ready queued behind the previous
+// fsync, then sends the votes, applies, answers clients, and reports back so
+// the loop can Advance.
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config configures a Node. Durations are wall-clock; the node turns them
+// into ticks of TickInterval for the core.
+type Config struct {
+	// ID is this replica's id, a key of Peers.
+	ID uint64
+	// ClusterID must match on every replica and proxy of the cluster.
+	ClusterID string
+	// Listen is the address to serve peers and proxies on.
+	Listen string
+	// Peers maps every replica id, this one included, to its address.
+	Peers map[uint64]string
+	// Dir is the data directory.
+	Dir string
+	// Repair lets the node start after corruption of acknowledged log data
+	// by cutting the log there (DESIGN.md, "Files on disk").
+	Repair bool
+
+	// TickInterval is the core's unit of time. Default 10 ms.
+	TickInterval time.Duration
+	// Heartbeat is the master's heartbeat interval. Default 50 ms.
+	Heartbeat time.Duration
+	// ElectionTimeout is the minimum election timeout; the actual one is
+	// drawn from [ElectionTimeout, 2*ElectionTimeout). Default 500 ms.
+	ElectionTimeout time.Duration
+
+	// MaxValue bounds a file's size in bytes. Default 1 MiB.
+	MaxValue int
+	// MaxBatchBytes bounds the command bytes proposed in one slot.
+	// Default 1 MiB.
+	MaxBatchBytes int
+	// ReadTimeout bounds how long a read waits to reach its index.
+	// Default 5 s.
+	ReadTimeout time.Duration
+	// MaxFrame bounds a frame on peer and client connections. Default 64 MiB.
+	MaxFrame int
+	// ReadDelay delays every read answer (a test-only knob to make one
+	// replica slow).
+	ReadDelay time.Duration
+
+	// Logger receives the node's logs.
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns the design's defaults; ID, ClusterID, Listen, Peers
+// and Dir are left for the caller.
+func DefaultConfig() Config {
+	return Config{
+		ClusterID:       "synod",
+		TickInterval:    10 * time.Millisecond,
+		Heartbeat:       50 * time.Millisecond,
+		ElectionTimeout: 500 * time.Millisecond,
+		MaxValue:        1 << 20,
+		MaxBatchBytes:   1 << 20,
+		ReadTimeout:     5 * time.Second,
+		MaxFrame:        64 << 20,
+		Logger:          zerolog.Nop(),
+	}
+}
+
+// ErrInvalidConfig is returned by Validate and New for a Config that cannot
+// work.
+var ErrInvalidConfig = errors.New("node: invalid config")
+
+// Validate reports what is wrong with c, wrapping ErrInvalidConfig.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.ID == 0:
+		return bad("id must be positive")
+	case c.Peers[c.ID] == "":
+		return bad("id %d is not among the peers", c.ID)
+	case c.Dir == "":
+		return bad("a data directory is required")
+	case c.Listen == "":
+		return bad("a listen address is required")
+	case c.TickInterval <= 0:
+		return bad("tick interval must be positive")
+	case c.Heartbeat < c.TickInterval:
+		return bad("heartbeat %v is shorter than a tick (%v)", c.Heartbeat, c.TickInterval)
+	case c.ElectionTimeout <= c.Heartbeat:
+		return bad("election timeout %v must exceed the heartbeat %v", c.ElectionTimeout, c.Heartbeat)
+	case c.MaxValue <= 0 || c.MaxBatchBytes <= 0 || c.MaxFrame <= 0:
+		return bad("limits must be positive")
+	case c.ReadTimeout <= 0:
+		return bad("read timeout must be positive")
+	}
+	for id, addr := range c.Peers {
+		if id == 0 || addr == "" {
+			return bad("peer %d has no address", id)
+		}
+	}
+	return nil
+}
+
+func (c *Config) ticks(d time.Duration) int {
+	return int((d + c.TickInterval - 1) / c.TickInterval)
+}

@@ -1,0 +1,207 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"synod/paxos"
+	"synod/wire"
+)
+
+// peerQueue is how many messages wait for one peer's connection. Paxos
+// survives lost messages, so a full queue drops rather than blocks the loop.
+const peerQueue = 4096
+
+// peer sends this replica's messages to one other replica over a connection
+// it dials (and redials with backoff) itself. Messages from that replica come
+// in on the connection it dialled to us.
+type peer struct {
+	id   uint64
+	addr string
+	out  chan paxos.Message
+}
+
+func (n *Node) startPeers(ctx context.Context) {
+	for id, addr := range n.cfg.Peers {
+		if id == n.cfg.ID {
+			continue
+		}
+		p := &peer{id: id, addr: addr, out: make(chan paxos.Message, peerQueue)}
+		n.peers[id] = p
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.runPeer(ctx, p)
+		}()
+	}
+}
+
+// sendTo queues m for its destination, dropping it if the queue is full.
+func (n *Node) sendTo(msgs []paxos.Message) {
+	for _, m := range msgs {
+		p := n.peers[uint64(m.To)]
+		if p == nil {
+			continue
+		}
+		select {
+		case p.out <- m:
+		default:
+			n.stats.dropped.Add(1)
+		}
+	}
+}
+
+func (n *Node) hello() wire.Hello {
+	return wire.Hello{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Role: wire.RoleReplica}
+}
+
+func (n *Node) wireOptions() wire.Options {
+	return wire.Options{MaxFrame: n.cfg.MaxFrame, WriteTimeout: 5 * time.Second}
+}
+
+// runPeer keeps one outbound connection to p, backing off 5 ms doubling to
+// 1 s between failed dials, and writes p's queue to it, flushing once per
+// batch of queued messages.
+func (n *Node) runPeer(ctx context.Context, p *peer) {
+	backoff := 5 * time.Millisecond
+	for ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, _, err := wire.Dial(dctx, p.addr, n.hello(), n.wireOptions())
+		cancel()
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		n.log.Debug().Uint64("peer", p.id).Msg("peer connected")
+		err = n.writePeer(ctx, c, p)
+		c.Close()
+		if ctx.Err() == nil {
+			n.log.Debug().Err(err).Uint64("peer", p.id).Msg("peer connection lost")
+		}
+	}
+}
+
+func (n *Node) writePeer(ctx context.Context, c *wire.Conn, p *peer) error {
+	// A reader notices the far side closing while we have nothing to send.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for {
+			if _, err := c.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { c.Close(); <-closed }()
+	for {
+		var m paxos.Message
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-closed:
+			return errors.New("closed by peer")
+		case m = <-p.out:
+		}
+		for {
+			if err := c.Send(wire.KindPaxos, 0, &m); err != nil {
+				return err
+			}
+			select {
+			case m = <-p.out:
+				continue
+			default:
+			}
+			break
+		}
+		if err := c.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+// serve accepts connections until ctx ends.
+func (n *Node) serve(ctx context.Context, ln net.Listener) {
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	backoff := 5 * time.Millisecond
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			n.log.Warn().Err(err).Msg("accept")
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		conns.Add(1)
+		go func() {
+			defer conns.Done()
+			n.handleConn(ctx, nc)
+		}()
+	}
+}
+
+func (n *Node) checkHello(h wire.Hello) error {
+	if h.Role == wire.RoleReplica {
+		if _, ok := n.cfg.Peers[h.NodeID]; !ok || h.NodeID == n.cfg.ID {
+			return fmt.Errorf("replica %d is not a peer of replica %d", h.NodeID, n.cfg.ID)
+		}
+	}
+	return nil
+}
+
+func (n *Node) handleConn(ctx context.Context, nc net.Conn) {
+	c, hello, err := wire.Accept(nc, n.hello(), n.checkHello, n.wireOptions())
+	if err != nil {
+		n.log.Debug().Err(err).Str("remote", nc.RemoteAddr().String()).Msg("handshake refused")
+		return
+	}
+	// Closing the connection when the node stops ends the reader below.
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	if hello.Role == wire.RoleReplica {
+		n.readPeer(ctx, c, paxos.NodeID(hello.NodeID))
+		return
+	}
+	n.serveClient(ctx, c)
+}
+
+// readPeer feeds a peer's messages to the event loop.
+func (n *Node) readPeer(ctx context.Context, c *wire.Conn, from paxos.NodeID) {
+	for {
+		env, err := c.Recv()
+		if err != nil {
+			return
+		}
+		if env.Kind != wire.KindPaxos {
+			continue
+		}
+		var m paxos.Message
+		if err := wire.Unmarshal(env.Body, &m); err != nil {
+			n.log.Warn().Err(err).Uint64("peer", uint64(from)).Msg("bad paxos message; closing")
+			return
+		}
+		if m.From != from || m.To != paxos.NodeID(n.cfg.ID) {
+			continue
+		}
+		select {
+		case n.inbox <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -141,6 +141,12 @@ func TestWritesConverge(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), ".log") {
 		t.Fatalf("grep for a written key in the log found nothing: %v %s", err, out)
 	}
+	// SIGTERM is a clean exit.
+	for id, p := range c.Nodes {
+		if err := p.Stop(); err != nil {
+			t.Errorf("replica %d: SIGTERM gave %v, want a clean exit", id, err)
+		}
+	}
 }
 
 // appendTokens appends unique tokens to a few keys while f runs, and returns

@@ -57,7 +57,7 @@ type Node struct {
 	waiting     []*readReq // reads waiting to reach their slot or index
 
 	stats struct {
-		dropped, proposed, applied, reads atomic.Uint64
+		dropped, proposed, applied, reads, fsyncs atomic.Uint64
 	}
 	fatal chan error
 	wg    sync.WaitGroup
@@ -266,10 +266,12 @@ func (n *Node) persister(ctx context.Context) {
 			}
 			break
 		}
-		if err := n.store.persist(batch); err != nil {
+		if synced, err := n.store.persist(batch); err != nil {
 			n.log.Error().Err(err).Msg("cannot persist; stopping")
 			n.die(fmt.Errorf("%w: %w", ErrStorage, err))
 			return
+		} else {
+			n.stats.fsyncs.Add(uint64(synced))
 		}
 		for i := range batch {
 			n.sendTo(batch[i].MessagesAfterPersist)

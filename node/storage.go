@@ -86,8 +86,9 @@ func valueKindToWAL(k paxos.ValueKind) wal.ValueKind {
 
 // persist makes the durable parts of a group of Readies durable: the newest
 // promise (one atomic file replace), then every accepted entry and the
-// commit hint as one log batch with one fsync.
-func (s *storage) persist(rds []paxos.Ready) error {
+// commit hint as one log batch with one fsync. It returns how many fsyncs
+// that took.
+func (s *storage) persist(rds []paxos.Ready) (int, error) {
 	var promise *paxos.Ballot
 	s.recs = s.recs[:0]
 	committed := s.lastCommitted
@@ -115,7 +116,7 @@ func (s *storage) persist(rds []paxos.Ready) error {
 	}
 	if promise != nil {
 		if err := wal.WriteAcceptor(s.dir, wal.Ballot{Round: promise.Round, Node: uint64(promise.Node)}); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	// The commit hint rides along with entries; alone it is not worth an fsync.
@@ -123,10 +124,14 @@ func (s *storage) persist(rds []paxos.Ready) error {
 		s.recs = append(s.recs, wal.Record{Kind: wal.KindCommit, Slot: committed})
 		s.lastCommitted = committed
 	}
-	if len(s.recs) == 0 {
-		return nil
+	synced := 0
+	if promise != nil {
+		synced++
 	}
-	return s.log.Append(s.recs)
+	if len(s.recs) == 0 {
+		return synced, nil
+	}
+	return synced + 1, s.log.Append(s.recs)
 }
 
 func (s *storage) close() error { return s.log.Close() }

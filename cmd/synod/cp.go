@@ -1,0 +1,151 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+)
+
+func init() { commandMakers = append(commandMakers, cpCommand) }
+
+// cpResult is the --json form of cp.
+type cpResult struct {
+	Src   string `json:"src"`
+	Dst   string `json:"dst"`
+	Bytes int    `json:"bytes"`
+	Index uint64 `json:"index,omitempty"` // the write's index, when DST is a key
+}
+
+func cpCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cp",
+		Usage: "copy a local file to a key, a key to a local file, or a key to a key; keys are written :key, - is stdin or stdout",
+		Description: "synod cp photo.jpg :img/cat.jpg    upload a file\n" +
+			"synod cp :img/cat.jpg out.jpg      download (into a directory: its last path element)\n" +
+			"synod cp - :notes                  from stdin; synod cp :notes - to stdout\n" +
+			"A download is written to a temporary file, synced and renamed into place.",
+		ArgsUsage:    "SRC DST",
+		OnUsageError: onUsageError,
+		Flags:        clientFlags(true),
+		Action: func(c *cli.Context) error {
+			src, dst, err := parseCpArgs(c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			if dst.Std && c.Bool("json") {
+				return usageError("cp to - writes raw bytes to stdout: leave out --json")
+			}
+			// Read a local source before connecting: a missing file is
+			// reported as such, not as a cluster problem.
+			var data []byte
+			if !src.IsKey {
+				if data, err = readLocal(c, src); err != nil {
+					return err
+				}
+			}
+			s, err := openSession(c)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			what := fmt.Sprintf("cp %s %s", src, dst)
+			if src.IsKey {
+				if data, _, err = s.cl.Get(s.ctx, src.Key, 0); err != nil {
+					return s.fail(what, err)
+				}
+			}
+			res := cpResult{Src: src.String(), Dst: dst.String(), Bytes: len(data)}
+			switch {
+			case dst.IsKey:
+				if res.Index, err = s.cl.Put(s.ctx, dst.Key, data); err != nil {
+					return s.fail(what, err)
+				}
+			case dst.Std:
+				if _, err := s.out.Write(data); err != nil {
+					return fmt.Errorf("%s: write stdout: %w", what, err)
+				}
+				return nil
+			default:
+				p, err := writeLocal(dst.Path, src.Key, data)
+				if err != nil {
+					return fmt.Errorf("%s: %w", what, err)
+				}
+				res.Dst = p
+			}
+			return s.print(res, "")
+		},
+	}
+}
+
+// readLocal reads a local SRC: a file, or stdin for "-".
+func readLocal(c *cli.Context, src cpEnd) ([]byte, error) {
+	if src.Std {
+		return readLimited(c.App.Reader, maxLocalValue, "stdin")
+	}
+	f, err := os.Open(src.Path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &exitError{code: exitNotFound, err: fmt.Errorf("cp: %w", err)}
+		}
+		return nil, fmt.Errorf("cp: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil, usageError("cp: %s is a directory: copy one file at a time", src.Path)
+	}
+	return readLimited(f, maxLocalValue, src.Path)
+}
+
+// writeLocal writes data to dst, or into dst/<last element of key> when dst
+// is a directory, and returns the path written. The file appears whole or
+// not at all: written to a temporary file beside it, synced, then renamed.
+func writeLocal(dst, key string, data []byte) (string, error) {
+	mode := fs.FileMode(0o644)
+	if fi, err := os.Stat(dst); err == nil {
+		if fi.IsDir() {
+			dst = filepath.Join(dst, path.Base(key))
+			if fi, err := os.Stat(dst); err == nil {
+				mode = fi.Mode().Perm()
+			}
+		} else {
+			mode = fi.Mode().Perm()
+		}
+	}
+	dir, base := filepath.Split(dst)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".synod-*")
+	if err != nil {
+		return "", err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return "", err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return "", err
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", err
+	}
+	done = true
+	return dst, nil
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"synod/wire/line"
+)
+
+func init() { commandMakers = append(commandMakers, statusCommand) }
+
+// statusRow is one replica in `synod status`.
+type statusRow struct {
+	ID      uint64  `json:"id"`
+	Addr    string  `json:"addr"`
+	Role    string  `json:"role"`
+	Ballot  string  `json:"ballot"`
+	Commit  uint64  `json:"commit"`
+	Applied uint64  `json:"applied"`
+	Lag     *uint64 `json:"lag"` // null for a replica that is down
+}
+
+// statusRows adds each replica's lag: how many commands it has still to
+// apply to catch up with the master's commit index (the highest commit
+// index reported when there is no master).
+func statusRows(nodes []line.NodeStatus) []statusRow {
+	var ref, maxCommit uint64
+	hasMaster := false
+	for _, n := range nodes {
+		if n.Role == "down" {
+			continue
+		}
+		maxCommit = max(maxCommit, n.Commit)
+		if n.Role == "master" {
+			ref, hasMaster = max(ref, n.Commit), true
+		}
+	}
+	if !hasMaster {
+		ref = maxCommit
+	}
+	rows := make([]statusRow, 0, len(nodes))
+	for _, n := range nodes {
+		r := statusRow{ID: n.ID, Addr: n.Addr, Role: n.Role, Ballot: n.Ballot, Commit: n.Commit, Applied: n.Applied}
+		if n.Role != "down" {
+			lag := uint64(0)
+			if ref > n.Applied {
+				lag = ref - n.Applied
+			}
+			r.Lag = &lag
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// formatStatus draws rows as an aligned table.
+func formatStatus(rows []statusRow) string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tBALLOT\tCOMMIT\tAPPLIED\tLAG")
+	for _, r := range rows {
+		lag := "-"
+		if r.Lag != nil {
+			lag = fmt.Sprint(*r.Lag)
+		}
+		ballot := r.Ballot
+		if ballot == "" {
+			ballot = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", r.ID, r.Addr, r.Role, ballot, r.Commit, r.Applied, lag)
+	}
+	tw.Flush()
+	return b.String()
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "status",
+		Usage:        "show every replica as the proxy sees it: role, ballot, commit and applied indexes, lag",
+		OnUsageError: onUsageError,
+		Flags:        clientFlags(false),
+		Action: func(c *cli.Context) error {
+			if _, err := parseVerbArgs("status", c.Args().Slice()); err != nil {
+				return err
+			}
+			s, err := openSession(c)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			nodes, err := s.cl.Status(s.ctx)
+			if err != nil {
+				return s.fail("status", err)
+			}
+			rows := statusRows(nodes)
+			return s.print(struct {
+				Nodes []statusRow `json:"nodes"`
+			}{rows}, formatStatus(rows))
+		},
+	}
+}

@@ -1,0 +1,433 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+
+	"synod/node"
+	"synod/wire/line"
+)
+
+// maxUpNodes bounds --nodes: `up` is for a cluster on one machine, and Paxos
+// gains nothing from more than a handful of replicas.
+const maxUpNodes = 9
+
+// upConfig is what `synod up` starts.
+type upConfig struct {
+	Nodes     int
+	Dir       string
+	Listen    string // the proxy's address
+	BasePort  int    // replica i listens on 127.0.0.1:BasePort+i
+	Cluster   string
+	Grace     time.Duration // how long a child may take to stop after SIGTERM
+	LogLevel  string
+	LogFormat string
+}
+
+func (u upConfig) validate() error {
+	if u.Nodes < 1 || u.Nodes > maxUpNodes {
+		return usageError("--nodes %d: want 1 to %d", u.Nodes, maxUpNodes)
+	}
+	if u.BasePort < 1 || u.BasePort+u.Nodes > 65535 {
+		return usageError("--base-port %d: replica ports %d..%d must lie in 1..65535", u.BasePort, u.BasePort+1, u.BasePort+u.Nodes)
+	}
+	if u.Dir == "" {
+		return usageError("--dir must not be empty")
+	}
+	if _, port, err := net.SplitHostPort(u.Listen); err != nil || port == "" {
+		return usageError("--listen %q: want host:port", u.Listen)
+	}
+	if u.Cluster == "" || strings.ContainsAny(u.Cluster, " \t\r\n") {
+		return usageError("--cluster %q: want a non-empty id without spaces", u.Cluster)
+	}
+	if u.Grace <= 0 {
+		return usageError("--grace %v: want a positive duration", u.Grace)
+	}
+	for i := 1; i <= u.Nodes; i++ {
+		if u.replicaAddr(i) == u.Listen {
+			return usageError("--listen %s is also replica %d's address: choose another --listen or --base-port", u.Listen, i)
+		}
+	}
+	return nil
+}
+
+// replicaAddr is replica i's address; replicas stay on loopback, only the
+// proxy faces clients.
+func (u upConfig) replicaAddr(i int) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(u.BasePort+i))
+}
+
+// peers is the replica list as `synod node --peers` and `synod proxy
+// --nodes` take it: 1=127.0.0.1:7101,2=….
+func (u upConfig) peers() string {
+	parts := make([]string, u.Nodes)
+	for i := 1; i <= u.Nodes; i++ {
+		parts[i-1] = fmt.Sprintf("%d=%s", i, u.replicaAddr(i))
+	}
+	return strings.Join(parts, ",")
+}
+
+// childSpec is one child process of `synod up`: its name in the logs and the
+// arguments of the synod binary that runs it.
+type childSpec struct {
+	name string
+	args []string
+}
+
+// children lists the replicas, then the proxy. Stopping goes the other way
+// round: the proxy first, so clients see it close rather than stall.
+func (u upConfig) children() []childSpec {
+	global := []string{"--log-level", u.LogLevel, "--log-format", u.LogFormat}
+	var specs []childSpec
+	for i := 1; i <= u.Nodes; i++ {
+		args := append(append([]string{}, global...), "node",
+			"--id", strconv.Itoa(i),
+			"--listen", u.replicaAddr(i),
+			"--peers", u.peers(),
+			"--dir", filepath.Join(u.Dir, fmt.Sprintf("n%d", i)),
+			"--cluster", u.Cluster)
+		specs = append(specs, childSpec{name: fmt.Sprintf("node%d", i), args: args})
+	}
+	args := append(append([]string{}, global...), "proxy",
+		"--listen", u.Listen,
+		"--nodes", u.peers(),
+		"--cluster", u.Cluster)
+	return append(specs, childSpec{name: "proxy", args: args})
+}
+
+func init() { commandMakers = append(commandMakers, upCommand) }
+
+func upCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "up",
+		Usage: "start a local cluster: replicas and a proxy as child processes (Ctrl-C stops them)",
+		Description: "Replica i listens on 127.0.0.1:<base-port>+i and keeps its data in <dir>/n<i>;\n" +
+			"the proxy serves the line protocol on --listen. Running up again on the same\n" +
+			"--dir resumes the same data. A child that dies is reported, not restarted.",
+		OnUsageError: onUsageError,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "nodes", Value: 3, Usage: "number of replicas", EnvVars: env("nodes")},
+			&cli.StringFlag{Name: "dir", Value: "./synod-data", Usage: "data directory; replica i uses <dir>/n<i>", EnvVars: env("dir")},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7000", Usage: "the proxy's address for clients", EnvVars: env("listen")},
+			&cli.IntFlag{Name: "base-port", Value: 7100, Usage: "replica i listens on 127.0.0.1:<base-port>+i", EnvVars: env("base-port")},
+			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "cluster id", EnvVars: env("cluster")},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long a child may take to stop after SIGTERM before it is killed", EnvVars: env("grace")},
+		},
+		Action: runUp,
+	}
+}
+
+func runUp(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageError("up takes no arguments, got %q", c.Args().First())
+	}
+	cfg := upConfig{
+		Nodes:     c.Int("nodes"),
+		Dir:       c.String("dir"),
+		Listen:    c.String("listen"),
+		BasePort:  c.Int("base-port"),
+		Cluster:   c.String("cluster"),
+		Grace:     c.Duration("grace"),
+		LogLevel:  c.String("log-level"),
+		LogFormat: c.String("log-format"),
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	lg, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("up: find own binary: %w", err)
+	}
+	// Say which port is taken before starting anything: a replica that
+	// cannot listen would only die with a less helpful message.
+	addrs := []string{cfg.Listen}
+	for i := 1; i <= cfg.Nodes; i++ {
+		addrs = append(addrs, cfg.replicaAddr(i))
+	}
+	for _, a := range addrs {
+		if err := checkFree(a); err != nil {
+			return &exitError{code: exitUnavailable, err: fmt.Errorf("up: %w (is another synod up running? choose --listen / --base-port)", err)}
+		}
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	// The children's parent-death signal is tied to this thread (see
+	// childAttr): keep it until every child is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	sink := &lineSink{w: c.App.ErrWriter}
+	specs := cfg.children()
+	exited := make(chan *child, len(specs))
+	var kids []*child
+	for _, spec := range specs {
+		ch, err := startChild(exe, spec, sink, cfg.LogFormat == "json", exited)
+		if err != nil {
+			stopAll(kids, cfg.Grace, sigs, lg)
+			return fmt.Errorf("up: %w", err)
+		}
+		lg.Info().Str("child", ch.name).Int("pid", ch.cmd.Process.Pid).Msg("started")
+		kids = append(kids, ch)
+	}
+
+	ctx, cancel := context.WithCancel(c.Context)
+	announced := make(chan struct{})
+	go func() {
+		defer close(announced)
+		announce(ctx, cfg, c.App.Writer, lg)
+	}()
+	stop := func() {
+		cancel()
+		<-announced
+	}
+
+	for alive := len(kids); alive > 0; {
+		select {
+		case sig := <-sigs:
+			lg.Info().Str("signal", sig.String()).Msg("stopping the cluster")
+			stop()
+			stopAll(kids, cfg.Grace, sigs, lg)
+			lg.Info().Msg("every child stopped")
+			return nil
+		case ch := <-exited:
+			alive--
+			lg.Error().Str("child", ch.name).Int("pid", ch.cmd.Process.Pid).Str("exit", describeExit(ch.err)).
+				Msgf("!!! %s DIED and will not be restarted; %d of %d children still run. Ctrl-C stops them; `synod up` again restarts all on the same data", ch.name, alive, len(kids))
+		}
+	}
+	stop()
+	return fmt.Errorf("up: every child process exited; see the log above")
+}
+
+// checkFree reports whether addr can be listened on right now.
+func checkFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	return ln.Close()
+}
+
+// child is one running child process of `synod up`.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the process is reaped
+	err  error         // its exit status; read only after done
+}
+
+// startChild starts spec with its output labelled into sink and reports the
+// child on exited once it is reaped (exited must have room for every child).
+func startChild(exe string, spec childSpec, sink *lineSink, json bool, exited chan<- *child) (*child, error) {
+	out := newPrefixWriter(sink, spec.name, json)
+	cmd := exec.Command(exe, spec.args...)
+	cmd.Stdout, cmd.Stderr = out, out // one pipe: the child's lines keep their order
+	cmd.SysProcAttr = childAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.name, err)
+	}
+	ch := &child{name: spec.name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		out.Flush()
+		ch.err = err
+		close(ch.done)
+		exited <- ch
+	}()
+	return ch, nil
+}
+
+func (ch *child) running() bool {
+	select {
+	case <-ch.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (ch *child) signal(sig os.Signal) {
+	if ch.running() {
+		// An error means it has just exited: nothing left to stop.
+		ch.cmd.Process.Signal(sig)
+	}
+}
+
+// describeExit says how a child ended, for the log.
+func describeExit(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.String()
+	}
+	return err.Error()
+}
+
+// stopAll stops the proxy, then the replicas together: SIGTERM, then SIGKILL
+// for any still running after grace. A further signal from the user kills
+// whatever still runs at once.
+func stopAll(kids []*child, grace time.Duration, sigs <-chan os.Signal, lg zerolog.Logger) {
+	var proxies, nodes []*child
+	for _, ch := range kids {
+		if ch.name == "proxy" {
+			proxies = append(proxies, ch)
+		} else {
+			nodes = append(nodes, ch)
+		}
+	}
+	hurry := false
+	for _, group := range [][]*child{proxies, nodes} {
+		hurry = stopGroup(group, grace, hurry, sigs, lg)
+	}
+}
+
+// stopGroup stops the children of group together and reports whether the
+// user asked to hurry.
+func stopGroup(group []*child, grace time.Duration, hurry bool, sigs <-chan os.Signal, lg zerolog.Logger) bool {
+	if len(group) == 0 {
+		return hurry
+	}
+	kill := func() {
+		for _, ch := range group {
+			if ch.running() {
+				lg.Warn().Str("child", ch.name).Msg("killing")
+				ch.signal(syscall.SIGKILL)
+			}
+		}
+	}
+	if hurry {
+		kill()
+	} else {
+		for _, ch := range group {
+			ch.signal(syscall.SIGTERM)
+		}
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	for _, ch := range group {
+		select {
+		case <-ch.done:
+		case <-timer.C:
+			lg.Warn().Dur("grace", grace).Msg("children did not stop in time")
+			kill()
+			<-ch.done
+		case <-sigs:
+			lg.Warn().Msg("second signal: killing every child now")
+			hurry = true
+			kill()
+			<-ch.done
+		}
+	}
+	for _, ch := range group {
+		<-ch.done
+	}
+	return hurry
+}
+
+// announce waits until the proxy reports a master, then prints the banner
+// on w. It gives up quietly when ctx ends.
+func announce(ctx context.Context, cfg upConfig, w io.Writer, lg zerolog.Logger) {
+	start := time.Now()
+	warnAt := 10 * time.Second
+	for {
+		master, err := proxyMaster(ctx, cfg.Listen)
+		if err == nil && master != 0 {
+			fmt.Fprint(w, banner(cfg, master, cliName()))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) >= warnAt {
+			warnAt += 10 * time.Second
+			ev := lg.Warn().Str("proxy", cfg.Listen)
+			if err != nil {
+				ev = ev.Err(err)
+			}
+			ev.Msg("still waiting for the proxy to report a master")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// proxyMaster asks the proxy at addr for the cluster's status and returns
+// the master's id, 0 if there is none yet.
+func proxyMaster(ctx context.Context, addr string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cl, err := line.Dial(ctx, addr, line.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	nodes, err := cl.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range nodes {
+		if n.Role == "master" {
+			return n.ID, nil
+		}
+	}
+	return 0, nil
+}
+
+// cliName is how the user ran this binary, for the hints in the banner.
+func cliName() string {
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		return os.Args[0]
+	}
+	return "synod"
+}
+
+// banner is what `synod up` prints once the cluster serves.
+func banner(cfg upConfig, master uint64, cli string) string {
+	host, port, _ := net.SplitHostPort(cfg.Listen)
+	switch host {
+	case "", "0.0.0.0", "::":
+		host = "127.0.0.1"
+	}
+	addrFlag := ""
+	if cfg.Listen != "127.0.0.1:7000" {
+		addrFlag = " --addr " + net.JoinHostPort(host, port)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "synod is up: proxy on %s, %d replicas (master: %d), data in %s\n", cfg.Listen, cfg.Nodes, master, cfg.Dir)
+	fmt.Fprintf(&b, "  replicas  %s\n", strings.ReplaceAll(cfg.peers(), ",", " "))
+	fmt.Fprintf(&b, "  try       printf 'PUT hello world\\nGET hello\\nQUIT\\n' | nc %s %s\n", host, port)
+	fmt.Fprintf(&b, "  or        nc %s %s    (then type HELP)\n", host, port)
+	fmt.Fprintf(&b, "  cli       %s put%s hello world && %s get%s hello\n", cli, addrFlag, cli, addrFlag)
+	fmt.Fprintf(&b, "Ctrl-C stops the cluster; `up` again on the same --dir resumes its data.\n")
+	return b.String()
+}

@@ -43,6 +43,11 @@ type Config struct {
 	// drawn from [ElectionTimeout, 2*ElectionTimeout). Default 500 ms.
 	ElectionTimeout time.Duration
 
+	// Lease is how long the master serves linearizable reads alone after a
+	// quorum acknowledged a heartbeat, counted from when it was sent. It
+	// must be below ElectionTimeout; 0 turns leases off. Default 400 ms.
+	Lease time.Duration
+
 	// MaxValue bounds a file's size in bytes. Default 1 MiB.
 	MaxValue int
 	// MaxBatchBytes bounds the command bytes proposed in one slot.
@@ -69,6 +74,7 @@ func DefaultConfig() Config {
 		TickInterval:    10 * time.Millisecond,
 		Heartbeat:       50 * time.Millisecond,
 		ElectionTimeout: 500 * time.Millisecond,
+		Lease:           400 * time.Millisecond,
 		MaxValue:        1 << 20,
 		MaxBatchBytes:   1 << 20,
 		ReadTimeout:     5 * time.Second,
@@ -101,6 +107,8 @@ func (c *Config) Validate() error {
 		return bad("heartbeat %v is shorter than a tick (%v)", c.Heartbeat, c.TickInterval)
 	case c.ElectionTimeout <= c.Heartbeat:
 		return bad("election timeout %v must exceed the heartbeat %v", c.ElectionTimeout, c.Heartbeat)
+	case c.Lease < 0 || c.Lease >= c.ElectionTimeout:
+		return bad("lease %v must be below the election timeout %v", c.Lease, c.ElectionTimeout)
 	case c.MaxValue <= 0 || c.MaxBatchBytes <= 0 || c.MaxFrame <= 0:
 		return bad("limits must be positive")
 	case c.ReadTimeout <= 0:

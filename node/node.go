@@ -96,6 +96,8 @@ func New(cfg Config) (*Node, error) {
 	sort.Slice(pc.Members, func(i, j int) bool { return pc.Members[i] < pc.Members[j] })
 	pc.HeartbeatTicks = cfg.ticks(cfg.Heartbeat)
 	pc.ElectionTicks = cfg.ticks(cfg.ElectionTimeout)
+	// Round the lease down: never longer than asked.
+	pc.LeaseTicks = int(cfg.Lease / cfg.TickInterval)
 	pc.MaxEntriesPerMsg = 16
 	pc.Rand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), cfg.ID))
 	r, err := paxos.New(pc, hs)

@@ -27,6 +27,11 @@ type Config struct {
 	// for anyone else, and the master steps down when a quorum has not
 	// answered within it.
 	ElectionTicks int
+	// LeaseTicks is how long a master may serve reads alone after a quorum
+	// acknowledged a heartbeat, counted from when the heartbeat was sent. It
+	// must be below ElectionTicks (the followers' stickiness) by a margin for
+	// clock drift; 0 turns leases off.
+	LeaseTicks int
 	// MaxEntriesPerMsg bounds the slots one Accept or FetchResp carries.
 	MaxEntriesPerMsg int
 	// MaxInflight bounds the slots sent to one follower and not yet
@@ -48,6 +53,7 @@ type bugs struct {
 	readWithoutQuorum  bool // (d) grant read indexes without a confirming round
 	applyOlderBallot   bool // (e) treat any held value as chosen on a commit notice
 	skipPromiseOnCrash bool // (c) used by the simulator's restart, not the core
+	leaseFromAcks      bool // (f) count the lease from when the acks arrived
 }
 
 // DefaultConfig returns a Config with the design's defaults for a tick of
@@ -57,6 +63,7 @@ func DefaultConfig() Config {
 	return Config{
 		HeartbeatTicks:   5,
 		ElectionTicks:    50,
+		LeaseTicks:       40,
 		MaxEntriesPerMsg: 64,
 		MaxInflight:      1024,
 		MaxUncommitted:   4096,
@@ -94,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ElectionTicks <= c.HeartbeatTicks {
 		return bad("election ticks %d must exceed heartbeat ticks %d", c.ElectionTicks, c.HeartbeatTicks)
+	}
+	if c.LeaseTicks < 0 || c.LeaseTicks >= c.ElectionTicks {
+		return bad("lease ticks %d must be in [0, election ticks %d)", c.LeaseTicks, c.ElectionTicks)
 	}
 	if c.MaxEntriesPerMsg <= 0 || c.MaxInflight <= 0 || c.MaxUncommitted <= 0 {
 		return bad("limits must be positive")

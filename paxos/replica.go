@@ -42,6 +42,13 @@ type progress struct {
 	readRound  uint64 // highest read round acknowledged
 }
 
+// roundSent remembers when a heartbeat round went out: a lease counts from
+// there, never from when the acknowledgements arrived.
+type roundSent struct {
+	round uint64
+	at    int
+}
+
 // pendingRead is a read index waiting for a confirming round.
 type pendingRead struct {
 	from    NodeID
@@ -68,6 +75,7 @@ type Replica struct {
 	delivered uint64 // chosen slots handed out in a Ready
 
 	// Timers, in ticks.
+	now             int // ticks since this replica started
 	electionElapsed  int // since this replica last heard its master or started a campaign
 	sinceMaster      int // since it last heard a live master (stickiness)
 	electionTimeout  int
@@ -85,8 +93,10 @@ type Replica struct {
 	start        uint64 // first slot re-proposed under the own ballot
 	noopSlot     uint64 // serving (read indexes) waits until this is chosen
 	lastSlot     uint64 // highest slot proposed
-	readRound    uint64
-	roundOpen    bool // a read round is outstanding
+	round        uint64      // heartbeat rounds broadcast under this ballot
+	confirmed    uint64      // highest round a quorum acknowledged
+	roundsSent   []roundSent // rounds not yet confirmed, with when they went out
+	leaseUntil   int         // the lease holds while now < leaseUntil
 	pendingReads []pendingRead
 
 	// Follower state.
@@ -240,7 +250,6 @@ func (r *Replica) failPendingReads() {
 		r.answerRead(pr.from, pr.context, 0, true)
 	}
 	r.pendingReads = nil
-	r.roundOpen = false
 }
 
 func (r *Replica) answerRead(to NodeID, context, index uint64, failed bool) {
@@ -253,6 +262,7 @@ func (r *Replica) answerRead(to NodeID, context, index uint64, failed bool) {
 
 // Tick advances the replica's logical clock by one tick.
 func (r *Replica) Tick() {
+	r.now++
 	r.sinceMaster++
 	if r.role == Master {
 		r.tickMaster()
@@ -384,6 +394,7 @@ func (r *Replica) becomeMaster() {
 	r.heartbeatElapsed, r.quorumElapsed = 0, 0
 	r.sinceMaster = 0
 	r.start = from
+	r.round, r.confirmed, r.roundsSent, r.leaseUntil = 0, 0, nil, 0
 	r.selfMatch = from - 1
 	r.lastSlot = from - 1
 	r.prs = map[NodeID]*progress{}
@@ -441,66 +452,82 @@ func (r *Replica) ReadIndex(context uint64) {
 }
 
 // addRead records a read index request on the master. The index is the
-// commit index now; it is granted once a heartbeat round that starts after
-// this moment is acknowledged by a quorum (DESIGN.md, trap 4).
+// commit index now (trap 4). Under a valid lease it is granted at once;
+// otherwise once a heartbeat round that starts after this moment is
+// acknowledged by a quorum. Reads arriving while a round is out wait for the
+// next one, so one round serves them all.
 func (r *Replica) addRead(from NodeID, context uint64) {
 	if !r.isReady() {
 		r.answerRead(from, context, 0, true)
 		return
 	}
-	if r.cfg.bugs.readWithoutQuorum || r.quorum == 1 {
+	if r.cfg.bugs.readWithoutQuorum || r.quorum == 1 || r.leaseValid() {
 		r.answerRead(from, context, r.committed, false)
 		return
 	}
-	r.pendingReads = append(r.pendingReads, pendingRead{from: from, context: context, index: r.committed, round: r.readRound + 1})
-	if !r.roundOpen {
-		r.startReadRound()
+	r.pendingReads = append(r.pendingReads, pendingRead{from: from, context: context, index: r.committed, round: r.round + 1})
+	if r.confirmed == r.round {
+		r.broadcastHeartbeat()
 	}
 }
 
-func (r *Replica) startReadRound() {
-	r.readRound++
-	r.roundOpen = true
-	r.broadcastHeartbeat()
+// leaseValid reports whether this master may answer reads alone: a quorum
+// acknowledged a heartbeat sent less than LeaseTicks ago, and a quorum of
+// followers refuses other candidates for ElectionTicks after receiving it.
+func (r *Replica) leaseValid() bool {
+	return r.cfg.LeaseTicks > 0 && r.isReady() && r.now < r.leaseUntil
 }
 
+// broadcastHeartbeat starts a heartbeat round: followers echo the round, and
+// a round a quorum echoed confirms this master and extends its lease.
 func (r *Replica) broadcastHeartbeat() {
 	r.heartbeatElapsed = 0
-	ctx := uint64(0)
-	if r.roundOpen {
-		ctx = r.readRound
-	}
+	r.round++
+	r.roundsSent = append(r.roundsSent, roundSent{round: r.round, at: r.now})
 	for _, to := range r.others() {
-		r.send(Message{Type: MsgHeartbeat, To: to, Ballot: r.masterBallot, Commit: r.committed, Context: ctx})
+		r.send(Message{Type: MsgHeartbeat, To: to, Ballot: r.masterBallot, Commit: r.committed, Context: r.round, Index: r.noopSlot})
 	}
 }
 
-// maybeReleaseReads grants the reads whose round a quorum acknowledged.
-func (r *Replica) maybeReleaseReads() {
-	if !r.roundOpen {
-		return
-	}
-	acks := 1
+// maybeConfirm advances the highest round a quorum acknowledged, extends the
+// lease from when that round was sent (trap 5), and grants the reads it
+// covers.
+func (r *Replica) maybeConfirm() {
+	acked := make([]uint64, 0, len(r.prs)+1)
+	acked = append(acked, r.round)
 	for _, pr := range r.prs {
-		if pr.readRound >= r.readRound {
-			acks++
-		}
+		acked = append(acked, pr.readRound)
 	}
-	if acks < r.quorum {
+	slices.Sort(acked)
+	q := acked[len(acked)-r.quorum]
+	if q <= r.confirmed {
 		return
 	}
-	r.roundOpen = false
+	r.confirmed = q
+	sentAt := r.now
+	for len(r.roundsSent) > 0 && r.roundsSent[0].round <= q {
+		if r.roundsSent[0].round == q {
+			sentAt = r.roundsSent[0].at
+		}
+		r.roundsSent = r.roundsSent[1:]
+	}
+	if r.cfg.bugs.leaseFromAcks {
+		sentAt = r.now
+	}
+	if until := sentAt + r.cfg.LeaseTicks; until > r.leaseUntil {
+		r.leaseUntil = until
+	}
 	kept := r.pendingReads[:0]
 	for _, pr := range r.pendingReads {
-		if pr.round <= r.readRound {
+		if pr.round <= q {
 			r.answerRead(pr.from, pr.context, pr.index, false)
 		} else {
 			kept = append(kept, pr)
 		}
 	}
 	r.pendingReads = kept
-	if len(kept) > 0 {
-		r.startReadRound()
+	if len(kept) > 0 && r.confirmed == r.round {
+		r.broadcastHeartbeat()
 	}
 }
 
@@ -755,7 +782,7 @@ func (r *Replica) handleHeartbeatResp(m Message) {
 	if m.Context > pr.readRound {
 		pr.readRound = m.Context
 	}
-	r.maybeReleaseReads()
+	r.maybeConfirm()
 }
 
 // handleFetch answers a catch-up request with chosen entries.

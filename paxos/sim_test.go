@@ -29,6 +29,7 @@ type simOptions struct {
 	maxDelay    int     // ticks, at least 1
 	crashRate   float64 // per tick, per live node
 	partRate    float64 // per tick: a new partition
+	slowRate    float64 // per tick: some directed links turn slow
 	healRate    float64 // per tick: heal the partition
 	proposeRate float64 // per tick, per client
 	readRate    float64 // per tick
@@ -62,6 +63,10 @@ func simOptionsFor(seed uint64) simOptions {
 		o.partRate = rng.Float64() * 0.02
 		o.healRate = 0.01 + rng.Float64()*0.05
 	}
+	if rng.IntN(3) == 0 {
+		o.slowRate = rng.Float64() * 0.02
+		o.healRate = 0.01 + rng.Float64()*0.05
+	}
 	return o
 }
 
@@ -69,7 +74,7 @@ func simOptionsFor(seed uint64) simOptions {
 func simConfig(id NodeID, members []NodeID, rng *rand.Rand) Config {
 	return Config{
 		ID: id, Members: members,
-		HeartbeatTicks: 2, ElectionTicks: 12,
+		HeartbeatTicks: 2, ElectionTicks: 12, LeaseTicks: 11,
 		MaxEntriesPerMsg: 4, MaxInflight: 16, MaxUncommitted: 64,
 		Rand: rng,
 	}
@@ -124,6 +129,7 @@ type sim struct {
 	ids   []NodeID
 	net   []simMsg
 	cut   map[[2]NodeID]bool // directed links that drop everything
+	slow  map[[2]NodeID]int  // directed links with extra delay, in ticks
 
 	// Global record, for the invariants.
 	votes    map[uint64]map[Ballot]*simVote // slot -> ballot -> vote
@@ -172,6 +178,7 @@ func newSim(seed uint64, o simOptions) *sim {
 		o: o, seed: seed,
 		rng:      rand.New(rand.NewPCG(seed, 0xfeed)),
 		cut:      map[[2]NodeID]bool{},
+		slow:     map[[2]NodeID]int{},
 		votes:    map[uint64]map[Ballot]*simVote{},
 		chosen:   map[uint64]string{},
 		applied:  map[uint64]string{},
@@ -245,7 +252,8 @@ func (s *sim) send(from NodeID, msgs []Message) {
 		if s.cut[[2]NodeID{from, m.To}] || s.rng.Float64() < s.o.loss {
 			continue
 		}
-		s.net = append(s.net, simMsg{m: m, at: s.now + 1 + s.rng.IntN(s.o.maxDelay)})
+		extra := s.slow[[2]NodeID{from, m.To}]
+		s.net = append(s.net, simMsg{m: m, at: s.now + 1 + extra + s.rng.IntN(s.o.maxDelay)})
 		if s.rng.Float64() < s.o.dup {
 			s.net = append(s.net, simMsg{m: m, at: s.now + 1 + s.rng.IntN(s.o.maxDelay+2)})
 		}
@@ -415,6 +423,24 @@ func (s *sim) faults() {
 	if len(s.cut) == 0 && s.rng.Float64() < s.o.partRate {
 		s.partition()
 	}
+	if len(s.slow) > 0 && s.rng.Float64() < s.o.healRate {
+		clear(s.slow)
+		s.mix(15)
+	}
+	if len(s.slow) == 0 && s.rng.Float64() < s.o.slowRate {
+		// Congestion: a few directed links (often the ones into the
+		// master) deliver late for a while.
+		for i := 0; i < 1+s.rng.IntN(len(s.ids)); i++ {
+			a, b := s.ids[s.rng.IntN(len(s.ids))], s.ids[s.rng.IntN(len(s.ids))]
+			if m := s.masterNode(); m != nil && s.rng.IntN(2) == 0 {
+				b = m.id
+			}
+			if a != b {
+				s.slow[[2]NodeID{a, b}] = 5 + s.rng.IntN(15)
+			}
+		}
+		s.mix(16, uint64(len(s.slow)))
+	}
 }
 
 func (s *sim) partition() {
@@ -554,6 +580,7 @@ func (s *sim) step(faulty bool) {
 // heal ends every fault: links mended, replicas restarted, no loss.
 func (s *sim) heal() {
 	clear(s.cut)
+	clear(s.slow)
 	s.o.loss, s.o.dup = 0, 0
 	for _, n := range s.nodes {
 		if !n.alive {

@@ -75,7 +75,7 @@ type Replica struct {
 	delivered uint64 // chosen slots handed out in a Ready
 
 	// Timers, in ticks.
-	now             int // ticks since this replica started
+	now              int // ticks since this replica started
 	electionElapsed  int // since this replica last heard its master or started a campaign
 	sinceMaster      int // since it last heard a live master (stickiness)
 	electionTimeout  int
@@ -90,9 +90,9 @@ type Replica struct {
 	// Master state.
 	prs          map[NodeID]*progress
 	selfMatch    uint64
-	start        uint64 // first slot re-proposed under the own ballot
-	noopSlot     uint64 // serving (read indexes) waits until this is chosen
-	lastSlot     uint64 // highest slot proposed
+	start        uint64      // first slot re-proposed under the own ballot
+	noopSlot     uint64      // serving (read indexes) waits until this is chosen
+	lastSlot     uint64      // highest slot proposed
 	round        uint64      // heartbeat rounds broadcast under this ballot
 	confirmed    uint64      // highest round a quorum acknowledged
 	roundsSent   []roundSent // rounds not yet confirmed, with when they went out

@@ -1,0 +1,228 @@
+// Package bench is synod's load generator: closed-loop clients that each keep
+// one request in flight against a system under test, with the workload (read
+// fraction, value size, key count and distribution), latency in HDR
+// histograms, a per-100 ms timeline, an optional master kill with the
+// unavailability it caused, and the CPU the servers and the generator itself
+// spent. The system under test is reached through a Target, so the same runner
+// and the same report serve synod (package bench/target) and the systems it is
+// compared with (the etcd peer under bench/peers/etcd).
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Key distributions.
+const (
+	DistUniform = "uniform"
+	DistZipf    = "zipf"
+)
+
+// Limits on a Workload, so a typo cannot ask for a million connections or a
+// value no server takes.
+const (
+	MaxClients   = 10000
+	MaxValueSize = 1 << 20
+	MaxKeys      = 10_000_000
+	MaxDuration  = 24 * time.Hour
+)
+
+// ErrWorkload is returned by Workload.Validate and Run for a workload that
+// cannot run.
+var ErrWorkload = errors.New("bench: bad workload")
+
+// ErrNoCluster is returned by Run when the workload asks for a fault but no
+// Cluster was given to inflict it on.
+var ErrNoCluster = errors.New("bench: a master kill needs a cluster the bench started")
+
+// Workload is what the closed-loop clients do.
+type Workload struct {
+	// Clients is the number of closed-loop clients, each with its own
+	// connection and one request in flight.
+	Clients int
+	// Duration is the measured window; Warmup runs before it, unmeasured.
+	Duration time.Duration
+	Warmup   time.Duration
+	// Reads is the fraction of operations that are reads, 0 to 1; the rest
+	// are writes (PUT).
+	Reads float64
+	// ValueSize is the size of every written value in bytes.
+	ValueSize int
+	// Keys is the number of distinct keys; Dist how they are picked
+	// (DistUniform or DistZipf with skew Theta).
+	Keys  int
+	Dist  string
+	Theta float64
+	// Consistency names the read level; the Target interprets it.
+	Consistency string
+	// OpTimeout bounds every operation; one that takes longer is an error.
+	OpTimeout time.Duration
+	// Seed makes key and operation choices reproducible.
+	Seed uint64
+	// KillMasterAt, if positive, SIGKILLs the master this long into the
+	// measured window.
+	KillMasterAt time.Duration
+}
+
+// DefaultWorkload returns the design's defaults: 64 clients, 20 s measured
+// after a 2 s warm-up, 90% reads, 100-byte values over 1,000 uniform keys,
+// linearizable reads, 5 s per operation.
+func DefaultWorkload() Workload {
+	return Workload{
+		Clients:     64,
+		Duration:    20 * time.Second,
+		Warmup:      2 * time.Second,
+		Reads:       0.9,
+		ValueSize:   100,
+		Keys:        1000,
+		Dist:        DistUniform,
+		Theta:       0.99,
+		Consistency: "linearizable",
+		OpTimeout:   5 * time.Second,
+		Seed:        1,
+	}
+}
+
+// Validate reports what makes w unable to run, wrapping ErrWorkload.
+func (w Workload) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrWorkload, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case w.Clients < 1 || w.Clients > MaxClients:
+		return bad("clients %d not in [1, %d]", w.Clients, MaxClients)
+	case w.Duration <= 0 || w.Duration > MaxDuration:
+		return bad("duration %v not in (0, %v]", w.Duration, MaxDuration)
+	case w.Warmup < 0 || w.Warmup > MaxDuration:
+		return bad("warm-up %v not in [0, %v]", w.Warmup, MaxDuration)
+	case !(w.Reads >= 0 && w.Reads <= 1):
+		return bad("reads %v not in [0, 1]", w.Reads)
+	case w.ValueSize < 0 || w.ValueSize > MaxValueSize:
+		return bad("value size %d not in [0, %d]", w.ValueSize, MaxValueSize)
+	case w.Keys < 1 || w.Keys > MaxKeys:
+		return bad("keys %d not in [1, %d]", w.Keys, MaxKeys)
+	case w.Dist != DistUniform && w.Dist != DistZipf:
+		return bad("distribution %q: want %s or %s", w.Dist, DistUniform, DistZipf)
+	case w.Dist == DistZipf && !(w.Theta > 0 && w.Theta < 1):
+		return bad("zipf theta %v not in (0, 1)", w.Theta)
+	case w.Consistency == "":
+		return bad("no read consistency")
+	case w.OpTimeout <= 0 || w.OpTimeout > time.Hour:
+		return bad("operation timeout %v not in (0, 1h]", w.OpTimeout)
+	case w.KillMasterAt < 0 || w.KillMasterAt >= w.Duration && w.KillMasterAt > 0:
+		return bad("kill-master-at %v must lie inside the %v measured", w.KillMasterAt, w.Duration)
+	}
+	return nil
+}
+
+// workloadJSON is Workload with durations as Go duration strings ("10s").
+type workloadJSON struct {
+	Clients      int     `json:"clients"`
+	Duration     string  `json:"duration"`
+	Warmup       string  `json:"warmup"`
+	Reads        float64 `json:"reads"`
+	ValueSize    int     `json:"value_size"`
+	Keys         int     `json:"keys"`
+	Dist         string  `json:"dist"`
+	Theta        float64 `json:"theta"`
+	Consistency  string  `json:"consistency"`
+	OpTimeout    string  `json:"op_timeout"`
+	Seed         uint64  `json:"seed"`
+	KillMasterAt string  `json:"kill_master_at,omitempty"`
+}
+
+// MarshalJSON writes durations as strings such as "10s".
+func (w Workload) MarshalJSON() ([]byte, error) {
+	j := workloadJSON{
+		Clients: w.Clients, Duration: w.Duration.String(), Warmup: w.Warmup.String(),
+		Reads: w.Reads, ValueSize: w.ValueSize, Keys: w.Keys, Dist: w.Dist,
+		Theta: w.Theta, Consistency: w.Consistency, OpTimeout: w.OpTimeout.String(), Seed: w.Seed,
+	}
+	if w.KillMasterAt > 0 {
+		j.KillMasterAt = w.KillMasterAt.String()
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (w *Workload) UnmarshalJSON(b []byte) error {
+	var j workloadJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	out := Workload{Clients: j.Clients, Reads: j.Reads, ValueSize: j.ValueSize, Keys: j.Keys,
+		Dist: j.Dist, Theta: j.Theta, Consistency: j.Consistency, Seed: j.Seed}
+	for _, d := range []struct {
+		s   string
+		dst *time.Duration
+	}{{j.Duration, &out.Duration}, {j.Warmup, &out.Warmup}, {j.OpTimeout, &out.OpTimeout}, {j.KillMasterAt, &out.KillMasterAt}} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil {
+			return fmt.Errorf("bench: workload: %w", err)
+		}
+		*d.dst = v
+	}
+	*w = out
+	return nil
+}
+
+// Target is the system under test as the clients see it.
+type Target interface {
+	// Connect opens client i's own connection.
+	Connect(ctx context.Context, i int) (Conn, error)
+}
+
+// Conn is one client's connection. The runner uses it from one goroutine at
+// a time. After an error that broke the connection, the Conn reconnects by
+// itself on a later call, so a failover costs errors, not clients.
+type Conn interface {
+	Put(ctx context.Context, key string, value []byte) error
+	// Get reads key; a key that does not exist is a success.
+	Get(ctx context.Context, key string) error
+	Close() error
+}
+
+// OpError is an operation's failure with a short kind for the report:
+// "timeout", "conn", "unavailable", "not_master", a server's error code.
+type OpError struct {
+	Kind string
+	Err  error
+}
+
+func (e *OpError) Error() string { return e.Kind + ": " + e.Err.Error() }
+func (e *OpError) Unwrap() error { return e.Err }
+
+// errorKind names err for the error table.
+func errorKind(err error) string {
+	var oe *OpError
+	switch {
+	case errors.As(err, &oe):
+		return oe.Kind
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "error"
+	}
+}
+
+// Proc is one server process of a cluster the bench started.
+type Proc struct {
+	Name string
+	PID  int
+}
+
+// Cluster is a cluster the bench started itself, so it can read its servers'
+// CPU time and kill its master.
+type Cluster interface {
+	// Procs lists the server processes (replicas, proxy, members).
+	Procs() []Proc
+	// KillMaster SIGKILLs the current master (leader) and returns it.
+	KillMaster(ctx context.Context) (Proc, error)
+}

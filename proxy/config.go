@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"synod/wire"
+	"synod/wire/line"
+)
+
+// Config configures a Server. Start from DefaultConfig; the fields after
+// MaxValue are not command-line flags, their defaults suit every deployment
+// the design knows of.
+type Config struct {
+	// Listen is the address ListenAndServe serves the line protocol on.
+	// Default 127.0.0.1:7000.
+	Listen string
+	// Nodes maps every replica id to its wire address. Required.
+	Nodes map[uint64]string
+	// ClusterID must equal the replicas' cluster id. Default "synod".
+	ClusterID string
+	// Poll is how often every replica's STATUS is asked. Default 100 ms.
+	Poll time.Duration
+	// QueueSize bounds the requests held while there is no master (or no
+	// replica can serve a read). A request past it is answered UNAVAILABLE
+	// at once. Default 10,000.
+	QueueSize int
+	// Hold is how long a request may wait for a master (or an eligible
+	// replica), counted from its arrival. Default 10 s.
+	Hold time.Duration
+	// MaxConns bounds the client connections served at once; one more is
+	// answered "ERR BUSY too many connections" and closed. Default 10,000.
+	MaxConns int
+	// IdleTimeout closes a client connection that sent no complete request
+	// for this long, including one that stalls halfway through a line.
+	// Default 5 min.
+	IdleTimeout time.Duration
+	// MaxValue is the largest value a client may send, in bytes.
+	// Default 1 MiB.
+	MaxValue int
+
+	// MaxLine is the longest request line in bytes. Default 64 KiB.
+	MaxLine int
+	// MaxPipeline bounds the requests of one connection awaiting their
+	// replies; the connection is not read further until one is written.
+	// Default 1024.
+	MaxPipeline int
+	// MaxInflight bounds the reads and writes of all connections on their
+	// way to replicas (queued ones included); past it a request is
+	// answered BUSY. Default 100,000.
+	MaxInflight int
+	// ReadTimeout bounds one read attempt at one replica; a replica that
+	// does not answer in time is ejected and the read tried elsewhere.
+	// Default 2 s.
+	ReadTimeout time.Duration
+	// ProbeTimeout bounds one STATUS poll; a replica that does not answer in
+	// time is taken for down and its connection closed, so the requests
+	// sent to it are retried. Default 1 s.
+	ProbeTimeout time.Duration
+	// WriteTimeout bounds writing replies to a client that does not read
+	// them; past it the connection is closed. Default 30 s.
+	WriteTimeout time.Duration
+	// MaxLag is how many commands a follower's applied index, as last
+	// reported, may be below what a read needs for the read to be sent to
+	// it anyway (the replica waits for the rest itself). A follower further
+	// behind, say one catching up after a restart, gets no reads that need
+	// the newer state. Default 10,000.
+	MaxLag uint64
+
+	// Logger receives the proxy's logs.
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns the design's defaults; Nodes is left for the caller.
+func DefaultConfig() Config {
+	return Config{
+		Listen:       "127.0.0.1:7000",
+		ClusterID:    "synod",
+		Poll:         100 * time.Millisecond,
+		QueueSize:    10000,
+		Hold:         10 * time.Second,
+		MaxConns:     10000,
+		IdleTimeout:  5 * time.Minute,
+		MaxValue:     line.DefaultMaxValue,
+		MaxLine:      line.DefaultMaxLine,
+		MaxPipeline:  1024,
+		MaxInflight:  100000,
+		ReadTimeout:  2 * time.Second,
+		ProbeTimeout: time.Second,
+		WriteTimeout: 30 * time.Second,
+		MaxLag:       10000,
+		Logger:       zerolog.Nop(),
+	}
+}
+
+// ErrInvalidConfig is returned by Validate and New for a Config that cannot
+// work.
+var ErrInvalidConfig = errors.New("proxy: invalid config")
+
+// Validate reports what is wrong with c, wrapping ErrInvalidConfig.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case len(c.Nodes) == 0:
+		return bad("no replicas")
+	case len(c.ClusterID) > wire.MaxClusterIDLen:
+		return bad("cluster id longer than %d bytes", wire.MaxClusterIDLen)
+	case c.Poll <= 0 || c.Hold <= 0 || c.IdleTimeout <= 0 || c.ReadTimeout <= 0 ||
+		c.ProbeTimeout <= 0 || c.WriteTimeout <= 0:
+		return bad("durations must be positive")
+	case c.QueueSize <= 0 || c.MaxConns <= 0 || c.MaxPipeline <= 0 || c.MaxInflight <= 0:
+		return bad("queue, connection, pipeline and in-flight bounds must be positive")
+	case c.MaxValue <= 0 || c.MaxValue > wire.MaxFrameLimit/4:
+		return bad("max value %d not in [1, %d]", c.MaxValue, wire.MaxFrameLimit/4)
+	}
+	for id, addr := range c.Nodes {
+		if id == 0 || addr == "" {
+			return bad("replica %d has no address", id)
+		}
+	}
+	if err := c.limits().Validate(); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
+
+// limits are the line-protocol limits for client connections.
+func (c *Config) limits() line.Limits {
+	lim := line.DefaultLimits()
+	if c.MaxLine > 0 {
+		lim.MaxLine = c.MaxLine
+	}
+	lim.MaxValue = c.MaxValue
+	if lim.MaxDiscard < lim.MaxValue {
+		lim.MaxDiscard = lim.MaxValue
+	}
+	return lim
+}
+
+// maxFrame is the wire frame limit toward replicas: room for the largest
+// value plus envelope, and for a LIST answer of long keys.
+func (c *Config) maxFrame() int {
+	return max(wire.DefaultMaxFrame, 2*c.MaxValue+(1<<20))
+}

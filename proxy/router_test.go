@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"synod/wire"
+)
+
+// repState is one replica's state in a routing scenario.
+type repState struct {
+	alive, ejected bool
+	applied        uint64
+	inflight       int
+	ewmaMs         float64
+}
+
+func up(applied uint64) repState { return repState{alive: true, applied: applied} }
+
+// testRouter builds a router over replicas 1..n in the given states, with
+// master as master (0: none), without starting any goroutine.
+func testRouter(t *testing.T, master uint64, states ...repState) *router {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Nodes = map[uint64]string{}
+	for i := range states {
+		cfg.Nodes[uint64(i+1)] = "127.0.0.1:1"
+	}
+	cfg.MaxLag = 100
+	rt := newRouter(&cfg, newCounters())
+	rt.rnd = rand.New(rand.NewPCG(3, 4))
+	now := time.Now()
+	for i, st := range states {
+		rp := rt.reps[i]
+		rp.alive, rp.ejected, rp.applied, rp.inflight = st.alive, st.ejected, st.applied, st.inflight
+		if st.ewmaMs > 0 {
+			rp.lat = ewma{ms: st.ewmaMs, at: now}
+		}
+		rp.status.Commit = st.applied
+	}
+	if master != 0 {
+		rt.master = rt.byID[master]
+		rt.master.status.Role = "master"
+	}
+	return rt
+}
+
+func TestPick(t *testing.T) {
+	lin, sess, stale := wire.Linearizable, wire.Session, wire.Stale
+	tests := []struct {
+		name   string
+		master uint64
+		states []repState
+		write  bool
+		level  wire.Consistency
+		min    uint64
+		want   map[uint64]bool // replicas that may be picked; empty: nil
+		all    bool            // every replica in want must be picked at least once
+	}{
+		{name: "write to the master", master: 1, states: []repState{up(5), up(5), up(5)}, write: true, want: set(1)},
+		{name: "write with no master is held", states: []repState{up(5), up(5), up(5)}, write: true, want: set()},
+		{name: "write to a dead master is held", master: 1, states: []repState{{applied: 5}, up(5), up(5)}, write: true, want: set()},
+		{name: "reads spread over the followers, never the master", master: 1, states: []repState{up(5), up(5), up(5)}, level: lin, want: set(2, 3), all: true},
+		{name: "linearizable read with no master is held", states: []repState{up(5), up(5), up(5)}, level: lin, want: set()},
+		{name: "session read with no master goes to a follower", states: []repState{up(5), up(5), {applied: 5}}, level: sess, want: set(1, 2), all: true},
+		{name: "an ejected follower gets nothing", master: 1, states: []repState{up(5), {alive: true, ejected: true, applied: 5}, up(5)}, level: stale, want: set(3)},
+		{name: "the master serves when no follower can", master: 1, states: []repState{up(5), {alive: true, ejected: true}, {applied: 5}}, level: stale, want: set(1)},
+		{name: "nobody at all: held", master: 0, states: []repState{{applied: 5}, {applied: 5}}, level: stale, want: set()},
+		{name: "a follower too far behind the index gets nothing", master: 1, states: []repState{up(500), up(500), up(100)}, level: sess, min: 450, want: set(2)},
+		{name: "lagging within MaxLag is still eligible", master: 1, states: []repState{up(500), up(450), up(420)}, level: sess, min: 500, want: set(2, 3), all: true},
+		{name: "linearizable reads need the master's commit", master: 1, states: []repState{up(1000), up(100), up(990)}, level: lin, want: set(3)},
+		{name: "an index beyond everyone: held", master: 1, states: []repState{up(5), up(5), up(5)}, level: sess, min: 1000, want: set()},
+		{name: "two followers: the much faster one wins", master: 1, states: []repState{up(5), {alive: true, applied: 5, ewmaMs: 5}, {alive: true, applied: 5, ewmaMs: 0.2}}, level: lin, want: set(3)},
+		{name: "in-flight requests make a fast follower dear", master: 1, states: []repState{up(5), {alive: true, applied: 5, ewmaMs: 1, inflight: 20}, {alive: true, applied: 5, ewmaMs: 2}}, level: lin, want: set(3)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := testRouter(t, tt.master, tt.states...)
+			o := &op{write: tt.write, req: wire.Request{Consistency: tt.level, MinIndex: tt.min}}
+			picked := map[uint64]int{}
+			for range 200 {
+				rt.mu.Lock()
+				rp := rt.pick(o)
+				rt.mu.Unlock()
+				if rp == nil {
+					picked[0]++
+					continue
+				}
+				picked[rp.id]++
+			}
+			for id, n := range picked {
+				if id == 0 && len(tt.want) != 0 {
+					t.Fatalf("held %d times, want one of %v", n, tt.want)
+				}
+				if id != 0 && !tt.want[id] {
+					t.Fatalf("picked replica %d (%d times), want only %v: %v", id, n, tt.want, picked)
+				}
+			}
+			if tt.all {
+				for id := range tt.want {
+					if picked[id] == 0 {
+						t.Fatalf("replica %d never picked: %v", id, picked)
+					}
+				}
+			}
+		})
+	}
+}
+
+func set(ids ...uint64) map[uint64]bool {
+	m := map[uint64]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+// TestPolledMaster: the master is whoever reports itself master, the higher
+// ballot winning when two claim it; a step-down clears it; a change counts
+// as a failover.
+func TestPolledMaster(t *testing.T) {
+	rt := testRouter(t, 0, up(0), up(0), up(0))
+	poll := func(id uint64, role string, round uint64) {
+		rt.polled(rt.byID[id], wire.Status{ID: id, Role: role, Round: round, BallotNode: id})
+	}
+	masterID := func() uint64 {
+		if rt.master == nil {
+			return 0
+		}
+		return rt.master.id
+	}
+	steps := []struct {
+		id        uint64
+		role      string
+		round     uint64
+		want      uint64
+		failovers uint64
+	}{
+		{2, "follower", 1, 0, 0},
+		{1, "master", 1, 1, 0},
+		{3, "master", 0, 1, 0}, // a stale claim under a lower ballot
+		{2, "candidate", 2, 1, 0},
+		{2, "master", 2, 2, 1},
+		{1, "master", 1, 2, 1}, // the old master has not heard yet
+		{2, "follower", 3, 0, 1},
+		{3, "master", 3, 3, 2},
+	}
+	for i, s := range steps {
+		poll(s.id, s.role, s.round)
+		if got := masterID(); got != s.want {
+			t.Fatalf("step %d (%d says %s at round %d): master %d, want %d", i, s.id, s.role, s.round, got, s.want)
+		}
+		if got := rt.cnt.failovers.Load(); got != s.failovers {
+			t.Fatalf("step %d: %d failovers, want %d", i, got, s.failovers)
+		}
+	}
+}
+
+// TestNotMasterHint: a not-master answer naming a live replica switches to
+// it; naming a dead one or nobody leaves no master.
+func TestNotMasterHint(t *testing.T) {
+	tests := []struct {
+		hint       uint64
+		states     []repState
+		want       uint64
+		wantSwitch bool
+	}{
+		{hint: 2, states: []repState{up(0), up(0), up(0)}, want: 2, wantSwitch: true},
+		{hint: 0, states: []repState{up(0), up(0), up(0)}, want: 0},
+		{hint: 1, states: []repState{up(0), up(0), up(0)}, want: 0}, // names itself
+		{hint: 3, states: []repState{up(0), up(0), {}}, want: 0},    // names a dead one
+		{hint: 9, states: []repState{up(0), up(0), up(0)}, want: 0}, // names a stranger
+	}
+	for _, tt := range tests {
+		rt := testRouter(t, 1, tt.states...)
+		rt.mu.Lock()
+		switched := rt.notMaster(rt.byID[1], tt.hint)
+		got := uint64(0)
+		if rt.master != nil {
+			got = rt.master.id
+		}
+		rt.mu.Unlock()
+		if got != tt.want || switched != tt.wantSwitch {
+			t.Errorf("hint %d: master %d switched %v, want %d %v", tt.hint, got, switched, tt.want, tt.wantSwitch)
+		}
+	}
+}

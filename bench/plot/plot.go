@@ -19,8 +19,10 @@ import (
 // Timeline is what WriteSVG draws. The series hold one value per Step,
 // starting at time 0.
 type Timeline struct {
-	Title string
-	Step  time.Duration
+	// Title and Subtitle head the plot, Subtitle in smaller type.
+	Title    string
+	Subtitle string
+	Step     time.Duration
 	// Throughput is successful operations per second in each step.
 	Throughput []float64
 	// Errors is failed operations per second in each step; may be nil.
@@ -42,7 +44,7 @@ const (
 	width    = 960
 	left     = 80 // room for the y labels
 	right    = 24
-	top      = 56 // title and event labels
+	top      = 84 // title, subtitle and event labels
 	panelH   = 200
 	panelGap = 56
 	bottom   = 48
@@ -78,6 +80,7 @@ func WriteSVG(w io.Writer, t Timeline) error {
 	p.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	p.printf(`<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
 	p.text(width/2, 22, "middle", 15, t.Title)
+	p.text(width/2, 42, "middle", 12, t.Subtitle)
 
 	// Throughput panel, linear from zero.
 	y0 := float64(top)

@@ -34,6 +34,7 @@ func elements(t *testing.T, doc []byte) map[string]int {
 func TestWriteSVG(t *testing.T) {
 	tl := Timeline{
 		Title:      `synod <64 clients> & "kill"`,
+		Subtitle:   "a subtitle",
 		Step:       100 * time.Millisecond,
 		Throughput: []float64{1000, 1200, 0, 0, 900, 1100},
 		Errors:     []float64{0, 0, 30, 10, 0, 0},
@@ -52,7 +53,7 @@ func TestWriteSVG(t *testing.T) {
 		t.Fatalf("elements %v", n)
 	}
 	s := string(doc)
-	for _, want := range []string{"synod &lt;64 clients&gt; &amp;", "SIGKILL node1", "first write", "errors/s", "throughput, ops/s", "p99 latency, ms (log)"} {
+	for _, want := range []string{"synod &lt;64 clients&gt; &amp;", "a subtitle", "SIGKILL node1", "first write", "errors/s", "throughput, ops/s", "p99 latency, ms (log)"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("svg lacks %q", want)
 		}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"synod/bench"
+	"synod/bench/benchcli"
+	"synod/bench/spawn"
+	"synod/bench/target"
+	"synod/node"
+)
+
+func init() { commandMakers = append(commandMakers, benchCommand) }
+
+// synodBench is synod as a benchcli.System: through the proxy with the line
+// protocol, or with --direct straight to the master over wire.
+func synodBench() benchcli.System {
+	return benchcli.System{
+		Name:        "synod",
+		DefaultAddr: "127.0.0.1:7000",
+		AddrUsage:   "the proxy's address; with --direct, replica addresses a,b,c (any of them; the bench finds the master). Ignored with --spawn",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "direct", Usage: "talk to the master over the wire protocol, without a proxy", EnvVars: env("bench-direct")},
+			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "with --direct: the cluster id", EnvVars: env("bench-cluster")},
+		},
+		Spawn: func(ctx context.Context, c *cli.Context, n int, w bench.Workload) (*benchcli.Spawned, error) {
+			exe, err := os.Executable()
+			if err != nil {
+				return nil, fmt.Errorf("bench: find the synod binary: %w", err)
+			}
+			direct := c.Bool("direct")
+			cl, err := spawn.Start(ctx, spawn.Options{Exe: exe, Nodes: n, Proxy: !direct, Keep: c.Bool("keep")})
+			if err != nil {
+				return nil, err
+			}
+			sp := &benchcli.Spawned{Cluster: cl, Close: cl.Close}
+			if direct {
+				sp.Where = fmt.Sprintf("%d replicas in %s", n, cl.Dir())
+				sp.Via = "direct to the master"
+				sp.Target, err = target.NewDirect(cl.NodeAddrs(), cl.ClusterID(), w.Consistency)
+			} else {
+				sp.Where = fmt.Sprintf("%d replicas and a proxy in %s", n, cl.Dir())
+				sp.Via = "proxy"
+				sp.Target, err = target.NewLine(cl.ProxyAddr(), w.Consistency)
+			}
+			if err != nil {
+				cl.Close()
+				return nil, usageError("%v", err)
+			}
+			return sp, nil
+		},
+		Connect: func(ctx context.Context, c *cli.Context, addr string, w bench.Workload) (bench.Target, string, error) {
+			if c.Bool("direct") {
+				addrs := strings.Split(addr, ",")
+				t, err := target.NewDirect(addrs, c.String("cluster"), w.Consistency)
+				if err != nil {
+					return nil, "", usageError("%v", err)
+				}
+				return t, "direct to the master of " + addr, nil
+			}
+			t, err := target.NewLine(addr, w.Consistency)
+			if err != nil {
+				return nil, "", usageError("%v", err)
+			}
+			return t, "proxy " + addr, nil
+		},
+	}
+}
+
+func benchCommand() *cli.Command {
+	sys := synodBench()
+	action := benchcli.Action(sys)
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure throughput, latency and failover with closed-loop clients",
+		Description: "Runs --clients closed-loop clients for --duration against the proxy at --addr\n" +
+			"(or, with --direct, the master), or against a fresh cluster with --spawn N.\n" +
+			"Prints p50/p90/p99/p99.9/max latency and ops/s; --json and --timeline save\n" +
+			"every figure and a plot. With --spawn, --kill-master-at D SIGKILLs the master\n" +
+			"D into the measured window and reports how long writes stopped.",
+		Flags: benchcli.Flags(sys),
+		Action: func(c *cli.Context) error {
+			err := action(c)
+			if errors.Is(err, benchcli.ErrUsage) || errors.Is(err, bench.ErrWorkload) {
+				return usageError("%v", err)
+			}
+			return err
+		},
+	}
+}

@@ -21,6 +21,11 @@ import (
 	"synod/internal/cluster"
 )
 
+// noRaceExitSleep stops a binary built with -race from sleeping a second
+// before it exits (the race runtime's default), which the many short CLI
+// runs of these tests would add up. Children of up inherit it.
+const noRaceExitSleep = "GORACE=atexit_sleep_ms=0"
+
 // upProc is one `synod up` run as a subprocess, with its output in files.
 type upProc struct {
 	t       *testing.T
@@ -47,6 +52,7 @@ func startUp(t *testing.T, bin string, name string, args ...string) *upProc {
 		t.Fatal(err)
 	}
 	u.cmd = exec.Command(bin, append([]string{"--log-level=info"}, args...)...)
+	u.cmd.Env = append(os.Environ(), noRaceExitSleep)
 	u.cmd.Stdout, u.cmd.Stderr = fo, fe
 	if err := u.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -227,7 +233,7 @@ type cliRunner struct {
 func (r cliRunner) run(stdin []byte, args ...string) (stdout []byte, stderr string, code int) {
 	r.t.Helper()
 	cmd := exec.Command(r.bin, args...)
-	cmd.Env = append(os.Environ(), "SYNOD_ADDR="+r.addr, "SYNOD_TIMEOUT=30s")
+	cmd.Env = append(os.Environ(), "SYNOD_ADDR="+r.addr, "SYNOD_TIMEOUT=30s", noRaceExitSleep)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

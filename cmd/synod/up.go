@@ -172,8 +172,10 @@ func runUp(c *cli.Context) error {
 		return fmt.Errorf("up: %w", err)
 	}
 
+	// SIGHUP too: closing the terminal should stop the cluster cleanly,
+	// not kill up and leave the children to the parent-death signal.
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
 	// The children's parent-death signal is tied to this thread (see

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"sort"
+	"strings"
+	"testing"
+
+	"synod/wire/line"
+)
+
+// FuzzParseVerbArgs checks that any argument list gives either checked
+// arguments or a usage error, never a panic or an invalid key.
+func FuzzParseVerbArgs(f *testing.F) {
+	f.Add(uint8(0), "a\x00b")
+	f.Add(uint8(1), "k\x007\x00v")
+	f.Add(uint8(2), "docs/\x00x")
+	f.Add(uint8(3), "")
+	f.Add(uint8(4), "a b\x00--json")
+	verbs := make([]string, 0, len(argShapes))
+	for v := range argShapes {
+		verbs = append(verbs, v)
+	}
+	sort.Strings(verbs)
+	f.Fuzz(func(t *testing.T, verb uint8, joined string) {
+		var args []string
+		if joined != "" {
+			args = strings.Split(joined, "\x00")
+		}
+		v := verbs[int(verb)%len(verbs)]
+		a, err := parseVerbArgs(v, args)
+		if err != nil {
+			if exitCode(err) != exitUsage {
+				t.Fatalf("%s %q: error %v with exit %d, want a usage error", v, args, err, exitCode(err))
+			}
+			return
+		}
+		if a.Key != "" && !line.ValidKey(a.Key, 0) {
+			t.Fatalf("%s %q: accepted invalid key %q", v, args, a.Key)
+		}
+		if a.Prefix != "" && !line.ValidKey(a.Prefix, 0) {
+			t.Fatalf("%s %q: accepted invalid prefix %q", v, args, a.Prefix)
+		}
+		if strings.Contains(argShapes[v], "KEY") && a.Key == "" {
+			t.Fatalf("%s %q: no key", v, args)
+		}
+		if a.HasValue && !bytes.Equal(a.Value, []byte(args[len(args)-1])) {
+			t.Fatalf("%s %q: value %q is not the last argument", v, args, a.Value)
+		}
+	})
+}
+
+// FuzzParseCpArgs checks cp's SRC DST parsing: one side is always a valid
+// key, and a side is a key exactly when it was written with a colon.
+func FuzzParseCpArgs(f *testing.F) {
+	f.Add("photo.jpg", ":img/cat.jpg")
+	f.Add(":a", "-")
+	f.Add("-", ":")
+	f.Add(":a b", "x")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		src, dst, err := parseCpArgs([]string{a, b})
+		if err != nil {
+			if exitCode(err) != exitUsage {
+				t.Fatalf("cp %q %q: exit %d, want a usage error", a, b, exitCode(err))
+			}
+			return
+		}
+		if !src.IsKey && !dst.IsKey {
+			t.Fatalf("cp %q %q: accepted without a key", a, b)
+		}
+		for _, e := range []struct {
+			arg string
+			end cpEnd
+		}{{a, src}, {b, dst}} {
+			if e.end.IsKey != strings.HasPrefix(e.arg, ":") || (e.end.IsKey && !line.ValidKey(e.end.Key, 0)) {
+				t.Fatalf("cp %q %q: side %q parsed as %+v", a, b, e.arg, e.end)
+			}
+			if e.end.String() != e.arg {
+				t.Fatalf("side %q prints as %q", e.arg, e.end.String())
+			}
+		}
+	})
+}
+
+// FuzzPrefixWriter checks that every byte a child writes comes out, in
+// order, on lines that all carry the child's label.
+func FuzzPrefixWriter(f *testing.F) {
+	f.Add([]byte("hello\nworld"), uint8(3))
+	f.Add([]byte("a\r\n\r\nb\n"), uint8(1))
+	f.Add([]byte{}, uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		if len(data) > maxPartialLine {
+			return // runaway lines are cut: TestPrefixWriterCutsRunawayLines
+		}
+		var out bytes.Buffer
+		pw := newPrefixWriter(&lineSink{w: &out}, "node1", false)
+		step := int(chunk) + 1
+		for i := 0; i < len(data); i += step {
+			pw.Write(data[i:min(i+step, len(data))])
+		}
+		pw.Flush()
+		var got []byte
+		if out.Len() > 0 {
+			if out.Bytes()[out.Len()-1] != '\n' {
+				t.Fatalf("output does not end a line: %q", out.Bytes())
+			}
+			for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+				if !strings.HasPrefix(l, "node1 | ") {
+					t.Fatalf("line without label: %q", l)
+				}
+				got = append(got, strings.TrimPrefix(l, "node1 | ")...)
+				got = append(got, '\n')
+			}
+		}
+		// What went in, line by line, less one '\r' before each line end
+		// (a child's "\r\n" becomes "\n"), with a final line ended.
+		var want []byte
+		if len(data) > 0 {
+			for _, l := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+				want = append(want, bytes.TrimSuffix(l, []byte("\r"))...)
+				want = append(want, '\n')
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+}

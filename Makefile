@@ -75,3 +75,13 @@ bench:
 
 clean:
 	rm -rf bin
+
+## bench-compare: synod and etcd through the same workloads on this machine,
+## alternating on a fresh cluster each run (about 10 minutes; not part of test).
+## The etcd peer is a module of its own so etcd never enters synod's go.mod.
+## BENCH_COMPARE_FLAGS passes more flags, e.g. -runs 1 or -direct.
+.PHONY: bench-compare
+bench-compare: build
+	cd bench/peers/etcd && $(GO) build -o ../../../bin/etcdbench .
+	$(GO) build -o bin/benchcompare ./bench/cmd/benchcompare
+	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"synod/bench"
+	"synod/bench/proc"
+)
+
+// errNoLeader is returned when no member reports a leader.
+var errNoLeader = errors.New("etcd: no leader")
+
+// cluster is a set of etcd members started for one run, one process each.
+type cluster struct {
+	dir       string
+	keep      bool
+	group     *proc.Group
+	names     []string
+	endpoints []string // client URLs, in member order
+	members   []*proc.Proc
+}
+
+// startCluster starts n members from this binary and waits until a write
+// through them succeeds.
+func startCluster(ctx context.Context, n int, keep bool) (_ *cluster, err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("etcd: find this binary: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "etcd-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	ports, err := proc.FreePorts(2 * n)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c := &cluster{dir: dir, keep: keep, group: proc.NewGroup()}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	var initial []string
+	for i := range n {
+		name := fmt.Sprintf("m%d", i+1)
+		c.names = append(c.names, name)
+		c.endpoints = append(c.endpoints, "http://"+ports[2*i])
+		initial = append(initial, name+"=http://"+ports[2*i+1])
+	}
+	for i, name := range c.names {
+		args := []string{"member", "--name", name, "--dir", filepath.Join(dir, name),
+			"--client-url", c.endpoints[i], "--peer-url", "http://" + ports[2*i+1],
+			"--initial-cluster", strings.Join(initial, ","), "--token", filepath.Base(dir)}
+		p, err := c.group.Start(name, exe, args, filepath.Join(dir, name+".log"))
+		if err != nil {
+			return nil, err
+		}
+		c.members = append(c.members, p)
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := c.waitWrite(rctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func newClient(endpoints []string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+}
+
+func (c *cluster) waitWrite(ctx context.Context) error {
+	cl, err := newClient(c.endpoints)
+	if err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	defer cl.Close()
+	for {
+		for _, p := range c.members {
+			if !p.Running() {
+				return fmt.Errorf("etcd: %s exited (%v): %s", p.Name, p.ExitErr(), p.Tail(2000))
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := cl.Put(wctx, "bench-ready", "1")
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("etcd: cluster not ready: %v (last error: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Procs lists the members' processes.
+func (c *cluster) Procs() []bench.Proc {
+	var ps []bench.Proc
+	for _, p := range c.members {
+		ps = append(ps, bench.Proc{Name: p.Name, PID: p.PID()})
+	}
+	return ps
+}
+
+// leader returns the index of the member that is leader.
+func (c *cluster) leader(ctx context.Context) (int, error) {
+	return leaderOf(ctx, c.endpoints, func(i int) bool { return c.members[i].Running() })
+}
+
+// leaderOf asks the members at endpoints which of them leads.
+func leaderOf(ctx context.Context, endpoints []string, alive func(int) bool) (int, error) {
+	var errs []error
+	for i, ep := range endpoints {
+		if alive != nil && !alive(i) {
+			continue
+		}
+		cl, err := newClient([]string{ep})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := cl.Status(sctx, ep)
+		cancel()
+		cl.Close()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if st.Leader != 0 && st.Header.MemberId == st.Leader {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %w", errNoLeader, errors.Join(errs...))
+}
+
+// KillMaster SIGKILLs the leader and waits until it is reaped.
+func (c *cluster) KillMaster(ctx context.Context) (bench.Proc, error) {
+	i, err := c.leader(ctx)
+	if err != nil {
+		return bench.Proc{}, err
+	}
+	p := c.members[i]
+	return bench.Proc{Name: p.Name, PID: p.PID()}, p.Kill()
+}
+
+// Close stops the members and removes their data unless keep.
+func (c *cluster) Close() error {
+	err := c.group.Close(10 * time.Second)
+	if !c.keep {
+		err = errors.Join(err, os.RemoveAll(c.dir))
+	}
+	return err
+}

@@ -270,11 +270,12 @@ func (r cliRunner) fails(code int, args ...string) string {
 	return stderr
 }
 
-// requireProxy skips when the binary has no proxy command yet: up needs one.
+// requireProxy fails at once, rather than after waiting for a banner that
+// cannot come, when the binary has no proxy command.
 func requireProxy(t *testing.T, bin string) {
 	t.Helper()
-	if err := exec.Command(bin, "proxy", "--help").Run(); err != nil {
-		t.Skipf("synod proxy is not built yet (%v): up cannot serve", err)
+	if out, err := exec.Command(bin, "proxy", "--help").CombinedOutput(); err != nil {
+		t.Fatalf("synod proxy --help: %v: %s", err, out)
 	}
 }
 

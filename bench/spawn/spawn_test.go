@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -109,4 +111,78 @@ func TestStartRefuses(t *testing.T) {
 	if !errors.Is(err, ErrNotReady) {
 		t.Fatalf("Start with a binary that exits: %v", err)
 	}
+}
+
+// TestProxyRun runs a mixed workload through the proxy.
+func TestProxyRun(t *testing.T) {
+	c := start(t, true)
+	defer closeAndCheck(t, c)
+	if len(c.Procs()) != 4 || c.ProxyAddr() == "" {
+		t.Fatalf("procs %v proxy %q", c.Procs(), c.ProxyAddr())
+	}
+	tg, err := target.NewLine(c.ProxyAddr(), "linearizable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := quick()
+	w.Duration = time.Second
+	res, err := bench.Run(context.Background(), w, bench.Options{Target: tg, Cluster: c, System: "synod", Via: "proxy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Writes.Count == 0 || res.Reads.Count == 0 || res.Total.Errors != 0 {
+		t.Fatalf("writes %+v reads %+v errors %v", res.Writes, res.Reads, res.Errors)
+	}
+}
+
+// TestBenchCommand is the smoke test of `synod bench --spawn 3`: the whole
+// command, a master kill through the proxy, the JSON and the plot, and no
+// process left behind.
+func TestBenchCommand(t *testing.T) {
+	dir := t.TempDir()
+	jsonPath, svgPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.svg")
+	cmd := exec.Command(cluster.Binary(t), "bench", "--spawn", "3", "--duration", "2s", "--warmup", "200ms",
+		"--clients", "4", "--reads", "0", "--kill-master-at", "500ms", "--json", jsonPath, "--timeline", svgPath)
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("synod bench: %v\n%s", err, out)
+	}
+	for _, want := range []string{"synod via proxy: 4 clients, 2s", "p99.9 ms", "failover: SIGKILL node"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	res, err := bench.ReadResultFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failover == nil || res.Writes.Count == 0 || len(res.CPU.Procs) != 4 {
+		t.Fatalf("result: failover %+v writes %+v cpu %+v", res.Failover, res.Writes, res.CPU)
+	}
+	t.Logf("failover through the proxy: %+v, errors %v", *res.Failover, res.Errors)
+	if svg, err := os.ReadFile(svgPath); err != nil || !strings.Contains(string(svg), "SIGKILL") {
+		t.Fatalf("timeline: %v", err)
+	}
+	// The spawned cluster lived in TMPDIR and is gone, processes and files.
+	left, _ := filepath.Glob(filepath.Join(dir, "synod-bench-*"))
+	if len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), dir) && alive(f) {
+			t.Errorf("process still running: %s: %q", f, b)
+		}
+	}
+}
+
+// alive reports whether the process of /proc/<pid>/cmdline is not a zombie.
+func alive(cmdline string) bool {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(cmdline), "stat"))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && !strings.HasPrefix(string(b[i:]), ") Z")
 }

@@ -1,0 +1,245 @@
+package target
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"synod/bench"
+	"synod/wire/line"
+)
+
+// lineServer is a small line-protocol server over real TCP with a map for
+// state. Key "unavailable" is answered ERR UNAVAILABLE; key "hang" is never
+// answered.
+type lineServer struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	data  map[string][]byte
+	conns int
+	level []string // the CONSISTENCY levels asked for
+	wg    sync.WaitGroup
+	open  map[net.Conn]bool
+}
+
+func newLineServer(t *testing.T) *lineServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &lineServer{ln: ln, data: map[string][]byte{}, open: map[net.Conn]bool{}}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns++
+			s.open[c] = true
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *lineServer) close() {
+	s.ln.Close()
+	s.dropAll()
+	s.wg.Wait()
+}
+
+// dropAll closes every client connection, as a restarted proxy would.
+func (s *lineServer) dropAll() {
+	s.mu.Lock()
+	for c := range s.open {
+		c.Close()
+	}
+	s.mu.Unlock()
+}
+
+func (s *lineServer) serve(c net.Conn) {
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		delete(s.open, c)
+		s.mu.Unlock()
+	}()
+	r := line.NewReader(bufio.NewReader(c), line.Limits{})
+	bw := bufio.NewWriter(c)
+	w := line.NewWriter(bw)
+	for {
+		req, err := r.ReadRequest()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		switch {
+		case req.Key == "hang":
+		case req.Key == "unavailable":
+			w.Err(line.CodeUnavailable, "no master")
+		case req.Cmd == line.CmdPut:
+			s.data[req.Key] = req.Value
+			w.OKIndex(uint64(len(s.data)))
+		case req.Cmd == line.CmdGet:
+			if v, ok := s.data[req.Key]; ok {
+				w.Value(v, 1)
+			} else {
+				w.NotFound()
+			}
+		case req.Cmd == line.CmdConsistency:
+			s.level = append(s.level, req.Level.String())
+			w.OK()
+		default:
+			w.Err(line.CodeBadRequest, "not in this test")
+		}
+		s.mu.Unlock()
+		if w.Flush() != nil {
+			return
+		}
+	}
+}
+
+func (s *lineServer) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+func kind(err error) string {
+	var oe *bench.OpError
+	if errors.As(err, &oe) {
+		return oe.Kind
+	}
+	return ""
+}
+
+func TestLine(t *testing.T) {
+	s := newLineServer(t)
+	tg, err := NewLine(s.ln.Addr().String(), "stale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := tg.Connect(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, "missing"); err != nil {
+		t.Fatalf("a missing key is not a failure: %v", err)
+	}
+	if err := c.Put(ctx, "unavailable", []byte("v")); kind(err) != "unavailable" {
+		t.Fatalf("ERR UNAVAILABLE gave %v", err)
+	}
+	// The server's error left the connection usable.
+	if err := c.Put(ctx, "k2", []byte("v")); err != nil || s.connCount() != 1 {
+		t.Fatalf("after a server error: %v, %d connections", err, s.connCount())
+	}
+	// A timeout leaves the stream out of step: the next call redials.
+	tctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	err = c.Put(tctx, "hang", []byte("v"))
+	cancel()
+	if kind(err) != "timeout" {
+		t.Fatalf("unanswered request gave %v", err)
+	}
+	if err := c.Put(ctx, "k3", []byte("v")); err != nil || s.connCount() != 2 {
+		t.Fatalf("after a timeout: %v, %d connections", err, s.connCount())
+	}
+	// A dropped connection is an error, then a fresh connection.
+	s.dropAll()
+	if err := c.Get(ctx, "k"); kind(err) != "conn" {
+		t.Fatalf("dropped connection gave %v", err)
+	}
+	if err := c.Get(ctx, "k"); err != nil || s.connCount() != 3 {
+		t.Fatalf("after a drop: %v, %d connections", err, s.connCount())
+	}
+	s.mu.Lock()
+	levels := strings.Join(s.level, ",")
+	s.mu.Unlock()
+	if levels != "stale,stale,stale" {
+		t.Fatalf("consistency set %q, want stale on every connection", levels)
+	}
+}
+
+func TestLineLinearizableSendsNothing(t *testing.T) {
+	s := newLineServer(t)
+	tg, err := NewLine(s.ln.Addr().String(), "LINEARIZABLE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tg.Connect(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Get(context.Background(), "k")
+	c.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.level) != 0 {
+		t.Fatalf("sent CONSISTENCY %v for the default level", s.level)
+	}
+}
+
+func TestLineDialFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	tg, _ := NewLine(addr, "linearizable")
+	if _, err := tg.Connect(context.Background(), 0); kind(err) != "conn" {
+		t.Fatalf("Connect to nothing: %v", err)
+	}
+}
+
+func TestNewRefuses(t *testing.T) {
+	if _, err := NewLine("x:1", "eventual"); !errors.Is(err, ErrConsistency) {
+		t.Fatalf("NewLine: %v", err)
+	}
+	if _, err := NewDirect([]string{"x:1"}, "c", "eventual"); !errors.Is(err, ErrConsistency) {
+		t.Fatalf("NewDirect: %v", err)
+	}
+	if _, err := NewDirect(nil, "c", "stale"); err == nil {
+		t.Fatal("NewDirect without addresses")
+	}
+}
+
+func TestDirectNoMaster(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	tg, err := NewDirect([]string{addr}, "c", "linearizable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tg.FindMaster(context.Background()); !errors.Is(err, ErrNoMaster) {
+		t.Fatalf("FindMaster: %v", err)
+	}
+	if _, err := tg.Connect(context.Background(), 0); kind(err) != "conn" {
+		t.Fatalf("Connect: %v", err)
+	}
+}

@@ -51,8 +51,9 @@ type conn struct {
 	wdone chan struct{} // closed when the writer has stopped
 
 	// Reader-owned.
-	level  line.Level
-	writes []*call // writes of this connection not known to be finished
+	level    line.Level
+	run      []*call // the current run of reads or of writes, not known to be finished
+	runWrite bool    // whether run holds writes
 
 	lastIndex atomic.Uint64 // index of this connection's latest write, for session reads
 
@@ -163,44 +164,36 @@ func (c *conn) remote(cl *call) bool {
 	if !c.push(cl) {
 		return false
 	}
-	if o.write {
-		c.writes = c.prune(c.writes)
-		c.writes = append(c.writes, cl)
-		c.s.rt.submit(o)
-		return true
-	}
-	if c.level == line.LevelStale {
-		c.s.rt.submit(o)
-		return true
-	}
-	// A read sees the writes sent before it on this connection: it starts
-	// once they are answered, and a session read asks for their index.
-	c.writes = c.prune(c.writes)
-	session := c.level == line.LevelSession
-	if len(c.writes) == 0 {
-		c.startRead(o, session)
-		return true
-	}
-	earlier := append([]*call(nil), c.writes...)
-	c.s.wg.Add(1)
-	go func() {
-		defer c.s.wg.Done()
-		for _, w := range earlier {
-			<-w.done
-		}
-		c.startRead(o, session)
-	}()
-	return true
-}
-
-func (c *conn) startRead(o *op, session bool) {
-	if session {
+	c.order(cl, o.write)
+	if !o.write && c.level == line.LevelSession {
 		o.req.MinIndex = max(o.req.MinIndex, c.lastIndex.Load())
 	}
 	c.s.rt.submit(o)
+	return true
 }
 
-// prune drops the finished writes.
+// order keeps a pipeline's semantics those of one request after the other:
+// consecutive writes run together (they reach the master in order, so they
+// apply in order), consecutive reads run together, but a read starts only
+// once the writes before it are answered, and a write only once the reads
+// before it are, so no read sees a later write or misses an earlier one.
+// The reader waits here, which is also the pipeline's backpressure.
+func (c *conn) order(cl *call, write bool) {
+	if len(c.run) > 0 && c.runWrite != write {
+		for _, prev := range c.run {
+			<-prev.done
+		}
+		clear(c.run)
+		c.run = c.run[:0]
+	}
+	c.runWrite = write
+	if len(c.run) >= 64 {
+		c.run = c.prune(c.run)
+	}
+	c.run = append(c.run, cl)
+}
+
+// prune drops the finished calls.
 func (c *conn) prune(ws []*call) []*call {
 	kept := ws[:0]
 	for _, w := range ws {

@@ -40,14 +40,18 @@
 // # Connections
 //
 // Each client connection has a reader goroutine, which parses requests and
-// starts them at once, so one connection's requests run concurrently, and a
-// writer goroutine, which writes the replies strictly in request order and
-// flushes whenever the next one is not ready. A read waits until the writes
-// sent before it on its connection are answered, so a client sees its own
-// pipelined writes; at consistency session it also asks for the index of
-// the connection's latest write. Limits: request lines (64 KiB) and values
-// (Config.MaxValue) as package line enforces them, Config.MaxPipeline
-// unanswered requests per connection, Config.MaxConns connections (one more
-// is answered ERR BUSY and closed), Config.IdleTimeout without a complete
-// request, Config.WriteTimeout for a client that does not read its replies.
+// starts them, and a writer goroutine, which writes the replies strictly in
+// request order and flushes whenever the next one is not ready. A pipeline
+// means what the same requests one after the other would: consecutive
+// writes run together (they reach the master in order, so they apply in
+// order) and so do consecutive reads, but a read starts only once the
+// writes before it are answered and a write only once the reads before it
+// are. At consistency session a read also asks for the index of its
+// connection's latest write, so a client reads its writes on any replica.
+//
+// Limits: request lines (64 KiB) and values (Config.MaxValue) as package
+// line enforces them, Config.MaxPipeline unanswered requests per
+// connection, Config.MaxConns connections (one more is answered ERR BUSY
+// and closed), Config.IdleTimeout without a complete request,
+// Config.WriteTimeout for a client that does not read its replies.
 package proxy

@@ -160,3 +160,16 @@ func statInt(t testing.TB, m map[string]string, name string) int64 {
 	}
 	return v
 }
+
+// eventually polls cond until it holds, and fails the test if it does not
+// within 30 s: a wait that would otherwise hang the test run.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

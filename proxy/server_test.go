@@ -99,12 +99,7 @@ func TestNoMaster(t *testing.T) {
 	held[1].send("GET a\r\n")
 	probe := dialRaw(t, addr)
 	// Both are queued once STATS says so; then the queue is full.
-	for {
-		if statInt(t, probe.stats(), "buffered") == 2 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "two held requests", func() bool { return statInt(t, probe.stats(), "buffered") == 2 })
 	late := dialRaw(t, addr)
 	late.send("PUT b 2\r\n")
 	late.expect("ERR UNAVAILABLE request queue full")
@@ -160,12 +155,7 @@ func TestIdleConnections(t *testing.T) {
 		conns = append(conns, nc)
 	}
 	c := dialRaw(t, addr)
-	for {
-		if statInt(t, c.stats(), "connections") == idle+1 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, "every connection accepted", func() bool { return statInt(t, c.stats(), "connections") == idle+1 })
 	for range 100 {
 		c.send("PING\r\n")
 		c.expect("PONG")
@@ -174,9 +164,7 @@ func TestIdleConnections(t *testing.T) {
 		nc.Close()
 	}
 	conns = nil
-	for statInt(t, c.stats(), "connections") != 1 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, "the idle connections gone", func() bool { return statInt(t, c.stats(), "connections") == 1 })
 }
 
 // TestMaxConns: one connection over the bound is answered BUSY and closed;
@@ -196,16 +184,15 @@ func TestMaxConns(t *testing.T) {
 	served[0].send("QUIT\r\n")
 	served[0].expect("BYE")
 	served[0].expectClosed()
-	for {
+	eventually(t, "a free connection slot", func() bool {
 		c := dialRaw(t, addr)
 		c.send("PING\r\n")
-		if l := c.line(); l == "PONG" {
-			break
-		} else if l != "ERR BUSY too many connections" {
+		l := c.line()
+		if l != "PONG" && l != "ERR BUSY too many connections" {
 			t.Fatalf("got %q", l)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return l == "PONG"
+	})
 }
 
 // flakyListener fails its first Accepts, as a listener out of file

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"synod/proxy"
+)
+
+func init() { commandMakers = append(commandMakers, proxyCommand) }
+
+// proxyDrainTimeout bounds how long a stopping proxy waits for the replies
+// to requests it already read.
+const proxyDrainTimeout = 15 * time.Second
+
+func proxyCommand() *cli.Command {
+	def := proxy.DefaultConfig()
+	return &cli.Command{
+		Name:  "proxy",
+		Usage: "serve the line protocol to clients: writes to the master, reads spread over the followers",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: def.Listen, Usage: "address for clients", EnvVars: env("listen")},
+			&cli.StringFlag{Name: "nodes", Required: true, Usage: "every replica: 1=host:port,2=host:port,…", EnvVars: env("nodes")},
+			&cli.StringFlag{Name: "cluster", Value: def.ClusterID, Usage: "cluster id, equal on every replica and proxy", EnvVars: env("cluster")},
+			&cli.DurationFlag{Name: "poll", Value: def.Poll, Usage: "how often every replica's status is asked", EnvVars: env("poll")},
+			&cli.IntFlag{Name: "queue", Value: def.QueueSize, Usage: "requests held while there is no master; more are refused UNAVAILABLE", EnvVars: env("queue")},
+			&cli.DurationFlag{Name: "hold", Value: def.Hold, Usage: "how long a request may wait for a master", EnvVars: env("hold")},
+			&cli.IntFlag{Name: "max-conns", Value: def.MaxConns, Usage: "client connections served at once", EnvVars: env("max-conns")},
+			&cli.DurationFlag{Name: "idle-timeout", Value: def.IdleTimeout, Usage: "close a client connection that sends no request for this long", EnvVars: env("idle-timeout")},
+			&cli.IntFlag{Name: "max-value", Value: def.MaxValue, Usage: "largest value a client may send, in bytes", EnvVars: env("max-value")},
+		},
+		Action: func(c *cli.Context) error {
+			lg, err := newLogger(c)
+			if err != nil {
+				return err
+			}
+			nodes, err := parsePeers(c.String("nodes"))
+			if err != nil {
+				return usageError("--nodes: %v", err)
+			}
+			cfg := proxy.DefaultConfig()
+			cfg.Listen = c.String("listen")
+			cfg.Nodes = nodes
+			cfg.ClusterID = c.String("cluster")
+			cfg.Poll = c.Duration("poll")
+			cfg.QueueSize = c.Int("queue")
+			cfg.Hold = c.Duration("hold")
+			cfg.MaxConns = c.Int("max-conns")
+			cfg.IdleTimeout = c.Duration("idle-timeout")
+			cfg.MaxValue = c.Int("max-value")
+			cfg.Logger = lg
+			if err := cfg.Validate(); err != nil {
+				return usageError("%v", err)
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return err
+			}
+			srv, err := proxy.New(cfg)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ln) }()
+			lg.Info().Str("addr", ln.Addr().String()).Int("replicas", len(nodes)).Msg("proxy serving")
+			select {
+			case err := <-served:
+				srv.Close()
+				return err
+			case <-ctx.Done():
+			}
+			lg.Info().Msg("proxy stopping")
+			sctx, cancel := context.WithTimeout(context.Background(), proxyDrainTimeout)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				lg.Warn().Err(err).Msg("proxy stopped before every reply was written")
+			}
+			if err := <-served; !errors.Is(err, proxy.ErrServerClosed) {
+				return err
+			}
+			lg.Info().Msg("proxy stopped")
+			return nil
+		},
+	}
+}

@@ -250,10 +250,11 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 	var backoff time.Duration
 	rt.mu.Lock()
 	rp.inflight--
-	if rep.Applied > rp.applied {
-		rp.applied = rep.Applied
-	}
+	rp.applied = max(rp.applied, rep.Applied)
 	if o.write {
+		if rep.Code == wire.CodeOK {
+			rp.applied = max(rp.applied, rep.Index) // the master applied it before answering
+		}
 		switch rep.Code {
 		case wire.CodeNotMaster:
 			final = false
@@ -343,7 +344,9 @@ func (rt *router) connLost(rp *replica, ops []*op, err error) {
 	rp.alive = false
 	if rt.master == rp {
 		rt.master = nil
-		rt.log.Warn().Uint64("replica", rp.id).Err(err).Int("in_flight", len(ops)).Msg("lost the master's connection; holding writes")
+		if !rt.closed {
+			rt.log.Warn().Uint64("replica", rp.id).Err(err).Int("in_flight", len(ops)).Msg("lost the master's connection; holding writes")
+		}
 	}
 	rt.mu.Unlock()
 	slices.SortFunc(ops, func(a, b *op) int { return cmp.Compare(a.seq, b.seq) })

@@ -226,3 +226,11 @@ type Cluster interface {
 	// KillMaster SIGKILLs the current master (leader) and returns it.
 	KillMaster(ctx context.Context) (Proc, error)
 }
+
+// Profiler is a Cluster that can CPU-profile its servers: Run starts the
+// profiles when the measured window opens and stops them when it closes.
+type Profiler interface {
+	StartProfiles() error
+	// StopProfiles returns once the profiles are written.
+	StopProfiles() error
+}

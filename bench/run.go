@@ -394,6 +394,11 @@ func (r *runState) coordinate(ctx context.Context, opts Options, progress func(P
 			servers.sample(procs)
 			self0, _ = cpu.Self()
 			mach0, _ = cpu.ReadMachine()
+			if p, ok := opts.Cluster.(Profiler); ok {
+				if err := p.StartProfiles(); err != nil {
+					return fmt.Errorf("bench: start profiles: %w", err)
+				}
+			}
 		}
 		if measuring && !killed && now.Sub(r.t0) >= r.w.KillMasterAt {
 			killed = true
@@ -420,6 +425,11 @@ func (r *runState) coordinate(ctx context.Context, opts Options, progress func(P
 			res.CPU.LoadgenSeconds = (self1 - self0).Seconds()
 			res.CPU.LoadgenPercent = 100 * res.CPU.LoadgenSeconds / r.w.Duration.Seconds()
 			res.CPU.MachinePercent = mach1.Sub(mach0).Percent(res.Machine.NumCPU)
+			if p, ok := opts.Cluster.(Profiler); ok {
+				if err := p.StopProfiles(); err != nil {
+					return fmt.Errorf("bench: stop profiles: %w", err)
+				}
+			}
 			return nil
 		}
 		if measuring {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -21,6 +20,9 @@ const ticksPerSecond = 100
 // maxStatLine bounds what the parsers accept; a real /proc/<pid>/stat line
 // is well under 1 KiB, /proc/stat's first line under 256 bytes.
 const maxStatLine = 64 << 10
+
+// ErrUnsupported is returned by Self where the system cannot tell.
+var ErrUnsupported = errors.New("cpu: not supported on this system")
 
 // ErrFormat is returned when a /proc file does not have the expected layout.
 var ErrFormat = errors.New("cpu: unexpected /proc format")
@@ -70,16 +72,6 @@ func ticks(n uint64) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: %d ticks overflow", ErrFormat, n)
 	}
 	return time.Duration(n) * (time.Second / ticksPerSecond), nil
-}
-
-// Self returns the user plus system CPU time this process has used, its
-// children not included, at microsecond resolution.
-func Self() (time.Duration, error) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, fmt.Errorf("cpu: getrusage: %w", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // Machine is a reading of the whole machine's CPU counters.

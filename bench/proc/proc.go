@@ -58,9 +58,10 @@ type Proc struct {
 }
 
 // Start runs exe with args as a child named name, its stdout and stderr
-// appended to logPath. The child gets its own process group, so a terminal's
-// Ctrl-C reaches only the benchmark, which then stops the children itself.
-func (g *Group) Start(name, exe string, args []string, logPath string) (*Proc, error) {
+// appended to logPath, with env ("KEY=value") added to this process's
+// environment. The child gets its own process group, so a terminal's Ctrl-C
+// reaches only the benchmark, which then stops the children itself.
+func (g *Group) Start(name, exe string, args []string, logPath string, env ...string) (*Proc, error) {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -75,6 +76,9 @@ func (g *Group) Start(name, exe string, args []string, logPath string) (*Proc, e
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = sysProcAttr()
 	p := &Proc{Name: name, Log: logPath, cmd: cmd, exited: make(chan struct{})}
 	errc := make(chan error, 1)
@@ -152,6 +156,17 @@ func (p *Proc) Running() bool {
 	default:
 		return true
 	}
+}
+
+// Signal sends sig to a running child; one that exited is left alone.
+func (p *Proc) Signal(sig os.Signal) error {
+	if !p.Running() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("proc: signal %s: %w", p.Name, err)
+	}
+	return nil
 }
 
 // Kill sends SIGKILL and waits until the child is reaped.

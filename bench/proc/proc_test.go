@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	case "":
 		goleak.VerifyTestMain(m)
 	case "sleep": // print, then wait for SIGTERM
-		fmt.Println("child up")
+		fmt.Println("child up", os.Getenv("PROC_TEST_EXTRA"))
 		c := make(chan os.Signal, 1)
 		signal.Notify(c, syscall.SIGTERM)
 		<-c
@@ -89,6 +89,24 @@ func TestStopGraceful(t *testing.T) {
 	}
 	if err := p.Stop(time.Second); err != nil { // stopping twice is harmless
 		t.Fatal(err)
+	}
+}
+
+func TestEnvAndSignal(t *testing.T) {
+	g := NewGroup()
+	defer g.Close(time.Second)
+	t.Setenv(childEnv, "sleep")
+	p, err := g.Start("env", os.Args[0], nil, filepath.Join(t.TempDir(), "env.log"), "PROC_TEST_EXTRA=hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, p, "child up hello")
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-p.Exited()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signalling an exited child: %v", err)
 	}
 }
 

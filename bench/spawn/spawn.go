@@ -19,6 +19,7 @@ import (
 
 	"synod/bench"
 	"synod/bench/proc"
+	"synod/bench/profile"
 	"synod/wire"
 	"synod/wire/line"
 )
@@ -51,6 +52,9 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Grace is how long Close lets a process stop after SIGTERM; 0 means 5 s.
 	Grace time.Duration
+	// ProfileDir, if set, is where StartProfiles and StopProfiles have
+	// every process write a CPU profile, <name>.pprof (package profile).
+	ProfileDir string
 }
 
 // Cluster is a started cluster.
@@ -114,7 +118,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			"--id", strconv.FormatUint(id, 10), "--listen", c.addrs[id],
 			"--peers", strings.Join(peers, ","), "--dir", filepath.Join(dir, name),
 			"--cluster", c.clusterID)
-		p, err := c.group.Start(name, opts.Exe, append(args, opts.NodeFlags...), filepath.Join(dir, name+".log"))
+		p, err := c.group.Start(name, opts.Exe, append(args, opts.NodeFlags...), filepath.Join(dir, name+".log"), c.profileEnv(name)...)
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +128,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		c.proxyAddr = ports[opts.Nodes]
 		args := append(append([]string{}, global...), "proxy",
 			"--listen", c.proxyAddr, "--nodes", strings.Join(peers, ","), "--cluster", c.clusterID)
-		if c.proxy, err = c.group.Start("proxy", opts.Exe, append(args, opts.ProxyFlags...), filepath.Join(dir, "proxy.log")); err != nil {
+		if c.proxy, err = c.group.Start("proxy", opts.Exe, append(args, opts.ProxyFlags...), filepath.Join(dir, "proxy.log"), c.profileEnv("proxy")...); err != nil {
 			return nil, err
 		}
 	}
@@ -264,6 +268,60 @@ func (c *Cluster) KillMaster(ctx context.Context) (bench.Proc, error) {
 	p := c.nodes[id]
 	bp := bench.Proc{Name: p.Name, PID: p.PID()}
 	return bp, p.Kill()
+}
+
+func (c *Cluster) profileEnv(name string) []string {
+	if c.opts.ProfileDir == "" {
+		return nil
+	}
+	return []string{profile.Env + "=" + c.profilePath(name)}
+}
+
+func (c *Cluster) profilePath(name string) string {
+	return filepath.Join(c.opts.ProfileDir, name+".pprof")
+}
+
+// StartProfiles has every running process start a CPU profile, if the
+// cluster was started with a ProfileDir. Profiles left from an earlier run
+// are removed first.
+func (c *Cluster) StartProfiles() error {
+	if c.opts.ProfileDir == "" {
+		return nil
+	}
+	var errs []error
+	for _, p := range c.all() {
+		if err := os.Remove(c.profilePath(p.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		errs = append(errs, p.Signal(profile.StartSignal))
+	}
+	return errors.Join(errs...)
+}
+
+// StopProfiles has every running process write its profile, and waits until
+// they are written. A process killed meanwhile has none. The master's name
+// goes to master.txt beside the profiles, since that is the one to read.
+func (c *Cluster) StopProfiles() error {
+	if c.opts.ProfileDir == "" {
+		return nil
+	}
+	var running []*proc.Proc
+	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if id, err := c.Master(ctx); err == nil {
+		errs = append(errs, os.WriteFile(filepath.Join(c.opts.ProfileDir, "master.txt"), []byte(c.nodes[id].Name+"\n"), 0o644))
+	}
+	for _, p := range c.all() {
+		if p.Running() {
+			running = append(running, p)
+			errs = append(errs, p.Signal(profile.StopSignal))
+		}
+	}
+	for _, p := range running {
+		errs = append(errs, profile.WaitWritten(c.profilePath(p.Name), 10*time.Second))
+	}
+	return errors.Join(errs...)
 }
 
 // Close stops every process and removes the directory unless Keep. Processes

@@ -16,11 +16,15 @@ import (
 	"synod/internal/cluster"
 )
 
-func start(t *testing.T, proxy bool) *Cluster {
+func start(t *testing.T, proxy bool, profileDir ...string) *Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := Start(ctx, Options{Exe: cluster.Binary(t), Nodes: 3, Proxy: proxy, Dir: t.TempDir()})
+	opts := Options{Exe: cluster.Binary(t), Nodes: 3, Proxy: proxy, Dir: t.TempDir()}
+	if len(profileDir) > 0 {
+		opts.ProfileDir = profileDir[0]
+	}
+	c, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,9 +117,11 @@ func TestStartRefuses(t *testing.T) {
 	}
 }
 
-// TestProxyRun runs a mixed workload through the proxy.
+// TestProxyRun runs a mixed workload through the proxy, profiling every
+// process over the measured window.
 func TestProxyRun(t *testing.T) {
-	c := start(t, true)
+	profiles := t.TempDir()
+	c := start(t, true, profiles)
 	defer closeAndCheck(t, c)
 	if len(c.Procs()) != 4 || c.ProxyAddr() == "" {
 		t.Fatalf("procs %v proxy %q", c.Procs(), c.ProxyAddr())
@@ -132,6 +138,11 @@ func TestProxyRun(t *testing.T) {
 	}
 	if res.Writes.Count == 0 || res.Reads.Count == 0 || res.Total.Errors != 0 {
 		t.Fatalf("writes %+v reads %+v errors %v", res.Writes, res.Reads, res.Errors)
+	}
+	for _, name := range []string{"node1.pprof", "node2.pprof", "node3.pprof", "proxy.pprof", "master.txt"} {
+		if st, err := os.Stat(filepath.Join(profiles, name)); err != nil || st.Size() == 0 {
+			t.Errorf("profile %s: %v", name, err)
+		}
 	}
 }
 

@@ -11,12 +11,18 @@ import (
 
 	"synod/bench"
 	"synod/bench/benchcli"
+	"synod/bench/profile"
 	"synod/bench/spawn"
 	"synod/bench/target"
 	"synod/node"
 )
 
-func init() { commandMakers = append(commandMakers, benchCommand) }
+func init() {
+	commandMakers = append(commandMakers, benchCommand)
+	// A replica or proxy started by `bench --spawn --cpuprofile DIR` is
+	// profiled over the measured window on the bench's signal.
+	profile.ListenFromEnv()
+}
 
 // synodBench is synod as a benchcli.System: through the proxy with the line
 // protocol, or with --direct straight to the master over wire.
@@ -28,6 +34,7 @@ func synodBench() benchcli.System {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "direct", Usage: "talk to the master over the wire protocol, without a proxy", EnvVars: env("bench-direct")},
 			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "with --direct: the cluster id", EnvVars: env("bench-cluster")},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "with --spawn: write a CPU profile of every replica and the proxy over the measured window to DIR/<name>.pprof", EnvVars: env("bench-cpuprofile")},
 		},
 		Spawn: func(ctx context.Context, c *cli.Context, n int, w bench.Workload) (*benchcli.Spawned, error) {
 			exe, err := os.Executable()
@@ -35,7 +42,13 @@ func synodBench() benchcli.System {
 				return nil, fmt.Errorf("bench: find the synod binary: %w", err)
 			}
 			direct := c.Bool("direct")
-			cl, err := spawn.Start(ctx, spawn.Options{Exe: exe, Nodes: n, Proxy: !direct, Keep: c.Bool("keep")})
+			profDir := c.String("cpuprofile")
+			if profDir != "" {
+				if err := os.MkdirAll(profDir, 0o755); err != nil {
+					return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
+				}
+			}
+			cl, err := spawn.Start(ctx, spawn.Options{Exe: exe, Nodes: n, Proxy: !direct, Keep: c.Bool("keep"), ProfileDir: profDir})
 			if err != nil {
 				return nil, err
 			}

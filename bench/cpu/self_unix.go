@@ -1,0 +1,19 @@
+//go:build unix
+
+package cpu
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// Self returns the user plus system CPU time this process has used, its
+// children not included, at microsecond resolution.
+func Self() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("cpu: getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}

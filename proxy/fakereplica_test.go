@@ -138,6 +138,24 @@ func (f *fakeReplica) serve() {
 func (f *fakeReplica) handle(c *wire.Conn) {
 	defer f.wg.Done()
 	defer c.Close()
+	// Replies are flushed by a goroutine of their own, once per batch, as a
+	// real replica does.
+	kick, stop := make(chan struct{}, 1), make(chan struct{})
+	defer close(stop)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for {
+			select {
+			case <-kick:
+				if c.Flush() != nil {
+					c.Close()
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
 	for {
 		env, err := c.Recv()
 		if err != nil {
@@ -157,9 +175,14 @@ func (f *fakeReplica) handle(c *wire.Conn) {
 				return
 			}
 			f.mu.Lock()
-			f.reqs = append(f.reqs, req)
+			if len(f.reqs) < 10000 {
+				f.reqs = append(f.reqs, req)
+			}
 			f.mu.Unlock()
-			f.seen <- req
+			select {
+			case f.seen <- req:
+			default: // nobody is watching (benchmarks)
+			}
 			if rep, ok := answer(req); ok {
 				c.Send(wire.KindReply, env.ID, &rep)
 			} else {
@@ -168,8 +191,9 @@ func (f *fakeReplica) handle(c *wire.Conn) {
 				f.mu.Unlock()
 			}
 		}
-		if c.Flush() != nil {
-			return
+		select {
+		case kick <- struct{}{}:
+		default:
 		}
 	}
 }

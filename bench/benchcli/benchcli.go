@@ -152,12 +152,15 @@ func Action(sys System) cli.ActionFunc {
 				return err
 			}
 		}
+		var bar *progress
 		if !c.Bool("quiet") && isTerminal(c.App.ErrWriter) {
-			bar := newProgress(c.App.ErrWriter)
-			defer bar.finish()
+			bar = newProgress(c.App.ErrWriter)
 			opts.Progress = bar.update
 		}
 		res, err := bench.Run(ctx, w, opts)
+		if bar != nil {
+			bar.finish() // before the report, which would land on the bar's line
+		}
 		if err != nil {
 			return err
 		}

@@ -179,8 +179,11 @@ func (rt *router) sendAttempt(o *op) {
 		timeout = rt.cfg.Hold
 	}
 	if err := t.send(o, timeout); err != nil {
+		// The connection is gone: the replica is down until its poller
+		// reconnects, so retries do not spin on it.
 		rt.mu.Lock()
 		t.inflight--
+		t.alive = false
 		if rt.master == t {
 			rt.master = nil
 		}

@@ -54,6 +54,7 @@ type bugs struct {
 	applyOlderBallot   bool // (e) treat any held value as chosen on a commit notice
 	skipPromiseOnCrash bool // (c) used by the simulator's restart, not the core
 	leaseFromAcks      bool // (f) count the lease from when the acks arrived
+	wipedVotes         bool // (g) a replica on a wiped directory votes at once
 }
 
 // DefaultConfig returns a Config with the design's defaults for a tick of

@@ -48,6 +48,15 @@ type Ready struct {
 	// ReadStates answer ReadIndex calls.
 	ReadStates []ReadState
 
+	// MembershipChanged says Membership must be persisted (the learner
+	// marker) before anything else of this Ready.
+	MembershipChanged bool
+	Membership        Membership
+
+	// NeedSnapshot names a peer that compacted slots this replica lacks:
+	// fetch its snapshot, install it, then call RestoreSnapshot.
+	NeedSnapshot NodeID
+
 	// lastAccepted is the highest slot of Accepted under the master's own
 	// ballot, counted as its own vote when Advance confirms persistence.
 	lastAccepted uint64
@@ -56,13 +65,13 @@ type Ready struct {
 
 // IsEmpty reports whether rd asks nothing of the application.
 func (rd *Ready) IsEmpty() bool {
-	return rd.SoftState == nil && len(rd.Messages) == 0 && !rd.PromiseChanged &&
+	return rd.SoftState == nil && len(rd.Messages) == 0 && !rd.PromiseChanged && !rd.MembershipChanged &&
 		len(rd.Accepted) == 0 && len(rd.MessagesAfterPersist) == 0 &&
-		len(rd.Chosen) == 0 && len(rd.ReadStates) == 0
+		len(rd.Chosen) == 0 && len(rd.ReadStates) == 0 && rd.NeedSnapshot == None
 }
 
 // NeedsPersist reports whether the application must write and fsync before
 // sending MessagesAfterPersist.
 func (rd *Ready) NeedsPersist() bool {
-	return rd.PromiseChanged || len(rd.Accepted) > 0
+	return rd.PromiseChanged || rd.MembershipChanged || len(rd.Accepted) > 0
 }

@@ -40,6 +40,7 @@ type progress struct {
 	progressed bool   // match moved since the last heartbeat
 	active     bool   // heard from within the current check-quorum window
 	readRound  uint64 // highest read round acknowledged
+	learner    bool   // it may not vote yet: send it no Accepts
 }
 
 // roundSent remembers when a heartbeat round went out: a lease counts from
@@ -99,7 +100,15 @@ type Replica struct {
 	leaseUntil   int         // the lease holds while now < leaseUntil
 	pendingReads []pendingRead
 
+	// Membership state.
+	membership        Membership
+	membershipChanged bool
+	freshAcks         map[NodeID]bool // Fresh: peers that answered they are fresh too
+	sawPrepare        Ballot          // Learner: newest ballot whose Prepare it refused
+	masterStart       uint64          // Learner: the master's no-op slot, from its heartbeats
+
 	// Follower state.
+	needSnapshot NodeID // a peer that compacted what this replica lacks
 	masterCommit uint64
 	fetchWait    int // ticks until another fetch may be sent; 0 = none in flight
 
@@ -124,19 +133,19 @@ func New(cfg Config, hs HardState) (*Replica, error) {
 		id:        cfg.ID,
 		quorum:    len(cfg.Members)/2 + 1,
 		promise:   hs.Promise,
-		offset:    1,
+		offset:    hs.Applied + 1, // a snapshot covers everything up to Applied
 		committed: hs.Committed,
 		delivered: hs.Applied,
 	}
 	for _, e := range hs.Entries {
-		if e.Slot == 0 {
+		if r.promise.Less(e.Ballot) {
+			r.promise = e.Ballot
+		}
+		if e.Slot < r.offset {
 			continue
 		}
 		s := r.slot(e.Slot, true)
 		s.present, s.ballot, s.value = true, e.Ballot, e.Value
-		if r.promise.Less(e.Ballot) {
-			r.promise = e.Ballot
-		}
 	}
 	// The committed hint only covers slots actually held.
 	for s := r.delivered + 1; s <= r.committed; s++ {
@@ -155,6 +164,10 @@ func New(cfg Config, hs HardState) (*Replica, error) {
 		r.committed = r.delivered
 	}
 	r.maxRound = r.promise.Round
+	r.membership = hs.Membership
+	if cfg.bugs.wipedVotes && r.membership != Voter {
+		r.setMembership(Voter)
+	}
 	r.becomeFollower(None, Ballot{})
 	r.prevSoft = r.softState()
 	return r, nil
@@ -272,9 +285,63 @@ func (r *Replica) Tick() {
 	if r.fetchWait > 0 {
 		r.fetchWait--
 	}
-	if r.electionElapsed >= r.electionTimeout {
+	if r.membership == Fresh && r.electionElapsed%r.cfg.HeartbeatTicks == 0 {
+		for _, to := range r.others() {
+			r.send(Message{Type: MsgProbe, To: to})
+		}
+	}
+	if r.electionElapsed >= r.electionTimeout && r.membership == Voter {
 		r.campaign()
 	}
+}
+
+// isFresh reports whether this replica has never promised or accepted.
+func (r *Replica) isFresh() bool {
+	return r.membership == Fresh || (r.membership == Voter && r.promise.IsZero() && r.offset == 1 && len(r.log) == 0)
+}
+
+func (r *Replica) setMembership(m Membership) {
+	r.membership = m
+	r.membershipChanged = true
+}
+
+// handleProbeResp decides what a replica on an empty directory is: if every
+// other member is fresh too, the cluster is new and nothing was ever chosen,
+// so it may vote; if anyone is not, its directory was wiped. A quorum of
+// fresh answers is not enough: a member that never took part answers fresh
+// too, and with the wiped one it would make a quorum that knows nothing.
+func (r *Replica) handleProbeResp(m Message) {
+	if r.membership != Fresh {
+		return
+	}
+	if m.Reject {
+		r.setMembership(Learner)
+		return
+	}
+	if r.freshAcks == nil {
+		r.freshAcks = map[NodeID]bool{}
+	}
+	r.freshAcks[m.From] = true
+	if len(r.freshAcks) == len(r.cfg.Members)-1 {
+		r.setMembership(Voter)
+	}
+}
+
+// maybePromote lets a learner vote again once the master it follows ran its
+// phase 1 without it (it refused that Prepare) and the learner has caught up
+// past everything that phase re-proposed.
+func (r *Replica) maybePromote() {
+	if r.membership != Learner || r.master == None || r.masterBallot != r.sawPrepare || r.masterStart == 0 {
+		return
+	}
+	if r.committed < r.masterStart {
+		return
+	}
+	if r.promise.Less(r.masterBallot) {
+		r.promise = r.masterBallot
+		r.promiseChanged = true
+	}
+	r.setMembership(Voter)
 }
 
 func (r *Replica) tickMaster() {
@@ -327,6 +394,17 @@ func (r *Replica) campaign() {
 	for _, to := range r.others() {
 		r.send(Message{Type: MsgPrePrepare, To: to, Ballot: next})
 	}
+}
+
+// reprepare makes a master run phase 1 again under a higher ballot, so a
+// learner sees a phase 1 it had no part in. Its followers grant it despite
+// stickiness because it comes from their master.
+func (r *Replica) reprepare() {
+	r.failPendingReads()
+	r.role = Candidate
+	r.prs = nil
+	r.resetElectionTimer()
+	r.prepare()
 }
 
 // prepare runs phase 1 for every slot from the first one not known chosen.
@@ -568,6 +646,10 @@ func (r *Replica) Step(m Message) {
 		r.handleFetch(m)
 	case MsgFetchResp:
 		r.handleFetchResp(m)
+	case MsgProbe:
+		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh()})
+	case MsgProbeResp:
+		r.handleProbeResp(m)
 	}
 }
 
@@ -578,7 +660,7 @@ func (r *Replica) sticky() bool {
 }
 
 func (r *Replica) sendPrePromise(m Message) {
-	grant := !r.sticky() && r.promise.Less(m.Ballot)
+	grant := !r.sticky() && r.promise.Less(m.Ballot) && r.membership == Voter
 	r.send(Message{Type: MsgPrePromise, To: m.From, Ballot: m.Ballot, Reject: !grant, Hint: r.promise})
 }
 
@@ -596,7 +678,16 @@ func (r *Replica) handlePrePromise(m Message) {
 }
 
 func (r *Replica) handlePrepare(m Message) {
-	if !r.promise.Less(m.Ballot) || r.sticky() {
+	if r.membership != Voter {
+		// A learner refuses, and remembers: a phase 1 it took no part in is
+		// what lets it vote again.
+		if r.sawPrepare.Less(m.Ballot) {
+			r.sawPrepare = m.Ballot
+		}
+		r.send(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Reject: true, Hint: r.promise})
+		return
+	}
+	if !r.promise.Less(m.Ballot) || (r.sticky() && m.From != r.master) {
 		r.send(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Reject: true, Hint: r.promise})
 		return
 	}
@@ -608,7 +699,7 @@ func (r *Replica) handlePrepare(m Message) {
 		r.resetElectionTimer()
 	}
 	r.sendAfterPersist(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Slot: m.Slot,
-		Commit: r.committed, Entries: r.entriesFrom(m.Slot)})
+		Index: r.offset, Commit: r.committed, Entries: r.entriesFrom(m.Slot)})
 }
 
 func (r *Replica) handlePromise(m Message) {
@@ -619,6 +710,14 @@ func (r *Replica) handlePromise(m Message) {
 		if r.masterBallot.Less(m.Hint) {
 			r.becomeFollower(None, Ballot{})
 		}
+		return
+	}
+	if m.Index > m.Slot {
+		// The acceptor compacted slots this candidate has not seen chosen:
+		// their values are gone from its promise, so no value for them can
+		// be picked safely. Catch up from it first, then try again.
+		r.becomeFollower(None, Ballot{})
+		r.send(Message{Type: MsgFetch, To: m.From, Slot: r.committed + 1})
 		return
 	}
 	r.promises[m.From] = m
@@ -647,6 +746,10 @@ func (r *Replica) follow(m Message, respType MsgType) bool {
 
 func (r *Replica) handleAccept(m Message) {
 	if !r.follow(m, MsgAccepted) {
+		return
+	}
+	if r.membership != Voter {
+		r.learnCommit(m.Commit) // no vote: it learns chosen values by fetching
 		return
 	}
 	if r.promise.Less(m.Ballot) {
@@ -726,7 +829,9 @@ func (r *Replica) handleAccepted(m Message) {
 		return
 	}
 	pr.active = true
-	if m.Slot <= pr.match+1 && m.Index > pr.match {
+	// Slots below the compacted offset are chosen; a follower gets them
+	// from a snapshot, so its acks count from there.
+	if m.Slot <= max(pr.match+1, r.offset) && m.Index > pr.match {
 		pr.match = m.Index
 		pr.progressed = true
 		if pr.next <= pr.match {
@@ -760,8 +865,14 @@ func (r *Replica) handleHeartbeat(m Message) {
 	if !r.follow(m, MsgHeartbeatResp) {
 		return
 	}
+	r.masterStart = m.Index
 	r.learnCommit(m.Commit)
-	r.send(Message{Type: MsgHeartbeatResp, To: m.From, Ballot: m.Ballot, Context: m.Context})
+	r.maybePromote()
+	resp := Message{Type: MsgHeartbeatResp, To: m.From, Ballot: m.Ballot, Context: m.Context}
+	if r.membership != Voter {
+		resp.Learner, resp.Hint = true, r.sawPrepare
+	}
+	r.send(resp)
 }
 
 func (r *Replica) handleHeartbeatResp(m Message) {
@@ -778,6 +889,16 @@ func (r *Replica) handleHeartbeatResp(m Message) {
 	if pr == nil || m.Ballot != r.masterBallot {
 		return
 	}
+	pr.learner = m.Learner
+	if m.Learner {
+		// A learner neither counts for the quorum nor confirms reads. If it
+		// has not yet refused a Prepare of this ballot, run phase 1 again
+		// without it so it can become a voter.
+		if m.Hint.Less(r.masterBallot) {
+			r.reprepare()
+		}
+		return
+	}
 	pr.active = true
 	if m.Context > pr.readRound {
 		pr.readRound = m.Context
@@ -787,6 +908,11 @@ func (r *Replica) handleHeartbeatResp(m Message) {
 
 // handleFetch answers a catch-up request with chosen entries.
 func (r *Replica) handleFetch(m Message) {
+	if m.Slot < r.offset {
+		// Compacted away: the asker needs this replica's snapshot.
+		r.send(Message{Type: MsgFetchResp, To: m.From, Reject: true, Index: r.offset, Commit: r.committed})
+		return
+	}
 	var out []Entry
 	for s := max(m.Slot, r.offset); s <= r.committed && len(out) < r.cfg.MaxEntriesPerMsg; s++ {
 		st := r.slot(s, false)
@@ -797,7 +923,12 @@ func (r *Replica) handleFetch(m Message) {
 
 // handleFetchResp stores chosen entries and advances the chosen prefix.
 func (r *Replica) handleFetchResp(m Message) {
-	r.fetchWait = 0
+	if m.Reject {
+		if m.Index > r.committed+1 {
+			r.needSnapshot = m.From
+		}
+		return
+	}
 	for _, e := range m.Entries {
 		if e.Slot <= r.committed || e.Slot < r.offset {
 			continue
@@ -813,6 +944,7 @@ func (r *Replica) handleFetchResp(m Message) {
 		*st = slotState{present: true, chosen: true, ballot: b, value: e.Value}
 		r.accepted = append(r.accepted, Entry{Slot: e.Slot, Ballot: b, Value: e.Value})
 	}
+	before := r.committed
 	for {
 		st := r.slot(r.committed+1, false)
 		if st == nil || !st.chosen {
@@ -823,7 +955,14 @@ func (r *Replica) handleFetchResp(m Message) {
 	if m.Commit > r.masterCommit && m.From == r.master {
 		r.masterCommit = m.Commit
 	}
+	if r.committed > before {
+		// Progress: ask for the next batch at once. A duplicate or stale
+		// response makes none and waits for the timer, so duplicates
+		// cannot multiply fetches.
+		r.fetchWait = 0
+	}
 	r.learnCommit(0)
+	r.maybePromote()
 }
 
 // sendAccepts fills each follower's pipeline window from the log.
@@ -833,6 +972,12 @@ func (r *Replica) sendAccepts() {
 	}
 	for _, id := range r.others() {
 		pr := r.prs[id]
+		if pr.learner {
+			continue
+		}
+		if pr.next < r.offset {
+			pr.next = r.offset // below is compacted: the follower fetches a snapshot
+		}
 		for r.canSend(pr) {
 			hi := min(r.lastSlot, pr.next+uint64(r.cfg.MaxEntriesPerMsg)-1)
 			ents := make([]Entry, 0, hi-pr.next+1)
@@ -848,7 +993,7 @@ func (r *Replica) sendAccepts() {
 
 // canSend reports whether the follower has slots to send within its window.
 func (r *Replica) canSend(pr *progress) bool {
-	return pr.next <= r.lastSlot && pr.next-pr.match-1 < uint64(r.cfg.MaxInflight)
+	return !pr.learner && pr.next <= r.lastSlot && pr.next-pr.match-1 < uint64(r.cfg.MaxInflight)
 }
 
 // HasReady reports whether Ready would ask anything of the application.
@@ -861,7 +1006,8 @@ func (r *Replica) HasReady() bool {
 		}
 	}
 	return len(r.msgs) > 0 || len(r.msgsAfter) > 0 || len(r.accepted) > 0 || r.promiseChanged ||
-		r.delivered < r.committed || len(r.readStates) > 0 || r.softState() != r.prevSoft
+		r.delivered < r.committed || len(r.readStates) > 0 || r.softState() != r.prevSoft ||
+		r.needSnapshot != None || r.membershipChanged
 }
 
 // Ready returns what the application must do now, and hands over ownership
@@ -876,8 +1022,13 @@ func (r *Replica) Ready() Ready {
 		Committed:            r.committed,
 		MessagesAfterPersist: r.msgsAfter,
 		ReadStates:           r.readStates,
+		NeedSnapshot:         r.needSnapshot,
+		MembershipChanged:    r.membershipChanged,
+		Membership:           r.membership,
 		ballot:               r.masterBallot,
 	}
+	r.needSnapshot = None
+	r.membershipChanged = false
 	if r.role == Master {
 		for _, e := range r.accepted {
 			if e.Ballot == r.masterBallot && e.Slot > rd.lastAccepted {
@@ -897,6 +1048,37 @@ func (r *Replica) Ready() Ready {
 	r.msgs, r.msgsAfter, r.accepted, r.readStates = nil, nil, nil, nil
 	r.promiseChanged = false
 	return rd
+}
+
+// Compact forgets the log up to and including slot, which the application
+// holds in a durable snapshot. Only applied slots can be compacted; a peer
+// that needs them later is told to fetch a snapshot.
+func (r *Replica) Compact(slot uint64) {
+	slot = min(slot, r.delivered, r.committed)
+	if slot < r.offset {
+		return
+	}
+	r.log = slices.Delete(r.log, 0, int(slot+1-r.offset))
+	r.offset = slot + 1
+}
+
+// RestoreSnapshot tells the replica the application installed a snapshot
+// of every slot up to slot. A snapshot never rolls a replica back: one at
+// or below the chosen prefix is ignored and RestoreSnapshot returns false.
+func (r *Replica) RestoreSnapshot(slot uint64) bool {
+	if slot <= r.committed {
+		return false
+	}
+	if slot+1 >= r.offset+uint64(len(r.log)) {
+		r.log = r.log[:0]
+	} else {
+		r.log = slices.Delete(r.log, 0, int(slot+1-r.offset))
+	}
+	r.offset = slot + 1
+	r.committed, r.delivered = slot, slot
+	r.fetchWait = 0
+	r.learnCommit(0)
+	return true
 }
 
 // Advance tells the replica that rd was handled: persisted, sent, applied.

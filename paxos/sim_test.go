@@ -28,12 +28,15 @@ type simOptions struct {
 	dup         float64 // per message
 	maxDelay    int     // ticks, at least 1
 	crashRate   float64 // per tick, per live node
+	wipeRate    float64 // per tick: a crash that also wipes the disk
 	partRate    float64 // per tick: a new partition
 	slowRate    float64 // per tick: some directed links turn slow
 	healRate    float64 // per tick: heal the partition
 	proposeRate float64 // per tick, per client
 	readRate    float64 // per tick
 	clients     int
+	snapEvery   uint64 // applied slots between snapshots; 0 = never
+	window      uint64 // slots kept in the log behind a snapshot
 	liveness    bool
 	bugs        bugs
 	sendEarly   bool // planted bug (a): votes sent before they are durable
@@ -62,6 +65,13 @@ func simOptionsFor(seed uint64) simOptions {
 	if rng.IntN(3) > 0 {
 		o.partRate = rng.Float64() * 0.02
 		o.healRate = 0.01 + rng.Float64()*0.05
+	}
+	if rng.IntN(3) == 0 {
+		o.wipeRate = rng.Float64() * 0.004
+	}
+	if rng.IntN(2) == 0 {
+		o.snapEvery = 5 + uint64(rng.IntN(40))
+		o.window = uint64(rng.IntN(10))
 	}
 	if rng.IntN(3) == 0 {
 		o.slowRate = rng.Float64() * 0.02
@@ -93,9 +103,11 @@ type simNode struct {
 	downFor int
 
 	// The disk.
-	promise   Ballot
-	log       []Entry
-	committed uint64
+	membership Membership // the learner marker
+	snapSlot   uint64     // the snapshot covers every slot up to here
+	promise    Ballot
+	log        []Entry
+	committed  uint64
 
 	// A Ready whose persistence the planted bug (a) put off.
 	deferred *Ready
@@ -153,7 +165,7 @@ type simVote struct {
 }
 
 type simStats struct {
-	chosen, reads, elections, crashes int
+	chosen, reads, elections, crashes, snapshots, wipes int
 }
 
 func valueKey(v Value) string {
@@ -190,7 +202,7 @@ func newSim(seed uint64, o simOptions) *sim {
 		s.ids = append(s.ids, NodeID(i))
 	}
 	for _, id := range s.ids {
-		n := &simNode{id: id}
+		n := &simNode{id: id, membership: Fresh} // a new cluster: every directory empty
 		s.nodes = append(s.nodes, n)
 		s.start(n)
 	}
@@ -220,7 +232,7 @@ func (s *sim) mix(parts ...uint64) {
 
 // start boots n from its disk.
 func (s *sim) start(n *simNode) {
-	hs := HardState{Promise: n.promise, Entries: slices.Clone(n.log), Committed: n.committed}
+	hs := HardState{Promise: n.promise, Entries: slices.Clone(n.log), Committed: n.committed, Applied: n.snapSlot, Membership: n.membership}
 	if s.o.bugs.skipPromiseOnCrash {
 		hs.Promise = Ballot{}
 	}
@@ -231,7 +243,7 @@ func (s *sim) start(n *simNode) {
 		s.fail("start %d: %v", n.id, err)
 		return
 	}
-	n.r, n.alive, n.applied, n.lastCommit = r, true, 0, 0
+	n.r, n.alive, n.applied, n.lastCommit = r, true, n.snapSlot, 0
 	n.reads = map[uint64]simRead{}
 	n.deferred = nil
 }
@@ -246,6 +258,24 @@ func (s *sim) crash(n *simNode) {
 }
 
 func (s *sim) node(id NodeID) *simNode { return s.nodes[id-1] }
+
+// allVoters reports whether no replica is fresh or a learner: wipes stay
+// within the fault model (a minority forgets at a time).
+func (s *sim) allVoters() bool {
+	for _, n := range s.nodes {
+		if n.membership != Voter {
+			return false
+		}
+	}
+	return true
+}
+
+// wipe empties n's disk, as an operator deleting its data directory.
+func (s *sim) wipe(n *simNode) {
+	*n = simNode{id: n.id, membership: Fresh, downFor: n.downFor}
+	s.stats.wipes++
+	s.mix(19, uint64(n.id))
+}
 
 func (s *sim) send(from NodeID, msgs []Message) {
 	for _, m := range msgs {
@@ -262,6 +292,9 @@ func (s *sim) send(from NodeID, msgs []Message) {
 
 // persist writes rd to n's disk and records its votes.
 func (s *sim) persist(n *simNode, rd *Ready) {
+	if rd.MembershipChanged {
+		n.membership = rd.Membership
+	}
 	if rd.PromiseChanged {
 		n.promise = rd.Promise
 	}
@@ -328,6 +361,10 @@ func (s *sim) handleReady(n *simNode) {
 			s.send(n.id, rd.MessagesAfterPersist)
 		}
 		s.apply(n, rd.Chosen)
+		s.snapshot(n)
+		if rd.NeedSnapshot != None {
+			s.installSnapshot(n, s.node(rd.NeedSnapshot))
+		}
 		s.readStates(n, rd.ReadStates)
 		n.r.Advance(rd)
 		if c := n.r.Committed(); c < n.lastCommit {
@@ -372,6 +409,36 @@ func (s *sim) apply(n *simNode, chosen []Entry) {
 	}
 }
 
+// snapshot takes a snapshot every snapEvery applied slots and compacts the
+// log behind it, keeping a window.
+func (s *sim) snapshot(n *simNode) {
+	if s.o.snapEvery == 0 || n.applied < n.snapSlot+s.o.snapEvery {
+		return
+	}
+	n.snapSlot = n.applied
+	if n.snapSlot > s.o.window {
+		upTo := n.snapSlot - s.o.window
+		n.r.Compact(upTo)
+		n.log = slices.DeleteFunc(n.log, func(e Entry) bool { return e.Slot <= upTo })
+	}
+	s.mix(17, uint64(n.id), n.snapSlot)
+}
+
+// installSnapshot copies from's durable snapshot to n, if it is newer.
+func (s *sim) installSnapshot(n, from *simNode) {
+	if !from.alive || s.cut[[2]NodeID{from.id, n.id}] || from.snapSlot <= n.applied {
+		return
+	}
+	slot := from.snapSlot
+	if !n.r.RestoreSnapshot(slot) {
+		return
+	}
+	n.snapSlot, n.applied = slot, slot
+	n.log = slices.DeleteFunc(n.log, func(e Entry) bool { return e.Slot <= slot })
+	s.stats.snapshots++
+	s.mix(18, uint64(n.id), slot)
+}
+
 func (s *sim) readStates(n *simNode, states []ReadState) {
 	for _, rs := range states {
 		rd, ok := n.reads[rs.Context]
@@ -406,7 +473,10 @@ func (s *sim) serveReads(n *simNode) {
 // faults draws this tick's crashes, restarts and partitions.
 func (s *sim) faults() {
 	for _, n := range s.nodes {
-		if n.alive && s.rng.Float64() < s.o.crashRate {
+		if n.alive && s.rng.Float64() < s.o.wipeRate && s.allVoters() {
+			s.crash(n)
+			s.wipe(n)
+		} else if n.alive && s.rng.Float64() < s.o.crashRate {
 			s.crash(n)
 		} else if !n.alive {
 			n.downFor--

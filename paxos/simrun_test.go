@@ -61,6 +61,8 @@ func sweep(first uint64, n int, stopAtFirst bool, tweak func(*simOptions)) (fail
 				total.reads += res.stats.reads
 				total.elections += res.stats.elections
 				total.crashes += res.stats.crashes
+				total.snapshots += res.stats.snapshots
+				total.wipes += res.stats.wipes
 				if res.err != nil {
 					fails = append(fails, res)
 					if stopAtFirst {
@@ -109,8 +111,8 @@ func TestSimulation(t *testing.T) {
 			t.Errorf("seed %d failed (replay: make sim SEED=%d): %v", f.seed, f.seed, f.err)
 		}
 	}
-	t.Logf("simulation: %d of %d seeds passed; %d writes chosen, %d linearizable reads checked, %d elections, %d crashes",
-		ran-int64(len(fails)), ran, total.chosen, total.reads, total.elections, total.crashes)
+	t.Logf("simulation: %d of %d seeds passed; %d writes chosen, %d linearizable reads checked, %d elections, %d crashes, %d wipes, %d snapshots installed",
+		ran-int64(len(fails)), ran, total.chosen, total.reads, total.elections, total.crashes, total.wipes, total.snapshots)
 	fmt.Printf("sim: %d passed, %d failed\n", ran-int64(len(fails)), len(fails))
 }
 
@@ -171,5 +173,12 @@ func TestPlantedLeaseFromAcks(t *testing.T) {
 		o.slowRate = max(o.slowRate, 0.02)
 		o.partRate = max(o.partRate, 0.02)
 		o.healRate = max(o.healRate, 0.03)
+	})
+}
+
+func TestPlantedWipedVotes(t *testing.T) {
+	plantedCaught(t, "(g) a wiped replica that votes at once", func(o *simOptions) {
+		o.bugs.wipedVotes = true
+		o.wipeRate = max(o.wipeRate, 0.01)
 	})
 }

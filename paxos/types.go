@@ -79,6 +79,8 @@ const (
 	MsgReadIndexResp
 	MsgFetch
 	MsgFetchResp
+	MsgProbe
+	MsgProbeResp
 )
 
 var msgNames = [...]string{
@@ -94,6 +96,8 @@ var msgNames = [...]string{
 	MsgReadIndexResp: "ReadIndexResp",
 	MsgFetch:         "Fetch",
 	MsgFetchResp:     "FetchResp",
+	MsgProbe:         "Probe",
+	MsgProbeResp:     "ProbeResp",
 }
 
 func (t MsgType) String() string {
@@ -118,7 +122,14 @@ func (t MsgType) String() string {
 //	ReadIndexResp Context; Index: the read index; Reject if refused
 //	Fetch        Slot: first chosen slot wanted
 //	FetchResp    Entries: chosen entries (Ballot = the ballot that chose
-//	             them); Commit: the sender's chosen prefix
+//	             them); Commit: the sender's chosen prefix; Reject: the
+//	             slots were compacted (Index: the sender's first held slot)
+//	Probe        sent by a replica that started on an empty directory
+//	ProbeResp    Reject: the responder is not fresh (it has promised or
+//	             accepted something)
+//
+// Learner is set on HeartbeatResp by a replica that may not vote yet; its
+// Hint is then the newest ballot whose Prepare it refused.
 type Message struct {
 	_msgpack struct{} `msgpack:",as_array"` //lint:ignore U1000 tells msgpack to encode as an array
 
@@ -133,6 +144,7 @@ type Message struct {
 	Reject  bool
 	Hint    Ballot
 	Entries []Entry
+	Learner bool
 }
 
 // Role is what a replica currently does.
@@ -191,4 +203,33 @@ type HardState struct {
 	// example from a snapshot); chosen entries up to it are not handed out
 	// again.
 	Applied uint64
+	// Membership is what the replica's learner marker says: a replica that
+	// may have forgotten votes it gave must not vote until it is safe.
+	Membership Membership
+}
+
+// Membership says whether a replica may vote.
+type Membership uint8
+
+// Memberships. A replica that starts on an empty directory is Fresh: it
+// asks its peers whether the cluster is new (it may vote) or not (its
+// directory was wiped: it is a Learner). A Learner votes again once a master
+// ran a phase 1 that it refused, re-proposed everything that phase 1 found,
+// and the learner caught up past it (DESIGN.md, "Files on disk").
+const (
+	Voter Membership = iota
+	Fresh
+	Learner
+)
+
+func (m Membership) String() string {
+	switch m {
+	case Voter:
+		return "voter"
+	case Fresh:
+		return "fresh"
+	case Learner:
+		return "learner"
+	}
+	return "unknown"
 }

@@ -17,8 +17,12 @@ import (
 
 // Errors returned to callers of Propose and ReadIndex.
 var (
-	// ErrNotMaster is returned by Propose on a replica that is not the master.
+	// ErrNotMaster is returned by Propose on a replica that is not the
+	// master, or whose mastership is being handed over.
 	ErrNotMaster = errors.New("paxos: not master")
+	// ErrNoTarget is returned by TransferMastership when no follower can
+	// take over.
+	ErrNoTarget = errors.New("paxos: no follower to hand over to")
 	// ErrBusy is returned by Propose when too many slots wait to be chosen.
 	ErrBusy = errors.New("paxos: too many proposals in flight")
 	// ErrEmptyProposal is returned by Propose when given no commands.
@@ -87,18 +91,21 @@ type Replica struct {
 	preGrants map[NodeID]bool
 	promises  map[NodeID]Message
 	preparing bool
+	forced    bool // the Prepare about to be sent is a handover's
 
 	// Master state.
-	prs          map[NodeID]*progress
-	selfMatch    uint64
-	start        uint64      // first slot re-proposed under the own ballot
-	noopSlot     uint64      // serving (read indexes) waits until this is chosen
-	lastSlot     uint64      // highest slot proposed
-	round        uint64      // heartbeat rounds broadcast under this ballot
-	confirmed    uint64      // highest round a quorum acknowledged
-	roundsSent   []roundSent // rounds not yet confirmed, with when they went out
-	leaseUntil   int         // the lease holds while now < leaseUntil
-	pendingReads []pendingRead
+	transferTo      NodeID // handing over to this follower; None if not
+	transferElapsed int
+	prs             map[NodeID]*progress
+	selfMatch       uint64
+	start           uint64      // first slot re-proposed under the own ballot
+	noopSlot        uint64      // serving (read indexes) waits until this is chosen
+	lastSlot        uint64      // highest slot proposed
+	round           uint64      // heartbeat rounds broadcast under this ballot
+	confirmed       uint64      // highest round a quorum acknowledged
+	roundsSent      []roundSent // rounds not yet confirmed, with when they went out
+	leaseUntil      int         // the lease holds while now < leaseUntil
+	pendingReads    []pendingRead
 
 	// Membership state.
 	membership        Membership
@@ -201,7 +208,7 @@ func (r *Replica) Committed() uint64 { return r.committed }
 func (r *Replica) Promise() Ballot { return r.promise }
 
 func (r *Replica) softState() SoftState {
-	return SoftState{Role: r.role, Master: r.master, Ballot: r.masterBallot, Ready: r.isReady()}
+	return SoftState{Role: r.role, Master: r.master, Ballot: r.masterBallot, Ready: r.isReady(), Transfer: r.transferTo}
 }
 
 // isReady reports whether this replica is a master whose own no-op is chosen.
@@ -248,6 +255,7 @@ func (r *Replica) becomeFollower(master NodeID, b Ballot) {
 		r.failPendingReads()
 	}
 	r.role = Follower
+	r.transferTo = None
 	r.master = master
 	r.masterBallot = b
 	r.preGrants, r.promises, r.preparing = nil, nil, false
@@ -346,6 +354,14 @@ func (r *Replica) maybePromote() {
 
 func (r *Replica) tickMaster() {
 	r.sinceMaster = 0
+	if r.transferTo != None {
+		r.transferElapsed++
+		if r.transferElapsed >= r.cfg.ElectionTicks {
+			r.transferTo = None // the target did not take over: serve again
+		} else {
+			r.maybeSendTimeoutNow()
+		}
+	}
 	r.heartbeatElapsed++
 	r.quorumElapsed++
 	if r.quorumElapsed >= r.cfg.ElectionTicks {
@@ -396,6 +412,18 @@ func (r *Replica) campaign() {
 	}
 }
 
+// campaignForced starts phase 1 at once, skipping the probe: the master
+// handed over to this replica.
+func (r *Replica) campaignForced() {
+	r.role = Candidate
+	r.master = None
+	r.prs = nil
+	r.resetElectionTimer()
+	r.forced = true
+	r.prepare()
+	r.forced = false
+}
+
 // reprepare makes a master run phase 1 again under a higher ballot, so a
 // learner sees a phase 1 it had no part in. Its followers grant it despite
 // stickiness because it comes from their master.
@@ -425,7 +453,7 @@ func (r *Replica) prepare() {
 		return
 	}
 	for _, to := range r.others() {
-		r.sendAfterPersist(Message{Type: MsgPrepare, To: to, Ballot: b, Slot: from})
+		r.sendAfterPersist(Message{Type: MsgPrepare, To: to, Ballot: b, Slot: from, Force: r.forced})
 	}
 }
 
@@ -506,7 +534,7 @@ func (r *Replica) Propose(cmds [][]byte) (uint64, error) {
 	if len(cmds) == 0 {
 		return 0, ErrEmptyProposal
 	}
-	if r.role != Master {
+	if r.role != Master || r.transferTo != None {
 		return 0, ErrNotMaster
 	}
 	if r.lastSlot-r.committed >= uint64(r.cfg.MaxUncommitted) {
@@ -553,7 +581,7 @@ func (r *Replica) addRead(from NodeID, context uint64) {
 // acknowledged a heartbeat sent less than LeaseTicks ago, and a quorum of
 // followers refuses other candidates for ElectionTicks after receiving it.
 func (r *Replica) leaseValid() bool {
-	return r.cfg.LeaseTicks > 0 && r.isReady() && r.now < r.leaseUntil
+	return r.cfg.LeaseTicks > 0 && r.isReady() && r.transferTo == None && r.now < r.leaseUntil
 }
 
 // broadcastHeartbeat starts a heartbeat round: followers echo the round, and
@@ -592,7 +620,7 @@ func (r *Replica) maybeConfirm() {
 	if r.cfg.bugs.leaseFromAcks {
 		sentAt = r.now
 	}
-	if until := sentAt + r.cfg.LeaseTicks; until > r.leaseUntil {
+	if until := sentAt + r.cfg.LeaseTicks; until > r.leaseUntil && r.transferTo == None {
 		r.leaseUntil = until
 	}
 	kept := r.pendingReads[:0]
@@ -646,6 +674,10 @@ func (r *Replica) Step(m Message) {
 		r.handleFetch(m)
 	case MsgFetchResp:
 		r.handleFetchResp(m)
+	case MsgTimeoutNow:
+		if m.From == r.master && m.Ballot == r.masterBallot && r.membership == Voter && r.role == Follower {
+			r.campaignForced()
+		}
 	case MsgProbe:
 		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh()})
 	case MsgProbeResp:
@@ -687,7 +719,7 @@ func (r *Replica) handlePrepare(m Message) {
 		r.send(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Reject: true, Hint: r.promise})
 		return
 	}
-	if !r.promise.Less(m.Ballot) || (r.sticky() && m.From != r.master) {
+	if !r.promise.Less(m.Ballot) || (r.sticky() && m.From != r.master && !m.Force) {
 		r.send(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Reject: true, Hint: r.promise})
 		return
 	}
@@ -838,6 +870,9 @@ func (r *Replica) handleAccepted(m Message) {
 			pr.next = pr.match + 1
 		}
 		r.maybeCommit()
+		if r.transferTo == m.From {
+			r.maybeSendTimeoutNow()
+		}
 	}
 }
 
@@ -1048,6 +1083,44 @@ func (r *Replica) Ready() Ready {
 	r.msgs, r.msgsAfter, r.accepted, r.readStates = nil, nil, nil, nil
 	r.promiseChanged = false
 	return rd
+}
+
+// TransferMastership starts handing mastership over to the most caught-up
+// voting follower: the master stops taking proposals and gives up its lease
+// at once, and tells the target to campaign as soon as it has accepted every
+// slot. If the target has not taken over within an election timeout, the
+// master serves again. It returns the target.
+func (r *Replica) TransferMastership() (NodeID, error) {
+	if r.role != Master {
+		return None, ErrNotMaster
+	}
+	best, bestMatch := None, uint64(0)
+	for _, id := range r.others() {
+		pr := r.prs[id]
+		if pr.learner || !pr.active {
+			continue
+		}
+		if best == None || pr.match > bestMatch {
+			best, bestMatch = id, pr.match
+		}
+	}
+	if best == None {
+		return None, ErrNoTarget
+	}
+	r.transferTo, r.transferElapsed = best, 0
+	r.leaseUntil = 0
+	r.maybeSendTimeoutNow()
+	return best, nil
+}
+
+// maybeSendTimeoutNow tells the transfer target to campaign once it holds
+// every slot this master proposed.
+func (r *Replica) maybeSendTimeoutNow() {
+	pr := r.prs[r.transferTo]
+	if pr == nil || pr.match < r.lastSlot {
+		return
+	}
+	r.send(Message{Type: MsgTimeoutNow, To: r.transferTo, Ballot: r.masterBallot})
 }
 
 // Compact forgets the log up to and including slot, which the application

@@ -29,6 +29,7 @@ type simOptions struct {
 	maxDelay    int     // ticks, at least 1
 	crashRate   float64 // per tick, per live node
 	wipeRate    float64 // per tick: a crash that also wipes the disk
+	handRate    float64 // per tick: the master hands over
 	partRate    float64 // per tick: a new partition
 	slowRate    float64 // per tick: some directed links turn slow
 	healRate    float64 // per tick: heal the partition
@@ -65,6 +66,9 @@ func simOptionsFor(seed uint64) simOptions {
 	if rng.IntN(3) > 0 {
 		o.partRate = rng.Float64() * 0.02
 		o.healRate = 0.01 + rng.Float64()*0.05
+	}
+	if rng.IntN(3) == 0 {
+		o.handRate = rng.Float64() * 0.02
 	}
 	if rng.IntN(3) == 0 {
 		o.wipeRate = rng.Float64() * 0.004
@@ -165,7 +169,7 @@ type simVote struct {
 }
 
 type simStats struct {
-	chosen, reads, elections, crashes, snapshots, wipes int
+	chosen, reads, elections, crashes, snapshots, wipes, handovers int
 }
 
 func valueKey(v Value) string {
@@ -484,6 +488,12 @@ func (s *sim) faults() {
 				s.start(n)
 				s.mix(10, uint64(n.id))
 			}
+		}
+	}
+	if m := s.masterNode(); m != nil && s.rng.Float64() < s.o.handRate {
+		if to, err := m.r.TransferMastership(); err == nil {
+			s.stats.handovers++
+			s.mix(20, uint64(m.id), uint64(to))
 		}
 	}
 	if len(s.cut) > 0 && s.rng.Float64() < s.o.healRate {

@@ -63,6 +63,7 @@ func sweep(first uint64, n int, stopAtFirst bool, tweak func(*simOptions)) (fail
 				total.crashes += res.stats.crashes
 				total.snapshots += res.stats.snapshots
 				total.wipes += res.stats.wipes
+				total.handovers += res.stats.handovers
 				if res.err != nil {
 					fails = append(fails, res)
 					if stopAtFirst {
@@ -111,8 +112,8 @@ func TestSimulation(t *testing.T) {
 			t.Errorf("seed %d failed (replay: make sim SEED=%d): %v", f.seed, f.seed, f.err)
 		}
 	}
-	t.Logf("simulation: %d of %d seeds passed; %d writes chosen, %d linearizable reads checked, %d elections, %d crashes, %d wipes, %d snapshots installed",
-		ran-int64(len(fails)), ran, total.chosen, total.reads, total.elections, total.crashes, total.wipes, total.snapshots)
+	t.Logf("simulation: %d of %d seeds passed; %d writes chosen, %d linearizable reads checked, %d elections, %d crashes, %d wipes, %d handovers, %d snapshots installed",
+		ran-int64(len(fails)), ran, total.chosen, total.reads, total.elections, total.crashes, total.wipes, total.handovers, total.snapshots)
 	fmt.Printf("sim: %d passed, %d failed\n", ran-int64(len(fails)), len(fails))
 }
 

@@ -81,6 +81,7 @@ const (
 	MsgFetchResp
 	MsgProbe
 	MsgProbeResp
+	MsgTimeoutNow
 )
 
 var msgNames = [...]string{
@@ -98,6 +99,7 @@ var msgNames = [...]string{
 	MsgFetchResp:     "FetchResp",
 	MsgProbe:         "Probe",
 	MsgProbeResp:     "ProbeResp",
+	MsgTimeoutNow:    "TimeoutNow",
 }
 
 func (t MsgType) String() string {
@@ -124,12 +126,15 @@ func (t MsgType) String() string {
 //	FetchResp    Entries: chosen entries (Ballot = the ballot that chose
 //	             them); Commit: the sender's chosen prefix; Reject: the
 //	             slots were compacted (Index: the sender's first held slot)
+//	TimeoutNow   the master hands over: campaign now
 //	Probe        sent by a replica that started on an empty directory
 //	ProbeResp    Reject: the responder is not fresh (it has promised or
 //	             accepted something)
 //
 // Learner is set on HeartbeatResp by a replica that may not vote yet; its
-// Hint is then the newest ballot whose Prepare it refused.
+// Hint is then the newest ballot whose Prepare it refused. Force is set on
+// the Prepare of a replica the master handed over to: acceptors grant it
+// despite stickiness, since the master gave up its lease first.
 type Message struct {
 	_msgpack struct{} `msgpack:",as_array"` //lint:ignore U1000 tells msgpack to encode as an array
 
@@ -145,6 +150,7 @@ type Message struct {
 	Hint    Ballot
 	Entries []Entry
 	Learner bool
+	Force   bool
 }
 
 // Role is what a replica currently does.
@@ -178,6 +184,8 @@ type SoftState struct {
 	// Ready is true on a master once its own no-op is chosen: only then does
 	// it grant read indexes.
 	Ready bool
+	// Transfer names the follower a master is handing over to.
+	Transfer NodeID
 }
 
 // ReadState answers a ReadIndex call. Once the application has applied

@@ -125,6 +125,16 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 		case wire.KindStatus:
 			st := n.Status()
 			send(outFrame{kind: wire.KindStatusReply, id: id, body: &st})
+		case wire.KindSnapshotAck:
+			var req wire.SnapshotAck
+			if err := wire.Unmarshal(env.Body, &req); err != nil {
+				return
+			}
+			if req.Offset > 0 && n.cutOnce.CompareAndSwap(true, false) {
+				return // test knob: break the first transfer after one chunk
+			}
+			ch := n.serveSnapshotChunk(req)
+			send(outFrame{kind: wire.KindSnapshotChunk, id: id, body: &ch})
 		case wire.KindRequest:
 			var req wire.Request
 			reply := func(r wire.Reply) { send(outFrame{kind: wire.KindReply, id: id, body: &r}) }
@@ -196,7 +206,11 @@ var writeOps = map[wire.Op]filestore.Op{
 }
 
 func (n *Node) handleWrite(ctx context.Context, req wire.Request, reply replyFunc) {
-	if si := n.soft.Load(); si.Role != paxos.Master {
+	if n.degraded.Load() {
+		reply(wire.Reply{Code: wire.CodeUnavailable, Msg: "this replica's disk is failing"})
+		return
+	}
+	if si := n.soft.Load(); si.Role != paxos.Master || si.Transfer != 0 {
 		n.notMaster(reply)
 		return
 	}
@@ -253,6 +267,10 @@ func (n *Node) propose(first *proposal) {
 func (n *Node) handleRead(ctx context.Context, req wire.Request, reply replyFunc) {
 	rq := &readReq{req: req, reply: reply, deadline: time.Now().Add(n.cfg.ReadTimeout)}
 	if req.Consistency == wire.Linearizable {
+		if n.degraded.Load() {
+			n.notMaster(reply) // no consensus here now: read elsewhere
+			return
+		}
 		select {
 		case n.reads <- rq:
 		case <-ctx.Done():
@@ -309,6 +327,22 @@ func (n *Node) wait(rq *readReq) {
 	}
 	n.waiting = append(n.waiting, rq)
 	n.mu.Unlock()
+}
+
+// readyReadsLocked takes the waiting reads the state now satisfies. n.mu
+// must be held.
+func (n *Node) readyReadsLocked() []*readReq {
+	var ready []*readReq
+	kept := n.waiting[:0]
+	for _, rq := range n.waiting {
+		if n.appliedSlot >= rq.slot && n.fsm.Applied() >= rq.req.MinIndex {
+			ready = append(ready, rq)
+		} else {
+			kept = append(kept, rq)
+		}
+	}
+	n.waiting = kept
+	return ready
 }
 
 // expireReads answers TIMEOUT to reads past their deadline.
@@ -386,7 +420,22 @@ func (n *Node) apply(chosen []paxos.Entry) {
 	var ready []*readReq
 	n.mu.Lock()
 	for _, e := range chosen {
+		if e.Slot <= n.appliedSlot {
+			// Already in the state: a snapshot covered it, or the core was
+			// rebuilt from the disk and hands slots out again.
+			if props := n.pending.take(e.Slot); props != nil {
+				answers = append(answers, answer{props: props})
+			}
+			continue
+		}
 		var results []filestore.Result
+		if e.Value.Kind != paxos.ValueCmds {
+			n.appliedSlot = e.Slot
+			if props := n.pending.take(e.Slot); props != nil {
+				answers = append(answers, answer{props: props})
+			}
+			continue
+		}
 		for _, cmd := range e.Value.Cmds {
 			results = append(results, n.fsm.Apply(n.fsm.Applied()+1, cmd))
 		}
@@ -400,15 +449,7 @@ func (n *Node) apply(chosen []paxos.Entry) {
 		}
 	}
 	n.stats.applied.Store(n.fsm.Applied())
-	kept := n.waiting[:0]
-	for _, rq := range n.waiting {
-		if n.appliedSlot >= rq.slot && n.fsm.Applied() >= rq.req.MinIndex {
-			ready = append(ready, rq)
-		} else {
-			kept = append(kept, rq)
-		}
-	}
-	n.waiting = kept
+	ready = n.readyReadsLocked()
 	n.mu.Unlock()
 	for _, a := range answers {
 		for i, p := range a.props {

@@ -58,9 +58,26 @@ type Config struct {
 	ReadTimeout time.Duration
 	// MaxFrame bounds a frame on peer and client connections. Default 64 MiB.
 	MaxFrame int
+	// SnapshotEvery is how many applied commands pass between snapshots.
+	// Default 10,000.
+	SnapshotEvery uint64
+	// SnapshotWindow is how many slots the log keeps behind a snapshot, so
+	// a replica briefly down catches up from the log rather than a
+	// snapshot. Default 10,000.
+	SnapshotWindow uint64
+	// SegmentBytes is the size at which the log starts a new segment file;
+	// compaction deletes whole segments. Default 64 MiB.
+	SegmentBytes int64
+	// SnapshotChunk is the size of one piece of a snapshot transfer.
+	// Default 1 MiB.
+	SnapshotChunk int
+
 	// ReadDelay delays every read answer (a test-only knob to make one
 	// replica slow).
 	ReadDelay time.Duration
+	// TestCutSnapshotOnce closes the connection after the first chunk of
+	// the first snapshot this replica serves (a test-only knob).
+	TestCutSnapshotOnce bool
 
 	// Logger receives the node's logs.
 	Logger zerolog.Logger
@@ -79,6 +96,10 @@ func DefaultConfig() Config {
 		MaxBatchBytes:   1 << 20,
 		ReadTimeout:     5 * time.Second,
 		MaxFrame:        64 << 20,
+		SnapshotEvery:   10000,
+		SnapshotWindow:  10000,
+		SnapshotChunk:   1 << 20,
+		SegmentBytes:    64 << 20,
 		Logger:          zerolog.Nop(),
 	}
 }
@@ -111,6 +132,8 @@ func (c *Config) Validate() error {
 		return bad("lease %v must be below the election timeout %v", c.Lease, c.ElectionTimeout)
 	case c.MaxValue <= 0 || c.MaxBatchBytes <= 0 || c.MaxFrame <= 0:
 		return bad("limits must be positive")
+	case c.SnapshotEvery == 0 || c.SnapshotChunk <= 0 || c.SnapshotChunk > c.MaxFrame/2 || c.SegmentBytes <= 0:
+		return bad("snapshot interval and chunk size must be positive (chunk at most half a frame)")
 	case c.ReadTimeout <= 0:
 		return bad("read timeout must be positive")
 	}

@@ -14,18 +14,20 @@ import (
 	"github.com/rs/zerolog"
 
 	"synod/filestore"
+	"synod/filestore/wal"
 	"synod/paxos"
 	"synod/wire"
 )
 
-// ErrStorage wraps a failure to persist: the node stops rather than vote on
-// state it could not make durable.
+// ErrStorage wraps a failure to persist. The replica stops voting until its
+// disk works again (see Run).
 var ErrStorage = errors.New("node: storage failed")
 
 // Node is one running replica.
 type Node struct {
 	cfg   Config
 	log   zerolog.Logger
+	pcfg  paxos.Config
 	store *storage
 	r     *paxos.Replica // owned by the loop
 
@@ -39,6 +41,11 @@ type Node struct {
 	advMu    sync.Mutex
 	advQ     []paxos.Ready
 	advSig   chan struct{}
+	// Work for the loop from other goroutines: compactions after a
+	// snapshot, installs of a fetched snapshot, a handover request.
+	compactQ  chan uint64
+	restoreQ  chan uint64
+	handoverQ chan chan paxos.NodeID
 
 	// Loop-owned.
 	readBatches map[uint64][]*readReq
@@ -47,21 +54,27 @@ type Node struct {
 	tickCount   uint64
 
 	// Shared with client goroutines.
-	soft    atomic.Pointer[softInfo]
-	pending pendingWrites
+	soft     atomic.Pointer[softInfo]
+	pending  pendingWrites
+	degraded atomic.Bool // storage failed: no voting, no writes, reads go on
 
 	// Applier state, under mu.
 	mu          sync.RWMutex
 	fsm         *filestore.Machine
 	appliedSlot uint64
+	snapIndex   uint64     // Applied() of the newest snapshot taken or installed
 	waiting     []*readReq // reads waiting to reach their slot or index
+
+	snapshotting atomic.Bool // a snapshot is being written
+	fetching     atomic.Bool // a snapshot is being fetched
+	cutOnce      atomic.Bool // test knob: cut the first snapshot transfer served
 
 	stats struct {
 		dropped, proposed, applied, reads, fsyncs atomic.Uint64
 	}
-	fatal chan error
-	wg    sync.WaitGroup
-	ln    net.Listener
+	storageErr chan error
+	wg         sync.WaitGroup
+	ln         net.Listener
 }
 
 // softInfo is what client goroutines may know of the core's state.
@@ -70,23 +83,19 @@ type softInfo struct {
 	commit uint64 // commands known chosen
 }
 
-// New opens cfg.Dir, recovers the replica's state and binds the listen
-// address; Run starts it. Corruption of acknowledged log data is an error
-// naming file and line (errors.Is wal.ErrCorrupt), unless cfg.Repair.
+// New opens cfg.Dir, recovers the replica's state (the newest snapshot, then
+// the log) and binds the listen address; Run starts it. Corruption of
+// acknowledged log data is an error naming file and line (errors.Is
+// wal.ErrCorrupt), unless cfg.Repair.
 func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	store, hs, rec, err := openStorage(cfg.Dir, cfg.ClusterID, cfg.ID, cfg.Repair)
+	lg := cfg.Logger.With().Uint64("node", cfg.ID).Logger()
+	fsmOpts := filestore.Options{MaxValue: cfg.MaxValue}
+	store, hs, fsm, err := openStorage(cfg.Dir, cfg.ClusterID, cfg.ID, cfg.Repair, cfg.SegmentBytes, fsmOpts, lg)
 	if err != nil {
 		return nil, err
-	}
-	lg := cfg.Logger.With().Uint64("node", cfg.ID).Logger()
-	if rec.TornFile != "" {
-		lg.Warn().Str("file", rec.TornFile).Int64("bytes", rec.TornBytes).Msg("cut an unacknowledged torn batch off the log")
-	}
-	if rec.Repaired {
-		lg.Warn().Str("damage", rec.Damage.Error()).Int64("dropped_bytes", rec.DroppedBytes).Msg("repaired a corrupt log")
 	}
 	pc := paxos.DefaultConfig()
 	pc.ID = paxos.NodeID(cfg.ID)
@@ -113,69 +122,192 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:         cfg,
 		log:         lg,
+		pcfg:        pc,
 		store:       store,
 		r:           r,
 		peers:       map[uint64]*peer{},
 		inbox:       make(chan paxos.Message, 4096),
 		props:       make(chan *proposal, 4096),
 		reads:       make(chan *readReq, 4096),
-		persistQ:    make(chan paxos.Ready, 256),
 		advSig:      make(chan struct{}, 1),
+		compactQ:    make(chan uint64, 16),
+		restoreQ:    make(chan uint64, 16),
+		handoverQ:   make(chan chan paxos.NodeID, 1),
 		readBatches: map[uint64][]*readReq{},
-		fsm:         filestore.New(filestore.Options{MaxValue: cfg.MaxValue}),
-		fatal:       make(chan error, 1),
+		fsm:         fsm,
+		appliedSlot: hs.Applied,
+		snapIndex:   fsm.Applied(),
+		storageErr:  make(chan error, 1),
 		ln:          ln,
 	}
-	n.soft.Store(&softInfo{})
+	n.cutOnce.Store(cfg.TestCutSnapshotOnce)
+	n.soft.Store(&softInfo{SoftState: paxos.SoftState{Role: paxos.Follower}})
 	lg.Info().Str("listen", ln.Addr().String()).Int("entries", len(hs.Entries)).
-		Uint64("committed", hs.Committed).Msg("replica recovered")
+		Uint64("snapshot_slot", hs.Applied).Uint64("committed", hs.Committed).
+		Str("membership", hs.Membership.String()).Msg("replica recovered")
 	return n, nil
 }
 
 // Addr returns the address the node listens on.
 func (n *Node) Addr() net.Addr { return n.ln.Addr() }
 
-// Run serves until ctx ends (nil error) or storage fails (ErrStorage).
+// Run serves until ctx ends. When the disk fails (full, or an fsync error),
+// the replica stops its consensus engine, so it neither votes nor leads, and
+// keeps serving reads; it retries its disk every second and, once the disk
+// takes writes again, restarts the engine from what the disk holds.
+// When ctx ends on a master, it first hands mastership over (see Handover).
 func (n *Node) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	n.startPeers(ctx)
-	n.wg.Add(3)
-	go func() { defer n.wg.Done(); n.serve(ctx, n.ln) }()
-	go func() { defer n.wg.Done(); n.persister(ctx) }()
-	loopErr := make(chan error, 1)
-	go func() { defer n.wg.Done(); loopErr <- n.loop(ctx) }()
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-n.fatal:
+	n.startPeers(runCtx)
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.serve(runCtx, n.ln) }()
+	for {
+		engCtx, stopEngine := context.WithCancel(runCtx)
+		done := n.startEngine(engCtx)
+		var err error
+		select {
+		case <-ctx.Done():
+			n.Handover(2 * n.cfg.ElectionTimeout)
+		case err = <-n.storageErr:
+		}
+		stopEngine()
+		<-done
+		if ctx.Err() != nil {
+			break
+		}
+		n.degrade(err)
+		if !n.recoverStorage(ctx) {
+			break
+		}
 	}
 	cancel()
 	n.ln.Close()
 	n.wg.Wait()
 	n.pending.failAll(wire.CodeUnavailable)
 	n.failWaiting(wire.CodeUnavailable)
-	if cerr := n.store.close(); err == nil && cerr != nil {
-		err = cerr
+	if err := n.store.close(); err != nil && !errors.Is(err, wal.ErrClosed) {
+		return err
 	}
-	return err
+	return nil
 }
 
-func (n *Node) die(err error) {
+// startEngine runs the loop and the persister until ctx ends; the returned
+// channel closes when both have stopped.
+func (n *Node) startEngine(ctx context.Context) <-chan struct{} {
+	n.persistQ = make(chan paxos.Ready, 256)
+	n.advMu.Lock()
+	n.advQ = nil
+	n.advMu.Unlock()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); n.persister(ctx) }()
+	go func() { defer wg.Done(); n.loop(ctx) }()
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
+
+// degrade takes the replica out of consensus after a storage failure.
+func (n *Node) degrade(err error) {
+	n.degraded.Store(true)
+	n.log.Error().Err(err).Msg("storage failed: this replica stops voting and leading; reads go on; retrying the disk every second")
+	n.soft.Store(&softInfo{SoftState: paxos.SoftState{Role: paxos.Follower}, commit: n.soft.Load().commit})
+	n.pending.failAll(wire.CodeUnavailable)
+	for ctx, batch := range n.readBatches {
+		for _, rq := range batch {
+			n.notMaster(rq.reply)
+		}
+		delete(n.readBatches, ctx)
+	}
+}
+
+// recoverStorage retries the disk until it takes a write, then rebuilds the
+// core from it. It returns false if ctx ended first.
+func (n *Node) recoverStorage(ctx context.Context) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+		n.store.close()
+		store, hs, _, err := openStorage(n.cfg.Dir, n.cfg.ClusterID, n.cfg.ID, false, n.cfg.SegmentBytes, filestore.Options{MaxValue: n.cfg.MaxValue}, n.log)
+		if err == nil {
+			err = store.probe(hs.Promise)
+			if err != nil {
+				store.close()
+			}
+		}
+		if err != nil {
+			n.log.Debug().Err(err).Msg("disk still failing")
+			continue
+		}
+		r, err := paxos.New(n.pcfg, hs)
+		if err != nil {
+			store.close()
+			n.log.Error().Err(err).Msg("cannot rebuild the consensus core")
+			continue
+		}
+		// The state machine stays: it is at or ahead of the disk, and the
+		// core hands chosen slots out again from the snapshot on, which
+		// apply skips up to what is already applied.
+		n.store, n.r = store, r
+		n.chosenCmds = 0
+		n.degraded.Store(false)
+		n.log.Info().Msg("disk works again: rejoining consensus")
+		return true
+	}
+}
+
+func (n *Node) failStorage(err error) {
 	select {
-	case n.fatal <- err:
+	case n.storageErr <- fmt.Errorf("%w: %w", ErrStorage, err):
 	default:
 	}
 }
 
+// Handover asks a master to hand mastership to its most caught-up follower
+// and waits up to d for another replica to take over. It is a no-op on a
+// follower. Proxies learn of it at once: writes get not-master with the
+// target as hint, and STATUS shows the transfer.
+func (n *Node) Handover(d time.Duration) {
+	if n.soft.Load().Role != paxos.Master {
+		return
+	}
+	reply := make(chan paxos.NodeID, 1)
+	select {
+	case n.handoverQ <- reply:
+	default:
+		return
+	}
+	var target paxos.NodeID
+	select {
+	case target = <-reply:
+	case <-time.After(d):
+		return
+	}
+	if target == paxos.None {
+		return
+	}
+	n.log.Info().Uint64("target", uint64(target)).Msg("handing mastership over")
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && n.soft.Load().Role == paxos.Master {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Linger a moment so the new master's first heartbeat reaches us and the
+	// proxies see us follow it, rather than a replica that vanished.
+	time.Sleep(2 * n.cfg.Heartbeat)
+}
+
 // loop is the only goroutine that touches the paxos core.
-func (n *Node) loop(ctx context.Context) error {
+func (n *Node) loop(ctx context.Context) {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case now := <-ticker.C:
 			n.r.Tick()
 			if n.tickCount++; n.tickCount%10 == 0 {
@@ -204,6 +336,16 @@ func (n *Node) loop(ctx context.Context) error {
 			for _, rd := range q {
 				n.r.Advance(rd)
 			}
+		case slot := <-n.compactQ:
+			n.r.Compact(slot)
+		case slot := <-n.restoreQ:
+			n.r.RestoreSnapshot(slot)
+		case reply := <-n.handoverQ:
+			target, err := n.r.TransferMastership()
+			if err != nil {
+				n.log.Warn().Err(err).Msg("no handover")
+			}
+			reply <- target
 		}
 		if !n.r.HasReady() {
 			continue
@@ -214,23 +356,37 @@ func (n *Node) loop(ctx context.Context) error {
 		if rd.SoftState != nil {
 			n.onSoftState(*rd.SoftState)
 		}
-		for _, e := range rd.Chosen {
-			n.chosenCmds += uint64(len(e.Value.Cmds))
+		if rd.MembershipChanged {
+			n.log.Info().Str("membership", rd.Membership.String()).Msg(membershipNews[rd.Membership])
 		}
-		si := &softInfo{SoftState: n.prevSoft(), commit: n.chosenCmds}
-		n.soft.Store(si)
+		for _, e := range rd.Chosen {
+			if e.Value.Kind == paxos.ValueCmds {
+				n.chosenCmds += uint64(len(e.Value.Cmds))
+			}
+		}
+		ss, _ := n.r.Status()
+		n.soft.Store(&softInfo{SoftState: ss, commit: n.chosenCmds})
 		n.attachReads(&rd)
+		if rd.NeedSnapshot != paxos.None && n.fetching.CompareAndSwap(false, true) {
+			n.wg.Add(1)
+			go func(from uint64) {
+				defer n.wg.Done()
+				defer n.fetching.Store(false)
+				n.fetchSnapshot(ctx, from)
+			}(uint64(rd.NeedSnapshot))
+		}
 		select {
 		case n.persistQ <- rd:
 		case <-ctx.Done():
-			return nil
+			return
 		}
 	}
 }
 
-func (n *Node) prevSoft() paxos.SoftState {
-	ss, _ := n.r.Status()
-	return ss
+var membershipNews = map[paxos.Membership]string{
+	paxos.Voter:   "this replica votes",
+	paxos.Learner: "rejoining as a learner: this replica may have forgotten votes, so it votes again only after a phase 1 without it",
+	paxos.Fresh:   "new data directory: asking the peers whether the cluster is new",
 }
 
 func (n *Node) onSoftState(ss paxos.SoftState) {
@@ -268,17 +424,19 @@ func (n *Node) persister(ctx context.Context) {
 			}
 			break
 		}
-		if synced, err := n.store.persist(batch); err != nil {
-			n.log.Error().Err(err).Msg("cannot persist; stopping")
-			n.die(fmt.Errorf("%w: %w", ErrStorage, err))
+		synced, err := n.store.persist(batch)
+		if err != nil {
+			// Nothing of this batch may be sent or applied: the votes are
+			// not durable. The engine stops and rebuilds from the disk.
+			n.failStorage(err)
 			return
-		} else {
-			n.stats.fsyncs.Add(uint64(synced))
 		}
+		n.stats.fsyncs.Add(uint64(synced))
 		for i := range batch {
 			n.sendTo(batch[i].MessagesAfterPersist)
 			n.apply(batch[i].Chosen)
 		}
+		n.maybeSnapshot(ctx)
 		n.advMu.Lock()
 		n.advQ = append(n.advQ, batch...)
 		n.advMu.Unlock()
@@ -302,8 +460,12 @@ func (n *Node) Status() wire.Status {
 		MasterAddr: n.cfg.Peers[uint64(si.Master)],
 		Commit:     si.commit,
 		FreeDisk:   freeDisk(n.cfg.Dir),
+		Transfer:   uint64(si.Transfer),
 	}
-	if si.Role == paxos.Master && !si.Ready {
+	switch {
+	case n.degraded.Load():
+		st.Role = "degraded" // disk failing: serves reads only
+	case si.Role == paxos.Master && !si.Ready:
 		st.Role = "candidate" // elected, but its no-op is not chosen yet
 	}
 	n.mu.Lock()

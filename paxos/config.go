@@ -40,6 +40,10 @@ type Config struct {
 	// MaxUncommitted bounds the slots the master holds proposed but not yet
 	// chosen; Propose returns ErrBusy past it.
 	MaxUncommitted int
+	// LogMembers makes the first master of a new log choose the member list
+	// as slot 1 (a config value), so membership lives in the log and in
+	// snapshots and can later change through it.
+	LogMembers bool
 	// Rand draws election timeouts. Required.
 	Rand Rand
 
@@ -68,6 +72,7 @@ func DefaultConfig() Config {
 		MaxEntriesPerMsg: 64,
 		MaxInflight:      1024,
 		MaxUncommitted:   4096,
+		LogMembers:       true,
 	}
 }
 

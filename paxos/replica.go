@@ -13,6 +13,7 @@ package paxos
 import (
 	"errors"
 	"slices"
+	"strconv"
 )
 
 // Errors returned to callers of Propose and ReadIndex.
@@ -507,6 +508,11 @@ func (r *Replica) becomeMaster() {
 	for _, id := range r.others() {
 		r.prs[id] = &progress{match: from - 1, next: from, active: true}
 	}
+	if from == 1 && maxSlot == 0 && r.cfg.LogMembers {
+		// A new log starts with the member list, so membership can later
+		// change through the log and snapshots carry it.
+		r.appendOwn(r.configValue())
+	}
 	for s := from; s <= maxSlot; s++ {
 		v := Value{Kind: ValueNoop}
 		if e, ok := best[s]; ok {
@@ -516,6 +522,16 @@ func (r *Replica) becomeMaster() {
 	}
 	r.noopSlot = r.appendOwn(Value{Kind: ValueNoop})
 	r.broadcastHeartbeat()
+}
+
+// configValue encodes the member list as a config value: one decimal id
+// per command, readable in the log.
+func (r *Replica) configValue() Value {
+	v := Value{Kind: ValueConfig}
+	for _, m := range r.cfg.Members {
+		v.Cmds = append(v.Cmds, strconv.AppendUint(nil, uint64(m), 10))
+	}
+	return v
 }
 
 // appendOwn accepts v in the next slot under the master's ballot.

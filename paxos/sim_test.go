@@ -89,7 +89,7 @@ func simConfig(id NodeID, members []NodeID, rng *rand.Rand) Config {
 	return Config{
 		ID: id, Members: members,
 		HeartbeatTicks: 2, ElectionTicks: 12, LeaseTicks: 11,
-		MaxEntriesPerMsg: 4, MaxInflight: 16, MaxUncommitted: 64,
+		MaxEntriesPerMsg: 4, MaxInflight: 16, MaxUncommitted: 64, LogMembers: true,
 		Rand: rng,
 	}
 }

@@ -171,3 +171,28 @@ type Status struct {
 	Lease      bool   // master holds a valid lease
 	Transfer   uint64 // non-zero: mastership is being handed to this id
 }
+
+// SnapshotAck asks a replica for its snapshot from Offset on
+// (KindSnapshotAck): Slot 0 means its newest one. Asking again from the
+// offset reached resumes a transfer after a broken connection.
+type SnapshotAck struct {
+	_msgpack struct{} `msgpack:",as_array"` //lint:ignore U1000 msgpack reads this field's tag: encode as an array.
+
+	Slot   uint64
+	Offset uint64
+}
+
+// SnapshotChunk is one piece of a snapshot file (KindSnapshotChunk). CRC is
+// the CRC-32C of Data; Total is the file's size, so the receiver knows when
+// it has it all. Err is set, and nothing else, when the snapshot asked for
+// is gone (pruned) or none exists.
+type SnapshotChunk struct {
+	_msgpack struct{} `msgpack:",as_array"` //lint:ignore U1000 msgpack reads this field's tag: encode as an array.
+
+	Slot   uint64
+	Offset uint64
+	Total  uint64
+	Data   []byte
+	CRC    uint32
+	Err    string
+}

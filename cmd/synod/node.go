@@ -56,6 +56,11 @@ func nodeCommand() *cli.Command {
 			&cli.DurationFlag{Name: "lease", Value: def.Lease, Usage: "master lease for reads without a quorum round (below the election timeout; 0 = off; default 4/5 of it)", EnvVars: env("lease")},
 			&cli.IntFlag{Name: "max-value", Value: def.MaxValue, Usage: "largest file in bytes", EnvVars: env("max-value")},
 			&cli.DurationFlag{Name: "read-timeout", Value: def.ReadTimeout, Usage: "how long a read may wait to reach its index", EnvVars: env("read-timeout")},
+			&cli.Uint64Flag{Name: "snapshot-every", Value: def.SnapshotEvery, Usage: "applied commands between snapshots", EnvVars: env("snapshot-every")},
+			&cli.Uint64Flag{Name: "snapshot-window", Value: def.SnapshotWindow, Usage: "log slots kept behind a snapshot for catch-up", EnvVars: env("snapshot-window")},
+			&cli.Int64Flag{Name: "segment-bytes", Value: def.SegmentBytes, Usage: "log segment size; compaction deletes whole segments", EnvVars: env("segment-bytes")},
+			&cli.IntFlag{Name: "snapshot-chunk", Value: def.SnapshotChunk, Usage: "bytes per piece of a snapshot transfer", EnvVars: env("snapshot-chunk")},
+			&cli.BoolFlag{Name: "test-cut-snapshot-once", Hidden: true, Usage: "test only: break the first snapshot transfer served after one chunk", EnvVars: env("test-cut-snapshot-once")},
 			&cli.DurationFlag{Name: "test-read-delay", Hidden: true, Usage: "test only: delay every read answer", EnvVars: env("test-read-delay")},
 		},
 		Action: func(c *cli.Context) error {
@@ -86,6 +91,11 @@ func nodeCommand() *cli.Command {
 			cfg.MaxValue = c.Int("max-value")
 			cfg.ReadTimeout = c.Duration("read-timeout")
 			cfg.ReadDelay = c.Duration("test-read-delay")
+			cfg.SnapshotEvery = c.Uint64("snapshot-every")
+			cfg.SnapshotWindow = c.Uint64("snapshot-window")
+			cfg.SnapshotChunk = c.Int("snapshot-chunk")
+			cfg.SegmentBytes = c.Int64("segment-bytes")
+			cfg.TestCutSnapshotOnce = c.Bool("test-cut-snapshot-once")
 			cfg.Logger = lg
 			n, err := node.New(cfg)
 			if err != nil {

@@ -198,12 +198,13 @@ func (p *Proc) Output() string {
 
 // Cluster is a set of replicas started from one test.
 type Cluster struct {
-	t       testing.TB
-	ID      string
-	Dir     string
-	Addrs   map[uint64]string
-	Nodes   map[uint64]*Proc
-	Timings []string // extra flags for every node
+	t     testing.TB
+	ID    string
+	Dir   string
+	Addrs map[uint64]string
+	Nodes map[uint64]*Proc
+	// MountErr is Options.Mount's first failure.
+	MountErr error
 }
 
 // Options shape a test cluster.
@@ -211,6 +212,11 @@ type Options struct {
 	Nodes int
 	// Extra flags for every node, e.g. "--election-timeout=300ms".
 	NodeFlags []string
+	// Mount, if set, mounts a file system on each data directory before its
+	// node starts (for example a small tmpfs, to fill a disk); the
+	// directories are unmounted at cleanup. A failure is left in
+	// Cluster.MountErr and no node is started.
+	Mount func(dir string) error
 }
 
 // New starts a cluster of opts.Nodes replicas (3 by default) and registers
@@ -227,6 +233,19 @@ func New(t testing.TB, opts Options) *Cluster {
 	var peers []string
 	for i := 1; i <= opts.Nodes; i++ {
 		peers = append(peers, fmt.Sprintf("%d=%s", i, c.Addrs[uint64(i)]))
+	}
+	if opts.Mount != nil {
+		for i := 1; i <= opts.Nodes; i++ {
+			dir := c.NodeDir(uint64(i))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := opts.Mount(dir); err != nil {
+				c.MountErr = err
+				return c
+			}
+			t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+		}
 	}
 	for i := 1; i <= opts.Nodes; i++ {
 		id := uint64(i)

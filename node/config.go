@@ -75,6 +75,9 @@ type Config struct {
 	// ReadDelay delays every read answer (a test-only knob to make one
 	// replica slow).
 	ReadDelay time.Duration
+	// FsyncDelay slows every log write by this much before its fsync (a
+	// test-only knob: a slow disk).
+	FsyncDelay time.Duration
 	// TestCutSnapshotOnce closes the connection after the first chunk of
 	// the first snapshot this replica serves (a test-only knob).
 	TestCutSnapshotOnce bool

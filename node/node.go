@@ -97,6 +97,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	store.fsyncDelay = cfg.FsyncDelay
 	pc := paxos.DefaultConfig()
 	pc.ID = paxos.NodeID(cfg.ID)
 	for id := range cfg.Peers {
@@ -252,6 +253,7 @@ func (n *Node) recoverStorage(ctx context.Context) bool {
 		// The state machine stays: it is at or ahead of the disk, and the
 		// core hands chosen slots out again from the snapshot on, which
 		// apply skips up to what is already applied.
+		store.fsyncDelay = n.cfg.FsyncDelay
 		n.store, n.r = store, r
 		n.chosenCmds = 0
 		n.degraded.Store(false)

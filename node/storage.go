@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -18,6 +19,7 @@ import (
 // learner marker, the log and the snapshots. It converts between paxos and
 // wal types; nothing else in the node writes the disk.
 type storage struct {
+	fsyncDelay    time.Duration // test knob: a slow disk
 	dir           string
 	snapDir       string
 	log           *wal.Log
@@ -177,6 +179,9 @@ func (s *storage) persist(rds []paxos.Ready) (int, error) {
 		s.recs = append(s.recs, wal.Record{Kind: wal.KindCommit, Slot: committed})
 	}
 	if len(s.recs) > 0 {
+		if s.fsyncDelay > 0 {
+			time.Sleep(s.fsyncDelay)
+		}
 		if err := s.log.Append(s.recs); err != nil {
 			return synced, err
 		}

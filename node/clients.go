@@ -266,6 +266,10 @@ func (n *Node) propose(first *proposal) {
 
 func (n *Node) handleRead(ctx context.Context, req wire.Request, reply replyFunc) {
 	rq := &readReq{req: req, reply: reply, deadline: time.Now().Add(n.cfg.ReadTimeout)}
+	if req.Consistency == wire.Linearizable && n.cfg.UnsafeFollowerReads && n.soft.Load().Role != paxos.Master {
+		n.wait(rq) // planted bug: no read index, so possibly stale
+		return
+	}
 	if req.Consistency == wire.Linearizable {
 		if n.degraded.Load() {
 			n.notMaster(reply) // no consensus here now: read elsewhere

@@ -75,6 +75,9 @@ type Config struct {
 	// ReadDelay delays every read answer (a test-only knob to make one
 	// replica slow).
 	ReadDelay time.Duration
+	// UnsafeFollowerReads is a planted bug for the nemesis tests: followers
+	// answer linearizable reads from local state without a read index.
+	UnsafeFollowerReads bool
 	// FsyncDelay slows every log write by this much before its fsync (a
 	// test-only knob: a slow disk).
 	FsyncDelay time.Duration

@@ -60,6 +60,7 @@ func nodeCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "snapshot-window", Value: def.SnapshotWindow, Usage: "log slots kept behind a snapshot for catch-up", EnvVars: env("snapshot-window")},
 			&cli.Int64Flag{Name: "segment-bytes", Value: def.SegmentBytes, Usage: "log segment size; compaction deletes whole segments", EnvVars: env("segment-bytes")},
 			&cli.IntFlag{Name: "snapshot-chunk", Value: def.SnapshotChunk, Usage: "bytes per piece of a snapshot transfer", EnvVars: env("snapshot-chunk")},
+			&cli.BoolFlag{Name: "test-unsafe-follower-reads", Hidden: true, Usage: "test only (a planted bug): followers answer linearizable reads without a read index", EnvVars: env("test-unsafe-follower-reads")},
 			&cli.DurationFlag{Name: "test-fsync-delay", Hidden: true, Usage: "test only: a slow disk, sleeping this long before every log fsync", EnvVars: env("test-fsync-delay")},
 			&cli.BoolFlag{Name: "test-cut-snapshot-once", Hidden: true, Usage: "test only: break the first snapshot transfer served after one chunk", EnvVars: env("test-cut-snapshot-once")},
 			&cli.DurationFlag{Name: "test-read-delay", Hidden: true, Usage: "test only: delay every read answer", EnvVars: env("test-read-delay")},
@@ -98,6 +99,7 @@ func nodeCommand() *cli.Command {
 			cfg.SegmentBytes = c.Int64("segment-bytes")
 			cfg.TestCutSnapshotOnce = c.Bool("test-cut-snapshot-once")
 			cfg.FsyncDelay = c.Duration("test-fsync-delay")
+			cfg.UnsafeFollowerReads = c.Bool("test-unsafe-follower-reads")
 			cfg.Logger = lg
 			n, err := node.New(cfg)
 			if err != nil {

@@ -289,23 +289,7 @@ func TestLaggingReplicaCatchesUp(t *testing.T) {
 	down := master%3 + 1
 	c.Nodes[down].Kill()
 	const total = 5000
-	var wg sync.WaitGroup
-	for i := 0; i < 16; i++ {
-		w := newWriter(c, uint64(200+i))
-		w.master = master
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer w.close()
-			for j := 0; j < total/16+1; j++ {
-				if rep, err := w.do(ctx, put(fmt.Sprintf("lag/%d", j%100), "x")); err != nil || rep.Code != wire.CodeOK {
-					t.Errorf("write: %v %+v", err, rep)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	writeN(ctx, t, c, master, total, 16, 100)
 	c.Nodes[down].Start()
 	if _, err := c.WaitConverged(ctx, total); err != nil {
 		t.Fatal(err)

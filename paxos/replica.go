@@ -862,18 +862,29 @@ func (r *Replica) learnCommit(commit uint64) {
 	}
 }
 
-func (r *Replica) handleAccepted(m Message) {
+// answerToMaster checks a follower's answer to this master: a refusal
+// naming a higher promise deposes it; an answer under its own ballot returns
+// the follower's progress, anything else nil.
+func (r *Replica) answerToMaster(m Message) *progress {
 	if r.role != Master {
-		return
+		return nil
 	}
 	if m.Reject {
 		if r.masterBallot.Less(m.Hint) {
 			r.becomeFollower(None, Ballot{})
 		}
-		return
+		return nil
 	}
 	pr := r.prs[m.From]
 	if pr == nil || m.Ballot != r.masterBallot {
+		return nil
+	}
+	return pr
+}
+
+func (r *Replica) handleAccepted(m Message) {
+	pr := r.answerToMaster(m)
+	if pr == nil {
 		return
 	}
 	pr.active = true
@@ -927,17 +938,8 @@ func (r *Replica) handleHeartbeat(m Message) {
 }
 
 func (r *Replica) handleHeartbeatResp(m Message) {
-	if r.role != Master {
-		return
-	}
-	if m.Reject {
-		if r.masterBallot.Less(m.Hint) {
-			r.becomeFollower(None, Ballot{})
-		}
-		return
-	}
-	pr := r.prs[m.From]
-	if pr == nil || m.Ballot != r.masterBallot {
+	pr := r.answerToMaster(m)
+	if pr == nil {
 		return
 	}
 	pr.learner = m.Learner

@@ -196,7 +196,10 @@ type OpError struct {
 	Err  error
 }
 
+// Error returns the kind and the underlying error.
 func (e *OpError) Error() string { return e.Kind + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
 func (e *OpError) Unwrap() error { return e.Err }
 
 // errorKind names err for the error table.

@@ -45,6 +45,7 @@ type Node struct {
 	// snapshot, installs of a fetched snapshot, a handover request.
 	compactQ  chan uint64
 	restoreQ  chan uint64
+	peerLostQ chan paxos.NodeID
 	handoverQ chan chan paxos.NodeID
 
 	// Loop-owned.
@@ -133,6 +134,7 @@ func New(cfg Config) (*Node, error) {
 		advSig:      make(chan struct{}, 1),
 		compactQ:    make(chan uint64, 16),
 		restoreQ:    make(chan uint64, 16),
+		peerLostQ:   make(chan paxos.NodeID, 16),
 		handoverQ:   make(chan chan paxos.NodeID, 1),
 		readBatches: map[uint64][]*readReq{},
 		fsm:         fsm,
@@ -342,6 +344,8 @@ func (n *Node) loop(ctx context.Context) {
 			n.r.Compact(slot)
 		case slot := <-n.restoreQ:
 			n.r.RestoreSnapshot(slot)
+		case id := <-n.peerLostQ:
+			n.r.PeerLost(id)
 		case reply := <-n.handoverQ:
 			target, err := n.r.TransferMastership()
 			if err != nil {

@@ -180,8 +180,16 @@ func (n *Node) handleConn(ctx context.Context, nc net.Conn) {
 	n.serveClient(ctx, c)
 }
 
-// readPeer feeds a peer's messages to the event loop.
+// readPeer feeds a peer's messages to the event loop. When the peer's
+// connection closes (its process died, most often), the loop hears of it:
+// if that peer was the master, the election need not wait a whole timeout.
 func (n *Node) readPeer(ctx context.Context, c *wire.Conn, from paxos.NodeID) {
+	defer func() {
+		select {
+		case n.peerLostQ <- from:
+		default:
+		}
+	}()
 	for {
 		env, err := c.Recv()
 		if err != nil {

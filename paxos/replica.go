@@ -116,6 +116,7 @@ type Replica struct {
 	masterStart       uint64          // Learner: the master's no-op slot, from its heartbeats
 
 	// Follower state.
+	masterLost   bool   // the master's connection closed since it was last heard
 	needSnapshot NodeID // a peer that compacted what this replica lacks
 	masterCommit uint64
 	fetchWait    int // ticks until another fetch may be sent; 0 = none in flight
@@ -263,6 +264,7 @@ func (r *Replica) becomeFollower(master NodeID, b Ballot) {
 	r.prs = nil
 	r.masterCommit = 0
 	r.fetchWait = 0
+	r.masterLost = false
 	r.resetElectionTimer()
 }
 
@@ -704,7 +706,30 @@ func (r *Replica) Step(m Message) {
 // sticky reports whether this replica heard a live master recently enough
 // that it must refuse to help anyone else take over.
 func (r *Replica) sticky() bool {
-	return r.role == Master || r.sinceMaster < r.cfg.ElectionTicks
+	if r.role == Master {
+		return true
+	}
+	if r.masterLost && r.sinceMaster >= r.cfg.LeaseTicks {
+		// The master's process is gone and any lease it held has run
+		// out: the lease counts from sending, and this counts from later.
+		return false
+	}
+	return r.sinceMaster < r.cfg.ElectionTicks
+}
+
+// PeerLost tells the replica that the connection from peer id closed, as it
+// does when a process dies. If id is the master, the election may start as
+// soon as the master's lease has run out instead of after a whole election
+// timeout (DESIGN.md, "Timing defaults"). A partition closes no connection,
+// so it still waits the full timeout: a replica merely cut off cannot
+// depose a healthy master this way.
+func (r *Replica) PeerLost(id NodeID) {
+	if r.role != Follower || id != r.master || r.masterLost {
+		return
+	}
+	r.masterLost = true
+	// Spread the candidates a little so they do not split the vote.
+	r.electionTimeout = max(r.cfg.LeaseTicks, 1) + r.cfg.Rand.IntN(max(r.cfg.ElectionTicks/4, 1))
 }
 
 func (r *Replica) sendPrePromise(m Message) {
@@ -789,6 +814,7 @@ func (r *Replica) follow(m Message, respType MsgType) bool {
 	}
 	r.electionElapsed = 0
 	r.sinceMaster = 0
+	r.masterLost = false
 	return true
 }
 

@@ -253,6 +253,12 @@ func (s *sim) start(n *simNode) {
 }
 
 func (s *sim) crash(n *simNode) {
+	// The peers' connections from n close (in the real node, TCP resets).
+	for _, o := range s.nodes {
+		if o.alive && o != n && !s.cut[[2]NodeID{n.id, o.id}] {
+			o.r.PeerLost(n.id)
+		}
+	}
 	n.alive = false
 	n.r = nil
 	n.deferred = nil // never persisted: lost

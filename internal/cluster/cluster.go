@@ -217,6 +217,11 @@ type Options struct {
 	// directories are unmounted at cleanup. A failure is left in
 	// Cluster.MountErr and no node is started.
 	Mount func(dir string) error
+	// PeerAddr, if set, gives the address replica from dials to reach
+	// replica to, whose real address is addr: a fault relay's listener for
+	// that directed link, say. Proxies and the test itself still use the
+	// real addresses.
+	PeerAddr func(from, to uint64, addr string) string
 }
 
 // New starts a cluster of opts.Nodes replicas (3 by default) and registers
@@ -230,9 +235,17 @@ func New(t testing.TB, opts Options) *Cluster {
 	for i, a := range FreePorts(t, opts.Nodes) {
 		c.Addrs[uint64(i+1)] = a
 	}
-	var peers []string
-	for i := 1; i <= opts.Nodes; i++ {
-		peers = append(peers, fmt.Sprintf("%d=%s", i, c.Addrs[uint64(i)]))
+	peersOf := func(from uint64) string {
+		var peers []string
+		for i := 1; i <= opts.Nodes; i++ {
+			to := uint64(i)
+			addr := c.Addrs[to]
+			if opts.PeerAddr != nil && to != from {
+				addr = opts.PeerAddr(from, to, addr)
+			}
+			peers = append(peers, fmt.Sprintf("%d=%s", to, addr))
+		}
+		return strings.Join(peers, ",")
 	}
 	if opts.Mount != nil {
 		for i := 1; i <= opts.Nodes; i++ {
@@ -250,7 +263,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	for i := 1; i <= opts.Nodes; i++ {
 		id := uint64(i)
 		args := []string{"--log-format=json", "--log-level=info", "node",
-			fmt.Sprintf("--id=%d", id), "--listen=" + c.Addrs[id], "--peers=" + strings.Join(peers, ","),
+			fmt.Sprintf("--id=%d", id), "--listen=" + c.Addrs[id], "--peers=" + peersOf(id),
 			"--dir=" + c.NodeDir(id), "--cluster=" + c.ID}
 		args = append(args, opts.NodeFlags...)
 		p := &Proc{t: t, Name: fmt.Sprintf("node%d", id), Args: args, Log: filepath.Join(c.Dir, fmt.Sprintf("node%d.log", id))}

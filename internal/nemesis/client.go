@@ -1,0 +1,212 @@
+package nemesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"time"
+
+	"synod/wire/line"
+)
+
+// Workload shapes what the clients do.
+type Workload struct {
+	// Keys are read and written by every kind of operation; LogKeys are
+	// only appended to, so every acknowledged append must stay in them.
+	Keys, LogKeys []string
+	// Rate is the operations per second each client aims at (0: as fast
+	// as it can).
+	Rate float64
+	// Timeout bounds one operation; past it the outcome is unknown and the
+	// connection is dropped. It should exceed the proxies' hold window.
+	Timeout time.Duration
+}
+
+// client is one sequential client: one connection at a time to one proxy,
+// redialled (to the next proxy) after a failure.
+type client struct {
+	id      int
+	proxies []string
+	proxy   int
+	w       Workload
+	rec     *Recorder
+	rng     *rand.Rand
+
+	conn     *line.Client
+	level    line.Level
+	seq      int
+	session  uint64            // index of this client's last acknowledged write
+	versions map[string]uint64 // last version seen per key, for CAS
+}
+
+func newClient(id int, proxies []string, w Workload, rec *Recorder, seed int64) *client {
+	return &client{id: id, proxies: proxies, proxy: id % len(proxies), w: w, rec: rec,
+		rng: rand.New(rand.NewSource(seed)), versions: map[string]uint64{}}
+}
+
+// run issues operations until ctx ends.
+func (c *client) run(ctx context.Context) {
+	defer c.drop()
+	var interval time.Duration
+	if c.w.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / c.w.Rate)
+	}
+	next := time.Now()
+	for ctx.Err() == nil {
+		if interval > 0 {
+			next = next.Add(interval)
+			if now := time.Now(); next.Before(now.Add(-time.Second)) {
+				next = now // do not make up for a long stall in a burst
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(next)):
+			}
+		}
+		if c.conn == nil && !c.dial(ctx) {
+			continue
+		}
+		// An operation under way when the run ends still gets its answer:
+		// cut short, a write's outcome would be unknown for no reason.
+		c.step(context.WithoutCancel(ctx))
+	}
+}
+
+func (c *client) dial(ctx context.Context) bool {
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := line.Dial(dctx, c.proxies[c.proxy], line.Options{})
+	if err != nil {
+		c.proxy = (c.proxy + 1) % len(c.proxies)
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+		return false
+	}
+	c.conn, c.level = conn, line.LevelLinearizable
+	return true
+}
+
+// drop closes the connection after a failure; the next one goes to the
+// next proxy, so both see clients come and go.
+func (c *client) drop() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+		c.proxy = (c.proxy + 1) % len(c.proxies)
+	}
+}
+
+func (c *client) token() string {
+	c.seq++
+	return fmt.Sprintf("%d.%d;", c.id, c.seq)
+}
+
+// step picks and runs one operation.
+func (c *client) step(ctx context.Context) {
+	nk, nl := len(c.w.Keys), len(c.w.LogKeys)
+	i := c.rng.Intn(nk + nl)
+	p := c.rng.Intn(100)
+	if i >= nk {
+		key := c.w.LogKeys[i-nk]
+		switch {
+		case p < 45:
+			c.write(ctx, KindAppend, key, 0)
+		case p < 70:
+			c.read(ctx, key, line.LevelLinearizable)
+		case p < 85:
+			c.read(ctx, key, line.LevelSession)
+		default:
+			c.read(ctx, key, line.LevelStale)
+		}
+		return
+	}
+	key := c.w.Keys[i]
+	switch {
+	case p < 15:
+		c.write(ctx, KindPut, key, 0)
+	case p < 35:
+		c.write(ctx, KindAppend, key, 0)
+	case p < 45:
+		c.write(ctx, KindCAS, key, c.versions[key])
+	case p < 70:
+		c.read(ctx, key, line.LevelLinearizable)
+	case p < 85:
+		c.read(ctx, key, line.LevelSession)
+	default:
+		c.read(ctx, key, line.LevelStale)
+	}
+}
+
+func (c *client) write(ctx context.Context, kind Kind, key string, expect uint64) {
+	tok := c.token()
+	op := c.rec.Begin(Op{Client: c.id, Proxy: c.proxy, Kind: kind, Key: key, Value: tok, Expect: expect})
+	octx, cancel := context.WithTimeout(ctx, c.w.Timeout)
+	var idx uint64
+	var err error
+	switch kind {
+	case KindPut:
+		idx, err = c.conn.Put(octx, key, []byte(tok))
+	case KindAppend:
+		idx, err = c.conn.Append(octx, key, []byte(tok))
+	case KindCAS:
+		idx, err = c.conn.CAS(octx, key, expect, []byte(tok))
+	}
+	cancel()
+	var se *line.ServerError
+	switch {
+	case err == nil:
+		c.rec.End(op, OK, idx, "", nil)
+		c.session = max(c.session, idx)
+		c.versions[key] = idx
+	case errors.As(err, &se) && se.Code == line.CodeConflict:
+		c.rec.End(op, Conflict, se.Version, "", err)
+		c.versions[key] = se.Version
+	case errors.As(err, &se) && (se.Code == line.CodeUnavailable || se.Code == line.CodeBusy):
+		c.rec.End(op, Failed, 0, "", err) // the proxy promises nothing was applied
+	default:
+		// A broken or timed-out connection, or an answer the proxy has no
+		// promise for: the write may be applied, now or later.
+		c.rec.End(op, Unknown, 0, "", err)
+		if se == nil {
+			c.drop()
+		}
+	}
+}
+
+func (c *client) read(ctx context.Context, key string, level line.Level) {
+	octx, cancel := context.WithTimeout(ctx, c.w.Timeout)
+	defer cancel()
+	if c.level != level {
+		if err := c.conn.SetConsistency(octx, level); err != nil {
+			c.drop()
+			return
+		}
+		c.level = level
+	}
+	// A session token carried explicitly survives a new connection, where
+	// the proxy's own per-connection token starts again from zero.
+	var min uint64
+	if level == line.LevelSession {
+		min = c.session
+	}
+	op := c.rec.Begin(Op{Client: c.id, Proxy: c.proxy, Kind: KindGet, Level: level, Key: key, Expect: min})
+	val, ver, err := c.conn.Get(octx, key, min)
+	var se *line.ServerError
+	switch {
+	case err == nil:
+		c.rec.End(op, OK, ver, string(val), nil)
+		c.versions[key] = ver
+	case errors.Is(err, line.ErrNotFound):
+		c.rec.End(op, NotFound, 0, "", nil)
+		c.versions[key] = 0
+	default:
+		c.rec.End(op, Failed, 0, "", err)
+		if !errors.As(err, &se) {
+			c.drop()
+		}
+	}
+}

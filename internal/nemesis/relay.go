@@ -1,0 +1,304 @@
+package nemesis
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Link is one directed peer link: the connections replica From dials to
+// replica To. A synod replica sends its messages for To only over the
+// connection it dialled itself, so cutting Link{From, To} silences From
+// toward To while To still reaches From over Link{To, From}.
+type Link struct{ From, To uint64 }
+
+// String returns "from->to".
+func (l Link) String() string { return fmt.Sprintf("%d->%d", l.From, l.To) }
+
+// Fault is what a Relay does to the traffic of one link.
+type Fault int32
+
+const (
+	// Pass forwards every byte both ways.
+	Pass Fault = iota
+	// Drop is a black hole, like a firewall dropping packets: the relay
+	// keeps reading and discards what it reads, so senders see no error,
+	// and new connections are accepted but never forwarded. Connections
+	// that lost bytes are closed when the link passes again, since their
+	// streams cannot be resumed.
+	Drop
+	// Refuse is a firewall that rejects: open connections are closed and
+	// new ones are closed as soon as they arrive.
+	Refuse
+)
+
+// String returns the fault's name.
+func (f Fault) String() string {
+	switch f {
+	case Pass:
+		return "pass"
+	case Drop:
+		return "drop"
+	case Refuse:
+		return "refuse"
+	}
+	return fmt.Sprintf("fault(%d)", int32(f))
+}
+
+// ErrRelayClosed is returned by Relay.Add after Close.
+var ErrRelayClosed = errors.New("nemesis: relay closed")
+
+// relayDialTimeout bounds the dial to a link's target, so a paused replica
+// does not hold a relay goroutine for long.
+const relayDialTimeout = time.Second
+
+// Relay is a TCP fault relay for the peer links of a cluster: each directed
+// link gets a loopback listener of its own that forwards to the real
+// address, and a Fault per link decides what gets through. It is safe for
+// concurrent use.
+type Relay struct {
+	mu     sync.Mutex
+	links  map[Link]*link
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type link struct {
+	target string
+	ln     net.Listener
+	fault  atomic.Int32
+	pipes  map[*pipe]struct{} // guarded by Relay.mu
+}
+
+// pipe is one relayed connection: client dialled the relay, server is the
+// relay's connection to the target (nil when it was never dialled).
+type pipe struct {
+	client, server net.Conn
+	lost           atomic.Bool // bytes were discarded: the stream is broken for good
+	once           sync.Once
+}
+
+func (p *pipe) close() {
+	p.once.Do(func() {
+		p.client.Close()
+		if p.server != nil {
+			p.server.Close()
+		}
+	})
+}
+
+// NewRelay returns a relay without links.
+func NewRelay() *Relay { return &Relay{links: map[Link]*link{}} }
+
+// Add starts relaying l to target and returns the address replica l.From
+// must dial instead of target.
+func (r *Relay) Add(l Link, target string) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("nemesis: relay %v: %w", l, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		ln.Close()
+		return "", ErrRelayClosed
+	}
+	if old := r.links[l]; old != nil {
+		ln.Close()
+		return "", fmt.Errorf("nemesis: relay %v added twice", l)
+	}
+	lk := &link{target: target, ln: ln, pipes: map[*pipe]struct{}{}}
+	r.links[l] = lk
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.accept(lk)
+	}()
+	return ln.Addr().String(), nil
+}
+
+// Set applies f to link l (unknown links are ignored).
+func (r *Relay) Set(l Link, f Fault) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lk := r.links[l]
+	if lk == nil {
+		return
+	}
+	lk.fault.Store(int32(f))
+	for p := range lk.pipes {
+		switch {
+		case f == Drop:
+			p.lost.Store(true)
+		case f == Refuse, f == Pass && p.lost.Load():
+			p.close()
+		}
+	}
+}
+
+// Get returns the fault on link l.
+func (r *Relay) Get(l Link) Fault {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if lk := r.links[l]; lk != nil {
+		return Fault(lk.fault.Load())
+	}
+	return Pass
+}
+
+// conns returns how many connections link l relays now.
+func (r *Relay) conns(l Link) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if lk := r.links[l]; lk != nil {
+		return len(lk.pipes)
+	}
+	return 0
+}
+
+// Cut applies f to every link from a replica of from to a replica of to.
+func (r *Relay) Cut(from, to []uint64, f Fault) {
+	for _, a := range from {
+		for _, b := range to {
+			if a != b {
+				r.Set(Link{a, b}, f)
+			}
+		}
+	}
+}
+
+// Heal lets every link pass again.
+func (r *Relay) Heal() {
+	r.mu.Lock()
+	links := make([]Link, 0, len(r.links))
+	for l := range r.links {
+		links = append(links, l)
+	}
+	r.mu.Unlock()
+	for _, l := range links {
+		r.Set(l, Pass)
+	}
+}
+
+// Faulty returns the links that do not pass.
+func (r *Relay) Faulty() []Link {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Link
+	for l, lk := range r.links {
+		if Fault(lk.fault.Load()) != Pass {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Close stops every listener and relayed connection and waits for the
+// relay's goroutines.
+func (r *Relay) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	for _, lk := range r.links {
+		lk.ln.Close()
+		for p := range lk.pipes {
+			p.close()
+		}
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}
+
+func (r *Relay) accept(lk *link) {
+	for {
+		nc, err := lk.ln.Accept()
+		if err != nil {
+			return // closed; a loopback listener has no transient errors worth retrying
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.serve(lk, nc)
+		}()
+	}
+}
+
+func (r *Relay) serve(lk *link, client net.Conn) {
+	p := &pipe{client: client}
+	switch Fault(lk.fault.Load()) {
+	case Refuse:
+		client.Close()
+		return
+	case Drop:
+		p.lost.Store(true)
+	default:
+		server, err := net.DialTimeout("tcp", lk.target, relayDialTimeout)
+		if err != nil {
+			client.Close() // the target is down: the dialler sees what it would see
+			return
+		}
+		p.server = server
+	}
+	if !r.track(lk, p) {
+		return
+	}
+	defer r.untrack(lk, p)
+	if p.server == nil {
+		r.pump(lk, p, client, nil)
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.pump(lk, p, p.server, client)
+	}()
+	r.pump(lk, p, client, p.server)
+	<-done
+}
+
+// track registers p with its link, or closes it if the relay is closing
+// or the link's fault changed since p was accepted.
+func (r *Relay) track(lk *link, p *pipe) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := Fault(lk.fault.Load())
+	if r.closed || f == Refuse || (f == Drop && !p.lost.Load()) || (f == Pass && p.lost.Load()) {
+		p.close()
+		return false
+	}
+	lk.pipes[p] = struct{}{}
+	return true
+}
+
+func (r *Relay) untrack(lk *link, p *pipe) {
+	p.close()
+	r.mu.Lock()
+	delete(lk.pipes, p)
+	r.mu.Unlock()
+}
+
+// pump copies src to dst until either fails, discarding instead while the
+// link drops or once the pipe lost bytes. A nil dst always discards.
+func (r *Relay) pump(lk *link, p *pipe, src, dst net.Conn) {
+	defer p.close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if dst == nil || Fault(lk.fault.Load()) == Drop {
+				p.lost.Store(true)
+			}
+			if !p.lost.Load() {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+		}
+		if err != nil {
+			return // EOF or closed: the pipe ends both ways
+		}
+	}
+}

@@ -1,0 +1,348 @@
+package nemesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"synod/internal/cluster"
+	"synod/wire/line"
+)
+
+// Config shapes one nemesis run.
+type Config struct {
+	// Seed drives the workload's and the nemesis's choices. Real processes
+	// on a real clock do not replay exactly, but the same seed makes the
+	// same choices in the same order.
+	Seed int64
+	// Duration is how long the clients and the nemesis run.
+	Duration time.Duration
+	// Replicas and Proxies to start.
+	Replicas, Proxies int
+	// Clients run concurrently, spread over the proxies.
+	Clients int
+	// Keys are written every way; LogKeys only appended to.
+	Keys, LogKeys int
+	// Rate is the operations per second all clients aim at together.
+	Rate float64
+	// Faults the nemesis draws from; none means a run without faults.
+	Faults []FaultKind
+	Timing Timing
+	// NodeFlags and ProxyFlags are passed to every replica and proxy.
+	NodeFlags, ProxyFlags []string
+	// OpTimeout bounds one client operation (above the proxies' hold).
+	OpTimeout time.Duration
+	// CheckTimeout bounds porcupine; running out of time fails the run.
+	CheckTimeout time.Duration
+	// CheckEvery, if positive, checks the history so far this often while
+	// the run goes on, and ends the run at the first violation found.
+	CheckEvery time.Duration
+	// OutDir receives a failed run's history, visualisation and logs, in
+	// a subdirectory named after the seed ("": a new temporary directory).
+	OutDir string
+}
+
+// DefaultConfig is a run of every fault against 5 replicas and 2 proxies
+// with fast timings (heartbeat 20 ms, election timeout 200 ms), small
+// snapshots so a wiped replica gets one, and 16 clients at 500 ops/s over
+// 50 keys and 10 append-only keys.
+func DefaultConfig() Config {
+	return Config{
+		Duration: 30 * time.Second,
+		Replicas: 5, Proxies: 2,
+		Clients: 16, Keys: 50, LogKeys: 10,
+		Rate:   500,
+		Faults: AllFaults,
+		Timing: Timing{
+			HoldMin: 600 * time.Millisecond, HoldMax: 2 * time.Second,
+			GapMin: 500 * time.Millisecond, GapMax: 1500 * time.Millisecond,
+			PauseMin: 700 * time.Millisecond,
+			Settle:   10 * time.Second,
+		},
+		NodeFlags: []string{"--heartbeat=20ms", "--election-timeout=200ms",
+			"--snapshot-every=3000", "--snapshot-window=1000", "--snapshot-chunk=65536", "--segment-bytes=262144"},
+		ProxyFlags:   []string{"--poll=50ms", "--hold=5s"},
+		OpTimeout:    8 * time.Second,
+		CheckTimeout: 5 * time.Minute,
+	}
+}
+
+// Result is what a run did and what the checks found.
+type Result struct {
+	Seed    int64
+	Elapsed time.Duration // how long the clients ran
+	Report  Report
+	// Faults counts the faults injected by kind.
+	Faults map[FaultKind]int
+	// Unsettled counts the times the cluster was not healthy again within
+	// Timing.Settle after a fault (not a failure by itself).
+	Unsettled int
+	// Exited describes replicas that exited without being told to.
+	Exited []string
+	// ConvergeErr is set if the replicas did not reach one digest after
+	// the run healed.
+	ConvergeErr error
+	// FinalErr is set if the keys could not all be read after the run.
+	FinalErr error
+	// DetectedAfter is, with Config.CheckEvery, how long into the run the
+	// first violation was found (0: none).
+	DetectedAfter time.Duration
+	// Dir holds the artifacts of a failed run ("" if none were written).
+	Dir     string
+	History History
+}
+
+// OpsPerSec is the rate of operations the clients completed.
+func (r *Result) OpsPerSec() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Report.Ops) / r.Elapsed.Seconds()
+}
+
+// Failures lists why the run failed, empty if it passed.
+func (r *Result) Failures() []string {
+	var out []string
+	if r.Report.Linearizable != porcupine.Ok {
+		out = append(out, fmt.Sprintf("linearizability: porcupine says %s for keys %v", r.Report.Linearizable, r.Report.BadKeys))
+	}
+	if r.Report.ViolationCount > 0 {
+		out = append(out, fmt.Sprintf("%d violations, first: %s", r.Report.ViolationCount, strings.Join(r.Report.Violations, "\n  ")))
+	}
+	out = append(out, r.Exited...)
+	if r.ConvergeErr != nil {
+		out = append(out, r.ConvergeErr.Error())
+	}
+	if r.FinalErr != nil {
+		out = append(out, r.FinalErr.Error())
+	}
+	return out
+}
+
+// Summary is a short account of the run.
+func (r *Result) Summary() string {
+	kinds := make([]string, 0, len(r.Faults))
+	for k, n := range r.Faults {
+		kinds = append(kinds, fmt.Sprintf("%s×%d", k, n))
+	}
+	sort.Strings(kinds)
+	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s; unsettled %d",
+		r.Seed, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Report.Summary(), strings.Join(kinds, " "), r.Unsettled)
+}
+
+// Run starts a cluster whose peer links go through a fault relay, runs the
+// clients and the nemesis for cfg.Duration, heals everything, reads every
+// key, waits for the replicas to converge and checks the history. A failed
+// run's artifacts are written under cfg.OutDir and named in the log.
+func Run(t testing.TB, cfg Config) *Result {
+	t.Helper()
+	res := &Result{Seed: cfg.Seed}
+	t.Logf("nemesis: seed %d, %v, %d clients at %.0f ops/s, faults %v", cfg.Seed, cfg.Duration, cfg.Clients, cfg.Rate, cfg.Faults)
+
+	relay := NewRelay()
+	t.Cleanup(func() { relay.Close() }) // after the cluster's teardown (cleanups run last first)
+	c := cluster.New(t, cluster.Options{Nodes: cfg.Replicas, NodeFlags: cfg.NodeFlags,
+		PeerAddr: func(from, to uint64, addr string) string {
+			a, err := relay.Add(Link{from, to}, addr)
+			if err != nil {
+				t.Fatalf("nemesis: %v", err)
+			}
+			return a
+		}})
+	var proxies []string
+	for i := 0; i < cfg.Proxies; i++ {
+		proxies = append(proxies, c.StartProxy(t, cfg.ProxyFlags...).Addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if _, err := c.WaitMaster(ctx); err != nil {
+		cancel()
+		t.Fatalf("nemesis: %v", err)
+	}
+	cancel()
+
+	rec := NewRecorder()
+	w := Workload{Rate: cfg.Rate / float64(cfg.Clients), Timeout: cfg.OpTimeout}
+	for i := 0; i < cfg.Keys; i++ {
+		w.Keys = append(w.Keys, fmt.Sprintf("k/%02d", i))
+	}
+	for i := 0; i < cfg.LogKeys; i++ {
+		w.LogKeys = append(w.LogKeys, fmt.Sprintf("log/%02d", i))
+	}
+	nem := newNemesis(c, relay, rec, cfg.Seed, cfg.Faults, cfg.Timing, t.Logf)
+
+	runCtx, stop := context.WithTimeout(context.Background(), cfg.Duration)
+	defer stop()
+	began := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Clients; i++ {
+		cl := newClient(i, proxies, w, rec, cfg.Seed*1000003+int64(i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl.run(runCtx)
+		}()
+	}
+	var nemWG sync.WaitGroup
+	nemWG.Add(1)
+	go func() {
+		defer nemWG.Done()
+		nem.run(runCtx)
+	}()
+	if cfg.CheckEvery > 0 {
+		nemWG.Add(1)
+		go func() {
+			defer nemWG.Done()
+			for sleep(runCtx, cfg.CheckEvery) {
+				at := time.Since(began)
+				h := rec.History(cfg.Seed)
+				verdict, _ := CheckLinearizable(h.Ops, cfg.CheckTimeout)
+				var rep Report
+				checkReads(&rep, h.Ops)
+				if verdict != porcupine.Ok || rep.ViolationCount > 0 {
+					res.DetectedAfter = at
+					t.Logf("nemesis: violation found in the first %v (porcupine %s, %d other)", at.Round(time.Millisecond), verdict, rep.ViolationCount)
+					stop()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(began)
+	stop()
+	nemWG.Wait()
+
+	finalCtx, cancelFinal := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancelFinal()
+	res.FinalErr = finalReads(finalCtx, proxies[0], append(append([]string(nil), w.Keys...), w.LogKeys...), cfg.Clients, rec)
+	h := rec.History(cfg.Seed)
+	var maxIndex uint64
+	for _, op := range h.Ops {
+		if op.Kind.IsWrite() && op.Outcome == OK {
+			maxIndex = max(maxIndex, op.Index)
+		}
+	}
+	if _, err := c.WaitConverged(finalCtx, maxIndex); err != nil {
+		res.ConvergeErr = fmt.Errorf("replicas did not converge after healing: %w", err)
+	}
+	nem.checkAlive()
+
+	nem.mu.Lock()
+	res.Faults, res.Unsettled, res.Exited = nem.counts, nem.unsettled, nem.exited
+	nem.mu.Unlock()
+	res.History = h
+	res.Report = Check(h, cfg.CheckTimeout)
+	t.Logf("nemesis: %s", res.Summary())
+	if len(res.Failures()) > 0 {
+		res.Dir = saveArtifacts(t, cfg, c, res)
+	}
+	return res
+}
+
+// finalReads reads every key linearizably after the run, retrying until it
+// gets an answer; the reads join the history as Final operations.
+func finalReads(ctx context.Context, proxy string, keys []string, clientID int, rec *Recorder) error {
+	var conn *line.Client
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	for _, key := range keys {
+		for {
+			if ctx.Err() != nil {
+				return fmt.Errorf("final read of %s: %w", key, ctx.Err())
+			}
+			if conn == nil {
+				var err error
+				if conn, err = line.Dial(ctx, proxy, line.Options{}); err != nil {
+					conn = nil
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+			}
+			op := rec.Begin(Op{Client: clientID, Kind: KindGet, Level: line.LevelLinearizable, Key: key, Final: true})
+			octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			val, ver, err := conn.Get(octx, key, 0)
+			cancel()
+			switch {
+			case err == nil:
+				rec.End(op, OK, ver, string(val), nil)
+			case errors.Is(err, line.ErrNotFound):
+				rec.End(op, NotFound, 0, "", nil)
+			default:
+				rec.End(op, Failed, 0, "", err)
+				var se *line.ServerError
+				if !errors.As(err, &se) {
+					conn.Close()
+					conn = nil
+				}
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// saveArtifacts writes the history, the visualisation of the keys at fault
+// and every process's log, and returns the directory.
+func saveArtifacts(t testing.TB, cfg Config, c *cluster.Cluster, res *Result) string {
+	base := cfg.OutDir
+	if base == "" {
+		var err error
+		if base, err = os.MkdirTemp("", "synod-nemesis-"); err != nil {
+			t.Logf("nemesis: no directory for the artifacts: %v", err)
+			return ""
+		}
+	}
+	dir := filepath.Join(base, fmt.Sprintf("seed-%d", res.Seed))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("nemesis: no directory for the artifacts: %v", err)
+		return ""
+	}
+	if err := res.History.Save(filepath.Join(dir, "history.json")); err != nil {
+		t.Logf("%v", err)
+	}
+	if len(res.Report.BadKeys) > 0 {
+		if err := Visualize(res.History, res.Report.BadKeys, cfg.CheckTimeout, filepath.Join(dir, "linearizability.html")); err != nil {
+			t.Logf("%v", err)
+		}
+	}
+	report := fmt.Sprintf("%s\n\n%s\n", res.Summary(), strings.Join(res.Failures(), "\n\n"))
+	os.WriteFile(filepath.Join(dir, "report.txt"), []byte(report), 0o644)
+	logs, _ := filepath.Glob(filepath.Join(c.Dir, "*.log"))
+	for _, l := range logs {
+		copyFile(l, filepath.Join(dir, filepath.Base(l)))
+	}
+	t.Logf("nemesis: seed %d failed; history, visualisation and logs in %s", res.Seed, dir)
+	return dir
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -20,7 +20,7 @@ run: build
 	./$(BIN) up
 
 ## test: what CI runs: format, vet, staticcheck, the paxos purity check, every test under -race
-test: check unit sim-ci
+test: check unit sim-ci nemesis-ci
 
 check: fmt-check vet staticcheck purity
 
@@ -85,3 +85,23 @@ bench-compare: build
 	cd bench/peers/etcd && $(GO) build -o ../../../bin/etcdbench .
 	$(GO) build -o bin/benchcompare ./bench/cmd/benchcompare
 	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
+
+## nemesis: a Jepsen-style fault run of a real cluster (5 replicas, 2 proxies,
+## kills, pauses, partitions, slow and wiped disks) checked with porcupine and
+## for lost writes. DURATION=120s long; RUNS=n runs in a row (stops at the
+## first failure); SEED=n replays a run's choices; a failed run's history,
+## HTML view and logs go to NEMESIS_OUT/seed-<n>. NEMESIS_FLAGS passes more
+## (-nemesis.rate=, -nemesis.clients=, -nemesis.faults=kill-master,...).
+DURATION    ?= 120s
+RUNS        ?= 1
+NEMESIS_OUT ?= bin/nemesis
+.PHONY: nemesis nemesis-ci
+nemesis:
+	$(GO) test ./internal/nemesis -run 'TestNemesis$$' -count=$(RUNS) -failfast -v -timeout 0 \
+	  -nemesis.duration=$(DURATION) -nemesis.out=$(abspath $(NEMESIS_OUT)) $(if $(SEED),-nemesis.seed=$(SEED)) $(NEMESIS_FLAGS)
+
+# nemesis-ci: a 45 s run of every fault (at least 5,000 operations), then the
+# planted stale-read bug, which the checks must catch.
+nemesis-ci:
+	$(GO) test ./internal/nemesis -run 'TestNemesis$$|TestPlantedFollowerReads$$' -count=1 -timeout 15m \
+	  -nemesis.duration=45s -nemesis.minops=5000 -nemesis.planted -nemesis.out=$(abspath $(NEMESIS_OUT))

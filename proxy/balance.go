@@ -16,6 +16,11 @@ const (
 	// costFloorMs keeps the in-flight count meaningful when an average is
 	// (near) zero, as it is before the first sample.
 	costFloorMs = 0.01
+	// tieBand is how much cheaper the second draw must be to win. Latency
+	// averages of equal replicas differ by scheduling noise; without a band
+	// the one that happened to look faster would take nearly every read.
+	// A real difference (a slow disk, a queue) is far outside it.
+	tieBand = 0.25
 )
 
 // ewma is a replica's read latency average in milliseconds.
@@ -69,7 +74,9 @@ func pickTwo(n int, costOf func(i int) float64, rnd *rand.Rand) int {
 	if b >= a {
 		b++
 	}
-	if costOf(b) < costOf(a) {
+	// a is the random draw: within the band it keeps the read, so near
+	// ties split evenly.
+	if costOf(b) < costOf(a)*(1-tieBand) {
 		return b
 	}
 	return a

@@ -69,6 +69,17 @@ func TestPickTwoShares(t *testing.T) {
 	if share := float64(cheap) / draws; share < 0.47 || share > 0.53 {
 		t.Errorf("cheapest of 4 got %.3f of picks, want about 0.5", share)
 	}
+	// Costs within the tie band (noise between equal replicas) split
+	// evenly; outside it the cheaper one always wins.
+	near := 0
+	for range draws {
+		if pickTwo(2, func(i int) float64 { return []float64{1, 0.85}[i] }, rnd) == 1 {
+			near++
+		}
+	}
+	if share := float64(near) / draws; share < 0.47 || share > 0.53 {
+		t.Errorf("costs 1 and 0.85: the cheaper got %.3f of picks, want about 0.5 (a tie)", share)
+	}
 }
 
 func TestEWMA(t *testing.T) {

@@ -15,6 +15,10 @@ type Workload struct {
 	// Keys are read and written by every kind of operation; LogKeys are
 	// only appended to, so every acknowledged append must stay in them.
 	Keys, LogKeys []string
+	// Hot is the share of operations that go to the first HotKeys keys and
+	// the first log key, so some keys see many concurrent operations.
+	Hot     float64
+	HotKeys int
 	// Rate is the operations per second each client aims at (0: as fast
 	// as it can).
 	Rate float64
@@ -109,6 +113,11 @@ func (c *client) token() string {
 func (c *client) step(ctx context.Context) {
 	nk, nl := len(c.w.Keys), len(c.w.LogKeys)
 	i := c.rng.Intn(nk + nl)
+	if hot := min(c.w.HotKeys, nk); hot > 0 && c.rng.Float64() < c.w.Hot {
+		if i = c.rng.Intn(hot + 1); i == hot && nl > 0 {
+			i = nk // the first log key
+		}
+	}
 	p := c.rng.Intn(100)
 	if i >= nk {
 		key := c.w.LogKeys[i-nk]

@@ -40,6 +40,14 @@ type Config struct {
 	Timing Timing
 	// NodeFlags and ProxyFlags are passed to every replica and proxy.
 	NodeFlags, ProxyFlags []string
+	// ProxyHolds are the proxies' hold windows, one each (a missing one
+	// takes the proxy's default). A short one makes writes end refused or
+	// with an unknown outcome while a fault lasts, so those paths are
+	// checked too.
+	ProxyHolds []time.Duration
+	// Hot is the share of operations on HotKeys hot keys.
+	Hot     float64
+	HotKeys int
 	// OpTimeout bounds one client operation (above the proxies' hold).
 	OpTimeout time.Duration
 	// CheckTimeout bounds porcupine; running out of time fails the run.
@@ -54,8 +62,9 @@ type Config struct {
 
 // DefaultConfig is a run of every fault against 5 replicas and 2 proxies
 // with fast timings (heartbeat 20 ms, election timeout 200 ms), small
-// snapshots so a wiped replica gets one, and 16 clients at 500 ops/s over
-// 50 keys and 10 append-only keys.
+// snapshots so a wiped replica gets one, proxies holding requests for 5 s
+// and 1 s, and 16 clients at 500 ops/s over 50 keys and 10 append-only
+// keys, 30% of them on 5 hot keys.
 func DefaultConfig() Config {
 	return Config{
 		Duration: 30 * time.Second,
@@ -71,7 +80,9 @@ func DefaultConfig() Config {
 		},
 		NodeFlags: []string{"--heartbeat=20ms", "--election-timeout=200ms",
 			"--snapshot-every=3000", "--snapshot-window=1000", "--snapshot-chunk=65536", "--segment-bytes=262144"},
-		ProxyFlags:   []string{"--poll=50ms", "--hold=5s"},
+		ProxyFlags: []string{"--poll=50ms"},
+		ProxyHolds: []time.Duration{5 * time.Second, time.Second},
+		Hot:        0.3, HotKeys: 4,
 		OpTimeout:    8 * time.Second,
 		CheckTimeout: 5 * time.Minute,
 	}
@@ -97,6 +108,9 @@ type Result struct {
 	// DetectedAfter is, with Config.CheckEvery, how long into the run the
 	// first violation was found (0: none).
 	DetectedAfter time.Duration
+	// Seen counts what the replicas' logs say happened (logMarkers): the
+	// evidence that the faults reached the code they are meant to reach.
+	Seen map[string]int
 	// Dir holds the artifacts of a failed run ("" if none were written).
 	Dir     string
 	History History
@@ -136,8 +150,12 @@ func (r *Result) Summary() string {
 		kinds = append(kinds, fmt.Sprintf("%s×%d", k, n))
 	}
 	sort.Strings(kinds)
-	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s; unsettled %d",
-		r.Seed, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Report.Summary(), strings.Join(kinds, " "), r.Unsettled)
+	var seen []string
+	for _, m := range logMarkers {
+		seen = append(seen, fmt.Sprintf("%s×%d", m.name, r.Seen[m.name]))
+	}
+	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s; unsettled %d; replicas logged: %s",
+		r.Seed, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Report.Summary(), strings.Join(kinds, " "), r.Unsettled, strings.Join(seen, " "))
 }
 
 // Run starts a cluster whose peer links go through a fault relay, runs the
@@ -161,7 +179,11 @@ func Run(t testing.TB, cfg Config) *Result {
 		}})
 	var proxies []string
 	for i := 0; i < cfg.Proxies; i++ {
-		proxies = append(proxies, c.StartProxy(t, cfg.ProxyFlags...).Addr)
+		flags := append([]string(nil), cfg.ProxyFlags...)
+		if i < len(cfg.ProxyHolds) {
+			flags = append(flags, fmt.Sprintf("--hold=%v", cfg.ProxyHolds[i]))
+		}
+		proxies = append(proxies, c.StartProxy(t, flags...).Addr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	if _, err := c.WaitMaster(ctx); err != nil {
@@ -171,7 +193,7 @@ func Run(t testing.TB, cfg Config) *Result {
 	cancel()
 
 	rec := NewRecorder()
-	w := Workload{Rate: cfg.Rate / float64(cfg.Clients), Timeout: cfg.OpTimeout}
+	w := Workload{Rate: cfg.Rate / float64(cfg.Clients), Timeout: cfg.OpTimeout, Hot: cfg.Hot, HotKeys: cfg.HotKeys}
 	for i := 0; i < cfg.Keys; i++ {
 		w.Keys = append(w.Keys, fmt.Sprintf("k/%02d", i))
 	}
@@ -241,12 +263,45 @@ func Run(t testing.TB, cfg Config) *Result {
 	res.Faults, res.Unsettled, res.Exited = nem.counts, nem.unsettled, nem.exited
 	nem.mu.Unlock()
 	res.History = h
+	res.Seen = countMarkers(c)
 	res.Report = Check(h, cfg.CheckTimeout)
 	t.Logf("nemesis: %s", res.Summary())
 	if len(res.Failures()) > 0 {
 		res.Dir = saveArtifacts(t, cfg, c, res)
 	}
 	return res
+}
+
+// logMarkers are log lines of the replicas worth counting, each found by
+// all of its substrings.
+var logMarkers = []struct {
+	name string
+	subs []string
+}{
+	{"elected", []string{`"role changed"`, `"role":"master"`}},
+	{"handover", []string{`"handing mastership over"`}},
+	{"learner", []string{`rejoining as a learner`}},
+	{"snapshot-installed", []string{`"installed a snapshot from a peer"`}},
+	{"torn-tail-cut", []string{`"cut an unacknowledged torn batch off the log"`}},
+}
+
+// countMarkers counts logMarkers in the replicas' logs.
+func countMarkers(c *cluster.Cluster) map[string]int {
+	seen := map[string]int{}
+	for _, p := range c.Nodes {
+		for _, l := range strings.Split(p.Output(), "\n") {
+			for _, m := range logMarkers {
+				all := true
+				for _, sub := range m.subs {
+					all = all && strings.Contains(l, sub)
+				}
+				if all {
+					seen[m.name]++
+				}
+			}
+		}
+	}
+	return seen
 }
 
 // finalReads reads every key linearizably after the run, retrying until it

@@ -279,21 +279,7 @@ func TestKillAllAndRestart(t *testing.T) {
 }
 
 func TestLaggingReplicaCatchesUp(t *testing.T) {
-	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	master, err := c.WaitMaster(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := master%3 + 1
-	c.Nodes[down].Kill()
-	const total = 5000
-	writeN(ctx, t, c, master, total, 16, 100)
-	c.Nodes[down].Start()
-	if _, err := c.WaitConverged(ctx, total); err != nil {
-		t.Fatal(err)
-	}
+	catchUp(t, fastFlags, 5000, 16, 100)
 }
 
 func TestCorruptionStopsNode(t *testing.T) {

@@ -55,23 +55,31 @@ func writeN(ctx context.Context, t *testing.T, c *cluster.Cluster, master uint64
 	wg.Wait()
 }
 
-func TestSnapshotCatchUp(t *testing.T) {
-	flags := append([]string{"--snapshot-every=2000", "--snapshot-window=200", "--snapshot-chunk=4096", "--segment-bytes=131072", "--test-cut-snapshot-once"}, fastFlags...)
-	c := cluster.New(t, cluster.Options{NodeFlags: flags})
+// catchUp keeps one follower down while total writes go by, restarts it and
+// waits until every replica applied them all with equal digests.
+func catchUp(t *testing.T, flags []string, total, clients, keys int) (c *cluster.Cluster, master, down uint64) {
+	t.Helper()
+	c = cluster.New(t, cluster.Options{NodeFlags: flags})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	master, err := c.WaitMaster(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := master%3 + 1
+	down = master%3 + 1
 	c.Nodes[down].Kill()
-	const total = 30000
-	writeN(ctx, t, c, master, total, 32, 1000)
+	writeN(ctx, t, c, master, total, clients, keys)
 	c.Nodes[down].Start()
-	if _, err := c.WaitConverged(ctx, total); err != nil {
+	if _, err := c.WaitConverged(ctx, uint64(total)); err != nil {
 		t.Fatal(err)
 	}
+	return c, master, down
+}
+
+func TestSnapshotCatchUp(t *testing.T) {
+	flags := append([]string{"--snapshot-every=2000", "--snapshot-window=200", "--snapshot-chunk=4096", "--segment-bytes=131072", "--test-cut-snapshot-once"}, fastFlags...)
+	const total = 30000
+	c, master, down := catchUp(t, flags, total, 32, 1000)
 	out := c.Nodes[down].Output()
 	if !strings.Contains(out, "installed a snapshot from a peer") {
 		t.Fatalf("replica %d caught up without a snapshot transfer", down)

@@ -10,8 +10,8 @@ import (
 	"synod/wire/line"
 )
 
-// Workload shapes what the clients do.
-type Workload struct {
+// workload shapes what the clients do.
+type workload struct {
 	// Keys are read and written by every kind of operation; LogKeys are
 	// only appended to, so every acknowledged append must stay in them.
 	Keys, LogKeys []string
@@ -33,7 +33,7 @@ type client struct {
 	id      int
 	proxies []string
 	proxy   int
-	w       Workload
+	w       workload
 	rec     *Recorder
 	rng     *rand.Rand
 
@@ -44,7 +44,7 @@ type client struct {
 	versions map[string]uint64 // last version seen per key, for CAS
 }
 
-func newClient(id int, proxies []string, w Workload, rec *Recorder, seed int64) *client {
+func newClient(id int, proxies []string, w workload, rec *Recorder, seed int64) *client {
 	return &client{id: id, proxies: proxies, proxy: id % len(proxies), w: w, rec: rec,
 		rng: rand.New(rand.NewSource(seed)), versions: map[string]uint64{}}
 }

@@ -193,7 +193,7 @@ func Run(t testing.TB, cfg Config) *Result {
 	cancel()
 
 	rec := NewRecorder()
-	w := Workload{Rate: cfg.Rate / float64(cfg.Clients), Timeout: cfg.OpTimeout, Hot: cfg.Hot, HotKeys: cfg.HotKeys}
+	w := workload{Rate: cfg.Rate / float64(cfg.Clients), Timeout: cfg.OpTimeout, Hot: cfg.Hot, HotKeys: cfg.HotKeys}
 	for i := 0; i < cfg.Keys; i++ {
 		w.Keys = append(w.Keys, fmt.Sprintf("k/%02d", i))
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"unicode"
 	"unicode/utf8"
+
+	"synod/filestore/wal"
 )
 
 // MaxKeyLen is the longest key in bytes (DESIGN.md, the line protocol).
@@ -155,13 +157,13 @@ func parseCommand(b []byte) (commandView, error) {
 	if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
 		return v, badCommand("too few fields")
 	}
-	if v.client, ok = parseUint(field); !ok {
+	if v.client, ok = wal.ParseUint(field); !ok {
 		return v, badCommand("bad client id")
 	}
 	if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
 		return v, badCommand("too few fields")
 	}
-	if v.seq, ok = parseUint(field); !ok {
+	if v.seq, ok = wal.ParseUint(field); !ok {
 		return v, badCommand("bad seq")
 	}
 	if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
@@ -181,7 +183,7 @@ func parseCommand(b []byte) (commandView, error) {
 			if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
 				return v, badCommand("missing value")
 			}
-			if v.version, ok = parseUint(field); !ok {
+			if v.version, ok = wal.ParseUint(field); !ok {
 				return v, badCommand("bad version")
 			}
 		}
@@ -193,34 +195,14 @@ func parseCommand(b []byte) (commandView, error) {
 	return v, nil
 }
 
-// parseUint parses canonical decimal: digits only, no leading zero except
-// "0" itself, no overflow.
-func parseUint(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 || (b[0] == '0' && len(b) > 1) {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	return n, true
-}
-
-// parseInt parses canonical signed decimal: parseUint's form with an
+// parseInt parses canonical signed decimal: wal.ParseUint's form with an
 // optional '-' on a non-zero magnitude.
 func parseInt(b []byte) (int64, bool) {
 	neg := len(b) > 0 && b[0] == '-'
 	if neg {
 		b = b[1:]
 	}
-	n, ok := parseUint(b)
+	n, ok := wal.ParseUint(b)
 	switch {
 	case !ok:
 		return 0, false

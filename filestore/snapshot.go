@@ -302,10 +302,10 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 	if string(f[1]) != snapshotVersion {
 		return meta, sr.corrupt("unsupported format version %s", quoteShort(f[1]))
 	}
-	if meta.Slot, ok = parseUint(f[2]); !ok {
+	if meta.Slot, ok = wal.ParseUint(f[2]); !ok {
 		return meta, sr.corrupt("bad slot")
 	}
-	if meta.Index, ok = parseUint(f[3]); !ok {
+	if meta.Index, ok = wal.ParseUint(f[3]); !ok {
 		return meta, sr.corrupt("bad index")
 	}
 	// Log time starts at 0 and only grows.
@@ -314,7 +314,7 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 	}
 	if string(f[5]) != "-" {
 		for id := range bytes.SplitSeq(f[5], []byte{','}) {
-			v, ok := parseUint(id)
+			v, ok := wal.ParseUint(id)
 			if !ok || len(meta.Members) == maxMembers {
 				return meta, sr.corrupt("bad member list")
 			}
@@ -381,7 +381,7 @@ func (sr *snapshotReader) readFile(line []byte, meta *SnapshotMeta, fb [][]byte)
 		return sr.corrupt("key %s out of order", quoteShort(sr.scratch))
 	}
 	key := string(sr.scratch)
-	version, ok := parseUint(f[2])
+	version, ok := wal.ParseUint(f[2])
 	if !ok || version == 0 || version > meta.Index {
 		return sr.corrupt("bad version")
 	}
@@ -408,7 +408,7 @@ func (sr *snapshotReader) readSession(line []byte, meta *SnapshotMeta, prev sess
 		return nil, sr.corrupt("session line: want 7 fields")
 	}
 	s := &session{}
-	if s.client, ok = parseUint(f[1]); !ok || s.client == 0 {
+	if s.client, ok = wal.ParseUint(f[1]); !ok || s.client == 0 {
 		return nil, sr.corrupt("bad client id")
 	}
 	if len(prev) > 0 && s.client <= prev[len(prev)-1].client {
@@ -417,7 +417,7 @@ func (sr *snapshotReader) readSession(line []byte, meta *SnapshotMeta, prev sess
 	if len(prev) == sr.m.opts.MaxSessions {
 		return nil, sr.corrupt("more than MaxSessions (%d) sessions", sr.m.opts.MaxSessions)
 	}
-	if s.seq, ok = parseUint(f[2]); !ok {
+	if s.seq, ok = wal.ParseUint(f[2]); !ok {
 		return nil, sr.corrupt("bad seq")
 	}
 	if s.active, ok = parseInt(f[3]); !ok || s.active < 0 || s.active > meta.LogTime {
@@ -435,10 +435,10 @@ func (sr *snapshotReader) readSession(line []byte, meta *SnapshotMeta, prev sess
 	default:
 		return nil, sr.corrupt("bad result code")
 	}
-	if s.index, ok = parseUint(f[5]); !ok || s.index == 0 || s.index > meta.Index {
+	if s.index, ok = wal.ParseUint(f[5]); !ok || s.index == 0 || s.index > meta.Index {
 		return nil, sr.corrupt("bad result index")
 	}
-	if s.version, ok = parseUint(f[6]); !ok || s.version > s.index {
+	if s.version, ok = wal.ParseUint(f[6]); !ok || s.version > s.index {
 		return nil, sr.corrupt("bad result version")
 	}
 	return s, nil
@@ -449,8 +449,8 @@ func (sr *snapshotReader) readTrailer(line []byte, sessions int, fb [][]byte) er
 	if !ok {
 		return sr.corrupt("trailer: want 4 fields")
 	}
-	nf, ok1 := parseUint(f[1])
-	ns, ok2 := parseUint(f[2])
+	nf, ok1 := wal.ParseUint(f[1])
+	ns, ok2 := wal.ParseUint(f[2])
 	crc, ok3 := parseHex32(f[3])
 	switch {
 	case !ok1 || !ok2 || !ok3:

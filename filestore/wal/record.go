@@ -167,9 +167,10 @@ func parseHex32(b []byte) (uint32, bool) {
 	return v, true
 }
 
-// parseUint decodes a canonical decimal uint64: digits only, no leading
-// zero except "0" itself, no overflow.
-func parseUint(b []byte) (uint64, bool) {
+// ParseUint decodes a canonical decimal uint64, as every number in the log
+// and in snapshots is written: digits only, no leading zero except "0"
+// itself, no overflow.
+func ParseUint(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 20 || (b[0] == '0' && len(b) > 1) {
 		return 0, false
 	}
@@ -192,8 +193,8 @@ func parseBallot(b []byte) (Ballot, bool) {
 	if i < 0 {
 		return Ballot{}, false
 	}
-	round, ok1 := parseUint(b[:i])
-	node, ok2 := parseUint(b[i+1:])
+	round, ok1 := ParseUint(b[:i])
+	node, ok2 := ParseUint(b[i+1:])
 	return Ballot{Round: round, Node: node}, ok1 && ok2
 }
 
@@ -255,7 +256,7 @@ func (f *fields) next() []byte {
 }
 
 func (f *fields) uint() uint64 {
-	v, ok := parseUint(f.next())
+	v, ok := ParseUint(f.next())
 	if !ok {
 		f.bad = true
 	}

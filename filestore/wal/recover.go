@@ -91,7 +91,7 @@ func otherVersion(first []byte) (string, bool) {
 	if !ok || len(v) < 2 || v[len(v)-1] != '\n' {
 		return "", false
 	}
-	if _, ok := parseUint(v[:len(v)-1]); !ok {
+	if _, ok := ParseUint(v[:len(v)-1]); !ok {
 		return "", false
 	}
 	return string(first[:len(first)-1]), true

@@ -86,7 +86,8 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 		n.writeReplies(c, out)
 	}()
 	defer wg.Wait()
-	var closeOnce sync.Once
+	// closed (under mu) says out is closed: a late reply from the applier
+	// must not send on it.
 	var mu sync.Mutex
 	closed := false
 	send := func(f outFrame) {
@@ -101,7 +102,7 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 			// A proxy this far behind on reading is broken: drop it, it
 			// reconnects and retries.
 			closed = true
-			closeOnce.Do(func() { close(out) })
+			close(out)
 			c.Close()
 		}
 	}
@@ -109,7 +110,7 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 		mu.Lock()
 		if !closed {
 			closed = true
-			closeOnce.Do(func() { close(out) })
+			close(out)
 		}
 		mu.Unlock()
 	}()

@@ -263,6 +263,16 @@ func TestShutdownAnswersHeld(t *testing.T) {
 	c := dialRaw(t, ln.Addr().String())
 	c.send("PING\r\nGET k\r\n")
 	c.expect("PONG")
+	// The GET must be held before shutdown starts; one still unread in the
+	// socket would rightly just see the connection close.
+	eventually(t, "the GET held", func() bool {
+		for _, st := range s.Stats() {
+			if st.Name == "buffered" {
+				return st.Value == "1"
+			}
+		}
+		return false
+	})
 	if err := s.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,9 @@ type Config struct {
 	ElectionTicks int
 	// LeaseTicks is how long a master may serve reads alone after a quorum
 	// acknowledged a heartbeat, counted from when the heartbeat was sent. It
-	// must be below ElectionTicks (the followers' stickiness) by a margin for
-	// clock drift; 0 turns leases off.
+	// must end before any follower of that quorum stops refusing other
+	// candidates, with clocks drifting by MaxDriftPercent: at most
+	// MaxLeaseTicks(ElectionTicks). 0 turns leases off.
 	LeaseTicks int
 	// MaxEntriesPerMsg bounds the slots one Accept or FetchResp carries.
 	MaxEntriesPerMsg int
@@ -52,6 +53,7 @@ type Config struct {
 }
 
 // bugs are test-only switches, each one a mistake the simulator must find.
+// The later ones are mistakes this core once made.
 type bugs struct {
 	serveBeforeNoop    bool // (b) grant read indexes before the own no-op is chosen
 	readWithoutQuorum  bool // (d) grant read indexes without a confirming round
@@ -59,7 +61,54 @@ type bugs struct {
 	skipPromiseOnCrash bool // (c) used by the simulator's restart, not the core
 	leaseFromAcks      bool // (f) count the lease from when the acks arrived
 	wipedVotes         bool // (g) a replica on a wiped directory votes at once
+	promoteEarly       bool // (h) a learner votes after any phase 1 without it, at once, with the master's ballot as promise
+	looseTimeoutNow    bool // (i) a TimeoutNow forces an election whenever it arrives; rounds sent during a handover renew the lease
+	earlyNoMargin      bool // (j) a follower that lost its master's connection stops being sticky after exactly the lease
+	fetchCommit        bool // (k) a FetchResp's commit index is read under the ballot of the master followed
 }
+
+// MaxDriftPercent is the clock drift the timing rules tolerate: every
+// replica's clock may run up to this many percent faster or slower than
+// real time. A master's lease, counted on its clock from when it sent the
+// heartbeat a quorum acknowledged, then still ends before any of those
+// followers, counting on theirs from when they received it, stops refusing
+// other candidates; the same holds for the early election after a lost
+// connection, and for how long a learner waits out promises it may have
+// given before it lost its state. Quartz clocks drift by parts per
+// million; the bound is for clocks that misbehave (a VM whose clock is
+// slewed or stepped), and the defaults hold it with room to spare.
+const MaxDriftPercent = 5
+
+// driftBound returns the ticks a clock running at the fastest allowed rate
+// counts while one at the slowest counts t: what a replica must count on
+// its own clock to be sure t ticks of another replica's clock have passed.
+func driftBound(t int) int {
+	num := t * (100 + MaxDriftPercent)
+	den := 100 - MaxDriftPercent
+	return (num + den - 1) / den
+}
+
+// leaseOutlived is how many ticks after it last heard the master a follower
+// is sure that master's lease is over: the lease counted on the slowest
+// clock, plus one tick for counting in whole ticks.
+func (c *Config) leaseOutlived() int { return driftBound(c.LeaseTicks) + 1 }
+
+// MaxLeaseTicks returns the longest lease the drift bound allows with an
+// election timeout (stickiness) of electionTicks, 0 if none does.
+func MaxLeaseTicks(electionTicks int) int {
+	l := electionTicks
+	for l > 0 && driftBound(l)+1 > electionTicks {
+		l--
+	}
+	return l
+}
+
+// learnerWait returns how long a replica that lost its state waits, from
+// its start, before it asks to vote again: long enough that every phase 1
+// begun before the loss, which may count a promise it forgot, has ended.
+// A candidate gives up its phase 1 after at most two election timeouts on
+// its own clock.
+func learnerWait(c Config) int { return driftBound(2*c.ElectionTicks) + 2 }
 
 // DefaultConfig returns a Config with the design's defaults for a tick of
 // 10 ms: heartbeat 50 ms, election timeout in [500 ms, 1 s). ID, Members and
@@ -108,8 +157,9 @@ func (c *Config) Validate() error {
 	if c.ElectionTicks <= c.HeartbeatTicks {
 		return bad("election ticks %d must exceed heartbeat ticks %d", c.ElectionTicks, c.HeartbeatTicks)
 	}
-	if c.LeaseTicks < 0 || c.LeaseTicks >= c.ElectionTicks {
-		return bad("lease ticks %d must be in [0, election ticks %d)", c.LeaseTicks, c.ElectionTicks)
+	if c.LeaseTicks < 0 || c.LeaseTicks > MaxLeaseTicks(c.ElectionTicks) {
+		return bad("lease ticks %d must be in [0, %d]: with clocks drifting by %d%%, a longer lease could outlast the followers' stickiness of %d ticks",
+			c.LeaseTicks, MaxLeaseTicks(c.ElectionTicks), MaxDriftPercent, c.ElectionTicks)
 	}
 	if c.MaxEntriesPerMsg <= 0 || c.MaxInflight <= 0 || c.MaxUncommitted <= 0 {
 		return bad("limits must be positive")

@@ -9,44 +9,96 @@ import (
 )
 
 // The simulator runs a whole cluster of Replicas in one goroutine against a
-// seeded scheduler: a network that loses, duplicates, delays (and so
-// reorders) messages and cuts links one way or both, replicas that crash and
-// keep only what they persisted, clients that propose and read. After every
-// event it checks the safety invariants against a global record of every
-// vote; with liveness on, it also checks that once the faults stop the
+// seeded scheduler that produces the faults real replicas meet:
+//
+//   - the network loses, duplicates, delays and so reorders messages, holds
+//     some back for very long and releases them late, cuts links both ways
+//     or one way, and slows some directed links;
+//   - connections close without a crash (a TCP reset), which a replica
+//     takes as its peer lost;
+//   - processes crash, restart, and stall (SIGSTOP, a VM pause, a long GC)
+//     for any length; every replica's clock runs at its own rate within the
+//     drift bound the timing rules tolerate (MaxDriftPercent), and keeps
+//     running while the process is stopped, so a stalled replica wakes up
+//     older and is handed every tick it missed before anything else;
+//   - the disk is asynchronous, as the node's persister is: a Ready's writes
+//     reach the disk only when their fsync completes some steps later; a
+//     crash keeps a random prefix of the writes not yet synced (what the
+//     page cache flushed) and loses the rest; an fsync can fail; a restart
+//     can find one piece of durable state missing (the acceptor file, the
+//     log, the snapshot) or the last batch damaged by bit rot; an operator
+//     can wipe a data directory;
+//   - clients propose and read at every replica.
+//
+// After every event it checks the safety invariants against a global record
+// of every vote: a vote counts from the moment a replica claims it (an
+// Accepted sent, a master's own vote once synced), whatever its disk holds
+// later. With liveness on, it also checks that once the faults stop the
 // cluster chooses every pending proposal in bounded time.
 //
-// Nothing here reads a clock or draws an unseeded number, so one seed always
-// gives one trace; the trace hash proves it.
+// A simulation step is one tick of real time. Nothing here reads a clock or
+// draws an unseeded number, so one seed always gives one trace; the trace
+// hash proves it.
 
 // simOptions are the knobs of one run; simOptionsFor draws them from a seed
 // ("swarm testing": every seed gets its own fault mix).
+// Times are in ticks and rates per tick of real time; the simulator runs
+// res steps per tick, so messages can travel in a fraction of a tick as
+// they do on a real network, where a round trip is far shorter than a
+// tick and a drift window of a few percent of a lease is room for a whole
+// election.
 type simOptions struct {
 	nodes       int
+	slowTiming  bool    // the node's default timing (heartbeat 5, election 50, lease 40 ticks) instead of a short one
+	res         int     // simulation steps per tick
 	ticks       int     // length of the faulty phase
 	loss        float64 // per message
 	dup         float64 // per message
-	maxDelay    int     // ticks, at least 1
-	crashRate   float64 // per tick, per live node
-	wipeRate    float64 // per tick: a crash that also wipes the disk
-	handRate    float64 // per tick: the master hands over
-	partRate    float64 // per tick: a new partition
-	slowRate    float64 // per tick: some directed links turn slow
-	healRate    float64 // per tick: heal the partition
-	proposeRate float64 // per tick, per client
-	readRate    float64 // per tick
+	maxDelay    int     // in steps, at least 1
+	lateRate    float64 // per message: held back for up to lateMax ticks
+	lateMax     int
+	crashRate   float64 // per live node
+	wipeRate    float64 // a crash that also wipes the disk
+	handRate    float64 // the master hands over
+	partRate    float64 // a new partition
+	slowRate    float64 // some directed links turn slow
+	healRate    float64 // heal the partition
+	stallRate   float64 // per live node: the process stops
+	resetRate   float64 // a connection closes without a crash
+	drift       int     // clock rates are drawn in [1000-drift, 1000+drift] per mille
+	diskDelay   int     // steps from a Ready's write to its fsync, at most
+	fsyncFail   float64 // per fsync
+	lossRate    float64 // per restart: one piece of durable state is missing
+	rotRate     float64 // per restart: the last durable batch is damaged
+	proposeRate float64 // per client
+	readRate    float64
 	clients     int
 	snapEvery   uint64 // applied slots between snapshots; 0 = never
 	window      uint64 // slots kept in the log behind a snapshot
 	liveness    bool
 	bugs        bugs
-	sendEarly   bool // planted bug (a): votes sent before they are durable
+	node        nodeBugs
 }
+
+// nodeBugs are planted mistakes of the node around the core (how it feeds
+// time and handles its disk), which the simulator stands in for. Each is a
+// mistake synod once made.
+type nodeBugs struct {
+	sendEarly  bool // (a) votes sent when written, before their fsync
+	oldTicks   bool // one tick per wake-up: a stalled replica wakes with the time it missed lost
+	retryFsync bool // after a failed fsync, rebuild from the page cache in place instead of exiting
+	ignoreLoss bool // a missing acceptor file, log or snapshot goes unnoticed: the replica votes on
+	rotAsTorn  bool // a damaged last batch is cut as a torn write, without becoming a learner
+}
+
+// maxDriftPerMille is MaxDriftPercent in the clocks' unit.
+const maxDriftPerMille = MaxDriftPercent * 10
 
 func simOptionsFor(seed uint64) simOptions {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	o := simOptions{
 		nodes:       3 + 2*rng.IntN(2),
+		res:         1,
 		ticks:       600 + rng.IntN(600),
 		maxDelay:    1 + rng.IntN(4),
 		proposeRate: 0.2 + rng.Float64()*0.5,
@@ -81,17 +133,64 @@ func simOptionsFor(seed uint64) simOptions {
 		o.slowRate = rng.Float64() * 0.02
 		o.healRate = 0.01 + rng.Float64()*0.05
 	}
+	// The real-world faults.
+	if rng.IntN(2) == 0 {
+		o.lateRate = rng.Float64() * 0.02
+		o.lateMax = 20 + rng.IntN(400)
+	}
+	if rng.IntN(2) == 0 {
+		o.stallRate = rng.Float64() * 0.006
+	}
+	if rng.IntN(3) == 0 {
+		o.resetRate = rng.Float64() * 0.02
+	}
+	if rng.IntN(4) > 0 {
+		o.drift = maxDriftPerMille // the whole documented bound
+		if rng.IntN(2) == 0 {
+			o.drift = rng.IntN(maxDriftPerMille + 1)
+		}
+	}
+	if rng.IntN(2) == 0 {
+		o.diskDelay = 1 + rng.IntN(4)
+	}
+	if rng.IntN(2) == 0 {
+		// A fine clock: a message takes a tenth of a tick or more.
+		o.res = 10
+		o.maxDelay = 1 + rng.IntN(40)
+		o.diskDelay *= 1 + rng.IntN(10)
+	}
+	if rng.IntN(4) == 0 {
+		// The node's own timing, where a lease of 40 ticks leaves a drift
+		// window of several ticks, room for a whole election.
+		o.slowTiming = true
+		o.ticks *= 3
+	}
+	if rng.IntN(3) == 0 {
+		o.fsyncFail = rng.Float64() * 0.003
+	}
+	if rng.IntN(3) == 0 {
+		o.lossRate = rng.Float64() * 0.3
+	}
+	if rng.IntN(3) == 0 {
+		o.rotRate = rng.Float64() * 0.3
+	}
 	return o
 }
 
-// simConfig shortens the timeouts so a run covers many elections.
-func simConfig(id NodeID, members []NodeID, rng *rand.Rand) Config {
-	return Config{
+// simConfig shortens the timeouts so a run covers many elections, unless
+// the seed runs with the node's own timing. The lease keeps the drift
+// margin Validate asks for.
+func (o *simOptions) config(id NodeID, members []NodeID, rng *rand.Rand) Config {
+	c := Config{
 		ID: id, Members: members,
-		HeartbeatTicks: 2, ElectionTicks: 12, LeaseTicks: 11,
+		HeartbeatTicks: 2, ElectionTicks: 12, LeaseTicks: 9,
 		MaxEntriesPerMsg: 4, MaxInflight: 16, MaxUncommitted: 64, LogMembers: true,
 		Rand: rng,
 	}
+	if o.slowTiming {
+		c.HeartbeatTicks, c.ElectionTicks, c.LeaseTicks = 5, 50, 40
+	}
+	return c
 }
 
 type simMsg struct {
@@ -99,28 +198,70 @@ type simMsg struct {
 	at int
 }
 
-// simNode is one replica plus what its disk holds.
+// simDisk is what a replica's data directory holds durably.
+type simDisk struct {
+	membership Membership // the learner marker
+	snapSlot   uint64     // the snapshot covers every slot up to here
+	promise    Ballot
+	log        []Entry
+	lastBatch  int // log[lastBatch:] is the last batch written
+	committed  uint64
+	// committedBefore is the commit hint before the last batch, which
+	// carries its own: cutting the batch cuts its hint too.
+	committedBefore uint64
+}
+
+// compact drops the entries a snapshot covers, up to slot.
+func (d *simDisk) compact(slot uint64) {
+	kept := d.log[:0]
+	last := d.lastBatch
+	for i, e := range d.log {
+		if e.Slot > slot {
+			kept = append(kept, e)
+		} else if i < last {
+			d.lastBatch--
+		}
+	}
+	d.log = kept
+}
+
+// simWrite is a Ready handed to the disk: written, not yet synced.
+type simWrite struct {
+	rd  Ready
+	due int // the step its fsync completes
+}
+
+// simNode is one replica process, its clock and its disk.
 type simNode struct {
 	id      NodeID
 	r       *Replica
 	alive   bool
 	downFor int
 
-	// The disk.
-	membership Membership // the learner marker
-	snapSlot   uint64     // the snapshot covers every slot up to here
-	promise    Ballot
-	log        []Entry
-	committed  uint64
+	// The clock: it runs at rate per mille of real time, also while the
+	// process is stopped; ticked is what the replica has been handed.
+	rate         int
+	clk          int64 // thousandths of a tick since the process started
+	ticked       int64
+	stalledUntil int // the process is stopped while the step is below this
 
-	// A Ready whose persistence the planted bug (a) put off.
-	deferred *Ready
+	disk     simDisk
+	unsynced []simWrite
+	// phantom holds writes a failed fsync left in the page cache only: a
+	// replica rebuilt from the page cache believes it holds them, the disk
+	// does not (the retryFsync bug).
+	phantom []simWrite
 
 	// Volatile.
 	applied    uint64
 	lastCommit uint64
 	reads      map[uint64]simRead // read context -> read in progress
 }
+
+func (n *simNode) stalled(now int) bool { return now < n.stalledUntil }
+
+// up reports whether the process runs and can act now.
+func (n *simNode) up(now int) bool { return n.alive && !n.stalled(now) }
 
 type simRead struct {
 	needSlot uint64 // every write acknowledged before the read began
@@ -143,33 +284,77 @@ type sim struct {
 	now   int
 	nodes []*simNode
 	ids   []NodeID
-	net   []simMsg
+	net   map[int][]simMsg   // step -> messages due then
 	cut   map[[2]NodeID]bool // directed links that drop everything
-	slow  map[[2]NodeID]int  // directed links with extra delay, in ticks
+	slow  map[[2]NodeID]int  // directed links with extra delay, in steps
 
 	// Global record, for the invariants.
-	votes    map[uint64]map[Ballot]*simVote // slot -> ballot -> vote
-	chosen   map[uint64]string              // slot -> value chosen (by the vote record)
-	applied  map[uint64]string              // slot -> value some replica applied
-	masters  map[Ballot]NodeID
-	acked    map[string]uint64 // command -> slot, once its proposer applied it
-	ackedMax uint64
-	proposed map[string]NodeID // command -> proposer
+	proposals map[uint64]map[Ballot]string          // slot -> ballot -> the value its proposer gave it
+	votes     map[uint64]map[Ballot]map[NodeID]bool // slot -> ballot -> who claimed a vote
+	chosen    map[uint64]string                     // slot -> value chosen (by the vote record)
+	applied   map[uint64]string                     // slot -> value some replica applied
+	masters   map[Ballot]NodeID
+	acked     map[string]uint64 // command -> slot, once its proposer applied it
+	ackedMax  uint64
+	proposed  map[string]NodeID // command -> proposer
 
 	clients []*simClient
 	nextCtx uint64
 	trace   uint64
 	stats   simStats
-	err     error
+	err     *simViolation
+	// debug, when set, receives a line per event (make sim SEED=n
+	// SIMFLAGS=-sim.debug), for reading how a failing seed got there.
+	debug func(string)
 }
 
-type simVote struct {
-	value string
-	by    map[NodeID]bool
+func (s *sim) logf(format string, args ...any) {
+	if s.debug != nil {
+		s.debug(fmt.Sprintf("%5d ", s.now) + fmt.Sprintf(format, args...))
+	}
 }
+
+// simViolation is a broken invariant; kind names which one, so a planted
+// bug is known to be caught by the invariant it breaks.
+type simViolation struct {
+	kind string
+	msg  string
+}
+
+func (v *simViolation) Error() string { return v.kind + ": " + v.msg }
+
+// The invariants.
+const (
+	invAgreement  = "agreement"       // one value per slot, applied as chosen
+	invStaleRead  = "stale read"      // a linearizable read sees every write acknowledged before it
+	invOneMaster  = "one master"      // one master per ballot
+	invApplyOrder = "apply order"     // slots applied in order, commit never goes back
+	invProposal   = "one proposal"    // a ballot proposes one value per slot
+	invLiveness   = "liveness"        // pending proposals chosen once the faults stop
+	invInternal   = "simulator error" // the harness itself failed
+)
 
 type simStats struct {
-	chosen, reads, elections, crashes, snapshots, wipes, handovers int
+	chosen, reads, elections, crashes, snapshots, wipes, handovers           int
+	stalls, late, resets, lossyCrashes, lostWrites, fsyncFails, losses, rots int
+}
+
+func (a *simStats) add(b simStats) {
+	a.chosen += b.chosen
+	a.reads += b.reads
+	a.elections += b.elections
+	a.crashes += b.crashes
+	a.snapshots += b.snapshots
+	a.wipes += b.wipes
+	a.handovers += b.handovers
+	a.stalls += b.stalls
+	a.late += b.late
+	a.resets += b.resets
+	a.lossyCrashes += b.lossyCrashes
+	a.lostWrites += b.lostWrites
+	a.fsyncFails += b.fsyncFails
+	a.losses += b.losses
+	a.rots += b.rots
 }
 
 func valueKey(v Value) string {
@@ -192,21 +377,23 @@ func valueKey(v Value) string {
 func newSim(seed uint64, o simOptions) *sim {
 	s := &sim{
 		o: o, seed: seed,
-		rng:      rand.New(rand.NewPCG(seed, 0xfeed)),
-		cut:      map[[2]NodeID]bool{},
-		slow:     map[[2]NodeID]int{},
-		votes:    map[uint64]map[Ballot]*simVote{},
-		chosen:   map[uint64]string{},
-		applied:  map[uint64]string{},
-		masters:  map[Ballot]NodeID{},
-		acked:    map[string]uint64{},
-		proposed: map[string]NodeID{},
+		rng:       rand.New(rand.NewPCG(seed, 0xfeed)),
+		net:       map[int][]simMsg{},
+		cut:       map[[2]NodeID]bool{},
+		slow:      map[[2]NodeID]int{},
+		proposals: map[uint64]map[Ballot]string{},
+		votes:     map[uint64]map[Ballot]map[NodeID]bool{},
+		chosen:    map[uint64]string{},
+		applied:   map[uint64]string{},
+		masters:   map[Ballot]NodeID{},
+		acked:     map[string]uint64{},
+		proposed:  map[string]NodeID{},
 	}
 	for i := 1; i <= o.nodes; i++ {
 		s.ids = append(s.ids, NodeID(i))
 	}
 	for _, id := range s.ids {
-		n := &simNode{id: id, membership: Fresh} // a new cluster: every directory empty
+		n := &simNode{id: id, disk: simDisk{membership: Fresh}} // a new cluster: every directory empty
 		s.nodes = append(s.nodes, n)
 		s.start(n)
 	}
@@ -216,9 +403,17 @@ func newSim(seed uint64, o simOptions) *sim {
 	return s
 }
 
-func (s *sim) fail(format string, args ...any) {
+// chance draws an event of probability p per tick for this step.
+func (s *sim) chance(p float64) bool {
+	return p > 0 && s.rng.Float64() < p/float64(s.o.res)
+}
+
+// steps converts ticks to simulation steps.
+func (s *sim) steps(ticks int) int { return ticks * s.o.res }
+
+func (s *sim) fail(kind, format string, args ...any) {
 	if s.err == nil {
-		s.err = fmt.Errorf("tick %d: "+format, append([]any{s.now}, args...)...)
+		s.err = &simViolation{kind: kind, msg: fmt.Sprintf("step %d: "+format, append([]any{s.now}, args...)...)}
 	}
 }
 
@@ -234,46 +429,123 @@ func (s *sim) mix(parts ...uint64) {
 	s.trace = h.Sum64()
 }
 
-// start boots n from its disk.
-func (s *sim) start(n *simNode) {
-	hs := HardState{Promise: n.promise, Entries: slices.Clone(n.log), Committed: n.committed, Applied: n.snapSlot, Membership: n.membership}
-	if s.o.bugs.skipPromiseOnCrash {
+// hardState is what a replica restores from: its disk, and with the
+// retryFsync bug the writes only the page cache still shows.
+func (n *simNode) hardState(skipPromise bool) HardState {
+	d := n.disk
+	d.log = slices.Clone(d.log)
+	for _, w := range n.phantom {
+		persistTo(&d, &w.rd)
+	}
+	hs := HardState{Promise: d.promise, Entries: d.log, Committed: d.committed, Applied: d.snapSlot, Membership: d.membership}
+	if skipPromise {
 		hs.Promise = Ballot{}
 	}
-	cfg := simConfig(n.id, s.ids, rand.New(rand.NewPCG(s.seed, uint64(n.id)<<32|uint64(s.now))))
+	return hs
+}
+
+// start boots n from its disk, with a fresh clock.
+func (s *sim) start(n *simNode) {
+	hs := n.hardState(s.o.bugs.skipPromiseOnCrash)
+	cfg := s.o.config(n.id, s.ids, rand.New(rand.NewPCG(s.seed, uint64(n.id)<<32|uint64(s.now))))
 	cfg.bugs = s.o.bugs
 	r, err := New(cfg, hs)
 	if err != nil {
-		s.fail("start %d: %v", n.id, err)
+		s.fail(invInternal, "start %d: %v", n.id, err)
 		return
 	}
-	n.r, n.alive, n.applied, n.lastCommit = r, true, n.snapSlot, 0
+	n.r, n.alive, n.applied, n.lastCommit = r, true, n.disk.snapSlot, 0
+	n.clk, n.ticked, n.stalledUntil = 0, 0, 0
+	n.rate = 1000
+	if s.o.drift > 0 {
+		n.rate = 1000 - s.o.drift + s.rng.IntN(2*s.o.drift+1)
+	}
 	n.reads = map[uint64]simRead{}
-	n.deferred = nil
 }
 
+// restart boots a crashed replica, first drawing the storage faults a
+// restart can meet.
+func (s *sim) restart(n *simNode) {
+	if s.allVoters() && s.rng.Float64() < s.o.lossRate {
+		s.losePiece(n)
+	} else if s.allVoters() && s.rng.Float64() < s.o.rotRate && len(n.disk.log) > n.disk.lastBatch {
+		// Bit rot in the last batch: its checksum fails. The batch may
+		// have been acknowledged, so it is damage, not a torn write; the
+		// node refuses to start until --repair cuts it, and then rejoins as
+		// a learner.
+		n.disk.log = n.disk.log[:n.disk.lastBatch]
+		n.disk.lastBatch = len(n.disk.log)
+		n.disk.committed = n.disk.committedBefore
+		if !s.o.node.rotAsTorn {
+			n.disk.membership = Learner
+		}
+		s.stats.rots++
+		s.logf("node %d: last batch damaged", n.id)
+		s.mix(22, uint64(n.id))
+	}
+	s.start(n)
+	s.logf("node %d: restart: promise %v, %d log entries, membership %v", n.id, n.disk.promise, len(n.disk.log), n.disk.membership)
+	s.mix(10, uint64(n.id))
+}
+
+// losePiece removes one piece of n's durable state, as a disk or an
+// operator losing one file would; the storage layer notices and the
+// replica rejoins as a learner.
+func (s *sim) losePiece(n *simNode) {
+	switch s.rng.IntN(3) {
+	case 0: // the acceptor file: the promise and the learner marker
+		n.disk.promise = Ballot{}
+		n.disk.membership = Voter
+	case 1: // the log directory
+		n.disk.log, n.disk.lastBatch, n.disk.committed = nil, 0, 0
+	case 2: // the snapshot
+		if n.disk.snapSlot == 0 {
+			return
+		}
+		n.disk.snapSlot = 0
+	}
+	if !s.o.node.ignoreLoss {
+		n.disk.membership = Learner
+	}
+	s.stats.losses++
+	s.logf("node %d: lost a piece of durable state", n.id)
+	s.mix(21, uint64(n.id))
+}
+
+// crash stops n. What reached the disk stays: every synced write, and a
+// random prefix of the writes not yet synced (the page cache may have
+// flushed them); the rest is lost, as in a power cut.
 func (s *sim) crash(n *simNode) {
 	// The peers' connections from n close (in the real node, TCP resets).
 	for _, o := range s.nodes {
-		if o.alive && o != n && !s.cut[[2]NodeID{n.id, o.id}] {
+		if o.up(s.now) && o != n && !s.cut[[2]NodeID{n.id, o.id}] {
 			o.r.PeerLost(n.id)
 		}
 	}
+	kept := s.rng.IntN(len(n.unsynced) + 1)
+	for i := 0; i < kept; i++ {
+		persistTo(&n.disk, &n.unsynced[i].rd)
+	}
+	if lost := len(n.unsynced) - kept; lost > 0 {
+		s.stats.lossyCrashes++
+		s.stats.lostWrites += lost
+	}
+	n.unsynced, n.phantom = nil, nil
 	n.alive = false
 	n.r = nil
-	n.deferred = nil // never persisted: lost
-	n.downFor = 5 + s.rng.IntN(40)
+	n.downFor = s.steps(5 + s.rng.IntN(40))
 	s.stats.crashes++
-	s.mix(9, uint64(n.id))
+	s.logf("node %d: crash (kept %d of %d unsynced writes)", n.id, kept, kept+len(n.unsynced))
+	s.mix(9, uint64(n.id), uint64(kept))
 }
 
 func (s *sim) node(id NodeID) *simNode { return s.nodes[id-1] }
 
-// allVoters reports whether no replica is fresh or a learner: wipes stay
+// allVoters reports whether no replica is fresh or a learner: losses stay
 // within the fault model (a minority forgets at a time).
 func (s *sim) allVoters() bool {
 	for _, n := range s.nodes {
-		if n.membership != Voter {
+		if n.disk.membership != Voter || (n.r != nil && n.r.learn.membership != Voter) {
 			return false
 		}
 	}
@@ -282,103 +554,182 @@ func (s *sim) allVoters() bool {
 
 // wipe empties n's disk, as an operator deleting its data directory.
 func (s *sim) wipe(n *simNode) {
-	*n = simNode{id: n.id, membership: Fresh, downFor: n.downFor}
+	n.disk = simDisk{membership: Fresh}
 	s.stats.wipes++
+	s.logf("node %d: wiped", n.id)
 	s.mix(19, uint64(n.id))
 }
 
 func (s *sim) send(from NodeID, msgs []Message) {
 	for _, m := range msgs {
+		if m.Type == MsgAccepted && !m.Reject {
+			s.claim(from, m)
+		}
 		if s.cut[[2]NodeID{from, m.To}] || s.rng.Float64() < s.o.loss {
 			continue
 		}
-		extra := s.slow[[2]NodeID{from, m.To}]
-		s.net = append(s.net, simMsg{m: m, at: s.now + 1 + extra + s.rng.IntN(s.o.maxDelay)})
+		at := s.now + 1 + s.steps(s.slow[[2]NodeID{from, m.To}]) + s.rng.IntN(s.o.maxDelay)
+		if s.o.lateRate > 0 && s.rng.Float64() < s.o.lateRate {
+			at += s.steps(20 + s.rng.IntN(s.o.lateMax))
+			s.stats.late++
+			s.logf("late: %s, due at %d", fmtMsg(m), at)
+		}
+		s.enqueue(simMsg{m: m, at: at})
 		if s.rng.Float64() < s.o.dup {
-			s.net = append(s.net, simMsg{m: m, at: s.now + 1 + s.rng.IntN(s.o.maxDelay+2)})
+			s.enqueue(simMsg{m: m, at: s.now + 1 + s.rng.IntN(s.o.maxDelay+2)})
 		}
 	}
 }
 
-// persist writes rd to n's disk and records its votes.
-func (s *sim) persist(n *simNode, rd *Ready) {
+// enqueue puts m in the network, to be delivered at m.at.
+func (s *sim) enqueue(m simMsg) {
+	s.net[m.at] = append(s.net[m.at], m)
+}
+
+// persistTo writes rd's durable parts to d.
+func persistTo(d *simDisk, rd *Ready) {
 	if rd.MembershipChanged {
-		n.membership = rd.Membership
+		d.membership = rd.Membership
 	}
 	if rd.PromiseChanged {
-		n.promise = rd.Promise
+		d.promise = rd.Promise
 	}
-	n.log = append(n.log, rd.Accepted...)
-	if len(rd.Accepted) > 0 && rd.Committed > n.committed {
-		n.committed = rd.Committed
+	if len(rd.Accepted) > 0 {
+		d.lastBatch, d.committedBefore = len(d.log), d.committed
+		d.log = append(d.log, rd.Accepted...)
+		if rd.Committed > d.committed {
+			d.committed = rd.Committed
+		}
 	}
 }
 
-// vote records, in the global record, the votes rd makes visible.
-func (s *sim) vote(n *simNode, rd *Ready) {
+// propose records the values a master gives slots under its own ballot.
+func (s *sim) propose(n *simNode, rd *Ready) {
 	for _, e := range rd.Accepted {
-		byBallot := s.votes[e.Slot]
+		if e.Ballot.Node != n.id {
+			continue
+		}
+		byBallot := s.proposals[e.Slot]
 		if byBallot == nil {
-			byBallot = map[Ballot]*simVote{}
-			s.votes[e.Slot] = byBallot
+			byBallot = map[Ballot]string{}
+			s.proposals[e.Slot] = byBallot
 		}
-		v := byBallot[e.Ballot]
 		k := valueKey(e.Value)
-		if v == nil {
-			v = &simVote{value: k, by: map[NodeID]bool{}}
-			byBallot[e.Ballot] = v
-		} else if v.value != k {
-			s.fail("slot %d ballot %v: two values %q and %q", e.Slot, e.Ballot, v.value, k)
+		if prev, ok := byBallot[e.Ballot]; ok && prev != k {
+			s.fail(invProposal, "slot %d ballot %v: proposed %q and %q", e.Slot, e.Ballot, prev, k)
 		}
-		v.by[n.id] = true
-		if len(v.by) >= len(s.ids)/2+1 {
-			if c, ok := s.chosen[e.Slot]; ok && c != k {
-				s.fail("slot %d: chose %q and %q", e.Slot, c, k)
-			}
-			s.chosen[e.Slot] = k
-		}
+		byBallot[e.Ballot] = k
 	}
 }
 
-// handleReady does what a node does with a Ready: send, persist, send the
-// votes, apply, advance.
+// claim records the votes an Accepted message claims.
+func (s *sim) claim(from NodeID, m Message) {
+	for slot := m.Slot; slot <= m.Index; slot++ {
+		s.vote(from, slot, m.Ballot)
+	}
+}
+
+// vote records that id voted for slot under ballot b, and what that
+// chooses.
+func (s *sim) vote(id NodeID, slot uint64, b Ballot) {
+	value, ok := s.proposals[slot][b]
+	if !ok {
+		s.fail(invProposal, "node %d voted for slot %d at %v, which its ballot never proposed", id, slot, b)
+		return
+	}
+	byBallot := s.votes[slot]
+	if byBallot == nil {
+		byBallot = map[Ballot]map[NodeID]bool{}
+		s.votes[slot] = byBallot
+	}
+	by := byBallot[b]
+	if by == nil {
+		by = map[NodeID]bool{}
+		byBallot[b] = by
+	}
+	by[id] = true
+	s.logf("vote: node %d slot %d at %v (%q)", id, slot, b, value)
+	if len(by) >= len(s.ids)/2+1 {
+		if c, ok := s.chosen[slot]; ok && c != value {
+			s.fail(invAgreement, "slot %d: chose %q and %q (at %v, by %v)", slot, c, value, b, keys(by))
+		}
+		s.chosen[slot] = value
+	}
+}
+
+func keys(m map[NodeID]bool) []NodeID {
+	var out []NodeID
+	for id := range m {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// handleReady does what the node's event loop does: takes every Ready,
+// sends its early messages, and hands the rest to the disk.
 func (s *sim) handleReady(n *simNode) {
-	for n.alive && n.r.HasReady() {
+	for n.up(s.now) && n.r.HasReady() {
 		rd := n.r.Ready()
 		s.mix(uint64(n.id), uint64(len(rd.Messages)), uint64(len(rd.Accepted)), uint64(len(rd.Chosen)))
+		if rd.SoftState != nil {
+			s.logf("node %d: %s", n.id, fmtSoft(*rd.SoftState))
+		}
+		if rd.MembershipChanged {
+			s.logf("node %d: membership %v", n.id, rd.Membership)
+		}
 		if rd.SoftState != nil && rd.SoftState.Role == Master {
 			if other, ok := s.masters[rd.SoftState.Ballot]; ok && other != n.id {
-				s.fail("ballot %v: two masters %d and %d", rd.SoftState.Ballot, other, n.id)
+				s.fail(invOneMaster, "ballot %v: two masters %d and %d", rd.SoftState.Ballot, other, n.id)
 			}
 			if _, ok := s.masters[rd.SoftState.Ballot]; !ok {
 				s.stats.elections++
 			}
 			s.masters[rd.SoftState.Ballot] = n.id
 		}
+		s.propose(n, &rd)
 		s.send(n.id, rd.Messages)
-		if s.o.sendEarly {
-			// Planted bug (a): the votes go out now, the disk write later.
-			if n.deferred != nil {
-				s.persist(n, n.deferred)
-			}
-			s.vote(n, &rd)
-			s.send(n.id, rd.MessagesAfterPersist)
-			cp := rd
-			n.deferred = &cp
-		} else {
-			s.persist(n, &rd)
-			s.vote(n, &rd)
-			s.send(n.id, rd.MessagesAfterPersist)
+		if s.o.node.sendEarly {
+			s.send(n.id, rd.MessagesAfterPersist) // planted bug (a)
+			rd.MessagesAfterPersist = nil
 		}
+		due := s.now
+		if s.o.diskDelay > 0 && rd.NeedsPersist() {
+			due += s.rng.IntN(s.o.diskDelay + 1)
+		}
+		n.unsynced = append(n.unsynced, simWrite{rd: rd, due: due})
+		s.sync(n)
+	}
+}
+
+// sync completes the fsyncs that are due, in order, and does what the
+// persister does after each: sends the votes, applies, serves reads,
+// advances the core.
+func (s *sim) sync(n *simNode) {
+	for n.up(s.now) && len(n.unsynced) > 0 && n.unsynced[0].due <= s.now && s.err == nil {
+		w := n.unsynced[0]
+		rd := &w.rd
+		if rd.NeedsPersist() && s.o.fsyncFail > 0 && s.rng.Float64() < s.o.fsyncFail {
+			s.fsyncFailed(n)
+			return
+		}
+		n.unsynced = n.unsynced[1:]
+		persistTo(&n.disk, rd)
+		for _, e := range rd.Accepted {
+			if e.Ballot.Node == n.id && e.Ballot == rd.ballot {
+				s.vote(n.id, e.Slot, e.Ballot) // a master counts itself once synced
+			}
+		}
+		s.send(n.id, rd.MessagesAfterPersist)
 		s.apply(n, rd.Chosen)
 		s.snapshot(n)
 		if rd.NeedSnapshot != None {
 			s.installSnapshot(n, s.node(rd.NeedSnapshot))
 		}
 		s.readStates(n, rd.ReadStates)
-		n.r.Advance(rd)
+		n.r.Advance(*rd)
 		if c := n.r.Committed(); c < n.lastCommit {
-			s.fail("node %d: commit index went back from %d to %d", n.id, n.lastCommit, c)
+			s.fail(invApplyOrder, "node %d: commit index went back from %d to %d", n.id, n.lastCommit, c)
 		} else {
 			n.lastCommit = c
 		}
@@ -386,19 +737,38 @@ func (s *sim) handleReady(n *simNode) {
 	}
 }
 
+// fsyncFailed handles a failed fsync. The node exits: what reached the disk
+// of the writes not yet known durable is unknown, so the crash keeps a
+// random prefix of them. With the retryFsync bug it instead rebuilds in
+// place from the page cache, which shows every write, durable or not.
+func (s *sim) fsyncFailed(n *simNode) {
+	s.stats.fsyncFails++
+	s.mix(23, uint64(n.id))
+	if !s.o.node.retryFsync {
+		s.crash(n)
+		return
+	}
+	n.phantom = append(n.phantom, n.unsynced...)
+	n.unsynced = nil
+	s.start(n)
+}
+
 func (s *sim) apply(n *simNode, chosen []Entry) {
 	for _, e := range chosen {
+		if e.Slot <= n.applied && e.Slot <= n.disk.snapSlot {
+			continue // a snapshot installed meanwhile covers it
+		}
 		if e.Slot != n.applied+1 {
-			s.fail("node %d: applied slot %d after %d", n.id, e.Slot, n.applied)
+			s.fail(invApplyOrder, "node %d: applied slot %d after %d", n.id, e.Slot, n.applied)
 			return
 		}
 		n.applied = e.Slot
 		k := valueKey(e.Value)
 		if c, ok := s.chosen[e.Slot]; !ok || c != k {
-			s.fail("node %d applied %q at slot %d, but the votes chose %q (chosen=%v)", n.id, k, e.Slot, c, ok)
+			s.fail(invAgreement, "node %d applied %q at slot %d, but the votes chose %q (chosen=%v)", n.id, k, e.Slot, c, ok)
 		}
 		if prev, ok := s.applied[e.Slot]; ok && prev != k {
-			s.fail("node %d applied %q at slot %d where another applied %q", n.id, k, e.Slot, prev)
+			s.fail(invAgreement, "node %d applied %q at slot %d where another applied %q", n.id, k, e.Slot, prev)
 		}
 		s.applied[e.Slot] = k
 		if e.Value.Kind != ValueCmds {
@@ -422,29 +792,29 @@ func (s *sim) apply(n *simNode, chosen []Entry) {
 // snapshot takes a snapshot every snapEvery applied slots and compacts the
 // log behind it, keeping a window.
 func (s *sim) snapshot(n *simNode) {
-	if s.o.snapEvery == 0 || n.applied < n.snapSlot+s.o.snapEvery {
+	if s.o.snapEvery == 0 || n.applied < n.disk.snapSlot+s.o.snapEvery {
 		return
 	}
-	n.snapSlot = n.applied
-	if n.snapSlot > s.o.window {
-		upTo := n.snapSlot - s.o.window
+	n.disk.snapSlot = n.applied
+	if n.disk.snapSlot > s.o.window {
+		upTo := n.disk.snapSlot - s.o.window
 		n.r.Compact(upTo)
-		n.log = slices.DeleteFunc(n.log, func(e Entry) bool { return e.Slot <= upTo })
+		n.disk.compact(upTo)
 	}
-	s.mix(17, uint64(n.id), n.snapSlot)
+	s.mix(17, uint64(n.id), n.disk.snapSlot)
 }
 
 // installSnapshot copies from's durable snapshot to n, if it is newer.
 func (s *sim) installSnapshot(n, from *simNode) {
-	if !from.alive || s.cut[[2]NodeID{from.id, n.id}] || from.snapSlot <= n.applied {
+	if !from.up(s.now) || s.cut[[2]NodeID{from.id, n.id}] || from.disk.snapSlot <= n.applied {
 		return
 	}
-	slot := from.snapSlot
+	slot := from.disk.snapSlot
 	if !n.r.RestoreSnapshot(slot) {
 		return
 	}
-	n.snapSlot, n.applied = slot, slot
-	n.log = slices.DeleteFunc(n.log, func(e Entry) bool { return e.Slot <= slot })
+	n.disk.snapSlot, n.applied = slot, slot
+	n.disk.compact(slot)
 	s.stats.snapshots++
 	s.mix(18, uint64(n.id), slot)
 }
@@ -472,7 +842,7 @@ func (s *sim) serveReads(n *simNode) {
 			continue
 		}
 		if n.applied < rd.needSlot {
-			s.fail("node %d: linearizable read (ctx %d) served at slot %d with index %d, misses a write acknowledged at slot %d before it began",
+			s.fail(invStaleRead, "node %d: linearizable read (ctx %d) served at slot %d with index %d, misses a write acknowledged at slot %d before it began",
 				n.id, ctx, n.applied, rd.index, rd.needSlot)
 		}
 		s.stats.reads++
@@ -480,40 +850,74 @@ func (s *sim) serveReads(n *simNode) {
 	}
 }
 
-// faults draws this tick's crashes, restarts and partitions.
+// faults draws this step's crashes, restarts, stalls, resets and
+// partitions.
 func (s *sim) faults() {
 	for _, n := range s.nodes {
-		if n.alive && s.rng.Float64() < s.o.wipeRate && s.allVoters() {
+		switch {
+		case n.alive && s.chance(s.o.wipeRate) && s.allVoters():
 			s.crash(n)
 			s.wipe(n)
-		} else if n.alive && s.rng.Float64() < s.o.crashRate {
+		case n.alive && s.chance(s.o.crashRate):
 			s.crash(n)
-		} else if !n.alive {
+		case n.up(s.now) && s.chance(s.o.stallRate):
+			s.stall(n)
+		case !n.alive:
 			n.downFor--
 			if n.downFor <= 0 {
-				s.start(n)
-				s.mix(10, uint64(n.id))
+				s.restart(n)
 			}
 		}
 	}
-	if m := s.masterNode(); m != nil && s.rng.Float64() < s.o.handRate {
+	if m := s.masterNode(); m != nil && s.chance(s.o.handRate) {
 		if to, err := m.r.TransferMastership(); err == nil {
 			s.stats.handovers++
+			s.logf("node %d: hands over to %d", m.id, to)
 			s.mix(20, uint64(m.id), uint64(to))
 		}
 	}
-	if len(s.cut) > 0 && s.rng.Float64() < s.o.healRate {
+	if m := s.masterNode(); m != nil && m.alive && s.chance(s.o.resetRate/4) {
+		// The master's host loses its network: every connection to it
+		// resets, and it stays cut off for a while, still believing it
+		// leads.
+		for _, b := range s.nodes {
+			if b != m && b.up(s.now) {
+				b.r.PeerLost(m.id)
+			}
+			if b != m {
+				s.cut[[2]NodeID{m.id, b.id}], s.cut[[2]NodeID{b.id, m.id}] = true, true
+			}
+		}
+		s.stats.resets++
+		s.logf("node %d: master's network lost", m.id)
+		s.mix(26, uint64(m.id))
+	}
+	if s.chance(s.o.resetRate) {
+		// A connection closes though both ends live; the receiver takes
+		// its peer as lost. Often it is the master's.
+		a, b := s.nodes[s.rng.IntN(len(s.nodes))], s.nodes[s.rng.IntN(len(s.nodes))]
+		if m := s.masterNode(); m != nil && s.rng.IntN(2) == 0 {
+			a = m
+		}
+		if a != b && a.alive && b.up(s.now) {
+			b.r.PeerLost(a.id)
+			s.stats.resets++
+			s.logf("node %d: connection from %d reset", b.id, a.id)
+			s.mix(24, uint64(a.id), uint64(b.id))
+		}
+	}
+	if len(s.cut) > 0 && s.chance(s.o.healRate) {
 		clear(s.cut)
 		s.mix(11)
 	}
-	if len(s.cut) == 0 && s.rng.Float64() < s.o.partRate {
+	if len(s.cut) == 0 && s.chance(s.o.partRate) {
 		s.partition()
 	}
-	if len(s.slow) > 0 && s.rng.Float64() < s.o.healRate {
+	if len(s.slow) > 0 && s.chance(s.o.healRate) {
 		clear(s.slow)
 		s.mix(15)
 	}
-	if len(s.slow) == 0 && s.rng.Float64() < s.o.slowRate {
+	if len(s.slow) == 0 && s.chance(s.o.slowRate) {
 		// Congestion: a few directed links (often the ones into the
 		// master) deliver late for a while.
 		for i := 0; i < 1+s.rng.IntN(len(s.ids)); i++ {
@@ -529,6 +933,27 @@ func (s *sim) faults() {
 	}
 }
 
+// stall stops n's process for a while: a short hiccup, about a lease, or
+// many election timeouts. Often the master.
+func (s *sim) stall(n *simNode) {
+	if m := s.masterNode(); m != nil && s.rng.IntN(2) == 0 {
+		n = m
+	}
+	var d int
+	switch k := s.rng.IntN(10); {
+	case k < 5:
+		d = 1 + s.rng.IntN(4)
+	case k < 8:
+		d = 5 + s.rng.IntN(20)
+	default:
+		d = 12 + s.rng.IntN(120)
+	}
+	n.stalledUntil = s.now + s.steps(d)
+	s.stats.stalls++
+	s.logf("node %d: stalled for %d", n.id, d)
+	s.mix(25, uint64(n.id), uint64(d))
+}
+
 func (s *sim) partition() {
 	ids := slices.Clone(s.ids)
 	s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
@@ -542,10 +967,8 @@ func (s *sim) partition() {
 		}
 	case 1: // the master isolated, if there is one
 		victim := ids[0]
-		for _, n := range s.nodes {
-			if n.alive && n.r.role == Master {
-				victim = n.id
-			}
+		if m := s.masterNode(); m != nil {
+			victim = m.id
 		}
 		for _, b := range s.ids {
 			if b != victim {
@@ -563,13 +986,16 @@ func (s *sim) partition() {
 	s.mix(12, uint64(len(s.cut)))
 }
 
+// masterNode returns a replica that believes it is master (the one of the
+// highest ballot if several do), nil if none.
 func (s *sim) masterNode() *simNode {
+	var best *simNode
 	for _, n := range s.nodes {
-		if n.alive && n.r.role == Master {
-			return n
+		if n.alive && n.r.role == Master && (best == nil || best.r.masterBallot.Less(n.r.masterBallot)) {
+			best = n
 		}
 	}
-	return nil
+	return best
 }
 
 // clientsAct proposes and reads. A client keeps one command in flight and
@@ -582,7 +1008,7 @@ func (s *sim) clientsAct() {
 			}
 		}
 		if c.pending == "" {
-			if s.rng.Float64() >= s.o.proposeRate {
+			if !s.chance(s.o.proposeRate) {
 				continue
 			}
 			c.seq++
@@ -590,28 +1016,24 @@ func (s *sim) clientsAct() {
 			c.sentAt = s.now
 			c.lastSend = -1 << 30
 		}
-		if s.now-c.lastSend < 20 {
+		if s.now-c.lastSend < s.steps(20) {
 			continue
 		}
 		// Propose through a random replica; only a master takes it.
 		n := s.nodes[s.rng.IntN(len(s.nodes))]
-		if !n.alive {
+		if !n.up(s.now) {
 			continue
 		}
 		if _, err := n.r.Propose([][]byte{[]byte(c.pending)}); err == nil {
 			c.lastSend = s.now
-			if _, ok := s.proposed[c.pending]; !ok {
-				s.proposed[c.pending] = n.id
-			} else {
-				// A retry: acknowledged when any replica it went to applies it.
-				s.proposed[c.pending] = n.id
-			}
+			// A retry is acknowledged when the replica it went to applies it.
+			s.proposed[c.pending] = n.id
 			s.mix(13, uint64(n.id))
 		}
 	}
-	if s.rng.Float64() < s.o.readRate {
+	if s.chance(s.o.readRate) {
 		n := s.nodes[s.rng.IntN(len(s.nodes))]
-		if n.alive {
+		if n.up(s.now) {
 			s.nextCtx++
 			n.reads[s.nextCtx] = simRead{needSlot: s.ackedMax}
 			n.r.ReadIndex(s.nextCtx)
@@ -620,25 +1042,51 @@ func (s *sim) clientsAct() {
 	}
 }
 
-// step runs one tick: clocks, deliveries, clients, faults, Ready handling.
+// clock runs every live replica's clock one step and hands a running
+// replica every tick it is due, before it handles anything else: a replica
+// that was stopped wakes up older (with the oldTicks bug it gets one tick,
+// as a node counting timer wake-ups would).
+func (s *sim) clock(n *simNode) {
+	if !n.alive {
+		return
+	}
+	n.clk += int64(n.rate)
+	if n.stalled(s.now) {
+		return
+	}
+	due := n.clk/int64(1000*s.o.res) - n.ticked
+	if due <= 0 {
+		return
+	}
+	if s.o.node.oldTicks && due > 1 {
+		n.ticked += due - 1
+		due = 1
+	}
+	n.ticked += due
+	n.r.Elapse(int(due))
+}
+
+// step runs one step of real time: clocks, fsyncs, deliveries, clients,
+// faults, Ready handling.
 func (s *sim) step(faulty bool) {
 	s.now++
 	for _, n := range s.nodes {
-		if n.alive {
-			n.r.Tick()
-		}
+		s.clock(n)
+		s.handleReady(n)
+		s.sync(n)
 	}
-	// Deliver what is due, in a random order.
+	// Deliver what is due, in a random order. Messages to a stopped
+	// process wait in its socket buffer until it runs again.
 	var due []simMsg
-	kept := s.net[:0]
-	for _, m := range s.net {
-		if m.at <= s.now {
-			due = append(due, m)
+	for _, m := range s.net[s.now] {
+		if to := s.node(m.m.To); to.stalled(s.now) {
+			m.at = to.stalledUntil
+			s.enqueue(m)
 		} else {
-			kept = append(kept, m)
+			due = append(due, m)
 		}
 	}
-	s.net = kept
+	delete(s.net, s.now)
 	s.rng.Shuffle(len(due), func(i, j int) { due[i], due[j] = due[j], due[i] })
 	for _, dm := range due {
 		n := s.node(dm.m.To)
@@ -646,6 +1094,9 @@ func (s *sim) step(faulty bool) {
 			continue
 		}
 		s.mix(uint64(dm.m.Type), uint64(dm.m.From), uint64(dm.m.To), dm.m.Slot)
+		if s.debug != nil {
+			s.logf("%s", fmtMsg(dm.m))
+		}
 		n.r.Step(dm.m)
 		s.handleReady(n)
 		if s.err != nil {
@@ -657,18 +1108,19 @@ func (s *sim) step(faulty bool) {
 		s.faults()
 	}
 	for _, n := range s.nodes {
-		if n.alive {
-			s.handleReady(n)
-		}
+		s.handleReady(n)
+		s.sync(n)
 	}
 }
 
-// heal ends every fault: links mended, replicas restarted, no loss.
+// heal ends every fault: links mended, processes running, replicas
+// restarted, no loss.
 func (s *sim) heal() {
 	clear(s.cut)
 	clear(s.slow)
-	s.o.loss, s.o.dup = 0, 0
+	s.o.loss, s.o.dup, s.o.lateRate, s.o.fsyncFail = 0, 0, 0, 0
 	for _, n := range s.nodes {
+		n.stalledUntil = 0
 		if !n.alive {
 			s.start(n)
 		}
@@ -676,16 +1128,17 @@ func (s *sim) heal() {
 }
 
 // run returns the first invariant violated, or nil.
-func (s *sim) run() error {
-	for s.now < s.o.ticks && s.err == nil {
+func (s *sim) run() *simViolation {
+	for s.now < s.steps(s.o.ticks) && s.err == nil {
 		s.step(true)
 	}
 	if s.err != nil || !s.o.liveness {
 		return s.err
 	}
 	s.heal()
-	// Liveness: every client's pending command is chosen within 10 election
-	// timeouts (the longest timeout is 2*ElectionTicks).
+	// Liveness: every client's pending command is chosen within a bounded
+	// time: a learner's wait, then 10 election timeouts (the longest
+	// timeout is 2*ElectionTicks).
 	healed := s.now
 	var waiting []string
 	for _, c := range s.clients {
@@ -693,7 +1146,8 @@ func (s *sim) run() error {
 			waiting = append(waiting, c.pending)
 		}
 	}
-	limit := healed + 10*2*12
+	cfg := s.o.config(1, s.ids, nil)
+	limit := healed + s.steps(10*2*cfg.ElectionTicks+learnerWait(cfg))
 	var stuck []string
 	for s.now < limit && s.err == nil {
 		s.step(false)
@@ -710,6 +1164,6 @@ func (s *sim) run() error {
 	if s.err != nil {
 		return s.err
 	}
-	return fmt.Errorf("liveness: %d ticks after the faults stopped, still pending %v (master %v)",
-		s.now-healed, stuck, s.masterNode() != nil)
+	return &simViolation{kind: invLiveness, msg: fmt.Sprintf("%d ticks after the faults stopped, still pending %v (master %v)",
+		(s.now-healed)/s.o.res, stuck, s.masterNode() != nil)}
 }

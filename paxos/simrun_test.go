@@ -2,6 +2,7 @@ package paxos
 
 import (
 	"flag"
+	"slices"
 	"fmt"
 	"runtime"
 	"sync"
@@ -13,23 +14,29 @@ var (
 	flagSeed  = flag.Uint64("sim.seed", 0, "replay one simulator seed")
 	flagSeeds = flag.Int("sim.seeds", 0, "number of simulator seeds to run (default: 2000, 300 under -race or -short)")
 	flagFirst = flag.Uint64("sim.first", 1, "first seed of a sweep")
+	flagDebug = flag.Bool("sim.debug", false, "with -sim.seed: print every event of the run")
 )
 
 // simResult is what one seeded run ends with.
 type simResult struct {
 	seed  uint64
-	err   error
+	err   *simViolation
 	trace uint64
 	stats simStats
 	opts  simOptions
 }
 
 func runSeed(seed uint64, tweak func(*simOptions)) simResult {
+	return runSeedDebug(seed, tweak, nil)
+}
+
+func runSeedDebug(seed uint64, tweak func(*simOptions), debug func(string)) simResult {
 	o := simOptionsFor(seed)
 	if tweak != nil {
 		tweak(&o)
 	}
 	s := newSim(seed, o)
+	s.debug = debug
 	err := s.run()
 	return simResult{seed: seed, err: err, trace: s.trace, stats: s.stats, opts: o}
 }
@@ -57,13 +64,7 @@ func sweep(first uint64, n int, stopAtFirst bool, tweak func(*simOptions)) (fail
 				res := runSeed(seed, tweak)
 				count.Add(1)
 				mu.Lock()
-				total.chosen += res.stats.chosen
-				total.reads += res.stats.reads
-				total.elections += res.stats.elections
-				total.crashes += res.stats.crashes
-				total.snapshots += res.stats.snapshots
-				total.wipes += res.stats.wipes
-				total.handovers += res.stats.handovers
+				total.add(res.stats)
 				if res.err != nil {
 					fails = append(fails, res)
 					if stopAtFirst {
@@ -93,10 +94,13 @@ func defaultSeeds() int {
 // count; `make sim SEED=n` replays one seed with its trace hash.
 func TestSimulation(t *testing.T) {
 	if *flagSeed != 0 {
-		a, b := runSeed(*flagSeed, nil), runSeed(*flagSeed, nil)
+		var debug func(string)
+		if *flagDebug {
+			debug = func(line string) { fmt.Println(line) }
+		}
+		a, b := runSeedDebug(*flagSeed, nil, debug), runSeed(*flagSeed, nil)
 		t.Logf("seed %d: options %+v", a.seed, a.opts)
-		t.Logf("seed %d: trace %016x (replayed: %016x), %d writes chosen, %d reads, %d elections, %d crashes",
-			a.seed, a.trace, b.trace, a.stats.chosen, a.stats.reads, a.stats.elections, a.stats.crashes)
+		t.Logf("seed %d: trace %016x (replayed: %016x), %s", a.seed, a.trace, b.trace, a.stats)
 		if a.trace != b.trace {
 			t.Errorf("seed %d is not deterministic: trace %016x then %016x", a.seed, a.trace, b.trace)
 		}
@@ -112,9 +116,16 @@ func TestSimulation(t *testing.T) {
 			t.Errorf("seed %d failed (replay: make sim SEED=%d): %v", f.seed, f.seed, f.err)
 		}
 	}
-	t.Logf("simulation: %d of %d seeds passed; %d writes chosen, %d linearizable reads checked, %d elections, %d crashes, %d wipes, %d handovers, %d snapshots installed",
-		ran-int64(len(fails)), ran, total.chosen, total.reads, total.elections, total.crashes, total.wipes, total.handovers, total.snapshots)
+	t.Logf("simulation: %d of %d seeds passed; %s", ran-int64(len(fails)), ran, total)
 	fmt.Printf("sim: %d passed, %d failed\n", ran-int64(len(fails)), len(fails))
+}
+
+func (st simStats) String() string {
+	return fmt.Sprintf("%d writes chosen, %d linearizable reads checked, %d elections, %d crashes (%d lost unsynced writes, %d writes lost), "+
+		"%d wipes, %d handovers, %d snapshots installed, %d stalls, %d late messages, %d connection resets, %d failed fsyncs, "+
+		"%d lost files, %d damaged last batches",
+		st.chosen, st.reads, st.elections, st.crashes, st.lossyCrashes, st.lostWrites, st.wipes, st.handovers, st.snapshots,
+		st.stalls, st.late, st.resets, st.fsyncFails, st.losses, st.rots)
 }
 
 // TestSimulationDeterministic runs a few seeds twice and compares traces.
@@ -128,8 +139,9 @@ func TestSimulationDeterministic(t *testing.T) {
 }
 
 // The planted-bug tests prove the simulator bites: each switches on one
-// known mistake and expects a violation within 10,000 seeds.
-func plantedCaught(t *testing.T, name string, tweak func(*simOptions)) {
+// known mistake and expects, within 10,000 seeds, a violation of the
+// invariant that mistake breaks (not just any failure).
+func plantedCaught(t *testing.T, name string, wants []string, tweak func(*simOptions)) {
 	t.Helper()
 	if raceEnabled {
 		t.Skip("planted-bug sweeps run without -race (make test runs them in sim-ci)")
@@ -139,19 +151,30 @@ func plantedCaught(t *testing.T, name string, tweak func(*simOptions)) {
 	if len(fails) == 0 {
 		t.Fatalf("planted bug %s: no violation in %d seeds", name, ran)
 	}
-	t.Logf("planted bug %s caught at seed %d after %d seeds: %v", name, fails[0].seed, ran, fails[0].err)
+	f := fails[0]
+	if !slices.Contains(wants, f.err.kind) {
+		t.Fatalf("planted bug %s: seed %d broke %q, want the %q invariant: %v", name, f.seed, f.err.kind, wants, f.err)
+	}
+	t.Logf("planted bug %s caught at seed %d after %d seeds: %v", name, f.seed, ran, f.err)
 }
 
 func TestPlantedAnswerBeforePersist(t *testing.T) {
-	plantedCaught(t, "(a) answer before persisting", func(o *simOptions) { o.sendEarly = true })
+	plantedCaught(t, "(a) answer before persisting", []string{invAgreement}, func(o *simOptions) {
+		// Votes sent before their fsync are lost by a crash before it.
+		o.node.sendEarly = true
+		o.diskDelay = max(o.diskDelay, 3)
+		o.crashRate = max(o.crashRate, 0.01)
+	})
 }
 
 func TestPlantedServeBeforeNoop(t *testing.T) {
-	plantedCaught(t, "(b) serve before the no-op is chosen", func(o *simOptions) { o.bugs.serveBeforeNoop = true })
+	plantedCaught(t, "(b) serve before the no-op is chosen", []string{invStaleRead}, func(o *simOptions) { o.bugs.serveBeforeNoop = true })
 }
 
 func TestPlantedForgetPromise(t *testing.T) {
-	plantedCaught(t, "(c) forget the promise on restart", func(o *simOptions) {
+	// A replica that forgot its promise may also campaign again at a ballot
+	// it used before, with other values.
+	plantedCaught(t, "(c) forget the promise on restart", []string{invAgreement, invProposal}, func(o *simOptions) {
 		// Forgetting a promise only matters across a crash: crash often.
 		o.bugs.skipPromiseOnCrash = true
 		o.crashRate = max(o.crashRate, 0.02)
@@ -159,15 +182,15 @@ func TestPlantedForgetPromise(t *testing.T) {
 }
 
 func TestPlantedReadWithoutQuorum(t *testing.T) {
-	plantedCaught(t, "(d) read index without quorum confirmation", func(o *simOptions) { o.bugs.readWithoutQuorum = true })
+	plantedCaught(t, "(d) read index without quorum confirmation", []string{invStaleRead}, func(o *simOptions) { o.bugs.readWithoutQuorum = true })
 }
 
 func TestPlantedApplyOlderBallot(t *testing.T) {
-	plantedCaught(t, "(e) apply a value accepted under an older ballot", func(o *simOptions) { o.bugs.applyOlderBallot = true })
+	plantedCaught(t, "(e) apply a value accepted under an older ballot", []string{invAgreement}, func(o *simOptions) { o.bugs.applyOlderBallot = true })
 }
 
 func TestPlantedLeaseFromAcks(t *testing.T) {
-	plantedCaught(t, "(f) a lease counted from when the acks arrived", func(o *simOptions) {
+	plantedCaught(t, "(f) a lease counted from when the acks arrived", []string{invStaleRead}, func(o *simOptions) {
 		// Slow links into the master stretch the gap between sending a
 		// heartbeat and hearing its acks, which is what this bug gets wrong.
 		o.bugs.leaseFromAcks = true
@@ -178,8 +201,42 @@ func TestPlantedLeaseFromAcks(t *testing.T) {
 }
 
 func TestPlantedWipedVotes(t *testing.T) {
-	plantedCaught(t, "(g) a wiped replica that votes at once", func(o *simOptions) {
+	plantedCaught(t, "(g) a wiped replica that votes at once", []string{invAgreement}, func(o *simOptions) {
 		o.bugs.wipedVotes = true
 		o.wipeRate = max(o.wipeRate, 0.01)
+	})
+}
+
+// The node's mistakes around the core, each one synod made before the
+// simulator modelled the fault.
+
+func TestPlantedOneTickPerWakeup(t *testing.T) {
+	plantedCaught(t, "one tick per wake-up: a paused master wakes with its lease", []string{invStaleRead}, func(o *simOptions) {
+		o.node.oldTicks = true
+		o.stallRate = max(o.stallRate, 0.01)
+	})
+}
+
+func TestPlantedFsyncRetriedInPlace(t *testing.T) {
+	plantedCaught(t, "a failed fsync retried in place", []string{invAgreement}, func(o *simOptions) {
+		o.node.retryFsync = true
+		o.fsyncFail = max(o.fsyncFail, 0.01)
+		o.crashRate = max(o.crashRate, 0.01)
+	})
+}
+
+func TestPlantedLostFileUnnoticed(t *testing.T) {
+	plantedCaught(t, "a missing acceptor file, log or snapshot goes unnoticed", []string{invAgreement}, func(o *simOptions) {
+		o.node.ignoreLoss = true
+		o.lossRate = max(o.lossRate, 0.5)
+		o.crashRate = max(o.crashRate, 0.01)
+	})
+}
+
+func TestPlantedBitRotAsTornWrite(t *testing.T) {
+	plantedCaught(t, "bit rot in the last batch cut as a torn write", []string{invAgreement}, func(o *simOptions) {
+		o.node.rotAsTorn = true
+		o.rotRate = max(o.rotRate, 0.5)
+		o.crashRate = max(o.crashRate, 0.01)
 	})
 }

@@ -54,9 +54,15 @@ type tnode struct {
 	rand *fixedRand
 
 	// The disk: what a crash keeps.
-	promise   Ballot
-	log       []Entry
-	committed uint64
+	promise    Ballot
+	log        []Entry
+	committed  uint64
+	membership Membership
+
+	// A paused process: no ticks, and messages to it wait, until resume.
+	paused   bool
+	pausedAt int
+	inbox    []Message
 
 	// The application: rebuilt from the log after a restart.
 	applied []Entry
@@ -93,6 +99,9 @@ type cluster struct {
 	bench  bool
 	bugs   bugs
 	config func(id NodeID, members []NodeID, rnd Rand) Config
+	// oneTickOnResume is the node's old mistake: a resumed process gets one
+	// tick, not the ticks it missed.
+	oneTickOnResume bool
 }
 
 // clusterOptions say how to build a scripted cluster.
@@ -105,12 +114,14 @@ type clusterOptions struct {
 	bench      bool
 	bugs       bugs // planted bugs, to prove the checks bite
 	// config builds each replica's Config; scriptConfig if nil.
-	config func(id NodeID, members []NodeID, rnd Rand) Config
+	config          func(id NodeID, members []NodeID, rnd Rand) Config
+	oneTickOnResume bool
 }
 
 // newCluster starts fresh replicas.
 func newCluster(tb testing.TB, o clusterOptions) *cluster {
-	c := &cluster{tb: tb, cut: map[[2]NodeID]bool{}, masters: map[Ballot]NodeID{}, bench: o.bench, bugs: o.bugs, config: o.config}
+	c := &cluster{tb: tb, cut: map[[2]NodeID]bool{}, masters: map[Ballot]NodeID{}, bench: o.bench, bugs: o.bugs, config: o.config,
+		oneTickOnResume: o.oneTickOnResume}
 	if c.config == nil {
 		c.config = scriptConfig
 	}
@@ -136,7 +147,7 @@ func (c *cluster) node(id NodeID) *tnode { return c.nodes[id-1] }
 
 // boot starts nd from its disk, the way a node process does after a crash.
 func (c *cluster) boot(nd *tnode) {
-	hs := HardState{Promise: nd.promise, Entries: slices.Clone(nd.log), Committed: nd.committed}
+	hs := HardState{Promise: nd.promise, Entries: slices.Clone(nd.log), Committed: nd.committed, Membership: nd.membership}
 	cfg := c.config(nd.id, c.members, nd.rand)
 	cfg.bugs = c.bugs
 	r, err := New(cfg, hs)
@@ -217,13 +228,25 @@ func (c *cluster) tick(n int, ids ...NodeID) {
 	for i := 0; i < n; i++ {
 		c.now++
 		for _, id := range ids {
-			if nd := c.node(id); nd.up {
+			if nd := c.node(id); nd.up && !nd.paused {
 				nd.r.Tick()
 			}
 		}
 		c.run()
 	}
 	c.endStep()
+}
+
+// tickUntil ticks every live replica, one tick at a time, until done holds,
+// failing the test after limit ticks.
+func (c *cluster) tickUntil(limit int, done func() bool) {
+	c.tb.Helper()
+	for i := 0; !done(); i++ {
+		if i == limit {
+			c.tb.Fatalf("not reached after %d ticks", limit)
+		}
+		c.tick(1)
+	}
 }
 
 // deliver lets the network run until no message is in flight.
@@ -296,6 +319,50 @@ func (c *cluster) restart(id NodeID) {
 	nd := c.node(id)
 	c.action("restart %d (disk: promise=%s, %d log records, committed=%d)", id, fmtBallot(nd.promise), len(nd.log), nd.committed)
 	c.boot(nd)
+	c.endStep()
+}
+
+// wipe crashes replica id and empties its data directory; it comes back
+// (restart) as a learner, as a node on a wiped directory finds it is once
+// its peers answer that the cluster is not new.
+func (c *cluster) wipe(id NodeID) {
+	nd := c.node(id)
+	c.action("wipe %d", id)
+	nd.up, nd.r, nd.applied, nd.reads = false, nil, nil, nil
+	nd.promise, nd.log, nd.committed, nd.membership = Ballot{}, nil, 0, Learner
+	c.endStep()
+}
+
+// pause stops replica id's process (SIGSTOP): its clock runs on, but it
+// handles no tick and no message until resume.
+func (c *cluster) pause(id NodeID) {
+	nd := c.node(id)
+	c.action("pause %d", id)
+	nd.paused, nd.pausedAt = true, c.now
+}
+
+// resume runs replica id again: it is handed every tick that passed while
+// it was stopped, at once, before the messages that waited for it.
+func (c *cluster) resume(id NodeID) {
+	nd := c.node(id)
+	missed := c.now - nd.pausedAt
+	if c.oneTickOnResume {
+		missed = min(missed, 1)
+	}
+	c.action("resume %d (%d ticks passed)", id, c.now-nd.pausedAt)
+	nd.paused = false
+	nd.r.Elapse(missed)
+	c.queue = append(c.queue, nd.inbox...)
+	nd.inbox = nil
+	c.run()
+	c.endStep()
+}
+
+// connLost tells replica to that its connection from replica from closed.
+func (c *cluster) connLost(to, from NodeID) {
+	c.action("connection %d->%d closes", from, to)
+	c.node(to).r.PeerLost(from)
+	c.run()
 	c.endStep()
 }
 
@@ -375,7 +442,7 @@ func (c *cluster) run() {
 			c.queue, c.head = c.queue[:0], 0
 			busy := false
 			for _, nd := range c.nodes {
-				if nd.up && nd.r.HasReady() {
+				if nd.up && !nd.paused && nd.r.HasReady() {
 					busy = true
 					c.handleReady(nd)
 				}
@@ -414,6 +481,9 @@ func (c *cluster) deliverOne(m Message) {
 		why = "dropped: cut"
 	case !to.up:
 		why = fmt.Sprintf("dropped: %d down", m.To)
+	case to.paused:
+		why = fmt.Sprintf("waits: %d paused", m.To)
+		to.inbox = append(to.inbox, m)
 	}
 	if c.out != nil {
 		if why != "" {
@@ -449,6 +519,9 @@ func (c *cluster) handleReady(nd *tnode) {
 		c.queue = append(c.queue, rd.Messages...)
 		if rd.PromiseChanged {
 			nd.promise = rd.Promise
+		}
+		if rd.MembershipChanged {
+			nd.membership = rd.Membership
 		}
 		if !c.bench {
 			nd.log = append(nd.log, rd.Accepted...)
@@ -660,6 +733,12 @@ func (c *cluster) stateTable() string {
 		if ss.Role == Master && ss.Ready {
 			role = "master*"
 		}
+		if m := nd.r.learn.membership; m != Voter {
+			role += "/" + m.String()
+		}
+		if nd.paused {
+			role += " (paused)"
+		}
 		master, ballot := "-", "-"
 		if ss.Master != None {
 			master = fmt.Sprint(ss.Master)
@@ -832,15 +911,39 @@ type transcriptScenario struct {
 	name    string
 	nodes   int
 	offsets map[NodeID]int // election-timeout offsets other than 2*(id-1)
+	lease   bool           // replicas hold leases (leaseConfig)
 	title   string
 	run     func(c *cluster)
+}
+
+// options returns how to build the scenario's cluster.
+func (sc transcriptScenario) options() clusterOptions {
+	o := clusterOptions{nodes: sc.nodes, offsets: sc.offsets}
+	if sc.lease {
+		o.config = leaseConfig
+	}
+	return o
+}
+
+// leaseConfig is scriptConfig with the longest lease the drift bound
+// allows: 8 ticks, of an election timeout of 10.
+func leaseConfig(id NodeID, members []NodeID, rnd Rand) Config {
+	c := scriptConfig(id, members, rnd)
+	c.LeaseTicks = MaxLeaseTicks(c.ElectionTicks)
+	return c
 }
 
 func TestTranscript(t *testing.T) {
 	for _, sc := range transcriptScenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			c := newCluster(t, clusterOptions{nodes: sc.nodes, offsets: sc.offsets, transcript: true})
-			c.printf("# %s\n# %d replicas; heartbeat every 3 ticks; election timeout 10 ticks + offset (%s).\n", sc.title, sc.nodes, c.offsets())
+			o := sc.options()
+			o.transcript = true
+			c := newCluster(t, o)
+			lease := ""
+			if sc.lease {
+				lease = fmt.Sprintf("; lease %d ticks", MaxLeaseTicks(10))
+			}
+			c.printf("# %s\n# %d replicas; heartbeat every 3 ticks; election timeout 10 ticks + offset (%s)%s.\n", sc.title, sc.nodes, c.offsets(), lease)
 			c.printf("# A state table follows each step that changed something. master* = a master whose own no-op is\n")
 			c.printf("# chosen; \"above commit\" = slot:value@ballot held above the chosen prefix. A down replica shows\n")
 			c.printf("# its disk: the promise file, the committed hint and its log above it.\n")
@@ -889,7 +992,7 @@ func (r *recordTB) Fatalf(format string, args ...any) {
 }
 
 // runRecorded runs a scenario and returns the failures it reported.
-func runRecorded(parent testing.TB, sc transcriptScenario, b bugs) (failures []string) {
+func runRecorded(parent testing.TB, sc transcriptScenario, b bugs, oneTick bool) (failures []string) {
 	rec := &recordTB{TB: parent}
 	defer func() {
 		if v := recover(); v != nil {
@@ -899,7 +1002,9 @@ func runRecorded(parent testing.TB, sc transcriptScenario, b bugs) (failures []s
 		}
 		failures = rec.failures
 	}()
-	c := newCluster(rec, clusterOptions{nodes: sc.nodes, offsets: sc.offsets, bugs: b})
+	o := sc.options()
+	o.bugs, o.oneTickOnResume = b, oneTick
+	c := newCluster(rec, o)
 	sc.run(c)
 	return rec.failures
 }
@@ -916,16 +1021,22 @@ func TestTranscriptChecksBite(t *testing.T) {
 		scenario string
 		bug      string
 		bugs     bugs
+		oneTick  bool
 	}{
-		{"03_old_master_rejoins", "apply a value accepted under an older ballot", bugs{applyOlderBallot: true}},
-		{"09_read_index", "serve reads before the own no-op is chosen", bugs{serveBeforeNoop: true}},
-		{"09_read_index", "grant reads without a quorum round", bugs{readWithoutQuorum: true}},
+		{"03_old_master_rejoins", "apply a value accepted under an older ballot", bugs{applyOlderBallot: true}, false},
+		{"09_read_index", "serve reads before the own no-op is chosen", bugs{serveBeforeNoop: true}, false},
+		{"09_read_index", "grant reads without a quorum round", bugs{readWithoutQuorum: true}, false},
+		{"11_paused_master", "one tick per wake-up", bugs{}, true},
+		{"12_forgotten_promise", "promote a learner at once, with the master's ballot", bugs{promoteEarly: true}, false},
+		{"13_late_timeout_now", "a TimeoutNow that forces an election whenever it arrives", bugs{looseTimeoutNow: true}, false},
+		{"14_early_election_margin", "stop being sticky after exactly the lease", bugs{earlyNoMargin: true}, false},
+		{"15_stale_fetch_commit", "read a fetched commit index under the ballot followed", bugs{fetchCommit: true}, false},
 	} {
 		t.Run(tc.scenario+"/"+tc.bug, func(t *testing.T) {
-			if failures := runRecorded(t, byName[tc.scenario], bugs{}); len(failures) != 0 {
+			if failures := runRecorded(t, byName[tc.scenario], bugs{}, false); len(failures) != 0 {
 				t.Fatalf("fails without the bug: %v", failures)
 			}
-			failures := runRecorded(t, byName[tc.scenario], tc.bugs)
+			failures := runRecorded(t, byName[tc.scenario], tc.bugs, tc.oneTick)
 			if len(failures) == 0 {
 				t.Fatalf("planted bug %q: the scenario's checks all passed", tc.bug)
 			}
@@ -985,6 +1096,236 @@ var transcriptScenarios = []transcriptScenario{
 		title: "Trap 4: read indexes wait for the master's own no-op and a quorum heartbeat round, at the commit index of the moment asked."},
 	{name: "10_stickiness", nodes: 3, run: scenarioStickiness,
 		title: "Stickiness: a replica cut off and back cannot depose a healthy master; no ballot rises on the others."},
+	{name: "11_paused_master", nodes: 3, lease: true, run: scenarioPausedMaster,
+		title: "Trap 8: a master paused past its lease wakes up older, with no lease, and serves no stale read."},
+	{name: "12_forgotten_promise", nodes: 5, offsets: map[NodeID]int{1: 0, 2: 2, 3: 4, 4: 6, 5: 9}, run: scenarioForgottenPromise,
+		title: "Trap 7: a wiped replica votes again only above any promise it may have forgotten; a phase 1 that counted that promise cannot override a value it helped choose."},
+	{name: "13_late_timeout_now", nodes: 3, lease: true, run: scenarioLateTimeoutNow,
+		title: "Trap 9: a TimeoutNow that arrives after its handover was abandoned forces no election while the master holds a lease again."},
+	{name: "14_early_election_margin", nodes: 3, lease: true, run: scenarioEarlyElectionMargin,
+		title: "The early election after a lost connection waits out the master's lease on the slowest clock the drift bound allows."},
+	{name: "15_stale_fetch_commit", nodes: 5, run: scenarioStaleFetchCommit,
+		title: "Trap 1 again: a replica following a stale master, after a late message, fetches from it; the fetch answer's commit index speaks of the new master's ballot and does not make the stale values chosen."},
+}
+
+// scenarioPausedMaster is issue 12.1: a master stopped past its lease.
+func scenarioPausedMaster(c *cluster) {
+	c.setup("node 1 elected at 2.1, its no-op chosen everywhere, a lease from its last heartbeat round", func() {
+		c.electFirst()
+		c.tick(3)
+	})
+	c.note("A lease read at the master is granted at once.")
+	c.readIndex(1, 1)
+	c.deliver()
+	c.expectRead(1, 1, 1)
+
+	c.note("The master's process stops (SIGSTOP, a VM stall). The others elect node 2, which chooses w; its\n# Accepts and heartbeats to node 1 wait in node 1's socket.")
+	c.pause(1)
+	c.tick(14, 2, 3)
+	c.expectRole(2, Master)
+	c.mustPropose(2, "w")
+	c.deliver()
+	c.expectApplied(2, "noop noop w")
+
+	c.note("Node 1 is cut off from the others, then runs again. It is handed the 14 ticks it missed first: its\n# lease ran out and its quorum did not answer, so it is no master serving reads alone. A read there is\n# not granted, so it cannot miss w.")
+	c.isolate(1)
+	c.resume(1)
+	c.readIndex(1, 2)
+	c.deliver()
+	if rs, ok := c.node(1).reads[2]; ok && !rs.Failed {
+		c.tb.Errorf("node 1 granted a read at index %d after being paused past its lease; w was chosen at slot 3", rs.Index)
+	}
+	c.expectRole(1, Follower)
+}
+
+// scenarioForgottenPromise is issue 12.3: a wiped replica's forgotten
+// promise, counted by a phase 1 that completes after the replica voted
+// again. Handovers start the campaigns at once, so the whole story fits in
+// one candidate's election timeout.
+func scenarioForgottenPromise(c *cluster) {
+	c.setup("node 1 elected at 2.1, its no-op chosen everywhere", c.electFirst)
+
+	c.note("Node 5 once saw round 50 (a probe of node 2 that reached nobody else; the answer to it is lost).\n# u goes to slot 2 and reaches node 5 only, so node 5 is the most caught-up follower; node 1 hands over\n# to it. Node 5 campaigns at once at 51.5. Its Prepare reaches node 3, which promises; the one to node 4\n# is delayed in the network; the others are lost, as is everything else node 5 sends nodes 2 and 4.")
+	c.hold("Prepare 5->4", msgIs(MsgPrepare, 5, 4))
+	c.drop("5->2, 5->4, Prepare 5->1", func(m Message) bool {
+		return m.From == 5 && (m.To == 2 || m.To == 4 || (m.To == 1 && m.Type == MsgPrepare))
+	})
+	c.inject(Message{Type: MsgPrePrepare, From: 2, To: 5, Ballot: Ballot{Round: 50, Node: 2}})
+	sendingU := true
+	c.drop("Accepts to 2, 3, 4 while u goes out", func(m Message) bool { return sendingU && m.Type == MsgAccept && m.To != 5 })
+	c.mustPropose(1, "u")
+	c.deliver()
+	sendingU = false
+	if to, err := c.node(1).r.TransferMastership(); err != nil || to != 5 {
+		c.tb.Fatalf("handover to %d (%v), want 5", to, err)
+	}
+	c.deliver()
+	if p := c.node(3).r.Promise(); p != (Ballot{Round: 51, Node: 5}) {
+		c.tb.Fatalf("node 3 promised %v, want 51.5", p)
+	}
+
+	c.note("Node 5's process stalls with two promises of five (its own and node 3's). Node 3's disk is wiped; it\n# restarts as a learner, with no memory of promising 51.5.")
+	c.pause(5)
+	c.wipe(3)
+	c.restart(3)
+
+	c.note("Node 1 gives the handover up after an election timeout and hands over to node 2, which is elected by\n# nodes 2, 1 and 4 at a ballot far below 51.5: none of them saw round 50.")
+	c.unfilter()
+	c.tick(10)
+	if to, err := c.node(1).r.TransferMastership(); err != nil || to != 2 {
+		c.tb.Fatalf("handover to %d (%v), want 2", to, err)
+	}
+	c.deliver()
+	c.tickUntil(5, func() bool { return c.node(2).r.isReady() })
+
+	c.note("v goes to node 2; its Accept to node 4 is held, so v is chosen only if node 3 votes for it.")
+	c.hold("Accept 2->4", msgIs(MsgAccept, 2, 4))
+	c.mustPropose(2, "v")
+	c.deliver()
+
+	c.note("Node 4 loses its connection to node 2 and is cut off from it; a tick later the late Prepare(51.5)\n# reaches it and it promises. Node 5 runs again, its candidacy still alive, with the promises of nodes 3 (forgotten) and 4.")
+	c.partition([]NodeID{2}, []NodeID{4})
+	c.connLost(4, 2)
+	c.tick(1, 4)
+	c.release()
+	c.resume(5)
+	c.heal()
+	c.unfilter()
+	c.note("Whatever each replica chose, they all apply the same values (each step checks it).")
+	c.tick(12)
+	c.tick(12)
+	c.tick(12)
+}
+
+// scenarioLateTimeoutNow is issue 12.4.
+func scenarioLateTimeoutNow(c *cluster) {
+	c.setup("node 1 elected at 2.1, its no-op chosen everywhere, with a lease", func() {
+		c.electFirst()
+		c.tick(3)
+	})
+	c.note("Node 1 hands over to node 2, but the TimeoutNow is delayed in the network. After an election timeout\n# the master gives up and serves again; its next heartbeat round, which names no handover, gives it a\n# lease again.")
+	c.hold("TimeoutNow", func(m Message) bool { return m.Type == MsgTimeoutNow })
+	if _, err := c.node(1).r.TransferMastership(); err != nil {
+		c.tb.Fatalf("transfer: %v", err)
+	}
+	c.tick(10)
+	c.tick(3)
+	c.readIndex(1, 1)
+	c.deliver()
+	c.expectRead(1, 1, 1)
+
+	c.note("The master stops hearing its followers (one-way cut), and the late TimeoutNow reaches node 2.")
+	c.drop("2->1 and 3->1", func(m Message) bool { return m.To == 1 })
+	c.release()
+	if c.node(2).r.role == Master {
+		c.mustPropose(2, "w")
+		c.deliver()
+	}
+	c.note("A lease read at node 1 now must not miss anything node 2 chose.")
+	c.readIndex(1, 2)
+	c.deliver()
+	rs, ok := c.node(1).reads[2]
+	if ok && !rs.Failed {
+		for _, id := range []NodeID{2, 3} {
+			if n := len(c.node(id).applied); uint64(n) > rs.Index && valueList(c.node(id).applied[rs.Index:]) != "" {
+				c.tb.Errorf("node 1 granted a lease read at %d while node %d applied %q past it", rs.Index, id, valueList(c.node(id).applied[rs.Index:]))
+			}
+		}
+	}
+	c.expectRole(2, Follower)
+}
+
+// scenarioEarlyElectionMargin is issue 12.9: clocks apart within the bound.
+func scenarioEarlyElectionMargin(c *cluster) {
+	c.setup("node 1 elected at 2.1, its no-op chosen everywhere", c.electFirst)
+	c.note("A heartbeat round gives node 1 a lease of 8 ticks on its own clock, from when it sent the round.")
+	c.tick(3)
+	c.note("Node 1's connections close and it is cut off, still serving reads. Its clock runs a tick behind the\n# followers' (drift and the phase of their ticks). The followers, which saw the connections close,\n# campaign once they are sure its lease is over: %d ticks on their clocks, not 8.", c.node(2).r.cfg.leaseOutlived())
+	c.node(2).rand.off, c.node(3).rand.off = 0, 1
+	c.isolate(1)
+	c.connLost(2, 1)
+	c.connLost(3, 1)
+	ctx := uint64(0)
+	for i := 1; i <= 12; i++ {
+		c.tick(1, 2, 3)
+		if i > 1 {
+			c.tick(1, 1)
+		}
+		var fresh *tnode
+		for _, id := range []NodeID{2, 3} {
+			if nd := c.node(id); nd.r.isReady() && len(nd.applied) < 3 {
+				fresh = nd
+			}
+		}
+		if fresh == nil {
+			continue
+		}
+		c.mustPropose(fresh.id, "w")
+		c.deliver()
+		ctx++
+		c.readIndex(1, ctx)
+		c.deliver()
+		if rs, ok := c.node(1).reads[ctx]; ok && !rs.Failed && uint64(len(fresh.applied)) > rs.Index {
+			c.tb.Errorf("node 1 granted a lease read at %d while node %d applied %q past it", rs.Index, fresh.id, valueList(fresh.applied[rs.Index:]))
+		}
+		break
+	}
+	if ctx == 0 {
+		c.tb.Errorf("no new master was elected")
+	}
+}
+
+// scenarioStaleFetchCommit is the bug the simulator found (seed 8702 of the
+// first real-world sweep).
+func scenarioStaleFetchCommit(c *cluster) {
+	c.setup("node 1 elected at 2.1, its no-op chosen everywhere", c.electFirst)
+	c.note("Node 1 proposes x2..x12 (slots 2..12) and y at slot 13. Everything node 1 sends node 3 is delayed in\n# the network, and the Accepts of slots 2..9 to it are lost; nodes 2, 4, 5 miss the Accept for slot 13.\n# Slots 2..12 are chosen by nodes 1, 2, 4, 5; y is held by node 1 only.")
+	c.drop("Accepts of slots 2..9 to 3", func(m Message) bool {
+		return m.Type == MsgAccept && m.To == 3 && len(m.Entries) > 0 && m.Entries[0].Slot <= 9
+	})
+	c.drop("Accept of slot 13 to 2, 4, 5", func(m Message) bool {
+		return m.Type == MsgAccept && m.To != 3 && len(m.Entries) > 0 && m.Entries[len(m.Entries)-1].Slot >= 13
+	})
+	c.hold("1->3", func(m Message) bool { return m.From == 1 && m.To == 3 })
+	var xs []string
+	for i := 2; i <= 12; i++ {
+		xs = append(xs, fmt.Sprintf("x%d", i))
+	}
+	c.proposeEach(1, xs...)
+	c.deliver()
+	c.mustPropose(1, "y")
+	c.deliver()
+	c.tick(3)
+	c.expectCommit(1, 12)
+
+	c.note("Node 1 is cut off. Nodes 2, 4 and 5 elect node 2, which fills slot 13 with its no-op. Node 3 is cut off\n# from them too.")
+	c.unfilter()
+	c.partition([]NodeID{1, 3}, []NodeID{2, 4, 5})
+	c.partition([]NodeID{1}, []NodeID{3})
+	c.tick(14, 2, 4, 5)
+	c.expectRole(2, Master)
+	c.tick(3, 2, 4, 5)
+	c.expectCommit(2, 13)
+
+	c.note("Node 1 rejoins and follows node 2: it fetches slot 13 and takes the no-op (commit 13).")
+	c.heal()
+	c.partition([]NodeID{3}, []NodeID{2, 4, 5})
+	c.tick(3, 1, 2, 4, 5)
+	c.expectCommit(1, 13)
+
+	c.note("What node 1 sent node 3 long ago arrives: Accepts at 2.1 for slots 10..13 (y among them) and heartbeats\n# with commit 12. Node 3 follows node 1 at 2.1, lacks slots 2..9 and fetches them from node 1, whose\n# answer says commit 13, for node 2's ballot. Slot 13 holds y at 2.1 on node 3: not chosen, never applied.")
+	c.release()
+	c.deliver()
+	for _, e := range c.node(3).applied {
+		if fmtValue(e.Value) == "y" {
+			c.tb.Errorf("node 3 applied y at slot %d, which was never chosen", e.Slot)
+		}
+	}
+	c.heal()
+	c.tick(6)
+	for _, id := range c.members {
+		c.expectApplied(id, "noop "+strings.Join(xs, " ")+" noop")
+	}
 }
 
 func scenarioFirstElection(c *cluster) {
@@ -1265,7 +1606,7 @@ func scenarioCatchUp(c *cluster) {
 	c.note("The Accepts flow again: the master's next resend tells it node 3 holds everything.")
 	c.unfilter()
 	c.tick(3)
-	if pr := c.node(1).r.prs[3]; pr.match != 21 {
+	if pr := c.node(1).r.lead.prs[3]; pr.match != 21 {
 		c.tb.Errorf("master's match for node 3 is %d, want 21", pr.match)
 	}
 }

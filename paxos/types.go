@@ -113,44 +113,57 @@ func (t MsgType) String() string {
 //
 //	PrePrepare   Ballot: the ballot the sender would prepare
 //	PrePromise   Reject: no; Hint: the responder's promise
-//	Prepare      Ballot; Slot: first slot the sender has not seen chosen
+//	Prepare      Ballot; Slot: first slot the sender has not seen chosen;
+//	             Token: the addressee's promotion token, if it is a learner
+//	             that asked for a phase 1 (see Learner); Force + Token: the
+//	             sender campaigns because the master handed over to it, and
+//	             Token names that handover
 //	Promise      Ballot; Entries: every accepted entry at or after Slot;
-//	             Commit: the responder's chosen prefix; Reject + Hint
+//	             Commit: the responder's chosen prefix; Index: its first held
+//	             slot; Reject + Hint
 //	Accept       Ballot; Entries; Commit: master's chosen prefix
 //	Accepted     Ballot; Slot..Index: the range accepted; Reject + Hint
-//	Heartbeat    Ballot; Commit; Context: read round
+//	Heartbeat    Ballot; Commit; Context: the round; Index: the master's
+//	             no-op slot; Transfer + Token: the handover under way, if any
 //	HeartbeatResp Ballot; Context: the round echoed; Reject + Hint
 //	ReadIndex    Context: the requester's read id
 //	ReadIndexResp Context; Index: the read index; Reject if refused
 //	Fetch        Slot: first chosen slot wanted
-//	FetchResp    Entries: chosen entries (Ballot = the ballot that chose
-//	             them); Commit: the sender's chosen prefix; Reject: the
+//	FetchResp    Entries: chosen entries; Commit: the sender's chosen
+//	             prefix (under whatever ballot it follows now); Reject: the
 //	             slots were compacted (Index: the sender's first held slot)
-//	TimeoutNow   the master hands over: campaign now
+//	TimeoutNow   the master hands over: campaign now; Ballot: the master's;
+//	             Token: the handover
 //	Probe        sent by a replica that started on an empty directory
 //	ProbeResp    Reject: the responder is not fresh (it has promised or
 //	             accepted something)
 //
 // Learner is set on HeartbeatResp by a replica that may not vote yet; its
-// Hint is then the newest ballot whose Prepare it refused. Force is set on
-// the Prepare of a replica the master handed over to: acceptors grant it
-// despite stickiness, since the master gave up its lease first.
+// Hint is then the newest ballot whose Prepare carrying its token it
+// refused, and Token its promotion token (0 while it still waits out
+// promises it may have given before it lost its state).
+//
+// Ballot.Node is the sender for the messages a proposer sends at its own
+// ballot (PrePrepare, Prepare, Accept, Heartbeat, TimeoutNow) and the
+// addressee for the answers to them; Step drops anything else.
 type Message struct {
 	_msgpack struct{} `msgpack:",as_array"` //lint:ignore U1000 tells msgpack to encode as an array
 
-	Type    MsgType
-	From    NodeID
-	To      NodeID
-	Ballot  Ballot
-	Slot    uint64
-	Index   uint64
-	Commit  uint64
-	Context uint64
-	Reject  bool
-	Hint    Ballot
-	Entries []Entry
-	Learner bool
-	Force   bool
+	Type     MsgType
+	From     NodeID
+	To       NodeID
+	Ballot   Ballot
+	Slot     uint64
+	Index    uint64
+	Commit   uint64
+	Context  uint64
+	Reject   bool
+	Hint     Ballot
+	Entries  []Entry
+	Learner  bool
+	Force    bool
+	Transfer NodeID
+	Token    uint64
 }
 
 // Role is what a replica currently does.

@@ -6,7 +6,8 @@
 // the other helpers take the data directory:
 //
 //	<dir>/IDENTITY                       cluster id and node id (CreateIdentity, CheckIdentity)
-//	<dir>/acceptor                       the promised ballot (WriteAcceptor, ReadAcceptor)
+//	<dir>/acceptor                       the promised ballot and membership (WriteAcceptor, ReadAcceptor)
+//	<dir>/log/SEGMENTS                   the segments the log holds (Open keeps it)
 //	<dir>/log/00000000000000000042.log   log segments (Open)
 //
 // # Log format, version 1

@@ -39,7 +39,7 @@ func Binary(t testing.TB) string {
 		binPath = filepath.Join(dir, "synod")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		args := []string{"build", "-o", binPath}
+		args := []string{"build", "-tags", "synodtest", "-o", binPath}
 		if raceEnabled {
 			args = append(args, "-race")
 		}

@@ -32,6 +32,11 @@ func (r *Replica) Elapse(n int) {
 	}
 	r.timer.now += n
 	r.timer.sinceMaster += n
+	if r.conf.removed {
+		r.conf.removedFor += n
+	} else {
+		r.conf.removedFor = 0
+	}
 	if r.role == Master {
 		if n > r.cfg.HeartbeatTicks {
 			r.lead.leaseUntil = 0
@@ -58,7 +63,7 @@ func (r *Replica) tickOthers(n int) {
 	case Learner:
 		r.maybeDrawToken()
 	}
-	if r.timer.electionElapsed >= r.timer.electionTimeout && r.learn.membership == Voter {
+	if r.timer.electionElapsed >= r.timer.electionTimeout && r.mayCampaign() {
 		r.campaign()
 	}
 }
@@ -83,13 +88,13 @@ func (r *Replica) tickMaster(n int) {
 		silent := n >= r.cfg.ElectionTicks
 		r.timer.quorumElapsed = 0
 		active := 1
-		for _, pr := range r.lead.prs {
-			if pr.active && !silent {
+		for id, pr := range r.lead.prs {
+			if pr.active && !silent && r.conf.cur.IsVoter(id) {
 				active++
 			}
 			pr.active = false
 		}
-		if active < r.quorum {
+		if active < r.conf.cur.Quorum() {
 			r.becomeFollower(None, Ballot{})
 			return
 		}
@@ -102,6 +107,10 @@ func (r *Replica) tickMaster(n int) {
 				pr.next = pr.match + 1
 			}
 			pr.progressed = false
+		}
+		if r.lead.rc.extending {
+			r.lead.rc.sent = nil // ask again: a Prepare may have been lost
+			r.maybeFinishExtension()
 		}
 		r.broadcastHeartbeat()
 	}

@@ -17,8 +17,14 @@ type Rand interface {
 type Config struct {
 	// ID is this replica's id; it must be one of Members.
 	ID NodeID
-	// Members lists every voting replica, this one included.
-	Members []NodeID
+	// Members lists the voters of the configuration the replica starts
+	// with, when its HardState holds none (a new cluster, or a replica
+	// joining one); Learners the members that do not vote; Addrs their
+	// addresses, carried in the configuration the first master writes at
+	// slot 1. The configuration then changes through the log.
+	Members  []NodeID
+	Learners []NodeID
+	Addrs    map[NodeID]string
 	// HeartbeatTicks is how often the master sends heartbeats.
 	HeartbeatTicks int
 	// ElectionTicks is the minimum election timeout; the actual timeout is
@@ -65,6 +71,7 @@ type bugs struct {
 	looseTimeoutNow    bool // (i) a TimeoutNow forces an election whenever it arrives; rounds sent during a handover renew the lease
 	earlyNoMargin      bool // (j) a follower that lost its master's connection stops being sticky after exactly the lease
 	fetchCommit        bool // (k) a FetchResp's commit index is read under the ballot of the master followed
+	configAtOnce       bool // (l) a configuration governs the slots after it at once, before it is chosen
 }
 
 // MaxDriftPercent is the clock drift the timing rules tolerate: every
@@ -125,6 +132,16 @@ func DefaultConfig() Config {
 	}
 }
 
+// configuration returns the configuration Members, Learners and Addrs make.
+func (c *Config) configuration() Configuration {
+	conf := NewConfiguration(c.Members, c.Addrs)
+	for _, id := range c.Learners {
+		conf.Members = append(conf.Members, Member{ID: id, Addr: c.Addrs[id]})
+	}
+	conf.sort()
+	return conf
+}
+
 // ErrInvalidConfig is returned by Validate for a Config that cannot work.
 var ErrInvalidConfig = errors.New("paxos: invalid config")
 
@@ -136,20 +153,11 @@ func (c *Config) Validate() error {
 	if c.ID == None {
 		return bad("id must not be 0")
 	}
-	found := false
-	seen := map[NodeID]bool{}
-	for _, m := range c.Members {
-		if m == None {
-			return bad("member id 0")
-		}
-		if seen[m] {
-			return bad("member %d listed twice", m)
-		}
-		seen[m] = true
-		found = found || m == c.ID
+	if err := c.configuration().Validate(); err != nil {
+		return bad("%v", err)
 	}
-	if !found {
-		return bad("id %d is not among members %v", c.ID, c.Members)
+	if _, ok := c.configuration().Member(c.ID); !ok {
+		return bad("id %d is not among members %v and learners %v", c.ID, c.Members, c.Learners)
 	}
 	if c.HeartbeatTicks <= 0 {
 		return bad("heartbeat ticks %d must be positive", c.HeartbeatTicks)

@@ -73,6 +73,8 @@ func stepMaster(r *Replica, m Message) {
 	switch m.Type {
 	case MsgAccepted:
 		r.handleAccepted(m)
+	case MsgPromise:
+		r.notePromiseOnMaster(m)
 	case MsgHeartbeatResp:
 		r.handleHeartbeatResp(m)
 	case MsgReadIndex:
@@ -86,7 +88,7 @@ func (r *Replica) campaign() {
 	r.cand.preGrants = map[NodeID]bool{r.id: true}
 	next := Ballot{Round: r.maxRound + 1, Node: r.id}
 	r.masterBallot = next
-	if len(r.cand.preGrants) >= r.quorum {
+	if votersIn(r, r.cand.preGrants) >= r.conf.cur.Quorum() {
 		r.prepare()
 		return
 	}
@@ -125,7 +127,7 @@ func (r *Replica) prepare() {
 	r.promiseChanged = true
 	from := r.committed + 1
 	r.cand.promises = map[NodeID]Message{r.id: {From: r.id, Ballot: b, Slot: from, Commit: r.committed, Entries: r.entriesFrom(from)}}
-	if len(r.cand.promises) >= r.quorum {
+	if votersIn(r, r.cand.promises) >= r.conf.cur.Quorum() {
 		r.becomeMaster()
 		return
 	}
@@ -144,15 +146,19 @@ func (r *Replica) prepare() {
 // sticky and would promise the ballot. It changes no state.
 func (r *Replica) handlePrePrepare(m Message) {
 	grant := !r.sticky() && r.promise.Less(m.Ballot) && r.learn.membership == Voter
-	r.send(Message{Type: MsgPrePromise, To: m.From, Ballot: m.Ballot, Reject: !grant, Hint: r.promise})
+	r.send(Message{Type: MsgPrePromise, To: m.From, Ballot: m.Ballot, Reject: !grant, Hint: r.promise, Commit: r.committed})
 }
 
 func (r *Replica) handlePrePromise(m Message) {
-	if r.cand.preparing || m.Ballot != r.masterBallot || m.Reject {
+	if r.cand.preparing || m.Ballot != r.masterBallot {
+		return
+	}
+	r.catchUpFrom(m)
+	if m.Reject {
 		return
 	}
 	r.cand.preGrants[m.From] = true
-	if len(r.cand.preGrants) >= r.quorum {
+	if votersIn(r, r.cand.preGrants) >= r.conf.cur.Quorum() {
 		r.prepare()
 	}
 }
@@ -162,11 +168,19 @@ func (r *Replica) handlePrepare(m Message) {
 		// A learner refuses, and remembers a phase 1 it took no part in:
 		// that is what lets it vote again.
 		r.learnerSawPrepare(m)
-		r.send(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Reject: true, Hint: r.promise})
+		r.send(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Reject: true, Hint: r.promise, Commit: r.committed})
+		return
+	}
+	if m.Ballot == r.promise && m.From == r.master && m.Ballot == r.masterBallot {
+		// The master asks again for the promise this replica gave it (or
+		// that its Accepts raised): the extension of its phase 1 to a new
+		// configuration. Saying it again changes nothing.
+		r.sendAfterPersist(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Slot: m.Slot,
+			Index: r.offset, Commit: r.committed, Entries: r.entriesFrom(m.Slot)})
 		return
 	}
 	if !r.promise.Less(m.Ballot) || (r.sticky() && m.From != r.master && !r.grantsForce(m)) {
-		r.send(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Reject: true, Hint: r.promise})
+		r.send(Message{Type: MsgPromise, To: m.From, Ballot: m.Ballot, Reject: true, Hint: r.promise, Commit: r.committed})
 		return
 	}
 	r.promise = m.Ballot
@@ -185,6 +199,7 @@ func (r *Replica) handlePromise(m Message) {
 		return
 	}
 	if m.Reject {
+		r.catchUpFrom(m)
 		if r.masterBallot.Less(m.Hint) {
 			r.becomeFollower(None, Ballot{})
 		}
@@ -199,8 +214,19 @@ func (r *Replica) handlePromise(m Message) {
 		return
 	}
 	r.cand.promises[m.From] = m
-	if len(r.cand.promises) >= r.quorum {
+	if votersIn(r, r.cand.promises) >= r.conf.cur.Quorum() {
 		r.becomeMaster()
+	}
+}
+
+// catchUpFrom fetches, on a candidate, the chosen slots an answer says its
+// sender holds beyond this replica's prefix: a configuration among them may
+// change the quorum the campaign needs (the members that chose it may be
+// gone, removed by it), and a candidate far behind wastes its campaign.
+func (r *Replica) catchUpFrom(m Message) {
+	if m.Commit > r.committed && r.fol.fetchWait == 0 {
+		r.fol.fetchWait = 2 * r.cfg.HeartbeatTicks
+		r.send(Message{Type: MsgFetch, To: m.From, Slot: r.committed + 1})
 	}
 }
 
@@ -211,42 +237,31 @@ func (r *Replica) handlePromise(m Message) {
 func (r *Replica) becomeMaster() {
 	from := r.committed + 1
 	best := map[uint64]Entry{}
+	promised := map[NodeID][]Entry{}
+	for id, p := range r.cand.promises {
+		mergeBest(best, p.Entries, from)
+		promised[id] = p.Entries
+	}
 	maxSlot := r.committed
-	for _, p := range r.cand.promises {
-		for _, e := range p.Entries {
-			if e.Slot < from {
-				continue
-			}
-			if cur, ok := best[e.Slot]; !ok || cur.Ballot.Less(e.Ballot) {
-				best[e.Slot] = e
-			}
-			if e.Slot > maxSlot {
-				maxSlot = e.Slot
-			}
-		}
+	for s := range best {
+		maxSlot = max(maxSlot, s)
 	}
 	r.reset(Master, r.id, r.masterBallot)
 	r.timer.heartbeatElapsed, r.timer.quorumElapsed, r.timer.sinceMaster = 0, 0, 0
 	r.lead.start = from
 	r.lead.selfMatch = from - 1
 	r.lead.lastSlot = from - 1
+	r.lead.rc.promised = promised
 	r.lead.prs = map[NodeID]*progress{}
 	for _, id := range r.others() {
 		r.lead.prs[id] = &progress{match: from - 1, next: from, active: true}
 	}
 	if from == 1 && maxSlot == 0 && r.cfg.LogMembers {
-		// A new log starts with the member list, so membership can later
+		// A new log starts with the configuration, so membership can
 		// change through the log and snapshots carry it.
-		r.appendOwn(r.configValue())
+		best[1] = Entry{Slot: 1, Value: r.conf.cur.Value()}
 	}
-	for s := from; s <= maxSlot; s++ {
-		v := Value{Kind: ValueNoop}
-		if e, ok := best[s]; ok {
-			v = e.Value
-		}
-		r.appendOwn(v)
-	}
-	r.lead.noopSlot = r.appendOwn(Value{Kind: ValueNoop})
+	r.repropose(from, best)
 	r.broadcastHeartbeat()
 }
 

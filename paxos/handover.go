@@ -26,13 +26,13 @@ type transferNote struct {
 // slot. If the target has not taken over within an election timeout, the
 // master serves again. It returns the target.
 func (r *Replica) TransferMastership() (NodeID, error) {
-	if r.role != Master {
+	if r.role != Master || r.inFlight() {
 		return None, ErrNotMaster
 	}
 	best, bestMatch := None, uint64(0)
-	for _, id := range r.others() {
+	for _, id := range r.conf.cur.Voters() {
 		pr := r.lead.prs[id]
-		if pr.learner || !pr.active {
+		if id == r.id || pr.learner || !pr.active {
 			continue
 		}
 		if best == None || pr.match > bestMatch {
@@ -83,7 +83,7 @@ func (r *Replica) noteTransfer(m Message) {
 // handleTimeoutNow starts the forced campaign of a handover to this
 // replica, if its master's newest heartbeat names that handover.
 func (r *Replica) handleTimeoutNow(m Message) {
-	if m.From != r.master || m.Ballot != r.masterBallot || r.learn.membership != Voter {
+	if m.From != r.master || m.Ballot != r.masterBallot || !r.mayCampaign() {
 		return
 	}
 	if !r.cfg.bugs.looseTimeoutNow && (m.Token == 0 || r.fol.transfer.to != r.id || r.fol.transfer.id != m.Token) {

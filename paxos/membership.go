@@ -1,7 +1,5 @@
 package paxos
 
-import "strconv"
-
 // This file owns who may vote. A replica on an empty directory is Fresh
 // until its peers tell it whether the cluster is new. A replica that lost
 // durable state (a wiped directory, a missing file, a repaired log) is a
@@ -69,7 +67,7 @@ func (r *Replica) handleProbeResp(m Message) {
 		r.learn.freshAcks = map[NodeID]bool{}
 	}
 	r.learn.freshAcks[m.From] = true
-	if len(r.learn.freshAcks) == len(r.cfg.Members)-1 {
+	if len(r.learn.freshAcks) == len(r.others()) {
 		r.setMembership(Voter)
 	}
 }
@@ -134,12 +132,23 @@ func (r *Replica) maybePromote() {
 	r.setMembership(Voter)
 }
 
-// configValue encodes the member list as a config value: one decimal id
-// per command, readable in the log.
-func (r *Replica) configValue() Value {
-	v := Value{Kind: ValueConfig}
-	for _, m := range r.cfg.Members {
-		v.Cmds = append(v.Cmds, strconv.AppendUint(nil, uint64(m), 10))
+// mayCampaign reports whether this replica may run for master: a voter of
+// the configuration in force that has not lost state it needs, and that has
+// caught up to the slot that chose that configuration (a replica that
+// joined knows its configuration before it holds the slots before it, and
+// those slots are governed by older ones).
+func (r *Replica) mayCampaign() bool {
+	return r.learn.membership == Voter && r.conf.cur.IsVoter(r.id) && !r.conf.removed && r.committed >= r.conf.curSlot
+}
+
+// votersIn counts the voters of the configuration in force among set's
+// keys: only their promises and grants count.
+func votersIn[V any](r *Replica, set map[NodeID]V) int {
+	n := 0
+	for id := range set {
+		if r.conf.cur.IsVoter(id) {
+			n++
+		}
 	}
-	return v
+	return n
 }

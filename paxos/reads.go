@@ -42,7 +42,7 @@ type forwardedRead struct {
 
 // isReady reports whether this replica is a master whose own no-op is chosen.
 func (r *Replica) isReady() bool {
-	return r.role == Master && (r.committed >= r.lead.noopSlot || r.cfg.bugs.serveBeforeNoop)
+	return r.role == Master && ((r.lead.noopSlot != 0 && r.committed >= r.lead.noopSlot) || r.cfg.bugs.serveBeforeNoop)
 }
 
 // ReadIndex asks for a read index under context, answered in a later Ready's
@@ -124,7 +124,7 @@ func (r *Replica) addRead(from NodeID, context uint64) {
 		r.answerRead(from, context, 0, true)
 		return
 	}
-	if r.cfg.bugs.readWithoutQuorum || r.quorum == 1 || r.leaseValid() {
+	if r.cfg.bugs.readWithoutQuorum || (len(r.conf.cur.Voters()) == 1 && !r.inFlight()) || r.leaseValid() {
 		r.answerRead(from, context, r.committed, false)
 		return
 	}
@@ -139,7 +139,7 @@ func (r *Replica) addRead(from NodeID, context uint64) {
 // refuses other candidates for longer than that on any clock within the
 // drift bound.
 func (r *Replica) leaseValid() bool {
-	return r.cfg.LeaseTicks > 0 && r.isReady() && r.lead.transferTo == None && r.timer.now < r.lead.leaseUntil
+	return r.cfg.LeaseTicks > 0 && r.isReady() && r.lead.transferTo == None && !r.inFlight() && r.timer.now < r.lead.leaseUntil
 }
 
 // broadcastHeartbeat starts a heartbeat round: followers echo the round, and
@@ -163,12 +163,16 @@ func (r *Replica) broadcastHeartbeat() {
 // lease from when that round was sent (trap 5), and grants the reads it
 // covers.
 func (r *Replica) maybeConfirm() {
-	vals := append(r.scratch[:0], r.lead.round)
-	for _, pr := range r.lead.prs {
-		vals = append(vals, pr.readRound)
+	// A majority of the configuration in force confirms, and while a change
+	// is under way a majority of the other one too.
+	readRound := func(pr *progress) uint64 { return pr.readRound }
+	q := r.quorumOver(r.conf.cur, readRound, r.lead.round)
+	if p := r.lead.rc.pending; p != nil {
+		q = min(q, r.quorumOver(*p, readRound, r.lead.round))
 	}
-	q := quorumValue(vals, r.quorum)
-	r.scratch = vals
+	if r.lead.rc.extending {
+		q = min(q, r.quorumOver(r.lead.rc.prev, readRound, r.lead.round))
+	}
 	if q <= r.lead.confirmed {
 		return
 	}
@@ -186,7 +190,7 @@ func (r *Replica) maybeConfirm() {
 	if r.cfg.bugs.looseTimeoutNow {
 		transfer = false
 	}
-	if until := sentAt + r.cfg.LeaseTicks; found && !transfer && r.lead.transferTo == None && until > r.lead.leaseUntil {
+	if until := sentAt + r.cfg.LeaseTicks; found && !transfer && r.lead.transferTo == None && !r.inFlight() && until > r.lead.leaseUntil {
 		r.lead.leaseUntil = until
 	}
 	kept := r.lead.pendingReads[:0]

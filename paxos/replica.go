@@ -51,9 +51,8 @@ type stepFunc func(r *Replica, m Message)
 
 // Replica is one member's Paxos state. It is not safe for concurrent use.
 type Replica struct {
-	cfg    Config
-	id     NodeID
-	quorum int
+	cfg Config
+	id  NodeID
 
 	// Acceptor state: what the disk holds.
 	promise   Ballot
@@ -75,6 +74,7 @@ type Replica struct {
 	fol   following   // replication.go, handover.go: a follower's view of its master
 	learn learning    // membership.go: fresh and learner state
 	ri    readIndexes // reads.go: reads forwarded to the master
+	conf  confState   // reconfig.go: the configuration in force
 
 	scratch []uint64 // for quorum computations
 
@@ -98,7 +98,6 @@ func New(cfg Config, hs HardState) (*Replica, error) {
 	r := &Replica{
 		cfg:       cfg,
 		id:        cfg.ID,
-		quorum:    len(cfg.Members)/2 + 1,
 		promise:   hs.Promise,
 		offset:    hs.Applied + 1, // a snapshot covers everything up to Applied
 		committed: hs.Committed,
@@ -130,6 +129,16 @@ func New(cfg Config, hs HardState) (*Replica, error) {
 	if r.delivered > r.committed {
 		r.committed = r.delivered
 	}
+	// The configuration in force: the snapshot's, or the one given, then
+	// every configuration among the chosen slots held.
+	r.conf.cur, r.conf.curSlot = cfg.configuration(), 0
+	if len(hs.Config.Members) > 0 {
+		r.conf.cur, r.conf.curSlot = hs.Config, hs.ConfigSlot
+	}
+	r.conf.scanned = hs.Applied
+	r.scanConfigs()
+	_, member := r.conf.cur.Member(r.id)
+	r.conf.removed = !member
 	r.maxRound = r.promise.Round
 	r.learn.membership = hs.Membership
 	if cfg.bugs.wipedVotes && r.learn.membership != Voter {
@@ -168,7 +177,8 @@ func (r *Replica) Committed() uint64 { return r.committed }
 func (r *Replica) Promise() Ballot { return r.promise }
 
 func (r *Replica) softState() SoftState {
-	return SoftState{Role: r.role, Master: r.master, Ballot: r.masterBallot, Ready: r.isReady(), Transfer: r.lead.transferTo}
+	return SoftState{Role: r.role, Master: r.master, Ballot: r.masterBallot, Ready: r.isReady(), Transfer: r.lead.transferTo,
+		Removed: r.conf.removed && r.conf.removedFor >= removalGrace(r.cfg), ConfigSlot: r.conf.curSlot}
 }
 
 func (r *Replica) send(m Message) {
@@ -181,17 +191,12 @@ func (r *Replica) sendAfterPersist(m Message) {
 	r.msgsAfter = append(r.msgsAfter, m)
 }
 
+// others returns every member this replica talks to, itself excluded.
 func (r *Replica) others() []NodeID {
-	out := make([]NodeID, 0, len(r.cfg.Members)-1)
-	for _, m := range r.cfg.Members {
-		if m != r.id {
-			out = append(out, m)
-		}
-	}
-	return out
+	return slices.DeleteFunc(r.members(), func(id NodeID) bool { return id == r.id })
 }
 
-func (r *Replica) isMember(id NodeID) bool { return slices.Contains(r.cfg.Members, id) }
+func (r *Replica) isMember(id NodeID) bool { return slices.Contains(r.members(), id) }
 
 func (r *Replica) seeRound(b Ballot) {
 	if b.Round > r.maxRound {

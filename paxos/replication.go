@@ -20,6 +20,7 @@ type progress struct {
 	active     bool   // heard from within the current check-quorum window
 	readRound  uint64 // highest read round acknowledged
 	learner    bool   // it may not vote yet: send it no Accepts
+	heard      bool   // it answered under this ballot, so learner is known
 }
 
 // mastership is a master's state: its followers and its proposals, its
@@ -40,6 +41,8 @@ type mastership struct {
 	transferTo      NodeID // handing over to this follower; None if not
 	transferElapsed int
 	transferID      uint64 // handovers started under this ballot; names the current one
+
+	rc reconfig // a membership change under way (reconfig.go)
 }
 
 // following is a follower's view of the master it follows.
@@ -60,6 +63,9 @@ func (r *Replica) Propose(cmds [][]byte) (uint64, error) {
 	}
 	if r.role != Master || r.lead.transferTo != None {
 		return 0, ErrNotMaster
+	}
+	if r.inFlight() && !r.cfg.bugs.configAtOnce {
+		return 0, ErrReconfiguring
 	}
 	if r.lead.lastSlot-r.committed >= uint64(r.cfg.MaxUncommitted) {
 		return 0, ErrBusy
@@ -209,6 +215,7 @@ func (r *Replica) learnCommit(commit uint64) {
 		st.chosen = true
 		r.committed++
 	}
+	r.scanConfigs()
 	if r.committed < r.fol.masterCommit && r.fol.fetchWait == 0 && r.master != None {
 		r.fol.fetchWait = 2 * r.cfg.HeartbeatTicks
 		r.send(Message{Type: MsgFetch, To: r.master, Slot: r.committed + 1})
@@ -229,6 +236,7 @@ func (r *Replica) answerToMaster(m Message) *progress {
 	if pr == nil || m.Ballot != r.masterBallot {
 		return nil
 	}
+	pr.heard = true
 	return pr
 }
 
@@ -256,13 +264,14 @@ func (r *Replica) handleAccepted(m Message) {
 // maybeCommit advances the chosen prefix to the highest slot a quorum
 // (the master counting itself only once persisted) accepted under its
 // ballot, and reports whether it moved.
+// Every slot above the chosen prefix is governed by the configuration in
+// force: nothing is proposed after a configuration slot until it is chosen
+// (RECONFIG.md).
 func (r *Replica) maybeCommit() bool {
-	vals := append(r.scratch[:0], r.lead.selfMatch)
-	for _, pr := range r.lead.prs {
-		vals = append(vals, pr.match)
+	q := r.quorumOver(r.conf.cur, func(pr *progress) uint64 { return pr.match }, r.lead.selfMatch)
+	if p := r.lead.rc.pending; p != nil {
+		q = min(q, r.lead.rc.pendingSlot) // the pipeline is drained there
 	}
-	q := quorumValue(vals, r.quorum)
-	r.scratch = vals
 	if q <= r.committed {
 		return false
 	}
@@ -270,6 +279,7 @@ func (r *Replica) maybeCommit() bool {
 		r.slot(s, false).chosen = true
 	}
 	r.committed = q
+	r.scanConfigs()
 	return true
 }
 
@@ -294,6 +304,11 @@ func (r *Replica) handleFetch(m Message) {
 // speaks of that master's ballot, not of the values this replica holds
 // under the ballot it follows.
 func (r *Replica) handleFetchResp(m Message) {
+	if r.role == Master {
+		// A master's chosen prefix moves with its own quorum only; this
+		// answers a fetch it sent before it took office.
+		return
+	}
 	if m.Reject {
 		if m.Index > r.committed+1 {
 			r.needSnapshot = m.From
@@ -332,6 +347,7 @@ func (r *Replica) handleFetchResp(m Message) {
 		// cannot multiply fetches.
 		r.fol.fetchWait = 0
 	}
+	r.scanConfigs()
 	if r.role == Follower {
 		r.learnCommit(0)
 	}
@@ -353,10 +369,19 @@ func (r *Replica) Compact(slot uint64) {
 // RestoreSnapshot tells the replica the application installed a snapshot
 // of every slot up to slot. A snapshot never rolls a replica back: one at
 // or below the chosen prefix is ignored and RestoreSnapshot returns false.
-func (r *Replica) RestoreSnapshot(slot uint64) bool {
+//
+// conf is the configuration in force at slot and confSlot the slot that
+// chose it (0 if the snapshot holds the one the cluster started with).
+func (r *Replica) RestoreSnapshot(slot uint64, conf Configuration, confSlot uint64) bool {
 	if slot <= r.committed {
 		return false
 	}
+	if len(conf.Members) > 0 && confSlot >= r.conf.curSlot {
+		r.conf.cur, r.conf.curSlot = conf, confSlot
+		_, member := conf.Member(r.id)
+		r.conf.removed = !member
+	}
+	r.conf.scanned = slot
 	if slot+1 >= r.offset+uint64(len(r.log)) {
 		r.log = r.log[:0]
 	} else {

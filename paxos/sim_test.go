@@ -1,10 +1,12 @@
 package paxos
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -65,6 +67,7 @@ type simOptions struct {
 	healRate    float64 // heal the partition
 	stallRate   float64 // per live node: the process stops
 	resetRate   float64 // a connection closes without a crash
+	reconfRate  float64 // the master changes the membership: adds, promotes, removes a replica
 	drift       int     // clock rates are drawn in [1000-drift, 1000+drift] per mille
 	diskDelay   int     // steps from a Ready's write to its fsync, at most
 	fsyncFail   float64 // per fsync
@@ -174,15 +177,24 @@ func simOptionsFor(seed uint64) simOptions {
 	if rng.IntN(3) == 0 {
 		o.rotRate = rng.Float64() * 0.3
 	}
+	if rng.IntN(3) == 0 {
+		o.reconfRate = 0.005 + rng.Float64()*0.03
+	}
 	return o
 }
 
 // simConfig shortens the timeouts so a run covers many elections, unless
 // the seed runs with the node's own timing. The lease keeps the drift
 // margin Validate asks for.
-func (o *simOptions) config(id NodeID, members []NodeID, rng *rand.Rand) Config {
+func (o *simOptions) config(id NodeID, conf Configuration, rng *rand.Rand) Config {
+	var learners []NodeID
+	for _, m := range conf.Members {
+		if !m.Voter {
+			learners = append(learners, m.ID)
+		}
+	}
 	c := Config{
-		ID: id, Members: members,
+		ID: id, Members: conf.Voters(), Learners: learners,
 		HeartbeatTicks: 2, ElectionTicks: 12, LeaseTicks: 9,
 		MaxEntriesPerMsg: 4, MaxInflight: 16, MaxUncommitted: 64, LogMembers: true,
 		Rand: rng,
@@ -202,6 +214,8 @@ type simMsg struct {
 type simDisk struct {
 	membership Membership // the learner marker
 	snapSlot   uint64     // the snapshot covers every slot up to here
+	snapConf   Configuration
+	snapConfAt uint64 // the slot that chose snapConf
 	promise    Ballot
 	log        []Entry
 	lastBatch  int // log[lastBatch:] is the last batch written
@@ -237,6 +251,10 @@ type simNode struct {
 	r       *Replica
 	alive   bool
 	downFor int
+	// dormant: not a replica now (a spare not yet added, or one removed);
+	// joinConf: the configuration it starts with when its disk has none.
+	dormant  bool
+	joinConf Configuration
 
 	// The clock: it runs at rate per mille of real time, also while the
 	// process is stopped; ticked is what the replica has been handed.
@@ -254,6 +272,8 @@ type simNode struct {
 
 	// Volatile.
 	applied    uint64
+	appConf    Configuration // the configuration its state machine applied last
+	appConfAt  uint64
 	lastCommit uint64
 	reads      map[uint64]simRead // read context -> read in progress
 }
@@ -289,6 +309,9 @@ type sim struct {
 	slow  map[[2]NodeID]int  // directed links with extra delay, in steps
 
 	// Global record, for the invariants.
+	initial   Configuration
+	confs     []simConf                             // configurations chosen (by the vote record), by slot
+	nextID    NodeID                                // the next spare to add
 	proposals map[uint64]map[Ballot]string          // slot -> ballot -> the value its proposer gave it
 	votes     map[uint64]map[Ballot]map[NodeID]bool // slot -> ballot -> who claimed a vote
 	chosen    map[uint64]string                     // slot -> value chosen (by the vote record)
@@ -314,6 +337,12 @@ func (s *sim) logf(format string, args ...any) {
 	}
 }
 
+// simConf is a configuration the vote record found chosen at slot.
+type simConf struct {
+	slot uint64
+	conf Configuration
+}
+
 // simViolation is a broken invariant; kind names which one, so a planted
 // bug is known to be caught by the invariant it breaks.
 type simViolation struct {
@@ -325,18 +354,18 @@ func (v *simViolation) Error() string { return v.kind + ": " + v.msg }
 
 // The invariants.
 const (
-	invAgreement  = "agreement"       // one value per slot, applied as chosen
-	invStaleRead  = "stale read"      // a linearizable read sees every write acknowledged before it
-	invOneMaster  = "one master"      // one master per ballot
-	invApplyOrder = "apply order"     // slots applied in order, commit never goes back
-	invProposal   = "one proposal"    // a ballot proposes one value per slot
-	invLiveness   = "liveness"        // pending proposals chosen once the faults stop
-	invInternal   = "simulator error" // the harness itself failed
+	invAgreement  = "agreement"    // one value per slot, applied as chosen
+	invStaleRead  = "stale read"   // a linearizable read sees every write acknowledged before it
+	invOneMaster  = "one master"   // one master per ballot
+	invApplyOrder = "apply order"  // slots applied in order, commit never goes back
+	invProposal   = "one proposal" // a ballot proposes one value per slot
+	invLiveness   = "liveness"     // pending proposals chosen once the faults stop
+	invInternal   = "internal"     // the core panicked on a broken invariant, or the harness failed
 )
 
 type simStats struct {
-	chosen, reads, elections, crashes, snapshots, wipes, handovers           int
-	stalls, late, resets, lossyCrashes, lostWrites, fsyncFails, losses, rots int
+	chosen, reads, elections, crashes, snapshots, wipes, handovers                      int
+	stalls, late, resets, lossyCrashes, lostWrites, fsyncFails, losses, rots, reconfigs int
 }
 
 func (a *simStats) add(b simStats) {
@@ -355,6 +384,7 @@ func (a *simStats) add(b simStats) {
 	a.fsyncFails += b.fsyncFails
 	a.losses += b.losses
 	a.rots += b.rots
+	a.reconfigs += b.reconfigs
 }
 
 func valueKey(v Value) string {
@@ -362,7 +392,11 @@ func valueKey(v Value) string {
 	case ValueNoop:
 		return "noop"
 	case ValueConfig:
-		return "config"
+		c, err := ParseConfiguration(v)
+		if err != nil {
+			return "config?"
+		}
+		return "config " + c.String()
 	}
 	var b strings.Builder
 	for i, c := range v.Cmds {
@@ -389,14 +423,26 @@ func newSim(seed uint64, o simOptions) *sim {
 		acked:     map[string]uint64{},
 		proposed:  map[string]NodeID{},
 	}
+	var voters []NodeID
 	for i := 1; i <= o.nodes; i++ {
+		voters = append(voters, NodeID(i))
+	}
+	s.initial = NewConfiguration(voters, nil)
+	spares := 0
+	if o.reconfRate > 0 {
+		spares = 4
+	}
+	for i := 1; i <= o.nodes+spares; i++ {
 		s.ids = append(s.ids, NodeID(i))
-	}
-	for _, id := range s.ids {
-		n := &simNode{id: id, disk: simDisk{membership: Fresh}} // a new cluster: every directory empty
+		n := &simNode{id: NodeID(i), disk: simDisk{membership: Fresh}, joinConf: s.initial} // a new cluster: every directory empty
 		s.nodes = append(s.nodes, n)
-		s.start(n)
+		if i <= o.nodes {
+			s.start(n)
+		} else {
+			n.dormant = true
+		}
 	}
+	s.nextID = NodeID(o.nodes + 1)
 	for i := 0; i < o.clients; i++ {
 		s.clients = append(s.clients, &simClient{id: i})
 	}
@@ -437,7 +483,8 @@ func (n *simNode) hardState(skipPromise bool) HardState {
 	for _, w := range n.phantom {
 		persistTo(&d, &w.rd)
 	}
-	hs := HardState{Promise: d.promise, Entries: d.log, Committed: d.committed, Applied: d.snapSlot, Membership: d.membership}
+	hs := HardState{Promise: d.promise, Entries: d.log, Committed: d.committed, Applied: d.snapSlot, Membership: d.membership,
+		Config: d.snapConf, ConfigSlot: d.snapConfAt}
 	if skipPromise {
 		hs.Promise = Ballot{}
 	}
@@ -447,7 +494,7 @@ func (n *simNode) hardState(skipPromise bool) HardState {
 // start boots n from its disk, with a fresh clock.
 func (s *sim) start(n *simNode) {
 	hs := n.hardState(s.o.bugs.skipPromiseOnCrash)
-	cfg := s.o.config(n.id, s.ids, rand.New(rand.NewPCG(s.seed, uint64(n.id)<<32|uint64(s.now))))
+	cfg := s.o.config(n.id, n.joinConf, rand.New(rand.NewPCG(s.seed, uint64(n.id)<<32|uint64(s.now))))
 	cfg.bugs = s.o.bugs
 	r, err := New(cfg, hs)
 	if err != nil {
@@ -455,6 +502,7 @@ func (s *sim) start(n *simNode) {
 		return
 	}
 	n.r, n.alive, n.applied, n.lastCommit = r, true, n.disk.snapSlot, 0
+	n.appConf, n.appConfAt = n.disk.snapConf, n.disk.snapConfAt // the state machine's at the snapshot
 	n.clk, n.ticked, n.stalledUntil = 0, 0, 0
 	n.rate = 1000
 	if s.o.drift > 0 {
@@ -545,6 +593,9 @@ func (s *sim) node(id NodeID) *simNode { return s.nodes[id-1] }
 // within the fault model (a minority forgets at a time).
 func (s *sim) allVoters() bool {
 	for _, n := range s.nodes {
+		if n.dormant {
+			continue
+		}
 		if n.disk.membership != Voter || (n.r != nil && n.r.learn.membership != Voter) {
 			return false
 		}
@@ -555,6 +606,13 @@ func (s *sim) allVoters() bool {
 // wipe empties n's disk, as an operator deleting its data directory.
 func (s *sim) wipe(n *simNode) {
 	n.disk = simDisk{membership: Fresh}
+	if n.joinConf.Equal(s.initial) {
+		// A replica of the initial configuration starts from --peers.
+	} else if k := len(s.confs); k > 0 {
+		// One that joined later starts with --join: it asks a peer for
+		// the configuration in force.
+		n.disk.snapConf, n.disk.snapConfAt = s.confs[k-1].conf, s.confs[k-1].slot
+	}
 	s.stats.wipes++
 	s.logf("node %d: wiped", n.id)
 	s.mix(19, uint64(n.id))
@@ -649,12 +707,79 @@ func (s *sim) vote(id NodeID, slot uint64, b Ballot) {
 	}
 	by[id] = true
 	s.logf("vote: node %d slot %d at %v (%q)", id, slot, b, value)
-	if len(by) >= len(s.ids)/2+1 {
-		if c, ok := s.chosen[slot]; ok && c != value {
-			s.fail(invAgreement, "slot %d: chose %q and %q (at %v, by %v)", slot, c, value, b, keys(by))
+	s.judge(slot, b)
+}
+
+// confAt returns the configuration that governs slot by the vote record:
+// the one chosen at the highest configuration slot below it.
+func (s *sim) confAt(slot uint64) Configuration {
+	c := s.initial
+	for _, sc := range s.confs {
+		if sc.slot < slot {
+			c = sc.conf
 		}
-		s.chosen[slot] = value
 	}
+	return c
+}
+
+// judge decides whether the votes for slot under ballot b choose its
+// value, counting the voters of the slot's own configuration. A
+// configuration that becomes chosen changes which configuration governs
+// the slots after it, so those are judged again.
+func (s *sim) judge(slot uint64, b Ballot) {
+	by := s.votes[slot][b]
+	conf := s.confAt(slot)
+	n := 0
+	for id := range by {
+		if conf.IsVoter(id) {
+			n++
+		}
+	}
+	if n < conf.Quorum() {
+		return
+	}
+	value := s.proposals[slot][b]
+	if c, ok := s.chosen[slot]; ok {
+		if c != value {
+			s.fail(invAgreement, "slot %d: chose %q and %q (at %v, by %v, configuration %v)", slot, c, value, b, keys(by), conf)
+		}
+		return
+	}
+	s.chosen[slot] = value
+	if strings.HasPrefix(value, "config ") {
+		c, err := parseConfigKey(value)
+		if err != nil {
+			return
+		}
+		s.confs = append(s.confs, simConf{slot: slot, conf: c})
+		slices.SortFunc(s.confs, func(a, b simConf) int { return cmp.Compare(a.slot, b.slot) })
+		later := make([]uint64, 0)
+		for t := range s.votes {
+			if t > slot {
+				later = append(later, t)
+			}
+		}
+		slices.Sort(later)
+		for _, t := range later {
+			for bb := range s.votes[t] {
+				s.judge(t, bb)
+			}
+		}
+	}
+}
+
+// parseConfigKey turns a valueKey of a configuration back into it.
+func parseConfigKey(k string) (Configuration, error) {
+	var c Configuration
+	for _, f := range strings.Fields(strings.TrimPrefix(k, "config ")) {
+		voter := !strings.HasPrefix(f, "+")
+		id, err := strconv.ParseUint(strings.TrimPrefix(f, "+"), 10, 64)
+		if err != nil {
+			return c, err
+		}
+		c.Members = append(c.Members, Member{ID: NodeID(id), Voter: voter})
+	}
+	return c, nil
 }
 
 func keys(m map[NodeID]bool) []NodeID {
@@ -674,6 +799,15 @@ func (s *sim) handleReady(n *simNode) {
 		s.mix(uint64(n.id), uint64(len(rd.Messages)), uint64(len(rd.Accepted)), uint64(len(rd.Chosen)))
 		if rd.SoftState != nil {
 			s.logf("node %d: %s", n.id, fmtSoft(*rd.SoftState))
+			if rd.SoftState.Removed {
+				// The configuration in force does not include it: the node
+				// exits, and is never started again.
+				cur, at, _ := n.r.Configuration()
+				s.crash(n)
+				n.dormant = true
+				s.logf("node %d: removed by the configuration %v of slot %d; it stops", n.id, cur, at)
+				return
+			}
 		}
 		if rd.MembershipChanged {
 			s.logf("node %d: membership %v", n.id, rd.Membership)
@@ -763,6 +897,11 @@ func (s *sim) apply(n *simNode, chosen []Entry) {
 			return
 		}
 		n.applied = e.Slot
+		if e.Value.Kind == ValueConfig {
+			if c, err := ParseConfiguration(e.Value); err == nil {
+				n.appConf, n.appConfAt = c, e.Slot
+			}
+		}
 		k := valueKey(e.Value)
 		if c, ok := s.chosen[e.Slot]; !ok || c != k {
 			s.fail(invAgreement, "node %d applied %q at slot %d, but the votes chose %q (chosen=%v)", n.id, k, e.Slot, c, ok)
@@ -796,6 +935,11 @@ func (s *sim) snapshot(n *simNode) {
 		return
 	}
 	n.disk.snapSlot = n.applied
+	if n.appConfAt >= n.disk.snapConfAt || len(n.disk.snapConf.Members) == 0 {
+		// A replica that joined keeps the configuration it joined, until
+		// it applies a newer one.
+		n.disk.snapConf, n.disk.snapConfAt = n.appConf, n.appConfAt
+	}
 	if n.disk.snapSlot > s.o.window {
 		upTo := n.disk.snapSlot - s.o.window
 		n.r.Compact(upTo)
@@ -810,10 +954,14 @@ func (s *sim) installSnapshot(n, from *simNode) {
 		return
 	}
 	slot := from.disk.snapSlot
-	if !n.r.RestoreSnapshot(slot) {
+	if !n.r.RestoreSnapshot(slot, from.disk.snapConf, from.disk.snapConfAt) {
 		return
 	}
 	n.disk.snapSlot, n.applied = slot, slot
+	if from.disk.snapConfAt >= n.disk.snapConfAt {
+		n.disk.snapConf, n.disk.snapConfAt = from.disk.snapConf, from.disk.snapConfAt
+	}
+	n.appConf, n.appConfAt = n.disk.snapConf, n.disk.snapConfAt
 	n.disk.compact(slot)
 	s.stats.snapshots++
 	s.mix(18, uint64(n.id), slot)
@@ -862,12 +1010,15 @@ func (s *sim) faults() {
 			s.crash(n)
 		case n.up(s.now) && s.chance(s.o.stallRate):
 			s.stall(n)
-		case !n.alive:
+		case !n.alive && !n.dormant:
 			n.downFor--
 			if n.downFor <= 0 {
 				s.restart(n)
 			}
 		}
+	}
+	if m := s.masterNode(); m != nil && s.chance(s.o.reconfRate) {
+		s.reconfigure(m)
 	}
 	if m := s.masterNode(); m != nil && s.chance(s.o.handRate) {
 		if to, err := m.r.TransferMastership(); err == nil {
@@ -930,6 +1081,58 @@ func (s *sim) faults() {
 			}
 		}
 		s.mix(16, uint64(len(s.slow)))
+	}
+}
+
+// reconfigure has the master change the membership: add a spare as a
+// learner, promote a learner that caught up, or remove a member, one
+// change at a time. An added replica starts on an empty directory with the
+// configuration it joins, as `synod node --join` does.
+func (s *sim) reconfigure(m *simNode) {
+	cur, _, next := m.r.Configuration()
+	if next != nil || m.r.inFlight() {
+		return
+	}
+	c := Configuration{Members: slices.Clone(cur.Members)}
+	var spare *simNode
+	switch k := s.rng.IntN(3); {
+	case k == 0 && int(s.nextID) <= len(s.nodes): // add
+		spare = s.node(s.nextID)
+		c.Members = append(c.Members, Member{ID: spare.id})
+		c.sort()
+	case k == 1: // promote a learner
+		var ls []int
+		for i, mm := range c.Members {
+			if !mm.Voter {
+				ls = append(ls, i)
+			}
+		}
+		if len(ls) == 0 {
+			return
+		}
+		c.Members[ls[s.rng.IntN(len(ls))]].Voter = true
+	default: // remove a member other than the master, keeping three voters
+		i := s.rng.IntN(len(c.Members))
+		if mm := c.Members[i]; mm.ID == m.id || (mm.Voter && len(c.Voters()) <= 3) {
+			return
+		}
+		c.Members = slices.Delete(c.Members, i, i+1)
+	}
+	slot, err := m.r.ProposeConfig(c)
+	s.logf("node %d: proposes configuration %v at slot %d: %v", m.id, c, slot, err)
+	if err != nil {
+		return
+	}
+	s.stats.reconfigs++
+	s.mix(27, uint64(m.id), slot)
+	if spare != nil {
+		s.nextID++
+		spare.dormant = false
+		spare.joinConf = c
+		// It never voted: nothing to forget. It knows the configuration it
+		// joins, and the slot that will choose it.
+		spare.disk = simDisk{membership: Voter, snapConf: c, snapConfAt: slot}
+		s.start(spare)
 	}
 }
 
@@ -1121,7 +1324,7 @@ func (s *sim) heal() {
 	s.o.loss, s.o.dup, s.o.lateRate, s.o.fsyncFail = 0, 0, 0, 0
 	for _, n := range s.nodes {
 		n.stalledUntil = 0
-		if !n.alive {
+		if !n.alive && !n.dormant {
 			s.start(n)
 		}
 	}
@@ -1146,7 +1349,7 @@ func (s *sim) run() *simViolation {
 			waiting = append(waiting, c.pending)
 		}
 	}
-	cfg := s.o.config(1, s.ids, nil)
+	cfg := s.o.config(1, s.initial, nil)
 	limit := healed + s.steps(10*2*cfg.ElectionTicks+learnerWait(cfg))
 	var stuck []string
 	for s.now < limit && s.err == nil {

@@ -2,9 +2,9 @@ package paxos
 
 import (
 	"flag"
-	"slices"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,8 +37,19 @@ func runSeedDebug(seed uint64, tweak func(*simOptions), debug func(string)) simR
 	}
 	s := newSim(seed, o)
 	s.debug = debug
-	err := s.run()
+	err := s.runCatching()
 	return simResult{seed: seed, err: err, trace: s.trace, stats: s.stats, opts: o}
+}
+
+// runCatching runs s, turning a panic of the core (a broken internal
+// invariant) into a violation of its seed.
+func (s *sim) runCatching() (v *simViolation) {
+	defer func() {
+		if p := recover(); p != nil {
+			v = &simViolation{kind: invInternal, msg: fmt.Sprintf("step %d: panic: %v", s.now, p)}
+		}
+	}()
+	return s.run()
 }
 
 // sweep runs seeds first..first+n-1 on every core and returns the failures,
@@ -123,9 +134,9 @@ func TestSimulation(t *testing.T) {
 func (st simStats) String() string {
 	return fmt.Sprintf("%d writes chosen, %d linearizable reads checked, %d elections, %d crashes (%d lost unsynced writes, %d writes lost), "+
 		"%d wipes, %d handovers, %d snapshots installed, %d stalls, %d late messages, %d connection resets, %d failed fsyncs, "+
-		"%d lost files, %d damaged last batches",
+		"%d lost files, %d damaged last batches, %d membership changes",
 		st.chosen, st.reads, st.elections, st.crashes, st.lossyCrashes, st.lostWrites, st.wipes, st.handovers, st.snapshots,
-		st.stalls, st.late, st.resets, st.fsyncFails, st.losses, st.rots)
+		st.stalls, st.late, st.resets, st.fsyncFails, st.losses, st.rots, st.reconfigs)
 }
 
 // TestSimulationDeterministic runs a few seeds twice and compares traces.
@@ -238,5 +249,14 @@ func TestPlantedBitRotAsTornWrite(t *testing.T) {
 		o.node.rotAsTorn = true
 		o.rotRate = max(o.rotRate, 0.5)
 		o.crashRate = max(o.crashRate, 0.01)
+	})
+}
+
+func TestPlantedConfigAtOnce(t *testing.T) {
+	plantedCaught(t, "(l) a configuration that governs at once, before it is chosen", []string{invAgreement}, func(o *simOptions) {
+		o.reconfRate = max(o.reconfRate, 0.05)
+		o.partRate = max(o.partRate, 0.02)
+		o.healRate = max(o.healRate, 0.02)
+		o.bugs.configAtOnce = true
 	})
 }

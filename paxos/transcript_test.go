@@ -647,6 +647,9 @@ func fmtMsg(m Message) string {
 		reject()
 	case MsgPrepare:
 		fmt.Fprintf(&b, " b=%v from=%d", m.Ballot, m.Slot)
+		if m.Token != 0 && !m.Force {
+			b.WriteString(" token")
+		}
 	case MsgPromise:
 		fmt.Fprintf(&b, " b=%v", m.Ballot)
 		if m.Reject {
@@ -681,6 +684,12 @@ func fmtMsg(m Message) string {
 		fmt.Fprintf(&b, " b=%v", m.Ballot)
 		if m.Context != 0 {
 			fmt.Fprintf(&b, " round=%d", m.Context)
+		}
+		if m.Learner {
+			fmt.Fprintf(&b, " learner saw=%v", m.Hint)
+			if m.Token != 0 {
+				b.WriteString(" token")
+			}
 		}
 		reject()
 	case MsgReadIndex:

@@ -199,6 +199,11 @@ type SoftState struct {
 	Ready bool
 	// Transfer names the follower a master is handing over to.
 	Transfer NodeID
+	// Removed is set when the configuration in force does not include
+	// this replica: it takes no further part and should stop.
+	Removed bool
+	// ConfigSlot is the slot that chose the configuration in force.
+	ConfigSlot uint64
 }
 
 // ReadState answers a ReadIndex call. Once the application has applied
@@ -227,6 +232,11 @@ type HardState struct {
 	// Membership is what the replica's learner marker says: a replica that
 	// may have forgotten votes it gave must not vote until it is safe.
 	Membership Membership
+	// Config is the configuration in force at Applied (from the snapshot)
+	// and ConfigSlot the slot that chose it; an empty Config means the
+	// one Config.Members gives.
+	Config     Configuration
+	ConfigSlot uint64
 }
 
 // Membership says whether a replica may vote.

@@ -1,0 +1,343 @@
+package paxos
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// This file owns membership change through the log (RECONFIG.md): which
+// configuration governs which slot, the master's drain at a configuration
+// slot, the extension of its phase 1 to a new configuration's voters, and
+// the quorums that confirm it while a change is under way.
+
+// Errors of ProposeConfig, and of Propose during a change.
+var (
+	// ErrConfigInFlight is returned by ProposeConfig while another change
+	// is under way: one change at a time.
+	ErrConfigInFlight = errors.New("paxos: a membership change is under way")
+	// ErrReconfiguring is returned by Propose while the master waits for
+	// a configuration to be chosen and its new voters to promise: nothing
+	// is proposed after a configuration slot until then. Retry shortly.
+	ErrReconfiguring = errors.New("paxos: membership change under way; retry")
+	// ErrRemoveMaster is returned by ProposeConfig for a configuration in
+	// which the master is not a voter: hand mastership over first.
+	ErrRemoveMaster = errors.New("paxos: the master cannot remove itself; hand over first")
+	// ErrNotLive is wrapped by *NotLiveError.
+	ErrNotLive = errors.New("paxos: the new configuration's majority is not live")
+)
+
+// NotLiveError is returned by ProposeConfig when fewer than a majority of
+// the new configuration's voters answered this master within the last
+// election timeout (etcd's strict reconfiguration check).
+type NotLiveError struct {
+	Unreachable []NodeID
+	Need, Have  int
+}
+
+func (e *NotLiveError) Error() string {
+	return fmt.Sprintf("%v: %d of its voters answer, it needs %d; not reachable: %v", ErrNotLive, e.Have, e.Need, e.Unreachable)
+}
+
+// Unwrap returns ErrNotLive.
+func (e *NotLiveError) Unwrap() error { return ErrNotLive }
+
+// confState is what a replica knows of configurations.
+type confState struct {
+	cur     Configuration // in force: it governs every slot after curSlot
+	curSlot uint64        // the slot that chose it; 0 for the one given at start
+	scanned uint64        // chosen slots up to here were looked at for configurations
+	removed bool          // cur does not include this replica
+	// removedFor counts the ticks since it was removed: it lingers a while
+	// (removalGrace), never campaigning but answering as an acceptor and
+	// serving fetches, so the members that must learn of the change can
+	// learn it from it too; then SoftState.Removed tells the node to stop.
+	removedFor int
+}
+
+// removalGrace is how long a removed replica lingers before it reports
+// itself removed.
+func removalGrace(c Config) int { return 4 * c.ElectionTicks }
+
+// reconfig is a master's membership change under way.
+type reconfig struct {
+	pending     *Configuration // a configuration value proposed at pendingSlot, not yet chosen
+	pendingSlot uint64
+	// extending: pending was chosen (it is cur now); waiting for a majority
+	// of its voters to have promised this ballot. prev is the configuration
+	// before it, whose quorum confirms reads meanwhile too.
+	extending bool
+	prev      Configuration
+	// promised holds what every replica that promised this ballot
+	// reported, in phase 1, late, or when the extension asked: a promise
+	// counted for a configuration's quorum is a report merged for the
+	// slots that configuration governs.
+	promised map[NodeID][]Entry
+	extFrom  uint64          // the first slot the extension prepares
+	sent     map[NodeID]bool // extension Prepares sent
+}
+
+// Configuration returns the configuration in force, the slot that chose it
+// (0 for the one the replica started with), and the one a master is
+// changing to, if any.
+func (r *Replica) Configuration() (cur Configuration, slot uint64, next *Configuration) {
+	if r.role == Master && r.lead.rc.pending != nil {
+		p := *r.lead.rc.pending
+		next = &p
+	}
+	return r.conf.cur, r.conf.curSlot, next
+}
+
+// inFlight reports whether a master is in the middle of a change.
+func (r *Replica) inFlight() bool {
+	return r.role == Master && (r.lead.rc.pending != nil || r.lead.rc.extending)
+}
+
+// scanConfigs applies the configurations among the chosen slots not yet
+// looked at, in slot order.
+func (r *Replica) scanConfigs() {
+	for s := max(r.conf.scanned+1, r.offset); s <= r.committed; s++ {
+		st := r.slot(s, false)
+		if st != nil && st.value.Kind == ValueConfig {
+			r.applyConfig(s, st.value)
+		}
+	}
+	r.conf.scanned = max(r.conf.scanned, r.committed)
+}
+
+// applyConfig puts the configuration chosen at slot in force. A value that
+// does not decode governs nothing: every replica ignores it alike.
+func (r *Replica) applyConfig(slot uint64, v Value) {
+	c, err := ParseConfiguration(v)
+	if err != nil || slot <= r.conf.curSlot {
+		return
+	}
+	prev := r.conf.cur
+	r.conf.cur, r.conf.curSlot = c, slot
+	_, member := c.Member(r.id)
+	r.conf.removed = !member
+	if r.role != Master {
+		return
+	}
+	rc := &r.lead.rc
+	if rc.pending != nil && rc.pendingSlot == slot {
+		rc.pending = nil
+		rc.extending, rc.prev, rc.extFrom = true, prev, slot+1
+	}
+	r.syncProgress()
+	r.maybeFinishExtension()
+}
+
+// syncProgress gives a master a progress entry for every member it talks
+// to, and drops those of members it no longer does.
+func (r *Replica) syncProgress() {
+	others := r.others()
+	for _, id := range others {
+		if r.lead.prs[id] == nil {
+			// Slots up to the chosen prefix are chosen: it fetches them, and
+			// Accepts start after them.
+			r.lead.prs[id] = &progress{match: r.committed, next: r.committed + 1}
+		}
+	}
+	for id := range r.lead.prs {
+		if !slices.Contains(others, id) {
+			delete(r.lead.prs, id)
+		}
+	}
+}
+
+// maybeFinishExtension ends the extension once a majority of the new
+// configuration's voters promised this ballot, or asks the ones missing.
+func (r *Replica) maybeFinishExtension() {
+	rc := &r.lead.rc
+	if !rc.extending {
+		return
+	}
+	have := 0
+	for _, id := range r.conf.cur.Voters() {
+		if _, ok := rc.promised[id]; ok {
+			have++
+		}
+	}
+	if have < r.conf.cur.Quorum() {
+		for _, id := range r.conf.cur.Voters() {
+			if _, ok := rc.promised[id]; !ok && !rc.sent[id] {
+				if rc.sent == nil {
+					rc.sent = map[NodeID]bool{}
+				}
+				rc.sent[id] = true
+				r.send(Message{Type: MsgPrepare, To: id, Ballot: r.masterBallot, Slot: rc.extFrom})
+			}
+		}
+		return
+	}
+	// Everything the promises reported after the configuration slot is
+	// re-proposed, the highest ballot per slot.
+	best := map[uint64]Entry{}
+	for _, ents := range rc.promised {
+		mergeBest(best, ents, rc.extFrom)
+	}
+	rc.extending, rc.prev, rc.sent = false, Configuration{}, nil
+	r.syncProgress()
+	r.repropose(rc.extFrom, best)
+}
+
+// repropose proposes, from slot from on, the value best holds for each
+// slot up to the highest (a no-op for a gap), under the own ballot, then
+// the master's no-op if it has none yet. It stops after a configuration
+// value: nothing after it is proposed until it is chosen, and what best
+// holds beyond waits.
+func (r *Replica) repropose(from uint64, best map[uint64]Entry) {
+	maxSlot := from - 1
+	for s := range best {
+		maxSlot = max(maxSlot, s)
+	}
+	for s := from; s <= maxSlot; s++ {
+		v := Value{Kind: ValueNoop}
+		if e, ok := best[s]; ok {
+			v = e.Value
+		}
+		if r.lead.lastSlot+1 != s {
+			panic(fmt.Sprintf("paxos: node %d re-proposes slot %d after %d", r.id, s, r.lead.lastSlot))
+		}
+		r.appendOwn(v)
+		if v.Kind == ValueConfig && s > 1 {
+			if c, err := ParseConfiguration(v); err == nil && !r.cfg.bugs.configAtOnce {
+				// What best holds beyond waits: the extension re-proposes
+				// it, with what the new voters report.
+				r.lead.rc.pending, r.lead.rc.pendingSlot = &c, s
+				r.syncProgress()
+				return
+			}
+		}
+	}
+	if r.lead.noopSlot == 0 {
+		r.lead.noopSlot = r.appendOwn(Value{Kind: ValueNoop})
+	}
+}
+
+// notePromiseOnMaster records, on a master, a promise of its own ballot:
+// a late one from phase 1, or one the extension asked for.
+func (r *Replica) notePromiseOnMaster(m Message) {
+	rc := &r.lead.rc
+	if m.Ballot != r.masterBallot {
+		return
+	}
+	if m.Reject {
+		if r.masterBallot.Less(m.Hint) {
+			r.becomeFollower(None, Ballot{})
+		}
+		return
+	}
+	if rc.promised == nil {
+		rc.promised = map[NodeID][]Entry{}
+	}
+	rc.promised[m.From] = m.Entries // the newest report: it holds what the older did
+	r.maybeFinishExtension()
+}
+
+// mergeBest puts in best, for every slot from from on, the entry of the
+// highest ballot among best's and ents'.
+func mergeBest(best map[uint64]Entry, ents []Entry, from uint64) {
+	for _, e := range ents {
+		if e.Slot < from {
+			continue
+		}
+		if cur, ok := best[e.Slot]; !ok || cur.Ballot.Less(e.Ballot) {
+			best[e.Slot] = e
+		}
+	}
+}
+
+// ProposeConfig asks the master to change the membership to c. The master
+// proposes c in its next slot and proposes nothing more until c is chosen
+// and a majority of c's voters promised its ballot. It refuses while
+// another change is under way, when it would not be a voter of c, and when
+// fewer than a majority of c's voters answered it within the last election
+// timeout.
+func (r *Replica) ProposeConfig(c Configuration) (uint64, error) {
+	if r.role != Master || r.lead.transferTo != None {
+		return 0, ErrNotMaster
+	}
+	if err := c.Validate(); err != nil {
+		return 0, err
+	}
+	if r.inFlight() {
+		return 0, ErrConfigInFlight
+	}
+	if !c.IsVoter(r.id) {
+		return 0, ErrRemoveMaster
+	}
+	live := &NotLiveError{Need: c.Quorum()}
+	for _, id := range c.Voters() {
+		if pr := r.lead.prs[id]; id == r.id || (pr != nil && pr.heard && pr.active && !pr.learner) {
+			live.Have++
+		} else {
+			live.Unreachable = append(live.Unreachable, id)
+		}
+	}
+	if live.Have < live.Need {
+		return 0, live
+	}
+	if r.lead.lastSlot-r.committed >= uint64(r.cfg.MaxUncommitted) {
+		return 0, ErrBusy
+	}
+	r.lead.leaseUntil = 0
+	slot := r.appendOwn(c.Value())
+	if !r.cfg.bugs.configAtOnce {
+		r.lead.rc.pending, r.lead.rc.pendingSlot = &c, slot
+	} else {
+		r.applyConfigAtOnce(slot, c)
+	}
+	r.syncProgress()
+	return slot, nil
+}
+
+// applyConfigAtOnce is planted bug (l): the new configuration governs the
+// slots after its own at once, before it is chosen, and the master goes on
+// proposing.
+func (r *Replica) applyConfigAtOnce(slot uint64, c Configuration) {
+	r.conf.cur, r.conf.curSlot = c, slot
+}
+
+// quorumOver returns what a majority of c's voters reached, by of for the
+// followers and self for the master.
+func (r *Replica) quorumOver(c Configuration, of func(pr *progress) uint64, self uint64) uint64 {
+	vals := r.scratch[:0]
+	for _, id := range c.Voters() {
+		switch pr := r.lead.prs[id]; {
+		case id == r.id:
+			vals = append(vals, self)
+		case pr == nil:
+			vals = append(vals, 0)
+		default:
+			vals = append(vals, of(pr))
+		}
+	}
+	q := quorumValue(vals, c.Quorum())
+	r.scratch = vals
+	return q
+}
+
+// members returns every member of the configurations a replica talks to
+// now: the one in force and, on a master changing it, the next one.
+func (r *Replica) members() []NodeID {
+	ids := r.conf.cur.IDs()
+	if r.role == Master {
+		if p := r.lead.rc.pending; p != nil {
+			for _, id := range p.IDs() {
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+		}
+		if r.lead.rc.extending {
+			for _, id := range r.lead.rc.prev.IDs() {
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	return ids
+}

@@ -10,11 +10,22 @@ import (
 // Reader parses requests from a client's byte stream, within Limits. It is
 // not safe for concurrent use.
 type Reader struct {
-	br  *bufio.Reader
-	lim Limits
-	acc []byte // collects lines longer than br's buffer
-	err error  // sticky fatal error
+	br    *bufio.Reader
+	lim   Limits
+	acc   []byte // collects lines longer than br's buffer
+	err   error  // sticky fatal error
+	admit AdmitFunc
 }
+
+// AdmitFunc decides whether a value block of n bytes may be read into
+// memory, before a byte of it is: a server under a memory budget refuses
+// what would exceed it. An error (its message is the reply's) makes the
+// Reader drain the block without keeping it and answer ERR BUSY.
+type AdmitFunc func(n int) error
+
+// SetAdmit installs f to be asked before every value block within the
+// limits is read; nil admits every block.
+func (r *Reader) SetAdmit(f AdmitFunc) { r.admit = f }
 
 // NewReader returns a Reader of requests from br. Zero fields of lim take
 // their defaults. br's buffer size does not bound the line length; a few KiB
@@ -201,6 +212,14 @@ func (r *Reader) parseWrite(cmd Cmd, rest []byte) (Request, error) {
 			return Request{}, perr
 		}
 		return Request{}, &ProtoError{Code: CodeTooLarge, Msg: fmt.Sprintf("value of %d bytes over %d", n, r.lim.MaxValue)}
+	}
+	if r.admit != nil {
+		if err := r.admit(int(n)); err != nil {
+			if derr := r.discardBlock(int(n)); derr != nil {
+				return Request{}, derr
+			}
+			return Request{}, &ProtoError{Code: CodeBusy, Msg: err.Error()}
+		}
 	}
 	val := make([]byte, n)
 	if _, err := io.ReadFull(r.br, val); err != nil {

@@ -1,5 +1,8 @@
 package proxy
 
+// balance.go: latency averages and the power-of-two-choices draw. Plain
+// functions and values, used under the router's mutex.
+
 import (
 	"math"
 	"math/rand/v2"

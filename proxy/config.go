@@ -1,5 +1,8 @@
 package proxy
 
+// config.go: the proxy's configuration, its defaults and its checks. Read
+// only once the Server runs.
+
 import (
 	"errors"
 	"fmt"

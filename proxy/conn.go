@@ -1,5 +1,11 @@
 package proxy
 
+// conn.go: one client connection. Its reader goroutine (readLoop) parses
+// and starts requests and owns the pipeline's order; its writer goroutine
+// (writeLoop) writes the replies in request order; the router's goroutines
+// hand results in through each op's finish callback. The byte budgets of
+// the connection live here too.
+
 import (
 	"bufio"
 	"errors"

@@ -52,7 +52,8 @@ type replica struct {
 	gen     uint64 // counts connections, so a dead one's goroutines leave a new one alone
 	nextID  uint64
 	pending map[uint64]*op // attempts awaiting their reply, by envelope id
-	outq    []outRequest   // requests the writer has not written yet
+	small   []outRequest   // requests the writer has not written yet: small ones,
+	large   []outRequest   // which pass the large ones, so they do not wait behind megabytes
 	kick    chan struct{}  // wakes the writer of the current connection
 
 	pollc *wire.Conn // the poll connection; the poller's alone
@@ -64,6 +65,16 @@ type outRequest struct {
 	id  uint64
 	req wire.Request
 }
+
+// lane says whether a request goes in the large lane: requests larger than
+// smallRequest do, and so does any write queued behind a large write of
+// its session, so a session's writes still leave in seq order.
+type lane bool
+
+const (
+	smallLane lane = false
+	largeLane lane = true
+)
 
 // connected reports whether a data connection is up.
 func (rp *replica) connected() bool {
@@ -97,7 +108,7 @@ func (rp *replica) dial(ctx context.Context) error {
 	gen := rp.gen
 	rp.conn = c
 	rp.pending = map[uint64]*op{}
-	rp.outq = nil
+	rp.small, rp.large = nil, nil
 	kick := make(chan struct{}, 1)
 	rp.kick = kick
 	rp.cmu.Unlock()
@@ -148,8 +159,9 @@ func (rp *replica) readLoop(c *wire.Conn, gen uint64) {
 	}
 }
 
-// writeLoop writes the queued requests whenever woken, one flush per
-// batch, until the connection dies.
+// writeLoop writes the queued requests whenever woken until the
+// connection dies: every small one queued, else one large one, and a flush
+// once nothing is left.
 func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{}) {
 	for {
 		select {
@@ -157,21 +169,33 @@ func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{
 		case <-dead:
 			return
 		}
-		rp.cmu.Lock()
-		var q []outRequest
-		if rp.gen == gen {
-			q, rp.outq = rp.outq, nil
-		}
-		rp.cmu.Unlock()
-		for _, r := range q {
-			if err := c.Send(wire.KindRequest, r.id, &r.req); err != nil {
-				if errors.Is(err, wire.ErrFrameTooLarge) {
-					// Only this request: answer it as the replica would.
-					rp.tooLarge(r.id)
-					continue
+		for {
+			rp.cmu.Lock()
+			var q []outRequest
+			if rp.gen == gen {
+				switch {
+				case len(rp.small) > 0:
+					q, rp.small = rp.small, nil
+				case len(rp.large) > 0:
+					q = []outRequest{rp.large[0]}
+					rp.large[0] = outRequest{}
+					rp.large = rp.large[1:]
 				}
-				c.Close()
-				return
+			}
+			rp.cmu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			for _, r := range q {
+				if err := c.Send(wire.KindRequest, r.id, &r.req); err != nil {
+					if errors.Is(err, wire.ErrFrameTooLarge) {
+						// Only this request: answer it as the replica would.
+						rp.tooLarge(r.id)
+						continue
+					}
+					c.Close()
+					return
+				}
 			}
 		}
 		if err := c.Flush(); err != nil {
@@ -224,11 +248,14 @@ func (rp *replica) abandon(err error) {
 // takeLocked removes every pending attempt and queued request; a request
 // still queued never left the proxy. cmu must be held.
 func (rp *replica) takeLocked() []lostOp {
-	unsent := make(map[uint64]bool, len(rp.outq))
-	for _, r := range rp.outq {
+	unsent := make(map[uint64]bool, len(rp.small)+len(rp.large))
+	for _, r := range rp.small {
 		unsent[r.id] = true
 	}
-	rp.outq = nil
+	for _, r := range rp.large {
+		unsent[r.id] = true
+	}
+	rp.small, rp.large = nil, nil
 	ops := make([]lostOp, 0, len(rp.pending))
 	for id, o := range rp.pending {
 		if o.timer != nil {
@@ -255,10 +282,10 @@ func (rp *replica) close() {
 	}
 }
 
-// send registers o and queues its request for the writer; it never waits
-// on the network. The attempt is bounded by timeout. Called with rt.mu
-// held.
-func (rp *replica) send(o *op, timeout time.Duration) error {
+// send registers o and queues its request for the writer in lane l; it
+// never waits on the network. The attempt is bounded by timeout. Called
+// with rt.mu held.
+func (rp *replica) send(o *op, timeout time.Duration, l lane) error {
 	rp.cmu.Lock()
 	defer rp.cmu.Unlock()
 	if rp.conn == nil {
@@ -267,7 +294,11 @@ func (rp *replica) send(o *op, timeout time.Duration) error {
 	rp.nextID++
 	id := rp.nextID
 	rp.pending[id] = o
-	rp.outq = append(rp.outq, outRequest{id: id, req: o.req})
+	if l == largeLane {
+		rp.large = append(rp.large, outRequest{id: id, req: o.req})
+	} else {
+		rp.small = append(rp.small, outRequest{id: id, req: o.req})
+	}
 	o.sentAt = time.Now()
 	o.timer = time.AfterFunc(timeout, func() { rp.timedOut(id) })
 	select {

@@ -226,7 +226,7 @@ func (rt *router) wake() {
 // sendRead sends read o to t, or holds it if t has no connection. Called
 // with mu held.
 func (rt *router) sendRead(o *op, t *replica) {
-	if err := t.send(o, rt.cfg.ReadTimeout); err != nil {
+	if err := t.send(o, rt.cfg.ReadTimeout, smallLane); err != nil {
 		// The connection is gone: the replica is down until its poller
 		// reconnects, so retries do not spin on it.
 		t.alive = false
@@ -544,7 +544,7 @@ func (rt *router) drain() time.Time {
 	}
 	for _, o := range send {
 		rt.unhold(o)
-		if t := o.target; t.send(o, rt.cfg.ReadTimeout) != nil {
+		if t := o.target; t.send(o, rt.cfg.ReadTimeout, smallLane) != nil {
 			t.inflight--
 			t.alive = false
 			if rt.master == t {

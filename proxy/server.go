@@ -1,5 +1,9 @@
 package proxy
 
+// server.go: the listener and the set of connections. Serve's goroutine
+// accepts; each connection runs in goroutines of its own (conn.go);
+// Shutdown and Close may be called from anywhere.
+
 import (
 	"context"
 	"errors"

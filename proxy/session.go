@@ -260,9 +260,20 @@ func (rt *router) sendWrite(s *session, w *op, t *replica) bool {
 	if w.tries > 0 {
 		rt.cnt.retries.Add(1)
 	}
+	// A large write takes the large lane, and so does one behind a large
+	// write of its session still out, so the two leave in order.
+	l := lane(w.size > smallRequest)
+	for _, x := range s.writes {
+		if x == w {
+			break
+		}
+		if x.out && x.size > smallRequest {
+			l = largeLane
+		}
+	}
 	// The master answers every write once it is chosen or lost; the
 	// bound is for a master that hangs while its polls succeed.
-	if err := t.send(w, rt.cfg.Hold); err != nil {
+	if err := t.send(w, rt.cfg.Hold, l); err != nil {
 		t.alive = false
 		if rt.master == t {
 			rt.master = nil

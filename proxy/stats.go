@@ -1,5 +1,8 @@
 package proxy
 
+// stats.go: the proxy's counters and latency histograms, safe for any
+// goroutine (atomics, and a mutex per histogram).
+
 import (
 	"strconv"
 	"sync"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Reader parses requests from a client's byte stream, within Limits. It is
@@ -239,10 +240,26 @@ func writeUsage(cmd Cmd) string {
 	return "usage: " + cmd.String() + " <key> <value>|$<n>"
 }
 
-// discardBlock drains an oversized block and its line end.
+// discardPool holds scratch buffers for draining blocks: larger than a
+// connection's read buffer, so a drained megabyte costs a few reads, not
+// hundreds.
+var discardPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// discardBlock drains a block the server does not keep, and its line end.
 func (r *Reader) discardBlock(n int) error {
-	if _, err := r.br.Discard(n); err != nil {
-		return blockErr(err)
+	skip := min(n, r.br.Buffered())
+	r.br.Discard(skip) // buffered: cannot fail
+	if n -= skip; n > 0 {
+		bp := discardPool.Get().(*[]byte)
+		defer discardPool.Put(bp)
+		for n > 0 {
+			// bufio reads straight into a buffer larger than its own.
+			k, err := io.ReadFull(r.br, (*bp)[:min(n, len(*bp))])
+			n -= k
+			if err != nil {
+				return blockErr(err)
+			}
+		}
 	}
 	return r.blockEnd()
 }

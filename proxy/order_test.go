@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,5 +264,59 @@ func TestLostSessionRetryCloses(t *testing.T) {
 	one.expectClosed()
 	if v, _ := sm.value("c"); v != "x" {
 		t.Fatalf("c = %q: applied twice", v)
+	}
+}
+
+// TestPipelinesUnderRefusals: ten connections pipeline appends while the
+// master refuses a fifth of the attempts (BUSY, nothing applied) and
+// answers a tenth not-master after applying them (a master that stepped
+// down with the write chosen: the proxy cannot know). Every write is
+// answered OK once, and every file holds its connection's appends once
+// each, in request order.
+func TestPipelinesUnderRefusals(t *testing.T) {
+	sm := newStateMaster(filestore.Options{})
+	var rmu sync.Mutex
+	rng := rand.New(rand.NewPCG(1, 2))
+	sm.refuse = func(req wire.Request, _ int) (wire.Reply, bool) {
+		rmu.Lock()
+		p := rng.IntN(10)
+		rmu.Unlock()
+		switch {
+		case p < 2:
+			return wire.Reply{Code: wire.CodeBusy, Msg: "too many writes queued", NotApplied: true}, true
+		case p < 3:
+			sm.applyLocked(req)
+			return wire.Reply{Code: wire.CodeNotMaster, Msg: "mastership changed before the write was chosen"}, true
+		}
+		return wire.Reply{}, false
+	}
+	m := startFake(t, 1, "master")
+	m.set("master", sm.answer)
+	s, addr := startServer(t, fakeNodes(m), func(c *Config) { c.Poll = 10 * time.Millisecond })
+	eventually(t, "a master", func() bool { return s.rt.nodes()[0].Role == "master" })
+	const conns, writes = 10, 30
+	var wg sync.WaitGroup
+	for i := range conns {
+		c := dialRaw(t, addr)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var batch strings.Builder
+			for j := range writes {
+				fmt.Fprintf(&batch, "APPEND k%d %d,\r\n", i, j)
+			}
+			c.send(batch.String())
+			c.okIndices(writes)
+		}()
+	}
+	wg.Wait()
+	for i := range conns {
+		var want strings.Builder
+		for j := range writes {
+			fmt.Fprintf(&want, "%d,", j)
+		}
+		if v, _ := sm.value(fmt.Sprintf("k%d", i)); v != want.String() {
+			t.Errorf("k%d = %q, want %q", i, v, want.String())
+		}
 	}
 }

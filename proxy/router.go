@@ -145,6 +145,9 @@ func (rt *router) hold(o *op) {
 		o.held = true
 		rt.held++
 		rt.heldBytes += o.size
+		if o.sess != nil {
+			o.sess.held++
+		}
 	}
 }
 
@@ -153,6 +156,9 @@ func (rt *router) unhold(o *op) {
 		o.held = false
 		rt.held--
 		rt.heldBytes -= o.size
+		if o.sess != nil {
+			o.sess.held--
+		}
 	}
 }
 

@@ -42,6 +42,7 @@ type session struct {
 	next   uint64 // seq of the next write added
 	writes []*op  // unresolved writes, in seq order
 	out    int    // writes with an attempt on its way
+	held   int    // writes waiting to be sent (the others are out)
 
 	rewind    bool      // a write came back unresolved: send nothing until out is 0
 	hole      bool      // seq holeSeq never applies: later seqs move to a fresh id
@@ -96,14 +97,7 @@ func (rt *router) addWrite(o *op, now time.Time, fx *effects) {
 }
 
 // queued reports whether s has a write waiting to be sent.
-func (s *session) queued() bool {
-	for i := len(s.writes) - 1; i >= 0; i-- {
-		if !s.writes[i].out {
-			return true
-		}
-	}
-	return false
-}
+func (s *session) queued() bool { return s.held > 0 }
 
 // pump brings s forward: once nothing is out it settles the writes' fates
 // (expiry, unknown session, holes), then sends every queued write that may

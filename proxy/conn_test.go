@@ -91,3 +91,25 @@ func TestNothingStartsAfterUnknownOutcome(t *testing.T) {
 		}
 	}
 }
+
+// TestReadsAfterMasterLoss: a linearizable read waits at a follower for a
+// read index from the master; the master dies. The read is sent again once
+// a new master is known, rather than waiting for its attempt to time out
+// (issue 21.3: such reads waited for the proxy's 2 s attempt timeout while
+// writes resumed after half a second).
+func TestReadsAfterMasterLoss(t *testing.T) {
+	a := startFake(t, 1, "master")
+	b := startFake(t, 2, "follower")
+	b.set("follower", func(wire.Request) (wire.Reply, bool) { return wire.Reply{}, false }) // waits for a read index
+	s, addr := startServer(t, fakeNodes(a, b), func(c *Config) {
+		c.Poll = 10 * time.Millisecond
+		c.ReadTimeout = time.Minute // longer than the test waits for the reply
+	})
+	eventually(t, "replica 1 as master", func() bool { return s.rt.nodes()[0].Role == "master" })
+	c := dialRaw(t, addr)
+	c.send("GET k\r\n")
+	nextRequest(t, b)
+	b.set("master", okWrites())
+	a.kill()
+	c.expectValue("v", 1)
+}

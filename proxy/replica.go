@@ -267,6 +267,25 @@ func (rp *replica) takeLocked() []lostOp {
 	return ops
 }
 
+// takeMatching removes the pending attempts that match, and returns their
+// ops; the connection stays. Requests still queued for the writer go out
+// anyway, and their answers are dropped.
+func (rp *replica) takeMatching(match func(*op) bool) []*op {
+	rp.cmu.Lock()
+	defer rp.cmu.Unlock()
+	var ops []*op
+	for id, o := range rp.pending {
+		if match(o) {
+			if o.timer != nil {
+				o.timer.Stop()
+			}
+			delete(rp.pending, id)
+			ops = append(ops, o)
+		}
+	}
+	return ops
+}
+
 // close closes both connections, if any; the data connection's reader then
 // gives back everything that waited on it.
 func (rp *replica) close() {

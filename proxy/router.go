@@ -414,7 +414,8 @@ func (rt *router) connLost(rp *replica, ops []lostOp, err error) {
 	rt.mu.Lock()
 	rp.inflight -= len(ops)
 	rp.alive = false
-	if rt.master == rp {
+	lost := rt.master == rp
+	if lost {
 		rt.master = nil
 		if !rt.closed {
 			rt.log.Warn().Uint64("replica", rp.id).Err(err).Int("in_flight", len(ops)).Msg("lost the master; holding writes")
@@ -432,6 +433,9 @@ func (rt *router) connLost(rp *replica, ops []lostOp, err error) {
 	rt.finishAll(&fx)
 	for _, o := range reads {
 		rt.retryRead(o, 0)
+	}
+	if lost {
+		rt.masterLost(rp)
 	}
 	rt.wake()
 }
@@ -621,10 +625,47 @@ func (rt *router) polled(rp *replica, st wire.Status) {
 func (rt *router) pollFailed(rp *replica) {
 	rt.mu.Lock()
 	rp.alive = false
-	if rt.master == rp {
+	lost := rt.master == rp
+	if lost {
 		rt.master = nil
 	}
 	rt.mu.Unlock()
+	if lost {
+		rt.masterLost(rp)
+	}
+}
+
+// masterLost gives back the linearizable reads in flight at the other
+// replicas: they wait for a read index from the master that is gone, and
+// may never hear (issue 21.3), so they are sent again once a master is
+// known rather than left to their attempt's timeout. Reads change nothing,
+// so asking twice is harmless; a late answer to the first ask is dropped.
+// Called without mu.
+func (rt *router) masterLost(old *replica) {
+	for _, rp := range rt.reps {
+		if rp == old {
+			continue
+		}
+		if ops := rp.takeMatching(func(o *op) bool {
+			return !o.write && o.req.Consistency == wire.Linearizable
+		}); len(ops) > 0 {
+			rt.readsBack(rp, ops)
+		}
+	}
+}
+
+// readsBack takes in reads rp gave back unanswered (its replica is fine):
+// they are held for their next attempt.
+func (rt *router) readsBack(rp *replica, ops []*op) {
+	rt.mu.Lock()
+	rp.inflight -= len(ops)
+	for _, o := range ops {
+		o.target = nil
+	}
+	rt.mu.Unlock()
+	for _, o := range ops {
+		rt.retryRead(o, 0)
+	}
 }
 
 // ballotLess orders two replicas' ballots.

@@ -44,7 +44,10 @@ func Binary(t testing.TB) string {
 		binPath = filepath.Join(dir, "synod")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		args := []string{"build", "-o", binPath}
+		// The synodtest tag compiles in the test hooks (the --test-* flags
+		// and whatever else tests need from inside a process); release
+		// builds leave them out.
+		args := []string{"build", "-tags", "synodtest", "-o", binPath}
 		if raceEnabled {
 			args = append(args, "-race")
 		}

@@ -3,6 +3,10 @@
 // chosen at run time, with their data and logs in a fresh directory. It waits
 // until the cluster takes writes, can SIGKILL the master, and tears everything
 // down on Close.
+//
+// Goroutines: the bench's, which calls every method; the processes are run
+// by the supervisor, internal/proc, which reaps each on a goroutine of its
+// own.
 package spawn
 
 import (

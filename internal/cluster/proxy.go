@@ -1,5 +1,8 @@
 package cluster
 
+// This file owns the test proxies: a `synod proxy` process in front of a
+// test cluster, started and torn down from the test's goroutine.
+
 import (
 	"fmt"
 	"net"

@@ -1,5 +1,11 @@
 package main
 
+// This file owns the etcd members of one run: three processes of this
+// binary (`etcdbench member`) started, watched and stopped through
+// synod's process supervisor (bench/proc), their leader found and killed.
+// It runs on the bench's goroutine; the supervisor reaps each member on a
+// goroutine of its own.
+
 import (
 	"context"
 	"errors"

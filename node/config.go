@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"synod/filestore/wal"
+	"synod/paxos"
 )
 
 // Config configures a Node. Durations are wall-clock; the node turns them
@@ -44,8 +47,10 @@ type Config struct {
 	ElectionTimeout time.Duration
 
 	// Lease is how long the master serves linearizable reads alone after a
-	// quorum acknowledged a heartbeat, counted from when it was sent. It
-	// must be below ElectionTimeout; 0 turns leases off. Default 400 ms.
+	// quorum acknowledged a heartbeat, counted from when it was sent. With
+	// clocks drifting by paxos.MaxDriftPercent it must end before the
+	// followers stop refusing other candidates: at most MaxLease of the
+	// election timeout. 0 turns leases off. Default 400 ms.
 	Lease time.Duration
 
 	// MaxValue bounds a file's size in bytes. Default 1 MiB.
@@ -72,18 +77,30 @@ type Config struct {
 	// Default 1 MiB.
 	SnapshotChunk int
 
-	// ReadDelay delays every read answer (a test-only knob to make one
-	// replica slow).
+	// The fields below are test hooks: fault injection and planted bugs.
+	// The synod binary sets them only when built with the synodtest tag,
+	// and a node with any of them on says so loudly when it starts.
+
+	// ReadDelay delays every read answer (makes one replica slow).
 	ReadDelay time.Duration
 	// UnsafeFollowerReads is a planted bug for the nemesis tests: followers
 	// answer linearizable reads from local state without a read index.
 	UnsafeFollowerReads bool
-	// FsyncDelay slows every log write by this much before its fsync (a
-	// test-only knob: a slow disk).
+	// FsyncDelay slows every log write by this much between its write and
+	// its fsync (a slow disk).
 	FsyncDelay time.Duration
 	// TestCutSnapshotOnce closes the connection after the first chunk of
-	// the first snapshot this replica serves (a test-only knob).
+	// the first snapshot this replica serves.
 	TestCutSnapshotOnce bool
+	// TestClockRate makes the node's clock run at this rate of real time
+	// (1.05: five percent fast); 0 means 1.
+	TestClockRate float64
+	// TestLossyFsync keeps written log bytes in the process until their
+	// fsync, so a kill -9 loses them as a power cut would.
+	TestLossyFsync bool
+	// TestAckBeforeFsync is a planted bug: votes and answers go out before
+	// the batch they depend on is fsynced.
+	TestAckBeforeFsync bool
 
 	// Logger receives the node's logs.
 	Logger zerolog.Logger
@@ -134,8 +151,11 @@ func (c *Config) Validate() error {
 		return bad("heartbeat %v is shorter than a tick (%v)", c.Heartbeat, c.TickInterval)
 	case c.ElectionTimeout <= c.Heartbeat:
 		return bad("election timeout %v must exceed the heartbeat %v", c.ElectionTimeout, c.Heartbeat)
-	case c.Lease < 0 || c.Lease >= c.ElectionTimeout:
-		return bad("lease %v must be below the election timeout %v", c.Lease, c.ElectionTimeout)
+	case c.Lease < 0 || c.Lease > c.MaxLease():
+		return bad("lease %v must be at most %v: with clocks drifting by %d%%, a longer lease could outlast the followers' refusal of other candidates (election timeout %v)",
+			c.Lease, c.MaxLease(), paxos.MaxDriftPercent, c.ElectionTimeout)
+	case c.TestClockRate < 0:
+		return bad("clock rate %v must be positive", c.TestClockRate)
 	case c.MaxValue <= 0 || c.MaxBatchBytes <= 0 || c.MaxFrame <= 0:
 		return bad("limits must be positive")
 	case c.SnapshotEvery == 0 || c.SnapshotChunk <= 0 || c.SnapshotChunk > c.MaxFrame/2 || c.SegmentBytes <= 0:
@@ -153,4 +173,38 @@ func (c *Config) Validate() error {
 
 func (c *Config) ticks(d time.Duration) int {
 	return int((d + c.TickInterval - 1) / c.TickInterval)
+}
+
+// walOptions returns the log's options, test hooks included.
+func (c *Config) walOptions(repair bool) wal.Options {
+	opts := wal.DefaultOptions()
+	opts.Repair = repair
+	opts.SegmentBytes = c.SegmentBytes
+	opts.TestSyncDelay = c.FsyncDelay
+	opts.TestLossy = c.TestLossyFsync
+	return opts
+}
+
+// MaxLease returns the longest lease the drift bound allows with c's
+// election timeout and tick.
+func (c *Config) MaxLease() time.Duration {
+	return time.Duration(paxos.MaxLeaseTicks(c.ticks(c.ElectionTimeout))) * c.TickInterval
+}
+
+// testHooks names the test hooks that are on.
+func (c *Config) testHooks() []string {
+	var on []string
+	add := func(set bool, name string) {
+		if set {
+			on = append(on, name)
+		}
+	}
+	add(c.ReadDelay != 0, "read delay "+c.ReadDelay.String())
+	add(c.UnsafeFollowerReads, "PLANTED BUG: unsafe follower reads")
+	add(c.FsyncDelay != 0, "fsync delay "+c.FsyncDelay.String())
+	add(c.TestCutSnapshotOnce, "cut the first snapshot transfer")
+	add(c.TestClockRate != 0 && c.TestClockRate != 1, fmt.Sprintf("clock rate %v", c.TestClockRate))
+	add(c.TestLossyFsync, "lossy fsync: kill -9 loses unsynced log writes")
+	add(c.TestAckBeforeFsync, "PLANTED BUG: votes and answers before fsync")
+	return on
 }

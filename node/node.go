@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,8 +20,12 @@ import (
 	"synod/wire"
 )
 
-// ErrStorage wraps a failure to persist. The replica stops voting until its
-// disk works again (see Run).
+// ErrStorage wraps a failure to persist. After a full disk (a write refused
+// for space) the replica stops voting until its disk works again; after any
+// other failure, a failed fsync above all, Run returns it and the process
+// must end: what reached the disk is unknown, and the page cache may show
+// writes the disk never got (DESIGN.md, trap 10). Restarted, the replica
+// recovers from its files.
 var ErrStorage = errors.New("node: storage failed")
 
 // Node is one running replica.
@@ -53,6 +58,8 @@ type Node struct {
 	nextCtx     uint64
 	chosenCmds  uint64 // commands in slots handed out as chosen
 	tickCount   uint64
+	clock       *clock
+	ticked      int64 // ticks handed to the core
 
 	// Shared with client goroutines.
 	soft     atomic.Pointer[softInfo]
@@ -93,12 +100,13 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	lg := cfg.Logger.With().Uint64("node", cfg.ID).Logger()
-	fsmOpts := filestore.Options{MaxValue: cfg.MaxValue}
-	store, hs, fsm, err := openStorage(cfg.Dir, cfg.ClusterID, cfg.ID, cfg.Repair, cfg.SegmentBytes, fsmOpts, lg)
+	if hooks := cfg.testHooks(); len(hooks) > 0 {
+		lg.Warn().Strs("hooks", hooks).Msg("!!! TEST HOOKS ARE ON: this replica injects faults or runs planted bugs; never run it in production")
+	}
+	store, hs, fsm, err := openStorage(cfg.Dir, cfg.ClusterID, cfg.ID, cfg.walOptions(cfg.Repair), filestore.Options{MaxValue: cfg.MaxValue}, lg)
 	if err != nil {
 		return nil, err
 	}
-	store.fsyncDelay = cfg.FsyncDelay
 	pc := paxos.DefaultConfig()
 	pc.ID = paxos.NodeID(cfg.ID)
 	for id := range cfg.Peers {
@@ -142,6 +150,7 @@ func New(cfg Config) (*Node, error) {
 		snapIndex:   fsm.Applied(),
 		storageErr:  make(chan error, 1),
 		ln:          ln,
+		clock:       newClock(cfg.TestClockRate),
 	}
 	n.cutOnce.Store(cfg.TestCutSnapshotOnce)
 	n.soft.Store(&softInfo{SoftState: paxos.SoftState{Role: paxos.Follower}})
@@ -178,6 +187,16 @@ func (n *Node) Run(ctx context.Context) error {
 		<-done
 		if ctx.Err() != nil {
 			break
+		}
+		if !diskFull(err) {
+			n.log.Error().Err(err).Msg("storage failed: what reached the disk is unknown, so this replica stops; restarted, it recovers from its files")
+			cancel()
+			n.ln.Close()
+			n.wg.Wait()
+			n.pending.failAll(wire.CodeUnavailable)
+			n.failWaiting(wire.CodeUnavailable)
+			n.store.close()
+			return err
 		}
 		n.degrade(err)
 		if !n.recoverStorage(ctx) {
@@ -235,9 +254,9 @@ func (n *Node) recoverStorage(ctx context.Context) bool {
 		case <-time.After(time.Second):
 		}
 		n.store.close()
-		store, hs, _, err := openStorage(n.cfg.Dir, n.cfg.ClusterID, n.cfg.ID, false, n.cfg.SegmentBytes, filestore.Options{MaxValue: n.cfg.MaxValue}, n.log)
+		store, hs, _, err := openStorage(n.cfg.Dir, n.cfg.ClusterID, n.cfg.ID, n.cfg.walOptions(false), filestore.Options{MaxValue: n.cfg.MaxValue}, n.log)
 		if err == nil {
-			err = store.probe(hs.Promise)
+			err = store.probe()
 			if err != nil {
 				store.close()
 			}
@@ -255,13 +274,19 @@ func (n *Node) recoverStorage(ctx context.Context) bool {
 		// The state machine stays: it is at or ahead of the disk, and the
 		// core hands chosen slots out again from the snapshot on, which
 		// apply skips up to what is already applied.
-		store.fsyncDelay = n.cfg.FsyncDelay
 		n.store, n.r = store, r
 		n.chosenCmds = 0
 		n.degraded.Store(false)
 		n.log.Info().Msg("disk works again: rejoining consensus")
 		return true
 	}
+}
+
+// diskFull reports whether a storage failure was a write refused for space
+// (nothing was fsynced wrong: the page cache is what the disk will hold),
+// the one failure a replica survives in place.
+func diskFull(err error) bool {
+	return !errors.Is(err, wal.ErrSync) && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT))
 }
 
 func (n *Node) failStorage(err error) {
@@ -304,20 +329,36 @@ func (n *Node) Handover(d time.Duration) {
 	time.Sleep(2 * n.cfg.Heartbeat)
 }
 
+// catchUp hands the core every tick that elapsed on the node's clock since
+// the last call, however long the process was stopped: the loop calls it
+// before it handles anything, so no decision rests on a stale clock
+// (DESIGN.md, trap 8).
+func (n *Node) catchUp() {
+	now := int64(n.clock.elapsed() / n.cfg.TickInterval)
+	if d := now - n.ticked; d > 0 {
+		n.ticked = now
+		n.r.Elapse(int(d))
+	}
+}
+
 // loop is the only goroutine that touches the paxos core.
 func (n *Node) loop(ctx context.Context) {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	n.ticked = int64(n.clock.elapsed() / n.cfg.TickInterval) // a rebuilt core starts its own count
+	// Every event first brings the core's clock up to date (catchUp), so a
+	// loop that was stopped handles nothing on stale time.
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-ticker.C:
-			n.r.Tick()
+			n.catchUp()
 			if n.tickCount++; n.tickCount%10 == 0 {
 				n.expireReads(now)
 			}
 		case m := <-n.inbox:
+			n.catchUp()
 			n.r.Step(m)
 			for i := 0; i < 256; i++ { // drain what is queued: one Ready for all of it
 				select {
@@ -329,10 +370,13 @@ func (n *Node) loop(ctx context.Context) {
 				break
 			}
 		case p := <-n.props:
+			n.catchUp()
 			n.propose(p)
 		case rq := <-n.reads:
+			n.catchUp()
 			n.readIndex(rq)
 		case <-n.advSig:
+			n.catchUp()
 			n.advMu.Lock()
 			q := n.advQ
 			n.advQ = nil
@@ -345,8 +389,10 @@ func (n *Node) loop(ctx context.Context) {
 		case slot := <-n.restoreQ:
 			n.r.RestoreSnapshot(slot)
 		case id := <-n.peerLostQ:
+			n.catchUp()
 			n.r.PeerLost(id)
 		case reply := <-n.handoverQ:
+			n.catchUp()
 			target, err := n.r.TransferMastership()
 			if err != nil {
 				n.log.Warn().Err(err).Msg("no handover")
@@ -429,6 +475,12 @@ func (n *Node) persister(ctx context.Context) {
 			default:
 			}
 			break
+		}
+		if n.cfg.TestAckBeforeFsync {
+			for i := range batch { // planted bug: votes before they are durable
+				n.sendTo(batch[i].MessagesAfterPersist)
+				batch[i].MessagesAfterPersist = nil
+			}
 		}
 		synced, err := n.store.persist(batch)
 		if err != nil {

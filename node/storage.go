@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -15,24 +14,33 @@ import (
 	"synod/paxos"
 )
 
-// storage is a replica's data directory: IDENTITY, the acceptor file, the
-// learner marker, the log and the snapshots. It converts between paxos and
-// wal types; nothing else in the node writes the disk.
+// This file owns the replica's data directory: IDENTITY, the acceptor file
+// (promise and membership), the log and the snapshots. It converts between
+// paxos and wal types and decides, at start, whether durable state was lost.
+// openStorage runs before the node's goroutines start; persist runs on the
+// persister goroutine; nothing else in the node writes the log or the
+// acceptor file (snapshot.go writes snapshot files).
+
+// storage is a replica's data directory.
 type storage struct {
-	fsyncDelay    time.Duration // test knob: a slow disk
 	dir           string
 	snapDir       string
 	log           *wal.Log
 	recs          []wal.Record // reused between batches
 	lastCommitted uint64       // the last commit hint written
+	acceptor      wal.AcceptorState
 }
 
 // openStorage opens (or creates) dir for replica id of cluster and recovers
 // the acceptor's hard state and the state machine (newest snapshot) from it.
 // A directory without IDENTITY is new or wiped: it is marked fresh before
 // anything else is written, so the replica does not vote until it knows
-// which (DESIGN.md, "Files on disk").
-func openStorage(dir, cluster string, id uint64, repair bool, segmentBytes int64, fsmOpts filestore.Options, lg zerolog.Logger) (*storage, paxos.HardState, *filestore.Machine, error) {
+// which (DESIGN.md, "Files on disk"). A directory that has an IDENTITY but
+// lacks any other piece of durable state (the acceptor file, the log or a
+// segment of it, the snapshot the log's truncation relied on) has lost
+// state: the replica rejoins as a learner (trap 11), and the log says what
+// was missing.
+func openStorage(dir, cluster string, id uint64, opts wal.Options, fsmOpts filestore.Options, lg zerolog.Logger) (*storage, paxos.HardState, *filestore.Machine, error) {
 	var hs paxos.HardState
 	fail := func(err error) (*storage, paxos.HardState, *filestore.Machine, error) {
 		return nil, hs, nil, err
@@ -41,22 +49,38 @@ func openStorage(dir, cluster string, id uint64, repair bool, segmentBytes int64
 	if err := os.MkdirAll(snapDir, 0o755); err != nil {
 		return fail(fmt.Errorf("node: create data dir: %w", err))
 	}
+	newDir := false
 	switch err := wal.CheckIdentity(dir, cluster, id); {
 	case errors.Is(err, wal.ErrNoIdentity):
-		if err := wal.WriteLearner(dir, wal.LearnerFresh); err != nil {
+		// The acceptor file comes first: a directory with an IDENTITY
+		// always has one, so a missing one is lost state.
+		if err := wal.WriteAcceptor(dir, wal.AcceptorState{Membership: wal.MemberFresh}); err != nil {
 			return fail(err)
 		}
 		if err := wal.CreateIdentity(dir, cluster, id); err != nil {
 			return fail(err)
 		}
+		newDir = true
 	case err != nil:
 		return fail(err)
 	}
-	promise, err := wal.ReadAcceptor(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	var lost []string
+	acc, err := wal.ReadAcceptor(dir)
+	read := acc
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		lost = append(lost, "the acceptor file (the promise)")
+	case err != nil:
 		return fail(err)
+	case acc.Membership == "":
+		// Format 1: the membership was the LEARNER marker.
+		marker, err := wal.ReadLearner(dir)
+		if err != nil {
+			return fail(err)
+		}
+		acc.Membership = map[string]string{"": wal.MemberVoter, wal.LearnerFresh: wal.MemberFresh, wal.LearnerWiped: wal.MemberLearner}[marker]
 	}
-	hs.Promise = paxos.Ballot{Round: promise.Round, Node: paxos.NodeID(promise.Node)}
+	hs.Promise = paxos.Ballot{Round: acc.Promise.Round, Node: paxos.NodeID(acc.Promise.Node)}
 	fsm, meta, err := filestore.LoadLatestSnapshot(snapDir, fsmOpts)
 	switch {
 	case errors.Is(err, filestore.ErrNoSnapshot):
@@ -66,9 +90,6 @@ func openStorage(dir, cluster string, id uint64, repair bool, segmentBytes int64
 	default:
 		hs.Applied = meta.Slot
 	}
-	opts := wal.DefaultOptions()
-	opts.Repair = repair
-	opts.SegmentBytes = segmentBytes
 	l, rec, err := wal.Open(filepath.Join(dir, "log"), opts, func(r wal.Record) error {
 		switch r.Kind {
 		case wal.KindAccept:
@@ -90,27 +111,51 @@ func openStorage(dir, cluster string, id uint64, repair bool, segmentBytes int64
 	if rec.TornFile != "" {
 		lg.Warn().Str("file", rec.TornFile).Int64("bytes", rec.TornBytes).Msg("cut an unacknowledged torn batch off the log")
 	}
-	if rec.Repaired {
+	if rec.Created && !newDir {
+		lost = append(lost, "the log")
+	}
+	lost = append(lost, rec.Missing...)
+	if rec.Floor > 1 && hs.Applied+1 < rec.Floor {
+		lost = append(lost, fmt.Sprintf("the snapshot of slots below %d, which the log was truncated behind", rec.Floor))
+		// The state machine cannot be rebuilt from a log with a hole:
+		// start empty, and let catch-up bring a snapshot.
+		fsm, hs.Applied, hs.Entries, hs.Committed = filestore.New(fsmOpts), 0, nil, 0
+	}
+	st := &storage{dir: dir, snapDir: snapDir, log: l, lastCommitted: hs.Committed, acceptor: read}
+	switch {
+	case rec.Repaired:
 		// The cut log may have held votes this replica gave: it must not
 		// vote until a phase 1 without it has run (DESIGN.md, trap 7).
 		lg.Warn().Str("damage", rec.Damage.Error()).Int64("dropped_bytes", rec.DroppedBytes).Msg("repaired a corrupt log: rejoining as a learner")
-		if err := wal.WriteLearner(dir, wal.LearnerWiped); err != nil {
+		acc.Membership = wal.MemberLearner
+	case len(lost) > 0:
+		lg.Error().Strs("missing", lost).Msg("durable state is missing: this replica may have forgotten votes and promises, so it rejoins as a learner")
+		acc.Membership = wal.MemberLearner
+	case acc.Membership == "":
+		acc.Membership = wal.MemberVoter
+	}
+	if acc != read {
+		if err := st.writeAcceptor(acc); err != nil {
 			l.Close()
 			return fail(err)
 		}
 	}
-	marker, err := wal.ReadLearner(dir)
-	if err != nil {
-		l.Close()
-		return fail(err)
-	}
-	switch marker {
-	case wal.LearnerFresh:
+	wal.RemoveLearner(dir) // format 1's marker, migrated above
+	switch acc.Membership {
+	case wal.MemberFresh:
 		hs.Membership = paxos.Fresh
-	case wal.LearnerWiped:
+	case wal.MemberLearner:
 		hs.Membership = paxos.Learner
 	}
-	return &storage{dir: dir, snapDir: snapDir, log: l, lastCommitted: hs.Committed}, hs, fsm, nil
+	return st, hs, fsm, nil
+}
+
+func (s *storage) writeAcceptor(acc wal.AcceptorState) error {
+	if err := wal.WriteAcceptor(s.dir, acc); err != nil {
+		return err
+	}
+	s.acceptor = acc
+	return nil
 }
 
 func valueKindFromWAL(k wal.ValueKind) paxos.ValueKind {
@@ -134,21 +179,20 @@ func valueKindToWAL(k paxos.ValueKind) wal.ValueKind {
 }
 
 // persist makes the durable parts of a group of Readies durable: the newest
-// promise (one atomic file replace), then every accepted entry and the
-// commit hint as one log batch with one fsync, then the learner marker. It
-// returns how many fsyncs that took.
+// promise and membership (one atomic file replace), then every accepted
+// entry and the commit hint as one log batch with one fsync. It returns how
+// many fsyncs that took.
 func (s *storage) persist(rds []paxos.Ready) (int, error) {
-	var promise *paxos.Ballot
-	var membership *paxos.Membership
+	acc := s.acceptor
 	s.recs = s.recs[:0]
 	committed := s.lastCommitted
 	for i := range rds {
 		rd := &rds[i]
 		if rd.PromiseChanged {
-			promise = &rd.Promise
+			acc.Promise = wal.Ballot{Round: rd.Promise.Round, Node: uint64(rd.Promise.Node)}
 		}
 		if rd.MembershipChanged {
-			membership = &rd.Membership
+			acc.Membership = membershipToWAL(rd.Membership)
 		}
 		for _, e := range rd.Accepted {
 			cmds := e.Value.Cmds
@@ -168,8 +212,8 @@ func (s *storage) persist(rds []paxos.Ready) (int, error) {
 		}
 	}
 	synced := 0
-	if promise != nil {
-		if err := wal.WriteAcceptor(s.dir, wal.Ballot{Round: promise.Round, Node: uint64(promise.Node)}); err != nil {
+	if acc != s.acceptor {
+		if err := s.writeAcceptor(acc); err != nil {
 			return synced, err
 		}
 		synced++
@@ -179,31 +223,23 @@ func (s *storage) persist(rds []paxos.Ready) (int, error) {
 		s.recs = append(s.recs, wal.Record{Kind: wal.KindCommit, Slot: committed})
 	}
 	if len(s.recs) > 0 {
-		if s.fsyncDelay > 0 {
-			time.Sleep(s.fsyncDelay)
-		}
 		if err := s.log.Append(s.recs); err != nil {
 			return synced, err
 		}
 		s.lastCommitted = max(s.lastCommitted, committed)
 		synced++
 	}
-	if membership != nil {
-		var err error
-		switch *membership {
-		case paxos.Voter:
-			err = wal.RemoveLearner(s.dir)
-		case paxos.Learner:
-			err = wal.WriteLearner(s.dir, wal.LearnerWiped)
-		case paxos.Fresh:
-			err = wal.WriteLearner(s.dir, wal.LearnerFresh)
-		}
-		if err != nil {
-			return synced, err
-		}
-		synced++
-	}
 	return synced, nil
+}
+
+func membershipToWAL(m paxos.Membership) string {
+	switch m {
+	case paxos.Fresh:
+		return wal.MemberFresh
+	case paxos.Learner:
+		return wal.MemberLearner
+	}
+	return wal.MemberVoter
 }
 
 // truncateBefore deletes log segments wholly below slot.
@@ -212,9 +248,7 @@ func (s *storage) truncateBefore(slot uint64) error {
 }
 
 // probe checks the disk takes a durable write again.
-func (s *storage) probe(promise paxos.Ballot) error {
-	return wal.WriteAcceptor(s.dir, wal.Ballot{Round: promise.Round, Node: uint64(promise.Node)})
-}
+func (s *storage) probe() error { return s.writeAcceptor(s.acceptor) }
 
 // close closes the log; closing twice returns the log's ErrClosed.
 func (s *storage) close() error { return s.log.Close() }

@@ -43,7 +43,7 @@ func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "node",
 		Usage: "run one replica",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.Uint64Flag{Name: "id", Required: true, Usage: "this replica's id", EnvVars: env("id")},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7101", Usage: "address for peers and proxies", EnvVars: env("listen")},
 			&cli.StringFlag{Name: "peers", Required: true, Usage: "every replica: 1=host:port,2=host:port,…", EnvVars: env("peers")},
@@ -53,18 +53,14 @@ func nodeCommand() *cli.Command {
 			&cli.DurationFlag{Name: "tick", Value: def.TickInterval, Usage: "the consensus core's clock tick", EnvVars: env("tick")},
 			&cli.DurationFlag{Name: "heartbeat", Value: def.Heartbeat, Usage: "master heartbeat interval", EnvVars: env("heartbeat")},
 			&cli.DurationFlag{Name: "election-timeout", Value: def.ElectionTimeout, Usage: "minimum election timeout (randomized up to twice this)", EnvVars: env("election-timeout")},
-			&cli.DurationFlag{Name: "lease", Value: def.Lease, Usage: "master lease for reads without a quorum round (below the election timeout; 0 = off; default 4/5 of it)", EnvVars: env("lease")},
+			&cli.DurationFlag{Name: "lease", Value: def.Lease, Usage: "master lease for reads without a quorum round (0 = off; default 4/5 of the election timeout, at most what the 5% clock-drift margin allows)", EnvVars: env("lease")},
 			&cli.IntFlag{Name: "max-value", Value: def.MaxValue, Usage: "largest file in bytes", EnvVars: env("max-value")},
 			&cli.DurationFlag{Name: "read-timeout", Value: def.ReadTimeout, Usage: "how long a read may wait to reach its index", EnvVars: env("read-timeout")},
 			&cli.Uint64Flag{Name: "snapshot-every", Value: def.SnapshotEvery, Usage: "applied commands between snapshots", EnvVars: env("snapshot-every")},
 			&cli.Uint64Flag{Name: "snapshot-window", Value: def.SnapshotWindow, Usage: "log slots kept behind a snapshot for catch-up", EnvVars: env("snapshot-window")},
 			&cli.Int64Flag{Name: "segment-bytes", Value: def.SegmentBytes, Usage: "log segment size; compaction deletes whole segments", EnvVars: env("segment-bytes")},
 			&cli.IntFlag{Name: "snapshot-chunk", Value: def.SnapshotChunk, Usage: "bytes per piece of a snapshot transfer", EnvVars: env("snapshot-chunk")},
-			&cli.BoolFlag{Name: "test-unsafe-follower-reads", Hidden: true, Usage: "test only (a planted bug): followers answer linearizable reads without a read index", EnvVars: env("test-unsafe-follower-reads")},
-			&cli.DurationFlag{Name: "test-fsync-delay", Hidden: true, Usage: "test only: a slow disk, sleeping this long before every log fsync", EnvVars: env("test-fsync-delay")},
-			&cli.BoolFlag{Name: "test-cut-snapshot-once", Hidden: true, Usage: "test only: break the first snapshot transfer served after one chunk", EnvVars: env("test-cut-snapshot-once")},
-			&cli.DurationFlag{Name: "test-read-delay", Hidden: true, Usage: "test only: delay every read answer", EnvVars: env("test-read-delay")},
-		},
+		}, testHookFlags()...),
 		Action: func(c *cli.Context) error {
 			lg, err := newLogger(c)
 			if err != nil {
@@ -87,19 +83,16 @@ func nodeCommand() *cli.Command {
 			cfg.Lease = c.Duration("lease")
 			if !c.IsSet("lease") {
 				// The default keeps the design's ratio (400 ms of 500 ms) when
-				// only the election timeout is changed.
-				cfg.Lease = cfg.ElectionTimeout * 4 / 5
+				// only the election timeout is changed, within the drift margin.
+				cfg.Lease = min(cfg.ElectionTimeout*4/5, cfg.MaxLease())
 			}
 			cfg.MaxValue = c.Int("max-value")
 			cfg.ReadTimeout = c.Duration("read-timeout")
-			cfg.ReadDelay = c.Duration("test-read-delay")
 			cfg.SnapshotEvery = c.Uint64("snapshot-every")
 			cfg.SnapshotWindow = c.Uint64("snapshot-window")
 			cfg.SnapshotChunk = c.Int("snapshot-chunk")
 			cfg.SegmentBytes = c.Int64("segment-bytes")
-			cfg.TestCutSnapshotOnce = c.Bool("test-cut-snapshot-once")
-			cfg.FsyncDelay = c.Duration("test-fsync-delay")
-			cfg.UnsafeFollowerReads = c.Bool("test-unsafe-follower-reads")
+			applyTestHooks(c, &cfg)
 			cfg.Logger = lg
 			n, err := node.New(cfg)
 			if err != nil {

@@ -6,7 +6,8 @@
 // the other helpers take the data directory:
 //
 //	<dir>/IDENTITY                       cluster id and node id (CreateIdentity, CheckIdentity)
-//	<dir>/acceptor                       the promised ballot (WriteAcceptor, ReadAcceptor)
+//	<dir>/acceptor                       the promised ballot and membership (WriteAcceptor, ReadAcceptor)
+//	<dir>/log/SEGMENTS                   the segments the log holds (Open keeps it)
 //	<dir>/log/00000000000000000042.log   log segments (Open)
 //
 // # Log format, version 1
@@ -52,11 +53,17 @@
 //
 // Append writes a whole batch with one write and one fsync before it
 // returns, and the next batch starts only after that fsync. So only the
-// last batch of the last segment can be incomplete after a crash, and it
-// was never acknowledged: Open cuts it off. Any other damage is corruption
-// of acknowledged data, which Open refuses (a *CorruptError naming file and
-// line) unless told to repair, the way pebble's record package tells a torn
-// tail from a bad chunk.
+// last batch of the last segment can be the torn tail of an interrupted
+// write, and it was never acknowledged: Open cuts it off. A torn tail is
+// told apart from damage by its shape, as pebble's record package tells
+// ErrUnexpectedEOF from ErrInvalidChunk: it is cut short by the end of the
+// file, or holds never-written sectors (zero bytes, which the text format
+// never writes, from a sector boundary or the batch's start to a sector
+// boundary or the end of the file). Anything else is corruption of data
+// that may have been acknowledged: a whole last batch whose checksum fails
+// (bit rot), a bad batch before a good one, garbage after the last batch.
+// Open refuses it (a *CorruptError naming file and line) unless told to
+// repair, and a repaired replica rejoins as a learner.
 //
 // The acceptor and IDENTITY files are single lines with the same CRC
 // convention, replaced atomically (temp file, fsync, rename, fsync dir).

@@ -106,15 +106,20 @@ func FuzzParseHeader(f *testing.F) {
 }
 
 func FuzzParseAcceptor(f *testing.F) {
-	f.Add(appendCRC(Ballot{7, 2}.append([]byte(acceptorPrefix)), 0))
-	f.Add([]byte("synod-acceptor 1 7.2"))
+	f.Add(withCRC("synod-acceptor 2 7.2 voter"))
+	f.Add(withCRC("synod-acceptor 1 7.2"))
+	f.Add([]byte("synod-acceptor 2 7.2 learner"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := parseAcceptor(data)
+		st, err := parseAcceptor(data)
 		if err != nil {
 			return
 		}
-		if again := appendCRC(b.append([]byte(acceptorPrefix)), 0); !bytes.Equal(again, data) {
-			t.Fatalf("%q parses to %v, which encodes as %q", data, b, again)
+		again := st.Promise.append([]byte(acceptorPrefix1))
+		if st.Membership != "" {
+			again = append(append(st.Promise.append([]byte(acceptorPrefix)), ' '), st.Membership...)
+		}
+		if again = appendCRC(again, 0); !bytes.Equal(again, data) {
+			t.Fatalf("%q parses to %+v, which encodes as %q", data, st, again)
 		}
 	})
 }

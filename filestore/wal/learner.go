@@ -9,28 +9,18 @@ import (
 	"strings"
 )
 
-// learnerFile marks a replica that may not vote: "fresh" while it finds out
-// whether its empty directory means a new cluster or a wiped replica,
-// "learner" once it knows it forgot votes. The file is absent for a voter.
+// learnerFile is format 1's marker of a replica that may not vote: "fresh"
+// while it found out whether its empty directory meant a new cluster or a
+// wiped replica, "learner" once it knew it forgot votes; absent for a voter.
+// Format 2 keeps membership in the acceptor file; the marker is only read,
+// to migrate a directory of format 1, then removed.
 const learnerFile = "LEARNER"
 
-// Learner marker states.
+// Learner marker states of format 1.
 const (
 	LearnerFresh = "fresh"
 	LearnerWiped = "learner"
 )
-
-// WriteLearner records state (LearnerFresh or LearnerWiped) in dir's marker,
-// replaced atomically.
-func WriteLearner(dir, state string) error {
-	if state != LearnerFresh && state != LearnerWiped {
-		return fmt.Errorf("wal: learner state %q: %w", state, ErrInvalidRecord)
-	}
-	if err := writeFileAtomic(dir, learnerFile, []byte(state+"\n")); err != nil {
-		return fmt.Errorf("wal: write learner marker: %w", err)
-	}
-	return nil
-}
 
 // ReadLearner returns dir's marker state, "" if there is none (a voter).
 // Anything but a known state is a *CorruptError.

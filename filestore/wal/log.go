@@ -1,15 +1,18 @@
 package wal
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // versionLine starts every segment. It names the format this package reads
@@ -37,6 +40,14 @@ type Options struct {
 	// from that batch on is deleted; Recovery.Repaired reports it, and the
 	// node must rejoin as a learner because it forgot votes it gave.
 	Repair bool
+
+	// TestSyncDelay (tests only: a slow disk) sleeps this long between a
+	// batch's write and its fsync.
+	TestSyncDelay time.Duration
+	// TestLossy (tests only) keeps a written batch in the process's memory
+	// until its fsync, so a kill -9 before the fsync loses it as a power
+	// cut would; without it the page cache keeps what was written.
+	TestLossy bool
 }
 
 // DefaultOptions returns the options Open uses for zero fields.
@@ -94,6 +105,18 @@ type Recovery struct {
 	Repaired     bool
 	Damage       *CorruptError
 	DroppedBytes int64
+
+	// Created is set when there was no log: no directory, or one with
+	// neither manifest nor segments. Missing lists
+	// pieces the manifest promised that are gone (a segment, the manifest
+	// itself). For a replica that had a log, either means lost state: it
+	// has forgotten votes and must rejoin as a learner.
+	Created bool
+	Missing []string
+
+	// Floor is the slot below which TruncateBefore dropped records: a
+	// snapshot must cover every slot below it.
+	Floor uint64
 }
 
 // segment is one log file. Segments are named by the slot of their first
@@ -133,6 +156,7 @@ type Log struct {
 	f      *os.File  // the last segment, nil while the log has none
 	buf    []byte    // encoding buffer, reused between Appends
 	hdr    []byte    // header scratch, reused (a local array would escape)
+	floor  uint64    // the manifest's floor
 	err    error     // sticky
 	closed bool
 }
@@ -159,15 +183,46 @@ func Open(dir string, opts Options, replay func(Record) error) (*Log, Recovery, 
 		return nil, rec, err
 	}
 	opts = opts.withDefaults()
-	if err := ensureDir(dir); err != nil {
+	created, err := makeDir(dir)
+	if err != nil {
 		return nil, rec, err
 	}
+	rec.Created = created
 	segs, err := listSegments(dir)
 	if err != nil {
 		return nil, rec, err
 	}
-	rc := recoverer{opts: opts, replay: replay, rec: &rec}
+	man, noManifest, err := openManifest(dir)
+	var ce *CorruptError
+	switch {
+	case errors.As(err, &ce) && opts.Repair:
+		noManifest = true // rebuilt from the segments below
+	case err != nil:
+		return nil, rec, err
+	}
 	removed := false
+	if noManifest {
+		switch {
+		case len(segs) == 0:
+			rec.Created = true // no log was here: a new one, or a lost one
+		case !created:
+			rec.Missing = append(rec.Missing, "the manifest "+manifestFile)
+		}
+		man = manifestOf(0, segs)
+	} else {
+		var stale []segment
+		var missing []string
+		segs, stale, missing = reconcile(man, segs)
+		rec.Missing = append(rec.Missing, missing...)
+		for _, s := range stale {
+			if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, rec, fmt.Errorf("wal: remove truncated segment: %w", err)
+			}
+			removed = true
+		}
+	}
+	rec.Floor = man.floor
+	rc := recoverer{opts: opts, replay: replay, rec: &rec}
 	for i := range segs {
 		seg := &segs[i]
 		last := i == len(segs)-1
@@ -215,7 +270,12 @@ func Open(dir string, opts Options, replay func(Record) error) (*Log, Recovery, 
 			return nil, rec, err
 		}
 	}
-	l := &Log{dir: dir, opts: opts, segs: segs}
+	if now := manifestOf(man.floor, segs); noManifest || !slices.Equal(now.names, man.names) {
+		if err := writeManifest(dir, now); err != nil {
+			return nil, rec, err
+		}
+	}
+	l := &Log{dir: dir, opts: opts, segs: segs, floor: man.floor}
 	if n := len(segs); n > 0 {
 		f, err := os.OpenFile(segs[n-1].path, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
@@ -261,12 +321,20 @@ func (l *Log) Append(recs []Record) error {
 		}
 	}
 	seg := l.active()
+	if l.opts.TestLossy {
+		// The batch lives in this process until the fsync: a kill -9
+		// meanwhile loses it.
+		time.Sleep(l.opts.TestSyncDelay)
+	}
 	if _, err := l.f.Write(batch); err != nil {
 		l.err = fmt.Errorf("wal: write %s: %w", seg.path, err)
 		return l.err
 	}
+	if !l.opts.TestLossy {
+		time.Sleep(l.opts.TestSyncDelay)
+	}
 	if err := l.f.Sync(); err != nil {
-		l.err = fmt.Errorf("wal: fsync %s: %w", seg.path, err)
+		l.err = fmt.Errorf("wal: fsync %s: %w: %w", seg.path, ErrSync, err)
 		return l.err
 	}
 	seg.size += int64(len(batch))
@@ -352,9 +420,14 @@ func (l *Log) roll(first uint64) error {
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("wal: fsync %s: %w", path, err)
+		return fmt.Errorf("wal: fsync %s: %w: %w", path, ErrSync, err)
 	}
 	if err := syncDir(l.dir); err != nil {
+		f.Close()
+		return err
+	}
+	// Listed before its first batch, so a missing segment is noticed.
+	if err := writeManifest(l.dir, manifestOf(l.floor, append(slices.Clone(l.segs), segment{name: name}))); err != nil {
 		f.Close()
 		return err
 	}
@@ -384,18 +457,36 @@ func (l *Log) TruncateBefore(slot uint64) error {
 		return l.err
 	}
 	keep := make([]segment, 0, len(l.segs))
-	var err error
+	var drop []segment
 	for i, s := range l.segs {
-		if err == nil && i < len(l.segs)-1 && (!s.hasRecs || s.maxSlot < slot) {
-			if err = os.Remove(s.path); err == nil || errors.Is(err, fs.ErrNotExist) {
-				err = nil
-				continue
-			}
-			err = fmt.Errorf("wal: truncate: %w", err)
+		if i < len(l.segs)-1 && (!s.hasRecs || s.maxSlot < slot) {
+			drop = append(drop, s)
+			continue
 		}
 		keep = append(keep, s)
 	}
-	removed := len(keep) < len(l.segs)
+	floor := max(l.floor, slot)
+	if len(drop) == 0 && floor == l.floor {
+		return nil
+	}
+	// The manifest forgets the segments first: a crash before they are
+	// removed leaves stale files that Open removes, never a listed
+	// segment gone.
+	if err := writeManifest(l.dir, manifestOf(floor, keep)); err != nil {
+		l.err = err
+		return err
+	}
+	l.floor = floor
+	var err error
+	for i, s := range drop {
+		if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = fmt.Errorf("wal: truncate: %w", rerr)
+			keep = append(keep, drop[i:]...) // still on disk, no longer listed: Open removes them
+			break
+		}
+	}
+	removed := len(drop) > 0
+	slices.SortFunc(keep, func(a, b segment) int { return cmp.Compare(a.name, b.name) })
 	l.segs = keep
 	if removed {
 		if serr := syncDir(l.dir); serr != nil {
@@ -458,16 +549,22 @@ func listSegments(dir string) ([]segment, error) {
 // ensureDir creates dir if it does not exist, and then fsyncs its parent so
 // that the new directory entry is durable too.
 func ensureDir(dir string) error {
+	_, err := makeDir(dir)
+	return err
+}
+
+// makeDir is ensureDir, reporting whether it created dir.
+func makeDir(dir string) (bool, error) {
 	if fi, err := os.Stat(dir); err == nil {
 		if !fi.IsDir() {
-			return fmt.Errorf("wal: %s is not a directory", dir)
+			return false, fmt.Errorf("wal: %s is not a directory", dir)
 		}
-		return nil
+		return false, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("wal: %w", err)
+		return false, fmt.Errorf("wal: %w", err)
 	}
-	return syncDir(filepath.Dir(filepath.Clean(dir)))
+	return true, syncDir(filepath.Dir(filepath.Clean(dir)))
 }
 
 // syncDir fsyncs a directory, making file creations, renames and removals
@@ -482,7 +579,7 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("wal: fsync dir %s: %w", dir, err)
+		return fmt.Errorf("wal: fsync dir %s: %w: %w", dir, ErrSync, err)
 	}
 	return nil
 }
@@ -494,7 +591,9 @@ func truncateFile(path string, size int64) error {
 	}
 	err = f.Truncate(size)
 	if err == nil {
-		err = f.Sync()
+		if err = f.Sync(); err != nil {
+			err = fmt.Errorf("%w: %w", ErrSync, err)
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

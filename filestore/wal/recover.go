@@ -18,6 +18,8 @@ type damage struct {
 	// sealed means its checksums matched: it was written whole, so it is
 	// never a torn write, whatever follows.
 	sealed bool
+	// incomplete means the file ends inside it: the batch was cut short.
+	incomplete bool
 	// torn means it is the never-acknowledged tail, to be cut off.
 	torn bool
 }
@@ -56,7 +58,8 @@ func (rc *recoverer) scan(seg *segment, last bool) (*damage, error) {
 		if v, ok := otherVersion(first); ok {
 			return nil, fmt.Errorf("%w: %s has format %q, this build reads %q", ErrVersion, seg.path, v, versionLine[:len(versionLine)-1])
 		}
-		return rc.classify(f, size, last, &damage{off: 0, line: 1, reason: "bad version line"})
+		short := int64(len(first)) == size && !bytes.HasSuffix(first, []byte("\n"))
+		return rc.classify(f, size, last, &damage{off: 0, line: 1, reason: "bad version line", incomplete: short})
 	}
 	off, line := int64(len(versionLine)), 2
 	for off < size {
@@ -97,19 +100,86 @@ func otherVersion(first []byte) (string, bool) {
 	return string(first[:len(first)-1]), true
 }
 
-// classify decides whether damage d is the torn tail: only in the last
-// segment, only if it was not written whole, and only if no valid batch
-// follows it anywhere in the file.
+// classify decides whether damage d is the torn tail of an interrupted
+// write, which was never acknowledged: only in the last segment, only if no
+// valid batch follows it anywhere in the file, and only if it looks like an
+// interrupted write: cut short by the end of the file, or with a stretch of
+// never-written (zero) sectors in it. A whole batch whose checksum fails is
+// not a torn write but damage to bytes that reached the disk, and the batch
+// may have been acknowledged (trap 11). The text format never writes a zero
+// byte, and a torn write zeroes whole sectors, from a sector boundary or the
+// batch's start to a sector boundary or the end of the file; no single
+// flipped bit makes that.
 func (rc *recoverer) classify(f *os.File, size int64, last bool, d *damage) (*damage, error) {
 	if d.sealed || !last {
 		return d, nil
 	}
 	found, err := validBatchAfter(f, d.off+1, size, rc.opts.MaxBatchBytes)
+	if err != nil || found {
+		return d, err
+	}
+	if d.incomplete {
+		d.torn = true
+		return d, nil
+	}
+	zeroed, err := unwrittenSectors(f, d.off, size)
 	if err != nil {
 		return nil, err
 	}
-	d.torn = !found
+	if zeroed {
+		d.torn = true
+		return d, nil
+	}
+	d.reason += " (not the tail of an interrupted write: acknowledged data may be damaged)"
 	return d, nil
+}
+
+// sectorSize is the unit a torn write loses: the smallest a disk writes
+// atomically.
+const sectorSize = 512
+
+// unwrittenSectors reports whether f, from off to size, holds a run of zero
+// bytes that starts at off or at a sector boundary and ends at the end of
+// the file or at a sector boundary, covering at least one byte: what a
+// write interrupted before some of its sectors reached the disk leaves.
+func unwrittenSectors(f *os.File, off, size int64) (bool, error) {
+	const chunk = 64 << 10
+	buf := make([]byte, chunk)
+	runStart := int64(-1)
+	qualifies := func(a, b int64) bool {
+		start := a
+		if a != off {
+			start = (a + sectorSize - 1) / sectorSize * sectorSize
+		}
+		end := b
+		if b != size {
+			end = b / sectorSize * sectorSize
+		}
+		return start < end
+	}
+	for pos := off; pos < size; {
+		n, err := f.ReadAt(buf[:min(chunk, size-pos)], pos)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("wal: recover: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		for i, c := range buf[:n] {
+			at := pos + int64(i)
+			switch {
+			case c == 0 && runStart < 0:
+				runStart = at
+			case c != 0 && runStart >= 0:
+				if qualifies(runStart, at) {
+					return true, nil
+				}
+				runStart = -1
+			}
+		}
+		pos += int64(n)
+	}
+	return runStart >= 0 && qualifies(runStart, size), nil
 }
 
 // readBatch reads the batch at off, whose header is line number line, into
@@ -122,7 +192,7 @@ func (rc *recoverer) readBatch(br *bufio.Reader, path string, off, size int64, l
 	hdr, err := br.ReadSlice('\n')
 	switch {
 	case err == io.EOF:
-		return bad("incomplete batch header")
+		return 0, nil, &damage{off: off, line: line, reason: "incomplete batch header", incomplete: true}, nil
 	case err == bufio.ErrBufferFull || err == nil && len(hdr) > maxHeaderLen:
 		return bad("batch header line too long")
 	case err != nil:
@@ -134,7 +204,7 @@ func (rc *recoverer) readBatch(br *bufio.Reader, path string, off, size int64, l
 	}
 	bodyOff := off + int64(len(hdr))
 	if h.bytes > uint64(size-bodyOff) {
-		return bad("batch of %d bytes runs past the end of the file", h.bytes)
+		return 0, nil, &damage{off: off, line: line, reason: fmt.Sprintf("batch of %d bytes runs past the end of the file", h.bytes), incomplete: true}, nil
 	}
 	if h.bytes > uint64(rc.opts.MaxBatchBytes) {
 		return bad("batch of %d bytes exceeds MaxBatchBytes %d", h.bytes, rc.opts.MaxBatchBytes)

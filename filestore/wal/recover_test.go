@@ -80,7 +80,9 @@ func TestCutLastBatchAtEveryOffset(t *testing.T) {
 }
 
 // TestFlipEveryBitOfEarlierBatch flips each bit of a batch that has a good
-// batch after it: that is always corruption, reported at the flipped line.
+// batch after it, and of the last batch: that is always corruption,
+// reported at the flipped line. A flipped bit in the last batch is bit rot
+// in a batch that may have been acknowledged, never a torn write.
 func TestFlipEveryBitOfEarlierBatch(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -90,6 +92,7 @@ func TestFlipEveryBitOfEarlierBatch(t *testing.T) {
 	}{
 		{"middle of the last segment", Options{}, 1},
 		{"last batch of an earlier segment", Options{SegmentBytes: 1}, 1},
+		{"last batch of the log", Options{}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -214,6 +217,10 @@ func TestZeroFilledTail(t *testing.T) {
 	}
 }
 
+// TestJunkAppended appends what an interrupted write can leave (a batch cut
+// short, never-written zero pages) and what it cannot (bytes that were never
+// a prefix of a batch): the first is a torn tail, cut off; the second is
+// damage, refused.
 func TestJunkAppended(t *testing.T) {
 	t.Parallel()
 	src, b := tailLog(t)
@@ -222,24 +229,34 @@ func TestJunkAppended(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	garbage := make([]byte, 3000)
 	for i := range garbage {
-		garbage[i] = byte(rng.IntN(256))
+		garbage[i] = byte(1 + rng.IntN(255))
 	}
 	for _, tc := range []struct {
 		name string
 		junk []byte
+		torn bool
 	}{
-		{"zeroed pages", make([]byte, 8192)},
-		{"random bytes", garbage},
-		{"fake headers", []byte("B 1 13 00000000 00000000\nB 1 13 deadbeef 0f7e87b3\nB 2 1000000000000 00000000 00000000\n")},
-		{"header claiming a huge body", appendHeader(nil, 1, make([]byte, 1<<20))},
-		{"a record without a header", withCRC("C 9")},
-		{"half a line", []byte("A 12 3.4 cmds 1 x")},
-		{"a batch cut short", appendHeader(nil, 2, append(withCRC("C 1"), withCRC("C 2")...))},
+		{"zeroed pages", make([]byte, 8192), true},
+		{"header claiming a huge body", appendHeader(nil, 1, make([]byte, 1<<20)), true},
+		{"half a line", []byte("A 12 3.4 cmds 1 x"), true},
+		{"a batch cut short", appendHeader(nil, 2, append(withCRC("C 1"), withCRC("C 2")...)), true},
+		{"a batch followed by zero pages", append(appendHeader(nil, 2, append(withCRC("C 1"), withCRC("C 2")...)), make([]byte, 4096)...), true},
+		{"random bytes", garbage, false},
+		{"fake headers", []byte("B 1 13 00000000 00000000\nB 1 13 deadbeef 0f7e87b3\nB 2 1000000000000 00000000 00000000\n"), false},
+		{"a record without a header", withCRC("C 9"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyDir(t, src)
 			target := filepath.Join(dir, filepath.Base(path))
 			writeFile(t, target, append(bytes.Clone(full), tc.junk...))
+			if !tc.torn {
+				_, _, _, err := openCollect(t, dir, Options{})
+				var ce *CorruptError
+				if !errors.As(err, &ce) || ce.File != target {
+					t.Fatalf("Open = %v, want corruption of %s", err, target)
+				}
+				return
+			}
 			rec := recoverAndExtend(t, dir, Options{}, b.recordsBefore(len(b.batches)))
 			if rec.TornBytes != int64(len(tc.junk)) {
 				t.Fatalf("recovery %+v, want %d torn bytes", rec, len(tc.junk))

@@ -44,9 +44,8 @@ func Binary(t testing.TB) string {
 		binPath = filepath.Join(dir, "synod")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		// The synodtest tag compiles in the test hooks (the --test-* flags
-		// and whatever else tests need from inside a process); release
-		// builds leave them out.
+		// The synodtest tag compiles in the test hooks (the --test-* flags,
+		// cmd/synod/testhooks.go); release builds leave them out.
 		args := []string{"build", "-tags", "synodtest", "-o", binPath}
 		if raceEnabled {
 			args = append(args, "-race")

@@ -1,0 +1,16 @@
+//go:build !synodtest
+
+package main
+
+// This file stands in for testhooks.go in the production binary: no test
+// hook can be switched on (see testhooks.go).
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"synod/node"
+)
+
+func testHookFlags() []cli.Flag { return nil }
+
+func applyTestHooks(*cli.Context, *node.Config) {}

@@ -61,11 +61,28 @@ func (op Op) String() string {
 // Command is one client write as replicated through the log.
 type Command struct {
 	Op Op
-	// ClientID and Seq identify the write for exactly-once application;
-	// ClientID 0 means no deduplication.
+	// ClientID and Seq identify the write for exactly-once, in-order
+	// application: a session's writes are numbered 1, 2, 3 ... and apply
+	// only in that order (see Machine.Apply). ClientID 0 means no
+	// session: the write applies whenever it is chosen.
 	ClientID, Seq uint64
+	// Ack is the lowest Seq of this client whose reply the client has not
+	// been given yet: the machine may forget the replies below it. 0
+	// means Seq (a client with one write at a time).
+	Ack uint64
+	// Retry marks a write that may have been proposed before (its sender
+	// had no definitive refusal of an earlier attempt). A retry whose
+	// session is unknown is refused, never applied: its first attempt may
+	// have been applied before the session expired.
+	Retry bool
+	// Legacy marks a command in the version 1 form (see the package
+	// comment), which the machine applies by the old rule: only older
+	// seqs are duplicates, gaps are allowed. Only decoding old logs sets
+	// it; it is meaningless with ClientID 0.
+	Legacy bool
 	// Stamp is the master's wall clock in milliseconds when it proposed
-	// the command. It drives session expiry, nothing else.
+	// the command. It drives session expiry, nothing else: no outcome of
+	// exactly-once depends on it.
 	Stamp int64
 	Key   string
 	// Version is the expected version for OpCAS and ignored otherwise.
@@ -76,14 +93,29 @@ type Command struct {
 
 // EncodeCommand appends the encoding of c to dst and returns the extended
 // slice. It does not validate c: DecodeCommand rejects what is not a valid
-// command (a bad op or key). Version is written only for OpCAS, Value is
-// not written for OpDel.
+// command (a bad op or key, Seq 0 or Ack above Seq in a session). Version
+// is written only for OpCAS, Value is not written for OpDel. A command with
+// ClientID 0 (or Legacy set) is written in the version 1 form.
 func EncodeCommand(dst []byte, c Command) []byte {
 	dst = append(dst, c.Op.String()...)
 	dst = append(dst, ' ')
 	dst = strconv.AppendUint(dst, c.ClientID, 10)
-	dst = append(dst, ' ')
-	dst = strconv.AppendUint(dst, c.Seq, 10)
+	if c.ClientID != 0 && !c.Legacy {
+		ack := c.Ack
+		if ack == 0 {
+			ack = c.Seq
+		}
+		dst = append(dst, '.')
+		dst = strconv.AppendUint(dst, c.Seq, 10)
+		dst = append(dst, '.')
+		dst = strconv.AppendUint(dst, ack, 10)
+		if c.Retry {
+			dst = append(dst, ".r"...)
+		}
+	} else {
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, c.Seq, 10)
+	}
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, c.Stamp, 10)
 	dst = append(dst, ' ')
@@ -101,8 +133,8 @@ func EncodeCommand(dst []byte, c Command) []byte {
 
 // DecodeCommand parses a command written by EncodeCommand. Only the
 // canonical form is accepted, so a command that decodes re-encodes to the
-// same bytes. The returned Value aliases b. Errors wrap ErrBadCommand (and
-// ErrBadKey when the key is at fault).
+// same bytes (Ack comes back non-zero). The returned Value aliases b.
+// Errors wrap ErrBadCommand (and ErrBadKey when the key is at fault).
 func DecodeCommand(b []byte) (Command, error) {
 	v, err := parseCommand(b)
 	if err != nil {
@@ -112,6 +144,9 @@ func DecodeCommand(b []byte) (Command, error) {
 		Op:       v.op,
 		ClientID: v.client,
 		Seq:      v.seq,
+		Ack:      v.ack,
+		Retry:    v.retry,
+		Legacy:   v.legacy,
 		Stamp:    v.stamp,
 		Key:      string(v.key),
 		Version:  v.version,
@@ -124,6 +159,9 @@ func DecodeCommand(b []byte) (Command, error) {
 type commandView struct {
 	op          Op
 	client, seq uint64
+	ack         uint64
+	retry       bool
+	legacy      bool // version 1 form with a client id
 	stamp       int64
 	key         []byte
 	version     uint64
@@ -157,14 +195,21 @@ func parseCommand(b []byte) (commandView, error) {
 	if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
 		return v, badCommand("too few fields")
 	}
-	if v.client, ok = wal.ParseUint(field); !ok {
-		return v, badCommand("bad client id")
-	}
-	if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
-		return v, badCommand("too few fields")
-	}
-	if v.seq, ok = wal.ParseUint(field); !ok {
-		return v, badCommand("bad seq")
+	if bytes.IndexByte(field, '.') >= 0 {
+		if !parseSessionField(field, &v) {
+			return v, badCommand("bad session field")
+		}
+	} else {
+		if v.client, ok = wal.ParseUint(field); !ok {
+			return v, badCommand("bad client id")
+		}
+		if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
+			return v, badCommand("too few fields")
+		}
+		if v.seq, ok = wal.ParseUint(field); !ok {
+			return v, badCommand("bad seq")
+		}
+		v.legacy = v.client != 0
 	}
 	if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
 		return v, badCommand("too few fields")
@@ -193,6 +238,35 @@ func parseCommand(b []byte) (commandView, error) {
 		return v, fmt.Errorf("%w: %w", ErrBadCommand, ErrBadKey)
 	}
 	return v, nil
+}
+
+// parseSessionField parses the version 2 session field
+// <client>.<seq>.<ack>[.r] into v: client and seq at least 1, ack in
+// [1, seq].
+func parseSessionField(f []byte, v *commandView) bool {
+	var parts [4][]byte
+	n := 0
+	for part := range bytes.SplitSeq(f, []byte{'.'}) {
+		if n == len(parts) {
+			return false
+		}
+		parts[n] = part
+		n++
+	}
+	var ok1, ok2, ok3 bool
+	v.client, ok1 = wal.ParseUint(parts[0])
+	v.seq, ok2 = wal.ParseUint(parts[1])
+	v.ack, ok3 = wal.ParseUint(parts[2])
+	switch {
+	case n < 3 || !ok1 || !ok2 || !ok3:
+		return false
+	case n == 4 && string(parts[3]) != "r":
+		return false
+	case v.client == 0 || v.seq == 0 || v.ack == 0 || v.ack > v.seq:
+		return false
+	}
+	v.retry = n == 4
+	return true
 }
 
 // parseInt parses canonical signed decimal: wal.ParseUint's form with an

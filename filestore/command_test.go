@@ -18,24 +18,32 @@ func TestCommandRoundTrip(t *testing.T) {
 		c    Command
 		want string
 	}{
-		{"put", Command{Op: OpPut, ClientID: 17, Seq: 4, Stamp: 1732000000000, Key: "docs/a", Value: []byte("hello world")},
-			"put 17 4 1732000000000 docs/a hello world"},
-		{"put empty value", Command{Op: OpPut, ClientID: 1, Seq: 1, Stamp: 0, Key: "k", Value: []byte{}},
-			"put 1 1 0 k "},
-		{"append", Command{Op: OpAppend, Seq: 9, Stamp: 5, Key: "log", Value: []byte(" x ")},
+		{"put", Command{Op: OpPut, ClientID: 17, Seq: 4, Ack: 2, Stamp: 1732000000000, Key: "docs/a", Value: []byte("hello world")},
+			"put 17.4.2 1732000000000 docs/a hello world"},
+		{"retry", Command{Op: OpPut, ClientID: 17, Seq: 4, Ack: 4, Retry: true, Stamp: 1, Key: "k", Value: []byte("v")},
+			"put 17.4.4.r 1 k v"},
+		{"put empty value", Command{Op: OpPut, ClientID: 1, Seq: 1, Ack: 1, Stamp: 0, Key: "k", Value: []byte{}},
+			"put 1.1.1 0 k "},
+		{"anonymous append", Command{Op: OpAppend, Seq: 9, Stamp: 5, Key: "log", Value: []byte(" x ")},
 			"append 0 9 5 log  x "},
-		{"cas", Command{Op: OpCAS, ClientID: 2, Seq: 3, Stamp: 7, Key: "a/b", Version: 12, Value: []byte("v")},
-			"cas 2 3 7 a/b 12 v"},
-		{"cas must not exist", Command{Op: OpCAS, ClientID: 2, Seq: 3, Stamp: 7, Key: "a", Version: 0, Value: []byte("v")},
-			"cas 2 3 7 a 0 v"},
-		{"del", Command{Op: OpDel, ClientID: 2, Seq: 4, Stamp: 8, Key: "a/b"},
-			"del 2 4 8 a/b"},
-		{"extremes", Command{Op: OpPut, ClientID: math.MaxUint64, Seq: math.MaxUint64, Stamp: math.MinInt64, Key: "é/✓", Value: []byte("\r\n")},
-			"put 18446744073709551615 18446744073709551615 -9223372036854775808 é/✓ \r\n"},
+		{"cas", Command{Op: OpCAS, ClientID: 2, Seq: 3, Ack: 1, Stamp: 7, Key: "a/b", Version: 12, Value: []byte("v")},
+			"cas 2.3.1 7 a/b 12 v"},
+		{"cas must not exist", Command{Op: OpCAS, ClientID: 2, Seq: 3, Ack: 3, Stamp: 7, Key: "a", Version: 0, Value: []byte("v")},
+			"cas 2.3.3 7 a 0 v"},
+		{"del", Command{Op: OpDel, ClientID: 2, Seq: 4, Ack: 4, Retry: true, Stamp: 8, Key: "a/b"},
+			"del 2.4.4.r 8 a/b"},
+		{"extremes", Command{Op: OpPut, ClientID: math.MaxUint64, Seq: math.MaxUint64, Ack: 1, Stamp: math.MinInt64, Key: "é/✓", Value: []byte("\r\n")},
+			"put 18446744073709551615.18446744073709551615.1 -9223372036854775808 é/✓ \r\n"},
 		{"max stamp", Command{Op: OpDel, Stamp: math.MaxInt64, Key: strings.Repeat("k", MaxKeyLen)},
 			"del 0 0 9223372036854775807 " + strings.Repeat("k", MaxKeyLen)},
-		{"binary value", Command{Op: OpPut, ClientID: 1, Seq: 1, Stamp: 1, Key: "bin", Value: allBytes},
-			"put 1 1 1 bin " + string(allBytes)},
+		{"binary value", Command{Op: OpPut, ClientID: 1, Seq: 1, Ack: 1, Stamp: 1, Key: "bin", Value: allBytes},
+			"put 1.1.1 1 bin " + string(allBytes)},
+		{"version 1 put", Command{Op: OpPut, ClientID: 17, Seq: 4, Legacy: true, Stamp: 1732000000000, Key: "docs/a", Value: []byte("hello world")},
+			"put 17 4 1732000000000 docs/a hello world"},
+		{"version 1 cas", Command{Op: OpCAS, ClientID: 2, Seq: 0, Legacy: true, Stamp: 7, Key: "a/b", Version: 12, Value: []byte("v")},
+			"cas 2 0 7 a/b 12 v"},
+		{"version 1 del", Command{Op: OpDel, ClientID: 2, Seq: 4, Legacy: true, Stamp: 8, Key: "a/b"},
+			"del 2 4 8 a/b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +55,8 @@ func TestCommandRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeCommand(%q): %v", tt.want, err)
 			}
-			if c.Op != tt.c.Op || c.ClientID != tt.c.ClientID || c.Seq != tt.c.Seq || c.Stamp != tt.c.Stamp ||
+			if c.Op != tt.c.Op || c.ClientID != tt.c.ClientID || c.Seq != tt.c.Seq || c.Ack != tt.c.Ack ||
+				c.Retry != tt.c.Retry || c.Legacy != tt.c.Legacy || c.Stamp != tt.c.Stamp ||
 				c.Key != tt.c.Key || c.Version != tt.c.Version || !bytes.Equal(c.Value, tt.c.Value) {
 				t.Fatalf("DecodeCommand = %+v, want %+v", c, tt.c)
 			}
@@ -90,6 +99,20 @@ func TestDecodeCommandRejects(t *testing.T) {
 		{in: "del 1 2 3 a\u00a0b", badKey: true}, // no-break space
 		{in: "del 1 2 3 a\u200bb", badKey: true}, // zero-width space (format char)
 		{in: "put 1 2 3 " + strings.Repeat("k", MaxKeyLen+1) + " v", badKey: true},
+		{in: "put 1.2 3 k v"},
+		{in: "put 1.2.3 3 k v"}, // ack above seq
+		{in: "put 1.2.0 3 k v"},
+		{in: "put 1.0.0 3 k v"},
+		{in: "put 0.1.1 3 k v"}, // no session: the version 1 form
+		{in: "put 1.2.1.x 3 k v"},
+		{in: "put 1.2.1.r.r 3 k v"},
+		{in: "put 1.2.1. 3 k v"},
+		{in: "put 1..1 3 k v"},
+		{in: "put .1.1 3 k v"},
+		{in: "put 1.02.1 3 k v"},
+		{in: "put 1.2.1 3"},
+		{in: "put 1.2.1 k v"},
+		{in: "del 1.2.1.r 3 a b", badKey: true},
 	}
 	for _, tt := range tests {
 		_, err := DecodeCommand([]byte(tt.in))

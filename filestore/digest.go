@@ -123,17 +123,21 @@ func (f *file) entryHash(h *entryHasher) [32]byte {
 
 func (s *session) track() *tracked { return &s.tracked }
 
-// entryHash is SHA-256 over 'S' and every field of the session.
-func (s *session) entryHash(*entryHasher) [32]byte {
-	var b [1 + 6*8]byte
-	b[0] = 'S'
-	binary.BigEndian.PutUint64(b[1:], s.client)
-	binary.BigEndian.PutUint64(b[9:], s.seq)
-	binary.BigEndian.PutUint64(b[17:], uint64(s.active))
-	binary.BigEndian.PutUint64(b[25:], uint64(s.code))
-	binary.BigEndian.PutUint64(b[33:], s.index)
-	binary.BigEndian.PutUint64(b[41:], s.version)
-	return sha256.Sum256(b[:])
+// entryHash is SHA-256 over 'S', the session's client, last seq and
+// activity time, then the number of replies held and each one.
+func (s *session) entryHash(h *entryHasher) [32]byte {
+	b := append(h.buf[:0], 'S')
+	b = binary.BigEndian.AppendUint64(b, s.client)
+	b = binary.BigEndian.AppendUint64(b, s.last)
+	b = binary.BigEndian.AppendUint64(b, uint64(s.active))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(s.replies)))
+	for _, r := range s.replies {
+		b = append(b, byte(r.code))
+		b = binary.BigEndian.AppendUint64(b, r.index)
+		b = binary.BigEndian.AppendUint64(b, r.version)
+	}
+	h.buf = b
+	return sha256.Sum256(b)
 }
 
 // Digest returns a hash of the whole replicated state, in hex: every file
@@ -141,22 +145,33 @@ func (s *session) entryHash(*entryHasher) [32]byte {
 // time. Two machines have the same digest exactly when (barring SHA-256
 // collisions) they hold the same state, so replicas can compare digests
 // taken at the same Applied index. Its cost is proportional to what changed
-// since the previous call, not to the size of the state.
+// since the previous call, not to the size of the state, and nothing at all
+// when no command was applied since: the result is kept, so a replica
+// polled ten times a second hashes each change once.
 //
-// Digest updates internal caches, so it counts as a write for concurrency.
+// Digest only reads the replicated state; it updates caches of its own
+// under a lock of its own. So it may run concurrently with the other
+// read-only methods and with itself (under a sync.RWMutex's read lock), but
+// not with Apply.
 func (m *Machine) Digest() string {
+	m.digestMu.Lock()
+	defer m.digestMu.Unlock()
+	if m.digestValid && m.digestAt == m.applied {
+		return m.digest
+	}
 	if m.hasher.h == nil {
 		m.hasher.h = sha256.New()
 	}
 	m.dirtyFiles.flush(&m.sum, &m.hasher)
 	m.dirtySessions.flush(&m.sum, &m.hasher)
 	var b [16 + 8 + 8 + 32]byte
-	copy(b[:], "synod-digest-v1\x00")
+	copy(b[:], "synod-digest-v2\x00")
 	binary.BigEndian.PutUint64(b[16:], m.applied)
 	binary.BigEndian.PutUint64(b[24:], uint64(m.logTime))
 	for i, limb := range m.sum {
 		binary.BigEndian.PutUint64(b[32+8*i:], limb)
 	}
 	h := sha256.Sum256(b[:])
-	return hex.EncodeToString(h[:])
+	m.digest, m.digestAt, m.digestValid = hex.EncodeToString(h[:]), m.applied, true
+	return m.digest
 }

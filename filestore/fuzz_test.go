@@ -12,6 +12,10 @@ import (
 func FuzzDecodeCommand(f *testing.F) {
 	for _, s := range []string{
 		"put 17 4 1732000000000 docs/a hello world",
+		"put 17.4.2 1732000000000 docs/a hello world",
+		"put 17.1.1.r 1 k v",
+		"del 9.3.3 8 a/b",
+		"put 1.2.3 3 k v",
 		"put 1 1 0 k ",
 		"append 0 9 -5 log \x00\xff\r\n",
 		"cas 2 3 7 a/b 12 v",
@@ -56,11 +60,36 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 		// ...and decodes to the same command.
 		c2, err := DecodeCommand(enc)
-		if err != nil || c2.Op != c.Op || c2.ClientID != c.ClientID || c2.Seq != c.Seq ||
+		if err != nil || c2.Op != c.Op || c2.ClientID != c.ClientID || c2.Seq != c.Seq || c2.Ack != c.Ack ||
+			c2.Retry != c.Retry || c2.Legacy != c.Legacy ||
 			c2.Stamp != c.Stamp || c2.Key != c.Key || c2.Version != c.Version || !bytes.Equal(c2.Value, c.Value) {
 			t.Fatalf("second decode = %+v, %v; want %+v", c2, err, c)
 		}
 	})
+}
+
+// checkRewrite checks that writing m back gives the snapshot it was read
+// from: byte for byte for the current version, and for version 1 a
+// version 2 snapshot that reads back to the same state.
+func checkRewrite(t *testing.T, m *Machine, meta SnapshotMeta, in []byte, opts Options) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := m.WriteSnapshot(&out, meta); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(in, []byte("SNAP 1 ")) {
+		if !bytes.Equal(out.Bytes(), in) {
+			t.Fatalf("accepted a snapshot that rewrites differently:\n%q\n%q", in, out.Bytes())
+		}
+		return
+	}
+	again, _, err := ReadSnapshot(bytes.NewReader(out.Bytes()), opts)
+	if err != nil {
+		t.Fatalf("version 1 snapshot rewritten as one that does not read: %v\n%q", err, out.Bytes())
+	}
+	if again.Digest() != m.Digest() {
+		t.Fatalf("version 1 snapshot rewritten as another state:\n%q\n%q", in, out.Bytes())
+	}
 }
 
 func FuzzReadSnapshot(f *testing.F) {
@@ -99,13 +128,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		}
 		// The format is canonical: whatever is accepted is exactly
 		// what writing the machine back produces.
-		var out bytes.Buffer
-		if err := m.WriteSnapshot(&out, meta); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(out.Bytes(), b) {
-			t.Fatalf("accepted a snapshot that rewrites differently:\n%q\n%q", b, out.Bytes())
-		}
+		checkRewrite(t, m, meta, b, opts)
 		// And the restored machine keeps working.
 		m.Digest()
 		m.Apply(m.Applied()+1, cmd(OpPut, 3, 1<<40, meta.LogTime+1, "k", 0, "v"))
@@ -142,6 +165,7 @@ func FuzzReadSnapshotContent(f *testing.F) {
 	f.Add(strip(buf.Bytes()))
 	f.Add([]byte("SNAP 1 0 0 0 -\nEND 0 0 x\n"))
 	f.Add([]byte("SNAP 1 9 20 500 1\nF a 1 \\e\nS 1 1 499 CONFLICT 3 2\nEND 1 1 x\n"))
+	f.Add([]byte("SNAP 2 9 20 500 1\nF a 1 \\e\nS 1 3 499 OK.1.1,CONFLICT.3.2\nS 2 1 500 -\nEND 1 2 x\n"))
 
 	f.Fuzz(func(t *testing.T, content []byte) {
 		var snap []byte
@@ -166,13 +190,7 @@ func FuzzReadSnapshotContent(f *testing.F) {
 			}
 			return
 		}
-		var out bytes.Buffer
-		if err := m.WriteSnapshot(&out, meta); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(out.Bytes(), snap) {
-			t.Fatalf("accepted a snapshot that rewrites differently:\n%q\n%q", snap, out.Bytes())
-		}
+		checkRewrite(t, m, meta, snap, opts)
 		m.Apply(m.Applied()+1, cmd(OpPut, 3, 1<<40, meta.LogTime, "k", 0, "v"))
 		m.Digest()
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -16,6 +17,12 @@ const (
 	DefaultSessionTTL = time.Hour
 	// DefaultMaxSessions is the default Options.MaxSessions.
 	DefaultMaxSessions = 100_000
+	// DefaultSessionWindow is the default Options.SessionWindow. A proxy
+	// keeps at most this many writes of one session unresolved (see
+	// wire.MaxSessionWindow, which must not exceed it).
+	DefaultSessionWindow = 1024
+	// MaxSessionWindow bounds Options.SessionWindow.
+	MaxSessionWindow = 1 << 16
 	// MaxValueLimit bounds Options.MaxValue: a snapshot line holds an
 	// escaped value (up to four bytes per byte) and readers must be able
 	// to buffer one line.
@@ -35,22 +42,32 @@ type Options struct {
 	// that would exceed it (an APPEND included) fails with CodeTooLarge.
 	// Default 1 MiB, at most MaxValueLimit.
 	MaxValue int
-	// SessionTTL is how long, in log time, a client's exactly-once
-	// session outlives the client's last write. Counted in whole
-	// milliseconds (the unit of command stamps), at least 1 ms.
-	// Default 1 hour.
+	// SessionTTL is how long, in log time, a client's session outlives
+	// the client's last command. Counted in whole milliseconds (the unit
+	// of command stamps), at least 1 ms. Default 1 hour. Log time is made
+	// of masters' wall clocks, so a clock running ahead expires sessions
+	// early; that costs refusals (CodeSessionUnknown), never a write
+	// applied twice.
 	SessionTTL time.Duration
-	// MaxSessions bounds the session table; a new client past it evicts
-	// the least recently active session. Default 100,000.
+	// MaxSessions bounds the session table; a new session past it evicts
+	// the least recently active one, whose later writes are then refused
+	// like those of an expired session. Default 100,000.
 	MaxSessions int
+	// SessionWindow bounds the replies a session keeps for retries: a
+	// client (a proxy connection) must not have more writes of one
+	// session unresolved. Past it the oldest reply is forgotten, and a
+	// retry of that write gets CodeAnswered. Default 1024, at most
+	// MaxSessionWindow.
+	SessionWindow int
 }
 
 // DefaultOptions returns the options a zero Options stands for.
 func DefaultOptions() Options {
 	return Options{
-		MaxValue:    DefaultMaxValue,
-		SessionTTL:  DefaultSessionTTL,
-		MaxSessions: DefaultMaxSessions,
+		MaxValue:      DefaultMaxValue,
+		SessionTTL:    DefaultSessionTTL,
+		MaxSessions:   DefaultMaxSessions,
+		SessionWindow: DefaultSessionWindow,
 	}
 }
 
@@ -64,6 +81,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: negative SessionTTL %v", ErrInvalidOptions, o.SessionTTL)
 	case o.MaxSessions < 0:
 		return fmt.Errorf("%w: negative MaxSessions %d", ErrInvalidOptions, o.MaxSessions)
+	case o.SessionWindow < 0 || o.SessionWindow > MaxSessionWindow:
+		return fmt.Errorf("%w: SessionWindow %d not in [0, %d]", ErrInvalidOptions, o.SessionWindow, MaxSessionWindow)
 	}
 	return nil
 }
@@ -79,14 +98,19 @@ func (o Options) withDefaults() Options {
 	if o.MaxSessions == 0 {
 		o.MaxSessions = d.MaxSessions
 	}
+	if o.SessionWindow == 0 {
+		o.SessionWindow = d.SessionWindow
+	}
 	return o
 }
 
 // ResultCode is the outcome of applying one command.
 type ResultCode uint8
 
-// Result codes. Every code but CodeBadCommand and CodeStale is remembered
-// in the client's session and replayed to a retry.
+// Result codes. CodeOK, CodeNotFound, CodeConflict and CodeTooLarge are the
+// outcomes of a write that was applied; they are remembered in the
+// client's session and replayed to a retry. The others say the command was
+// not applied now, and are never remembered.
 const (
 	// CodeOK: the write happened (for DEL: the file existed and is gone).
 	CodeOK ResultCode = iota
@@ -100,13 +124,27 @@ const (
 	// changed.
 	CodeTooLarge
 	// CodeBadCommand: the command did not decode (Result.Err says why);
-	// nothing changed. Never cached: without a decoded command there is
-	// no trustworthy client id.
+	// nothing changed. Without a decoded command there is no trustworthy
+	// client id, so no session is touched.
 	CodeBadCommand
-	// CodeStale: the command's seq is below the client's last one, whose
-	// reply is the only one remembered. The command was not applied now;
-	// whether its first attempt was is unknown here.
+	// CodeStale: a version 1 (Legacy) command whose seq is below the
+	// client's last one. Not applied now; whether its first attempt was
+	// is unknown here.
 	CodeStale
+	// CodeOutOfOrder: the command's seq is beyond the one its session
+	// applies next (a write before it was refused or is still on its
+	// way). Not applied; the client sends the writes again, in order.
+	CodeOutOfOrder
+	// CodeSessionUnknown: the command's session is not in the table
+	// (never created, expired or evicted) and the command cannot start
+	// one: its seq is above 1, or it is marked as a retry, whose first
+	// attempt may have been applied under the lost session. Not applied.
+	CodeSessionUnknown
+	// CodeAnswered: a retry of a write that was applied, whose reply the
+	// session no longer holds because the client acknowledged it (or it
+	// fell out of the SessionWindow). Not applied again; its outcome
+	// cannot be repeated. A client that respects Ack never sees it.
+	CodeAnswered
 )
 
 // String returns the code's name as written in snapshots and close to the
@@ -125,6 +163,12 @@ func (c ResultCode) String() string {
 		return "BAD_COMMAND"
 	case CodeStale:
 		return "STALE"
+	case CodeOutOfOrder:
+		return "OUT_OF_ORDER"
+	case CodeSessionUnknown:
+		return "SESSION_UNKNOWN"
+	case CodeAnswered:
+		return "ANSWERED"
 	}
 	return "CODE" + strconv.Itoa(int(c))
 }
@@ -161,10 +205,11 @@ type file struct {
 // two Machines built with the same Options the same commands at the same
 // indices leaves them in the same state with the same Digest.
 //
-// A Machine is not safe for concurrent use. Apply and Digest modify it and
-// need exclusive access; Get, Stat, List, Len, Sessions, Applied, LogTime,
-// Clone and WriteSnapshot only read and may run concurrently with each
-// other (so the node can guard a Machine with a sync.RWMutex).
+// A Machine is not safe for concurrent use. Apply modifies it and needs
+// exclusive access; Digest, Get, Stat, List, Len, Sessions, Applied,
+// LogTime, Clone and WriteSnapshot only read and may run concurrently with
+// each other (so the node can guard a Machine with a sync.RWMutex, and
+// answer STATUS under the read lock).
 type Machine struct {
 	opts  Options
 	ttlMs uint64
@@ -173,14 +218,20 @@ type Machine struct {
 	keys       keyIndex
 	valueBytes int64
 
-	sessions      map[uint64]*session
-	byActive      sessionHeap
-	applied       uint64
-	logTime       int64 // largest command stamp applied, ms
-	sum           digestSum
+	sessions map[uint64]*session
+	byActive sessionHeap
+	applied  uint64
+	logTime  int64 // largest command stamp applied, ms
+	sum      digestSum
+	// The digest's bookkeeping, under digestMu: Apply marks entries dirty
+	// (with exclusive access), Digest and Clone take the lock.
+	digestMu      sync.Mutex
 	dirtyFiles    dirtySet[*file]
 	dirtySessions dirtySet[*session]
 	hasher        entryHasher
+	digest        string // the last Digest, valid while digestValid and digestAt == applied
+	digestAt      uint64
+	digestValid   bool
 }
 
 // New returns an empty Machine. Zero fields of opts take their defaults. It
@@ -209,6 +260,15 @@ func New(opts Options) *Machine {
 // it. The command's bytes are never a reason to panic: an undecodable
 // command yields CodeBadCommand and changes nothing but Applied. Apply does
 // not retain cmd.
+//
+// A command with a client id belongs to that client's session, whose writes
+// apply in seq order, each once (the package comment gives the rules): seq
+// last+1 applies; an older seq gets the reply it got the first time
+// (CodeAnswered if that reply was acknowledged and forgotten); a later seq
+// is refused (CodeOutOfOrder). A command whose session is not in the table
+// applies only if it can start one: seq 1, not marked as a retry; anything
+// else is refused (CodeSessionUnknown). So losing a session, to expiry or
+// eviction, costs refusals, never a second application.
 func (m *Machine) Apply(index uint64, cmd []byte) Result {
 	if index != m.applied+1 {
 		panic(fmt.Sprintf("filestore: Apply(%d) after %d: commands must be applied in order", index, m.applied))
@@ -222,22 +282,55 @@ func (m *Machine) Apply(index uint64, cmd []byte) Result {
 		m.logTime = c.stamp
 	}
 	m.expireSessions()
-
-	var s *session
-	if c.client != 0 {
-		s = m.sessions[c.client]
-		if s != nil && c.seq <= s.seq {
-			m.touch(s)
-			if c.seq == s.seq {
-				return s.result()
+	if c.client == 0 {
+		return m.exec(index, &c)
+	}
+	s := m.sessions[c.client]
+	if c.legacy {
+		return m.applyLegacy(index, &c, s)
+	}
+	if s == nil {
+		if c.seq != 1 || c.retry {
+			return Result{Code: CodeSessionUnknown, Index: index}
+		}
+	} else {
+		m.touch(s)
+		// Ack only ever tells the truth (the client holds those
+		// replies), whichever command carries it and in whatever order
+		// its commands are chosen.
+		s.forget(c.ack, m.opts.SessionWindow)
+		switch {
+		case c.seq <= s.last:
+			if r, ok := s.reply(c.seq); ok {
+				return r
 			}
-			return Result{Code: CodeStale, Index: index}
+			return Result{Code: CodeAnswered, Index: index}
+		case c.seq > s.last+1:
+			return Result{Code: CodeOutOfOrder, Index: index}
 		}
 	}
 	r := m.exec(index, &c)
-	if c.client != 0 {
-		m.remember(s, c.client, c.seq, r)
+	m.remember(s, c.client, c.seq, c.ack, r)
+	return r
+}
+
+// applyLegacy applies a version 1 command by the rule it was written
+// under, so that a log from before sessions were ordered replays to the
+// state it produced then: a seq at or below the session's last is a
+// duplicate (the last one answered from the cache, older ones CodeStale),
+// any later seq applies, and a missing session is created.
+func (m *Machine) applyLegacy(index uint64, c *commandView, s *session) Result {
+	if s != nil && c.seq <= s.last {
+		m.touch(s)
+		if c.seq == s.last {
+			if r, ok := s.reply(c.seq); ok {
+				return r
+			}
+		}
+		return Result{Code: CodeStale, Index: index}
 	}
+	r := m.exec(index, c)
+	m.remember(s, c.client, c.seq, c.seq, r)
 	return r
 }
 
@@ -340,10 +433,11 @@ func (m *Machine) touch(s *session) {
 	m.dirtySessions.mark(s)
 }
 
-// remember stores r as client's reply to seq, creating its session (s is
-// nil) if needed, and evicting the least recently active session first if
-// the table is full, so the new session always survives.
-func (m *Machine) remember(s *session, client, seq uint64, r Result) {
+// remember stores r as client's reply to seq, the session's new last,
+// creating its session (s is nil) if needed, and evicting the least
+// recently active session first if the table is full, so the new session
+// always survives. Replies below ack are forgotten.
+func (m *Machine) remember(s *session, client, seq, ack uint64, r Result) {
 	if s == nil {
 		if len(m.sessions) >= m.opts.MaxSessions {
 			m.dropSession(m.byActive[0])
@@ -352,7 +446,9 @@ func (m *Machine) remember(s *session, client, seq uint64, r Result) {
 		m.sessions[client] = s
 		m.byActive.push(s)
 	}
-	s.seq, s.code, s.index, s.version = seq, r.Code, r.Index, r.Version
+	s.last = seq
+	s.replies = append(s.replies, cached{code: r.Code, index: r.Index, version: r.Version})
+	s.forget(ack, m.opts.SessionWindow)
 	m.touch(s)
 }
 
@@ -406,17 +502,22 @@ func (m *Machine) Options() Options { return m.opts }
 // copied: they are never modified in place. The cost is a few allocations
 // per file and session.
 func (m *Machine) Clone() *Machine {
+	m.digestMu.Lock()
+	defer m.digestMu.Unlock()
 	c := &Machine{
-		opts:       m.opts,
-		ttlMs:      m.ttlMs,
-		files:      make(map[string]*file, len(m.files)),
-		keys:       m.keys.clone(),
-		valueBytes: m.valueBytes,
-		sessions:   make(map[uint64]*session, len(m.sessions)),
-		byActive:   make(sessionHeap, len(m.byActive)),
-		applied:    m.applied,
-		logTime:    m.logTime,
-		sum:        m.sum,
+		opts:        m.opts,
+		ttlMs:       m.ttlMs,
+		files:       make(map[string]*file, len(m.files)),
+		keys:        m.keys.clone(),
+		valueBytes:  m.valueBytes,
+		sessions:    make(map[uint64]*session, len(m.sessions)),
+		byActive:    make(sessionHeap, len(m.byActive)),
+		applied:     m.applied,
+		logTime:     m.logTime,
+		sum:         m.sum,
+		digest:      m.digest,
+		digestAt:    m.digestAt,
+		digestValid: m.digestValid,
 	}
 	files := make([]file, len(m.files)) // one allocation for all
 	i := 0
@@ -431,9 +532,20 @@ func (m *Machine) Clone() *Machine {
 		c.files[k] = nf
 	}
 	sessions := make([]session, len(m.byActive))
+	nreplies := 0
+	for _, s := range m.byActive {
+		nreplies += len(s.replies)
+	}
+	replies := make([]cached, 0, nreplies) // one allocation for all
 	for i, s := range m.byActive {
 		ns := &sessions[i]
 		*ns = *s
+		// Copied: sessions rewrite their replies in place. Capped, so an
+		// append on the copy reallocates rather than running into the
+		// next session's.
+		k := len(replies)
+		replies = append(replies, s.replies...)
+		ns.replies = replies[k:len(replies):len(replies)]
 		c.byActive[i] = ns
 		c.sessions[ns.client] = ns
 	}

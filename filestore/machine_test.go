@@ -15,6 +15,11 @@ func cmd(op Op, client, seq uint64, stamp int64, key string, version uint64, val
 	return EncodeCommand(nil, Command{Op: op, ClientID: client, Seq: seq, Stamp: stamp, Key: key, Version: version, Value: []byte(value)})
 }
 
+// scmd is a session command with its ack and retry mark.
+func scmd(op Op, client, seq, ack uint64, retry bool, key, value string) []byte {
+	return EncodeCommand(nil, Command{Op: op, ClientID: client, Seq: seq, Ack: ack, Retry: retry, Stamp: 1, Key: key, Value: []byte(value)})
+}
+
 // Anonymous (client 0) commands at stamp 0, for tests about file semantics.
 func put(key, value string) []byte                  { return cmd(OpPut, 0, 0, 0, key, 0, value) }
 func app(key, value string) []byte                  { return cmd(OpAppend, 0, 0, 0, key, 0, value) }
@@ -130,31 +135,63 @@ func TestApplySemantics(t *testing.T) {
 			{cmd(OpAppend, 7, 1, 11, "k", 0, "x"), ok(1, 1)},
 			{cmd(OpAppend, 7, 2, 12, "k", 0, "y"), ok(3, 3)},
 			{cmd(OpAppend, 7, 2, 13, "k", 0, "y"), ok(3, 3)},
-			{cmd(OpAppend, 7, 1, 14, "k", 0, "x"), Result{Code: CodeStale, Index: 5}},
+			// Seq 2 acknowledged seq 1's reply (Ack 0 means Seq).
+			{cmd(OpAppend, 7, 1, 14, "k", 0, "x"), Result{Code: CodeAnswered, Index: 5}},
 			{cmd(OpAppend, 8, 1, 15, "k", 0, "z"), ok(6, 6)}, // other client, same seq
 		}, map[string]fileWant{"k": {"xyz", 6}}},
+		{"the window answers a pipeline's retries", []step{
+			{scmd(OpAppend, 7, 1, 1, false, "k", "a"), ok(1, 1)},
+			{scmd(OpAppend, 7, 2, 1, false, "k", "b"), ok(2, 2)},
+			{scmd(OpAppend, 7, 3, 1, false, "k", "c"), ok(3, 3)},
+			{scmd(OpAppend, 7, 1, 1, true, "k", "a"), ok(1, 1)},
+			{scmd(OpAppend, 7, 2, 1, true, "k", "b"), ok(2, 2)},
+			{scmd(OpAppend, 7, 3, 1, true, "k", "c"), ok(3, 3)},
+			{scmd(OpAppend, 7, 4, 3, false, "k", "d"), ok(7, 7)},
+			{scmd(OpAppend, 7, 3, 3, true, "k", "c"), ok(3, 3)},
+			{scmd(OpAppend, 7, 2, 2, true, "k", "b"), Result{Code: CodeAnswered, Index: 9}},
+		}, map[string]fileWant{"k": {"abcd", 7}}},
+		{"a later seq waits for the earlier one", []step{
+			{scmd(OpPut, 7, 1, 1, false, "k", "a"), ok(1, 1)},
+			{scmd(OpDel, 7, 3, 2, false, "k", ""), Result{Code: CodeOutOfOrder, Index: 2}},
+			{scmd(OpCAS, 7, 4, 2, false, "k", "c"), Result{Code: CodeOutOfOrder, Index: 3}},
+			{scmd(OpPut, 7, 2, 2, false, "k", "b"), ok(4, 4)},
+			{scmd(OpDel, 7, 3, 2, true, "k", ""), ok(5, 0)},
+			{cmd(OpCAS, 7, 4, 1, "k", 0, "c"), ok(6, 6)}, // no false CONFLICT
+		}, map[string]fileWant{"k": {"c", 6}}},
+		{"only seq 1, not a retry, starts a session", []step{
+			{scmd(OpPut, 7, 2, 2, false, "k", "b"), Result{Code: CodeSessionUnknown, Index: 1}},
+			{scmd(OpPut, 7, 1, 1, true, "k", "a"), Result{Code: CodeSessionUnknown, Index: 2}},
+			{scmd(OpPut, 7, 1, 1, false, "k", "a"), ok(3, 3)},
+			{scmd(OpPut, 7, 1, 1, true, "k", "a"), ok(3, 3)},
+			{scmd(OpPut, 7, 2, 2, false, "k", "b"), ok(5, 5)},
+		}, map[string]fileWant{"k": {"b", 5}}},
 		{"a retry does not see later writes", []step{
-			{cmd(OpCAS, 7, 5, 1, "k", 0, "a"), ok(1, 1)},
+			{cmd(OpCAS, 7, 1, 1, "k", 0, "a"), ok(1, 1)},
 			{put("k", "b"), ok(2, 2)},
-			{cmd(OpCAS, 7, 5, 1, "k", 0, "a"), ok(1, 1)}, // not a Conflict
-			{cmd(OpDel, 7, 6, 1, "nope", 0, ""), Result{Code: CodeNotFound, Index: 4}},
+			{cmd(OpCAS, 7, 1, 1, "k", 0, "a"), ok(1, 1)}, // not a Conflict
+			{cmd(OpDel, 7, 2, 1, "nope", 0, ""), Result{Code: CodeNotFound, Index: 4}},
 			{put("nope", "now"), ok(5, 5)},
-			{cmd(OpDel, 7, 6, 1, "nope", 0, ""), Result{Code: CodeNotFound, Index: 4}},
-			{cmd(OpCAS, 7, 7, 1, "k", 9, "c"), Result{Code: CodeConflict, Index: 7, Version: 2}},
-			{cmd(OpCAS, 7, 7, 1, "k", 2, "c"), Result{Code: CodeConflict, Index: 7, Version: 2}},
-			{cmd(OpPut, 7, 8, 1, "big", 0, big), Result{Code: CodeTooLarge, Index: 9}},
-			{cmd(OpPut, 7, 8, 1, "big", 0, "fits"), Result{Code: CodeTooLarge, Index: 9}},
+			{cmd(OpDel, 7, 2, 1, "nope", 0, ""), Result{Code: CodeNotFound, Index: 4}},
+			{cmd(OpCAS, 7, 3, 1, "k", 9, "c"), Result{Code: CodeConflict, Index: 7, Version: 2}},
+			{cmd(OpCAS, 7, 3, 1, "k", 2, "c"), Result{Code: CodeConflict, Index: 7, Version: 2}},
+			{cmd(OpPut, 7, 4, 1, "big", 0, big), Result{Code: CodeTooLarge, Index: 9}},
+			{cmd(OpPut, 7, 4, 1, "big", 0, "fits"), Result{Code: CodeTooLarge, Index: 9}},
 		}, map[string]fileWant{"k": {"b", 2}, "nope": {"now", 5}}},
 		{"client 0 is not deduplicated", []step{
 			{cmd(OpAppend, 0, 1, 1, "k", 0, "x"), ok(1, 1)},
 			{cmd(OpAppend, 0, 1, 1, "k", 0, "x"), ok(2, 2)},
 			{cmd(OpAppend, 0, 0, 1, "k", 0, "x"), ok(3, 3)},
 		}, map[string]fileWant{"k": {"xxx", 3}}},
-		{"seq need not be contiguous", []step{
-			{cmd(OpPut, 3, 10, 1, "k", 0, "a"), ok(1, 1)},
-			{cmd(OpPut, 3, 20, 1, "k", 0, "b"), ok(2, 2)},
-			{cmd(OpPut, 3, 15, 1, "k", 0, "c"), Result{Code: CodeStale, Index: 3}},
-		}, map[string]fileWant{"k": {"b", 2}}},
+		// Version 1 commands, as old logs hold them, replay by the rule
+		// they were applied under.
+		{"version 1: seqs need not be contiguous", []step{
+			{[]byte("put 3 10 1 k a"), ok(1, 1)},
+			{[]byte("put 3 20 1 k b"), ok(2, 2)},
+			{[]byte("put 3 15 1 k c"), Result{Code: CodeStale, Index: 3}},
+			{[]byte("put 3 20 1 k b"), ok(2, 2)},
+			{[]byte("put 3 21 1 k c"), ok(5, 5)},
+			{scmd(OpPut, 3, 22, 21, false, "k", "d"), ok(6, 6)}, // the session goes on in order
+		}, map[string]fileWant{"k": {"d", 6}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,11 +287,14 @@ func TestSessionExpiry(t *testing.T) {
 		t.Fatalf("Sessions() = %d after both expired", m.Sessions())
 	}
 	runSteps(t, m, []step{
-		// With the session gone the retry applies again: the TTL is the
-		// window in which retries are safe.
-		{cmd(OpAppend, 1, 1, 3001, "k", 0, "a"), ok(6, 6)},
+		// With the session gone a retry is refused: its first attempt
+		// may have been applied, as this one was.
+		{EncodeCommand(nil, Command{Op: OpAppend, ClientID: 1, Seq: 1, Retry: true, Stamp: 3001, Key: "k", Value: []byte("a")}),
+			Result{Code: CodeSessionUnknown, Index: 6}},
+		// A first attempt of seq 1 starts a new session.
+		{cmd(OpAppend, 1, 1, 3001, "k", 0, "a"), ok(7, 7)},
 	})
-	if v, _, _ := m.Get("k"); string(v) != "aba" {
+	if v, _, _ := m.Get("k"); string(v) != "aba" || m.Sessions() != 1 {
 		t.Fatalf("k = %q", v)
 	}
 	if m.LogTime() != 3001 {
@@ -309,38 +349,44 @@ func TestSessionEviction(t *testing.T) {
 // hit TooLarge often.
 var genOptions = Options{MaxValue: 48, SessionTTL: 40 * time.Millisecond, MaxSessions: 6}
 
-// genCommands returns n random commands: every op, conflicts, retries of
-// the last and of older seqs, stamps that sometimes go backwards, binary
-// values, oversized values and undecodable commands.
+// genCommands returns n random commands: every op, conflicts, sessions
+// that go on in order, retries (marked or not) of recent and of older
+// seqs, writes out of order, acks that forget replies, sessions abandoned
+// for new ones, version 1 commands, stamps that sometimes go backwards,
+// binary values, oversized values and undecodable commands.
 func genCommands(rng *rand.Rand, n int) [][]byte {
 	var out [][]byte
-	seqs := map[uint64]uint64{}
-	last := map[uint64][]byte{}
+	type gen struct {
+		id, seq, ack uint64
+		sent         [][]byte // by seq-1
+	}
+	clients := map[uint64]*gen{}
+	nextID := uint64(100)
 	stamp := int64(1_700_000_000_000)
 	for range n {
 		if rng.IntN(40) == 0 {
 			out = append(out, []byte(fmt.Sprintf("garbage %d", rng.Int())))
 			continue
 		}
-		client := uint64(rng.IntN(10))
-		if client != 0 && last[client] != nil && rng.IntN(8) == 0 {
-			out = append(out, last[client]) // retry
+		slot := uint64(rng.IntN(10))
+		g := clients[slot]
+		if slot != 0 && (g == nil || rng.IntN(12) == 0) {
+			nextID++
+			g = &gen{id: nextID, ack: 1}
+			clients[slot] = g
+		}
+		if g != nil && g.seq > 0 && rng.IntN(6) == 0 {
+			// A retry of a recent write, as sent before.
+			back := min(uint64(rng.IntN(4)), g.seq-1)
+			out = append(out, g.sent[g.seq-1-back])
 			continue
 		}
-		stamp += int64(rng.IntN(12)) - 2
+		stamp += int64(rng.IntN(8)) - 2
 		c := Command{
-			Op:       Op(1 + rng.IntN(4)),
-			ClientID: client,
-			Stamp:    stamp,
-			Key:      fmt.Sprintf("k%d/%d", rng.IntN(3), rng.IntN(6)),
-			Version:  uint64(rng.IntN(n + 1)),
-		}
-		if client != 0 {
-			seqs[client] += uint64(1 + rng.IntN(2))
-			c.Seq = seqs[client]
-			if rng.IntN(30) == 0 {
-				c.Seq -= 3 // older than the last: stale, or new if never seen
-			}
+			Op:      Op(1 + rng.IntN(4)),
+			Stamp:   stamp,
+			Key:     fmt.Sprintf("k%d/%d", rng.IntN(3), rng.IntN(6)),
+			Version: uint64(rng.IntN(n + 1)),
 		}
 		if c.Op != OpDel {
 			c.Value = make([]byte, rng.IntN(genOptions.MaxValue/2+8))
@@ -348,8 +394,24 @@ func genCommands(rng *rand.Rand, n int) [][]byte {
 				c.Value[i] = byte(rng.IntN(256))
 			}
 		}
+		if g == nil {
+			out = append(out, EncodeCommand(nil, c))
+			continue
+		}
+		g.seq++
+		if rng.IntN(3) == 0 {
+			g.ack = min(g.seq, g.ack+uint64(rng.IntN(4)))
+		}
+		c.ClientID, c.Seq, c.Ack = g.id, g.seq, g.ack
+		c.Retry = g.seq > 1 && rng.IntN(10) == 0
+		switch rng.IntN(30) {
+		case 0:
+			c.Seq++ // out of order
+		case 1:
+			c.Legacy = g.seq > 1
+		}
 		b := EncodeCommand(nil, c)
-		last[client] = b
+		g.sent = append(g.sent, b)
 		out = append(out, b)
 	}
 	return out
@@ -412,7 +474,9 @@ func TestDigestCoversEverything(t *testing.T) {
 		"key":          {cmd(OpPut, 7, 1, 100, "b", 0, "v")},
 		"version":      {[]byte("garbage"), cmd(OpPut, 7, 1, 100, "a", 0, "v")},
 		"session id":   {cmd(OpPut, 8, 1, 100, "a", 0, "v")},
-		"session seq":  {cmd(OpPut, 7, 2, 100, "a", 0, "v")},
+		"session seq":  {EncodeCommand(nil, Command{Op: OpPut, ClientID: 7, Seq: 2, Legacy: true, Stamp: 100, Key: "a", Value: []byte("v")})},
+		"window":       {scmd(OpPut, 7, 1, 1, false, "a", "v"), scmd(OpPut, 7, 2, 1, false, "a", "v")},
+		"acked window": {scmd(OpPut, 7, 1, 1, false, "a", "v"), scmd(OpPut, 7, 2, 2, false, "a", "v")},
 		"log time":     {cmd(OpPut, 7, 1, 101, "a", 0, "v")},
 		"no session":   {cmd(OpPut, 0, 1, 100, "a", 0, "v")},
 		"applied only": {cmd(OpPut, 7, 1, 100, "a", 0, "v"), []byte("garbage")},
@@ -440,6 +504,7 @@ func TestDigestCoversEverything(t *testing.T) {
 // rehashAll forgets every cached contribution, so the next Digest computes
 // everything from scratch.
 func rehashAll(m *Machine) {
+	m.digestValid = false
 	m.sum = digestSum{}
 	m.dirtyFiles.list = m.dirtyFiles.list[:0]
 	m.dirtySessions.list = m.dirtySessions.list[:0]
@@ -492,6 +557,8 @@ func TestOptions(t *testing.T) {
 		{MaxValue: MaxValueLimit + 1},
 		{SessionTTL: -time.Second},
 		{MaxSessions: -1},
+		{SessionWindow: -1},
+		{SessionWindow: MaxSessionWindow + 1},
 	}
 	for _, o := range bad {
 		if err := o.Validate(); !errors.Is(err, ErrInvalidOptions) {

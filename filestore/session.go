@@ -1,21 +1,56 @@
 package filestore
 
-// session is one client's exactly-once record: the last sequence number it
-// wrote and the result that write got, so a retry gets the same answer
-// instead of a second application.
+// session is one client's exactly-once record: the highest sequence number
+// applied and the replies to the last writes, the window [first, last]
+// whose replies the client may still ask for again, so a retry gets the
+// same answer instead of a second application.
 type session struct {
 	client  uint64
-	seq     uint64
-	active  int64 // log time of the client's last command
-	code    ResultCode
-	index   uint64
-	version uint64
+	last    uint64 // highest seq applied
+	active  int64  // log time of the client's last command
+	replies []cached
 	pos     int // position in the machine's sessionHeap
 	tracked
 }
 
-func (s *session) result() Result {
-	return Result{Code: s.code, Index: s.index, Version: s.version}
+// cached is the remembered result of one applied write.
+type cached struct {
+	code    ResultCode
+	index   uint64
+	version uint64
+}
+
+func (c cached) result() Result {
+	return Result{Code: c.code, Index: c.index, Version: c.version}
+}
+
+// first returns the seq of the oldest reply held; last+1 when none is.
+func (s *session) first() uint64 { return s.last + 1 - uint64(len(s.replies)) }
+
+// reply returns the remembered reply to seq, if it is still held.
+func (s *session) reply(seq uint64) (Result, bool) {
+	if seq > s.last || seq < s.first() {
+		return Result{}, false
+	}
+	return s.replies[uint64(len(s.replies))-(s.last-seq)-1].result(), true
+}
+
+// forget drops the replies to seqs below ack, and the oldest ones beyond
+// the limit. It reports whether anything was dropped.
+func (s *session) forget(ack uint64, limit int) bool {
+	drop := 0
+	if f := s.first(); ack > f {
+		drop = int(min(ack-f, uint64(len(s.replies))))
+	}
+	drop = max(drop, len(s.replies)-limit)
+	if drop <= 0 {
+		return false
+	}
+	// In place, so a session that keeps one reply never reallocates.
+	n := copy(s.replies, s.replies[drop:])
+	clear(s.replies[n:])
+	s.replies = s.replies[:n]
+	return true
 }
 
 // older orders sessions for expiry and eviction: least recently active

@@ -19,8 +19,13 @@ import (
 // a missing trailer or bytes after it. The message names the line.
 var ErrCorruptSnapshot = errors.New("filestore: corrupt snapshot")
 
-// snapshotVersion is the format version in the header line.
-const snapshotVersion = "1"
+// snapshotVersion is the format version WriteSnapshot writes in the header
+// line. ReadSnapshot also reads version 1, whose session lines hold one
+// reply (the last).
+const (
+	snapshotVersion   = "2"
+	snapshotVersionV1 = "1"
+)
 
 // maxMembers bounds the member list a snapshot header may carry.
 const maxMembers = 1024
@@ -94,15 +99,23 @@ func (m *Machine) WriteSnapshot(w io.Writer, meta SnapshotMeta) error {
 		b := append(sw.line[:0], "S "...)
 		b = strconv.AppendUint(b, s.client, 10)
 		b = append(b, ' ')
-		b = strconv.AppendUint(b, s.seq, 10)
+		b = strconv.AppendUint(b, s.last, 10)
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, s.active, 10)
 		b = append(b, ' ')
-		b = append(b, s.code.String()...)
-		b = append(b, ' ')
-		b = strconv.AppendUint(b, s.index, 10)
-		b = append(b, ' ')
-		b = strconv.AppendUint(b, s.version, 10)
+		if len(s.replies) == 0 {
+			b = append(b, '-')
+		}
+		for i, r := range s.replies {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, r.code.String()...)
+			b = append(b, '.')
+			b = strconv.AppendUint(b, r.index, 10)
+			b = append(b, '.')
+			b = strconv.AppendUint(b, r.version, 10)
+		}
 		if !sw.emit(b) {
 			break
 		}
@@ -179,10 +192,15 @@ func parseHex32(b []byte) (uint32, bool) {
 }
 
 // maxSnapshotLine is the longest line a snapshot written with opts can
-// hold: an F line with the longest key and value, both fully escaped.
+// hold: an F line with the longest key and value, both fully escaped, or an
+// S line with a full window of replies.
 func maxSnapshotLine(opts Options) int {
-	return 4*MaxKeyLen + 4*opts.MaxValue + 128
+	return max(4*MaxKeyLen+4*opts.MaxValue, opts.SessionWindow*maxReplyField) + 128
 }
+
+// maxReplyField bounds one reply of an S line: a code name, two numbers
+// of up to 20 digits, two dots and a comma.
+const maxReplyField = len("NOT_FOUND") + 2*20 + 3
 
 // ReadSnapshot reads a snapshot written by WriteSnapshot into a new Machine
 // with the given options, checking every line's checksum and syntax, the
@@ -212,6 +230,7 @@ type snapshotReader struct {
 	r       *bufio.Reader
 	max     int
 	m       *Machine
+	version string // the header's format version
 	n       int    // line number of the current line, from 1
 	body    uint32 // CRC-32C of every line read, the current one included
 	before  uint32 // CRC-32C of every line before the current one
@@ -299,9 +318,10 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 	if !ok || string(f[0]) != "SNAP" {
 		return meta, sr.corrupt("not a snapshot header")
 	}
-	if string(f[1]) != snapshotVersion {
+	if string(f[1]) != snapshotVersion && string(f[1]) != snapshotVersionV1 {
 		return meta, sr.corrupt("unsupported format version %s", quoteShort(f[1]))
 	}
+	sr.version = string(f[1])
 	if meta.Slot, ok = wal.ParseUint(f[2]); !ok {
 		return meta, sr.corrupt("bad slot")
 	}
@@ -403,9 +423,13 @@ func (sr *snapshotReader) readFile(line []byte, meta *SnapshotMeta, fb [][]byte)
 }
 
 func (sr *snapshotReader) readSession(line []byte, meta *SnapshotMeta, prev sessionHeap, fb [][]byte) (*session, error) {
-	f, ok := split(line, 7, fb)
+	want := 5
+	if sr.version == snapshotVersionV1 {
+		want = 7
+	}
+	f, ok := split(line, want, fb)
 	if !ok {
-		return nil, sr.corrupt("session line: want 7 fields")
+		return nil, sr.corrupt("session line: want %d fields", want)
 	}
 	s := &session{}
 	if s.client, ok = wal.ParseUint(f[1]); !ok || s.client == 0 {
@@ -417,31 +441,76 @@ func (sr *snapshotReader) readSession(line []byte, meta *SnapshotMeta, prev sess
 	if len(prev) == sr.m.opts.MaxSessions {
 		return nil, sr.corrupt("more than MaxSessions (%d) sessions", sr.m.opts.MaxSessions)
 	}
-	if s.seq, ok = wal.ParseUint(f[2]); !ok {
+	if s.last, ok = wal.ParseUint(f[2]); !ok {
 		return nil, sr.corrupt("bad seq")
 	}
 	if s.active, ok = parseInt(f[3]); !ok || s.active < 0 || s.active > meta.LogTime {
 		return nil, sr.corrupt("bad activity time")
 	}
-	switch string(f[4]) {
-	case "OK":
-		s.code = CodeOK
-	case "NOT_FOUND":
-		s.code = CodeNotFound
-	case "CONFLICT":
-		s.code = CodeConflict
-	case "TOO_LARGE":
-		s.code = CodeTooLarge
-	default:
-		return nil, sr.corrupt("bad result code")
+	if sr.version == snapshotVersionV1 {
+		// One reply, the last one's, as version 1 sessions held.
+		r, err := sr.reply(f[4], f[5], f[6], meta, 0)
+		if err != nil {
+			return nil, err
+		}
+		s.replies = []cached{r}
+		return s, nil
 	}
-	if s.index, ok = wal.ParseUint(f[5]); !ok || s.index == 0 || s.index > meta.Index {
-		return nil, sr.corrupt("bad result index")
+	if string(f[4]) == "-" {
+		return s, nil
 	}
-	if s.version, ok = wal.ParseUint(f[6]); !ok || s.version > s.index {
-		return nil, sr.corrupt("bad result version")
+	var prevIndex uint64
+	for field := range bytes.SplitSeq(f[4], []byte{','}) {
+		if len(s.replies) == sr.m.opts.SessionWindow || uint64(len(s.replies)) == s.last {
+			return nil, sr.corrupt("more replies than the session window or its seqs")
+		}
+		var parts [3][]byte
+		n := 0
+		for p := range bytes.SplitSeq(field, []byte{'.'}) {
+			if n == len(parts) {
+				return nil, sr.corrupt("bad reply %s", quoteShort(field))
+			}
+			parts[n] = p
+			n++
+		}
+		if n != len(parts) {
+			return nil, sr.corrupt("bad reply %s", quoteShort(field))
+		}
+		r, err := sr.reply(parts[0], parts[1], parts[2], meta, prevIndex)
+		if err != nil {
+			return nil, err
+		}
+		prevIndex = r.index
+		s.replies = append(s.replies, r)
 	}
 	return s, nil
+}
+
+// reply parses one remembered reply: a cacheable code's name, its index
+// (above after, the index of the reply to the seq before: a session's
+// writes apply in order) and the file's version then.
+func (sr *snapshotReader) reply(code, index, version []byte, meta *SnapshotMeta, after uint64) (cached, error) {
+	var r cached
+	switch string(code) {
+	case "OK":
+		r.code = CodeOK
+	case "NOT_FOUND":
+		r.code = CodeNotFound
+	case "CONFLICT":
+		r.code = CodeConflict
+	case "TOO_LARGE":
+		r.code = CodeTooLarge
+	default:
+		return r, sr.corrupt("bad result code")
+	}
+	var ok bool
+	if r.index, ok = wal.ParseUint(index); !ok || r.index == 0 || r.index > meta.Index || r.index <= after {
+		return r, sr.corrupt("bad result index")
+	}
+	if r.version, ok = wal.ParseUint(version); !ok || r.version > r.index {
+		return r, sr.corrupt("bad result version")
+	}
+	return r, nil
 }
 
 func (sr *snapshotReader) readTrailer(line []byte, sessions int, fb [][]byte) error {

@@ -18,22 +18,51 @@ import (
 func TestSnapshotGolden(t *testing.T) {
 	m := New(Options{})
 	applyAll(m, [][]byte{
-		[]byte("put 17 1 1732000000000 docs/a hello world"),
+		[]byte("put 17.1.1 1732000000000 docs/a hello world"),
 		[]byte("put 0 0 1732000000100 docs/b "),
-		[]byte("cas 17 2 1732000000200 docs/a 1 hi there"),
+		[]byte("cas 17.2.1 1732000000200 docs/a 1 hi there"),
 	})
 	var buf bytes.Buffer
 	if err := m.WriteSnapshot(&buf, SnapshotMeta{Slot: 3, Members: []uint64{1, 2, 3}}); err != nil {
 		t.Fatal(err)
 	}
-	want := "SNAP 1 3 3 1732000000200 1,2,3 3b193c2e\n" +
+	want := "SNAP 2 3 3 1732000000200 1,2,3 49446089\n" +
+		"F docs/a 3 hi\\sthere 64933b5d\n" +
+		"F docs/b 2 \\e c817fa78\n" +
+		"S 17 2 1732000000200 OK.1.1,OK.3.3 fc865d5f\n" +
+		"END 2 1 1f082659 f3d66384\n"
+	if buf.String() != want {
+		t.Fatalf("snapshot:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+// TestSnapshotVersion1: a version 1 snapshot (the example the package
+// comment gave before sessions kept a window) still loads, each session
+// holding its one reply, and is written back as version 2.
+func TestSnapshotVersion1(t *testing.T) {
+	v1 := "SNAP 1 3 3 1732000000200 1,2,3 3b193c2e\n" +
 		"F docs/a 3 hi\\sthere 64933b5d\n" +
 		"F docs/b 2 \\e c817fa78\n" +
 		"S 17 2 1732000000200 OK 3 3 24c07d7b\n" +
 		"END 2 1 84ce9a57 6ae60308\n"
-	if buf.String() != want {
-		t.Fatalf("snapshot:\n%s\nwant:\n%s", buf.String(), want)
+	m, meta, err := ReadSnapshot(strings.NewReader(v1), Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if meta.Slot != 3 || meta.Sessions != 1 || m.Applied() != 3 {
+		t.Fatalf("meta %+v", meta)
+	}
+	var buf bytes.Buffer
+	if err := m.WriteSnapshot(&buf, meta); err != nil {
+		t.Fatal(err)
+	}
+	if want := "S 17 2 1732000000200 OK.3.3 "; !strings.Contains(buf.String(), want) {
+		t.Fatalf("rewritten as\n%s\nwant a line starting %q", buf.String(), want)
+	}
+	runSteps(t, m, []step{
+		{[]byte("cas 17 2 1732000000300 docs/a 1 hi there"), ok(3, 3)}, // the old client's retry
+		{scmd(OpPut, 17, 3, 3, false, "docs/a", "x"), ok(5, 5)},
+	})
 }
 
 // randomMachine returns a machine with varied state: binary values holding
@@ -118,7 +147,7 @@ func TestSnapshotEmpty(t *testing.T) {
 	if got.Digest() != m.Digest() || meta.Members != nil || meta.Files != 0 {
 		t.Fatalf("empty round trip: meta %+v", meta)
 	}
-	if !bytes.HasPrefix(data, []byte("SNAP 1 0 0 0 - ")) {
+	if !bytes.HasPrefix(data, []byte("SNAP 2 0 0 0 - ")) {
 		t.Fatalf("empty snapshot = %q", data)
 	}
 }
@@ -183,6 +212,7 @@ func build(files, sessions int, lines ...string) string {
 
 func TestSnapshotRejects(t *testing.T) {
 	const hdr = "SNAP 1 9 20 500 1,2,3"
+	const hdr2 = "SNAP 2 9 20 500 1,2,3"
 	long := strings.Repeat("v", 100)
 	tests := []struct {
 		name string
@@ -191,7 +221,7 @@ func TestSnapshotRejects(t *testing.T) {
 	}{
 		{"empty", "", 1},
 		{"not a header", build(0, 0, "SNAP1 9 20 500 -"), 1},
-		{"future version", build(0, 0, "SNAP 2 9 20 500 -"), 1},
+		{"future version", build(0, 0, "SNAP 3 9 20 500 -"), 1},
 		{"header field missing", build(0, 0, "SNAP 1 9 20 -"), 1},
 		{"negative log time", build(0, 0, "SNAP 1 9 20 -5 -"), 1},
 		{"bad member", build(0, 0, "SNAP 1 9 20 500 1,,3"), 1},
@@ -224,8 +254,21 @@ func TestSnapshotRejects(t *testing.T) {
 		{"body checksum", withCRC(hdr, "END 0 0 00000000"), 2},
 		{"line too long", build(1, 0, hdr, "F a 1 "+strings.Repeat(`\x00`, 1200)), 2},
 		{"no newline at end", strings.TrimSuffix(build(0, 0, hdr), "\n"), 2},
+		// Version 2 session lines: last seq, activity, the window.
+		{"v2 session fields", build(0, 1, hdr2, "S 5 2 500 OK 3 3"), 2},
+		{"v2 reply fields", build(0, 1, hdr2, "S 5 2 500 OK.3"), 2},
+		{"v2 reply extra field", build(0, 1, hdr2, "S 5 2 500 OK.3.3.3"), 2},
+		{"v2 empty reply", build(0, 1, hdr2, "S 5 2 500 OK.3.3,"), 2},
+		{"v2 uncacheable code", build(0, 1, hdr2, "S 5 2 500 OUT_OF_ORDER.3.0"), 2},
+		{"v2 replies not in index order", build(0, 1, hdr2, "S 5 2 500 OK.4.4,OK.3.3"), 2},
+		{"v2 more replies than seqs", build(0, 1, hdr2, "S 5 1 500 OK.3.3,OK.4.4"), 2},
+		{"v2 more replies than the window", build(0, 1, hdr2, "S 5 9 500 OK.1.1,OK.2.2,OK.3.3,OK.4.4"), 2},
+		{"v2 reply index past applied", build(0, 1, hdr2, "S 5 2 500 OK.21.21"), 2},
+		{"v2 version past its index", build(0, 1, hdr2, "S 5 2 500 OK.3.4"), 2},
+		{"v2 non-canonical number", build(0, 1, hdr2, "S 5 2 500 OK.03.3"), 2},
+		{"v2 none written as empty", build(0, 1, hdr2, "S 5 2 500 "), 2},
 	}
-	opts := Options{MaxValue: 50, MaxSessions: 2}
+	opts := Options{MaxValue: 50, MaxSessions: 2, SessionWindow: 3}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := ReadSnapshot(strings.NewReader(tt.data), opts)
@@ -237,8 +280,12 @@ func TestSnapshotRejects(t *testing.T) {
 			}
 		})
 	}
-	// The same builder makes an acceptable snapshot, so the cases above
+	// The same builder makes acceptable snapshots, so the cases above
 	// fail for the reason they name.
+	good2 := build(0, 2, hdr2, "S 1 5 499 OK.3.3,NOT_FOUND.4.0,OK.20.20", "S 2 9 500 -")
+	if _, meta, err := ReadSnapshot(strings.NewReader(good2), opts); err != nil || meta.Sessions != 2 {
+		t.Fatalf("good version 2 snapshot: %+v, %v", meta, err)
+	}
 	good := build(2, 2, hdr, "F a 1 x", `F b 20 \e`, "S 1 1 499 CONFLICT 3 2", "S 2 1 500 TOO_LARGE 20 0")
 	m, meta, err := ReadSnapshot(strings.NewReader(good), opts)
 	if err != nil {

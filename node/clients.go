@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -14,6 +15,11 @@ import (
 
 // MaxListKeys bounds the keys one LIST answer carries.
 const MaxListKeys = 10000
+
+// testHookReplyBackpressure, when set (by tests only), is called each time
+// a client connection stops reading requests because its replies are
+// queued past the byte bound.
+var testHookReplyBackpressure atomic.Pointer[func()]
 
 // replyFunc sends one answer on the connection a request came in on.
 type replyFunc func(wire.Reply)
@@ -73,48 +79,148 @@ type outFrame struct {
 	kind wire.Kind
 	id   uint64
 	body any
+	size int // estimated bytes, for the queue's bound
+}
+
+// maxQueuedReplyBytes bounds, roughly, the replies queued on one client
+// connection: past it the connection's requests are not read until the
+// writer catches up. The bound is soft: replies to requests already read
+// are always queued (an applier never waits for a slow proxy), so it can
+// be exceeded by what those requests return.
+const maxQueuedReplyBytes = 16 << 20
+
+// frameOverhead is what a frame costs besides its variable-length fields.
+const frameOverhead = 64
+
+func replySize(r *wire.Reply) int {
+	n := frameOverhead + len(r.Value) + len(r.Msg) + len(r.MasterAddr)
+	for _, k := range r.Keys {
+		n += len(k) + 2
+	}
+	return n
+}
+
+// replyQueue holds one connection's replies on their way out. Any
+// goroutine may add to it without blocking; the connection's writer takes
+// them in batches; the reader waits for room before it reads the next
+// request. So a proxy that reads its replies slowly slows its own requests
+// down (TCP then pushes back on it) instead of growing the node's memory,
+// and its connection is never closed for it.
+type replyQueue struct {
+	mu     sync.Mutex
+	frames []outFrame
+	bytes  int
+	closed bool
+	wake   chan struct{} // the writer: frames were added or the queue closed
+	room   chan struct{} // the reader: bytes went down or the queue closed
+}
+
+func newReplyQueue() *replyQueue {
+	return &replyQueue{wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// push queues f; after close it is dropped.
+func (q *replyQueue) push(f outFrame) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.frames = append(q.frames, f)
+	q.bytes += f.size
+	q.mu.Unlock()
+	signal(q.wake)
+}
+
+// take waits for frames and returns them all, with their bytes still
+// counted (release them once written); nil once the queue is closed.
+func (q *replyQueue) take() ([]outFrame, int) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return nil, 0
+		}
+		if len(q.frames) > 0 {
+			fs := q.frames
+			q.frames = nil
+			n := 0
+			for _, f := range fs {
+				n += f.size
+			}
+			q.mu.Unlock()
+			return fs, n
+		}
+		q.mu.Unlock()
+		<-q.wake
+	}
+}
+
+// release uncounts n bytes written out.
+func (q *replyQueue) release(n int) {
+	q.mu.Lock()
+	q.bytes -= n
+	q.mu.Unlock()
+	signal(q.room)
+}
+
+// waitRoom returns once the queue is below its bound, false if it closed
+// or ctx ended first.
+func (q *replyQueue) waitRoom(ctx context.Context) bool {
+	for stalled := false; ; stalled = true {
+		q.mu.Lock()
+		closed, full := q.closed, q.bytes > maxQueuedReplyBytes
+		q.mu.Unlock()
+		switch {
+		case closed:
+			return false
+		case !full:
+			return true
+		}
+		if hook := testHookReplyBackpressure.Load(); !stalled && hook != nil {
+			(*hook)()
+		}
+		select {
+		case <-q.room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// close drops everything queued and everything pushed from now on.
+func (q *replyQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.frames = nil
+	q.mu.Unlock()
+	signal(q.wake)
+	signal(q.room)
 }
 
 // serveClient answers a proxy's (or a client's) requests. Replies go through
-// one writer goroutine that flushes once per batch of queued replies.
+// one writer goroutine that flushes once per batch of queued replies; the
+// reader (this goroutine) reads the next request only while the replies
+// queued are below their bound.
 func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
-	out := make(chan outFrame, 4096)
+	q := newReplyQueue()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n.writeReplies(c, out)
+		n.writeReplies(c, q)
 	}()
 	defer wg.Wait()
-	// closed (under mu) says out is closed: a late reply from the applier
-	// must not send on it.
-	var mu sync.Mutex
-	closed := false
-	send := func(f outFrame) {
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return
-		}
-		select {
-		case out <- f:
-		default:
-			// A proxy this far behind on reading is broken: drop it, it
-			// reconnects and retries.
-			closed = true
-			close(out)
-			c.Close()
-		}
-	}
-	defer func() {
-		mu.Lock()
-		if !closed {
-			closed = true
-			close(out)
-		}
-		mu.Unlock()
-	}()
-	for {
+	defer q.close()
+	send := q.push
+	for q.waitRoom(ctx) {
 		env, err := c.Recv()
 		if err != nil {
 			return
@@ -122,10 +228,10 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 		id := env.ID
 		switch env.Kind {
 		case wire.KindPing:
-			send(outFrame{kind: wire.KindPong, id: id})
+			send(outFrame{kind: wire.KindPong, id: id, size: frameOverhead})
 		case wire.KindStatus:
 			st := n.Status()
-			send(outFrame{kind: wire.KindStatusReply, id: id, body: &st})
+			send(outFrame{kind: wire.KindStatusReply, id: id, body: &st, size: 4 * frameOverhead})
 		case wire.KindSnapshotAck:
 			var req wire.SnapshotAck
 			if err := wire.Unmarshal(env.Body, &req); err != nil {
@@ -135,12 +241,14 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 				return // test knob: break the first transfer after one chunk
 			}
 			ch := n.serveSnapshotChunk(req)
-			send(outFrame{kind: wire.KindSnapshotChunk, id: id, body: &ch})
+			send(outFrame{kind: wire.KindSnapshotChunk, id: id, body: &ch, size: frameOverhead + len(ch.Data)})
 		case wire.KindRequest:
 			var req wire.Request
-			reply := func(r wire.Reply) { send(outFrame{kind: wire.KindReply, id: id, body: &r}) }
+			reply := func(r wire.Reply) {
+				send(outFrame{kind: wire.KindReply, id: id, body: &r, size: replySize(&r)})
+			}
 			if err := wire.Unmarshal(env.Body, &req); err != nil {
-				reply(wire.Reply{Code: wire.CodeBadRequest, Msg: "undecodable request"})
+				reply(wire.Reply{Code: wire.CodeBadRequest, Msg: "undecodable request", NotApplied: true})
 				continue
 			}
 			n.handleRequest(ctx, req, reply)
@@ -148,46 +256,48 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 	}
 }
 
-func (n *Node) writeReplies(c *wire.Conn, out chan outFrame) {
-	for f := range out {
-		for {
+// writeReplies writes q's frames out, one flush per batch, until q closes
+// or the connection fails (then it closes both).
+func (n *Node) writeReplies(c *wire.Conn, q *replyQueue) {
+	for {
+		fs, size := q.take()
+		if fs == nil {
+			return
+		}
+		for _, f := range fs {
 			if err := c.Send(f.kind, f.id, f.body); err != nil {
 				c.Close()
-				for range out {
-				}
+				q.close()
 				return
 			}
-			select {
-			case next, ok := <-out:
-				if ok {
-					f = next
-					continue
-				}
-				c.Flush()
-				return
-			default:
-			}
-			break
 		}
 		if err := c.Flush(); err != nil {
 			c.Close()
-			for range out {
-			}
+			q.close()
 			return
 		}
+		q.release(size)
 	}
 }
 
+// notMaster refuses a request this replica cannot serve as master, naming
+// the master it knows; during a handover, the replica it hands over to,
+// so the proxy goes there at once. The request was not proposed: for a
+// write the refusal is definitive.
 func (n *Node) notMaster(reply replyFunc) {
 	si := n.soft.Load()
-	reply(wire.Reply{Code: wire.CodeNotMaster, Msg: "not the master",
-		MasterID: uint64(si.Master), MasterAddr: n.cfg.Peers[uint64(si.Master)]})
+	hint := si.Master
+	if si.Transfer != paxos.None {
+		hint = si.Transfer
+	}
+	reply(wire.Reply{Code: wire.CodeNotMaster, Msg: "not the master", NotApplied: true,
+		MasterID: uint64(hint), MasterAddr: n.cfg.Peers[uint64(hint)]})
 }
 
 func (n *Node) handleRequest(ctx context.Context, req wire.Request, reply replyFunc) {
 	if req.Op != wire.OpList {
 		if err := filestore.ValidateKey(req.Key); err != nil {
-			reply(wire.Reply{Code: wire.CodeBadRequest, Msg: err.Error()})
+			reply(wire.Reply{Code: wire.CodeBadRequest, Msg: err.Error(), NotApplied: true})
 			return
 		}
 	}
@@ -197,7 +307,7 @@ func (n *Node) handleRequest(ctx context.Context, req wire.Request, reply replyF
 	case req.Op == wire.OpGet || req.Op == wire.OpStat || req.Op == wire.OpList:
 		n.handleRead(ctx, req, reply)
 	default:
-		reply(wire.Reply{Code: wire.CodeBadRequest, Msg: "unknown operation"})
+		reply(wire.Reply{Code: wire.CodeBadRequest, Msg: "unknown operation", NotApplied: true})
 	}
 }
 
@@ -206,9 +316,20 @@ var writeOps = map[wire.Op]filestore.Op{
 	wire.OpCAS: filestore.OpCAS, wire.OpDel: filestore.OpDel,
 }
 
+// The state machine keeps at least as many replies per session as a proxy
+// may have writes of one session unresolved (a negative constant does not
+// compile).
+const _ = uint(filestore.DefaultSessionWindow - wire.MaxSessionWindow)
+
+// handleWrite proposes a client write, or refuses it before it is proposed
+// (every such refusal says NotApplied). The command carries the request's
+// session fields as they came: the state machine orders and deduplicates.
 func (n *Node) handleWrite(ctx context.Context, req wire.Request, reply replyFunc) {
+	refuse := func(code wire.Code, msg string) {
+		reply(wire.Reply{Code: code, Msg: msg, NotApplied: true})
+	}
 	if n.degraded.Load() {
-		reply(wire.Reply{Code: wire.CodeUnavailable, Msg: "this replica's disk is failing"})
+		refuse(wire.CodeUnavailable, "this replica's disk is failing")
 		return
 	}
 	if si := n.soft.Load(); si.Role != paxos.Master || si.Transfer != 0 {
@@ -216,19 +337,23 @@ func (n *Node) handleWrite(ctx context.Context, req wire.Request, reply replyFun
 		return
 	}
 	if len(req.Value) > n.cfg.MaxValue {
-		reply(wire.Reply{Code: wire.CodeTooLarge, Msg: "value exceeds the maximum size"})
+		refuse(wire.CodeTooLarge, "value exceeds the maximum size")
+		return
+	}
+	if req.ClientID != 0 && (req.Seq == 0 || req.Ack > req.Seq) {
+		refuse(wire.CodeBadRequest, "a session write needs seq >= 1 and ack <= seq")
 		return
 	}
 	cmd := filestore.EncodeCommand(nil, filestore.Command{
-		Op: writeOps[req.Op], ClientID: req.ClientID, Seq: req.Seq,
+		Op: writeOps[req.Op], ClientID: req.ClientID, Seq: req.Seq, Ack: req.Ack, Retry: req.Retry,
 		Stamp: time.Now().UnixMilli(), Key: req.Key, Version: req.Version, Value: req.Value,
 	})
 	select {
 	case n.props <- &proposal{cmd: cmd, reply: reply}:
 	case <-ctx.Done():
-		reply(wire.Reply{Code: wire.CodeUnavailable, Msg: "replica stopping"})
+		refuse(wire.CodeUnavailable, "replica stopping")
 	default:
-		reply(wire.Reply{Code: wire.CodeBusy, Msg: "too many writes queued"})
+		refuse(wire.CodeBusy, "too many writes queued")
 	}
 }
 
@@ -257,7 +382,7 @@ func (n *Node) propose(first *proposal) {
 			code = wire.CodeBusy
 		}
 		for _, p := range batch {
-			p.reply(wire.Reply{Code: code, Msg: err.Error()})
+			p.reply(wire.Reply{Code: code, Msg: err.Error(), NotApplied: true})
 		}
 		return
 	}
@@ -420,6 +545,7 @@ func (n *Node) apply(chosen []paxos.Entry) {
 		props   []*proposal
 		results []filestore.Result
 		ok      bool
+		inDoubt bool // the slot's value is not known here: it may hold these writes
 	}
 	var answers []answer
 	var ready []*readReq
@@ -429,7 +555,7 @@ func (n *Node) apply(chosen []paxos.Entry) {
 			// Already in the state: a snapshot covered it, or the core was
 			// rebuilt from the disk and hands slots out again.
 			if props := n.pending.take(e.Slot); props != nil {
-				answers = append(answers, answer{props: props})
+				answers = append(answers, answer{props: props, inDoubt: true})
 			}
 			continue
 		}
@@ -458,12 +584,17 @@ func (n *Node) apply(chosen []paxos.Entry) {
 	n.mu.Unlock()
 	for _, a := range answers {
 		for i, p := range a.props {
-			if !a.ok {
+			switch {
+			case a.inDoubt:
+				// Whether the slot held these writes is unknown here:
+				// the proxy retries them, marked as retries.
+				p.reply(wire.Reply{Code: wire.CodeNotMaster, Msg: "the slot was applied from a snapshot"})
+			case !a.ok:
 				// Another master's value took the slot: retry elsewhere.
 				n.notMaster(p.reply)
-				continue
+			default:
+				p.reply(writeReply(a.results[i]))
 			}
-			p.reply(writeReply(a.results[i]))
 		}
 	}
 	for _, rq := range ready {
@@ -471,6 +602,8 @@ func (n *Node) apply(chosen []paxos.Entry) {
 	}
 }
 
+// writeReply turns the state machine's result into the proxy's answer. The
+// refusals say NotApplied: the state machine turned this attempt down.
 func writeReply(res filestore.Result) wire.Reply {
 	rep := wire.Reply{Index: res.Index, Version: res.Version}
 	switch res.Code {
@@ -483,11 +616,16 @@ func writeReply(res filestore.Result) wire.Reply {
 	case filestore.CodeTooLarge:
 		rep.Code = wire.CodeTooLarge
 		rep.Msg = "value would exceed the maximum size"
+	case filestore.CodeOutOfOrder:
+		rep = wire.Reply{Code: wire.CodeOutOfOrder, Msg: "an earlier write of the session is not applied yet", NotApplied: true}
+	case filestore.CodeSessionUnknown:
+		rep = wire.Reply{Code: wire.CodeSessionUnknown, Msg: "the session is unknown here (expired, evicted or never started)", NotApplied: true}
+	case filestore.CodeAnswered:
+		rep = wire.Reply{Code: wire.CodeAnswered, Msg: "the write was applied and its reply acknowledged: its outcome cannot be repeated"}
 	case filestore.CodeStale:
-		rep.Code = wire.CodeBadRequest
-		rep.Msg = "sequence number older than the client's last write"
+		rep = wire.Reply{Code: wire.CodeBadRequest, Msg: "sequence number older than the client's last write", NotApplied: true}
 	default:
-		rep.Code = wire.CodeBadRequest
+		rep = wire.Reply{Code: wire.CodeBadRequest, NotApplied: true}
 		if res.Err != nil {
 			rep.Msg = res.Err.Error()
 		}

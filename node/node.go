@@ -526,10 +526,13 @@ func (n *Node) Status() wire.Status {
 	case si.Role == paxos.Master && !si.Ready:
 		st.Role = "candidate" // elected, but its no-op is not chosen yet
 	}
-	n.mu.Lock()
+	// A read lock: the digest is cached per applied index (computed at
+	// most once per change, under its own lock), so a poll neither
+	// blocks reads nor re-hashes files, ten times a second per proxy.
+	n.mu.RLock()
 	st.Applied = n.fsm.Applied()
 	st.Digest = n.fsm.Digest()
-	n.mu.Unlock()
+	n.mu.RUnlock()
 	if st.Commit < st.Applied {
 		st.Commit = st.Applied
 	}

@@ -1,5 +1,8 @@
 package proxy
 
+// balance.go: latency averages and the power-of-two-choices draw. Plain
+// functions and values, used under the router's mutex.
+
 import (
 	"math"
 	"math/rand/v2"
@@ -25,18 +28,38 @@ const (
 
 // ewma is a replica's read latency average in milliseconds.
 type ewma struct {
-	ms float64
-	at time.Time // time of the last sample; zero before the first
+	ms   float64
+	at   time.Time // time of the last sample; zero before the first
+	high bool      // the last sample was an outlier
 }
+
+// Outliers: a sample above outlierFactor times the average (plus
+// outlierFloorMs) is an outlier. The first of a run counts only as
+// outlierCap times the average: one stalled reply (a GC pause, a
+// scheduling hiccup) would otherwise make a replica look several times
+// slower, and power of two choices would starve it for the seconds the
+// average takes to decay. A second outlier in a row counts in full: the
+// replica really has become slow.
+const (
+	outlierFactor  = 3
+	outlierCap     = 2
+	outlierFloorMs = 0.25
+)
 
 // observe adds one latency sample taken at now.
 func (e *ewma) observe(d time.Duration, now time.Time) {
 	sample := float64(d) / float64(time.Millisecond)
 	if e.at.IsZero() {
-		e.ms = sample
-	} else {
-		e.ms = e.value(now) + ewmaAlpha*(sample-e.value(now))
+		e.ms, e.at = sample, now
+		return
 	}
+	v := e.value(now)
+	outlier := sample > outlierFactor*v+outlierFloorMs
+	if outlier && !e.high {
+		sample = min(sample, outlierCap*v+outlierFloorMs)
+	}
+	e.high = outlier
+	e.ms = v + ewmaAlpha*(sample-v)
 	e.at = now
 }
 

@@ -143,3 +143,26 @@ func TestRetryBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestEWMAOutlier: one stalled reply (a GC pause, a scheduling hiccup)
+// must not make a replica look several times slower, or power of two
+// choices starves it until the average decays, seconds later; a replica
+// that really is slow still shows it within a few samples.
+func TestEWMAOutlier(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var e ewma
+	for range 20 {
+		e.observe(300*time.Microsecond, t0)
+	}
+	e.observe(30*time.Millisecond, t0)
+	if v := e.value(t0); v > 0.6 {
+		t.Fatalf("one 30 ms outlier over 0.3 ms replies: average %.2f ms", v)
+	}
+	for i := range 6 {
+		e.observe(5*time.Millisecond, t0)
+		t.Logf("slow sample %d: %.2f ms", i+1, e.value(t0))
+	}
+	if v := e.value(t0); v < 3.5 {
+		t.Fatalf("a replica answering in 5 ms averages %.2f ms after 6 replies", v)
+	}
+}

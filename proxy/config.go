@@ -1,5 +1,8 @@
 package proxy
 
+// config.go: the proxy's configuration, its defaults and its checks. Read
+// only once the Server runs.
+
 import (
 	"errors"
 	"fmt"
@@ -12,8 +15,8 @@ import (
 )
 
 // Config configures a Server. Start from DefaultConfig; the fields after
-// MaxValue are not command-line flags, their defaults suit every deployment
-// the design knows of.
+// MaxPipeline are not command-line flags, their defaults suit every
+// deployment the design knows of.
 type Config struct {
 	// Listen is the address ListenAndServe serves the line protocol on.
 	// Default 127.0.0.1:7000.
@@ -28,6 +31,10 @@ type Config struct {
 	// replica can serve a read). A request past it is answered UNAVAILABLE
 	// at once. Default 10,000.
 	QueueSize int
+	// QueueBytes bounds the same requests in bytes (key and value): a
+	// request that would take the held bytes past it is answered
+	// UNAVAILABLE at once. Default 256 MiB.
+	QueueBytes int64
 	// Hold is how long a request may wait for a master (or an eligible
 	// replica), counted from its arrival. Default 10 s.
 	Hold time.Duration
@@ -41,17 +48,31 @@ type Config struct {
 	// MaxValue is the largest value a client may send, in bytes.
 	// Default 1 MiB.
 	MaxValue int
-
-	// MaxLine is the longest request line in bytes. Default 64 KiB.
-	MaxLine int
-	// MaxPipeline bounds the requests of one connection awaiting their
-	// replies; the connection is not read further until one is written.
-	// Default 1024.
-	MaxPipeline int
+	// MaxInflightBytes bounds the bytes of all connections' requests (key
+	// and value) and buffered replies, from when the request is read until
+	// its reply is written: a value block that would take them past it is
+	// drained unread and answered "ERR BUSY". Requests of at most 4 KiB are
+	// bounded by MaxInflight alone. Default 1 GiB.
+	MaxInflightBytes int64
+	// MaxPipelineBytes bounds one connection's requests and unwritten
+	// replies in bytes; a read counts as a reply of MaxValue until its
+	// reply arrives. Past it the connection's next request is not taken
+	// (and so not read further) until replies are written: a client that
+	// reads its replies slowly stalls its own connection. Default 16 MiB,
+	// at least MaxValue plus 64 KiB.
+	MaxPipelineBytes int64
 	// MaxInflight bounds the reads and writes of all connections on their
 	// way to replicas (queued ones included); past it a request is
 	// answered BUSY. Default 100,000.
 	MaxInflight int
+	// MaxPipeline bounds the requests of one connection awaiting their
+	// replies; the connection is not read further until one is written.
+	// Default 1024, at most wire.MaxSessionWindow (the replicas keep that
+	// many replies of a connection's writes for their retries).
+	MaxPipeline int
+
+	// MaxLine is the longest request line in bytes. Default 64 KiB.
+	MaxLine int
 	// ReadTimeout bounds one read attempt at one replica; a replica that
 	// does not answer in time is ejected and the read tried elsewhere.
 	// Default 2 s.
@@ -77,22 +98,25 @@ type Config struct {
 // DefaultConfig returns the design's defaults; Nodes is left for the caller.
 func DefaultConfig() Config {
 	return Config{
-		Listen:       "127.0.0.1:7000",
-		ClusterID:    "synod",
-		Poll:         100 * time.Millisecond,
-		QueueSize:    10000,
-		Hold:         10 * time.Second,
-		MaxConns:     10000,
-		IdleTimeout:  5 * time.Minute,
-		MaxValue:     line.DefaultMaxValue,
-		MaxLine:      line.DefaultMaxLine,
-		MaxPipeline:  1024,
-		MaxInflight:  100000,
-		ReadTimeout:  2 * time.Second,
-		ProbeTimeout: time.Second,
-		WriteTimeout: 30 * time.Second,
-		MaxLag:       10000,
-		Logger:       zerolog.Nop(),
+		Listen:           "127.0.0.1:7000",
+		ClusterID:        "synod",
+		Poll:             100 * time.Millisecond,
+		QueueSize:        10000,
+		QueueBytes:       256 << 20,
+		Hold:             10 * time.Second,
+		MaxConns:         10000,
+		IdleTimeout:      5 * time.Minute,
+		MaxValue:         line.DefaultMaxValue,
+		MaxInflightBytes: 1 << 30,
+		MaxPipelineBytes: 16 << 20,
+		MaxInflight:      100000,
+		MaxPipeline:      1024,
+		MaxLine:          line.DefaultMaxLine,
+		ReadTimeout:      2 * time.Second,
+		ProbeTimeout:     time.Second,
+		WriteTimeout:     30 * time.Second,
+		MaxLag:           10000,
+		Logger:           zerolog.Nop(),
 	}
 }
 
@@ -117,6 +141,14 @@ func (c *Config) Validate() error {
 		return bad("queue, connection, pipeline and in-flight bounds must be positive")
 	case c.MaxValue <= 0 || c.MaxValue > wire.MaxFrameLimit/4:
 		return bad("max value %d not in [1, %d]", c.MaxValue, wire.MaxFrameLimit/4)
+	case c.MaxPipeline > wire.MaxSessionWindow:
+		return bad("pipeline %d over %d, the writes of a session replicas keep replies for", c.MaxPipeline, wire.MaxSessionWindow)
+	case c.MaxPipelineBytes < int64(c.MaxValue)+minPipelineSlack:
+		return bad("pipeline bytes %d below the largest value plus %d", c.MaxPipelineBytes, minPipelineSlack)
+	case c.MaxInflightBytes < c.MaxPipelineBytes:
+		return bad("in-flight bytes %d below one connection's pipeline bytes %d", c.MaxInflightBytes, c.MaxPipelineBytes)
+	case c.QueueBytes < int64(c.MaxValue)+minPipelineSlack:
+		return bad("queue bytes %d below the largest value plus %d", c.QueueBytes, minPipelineSlack)
 	}
 	for id, addr := range c.Nodes {
 		if id == 0 || addr == "" {
@@ -128,6 +160,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// minPipelineSlack is the room a byte bound needs besides one value: the
+// request line and the reply's framing.
+const minPipelineSlack = 64 << 10
 
 // limits are the line-protocol limits for client connections.
 func (c *Config) limits() line.Limits {

@@ -1,8 +1,15 @@
 package proxy
 
+// conn.go: one client connection. Its reader goroutine (readLoop) parses
+// and starts requests and owns the pipeline's order; its writer goroutine
+// (writeLoop) writes the replies in request order; the router's goroutines
+// hand results in through each op's finish callback. The byte budgets of
+// the connection live here too.
+
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,12 +22,16 @@ import (
 // call is one client request awaiting its reply, in the connection's order.
 type call struct {
 	req   line.Request
+	level line.Level        // reads: the consistency asked for
 	done  chan struct{}     // closed once the reply below is known
 	res   result            // reads and writes
 	perr  *line.ProtoError  // a request the parser refused
 	nodes []line.NodeStatus // STATUS
 	stats []line.Stat       // STATS
 	close bool              // close the connection after this reply
+
+	charge  int64 // bytes counted in the connection's pipeline budget, under budget.mu
+	gcharge int64 // bytes counted in the server's in-flight budget, under budget.mu
 }
 
 // answered is the done channel of calls answered on the spot.
@@ -39,11 +50,34 @@ func isDone(cl *call) bool {
 	}
 }
 
-// conn serves one client connection. Its reader goroutine parses requests
-// and starts them, so requests of one connection run concurrently
-// (pipelining); its writer goroutine writes the replies strictly in request
-// order, each once its call is done, and flushes whenever the next reply is
-// not ready yet.
+// smallRequest is the size up to which a request is bounded by counts
+// alone (MaxInflight), not by the in-flight byte budget: so a budget full of
+// large values still lets small requests through.
+const smallRequest = 4 << 10
+
+// replyOverhead is what a reply costs besides its value and keys.
+const replyOverhead = 64
+
+// budget is one connection's share of the byte bounds: its pipeline bytes
+// (requests not yet answered, counted at their size, reads at the largest
+// reply they may get, and replies not yet written) and its part of the
+// server's in-flight bytes. Every change to the latter goes through here,
+// so a closed connection gives all of its part back at once (gone) and
+// late answers to its requests count nothing.
+type budget struct {
+	mu     sync.Mutex
+	used   int64 // pipeline bytes
+	global int64 // this connection's part of Server.mem
+	gone   bool
+	room   chan struct{} // signalled when used goes down or the connection goes
+}
+
+// conn serves one client connection. Its reader goroutine (readLoop) parses
+// requests and starts them, so requests of one connection run concurrently
+// (pipelining); its writer goroutine (writeLoop) writes the replies
+// strictly in request order, each once its call is done, and flushes
+// whenever the next reply is not ready yet. Replies to its requests are
+// taken in by the router's goroutines (the finish callbacks).
 type conn struct {
 	s     *Server
 	nc    net.Conn
@@ -52,17 +86,28 @@ type conn struct {
 
 	// Reader-owned.
 	level    line.Level
-	run      []*call // the current run of reads or of writes, not known to be finished
-	runWrite bool    // whether run holds writes
+	run      []*call  // the current run of reads or of writes, not known to be finished
+	runWrite bool     // whether run holds writes
+	sess     *session // this connection's writes, once it wrote (router-owned inside)
+	blockGot int64    // in-flight bytes the current request's block was admitted with
 
-	lastIndex atomic.Uint64 // index of this connection's latest write, for session reads
+	// Writer-owned.
+	written uint64 // the newest state a reply written so far showed (applied index)
+
+	lastIndex atomic.Uint64 // newest state this connection saw, for session reads
+	aborted   atomic.Bool   // a write's outcome is unknown: the connection closes, nothing more starts
+	mem       budget
 
 	mu       sync.Mutex // orders stopReading against the reader arming its deadline
 	stopping bool
+	stop     chan struct{} // closed by stopReading
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{s: s, nc: nc, calls: make(chan *call, s.cfg.MaxPipeline), wdone: make(chan struct{})}
+	return &conn{
+		s: s, nc: nc, calls: make(chan *call, s.cfg.MaxPipeline), wdone: make(chan struct{}),
+		mem: budget{room: make(chan struct{}, 1)}, stop: make(chan struct{}),
+	}
 }
 
 // serve runs the connection until the client leaves, an error closes it or
@@ -72,13 +117,35 @@ func (c *conn) serve() {
 	c.readLoop()
 	close(c.calls)
 	<-c.wdone
+	c.release()
+}
+
+// release gives the connection's part of the in-flight bytes back; answers
+// that come later count nothing.
+func (c *conn) release() {
+	c.mem.mu.Lock()
+	c.mem.gone = true
+	c.s.mem.Add(-c.mem.global)
+	c.mem.global, c.mem.used = 0, 0
+	c.mem.mu.Unlock()
+	signal(c.mem.room)
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // stopReading makes the reader stop at once; replies to requests already
 // read are still written. For a graceful shutdown.
 func (c *conn) stopReading() {
 	c.mu.Lock()
-	c.stopping = true
+	if !c.stopping {
+		c.stopping = true
+		close(c.stop)
+	}
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 	c.mu.Unlock()
 }
@@ -94,11 +161,119 @@ func (c *conn) armRead() bool {
 	return true
 }
 
+// admitBlock is the line reader's admission of a value block: it takes the
+// block's bytes from the server's in-flight budget, or refuses the block
+// (it is drained unread and answered ERR BUSY) when they do not fit.
+func (c *conn) admitBlock(n int) error {
+	if !c.chargeGlobal(int64(n), n > smallRequest) {
+		c.s.cnt.memBusy.Add(1)
+		c.s.cnt.busy.Add(1)
+		return fmt.Errorf("proxy in-flight byte budget (%d bytes) full", c.s.cfg.MaxInflightBytes)
+	}
+	c.blockGot += int64(n)
+	return nil
+}
+
+// chargeGlobal adds n bytes to this connection's part of the server's
+// in-flight bytes; if bounded, only if they fit the budget.
+func (c *conn) chargeGlobal(n int64, bounded bool) bool {
+	c.mem.mu.Lock()
+	defer c.mem.mu.Unlock()
+	if c.mem.gone {
+		return !bounded
+	}
+	if bounded && !c.s.tryCharge(n) {
+		return false
+	}
+	if !bounded {
+		c.s.mem.Add(n)
+	}
+	c.mem.global += n
+	return true
+}
+
+// take waits until cl's charge fits the connection's pipeline budget (or
+// nothing else is charged), then takes it. It returns false if the connection is stopping or its writer gone: a client
+// that does not read its replies stalls here, and TCP pushes back on it.
+func (c *conn) take(cl *call) bool {
+	for stalled := false; ; stalled = true {
+		c.mem.mu.Lock()
+		if c.mem.gone {
+			c.mem.mu.Unlock()
+			return false
+		}
+		if c.mem.used == 0 || c.mem.used+cl.charge <= c.s.cfg.MaxPipelineBytes {
+			c.mem.used += cl.charge
+			c.mem.mu.Unlock()
+			return true
+		}
+		c.mem.mu.Unlock()
+		if !stalled {
+			c.s.cnt.stalls.Add(1)
+		}
+		select {
+		case <-c.mem.room:
+		case <-c.wdone:
+			return false
+		case <-c.stop:
+			return false
+		}
+	}
+}
+
+// replied recharges cl for its reply: the reply's bytes replace a read's
+// reservation and are added for a write, until the writer has written it.
+func (c *conn) replied(cl *call, res result) {
+	rb := int64(len(res.rep.Value) + len(res.rep.Msg) + replyOverhead)
+	for _, k := range res.rep.Keys {
+		rb += int64(len(k) + 2)
+	}
+	c.mem.mu.Lock()
+	defer c.mem.mu.Unlock()
+	if c.mem.gone {
+		return
+	}
+	charge := rb
+	if cl.req.Cmd.IsWrite() {
+		charge += requestBytes(cl.req)
+	}
+	old := cl.charge
+	c.mem.used += charge - old
+	cl.charge = charge
+	c.mem.global += rb
+	c.s.mem.Add(rb)
+	cl.gcharge += rb
+	if charge < old {
+		signal(c.mem.room)
+	}
+}
+
+// uncharge gives back cl's bytes once its reply is out.
+func (c *conn) uncharge(cl *call) {
+	c.mem.mu.Lock()
+	if !c.mem.gone {
+		c.mem.used -= cl.charge
+		c.mem.global -= cl.gcharge
+		c.s.mem.Add(-cl.gcharge)
+	}
+	cl.charge, cl.gcharge = 0, 0
+	c.mem.mu.Unlock()
+	signal(c.mem.room)
+}
+
+// requestBytes is what a request costs while it waits: its key and value.
+func requestBytes(req line.Request) int64 {
+	return int64(len(req.Key) + len(req.Prefix) + len(req.Value) + replyOverhead)
+}
+
 func (c *conn) readLoop() {
 	r := line.NewReader(bufio.NewReaderSize(c.nc, 4096), c.s.cfg.limits())
+	r.SetAdmit(c.admitBlock)
 	for c.armRead() {
+		c.blockGot = 0
 		req, err := r.ReadRequest()
 		if err != nil {
+			c.chargeGlobal(-c.blockGot, false)
 			var pe *line.ProtoError
 			if !errors.As(err, &pe) {
 				// End of input, a stall past the idle timeout, a broken
@@ -106,7 +281,9 @@ func (c *conn) readLoop() {
 				return
 			}
 			c.s.cnt.requests.Add(1)
-			c.s.cnt.badRequests.Add(1)
+			if pe.Code != line.CodeBusy {
+				c.s.cnt.badRequests.Add(1)
+			}
 			if !c.push(&call{perr: pe, done: answered, close: pe.Fatal}) || pe.Fatal {
 				return
 			}
@@ -121,6 +298,11 @@ func (c *conn) readLoop() {
 
 // push queues cl for the writer; false if the writer has stopped.
 func (c *conn) push(cl *call) bool {
+	select {
+	case <-c.wdone:
+		return false
+	default:
+	}
 	select {
 	case c.calls <- cl:
 		return true
@@ -150,34 +332,91 @@ func (c *conn) handle(req line.Request) bool {
 	return c.push(cl)
 }
 
-// remote starts a read or write.
+// remote starts a read or write: it takes the request's bytes from the
+// budgets (a large one the in-flight budget has no room for is answered
+// BUSY), waits for room in the connection's pipeline, keeps the pipeline's
+// order, and hands the request to the router.
 func (c *conn) remote(cl *call) bool {
-	cl.done = make(chan struct{})
-	o := &op{req: toWire(cl.req, c.level), write: cl.req.Cmd.IsWrite()}
-	o.finish = func(res result) {
-		if o.write && res.node != 0 {
-			c.noteIndex(res.rep.Index)
-		}
-		cl.res = res
-		close(cl.done)
+	write := cl.req.Cmd.IsWrite()
+	size := requestBytes(cl.req)
+	// A block's bytes were admitted before it was read; an inline value
+	// (at most a request line) is admitted now.
+	extra := size - c.blockGot
+	if !c.chargeGlobal(extra, c.blockGot == 0 && size > smallRequest) {
+		c.s.cnt.memBusy.Add(1)
+		c.s.cnt.busy.Add(1)
+		cl.res = made(wire.CodeBusy, fmt.Sprintf("proxy in-flight byte budget (%d bytes) full", c.s.cfg.MaxInflightBytes))
+		return c.push(cl)
 	}
-	if !c.push(cl) {
+	cl.gcharge = size
+	switch {
+	case write:
+		cl.charge = size
+	case cl.req.Cmd == line.CmdStat:
+		cl.charge = size + replyOverhead
+	default: // GET, LIST: the largest reply they may get
+		cl.charge = size + int64(c.s.cfg.MaxValue) + replyOverhead
+	}
+	if !c.take(cl) {
+		c.chargeGlobal(-size, false)
 		return false
 	}
-	c.order(cl, o.write)
-	if !o.write && c.level == line.LevelSession {
-		o.req.MinIndex = max(o.req.MinIndex, c.lastIndex.Load())
+	cl.done = make(chan struct{})
+	cl.level = c.level
+	if !c.push(cl) {
+		c.uncharge(cl)
+		return false
+	}
+	c.order(cl, write)
+	o := c.newOp(cl)
+	if c.aborted.Load() {
+		// A write before this request has an unknown outcome and the
+		// connection is closing: nothing read after it is started.
+		cl.res = result{abort: true}
+		close(cl.done)
+		return false
+	}
+	if write {
+		if c.sess == nil {
+			c.sess = c.s.rt.newSession()
+		}
+		o.sess = c.sess
 	}
 	c.s.rt.submit(o)
 	return true
 }
 
+// newOp makes cl's op for the router, at the connection's level: a session
+// read asks for the newest state the connection saw.
+func (c *conn) newOp(cl *call) *op {
+	o := &op{req: toWire(cl.req, cl.level), write: cl.req.Cmd.IsWrite()}
+	if !o.write && cl.level == line.LevelSession {
+		o.req.MinIndex = max(o.req.MinIndex, c.lastIndex.Load())
+	}
+	o.finish = func(res result) {
+		switch {
+		case res.abort:
+			c.aborted.Store(true)
+		case res.node != 0 && o.write:
+			c.noteIndex(res.rep.Index)
+		case res.node != 0:
+			// A read shows the replica's state at its applied index:
+			// later session reads must not see an older one.
+			c.noteIndex(res.rep.Applied)
+		}
+		c.replied(cl, res)
+		cl.res = res
+		close(cl.done)
+	}
+	return o
+}
+
 // order keeps a pipeline's semantics those of one request after the other:
-// consecutive writes run together (they reach the master in order, so they
-// apply in order), consecutive reads run together, but a read starts only
-// once the writes before it are answered, and a write only once the reads
-// before it are, so no read sees a later write or misses an earlier one.
-// The reader waits here, which is also the pipeline's backpressure.
+// consecutive writes run together (the session keeps them in order),
+// consecutive reads run together, but a read starts only once the writes
+// before it are answered, and a write only once the reads before it are,
+// so no read sees a later write or misses an earlier one. The reader waits
+// here, which is also the pipeline's backpressure.
 func (c *conn) order(cl *call, write bool) {
 	if len(c.run) > 0 && c.runWrite != write {
 		for _, prev := range c.run {
@@ -250,14 +489,17 @@ func (c *conn) writeLoop() {
 			}
 		}
 		<-cl.done
+		c.monotonic(cl)
 		if cl.res.abort {
 			c.s.log.Warn().Str("client", c.nc.RemoteAddr().String()).
-				Msg("closing a client connection: a write's outcome is unknown after the hold window")
+				Msg("closing a client connection: a write's outcome is unknown")
 			c.flush(w)
 			return
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-		if c.reply(w, cl) != nil {
+		err := c.reply(w, cl)
+		c.uncharge(cl)
+		if err != nil {
 			return
 		}
 		if cl.close {
@@ -275,6 +517,35 @@ func (c *conn) writeLoop() {
 		}
 		if (next == nil || !isDone(next)) && c.flush(w) != nil {
 			return
+		}
+	}
+}
+
+// maxRedos bounds how often one session read is asked again.
+const maxRedos = 3
+
+// monotonic keeps a connection's session reads monotonic in request order:
+// pipelined reads run concurrently and may land on replicas at different
+// points, so a reply showing an older state than a reply already written
+// is asked again, at least that far. Writer-owned.
+func (c *conn) monotonic(cl *call) {
+	for redo := 0; ; redo++ {
+		rep := cl.res.rep
+		if cl.res.node == 0 || cl.req.Cmd.IsWrite() || cl.level != line.LevelSession ||
+			rep.Applied == 0 || rep.Applied >= c.written || redo == maxRedos || c.aborted.Load() {
+			break
+		}
+		c.s.cnt.readRedos.Add(1)
+		cl.done = make(chan struct{})
+		o := c.newOp(cl)
+		o.req.MinIndex = max(o.req.MinIndex, c.written)
+		c.s.rt.submit(o)
+		<-cl.done
+	}
+	if cl.res.node != 0 {
+		c.written = max(c.written, cl.res.rep.Applied)
+		if cl.req.Cmd.IsWrite() {
+			c.written = max(c.written, cl.res.rep.Index)
 		}
 	}
 }

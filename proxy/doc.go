@@ -4,38 +4,60 @@
 //
 // # Routing
 //
-// Every replica's STATUS is polled (Config.Poll, 100 ms) over one long-lived
-// connection per replica that also carries requests, many in flight. The
-// master is the replica that reports itself a ready master (the highest
-// ballot if two claim it); a not-master answer naming another replica makes
-// the proxy try that one at once, and a connection that dies takes its
-// replica down until a poll answers again.
-//
-// Writes go to the master, each stamped with a (client id, sequence) pair
-// that makes a retry apply once. A replica remembers only the last sequence
-// of each client id, so no two writes in flight share an id: a write takes
-// an id from a pool (a random per-proxy base plus a counter) and returns it
-// only once answered for good. Writes leave in the order they arrived.
+// Every replica's STATUS is polled (Config.Poll, 100 ms) over a connection
+// of its own, so a poll never waits behind data; requests travel on a
+// second long-lived connection per replica, many in flight, written by a
+// goroutine of their own (small requests pass large ones) so that no
+// routing step waits on the network. The master is the replica that
+// reports itself a ready master (the highest ballot if two claim it); a
+// not-master answer naming another replica (during a handover, the one
+// taking over) makes the proxy try that one at once. A replica whose
+// connection dies, or whose poll fails, is down until a poll answers
+// again; what was in flight there is tried elsewhere.
 //
 // Reads go to one of two distinct followers drawn at random, the one with
 // the lower latency average times requests in flight plus one (power of two
 // choices). A follower is eligible when it is up, not ejected, and its
-// applied index is not more than Config.MaxLag below what the read needs.
-// A follower that fails a read or does not answer in time is ejected until
-// its next good poll. The master serves reads only when no follower can.
+// applied index is not more than Config.MaxLag below what the read needs;
+// a read that needs the current master's commit (linearizable, or a
+// session read above the replica's applied index) goes only to replicas
+// whose STATUS names the current master as theirs, never to one that
+// claims mastership at a lower ballot, is still electing itself, or
+// follows another. A follower that fails a read or does not answer in
+// time is ejected until its next good poll. The master serves reads only
+// when no follower can.
+//
+// # Writes: one ordered session per connection
+//
+// Each connection that writes has a session (session.go): a client id
+// never reused (a random per-proxy base plus a counter), and its writes
+// numbered 1, 2, 3 ... in request order. The replicas' state machine
+// (package filestore) applies a session's write n only after n-1, each
+// once, and refuses one that comes early; so the proxy sends a
+// connection's writes in order, and whenever one comes back unresolved
+// (refused, timed out, its connection lost) it sends nothing more until
+// every attempt out has come back, then sends everything unresolved again,
+// in order. Each write carries the lowest seq still unresolved (the
+// replicas forget the replies below it) and, when an earlier attempt may
+// have been proposed (it got no definitive refusal), the retry mark: a
+// retry whose session the replicas lost (expired, evicted) is refused, not
+// applied twice. A write that ends unapplied (its hold window ran out, a
+// definitive refusal) leaves a hole in the numbering; the writes after it
+// move to a fresh client id, as do those of a lost session when the first
+// of them was surely never applied.
 //
 // # Failover
 //
-// With no master known, writes and linearizable reads wait in a bounded
-// queue (Config.QueueSize) for up to Config.Hold from their arrival, and go
-// out in arrival order, with their original ids, once a master answers; a
-// write whose master died or refused it goes back to its place in that
-// queue. A request that finds the queue full, or whose window ends, is
-// answered ERR UNAVAILABLE: nothing was applied. A write that may have
-// reached a master whose answer never came, still unresolved when its
-// window ends, cannot be answered honestly either way, so its connection
-// is closed after the replies before it, the way a client learns that a
-// write's outcome is unknown.
+// With no master known, writes (in their sessions) and linearizable reads
+// (in a bounded hold queue) wait for up to Config.Hold from their arrival,
+// within Config.QueueSize requests and Config.QueueBytes bytes; a request
+// that does not fit is answered ERR UNAVAILABLE at once, and one whose
+// window ends ERR UNAVAILABLE (ERR TIMEOUT for a read that no replica
+// could bring far enough): nothing was applied. A write whose fate is
+// unknown when its window ends, or whose session the replicas lost while
+// it was in doubt, cannot be answered honestly either way: its connection
+// is closed after the replies before it, which clients read as "outcome
+// unknown", and no request read after it is started.
 //
 // # Connections
 //
@@ -43,15 +65,22 @@
 // starts them, and a writer goroutine, which writes the replies strictly in
 // request order and flushes whenever the next one is not ready. A pipeline
 // means what the same requests one after the other would: consecutive
-// writes run together (they reach the master in order, so they apply in
-// order) and so do consecutive reads, but a read starts only once the
-// writes before it are answered and a write only once the reads before it
-// are. At consistency session a read also asks for the index of its
-// connection's latest write, so a client reads its writes on any replica.
+// writes run together (their session keeps them in order) and so do
+// consecutive reads, but a read starts only once the writes before it are
+// answered and a write only once the reads before it are. At consistency
+// session a read asks for the newest state the connection has seen (the
+// index of its writes and of the states its reads showed), and a pipelined
+// read whose reply is older than one already written is asked again, so
+// session reads are monotonic in request order.
 //
 // Limits: request lines (64 KiB) and values (Config.MaxValue) as package
-// line enforces them, Config.MaxPipeline unanswered requests per
-// connection, Config.MaxConns connections (one more is answered ERR BUSY
-// and closed), Config.IdleTimeout without a complete request,
-// Config.WriteTimeout for a client that does not read its replies.
+// line enforces them; Config.MaxPipeline unanswered requests and
+// Config.MaxPipelineBytes bytes per connection (requests, reads counted at
+// a MaxValue reply until answered, and unwritten replies), past which the
+// connection is not read further, so a client that reads slowly stalls
+// itself; Config.MaxInflight requests and Config.MaxInflightBytes bytes
+// proxy-wide, past which a request is answered ERR BUSY (a value block that
+// does not fit is drained unread); Config.MaxConns connections (one more is
+// answered ERR BUSY and closed); Config.IdleTimeout without a complete
+// request; Config.WriteTimeout for a client that does not read its replies.
 package proxy

@@ -30,6 +30,9 @@ type fakeReplica struct {
 	wg     sync.WaitGroup
 	seen   chan wire.Request // every request, as it arrives
 	parked []parked          // requests left unanswered, in arrival order
+	peers  []*fakeReplica    // the fakes of the same test (set by fakeNodes)
+	status func(*wire.Status)
+	record bool // keep requests for requests(); off for load tests
 }
 
 // parked is a request the fake has not answered.
@@ -45,7 +48,7 @@ func startFake(t testing.TB, id uint64, role string) *fakeReplica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeReplica{t: t, id: id, ln: ln, role: role, conns: map[*wire.Conn]struct{}{}, seen: make(chan wire.Request, 1000)}
+	f := &fakeReplica{t: t, id: id, ln: ln, role: role, conns: map[*wire.Conn]struct{}{}, seen: make(chan wire.Request, 1000), record: true}
 	f.answer = func(wire.Request) (wire.Reply, bool) { return wire.Reply{}, false }
 	f.wg.Add(1)
 	go f.serve()
@@ -54,6 +57,36 @@ func startFake(t testing.TB, id uint64, role string) *fakeReplica {
 }
 
 func (f *fakeReplica) addr() string { return f.ln.Addr().String() }
+
+func (f *fakeReplica) currentRole() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.role
+}
+
+// statusNow is what the fake answers to STATUS: a follower names the
+// fake of its test that says it is master, as a real follower names its
+// master.
+func (f *fakeReplica) statusNow() wire.Status {
+	f.mu.Lock()
+	role, peers, hook := f.role, f.peers, f.status
+	f.mu.Unlock()
+	st := wire.Status{ID: f.id, Role: role, Round: 1, BallotNode: f.id}
+	if role == "master" {
+		st.MasterID = f.id
+	} else {
+		for _, p := range peers {
+			if p != f && p.currentRole() == "master" {
+				st.MasterID = p.id
+				break
+			}
+		}
+	}
+	if hook != nil {
+		hook(&st)
+	}
+	return st
+}
 
 func (f *fakeReplica) set(role string, answer func(wire.Request) (wire.Reply, bool)) {
 	f.mu.Lock()
@@ -162,11 +195,11 @@ func (f *fakeReplica) handle(c *wire.Conn) {
 			return
 		}
 		f.mu.Lock()
-		role, answer := f.role, f.answer
+		answer := f.answer
 		f.mu.Unlock()
 		switch env.Kind {
 		case wire.KindStatus:
-			st := wire.Status{ID: f.id, Role: role, Round: 1, BallotNode: f.id}
+			st := f.statusNow()
 			c.Send(wire.KindStatusReply, env.ID, &st)
 		case wire.KindRequest:
 			var req wire.Request
@@ -175,7 +208,7 @@ func (f *fakeReplica) handle(c *wire.Conn) {
 				return
 			}
 			f.mu.Lock()
-			if len(f.reqs) < 10000 {
+			if f.record && len(f.reqs) < 10000 {
 				f.reqs = append(f.reqs, req)
 			}
 			f.mu.Unlock()
@@ -217,6 +250,9 @@ func fakeNodes(fs ...*fakeReplica) map[uint64]string {
 	m := map[uint64]string{}
 	for _, f := range fs {
 		m[f.id] = f.addr()
+		f.mu.Lock()
+		f.peers = fs
+		f.mu.Unlock()
 	}
 	return m
 }
@@ -283,22 +319,23 @@ func TestInDoubtWriteClosesConnection(t *testing.T) {
 	never.expect("ERR UNAVAILABLE no master within")
 	doubt.expectClosed()
 	st := never.stats()
-	if statInt(t, st, "aborted_connections") != 1 || statInt(t, st, "client_ids_retired") != 1 {
-		t.Fatalf("stats: aborted %s, retired ids %s", st["aborted_connections"], st["client_ids_retired"])
+	if statInt(t, st, "aborted_connections") != 1 {
+		t.Fatalf("stats: aborted %s", st["aborted_connections"])
 	}
 }
 
-// TestConcurrentWritesDistinctIDs: the writes of one pipeline are in flight
-// together, each under a client id of its own, and an id is reused only
-// after its write was answered, with a higher sequence.
-func TestConcurrentWritesDistinctIDs(t *testing.T) {
+// TestPipelineIsOneSession: the writes of one connection are one session
+// of the replicas' state machine: one client id, seqs 1, 2, 3 ... in
+// request order, all in flight together, each acknowledging the replies
+// the proxy holds; another connection has a client id of its own.
+func TestPipelineIsOneSession(t *testing.T) {
 	a := startFake(t, 1, "master")
 	s, addr := startServer(t, fakeNodes(a), func(c *Config) { c.Poll = 10 * time.Millisecond })
 	eventually(t, "a master", func() bool { return s.rt.nodes()[0].Role == "master" })
 	c := dialRaw(t, addr)
 	const n = 10
-	lastSeq := map[uint64]uint64{}
 	index := uint64(0)
+	var client uint64
 	for round := range 3 {
 		var batch strings.Builder
 		for i := range n {
@@ -306,19 +343,18 @@ func TestConcurrentWritesDistinctIDs(t *testing.T) {
 		}
 		c.send(batch.String())
 		eventually(t, "the whole pipeline in flight", func() bool { return a.parkedCount() == n })
-		inFlight := map[uint64]bool{}
 		for i, req := range a.parkedRequests() {
 			if want := fmt.Sprintf("k/%d/%d", round, i); req.Key != want {
 				t.Fatalf("request %d reached the master as %q, want %q: out of order", i, req.Key, want)
 			}
-			if inFlight[req.ClientID] {
-				t.Fatalf("round %d: client id %d used by two writes in flight", round, req.ClientID)
+			if client == 0 {
+				client = req.ClientID
 			}
-			inFlight[req.ClientID] = true
-			if req.Seq <= lastSeq[req.ClientID] {
-				t.Fatalf("client id %d reused at seq %d after %d", req.ClientID, req.Seq, lastSeq[req.ClientID])
+			seq := uint64(round*n + i + 1)
+			if req.ClientID != client || req.Seq != seq || req.Ack != uint64(round*n+1) || req.Retry {
+				t.Fatalf("round %d write %d: client %d seq %d ack %d retry %v; want client %d seq %d ack %d",
+					round, i, req.ClientID, req.Seq, req.Ack, req.Retry, client, seq, round*n+1)
 			}
-			lastSeq[req.ClientID] = req.Seq
 		}
 		a.release(func(req wire.Request) wire.Reply {
 			index++
@@ -328,8 +364,16 @@ func TestConcurrentWritesDistinctIDs(t *testing.T) {
 			c.expect(fmt.Sprintf("OK %d", index-n+uint64(i)+1))
 		}
 	}
-	if len(lastSeq) > n {
-		t.Fatalf("%d client ids for %d writes at most %d at a time: ids are not reused", len(lastSeq), 3*n, n)
+	other := dialRaw(t, addr)
+	a.set("master", okWrites())
+	other.send("PUT x y\r\n")
+	other.expect("OK ")
+	req := nextRequest(t, a)
+	for req.Key != "x" {
+		req = nextRequest(t, a)
+	}
+	if req.ClientID == client || req.Seq != 1 {
+		t.Fatalf("another connection wrote as client %d seq %d; the first was %d", req.ClientID, req.Seq, client)
 	}
 }
 

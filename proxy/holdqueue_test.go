@@ -6,11 +6,10 @@ import (
 	"time"
 )
 
-// qop is an op in a hold-queue scenario: r/w, its seq, and whether the
-// ready function accepts it.
+// qop is a read in a hold-queue scenario: its seq, and whether the ready
+// function accepts it.
 type qop struct {
 	seq       uint64
-	write     bool
 	ready     bool
 	expired   bool
 	backoffMs int // notBefore in ms after now
@@ -28,43 +27,44 @@ func TestHoldQueueTake(t *testing.T) {
 	}{
 		{
 			name:       "everything ready goes in arrival order",
-			ops:        []qop{{seq: 1, write: true, ready: true}, {seq: 2, ready: true}, {seq: 3, write: true, ready: true}},
+			ops:        []qop{{seq: 1, ready: true}, {seq: 2, ready: true}, {seq: 3, ready: true}},
 			wantSend:   []uint64{1, 2, 3},
 			wantNextMs: -1,
 		},
 		{
-			name:       "a write that cannot go holds every later write, not reads",
-			ops:        []qop{{seq: 1, write: true}, {seq: 2, write: true, ready: true}, {seq: 3, ready: true}},
-			wantSend:   []uint64{3},
-			wantKept:   []uint64{1, 2},
+			name:       "a read that cannot go holds no other",
+			ops:        []qop{{seq: 1}, {seq: 2, ready: true}},
+			wantSend:   []uint64{2},
+			wantKept:   []uint64{1},
 			wantNextMs: 10000,
 		},
 		{
-			name:        "expired ops leave whatever their kind",
-			ops:         []qop{{seq: 1, write: true, expired: true}, {seq: 2, expired: true}, {seq: 3, write: true, ready: true}},
+			name:        "expired reads leave",
+			ops:         []qop{{seq: 1, expired: true}, {seq: 2, expired: true}, {seq: 3, ready: true}},
 			wantSend:    []uint64{3},
 			wantExpired: []uint64{1, 2},
 			wantNextMs:  -1,
 		},
 		{
-			name:       "a write in backoff holds later writes and sets next",
-			ops:        []qop{{seq: 1, write: true, ready: true, backoffMs: 40}, {seq: 2, write: true, ready: true}, {seq: 3, ready: true, backoffMs: 20}},
-			wantKept:   []uint64{1, 2, 3},
+			name:       "a read in backoff stays and sets next",
+			ops:        []qop{{seq: 1, ready: true, backoffMs: 40}, {seq: 2, ready: true}, {seq: 3, ready: true, backoffMs: 20}},
+			wantSend:   []uint64{2},
+			wantKept:   []uint64{1, 3},
 			wantNextMs: 20,
 		},
 		{
 			name:       "retries pushed behind later arrivals go back to their place",
-			ops:        []qop{{seq: 5, write: true, ready: true}, {seq: 6, write: true, ready: true}, {seq: 2, write: true, ready: true}, {seq: 1, write: true, ready: true}},
+			ops:        []qop{{seq: 5, ready: true}, {seq: 6, ready: true}, {seq: 2, ready: true}, {seq: 1, ready: true}},
 			wantSend:   []uint64{1, 2, 5, 6},
 			wantNextMs: -1,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := holdQueue{max: 100}
+			var q holdQueue
 			ready := map[*op]bool{}
 			for _, s := range tt.ops {
-				o := &op{seq: s.seq, write: s.write, deadline: now.Add(10 * time.Second)}
+				o := &op{seq: s.seq, deadline: now.Add(10 * time.Second)}
 				if s.expired {
 					o.deadline = now
 				}
@@ -86,15 +86,6 @@ func TestHoldQueueTake(t *testing.T) {
 			if got := seqs(q.items); fmt.Sprint(got) != fmt.Sprint(tt.wantKept) {
 				t.Errorf("kept = %v, want %v", got, tt.wantKept)
 			}
-			writes := 0
-			for _, o := range q.items {
-				if o.write {
-					writes++
-				}
-			}
-			if q.writes != writes {
-				t.Errorf("writes counter = %d, want %d", q.writes, writes)
-			}
 			wantNext := time.Time{}
 			if tt.wantNextMs >= 0 {
 				wantNext = now.Add(time.Duration(tt.wantNextMs) * time.Millisecond)
@@ -114,19 +105,13 @@ func seqs(ops []*op) []uint64 {
 	return out
 }
 
-func TestHoldQueueBound(t *testing.T) {
-	q := holdQueue{max: 2}
+func TestHoldQueueDrain(t *testing.T) {
+	var q holdQueue
 	for i := range 2 {
-		if q.full() {
-			t.Fatalf("full after %d of 2", i)
-		}
-		q.push(&op{seq: uint64(i + 1), write: true})
-	}
-	if !q.full() || q.len() != 2 || q.writes != 2 {
-		t.Fatalf("after 2 pushes: full=%v len=%d writes=%d", q.full(), q.len(), q.writes)
+		q.push(&op{seq: uint64(2 - i)})
 	}
 	all := q.drain()
-	if len(all) != 2 || q.len() != 0 || q.writes != 0 || q.full() {
-		t.Fatalf("drain returned %d, left len=%d writes=%d", len(all), q.len(), q.writes)
+	if len(all) != 2 || q.len() != 0 || q.unsorted {
+		t.Fatalf("drain returned %d, left len=%d unsorted=%v", len(all), q.len(), q.unsorted)
 	}
 }

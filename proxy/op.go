@@ -1,5 +1,10 @@
 package proxy
 
+// op.go: one client request on its way through the router. Ops are owned
+// by the router: every field below is read and written under the router's
+// mutex, by whichever goroutine holds it (a connection's reader submitting,
+// a replica's reader answering, a timer, the drainer).
+
 import (
 	"time"
 
@@ -7,24 +12,33 @@ import (
 )
 
 // op is one client read or write on its way through the router. It is owned
-// by one party at a time: the dispatcher, then the replica connection it was
-// sent on (until answered, timed out or the connection died), then the hold
-// queue, and so on. Ownership passes under a lock, which is what makes its
-// plain fields safe.
+// by one party at a time: the router while it is held or being routed, the
+// replica connection it was sent on until that attempt comes back (answered,
+// timed out or the connection lost). Ownership passes under the router's
+// mutex, which is what makes its plain fields safe.
 type op struct {
-	seq      uint64 // arrival order: the hold queue releases in this order
+	seq      uint64 // arrival order: the hold queue releases reads in this order
 	req      wire.Request
 	write    bool
+	size     int64 // key and value bytes, for the hold queue's byte bound
 	arrived  time.Time
 	deadline time.Time // end of the hold window
 
-	notBefore time.Time // retry backoff: not sent again before this
+	notBefore time.Time // reads: retry backoff, not sent again before this
 	tries     int       // attempts that failed
-	sent      bool      // a write was handed to a connection at least once
 	lastCode  wire.Code // last transient code a replica answered
 	target    *replica  // where the current attempt goes
 	sentAt    time.Time
 	timer     *time.Timer // bounds the current attempt
+	held      bool        // counted in the router's held requests
+
+	// Writes: the session the write belongs to (its connection's), its
+	// place in it, and what its attempts so far tell of its fate.
+	sess       *session
+	wseq       uint64 // the write's seq in sess (renumbered when sess moves to a fresh id)
+	out        bool   // an attempt is on its way
+	mayApplied bool   // an attempt may have been proposed: resend as a retry; if lost, outcome unknown
+	unknown    bool   // the last attempt found the session unknown
 
 	finish func(result) // called exactly once, by the router
 }
@@ -33,9 +47,10 @@ type op struct {
 type result struct {
 	rep wire.Reply // the replica's answer, or one the proxy made up (UNAVAILABLE, BUSY, TIMEOUT)
 	// abort: a write that may have reached a master, whose fate is still
-	// unknown when its hold window ended. No reply is honest: not OK, and
-	// not UNAVAILABLE either (which promises nothing was applied), so the
-	// connection is closed, which clients read as "outcome unknown".
+	// unknown when its hold window ended (or whose session the replicas
+	// lost). No reply is honest: not OK, and not UNAVAILABLE either (which
+	// promises nothing was applied), so the connection is closed, which
+	// clients read as "outcome unknown".
 	abort bool
 	node  uint64 // the replica that answered, 0 if none
 }

@@ -1,5 +1,13 @@
 package proxy
 
+// replica.go: the proxy's two connections to one replica. The data
+// connection carries requests and replies, many in flight: its reader
+// goroutine (readLoop) hands each reply to the router, its writer goroutine
+// (writeLoop) writes the queued requests, so no router step ever waits on
+// the network. The poll connection carries STATUS only, used by the
+// replica's poller goroutine (pollLoop) alone, so a poll never queues
+// behind data and a slow poll never costs the requests in flight.
+
 import (
 	"context"
 	"errors"
@@ -16,8 +24,8 @@ import (
 var errNoConn = errors.New("proxy: no connection to the replica")
 
 // replica is the proxy's side of one replica: what the router knows of it
-// (guarded by the router's mutex) and one wire connection carrying polls
-// and requests, many in flight, matched by envelope id.
+// (guarded by the router's mutex), the data connection (guarded by cmu) and
+// the poll connection (the poller's).
 type replica struct {
 	id   uint64
 	addr string
@@ -36,43 +44,71 @@ type replica struct {
 	writes    atomic.Uint64 // writes answered here for good
 	ejections atomic.Uint64
 
-	// Guarded by cmu.
+	// The data connection, guarded by cmu. The lock is only ever held for
+	// map and slice updates, never across network I/O, and is taken after
+	// rt.mu when both are held.
 	cmu     sync.Mutex
 	conn    *wire.Conn
-	gen     uint64 // counts connections, so a dead one's reader leaves a new one alone
+	gen     uint64 // counts connections, so a dead one's goroutines leave a new one alone
 	nextID  uint64
-	pending map[uint64]*waiter
-	kick    chan struct{} // wakes the flusher of the current connection
+	pending map[uint64]*op // attempts awaiting their reply, by envelope id
+	small   []outRequest   // requests the writer has not written yet: small ones,
+	large   []outRequest   // which pass the large ones, so they do not wait behind megabytes
+	kick    chan struct{}  // wakes the writer of the current connection
+
+	pollc *wire.Conn // the poll connection; the poller's alone
 }
 
-// waiter is a request awaiting its reply: a client op, or a poll.
-type waiter struct {
-	op     *op
-	status chan wire.Envelope // poll: receives the reply, closed if the connection died
+// outRequest is a request waiting for the writer: a copy, because the op's
+// own request changes when it is resent.
+type outRequest struct {
+	id  uint64
+	req wire.Request
 }
 
-// connected reports whether a connection is up.
+// lane says whether a request goes in the large lane: requests larger than
+// smallRequest do, and so does any write queued behind a large write of
+// its session, so a session's writes still leave in seq order.
+type lane bool
+
+const (
+	smallLane lane = false
+	largeLane lane = true
+)
+
+// connected reports whether a data connection is up.
 func (rp *replica) connected() bool {
 	rp.cmu.Lock()
 	defer rp.cmu.Unlock()
 	return rp.conn != nil
 }
 
-// dial connects to the replica and starts the connection's reader and
-// flusher.
-func (rp *replica) dial(ctx context.Context) error {
+func (rp *replica) dialOptions() wire.Options {
 	cfg := rp.rt.cfg
-	opts := wire.Options{MaxFrame: cfg.maxFrame(), WriteTimeout: cfg.ProbeTimeout, HandshakeTimeout: cfg.ProbeTimeout}
-	hello := wire.Hello{ClusterID: cfg.ClusterID, Role: wire.RoleProxy}
+	return wire.Options{MaxFrame: cfg.maxFrame(), WriteTimeout: cfg.ProbeTimeout, HandshakeTimeout: cfg.ProbeTimeout}
+}
+
+func (rp *replica) dialConn(ctx context.Context, opts wire.Options) (*wire.Conn, error) {
+	hello := wire.Hello{ClusterID: rp.rt.cfg.ClusterID, Role: wire.RoleProxy}
 	c, _, err := wire.Dial(ctx, rp.addr, hello, opts)
 	if err != nil {
-		return fmt.Errorf("proxy: dial replica %d at %s: %w", rp.id, rp.addr, err)
+		return nil, fmt.Errorf("proxy: dial replica %d at %s: %w", rp.id, rp.addr, err)
+	}
+	return c, nil
+}
+
+// dial opens the data connection and starts its reader and writer.
+func (rp *replica) dial(ctx context.Context) error {
+	c, err := rp.dialConn(ctx, rp.dialOptions())
+	if err != nil {
+		return err
 	}
 	rp.cmu.Lock()
 	rp.gen++
 	gen := rp.gen
 	rp.conn = c
-	rp.pending = map[uint64]*waiter{}
+	rp.pending = map[uint64]*op{}
+	rp.small, rp.large = nil, nil
 	kick := make(chan struct{}, 1)
 	rp.kick = kick
 	rp.cmu.Unlock()
@@ -85,13 +121,13 @@ func (rp *replica) dial(ctx context.Context) error {
 	}()
 	go func() {
 		defer rp.rt.wg.Done()
-		rp.flushLoop(c, kick, dead)
+		rp.writeLoop(c, gen, kick, dead)
 	}()
 	return nil
 }
 
-// readLoop hands every reply to its waiter until the connection dies, then
-// fails every waiter left.
+// readLoop hands every reply to the router until the connection dies, then
+// gives back every attempt left.
 func (rp *replica) readLoop(c *wire.Conn, gen uint64) {
 	for {
 		env, err := c.Recv()
@@ -100,31 +136,91 @@ func (rp *replica) readLoop(c *wire.Conn, gen uint64) {
 			rp.lost(gen, err)
 			return
 		}
+		if env.Kind != wire.KindReply {
+			continue
+		}
 		rp.cmu.Lock()
-		w := rp.pending[env.ID]
+		o := rp.pending[env.ID]
 		delete(rp.pending, env.ID)
-		if w != nil && w.op != nil && w.op.timer != nil {
-			w.op.timer.Stop()
+		if o != nil && o.timer != nil {
+			o.timer.Stop()
 		}
 		rp.cmu.Unlock()
-		switch {
-		case w == nil:
-			// A reply after its attempt timed out: dropped.
-		case w.status != nil:
-			w.status <- env.Clone()
-		default:
-			var rep wire.Reply
-			if err := env.Decode(&rep); err != nil || env.Kind != wire.KindReply {
-				c.Close()
-				rp.rt.attemptFailed(w.op, rp, fmt.Errorf("proxy: replica %d: bad reply: %v", rp.id, err))
-				continue // Recv now fails and the rest are failed in lost
+		if o == nil {
+			continue // a reply after its attempt timed out or was given up: dropped
+		}
+		var rep wire.Reply
+		if err := env.Decode(&rep); err != nil {
+			c.Close()
+			rp.rt.attemptFailed(o, rp, fmt.Errorf("proxy: replica %d: bad reply: %w", rp.id, err))
+			continue // Recv now fails and the rest are given back in lost
+		}
+		rp.rt.answered(o, rp, rep)
+	}
+}
+
+// writeLoop writes the queued requests whenever woken until the
+// connection dies: every small one queued, else one large one, and a flush
+// once nothing is left.
+func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{}) {
+	for {
+		select {
+		case <-kick:
+		case <-dead:
+			return
+		}
+		for {
+			rp.cmu.Lock()
+			var q []outRequest
+			if rp.gen == gen {
+				switch {
+				case len(rp.small) > 0:
+					q, rp.small = rp.small, nil
+				case len(rp.large) > 0:
+					q = []outRequest{rp.large[0]}
+					rp.large[0] = outRequest{}
+					rp.large = rp.large[1:]
+				}
 			}
-			rp.rt.answered(w.op, rp, rep)
+			rp.cmu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			for _, r := range q {
+				if err := c.Send(wire.KindRequest, r.id, &r.req); err != nil {
+					if errors.Is(err, wire.ErrFrameTooLarge) {
+						// Only this request: answer it as the replica would.
+						rp.tooLarge(r.id)
+						continue
+					}
+					c.Close()
+					return
+				}
+			}
+		}
+		if err := c.Flush(); err != nil {
+			c.Close()
+			return
 		}
 	}
 }
 
-// lost forgets the connection of generation gen and fails what waited on it.
+// tooLarge fails the attempt id, whose request did not fit a frame.
+func (rp *replica) tooLarge(id uint64) {
+	rp.cmu.Lock()
+	o := rp.pending[id]
+	delete(rp.pending, id)
+	if o != nil && o.timer != nil {
+		o.timer.Stop()
+	}
+	rp.cmu.Unlock()
+	if o != nil {
+		rp.rt.answered(o, rp, wire.Reply{Code: wire.CodeTooLarge, Msg: "request too large for a frame", NotApplied: true})
+	}
+}
+
+// lost forgets the connection of generation gen and gives back what was
+// in flight on it.
 func (rp *replica) lost(gen uint64, err error) {
 	rp.cmu.Lock()
 	if rp.gen != gen {
@@ -132,41 +228,66 @@ func (rp *replica) lost(gen uint64, err error) {
 		return
 	}
 	rp.conn = nil
-	pending := rp.pending
-	rp.pending = nil
-	var ops []*op
-	for _, w := range pending {
-		if w.status != nil {
-			close(w.status)
-			continue
-		}
-		if w.op.timer != nil {
-			w.op.timer.Stop()
-		}
-		ops = append(ops, w.op)
-	}
+	ops := rp.takeLocked()
 	rp.cmu.Unlock()
 	rp.rt.connLost(rp, ops, err)
 }
 
-// flushLoop writes buffered requests out whenever woken, so requests sent
-// close together share one write.
-func (rp *replica) flushLoop(c *wire.Conn, kick, dead <-chan struct{}) {
-	for {
-		select {
-		case <-kick:
-			if err := c.Flush(); err != nil {
-				c.Close()
-				return
-			}
-		case <-dead:
-			return
-		}
+// abandon gives back every attempt in flight without closing the
+// connection: the replica stopped answering polls, so its requests are
+// tried elsewhere and its late replies dropped.
+func (rp *replica) abandon(err error) {
+	rp.cmu.Lock()
+	ops := rp.takeLocked()
+	rp.cmu.Unlock()
+	if len(ops) > 0 {
+		rp.rt.connLost(rp, ops, err)
 	}
 }
 
-// close closes the current connection, if any; its reader then fails
-// everything that waited on it.
+// takeLocked removes every pending attempt and queued request; a request
+// still queued never left the proxy. cmu must be held.
+func (rp *replica) takeLocked() []lostOp {
+	unsent := make(map[uint64]bool, len(rp.small)+len(rp.large))
+	for _, r := range rp.small {
+		unsent[r.id] = true
+	}
+	for _, r := range rp.large {
+		unsent[r.id] = true
+	}
+	rp.small, rp.large = nil, nil
+	ops := make([]lostOp, 0, len(rp.pending))
+	for id, o := range rp.pending {
+		if o.timer != nil {
+			o.timer.Stop()
+		}
+		ops = append(ops, lostOp{o: o, sent: !unsent[id]})
+	}
+	rp.pending = map[uint64]*op{}
+	return ops
+}
+
+// takeMatching removes the pending attempts that match, and returns their
+// ops; the connection stays. Requests still queued for the writer go out
+// anyway, and their answers are dropped.
+func (rp *replica) takeMatching(match func(*op) bool) []*op {
+	rp.cmu.Lock()
+	defer rp.cmu.Unlock()
+	var ops []*op
+	for id, o := range rp.pending {
+		if match(o) {
+			if o.timer != nil {
+				o.timer.Stop()
+			}
+			delete(rp.pending, id)
+			ops = append(ops, o)
+		}
+	}
+	return ops
+}
+
+// close closes both connections, if any; the data connection's reader then
+// gives back everything that waited on it.
 func (rp *replica) close() {
 	rp.cmu.Lock()
 	c := rp.conn
@@ -174,37 +295,33 @@ func (rp *replica) close() {
 	if c != nil {
 		c.Close()
 	}
+	if rp.pollc != nil {
+		rp.pollc.Close()
+		rp.pollc = nil
+	}
 }
 
-// send registers o and buffers its request; the flusher writes it. The
-// attempt is bounded by timeout.
-func (rp *replica) send(o *op, timeout time.Duration) error {
+// send registers o and queues its request for the writer in lane l; it
+// never waits on the network. The attempt is bounded by timeout. Called
+// with rt.mu held.
+func (rp *replica) send(o *op, timeout time.Duration, l lane) error {
 	rp.cmu.Lock()
+	defer rp.cmu.Unlock()
 	if rp.conn == nil {
-		rp.cmu.Unlock()
 		return errNoConn
 	}
 	rp.nextID++
 	id := rp.nextID
-	rp.pending[id] = &waiter{op: o}
+	rp.pending[id] = o
+	if l == largeLane {
+		rp.large = append(rp.large, outRequest{id: id, req: o.req})
+	} else {
+		rp.small = append(rp.small, outRequest{id: id, req: o.req})
+	}
 	o.sentAt = time.Now()
-	// From here on a write may reach the replica, and its fate may stay
-	// unknown (see result.abort).
-	o.sent = o.sent || o.write
 	o.timer = time.AfterFunc(timeout, func() { rp.timedOut(id) })
-	err := rp.conn.Send(wire.KindRequest, id, &o.req)
-	if err != nil {
-		delete(rp.pending, id)
-		o.timer.Stop()
-		rp.conn.Close()
-	}
-	kick := rp.kick
-	rp.cmu.Unlock()
-	if err != nil {
-		return fmt.Errorf("proxy: send to replica %d: %w", rp.id, err)
-	}
 	select {
-	case kick <- struct{}{}:
+	case rp.kick <- struct{}{}:
 	default:
 	}
 	return nil
@@ -213,68 +330,55 @@ func (rp *replica) send(o *op, timeout time.Duration) error {
 // timedOut fails the attempt id if it is still unanswered.
 func (rp *replica) timedOut(id uint64) {
 	rp.cmu.Lock()
-	w := rp.pending[id]
+	o := rp.pending[id]
 	delete(rp.pending, id)
 	rp.cmu.Unlock()
-	if w != nil {
-		rp.rt.attemptFailed(w.op, rp, fmt.Errorf("proxy: replica %d did not answer in time", rp.id))
+	if o != nil {
+		rp.rt.attemptFailed(o, rp, fmt.Errorf("proxy: replica %d did not answer in time", rp.id))
 	}
 }
 
-// poll asks the replica for its status within timeout.
-func (rp *replica) poll(timeout time.Duration) (wire.Status, error) {
+// poll asks the replica for its status on the poll connection, within the
+// probe timeout (a Recv past it fails and closes the connection).
+func (rp *replica) poll(ctx context.Context) (wire.Status, error) {
 	var st wire.Status
-	ch := make(chan wire.Envelope, 1)
-	rp.cmu.Lock()
-	if rp.conn == nil {
-		rp.cmu.Unlock()
-		return st, errNoConn
+	cfg := rp.rt.cfg
+	if rp.pollc == nil {
+		opts := rp.dialOptions()
+		opts.MaxFrame = wire.DefaultMaxFrame
+		opts.ReadTimeout = cfg.ProbeTimeout
+		c, err := rp.dialConn(ctx, opts)
+		if err != nil {
+			return st, err
+		}
+		rp.pollc = c
 	}
-	rp.nextID++
-	id := rp.nextID
-	rp.pending[id] = &waiter{status: ch}
-	c, kick := rp.conn, rp.kick
-	err := c.Send(wire.KindStatus, id, &wire.StatusRequest{})
-	if err != nil {
-		delete(rp.pending, id)
-	}
-	rp.cmu.Unlock()
-	if err != nil {
+	c := rp.pollc
+	fail := func(err error) (wire.Status, error) {
 		c.Close()
+		rp.pollc = nil
 		return st, fmt.Errorf("proxy: poll replica %d: %w", rp.id, err)
 	}
-	select {
-	case kick <- struct{}{}:
-	default:
+	if err := c.Send(wire.KindStatus, 1, &wire.StatusRequest{}); err != nil {
+		return fail(err)
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case env, ok := <-ch:
-		if !ok {
-			return st, fmt.Errorf("proxy: poll replica %d: connection lost", rp.id)
-		}
-		if env.Kind != wire.KindStatusReply {
-			c.Close()
-			return st, fmt.Errorf("proxy: poll replica %d: answered %v", rp.id, env.Kind)
-		}
-		if err := env.Decode(&st); err != nil {
-			c.Close()
-			return st, fmt.Errorf("proxy: poll replica %d: %w", rp.id, err)
-		}
-		return st, nil
-	case <-t.C:
-		rp.cmu.Lock()
-		delete(rp.pending, id)
-		rp.cmu.Unlock()
-		// A replica that cannot answer STATUS in time is taken for dead:
-		// closing fails everything sent to it, which is then retried.
-		c.Close()
-		return st, fmt.Errorf("proxy: poll replica %d: no answer within %v", rp.id, timeout)
+	if err := c.Flush(); err != nil {
+		return fail(err)
 	}
+	env, err := c.Recv()
+	if err != nil {
+		return fail(err)
+	}
+	if env.Kind != wire.KindStatusReply {
+		return fail(fmt.Errorf("answered %v", env.Kind))
+	}
+	if err := env.Decode(&st); err != nil {
+		return fail(err)
+	}
+	return st, nil
 }
 
-// pollLoop keeps a connection to the replica and polls its status every
+// pollLoop keeps the connections to the replica and polls its status every
 // cfg.Poll until stop closes.
 func (rp *replica) pollLoop(stop <-chan struct{}) {
 	cfg := rp.rt.cfg
@@ -286,6 +390,9 @@ func (rp *replica) pollLoop(stop <-chan struct{}) {
 		err := rp.pollOnce()
 		if err != nil {
 			rp.rt.pollFailed(rp)
+			// A replica that cannot answer STATUS in time is taken for
+			// down: what was sent to it is tried elsewhere.
+			rp.abandon(err)
 			if msg := err.Error(); msg != lastErr {
 				rp.rt.log.Warn().Err(err).Uint64("replica", rp.id).Msg("replica unreachable")
 				lastErr = msg
@@ -304,17 +411,16 @@ func (rp *replica) pollLoop(stop <-chan struct{}) {
 
 func (rp *replica) pollOnce() error {
 	cfg := rp.rt.cfg
-	if !rp.connected() {
-		ctx, cancel := context.WithTimeout(rp.rt.ctx, cfg.ProbeTimeout)
-		err := rp.dial(ctx)
-		cancel()
-		if err != nil {
-			return err
-		}
-	}
-	st, err := rp.poll(cfg.ProbeTimeout)
+	ctx, cancel := context.WithTimeout(rp.rt.ctx, cfg.ProbeTimeout)
+	defer cancel()
+	st, err := rp.poll(ctx)
 	if err != nil {
 		return err
+	}
+	if !rp.connected() {
+		if err := rp.dial(ctx); err != nil {
+			return err
+		}
 	}
 	rp.rt.polled(rp, st)
 	return nil

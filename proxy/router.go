@@ -1,5 +1,11 @@
 package proxy
 
+// router.go: where each request goes. The router's state is under its
+// mutex and touched by every goroutine that routes: connection readers
+// submitting, replica readers and attempt timers taking answers in,
+// pollers taking STATUS in, and the drainer goroutine (drainLoop), which
+// sends what was held once it can go.
+
 import (
 	"cmp"
 	"context"
@@ -17,14 +23,14 @@ import (
 	"synod/wire/line"
 )
 
-// router sends client ops to replicas: writes to the master, reads by power
-// of two choices over the followers, and everything that cannot go yet into
-// the hold queue. It learns the cluster from STATUS polls, from not-master
-// hints and from connections that die.
+// router sends client ops to replicas: writes to the master, in order per
+// connection (see session), reads by power of two choices over the
+// followers of the current master, and everything that cannot go yet into
+// the hold queue (reads) or its session (writes). It learns the cluster
+// from STATUS polls, from not-master hints and from connections that die.
 type router struct {
 	cfg *Config
 	log zerolog.Logger
-	ids *idPool
 	cnt *counters
 
 	ctx    context.Context // ends when the router closes
@@ -32,21 +38,22 @@ type router struct {
 	wg     sync.WaitGroup
 	kick   chan struct{} // wakes the drainer
 
-	// sendMu is held from choosing a write's target until it is buffered on
-	// the connection, by the drainer and by new writes alike, so writes
-	// reach the master in the order they were admitted.
-	sendMu sync.Mutex
+	clientBase uint64        // random per proxy, so proxies need not coordinate ids
+	clients    atomic.Uint64 // client ids handed out
 
-	mu     sync.Mutex
-	reps   []*replica // by id
-	byID   map[uint64]*replica
-	master *replica // nil: none known
-	last   uint64   // the last master a poll confirmed, for counting failovers
-	queue  holdQueue
-	rnd    *rand.Rand
-	seq    uint64
-	closed bool
-	scr    []*replica // scratch for pickRead
+	mu        sync.Mutex
+	reps      []*replica // by id
+	byID      map[uint64]*replica
+	master    *replica // nil: none known
+	last      uint64   // the last master a poll confirmed, for counting failovers
+	queue     holdQueue
+	waiting   map[*session]struct{} // sessions with writes waiting for a master, a backoff or a deadline
+	held      int                   // requests waiting: reads in queue, writes not out
+	heldBytes int64
+	rnd       *rand.Rand
+	seq       uint64
+	closed    bool
+	scr       []*replica // scratch for pickRead
 
 	inflight atomic.Int64 // admitted ops not yet finished
 }
@@ -55,12 +62,12 @@ func newRouter(cfg *Config, cnt *counters) *router {
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &router{
 		cfg: cfg, log: cfg.Logger, cnt: cnt,
-		ids: newIDPool(rand.Uint64()),
-		ctx: ctx, cancel: cancel,
-		kick:  make(chan struct{}, 1),
-		byID:  map[uint64]*replica{},
-		queue: holdQueue{max: cfg.QueueSize},
-		rnd:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		clientBase: rand.Uint64(),
+		ctx:        ctx, cancel: cancel,
+		kick:    make(chan struct{}, 1),
+		byID:    map[uint64]*replica{},
+		waiting: map[*session]struct{}{},
+		rnd:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	for id, addr := range cfg.Nodes {
 		rp := &replica{id: id, addr: addr, rt: rt}
@@ -69,6 +76,16 @@ func newRouter(cfg *Config, cnt *counters) *router {
 	}
 	slices.SortFunc(rt.reps, func(a, b *replica) int { return cmp.Compare(a.id, b.id) })
 	return rt
+}
+
+// newClientID returns a client id no session of this proxy had before: the
+// per-proxy random base plus a counter, skipping 0 (no session).
+func (rt *router) newClientID() uint64 {
+	for {
+		if id := rt.clientBase + rt.clients.Add(1); id != 0 {
+			return id
+		}
+	}
 }
 
 // start starts the pollers and the drainer.
@@ -90,23 +107,28 @@ func (rt *router) start() {
 // close fails everything still held or in flight and waits for the
 // router's goroutines.
 func (rt *router) close() {
+	var fx effects
 	rt.mu.Lock()
 	if rt.closed {
 		rt.mu.Unlock()
 		return
 	}
 	rt.closed = true
-	held := rt.queue.drain()
-	rt.mu.Unlock()
-	rt.cancel() // pollers close their connections; what was in flight comes back through connLost
-	for _, o := range held {
-		rt.end(o, rt.shutdownResult(o))
+	for _, o := range rt.queue.drain() {
+		rt.unhold(o)
+		fx.end(o, rt.shutdownResult(o))
 	}
+	for s := range rt.waiting {
+		rt.shutdownSession(s, &fx)
+	}
+	rt.mu.Unlock()
+	rt.finishAll(&fx)
+	rt.cancel() // pollers close their connections; what was in flight comes back through connLost
 	rt.wg.Wait()
 }
 
 func (rt *router) shutdownResult(o *op) result {
-	if o.write && o.sent {
+	if o.write && o.mayApplied {
 		return result{abort: true}
 	}
 	return made(wire.CodeUnavailable, "proxy shutting down")
@@ -115,6 +137,35 @@ func (rt *router) shutdownResult(o *op) result {
 // made is a reply the proxy makes up itself.
 func made(code wire.Code, msg string) result {
 	return result{rep: wire.Reply{Code: code, Msg: msg}}
+}
+
+// hold counts o among the requests waiting to be sent.
+func (rt *router) hold(o *op) {
+	if !o.held {
+		o.held = true
+		rt.held++
+		rt.heldBytes += o.size
+		if o.sess != nil {
+			o.sess.held++
+		}
+	}
+}
+
+func (rt *router) unhold(o *op) {
+	if o.held {
+		o.held = false
+		rt.held--
+		rt.heldBytes -= o.size
+		if o.sess != nil {
+			o.sess.held--
+		}
+	}
+}
+
+// holdFull reports whether o, which must wait, does not fit the hold
+// queue's bounds. Called with mu held.
+func (rt *router) holdFull(o *op) bool {
+	return rt.held >= rt.cfg.QueueSize || rt.heldBytes+o.size > rt.cfg.QueueBytes
 }
 
 // submit admits a new op from a client connection and sends it, or holds it.
@@ -127,11 +178,8 @@ func (rt *router) submit(o *op) {
 	}
 	now := time.Now()
 	o.arrived, o.deadline = now, now.Add(rt.cfg.Hold)
-	if o.write {
-		o.req.ClientID, o.req.Seq = rt.ids.get()
-		rt.sendMu.Lock()
-		defer rt.sendMu.Unlock()
-	}
+	o.size = int64(len(o.req.Key) + len(o.req.Value) + 64)
+	var fx effects
 	rt.mu.Lock()
 	if rt.closed {
 		rt.mu.Unlock()
@@ -140,26 +188,38 @@ func (rt *router) submit(o *op) {
 	}
 	rt.seq++
 	o.seq = rt.seq
-	var t *replica
-	if !o.write || rt.queue.writes == 0 { // a write never overtakes a held one
-		t = rt.pick(o)
+	if o.write {
+		s := o.sess
+		m := rt.master
+		goesNow := !s.dead && !s.rewind && !s.hole && !s.queued() && m != nil && m.alive && !now.Before(s.notBefore)
+		if !goesNow && !s.dead && rt.holdFull(o) {
+			rt.mu.Unlock()
+			rt.cnt.bufferOverflows.Add(1)
+			rt.end(o, made(wire.CodeUnavailable, "request queue full"))
+			return
+		}
+		rt.addWrite(o, now, &fx)
+		rt.mu.Unlock()
+		rt.finishAll(&fx)
+		rt.wake()
+		return
 	}
+	t := rt.pickRead(o)
 	if t == nil {
-		if rt.queue.full() {
+		if rt.holdFull(o) {
 			rt.mu.Unlock()
 			rt.cnt.bufferOverflows.Add(1)
 			rt.end(o, made(wire.CodeUnavailable, "request queue full"))
 			return
 		}
 		rt.queue.push(o)
+		rt.hold(o)
 		rt.mu.Unlock()
 		rt.wake()
 		return
 	}
-	t.inflight++
-	o.target = t
+	rt.sendRead(o, t)
 	rt.mu.Unlock()
-	rt.sendAttempt(o)
 }
 
 func (rt *router) wake() {
@@ -169,39 +229,23 @@ func (rt *router) wake() {
 	}
 }
 
-// sendAttempt sends o to o.target, whose inflight count already includes it.
-func (rt *router) sendAttempt(o *op) {
-	t := o.target
-	timeout := rt.cfg.ReadTimeout
-	if o.write {
-		// The master answers every write once it is chosen or lost; the
-		// bound is only for a master that hangs while its polls succeed.
-		timeout = rt.cfg.Hold
-	}
-	if err := t.send(o, timeout); err != nil {
+// sendRead sends read o to t, or holds it if t has no connection. Called
+// with mu held.
+func (rt *router) sendRead(o *op, t *replica) {
+	if err := t.send(o, rt.cfg.ReadTimeout, smallLane); err != nil {
 		// The connection is gone: the replica is down until its poller
 		// reconnects, so retries do not spin on it.
-		rt.mu.Lock()
-		t.inflight--
 		t.alive = false
 		if rt.master == t {
 			rt.master = nil
 		}
-		rt.mu.Unlock()
-		rt.log.Debug().Err(err).Uint64("replica", t.id).Msg("send failed")
-		rt.retry(o, 0)
+		rt.queue.push(o)
+		rt.hold(o)
+		rt.wake()
+		return
 	}
-}
-
-// pick chooses where o goes now, nil if nowhere yet. Called with mu held.
-func (rt *router) pick(o *op) *replica {
-	if o.write {
-		if m := rt.master; m != nil && m.alive {
-			return m
-		}
-		return nil
-	}
-	return rt.pickRead(o)
+	t.inflight++
+	o.target = t
 }
 
 // pickRead chooses a replica for a read: two distinct eligible followers
@@ -223,7 +267,7 @@ func (rt *router) pickRead(o *op) *replica {
 	}
 	cands := rt.scr[:0]
 	for _, rp := range rt.reps {
-		if rp != m && rt.eligible(rp, need) {
+		if rp != m && rt.eligible(rp, m, o.req.Consistency, need) {
 			cands = append(cands, rp)
 		}
 	}
@@ -234,65 +278,73 @@ func (rt *router) pickRead(o *op) *replica {
 	}, rt.rnd); i >= 0 {
 		return cands[i]
 	}
-	if m != nil && rt.eligible(m, need) {
+	if m != nil && rt.eligible(m, m, o.req.Consistency, need) {
 		return m
 	}
 	return nil
 }
 
-// eligible reports whether rp may serve a read that needs applied index
-// need. Called with mu held.
-func (rt *router) eligible(rp *replica, need uint64) bool {
-	return rp.alive && !rp.ejected && (need <= rp.applied || need-rp.applied <= rt.cfg.MaxLag)
+// eligible reports whether rp may serve a read at level c that needs
+// applied index need, m being the current master (nil if none). A read
+// that needs the master's commit (linearizable, or a session read above
+// rp's applied index) goes only to the master and to the replicas that
+// follow it: not to one that claims mastership itself at a lower ballot,
+// one still electing itself, or one following another master, all of which
+// follow nobody (DESIGN.md, "Reads go to followers of the current
+// master"). Called with mu held.
+func (rt *router) eligible(rp, m *replica, c wire.Consistency, need uint64) bool {
+	if !rp.alive || rp.ejected || (need > rp.applied && need-rp.applied > rt.cfg.MaxLag) {
+		return false
+	}
+	needsMaster := c == wire.Linearizable || (c == wire.Session && need > rp.applied)
+	return !needsMaster || m == nil || follows(rp, m)
+}
+
+// follows reports whether rp, as last polled, follows master m.
+func follows(rp, m *replica) bool {
+	if rp == m {
+		return true
+	}
+	st := rp.status
+	return rp.polled && st.Role != "master" && st.Role != "candidate" && st.MasterID == m.id
 }
 
 // answered handles a replica's reply to o.
 func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 	now := time.Now()
-	final := true
-	var backoff time.Duration
+	var fx effects
 	rt.mu.Lock()
 	rp.inflight--
 	rp.applied = max(rp.applied, rep.Applied)
 	if o.write {
-		if rep.Code == wire.CodeOK {
-			rp.applied = max(rp.applied, rep.Index) // the master applied it before answering
+		before := rt.master
+		rt.writeAnswered(o, rp, rep, now, &fx)
+		moved := rt.master != before && rt.master != nil
+		rt.mu.Unlock()
+		rt.finishAll(&fx)
+		if moved {
+			rt.wake() // the sessions waiting for a master may go
 		}
-		switch rep.Code {
-		case wire.CodeNotMaster:
-			final = false
-			// A fresh hint is tried at once; hints that keep bouncing back
-			// and forth back off like any other refusal.
-			if !rt.notMaster(rp, rep.MasterID) || o.tries > 0 {
-				backoff = retryBackoff(o.tries+1, rt.cfg.Poll)
-			}
-		case wire.CodeUnavailable, wire.CodeBusy:
-			final = false
-			o.lastCode = rep.Code
-			backoff = retryBackoff(o.tries+1, rt.cfg.Poll)
-		}
-	} else {
-		rp.lat.observe(now.Sub(o.sentAt), now)
-		switch rep.Code {
-		case wire.CodeNotMaster, wire.CodeTimeout, wire.CodeBusy, wire.CodeUnavailable:
-			final = false
-			o.lastCode = rep.Code
-			rt.eject(rp)
-			if rep.Code == wire.CodeNotMaster && rt.master == rp {
-				rt.master = nil
-			}
+		return
+	}
+	o.target = nil
+	rp.lat.observe(now.Sub(o.sentAt), now)
+	final := true
+	switch rep.Code {
+	case wire.CodeNotMaster, wire.CodeTimeout, wire.CodeBusy, wire.CodeUnavailable:
+		final = false
+		o.lastCode = rep.Code
+		rt.eject(rp)
+		if rep.Code == wire.CodeNotMaster && rt.master == rp {
+			rt.master = nil
 		}
 	}
 	rt.mu.Unlock()
 	if !final {
-		rt.retry(o, backoff)
+		rt.retryRead(o, 0)
 		return
 	}
-	if o.write {
-		rp.writes.Add(1)
-	} else {
-		rp.reads.Add(1)
-	}
+	rp.reads.Add(1)
 	rt.end(o, result{rep: rep, node: rp.id})
 }
 
@@ -324,48 +376,77 @@ func (rt *router) eject(rp *replica) {
 
 // attemptFailed handles an attempt that got no usable answer in time.
 func (rt *router) attemptFailed(o *op, rp *replica, err error) {
+	rt.log.Debug().Err(err).Uint64("replica", rp.id).Msg("attempt failed")
+	var fx effects
+	now := time.Now()
 	rt.mu.Lock()
 	rp.inflight--
 	if o.write {
 		if rt.master == rp {
 			rt.master = nil
 		}
-	} else {
-		o.lastCode = wire.CodeTimeout
-		rt.eject(rp)
+		rt.writeLost(o, true, now, &fx)
+		rt.mu.Unlock()
+		rt.finishAll(&fx)
+		return
 	}
+	o.target = nil
+	o.lastCode = wire.CodeTimeout
+	rt.eject(rp)
 	rt.mu.Unlock()
-	rt.log.Debug().Err(err).Uint64("replica", rp.id).Msg("attempt failed")
-	rt.retry(o, 0)
+	rt.retryRead(o, 0)
 }
 
-// connLost handles the death of rp's connection, with the ops that were
-// waiting on it.
-func (rt *router) connLost(rp *replica, ops []*op, err error) {
+// lostOp is an op whose attempt a replica connection gave back unanswered,
+// and whether its request may have left the proxy.
+type lostOp struct {
+	o    *op
+	sent bool
+}
+
+// connLost handles the ops given back by rp's connection (it died, or its
+// replica stopped answering polls), in the order they were sent.
+func (rt *router) connLost(rp *replica, ops []lostOp, err error) {
+	slices.SortFunc(ops, func(a, b lostOp) int { return cmp.Compare(a.o.seq, b.o.seq) })
+	var fx effects
+	var reads []*op
+	now := time.Now()
 	rt.mu.Lock()
 	rp.inflight -= len(ops)
 	rp.alive = false
-	if rt.master == rp {
+	lost := rt.master == rp
+	if lost {
 		rt.master = nil
 		if !rt.closed {
-			rt.log.Warn().Uint64("replica", rp.id).Err(err).Int("in_flight", len(ops)).Msg("lost the master's connection; holding writes")
+			rt.log.Warn().Uint64("replica", rp.id).Err(err).Int("in_flight", len(ops)).Msg("lost the master; holding writes")
+		}
+	}
+	for _, l := range ops {
+		if l.o.write {
+			rt.writeLost(l.o, l.sent, now, &fx)
+		} else {
+			l.o.target = nil
+			reads = append(reads, l.o)
 		}
 	}
 	rt.mu.Unlock()
-	slices.SortFunc(ops, func(a, b *op) int { return cmp.Compare(a.seq, b.seq) })
-	for _, o := range ops {
-		rt.retry(o, 0)
+	rt.finishAll(&fx)
+	for _, o := range reads {
+		rt.retryRead(o, 0)
 	}
+	if lost {
+		rt.masterLost(rp)
+	}
+	rt.wake()
 }
 
-// retry puts o back in the hold queue to be sent again after backoff, or
-// ends it if its hold window is over.
-func (rt *router) retry(o *op, backoff time.Duration) {
+// retryRead puts read o back in the hold queue to be sent again after
+// backoff, or ends it if its hold window is over.
+func (rt *router) retryRead(o *op, backoff time.Duration) {
 	rt.cnt.retries.Add(1)
 	now := time.Now()
 	rt.mu.Lock()
 	o.tries++
-	o.target = nil
 	if rt.closed {
 		rt.mu.Unlock()
 		rt.end(o, rt.shutdownResult(o))
@@ -373,23 +454,19 @@ func (rt *router) retry(o *op, backoff time.Duration) {
 	}
 	if !now.Before(o.deadline) {
 		rt.mu.Unlock()
-		rt.end(o, rt.expired(o))
+		rt.end(o, rt.readExpired(o))
 		return
 	}
 	o.notBefore = now.Add(backoff)
 	rt.queue.push(o) // admitted already: not refused for a full queue
+	rt.hold(o)
 	rt.mu.Unlock()
 	rt.wake()
 }
 
-// expired is the result of an op whose hold window ended.
-func (rt *router) expired(o *op) result {
-	switch {
-	case o.write && o.sent:
-		return result{abort: true}
-	case o.write:
-		return made(wire.CodeUnavailable, fmt.Sprintf("no master within %v", rt.cfg.Hold))
-	case o.lastCode == wire.CodeTimeout:
+// readExpired is the result of a read whose hold window ended.
+func (rt *router) readExpired(o *op) result {
+	if o.lastCode == wire.CodeTimeout {
 		return made(wire.CodeTimeout, "no replica reached the requested index in time")
 	}
 	rt.mu.Lock()
@@ -408,16 +485,9 @@ func (rt *router) expired(o *op) result {
 	return made(wire.CodeUnavailable, fmt.Sprintf("no replica could serve the read within %v", rt.cfg.Hold))
 }
 
-// end finishes o.
+// end finishes o. Called without mu.
 func (rt *router) end(o *op, res result) {
 	rt.inflight.Add(-1)
-	if o.write {
-		if res.abort {
-			rt.ids.retire()
-		} else {
-			rt.ids.put(o.req.ClientID, o.req.Seq)
-		}
-	}
 	lat := rt.cnt.readLat
 	if o.write {
 		lat = rt.cnt.writeLat
@@ -458,32 +528,70 @@ func (rt *router) drainLoop() {
 	}
 }
 
-// drain sends every held op that can go now and ends the expired ones. It
-// returns when it should run again if nothing else happens.
+// drain sends every held read that can go, ends the expired ones, and
+// pumps every session waiting to send. It returns when it should run again
+// if nothing else happens.
 func (rt *router) drain() time.Time {
-	rt.sendMu.Lock()
-	defer rt.sendMu.Unlock()
+	now := time.Now()
+	var fx effects
 	rt.mu.Lock()
 	if rt.closed {
 		rt.mu.Unlock()
 		return time.Time{}
 	}
-	send, expired, next := rt.queue.take(time.Now(), func(o *op) bool {
-		t := rt.pick(o)
+	var unsent []*op
+	send, expired, next := rt.queue.take(now, func(o *op) bool {
+		t := rt.pickRead(o)
 		if t == nil {
 			return false
 		}
-		t.inflight++
+		t.inflight++ // so the next picks see it
 		o.target = t
 		return true
 	})
-	rt.mu.Unlock()
 	for _, o := range expired {
-		rt.cnt.bufferExpired.Add(1)
-		rt.end(o, rt.expired(o))
+		rt.unhold(o)
 	}
 	for _, o := range send {
-		rt.sendAttempt(o)
+		rt.unhold(o)
+		if t := o.target; t.send(o, rt.cfg.ReadTimeout, smallLane) != nil {
+			t.inflight--
+			t.alive = false
+			if rt.master == t {
+				rt.master = nil
+			}
+			o.target = nil
+			unsent = append(unsent, o)
+		}
+	}
+	for _, o := range unsent {
+		rt.queue.push(o)
+		rt.hold(o)
+	}
+	for s := range rt.waiting {
+		rt.pump(s, now, &fx)
+	}
+	soonest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if len(unsent) > 0 {
+		soonest(now.Add(time.Millisecond))
+	}
+	for s := range rt.waiting {
+		if now.Before(s.notBefore) {
+			soonest(s.notBefore)
+		}
+		if len(s.writes) > 0 {
+			soonest(s.writes[0].deadline)
+		}
+	}
+	rt.mu.Unlock()
+	rt.finishAll(&fx)
+	for _, o := range expired {
+		rt.cnt.bufferExpired.Add(1)
+		rt.end(o, rt.readExpired(o))
 	}
 	return next
 }
@@ -517,10 +625,47 @@ func (rt *router) polled(rp *replica, st wire.Status) {
 func (rt *router) pollFailed(rp *replica) {
 	rt.mu.Lock()
 	rp.alive = false
-	if rt.master == rp {
+	lost := rt.master == rp
+	if lost {
 		rt.master = nil
 	}
 	rt.mu.Unlock()
+	if lost {
+		rt.masterLost(rp)
+	}
+}
+
+// masterLost gives back the linearizable reads in flight at the other
+// replicas: they wait for a read index from the master that is gone, and
+// may never hear (issue 21.3), so they are sent again once a master is
+// known rather than left to their attempt's timeout. Reads change nothing,
+// so asking twice is harmless; a late answer to the first ask is dropped.
+// Called without mu.
+func (rt *router) masterLost(old *replica) {
+	for _, rp := range rt.reps {
+		if rp == old {
+			continue
+		}
+		if ops := rp.takeMatching(func(o *op) bool {
+			return !o.write && o.req.Consistency == wire.Linearizable
+		}); len(ops) > 0 {
+			rt.readsBack(rp, ops)
+		}
+	}
+}
+
+// readsBack takes in reads rp gave back unanswered (its replica is fine):
+// they are held for their next attempt.
+func (rt *router) readsBack(rp *replica, ops []*op) {
+	rt.mu.Lock()
+	rp.inflight -= len(ops)
+	for _, o := range ops {
+		o.target = nil
+	}
+	rt.mu.Unlock()
+	for _, o := range ops {
+		rt.retryRead(o, 0)
+	}
 }
 
 // ballotLess orders two replicas' ballots.
@@ -575,7 +720,8 @@ func (rt *router) stats(out []line.Stat) []line.Stat {
 	}
 	out = append(out,
 		line.Stat{Name: "master", Value: strconv.FormatUint(master, 10)},
-		line.Stat{Name: "buffered", Value: strconv.Itoa(rt.queue.len())},
+		line.Stat{Name: "buffered", Value: strconv.Itoa(rt.held)},
+		line.Stat{Name: "buffered_bytes", Value: strconv.FormatInt(rt.heldBytes, 10)},
 	)
 	type nodeFig struct {
 		id        uint64
@@ -591,12 +737,10 @@ func (rt *router) stats(out []line.Stat) []line.Stat {
 			alive: rp.alive, ej: rp.ejected, applied: rp.applied, rep: rp})
 	}
 	rt.mu.Unlock()
-	inUse, idle, retired := rt.ids.counts()
 	out = append(out,
 		line.Stat{Name: "inflight", Value: strconv.FormatInt(rt.inflight.Load(), 10)},
-		line.Stat{Name: "client_ids_in_use", Value: strconv.Itoa(inUse)},
-		line.Stat{Name: "client_ids_idle", Value: strconv.Itoa(idle)},
-		line.Stat{Name: "client_ids_retired", Value: strconv.FormatUint(retired, 10)},
+		line.Stat{Name: "client_ids", Value: strconv.FormatUint(rt.clients.Load(), 10)},
+		line.Stat{Name: "session_rebases", Value: strconv.FormatUint(rt.cnt.rebases.Load(), 10)},
 	)
 	for _, f := range figs {
 		p := "node." + strconv.FormatUint(f.id, 10) + "."

@@ -38,10 +38,14 @@ func testRouter(t *testing.T, master uint64, states ...repState) *router {
 			rp.lat = ewma{ms: st.ewmaMs, at: now}
 		}
 		rp.status.Commit = st.applied
+		rp.polled = true
+		rp.status.Role = "follower"
+		rp.status.MasterID = master
 	}
 	if master != 0 {
 		rt.master = rt.byID[master]
 		rt.master.status.Role = "master"
+		rt.master.status.Round = 5
 	}
 	return rt
 }
@@ -52,15 +56,11 @@ func TestPick(t *testing.T) {
 		name   string
 		master uint64
 		states []repState
-		write  bool
 		level  wire.Consistency
 		min    uint64
 		want   map[uint64]bool // replicas that may be picked; empty: nil
 		all    bool            // every replica in want must be picked at least once
 	}{
-		{name: "write to the master", master: 1, states: []repState{up(5), up(5), up(5)}, write: true, want: set(1)},
-		{name: "write with no master is held", states: []repState{up(5), up(5), up(5)}, write: true, want: set()},
-		{name: "write to a dead master is held", master: 1, states: []repState{{applied: 5}, up(5), up(5)}, write: true, want: set()},
 		{name: "reads spread over the followers, never the master", master: 1, states: []repState{up(5), up(5), up(5)}, level: lin, want: set(2, 3), all: true},
 		{name: "linearizable read with no master is held", states: []repState{up(5), up(5), up(5)}, level: lin, want: set()},
 		{name: "session read with no master goes to a follower", states: []repState{up(5), up(5), {applied: 5}}, level: sess, want: set(1, 2), all: true},
@@ -77,11 +77,11 @@ func TestPick(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rt := testRouter(t, tt.master, tt.states...)
-			o := &op{write: tt.write, req: wire.Request{Consistency: tt.level, MinIndex: tt.min}}
+			o := &op{req: wire.Request{Consistency: tt.level, MinIndex: tt.min}}
 			picked := map[uint64]int{}
 			for range 200 {
 				rt.mu.Lock()
-				rp := rt.pick(o)
+				rp := rt.pickRead(o)
 				rt.mu.Unlock()
 				if rp == nil {
 					picked[0]++
@@ -102,6 +102,63 @@ func TestPick(t *testing.T) {
 					if picked[id] == 0 {
 						t.Fatalf("replica %d never picked: %v", id, picked)
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestReadsFollowTheCurrentMaster: a replica that claims mastership at a
+// ballot below the master's, one still electing itself, or one that
+// follows another master follows nobody, so no read that needs the
+// current master's commit goes there; reads it can serve from what it
+// applied still may (issue 12.2).
+func TestReadsFollowTheCurrentMaster(t *testing.T) {
+	lin, sess, stale := wire.Linearizable, wire.Session, wire.Stale
+	type claim struct {
+		role     string
+		round    uint64
+		masterID uint64
+	}
+	tests := []struct {
+		name  string
+		claim claim // replica 3's status; replica 1 is master at round 5
+		level wire.Consistency
+		min   uint64
+		want  map[uint64]bool
+	}{
+		{"a stale master gets no linearizable read", claim{"master", 4, 3}, lin, 0, set(2)},
+		{"a candidate gets no linearizable read", claim{"candidate", 6, 3}, lin, 0, set(2)},
+		{"a follower of another master gets no linearizable read", claim{"follower", 4, 2}, lin, 0, set(2)},
+		{"a follower of nobody gets no linearizable read", claim{"follower", 5, 0}, lin, 0, set(2)},
+		{"a follower of the master does", claim{"follower", 5, 1}, lin, 0, set(2, 3)},
+		{"a stale master gets no session read above its applied index", claim{"master", 4, 3}, sess, 8, set(2)},
+		{"it gets session reads it has applied", claim{"master", 4, 3}, sess, 5, set(2, 3)},
+		{"and stale reads", claim{"master", 4, 3}, stale, 0, set(2, 3)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := testRouter(t, 1, up(10), up(10), up(5))
+			rp := rt.byID[3]
+			rp.status.Role, rp.status.Round, rp.status.MasterID = tt.claim.role, tt.claim.round, tt.claim.masterID
+			picked := map[uint64]int{}
+			for range 200 {
+				rt.mu.Lock()
+				p := rt.pickRead(&op{req: wire.Request{Consistency: tt.level, MinIndex: tt.min}})
+				rt.mu.Unlock()
+				if p == nil {
+					t.Fatal("held")
+				}
+				picked[p.id]++
+			}
+			for id := range picked {
+				if !tt.want[id] {
+					t.Fatalf("picked %v, want only %v", picked, tt.want)
+				}
+			}
+			for id := range tt.want {
+				if picked[id] == 0 {
+					t.Fatalf("replica %d never picked: %v", id, picked)
 				}
 			}
 		})

@@ -1,5 +1,9 @@
 package proxy
 
+// server.go: the listener and the set of connections. Serve's goroutine
+// accepts; each connection runs in goroutines of its own (conn.go);
+// Shutdown and Close may be called from anywhere.
+
 import (
 	"context"
 	"errors"
@@ -7,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -38,6 +43,7 @@ type Server struct {
 	log zerolog.Logger
 	rt  *router
 	cnt *counters
+	mem atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
 
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
@@ -228,6 +234,23 @@ func (s *Server) closeAll() {
 	s.wg.Wait()
 }
 
+// tryCharge adds n in-flight bytes if they fit MaxInflightBytes.
+func (s *Server) tryCharge(n int64) bool {
+	for {
+		cur := s.mem.Load()
+		if cur+n > s.cfg.MaxInflightBytes {
+			return false
+		}
+		if s.mem.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
+
+// InflightBytes returns the bytes of requests and unwritten replies the
+// proxy holds now (what MaxInflightBytes bounds).
+func (s *Server) InflightBytes() int64 { return s.mem.Load() }
+
 // Nodes returns every replica as the proxy sees it, as STATUS shows them.
 func (s *Server) Nodes() []line.NodeStatus { return s.rt.nodes() }
 
@@ -254,6 +277,10 @@ func (s *Server) stats() []line.Stat {
 		u("buffer_overflows", c.bufferOverflows.Load()),
 		u("buffer_expired", c.bufferExpired.Load()),
 		u("failovers", c.failovers.Load()),
+		u("busy_bytes", c.memBusy.Load()),
+		u("inflight_bytes", uint64(max(s.mem.Load(), 0))),
+		u("pipeline_stalls", c.stalls.Load()),
+		u("session_read_redos", c.readRedos.Load()),
 	}
 	for _, l := range []struct {
 		name string

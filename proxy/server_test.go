@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"synod/wire"
 )
 
 // TestBadInput: every kind of bad request gets its error, and the
@@ -304,6 +306,10 @@ func TestConfigValidate(t *testing.T) {
 		{"huge value", func(c *Config) { c.MaxValue = 1 << 30 }},
 		{"line shorter than a key", func(c *Config) { c.MaxLine = 100 }},
 		{"long cluster id", func(c *Config) { c.ClusterID = strings.Repeat("c", 300) }},
+		{"pipeline over the session window", func(c *Config) { c.MaxPipeline = wire.MaxSessionWindow + 1 }},
+		{"pipeline bytes below a value", func(c *Config) { c.MaxPipelineBytes = int64(c.MaxValue) }},
+		{"in-flight bytes below a pipeline", func(c *Config) { c.MaxInflightBytes = c.MaxPipelineBytes - 1 }},
+		{"queue bytes below a value", func(c *Config) { c.QueueBytes = 1000 }},
 	}
 	for _, tt := range tests {
 		cfg := good

@@ -1,5 +1,8 @@
 package proxy
 
+// stats.go: the proxy's counters and latency histograms, safe for any
+// goroutine (atomics, and a mutex per histogram).
+
 import (
 	"strconv"
 	"sync"
@@ -55,6 +58,10 @@ type counters struct {
 	bufferOverflows atomic.Uint64 // requests refused because the hold queue was full
 	bufferExpired   atomic.Uint64 // held requests whose window ended
 	failovers       atomic.Uint64 // times the master changed to another replica
+	rebases         atomic.Uint64 // sessions moved to a fresh client id
+	memBusy         atomic.Uint64 // requests answered BUSY for the in-flight byte budget
+	stalls          atomic.Uint64 // times a connection stopped reading for its pipeline byte budget
+	readRedos       atomic.Uint64 // session reads asked again for a state older than a reply before them
 	readLat         *latency
 	writeLat        *latency
 }

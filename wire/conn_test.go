@@ -50,6 +50,7 @@ func fullRequest() *Request {
 	return &Request{
 		Op: OpCAS, Key: "docs/readme.txt", Value: []byte("hello\x00world\r\n"),
 		Version: 1 << 40, ClientID: 77, Seq: 1<<64 - 1, Consistency: Session, MinIndex: 12345,
+		Ack: 1 << 63, Retry: true,
 	}
 }
 
@@ -57,7 +58,7 @@ func fullReply() *Reply {
 	return &Reply{
 		Code: CodeNotMaster, Index: 99, Version: 98, Value: []byte{0, 1, 2, 255},
 		Keys: []string{"a", "b/c", ""}, Msg: "not master", MasterID: 3,
-		MasterAddr: "127.0.0.1:7103", Applied: 1 << 33,
+		MasterAddr: "127.0.0.1:7103", Applied: 1 << 33, NotApplied: true,
 	}
 }
 

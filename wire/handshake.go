@@ -11,7 +11,10 @@ import (
 // ProtocolVersion is the version of this package's protocol. It changes
 // whenever the frame format, the envelope, a Kind's meaning or a message's
 // encoding does; peers of different versions refuse each other.
-const ProtocolVersion uint32 = 1
+//
+// Version 2 appended Request.Ack, Request.Retry and Reply.NotApplied and the
+// session refusal codes (ordered, exactly-once sessions).
+const ProtocolVersion uint32 = 2
 
 // Roles a peer announces in its Hello.
 const (

@@ -26,7 +26,8 @@ func TestHandshakeRefused(t *testing.T) {
 		wantClient error // Dial's error, besides ErrRefused
 		reason     string
 	}{
-		{"wrong version", Hello{Version: 2, ClusterID: testCluster, Role: RoleReplica}, ErrVersion, ErrVersion, "version 2"},
+		{"wrong version", Hello{Version: ProtocolVersion + 1, ClusterID: testCluster, Role: RoleReplica}, ErrVersion, ErrVersion, "version 3"},
+		{"older version", Hello{Version: 1, ClusterID: testCluster, Role: RoleReplica}, ErrVersion, ErrVersion, "version 1"},
 		{"wrong cluster", Hello{ClusterID: "other", Role: RoleReplica}, ErrClusterMismatch, ErrClusterMismatch, `"other"`},
 		{"empty cluster", Hello{Role: RoleClient}, ErrClusterMismatch, ErrClusterMismatch, "cluster"},
 		{"unknown role", Hello{ClusterID: testCluster, Role: "admin"}, ErrBadBody, ErrBadBody, "admin"},

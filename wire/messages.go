@@ -85,7 +85,17 @@ const (
 	CodeBadRequest
 	CodeTooLarge
 	CodeInternal
+	// Session refusals of a write (see Request.Ack): the state machine did
+	// not apply it. The proxy resolves them; a client never sees them.
+	CodeOutOfOrder     // an earlier write of the session is not applied yet: send again, in order
+	CodeSessionUnknown // the session is gone (or not started) and this write cannot start it
+	CodeAnswered       // a retry of a write whose reply the session no longer holds (a client bug)
 )
+
+// MaxSessionWindow is the most writes of one session a client may have
+// unresolved at once: the replicas keep that many replies per session for
+// its retries (filestore's session window is at least this large).
+const MaxSessionWindow = 1024
 
 // String returns the line-protocol name of c.
 func (c Code) String() string {
@@ -110,11 +120,27 @@ func (c Code) String() string {
 		return "TOO_LARGE"
 	case CodeInternal:
 		return "INTERNAL"
+	case CodeOutOfOrder:
+		return "OUT_OF_ORDER"
+	case CodeSessionUnknown:
+		return "SESSION_UNKNOWN"
+	case CodeAnswered:
+		return "ANSWERED"
 	}
 	return "UNKNOWN"
 }
 
 // Request is a client operation sent by a proxy to a replica (KindRequest).
+//
+// A write with a ClientID belongs to that client's session: its writes are
+// numbered Seq 1, 2, 3 ... and the replicas apply them in that order, each
+// once, whatever order they arrive in (a write ahead of its turn is
+// refused with CodeOutOfOrder, a duplicate answered with the first reply).
+// A client resends a refused write, and every later one, in order, with
+// the same Seq. A write that may have been proposed before (an attempt got
+// no definitive answer: see Reply.NotApplied) must travel with Retry set:
+// if its session was lost (expired, evicted), it is refused with
+// CodeSessionUnknown rather than applied a second time.
 type Request struct {
 	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
 	_msgpack struct{} `msgpack:",as_array"`
@@ -122,11 +148,18 @@ type Request struct {
 	Op          Op
 	Key         string // for OpList, the prefix
 	Value       []byte
-	Version     uint64 // OpCAS: expected version, 0 = must not exist
-	ClientID    uint64 // writes: exactly-once identity
-	Seq         uint64
+	Version     uint64      // OpCAS: expected version, 0 = must not exist
+	ClientID    uint64      // writes: the session, 0 for none (no exactly-once, no order)
+	Seq         uint64      // writes: the place in the session, from 1
 	Consistency Consistency // reads
 	MinIndex    uint64      // reads: answer only once applied this far
+	// Ack is, on a write, the lowest Seq of the session whose reply the
+	// client has not been given yet; replicas may forget replies below it.
+	// 0 means Seq. A client keeps at most MaxSessionWindow writes of a
+	// session unresolved.
+	Ack uint64
+	// Retry marks a write that may have been proposed before.
+	Retry bool
 }
 
 // Reply answers a Request (KindReply), matched by the envelope's ID.
@@ -144,6 +177,12 @@ type Reply struct {
 	MasterAddr string
 	Applied    uint64 // the replica's applied index when it answered
 	Size       uint64 // OpStat: the file's length in bytes
+	// NotApplied, on a write's refusal, promises that this attempt was
+	// not applied and never will be: it was never proposed, or the state
+	// machine turned it down. Without it a refused write's fate is
+	// unknown (say a master stepped down with it proposed), and the
+	// client must resend it as a Retry.
+	NotApplied bool
 }
 
 // StatusRequest asks a replica for its Status (KindStatus). It has no fields.

@@ -3,6 +3,10 @@
 // chosen at run time, with their data and logs in a fresh directory. It waits
 // until the cluster takes writes, can SIGKILL the master, and tears everything
 // down on Close.
+//
+// Goroutines: the bench's, which calls every method; the processes are run
+// by the supervisor, internal/proc, which reaps each on a goroutine of its
+// own.
 package spawn
 
 import (
@@ -18,8 +22,8 @@ import (
 	"time"
 
 	"synod/bench"
-	"synod/bench/proc"
 	"synod/bench/profile"
+	"synod/internal/proc"
 	"synod/wire"
 	"synod/wire/line"
 )
@@ -118,7 +122,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			"--id", strconv.FormatUint(id, 10), "--listen", c.addrs[id],
 			"--peers", strings.Join(peers, ","), "--dir", filepath.Join(dir, name),
 			"--cluster", c.clusterID)
-		p, err := c.group.Start(name, opts.Exe, append(args, opts.NodeFlags...), filepath.Join(dir, name+".log"), c.profileEnv(name)...)
+		p, err := c.group.Start(proc.Spec{Name: name, Path: opts.Exe, Args: append(args, opts.NodeFlags...),
+			Log: filepath.Join(dir, name+".log"), Env: c.profileEnv(name)})
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +133,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		c.proxyAddr = ports[opts.Nodes]
 		args := append(append([]string{}, global...), "proxy",
 			"--listen", c.proxyAddr, "--nodes", strings.Join(peers, ","), "--cluster", c.clusterID)
-		if c.proxy, err = c.group.Start("proxy", opts.Exe, append(args, opts.ProxyFlags...), filepath.Join(dir, "proxy.log"), c.profileEnv("proxy")...); err != nil {
+		if c.proxy, err = c.group.Start(proc.Spec{Name: "proxy", Path: opts.Exe, Args: append(args, opts.ProxyFlags...),
+			Log: filepath.Join(dir, "proxy.log"), Env: c.profileEnv("proxy")}); err != nil {
 			return nil, err
 		}
 	}

@@ -1,5 +1,10 @@
 package main
 
+// This file owns the app itself: its global flags, the exit codes every
+// subcommand shares, the registry the subcommands' files fill in their init
+// functions, and the logger the global flags ask for. It runs on main's
+// goroutine.
+
 import (
 	"errors"
 	"fmt"

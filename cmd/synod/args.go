@@ -1,5 +1,9 @@
 package main
 
+// This file owns the client verbs' positional arguments: their shapes, the
+// checks made before any connection (keys, versions, values) and cp's SRC
+// and DST. Pure functions, called on the command's goroutine.
+
 import (
 	"strconv"
 	"strings"

@@ -1,5 +1,10 @@
 package main
 
+// This file owns `synod bench`: synod as a benchcli.System, reached through
+// a proxy or straight to the master, or a cluster of its own spawned per
+// run (bench/spawn). The command's goroutine runs it; bench.Run starts the
+// clients' goroutines.
+
 import (
 	"context"
 	"errors"

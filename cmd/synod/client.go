@@ -1,5 +1,13 @@
 package main
 
+// This file owns the shape every client verb shares (put, append, cas, del,
+// get, cat, stat, ls, cp, status): their common flags, dialling --addr
+// within --timeout, sending the verb's request, printing its reply (as JSON
+// with --json) and mapping its error to exit code 1, 2 or 3. A verb is
+// declared as a clientVerb and written once here; verbs.go, cp.go and
+// status.go hold only what each verb does. Everything runs on the
+// command's goroutine.
+
 import (
 	"context"
 	"encoding/json"
@@ -38,6 +46,92 @@ func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
 	return usageError("%v (see %s %s --help)", err, c.App.Name, c.Command.Name)
 }
 
+// clientVerb is one client verb, declared as data; command gives it the
+// shape every client verb shares.
+type clientVerb struct {
+	name, usage, description string
+	argsUsage                string // "" means argShapes[name]
+	read                     bool   // a read: takes --consistency
+	min                      bool   // takes --min as well
+	// prepare checks the verb's arguments and does what must come before
+	// connecting: reading a value from stdin or a local file, refusing
+	// --json where the output is raw bytes. Its errors are final.
+	prepare func(c *cli.Context) (request, error)
+}
+
+// request is a verb's work once connected.
+type request struct {
+	// what names the request in errors: "get KEY".
+	what string
+	// send makes the request. Its error, the server's or the connection's,
+	// becomes the verb's exit code and, with --json, is printed on stdout.
+	// On success it returns how to print the reply.
+	send func(s *session) (output, error)
+}
+
+// output prints a successful reply; its error is final (exit code 1).
+type output func(s *session) error
+
+// printed is the usual output: v as JSON with --json, text otherwise.
+func printed(v any, text string) output {
+	return func(s *session) error { return s.print(v, text) }
+}
+
+// shaped is prepare for a verb whose positional arguments argShapes
+// describes: it checks them and hands them to f.
+func shaped(f func(c *cli.Context, a verbArgs) (request, error)) func(c *cli.Context) (request, error) {
+	return func(c *cli.Context) (request, error) {
+		a, err := parseVerbArgs(c.Command.Name, c.Args().Slice())
+		if err != nil {
+			return request{}, err
+		}
+		return f(c, a)
+	}
+}
+
+// command is the verb as a subcommand of the app.
+func (v clientVerb) command() *cli.Command {
+	flags := clientFlags(v.read)
+	if v.min {
+		flags = append(flags, minFlag())
+	}
+	argsUsage := v.argsUsage
+	if argsUsage == "" {
+		argsUsage = argShapes[v.name]
+	}
+	return &cli.Command{
+		Name:         v.name,
+		Usage:        v.usage,
+		Description:  v.description,
+		ArgsUsage:    argsUsage,
+		OnUsageError: onUsageError,
+		Flags:        flags,
+		Action:       v.run,
+	}
+}
+
+// run is every client verb's action: prepare, connect, send, print.
+func (v clientVerb) run(c *cli.Context) error {
+	req, err := v.prepare(c)
+	if err != nil {
+		return err
+	}
+	s, err := openSession(c)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	out, err := req.send(s)
+	if err != nil {
+		return s.fail(req.what, err)
+	}
+	return out(s)
+}
+
+func minFlag() cli.Flag {
+	return &cli.Uint64Flag{Name: "min", Usage: "answer only from a replica that applied this index (e.g. the index of your last write)"}
+}
+
 // session is one client verb's connection and output.
 type session struct {
 	ctx    context.Context
@@ -45,7 +139,6 @@ type session struct {
 	addr   string
 	json   bool
 	out    io.Writer
-	in     io.Reader
 	cl     *line.Client
 }
 
@@ -56,7 +149,7 @@ func openSession(c *cli.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{addr: c.String("addr"), json: c.Bool("json"), out: c.App.Writer, in: c.App.Reader}
+	s := &session{addr: c.String("addr"), json: c.Bool("json"), out: c.App.Writer}
 	timeout := c.Duration("timeout")
 	if timeout <= 0 {
 		return nil, usageError("--timeout %v: want a positive duration", timeout)

@@ -1,5 +1,10 @@
 package main
 
+// This file owns `synod cp`: a local file (or stdin) to a key, a key to a
+// local file (written whole or not at all) or stdout, a key to a key. It
+// runs on the command's goroutine, in the shape client.go gives every
+// client verb.
+
 import (
 	"errors"
 	"fmt"
@@ -11,7 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func init() { commandMakers = append(commandMakers, cpCommand) }
+func init() { commandMakers = append(commandMakers, cpVerb.command) }
 
 // cpResult is the --json form of cp.
 type cpResult struct {
@@ -21,65 +26,65 @@ type cpResult struct {
 	Index uint64 `json:"index,omitempty"` // the write's index, when DST is a key
 }
 
-func cpCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "cp",
-		Usage: "copy a local file to a key, a key to a local file, or a key to a key; keys are written :key, - is stdin or stdout",
-		Description: "synod cp photo.jpg :img/cat.jpg    upload a file\n" +
-			"synod cp :img/cat.jpg out.jpg      download (into a directory: its last path element)\n" +
-			"synod cp - :notes                  from stdin; synod cp :notes - to stdout\n" +
-			"A download is written to a temporary file, synced and renamed into place.",
-		ArgsUsage:    "SRC DST",
-		OnUsageError: onUsageError,
-		Flags:        clientFlags(true),
-		Action: func(c *cli.Context) error {
-			src, dst, err := parseCpArgs(c.Args().Slice())
-			if err != nil {
-				return err
+var cpVerb = clientVerb{
+	name:  "cp",
+	usage: "copy a local file to a key, a key to a local file, or a key to a key; keys are written :key, - is stdin or stdout",
+	description: "synod cp photo.jpg :img/cat.jpg    upload a file\n" +
+		"synod cp :img/cat.jpg out.jpg      download (into a directory: its last path element)\n" +
+		"synod cp - :notes                  from stdin; synod cp :notes - to stdout\n" +
+		"A download is written to a temporary file, synced and renamed into place.",
+	argsUsage: "SRC DST",
+	read:      true,
+	prepare:   prepareCp,
+}
+
+// prepareCp checks SRC and DST and reads a local source before connecting:
+// a missing file is reported as such, not as a cluster problem.
+func prepareCp(c *cli.Context) (request, error) {
+	src, dst, err := parseCpArgs(c.Args().Slice())
+	if err != nil {
+		return request{}, err
+	}
+	if dst.Std && c.Bool("json") {
+		return request{}, usageError("cp to - writes raw bytes to stdout: leave out --json")
+	}
+	var data []byte
+	if !src.IsKey {
+		if data, err = readLocal(c, src); err != nil {
+			return request{}, err
+		}
+	}
+	what := fmt.Sprintf("cp %s %s", src, dst)
+	return request{what: what, send: func(s *session) (output, error) {
+		if src.IsKey {
+			var err error
+			if data, _, err = s.cl.Get(s.ctx, src.Key, 0); err != nil {
+				return nil, err
 			}
-			if dst.Std && c.Bool("json") {
-				return usageError("cp to - writes raw bytes to stdout: leave out --json")
+		}
+		res := cpResult{Src: src.String(), Dst: dst.String(), Bytes: len(data)}
+		if dst.IsKey {
+			var err error
+			if res.Index, err = s.cl.Put(s.ctx, dst.Key, data); err != nil {
+				return nil, err
 			}
-			// Read a local source before connecting: a missing file is
-			// reported as such, not as a cluster problem.
-			var data []byte
-			if !src.IsKey {
-				if data, err = readLocal(c, src); err != nil {
-					return err
-				}
-			}
-			s, err := openSession(c)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			what := fmt.Sprintf("cp %s %s", src, dst)
-			if src.IsKey {
-				if data, _, err = s.cl.Get(s.ctx, src.Key, 0); err != nil {
-					return s.fail(what, err)
-				}
-			}
-			res := cpResult{Src: src.String(), Dst: dst.String(), Bytes: len(data)}
-			switch {
-			case dst.IsKey:
-				if res.Index, err = s.cl.Put(s.ctx, dst.Key, data); err != nil {
-					return s.fail(what, err)
-				}
-			case dst.Std:
+			return printed(res, ""), nil
+		}
+		return func(s *session) error {
+			if dst.Std {
 				if _, err := s.out.Write(data); err != nil {
 					return fmt.Errorf("%s: write stdout: %w", what, err)
 				}
 				return nil
-			default:
-				p, err := writeLocal(dst.Path, src.Key, data)
-				if err != nil {
-					return fmt.Errorf("%s: %w", what, err)
-				}
-				res.Dst = p
 			}
+			p, err := writeLocal(dst.Path, src.Key, data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			res.Dst = p
 			return s.print(res, "")
-		},
-	}
+		}, nil
+	}}, nil
 }
 
 // readLocal reads a local SRC: a file, or stdin for "-".

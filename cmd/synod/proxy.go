@@ -34,6 +34,11 @@ func proxyCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-conns", Value: def.MaxConns, Usage: "client connections served at once", EnvVars: env("max-conns")},
 			&cli.DurationFlag{Name: "idle-timeout", Value: def.IdleTimeout, Usage: "close a client connection that sends no request for this long", EnvVars: env("idle-timeout")},
 			&cli.IntFlag{Name: "max-value", Value: def.MaxValue, Usage: "largest value a client may send, in bytes", EnvVars: env("max-value")},
+			&cli.Int64Flag{Name: "queue-bytes", Value: def.QueueBytes, Usage: "bytes of requests held while there is no master; more are refused UNAVAILABLE", EnvVars: env("queue-bytes")},
+			&cli.IntFlag{Name: "max-inflight", Value: def.MaxInflight, Usage: "requests of all clients on their way to replicas; more are refused BUSY", EnvVars: env("max-inflight")},
+			&cli.Int64Flag{Name: "max-inflight-bytes", Value: def.MaxInflightBytes, Usage: "bytes of requests and unwritten replies of all clients; a value that does not fit is refused BUSY", EnvVars: env("max-inflight-bytes")},
+			&cli.IntFlag{Name: "max-pipeline", Value: def.MaxPipeline, Usage: "unanswered requests per connection before it is read no further", EnvVars: env("max-pipeline")},
+			&cli.Int64Flag{Name: "max-pipeline-bytes", Value: def.MaxPipelineBytes, Usage: "bytes of requests and unwritten replies per connection before it is read no further (a read counts as a --max-value reply)", EnvVars: env("max-pipeline-bytes")},
 		},
 		Action: func(c *cli.Context) error {
 			lg, err := newLogger(c)
@@ -54,6 +59,24 @@ func proxyCommand() *cli.Command {
 			cfg.MaxConns = c.Int("max-conns")
 			cfg.IdleTimeout = c.Duration("idle-timeout")
 			cfg.MaxValue = c.Int("max-value")
+			cfg.QueueBytes = c.Int64("queue-bytes")
+			cfg.MaxInflight = c.Int("max-inflight")
+			cfg.MaxInflightBytes = c.Int64("max-inflight-bytes")
+			cfg.MaxPipeline = c.Int("max-pipeline")
+			cfg.MaxPipelineBytes = c.Int64("max-pipeline-bytes")
+			// Byte bounds left at their defaults grow with a larger
+			// --max-value, so each holds as many largest values as it
+			// does at the default.
+			if scale := int64(cfg.MaxValue) / int64(def.MaxValue); scale > 1 {
+				for _, b := range []struct {
+					flag string
+					v    *int64
+				}{{"queue-bytes", &cfg.QueueBytes}, {"max-inflight-bytes", &cfg.MaxInflightBytes}, {"max-pipeline-bytes", &cfg.MaxPipelineBytes}} {
+					if !c.IsSet(b.flag) {
+						*b.v *= scale + 1
+					}
+				}
+			}
 			cfg.Logger = lg
 			if err := cfg.Validate(); err != nil {
 				return usageError("%v", err)

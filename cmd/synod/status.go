@@ -1,5 +1,9 @@
 package main
 
+// This file owns `synod status`: the replicas as the proxy last saw them,
+// with each one's lag, as a table or JSON. It runs on the command's
+// goroutine, in the shape client.go gives every client verb.
+
 import (
 	"fmt"
 	"strings"
@@ -10,7 +14,7 @@ import (
 	"synod/wire/line"
 )
 
-func init() { commandMakers = append(commandMakers, statusCommand) }
+func init() { commandMakers = append(commandMakers, statusVerb.command) }
 
 // statusRow is one replica in `synod status`.
 type statusRow struct {
@@ -76,29 +80,18 @@ func formatStatus(rows []statusRow) string {
 	return b.String()
 }
 
-func statusCommand() *cli.Command {
-	return &cli.Command{
-		Name:         "status",
-		Usage:        "show every replica as the proxy sees it: role, ballot, commit and applied indexes, lag",
-		OnUsageError: onUsageError,
-		Flags:        clientFlags(false),
-		Action: func(c *cli.Context) error {
-			if _, err := parseVerbArgs("status", c.Args().Slice()); err != nil {
-				return err
-			}
-			s, err := openSession(c)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+var statusVerb = clientVerb{
+	name: "status", usage: "show every replica as the proxy sees it: role, ballot, commit and applied indexes, lag",
+	prepare: shaped(func(c *cli.Context, _ verbArgs) (request, error) {
+		return request{what: "status", send: func(s *session) (output, error) {
 			nodes, err := s.cl.Status(s.ctx)
 			if err != nil {
-				return s.fail("status", err)
+				return nil, err
 			}
 			rows := statusRows(nodes)
-			return s.print(struct {
+			return printed(struct {
 				Nodes []statusRow `json:"nodes"`
-			}{rows}, formatStatus(rows))
-		},
-	}
+			}{rows}, formatStatus(rows)), nil
+		}}, nil
+	}),
 }

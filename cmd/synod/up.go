@@ -1,5 +1,11 @@
 package main
 
+// This file owns `synod up`: a local cluster of replicas and a proxy as
+// child processes of this one, supervised by internal/proc, their logs
+// labelled on up's stderr, and a banner on stdout once a master serves.
+// runUp and the stopping run on the command's goroutine, announce on one of
+// its own; one goroutine per child waits for it to exit and reports it.
+
 import (
 	"context"
 	"errors"
@@ -10,7 +16,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"synod/internal/proc"
 	"synod/node"
 	"synod/wire/line"
 )
@@ -178,23 +184,29 @@ func runUp(c *cli.Context) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	// The children's parent-death signal is tied to this thread (see
-	// childAttr): keep it until every child is reaped.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-
-	sink := &lineSink{w: c.App.ErrWriter}
+	// The supervisor gives every child its own process group, so a
+	// terminal's Ctrl-C reaches only up, which stops them in order; and on
+	// Linux a parent-death signal, so not even a SIGKILLed up leaves a
+	// replica behind. By the time the group closes, every child is reaped.
+	group := proc.NewGroup()
+	defer group.Close(cfg.Grace)
+	lines := proc.NewLines(c.App.ErrWriter, cfg.LogFormat == "json")
 	specs := cfg.children()
-	exited := make(chan *child, len(specs))
-	var kids []*child
+	exited := make(chan *proc.Proc, len(specs))
+	var kids []*proc.Proc
 	for _, spec := range specs {
-		ch, err := startChild(exe, spec, sink, cfg.LogFormat == "json", exited)
+		p, err := group.Start(proc.Spec{Name: spec.name, Path: exe, Args: spec.args, Lines: lines})
 		if err != nil {
 			stopAll(kids, cfg.Grace, sigs, lg)
 			return fmt.Errorf("up: %w", err)
 		}
-		lg.Info().Str("child", ch.name).Int("pid", ch.cmd.Process.Pid).Msg("started")
-		kids = append(kids, ch)
+		// Ends once p is reaped, which up waits for before it returns.
+		go func() {
+			<-p.Exited()
+			exited <- p
+		}()
+		lg.Info().Str("child", p.Name).Int("pid", p.PID()).Msg("started")
+		kids = append(kids, p)
 	}
 
 	ctx, cancel := context.WithCancel(c.Context)
@@ -216,10 +228,10 @@ func runUp(c *cli.Context) error {
 			stopAll(kids, cfg.Grace, sigs, lg)
 			lg.Info().Msg("every child stopped")
 			return nil
-		case ch := <-exited:
+		case p := <-exited:
 			alive--
-			lg.Error().Str("child", ch.name).Int("pid", ch.cmd.Process.Pid).Str("exit", describeExit(ch.err)).
-				Msgf("!!! %s DIED and will not be restarted; %d of %d children still run. Ctrl-C stops them; `synod up` again restarts all on the same data", ch.name, alive, len(kids))
+			lg.Error().Str("child", p.Name).Int("pid", p.PID()).Str("exit", describeExit(p.ExitErr())).
+				Msgf("!!! %s DIED and will not be restarted; %d of %d children still run. Ctrl-C stops them; `synod up` again restarts all on the same data", p.Name, alive, len(kids))
 		}
 	}
 	stop()
@@ -233,51 +245,6 @@ func checkFree(addr string) error {
 		return fmt.Errorf("cannot listen on %s: %w", addr, err)
 	}
 	return ln.Close()
-}
-
-// child is one running child process of `synod up`.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process is reaped
-	err  error         // its exit status; read only after done
-}
-
-// startChild starts spec with its output labelled into sink and reports the
-// child on exited once it is reaped (exited must have room for every child).
-func startChild(exe string, spec childSpec, sink *lineSink, json bool, exited chan<- *child) (*child, error) {
-	out := newPrefixWriter(sink, spec.name, json)
-	cmd := exec.Command(exe, spec.args...)
-	cmd.Stdout, cmd.Stderr = out, out // one pipe: the child's lines keep their order
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", spec.name, err)
-	}
-	ch := &child{name: spec.name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		out.Flush()
-		ch.err = err
-		close(ch.done)
-		exited <- ch
-	}()
-	return ch, nil
-}
-
-func (ch *child) running() bool {
-	select {
-	case <-ch.done:
-		return false
-	default:
-		return true
-	}
-}
-
-func (ch *child) signal(sig os.Signal) {
-	if ch.running() {
-		// An error means it has just exited: nothing left to stop.
-		ch.cmd.Process.Signal(sig)
-	}
 }
 
 // describeExit says how a child ended, for the log.
@@ -295,60 +262,61 @@ func describeExit(err error) string {
 // stopAll stops the proxy, then the replicas together: SIGTERM, then SIGKILL
 // for any still running after grace. A further signal from the user kills
 // whatever still runs at once.
-func stopAll(kids []*child, grace time.Duration, sigs <-chan os.Signal, lg zerolog.Logger) {
-	var proxies, nodes []*child
-	for _, ch := range kids {
-		if ch.name == "proxy" {
-			proxies = append(proxies, ch)
+func stopAll(kids []*proc.Proc, grace time.Duration, sigs <-chan os.Signal, lg zerolog.Logger) {
+	var proxies, nodes []*proc.Proc
+	for _, p := range kids {
+		if p.Name == "proxy" {
+			proxies = append(proxies, p)
 		} else {
-			nodes = append(nodes, ch)
+			nodes = append(nodes, p)
 		}
 	}
 	hurry := false
-	for _, group := range [][]*child{proxies, nodes} {
+	for _, group := range [][]*proc.Proc{proxies, nodes} {
 		hurry = stopGroup(group, grace, hurry, sigs, lg)
 	}
 }
 
 // stopGroup stops the children of group together and reports whether the
-// user asked to hurry.
-func stopGroup(group []*child, grace time.Duration, hurry bool, sigs <-chan os.Signal, lg zerolog.Logger) bool {
+// user asked to hurry. Signalling errors mean a child has just exited:
+// nothing left to stop.
+func stopGroup(group []*proc.Proc, grace time.Duration, hurry bool, sigs <-chan os.Signal, lg zerolog.Logger) bool {
 	if len(group) == 0 {
 		return hurry
 	}
 	kill := func() {
-		for _, ch := range group {
-			if ch.running() {
-				lg.Warn().Str("child", ch.name).Msg("killing")
-				ch.signal(syscall.SIGKILL)
+		for _, p := range group {
+			if p.Running() {
+				lg.Warn().Str("child", p.Name).Msg("killing")
+				p.Signal(syscall.SIGKILL)
 			}
 		}
 	}
 	if hurry {
 		kill()
 	} else {
-		for _, ch := range group {
-			ch.signal(syscall.SIGTERM)
+		for _, p := range group {
+			p.Signal(syscall.SIGTERM)
 		}
 	}
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
-	for _, ch := range group {
+	for _, p := range group {
 		select {
-		case <-ch.done:
+		case <-p.Exited():
 		case <-timer.C:
 			lg.Warn().Dur("grace", grace).Msg("children did not stop in time")
 			kill()
-			<-ch.done
+			<-p.Exited()
 		case <-sigs:
 			lg.Warn().Msg("second signal: killing every child now")
 			hurry = true
 			kill()
-			<-ch.done
+			<-p.Exited()
 		}
 	}
-	for _, ch := range group {
-		<-ch.done
+	for _, p := range group {
+		<-p.Exited()
 	}
 	return hurry
 }

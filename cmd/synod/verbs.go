@@ -1,5 +1,10 @@
 package main
 
+// This file owns the client verbs that read or write one key, or list keys:
+// put, append, cas, del, get, cat, stat and ls, each only what it sends and
+// prints; client.go gives them their shared shape. They run on the
+// command's goroutine.
+
 import (
 	"encoding/base64"
 	"fmt"
@@ -10,12 +15,23 @@ import (
 )
 
 func init() {
-	commandMakers = append(commandMakers,
-		writeVerb("put", "store VALUE (or stdin) under KEY"),
-		writeVerb("append", "append VALUE (or stdin) to KEY's value, creating it"),
-		writeVerb("cas", "store VALUE (or stdin) under KEY only if KEY is at VERSION (0: only if it does not exist)"),
-		writeVerb("del", "delete KEY"),
-		getCommand, catCommand, statCommand, lsCommand)
+	for _, v := range []clientVerb{
+		writeVerb("put", "store VALUE (or stdin) under KEY", func(s *session, a verbArgs) (uint64, error) {
+			return s.cl.Put(s.ctx, a.Key, a.Value)
+		}),
+		writeVerb("append", "append VALUE (or stdin) to KEY's value, creating it", func(s *session, a verbArgs) (uint64, error) {
+			return s.cl.Append(s.ctx, a.Key, a.Value)
+		}),
+		writeVerb("cas", "store VALUE (or stdin) under KEY only if KEY is at VERSION (0: only if it does not exist)", func(s *session, a verbArgs) (uint64, error) {
+			return s.cl.CAS(s.ctx, a.Key, a.Version, a.Value)
+		}),
+		writeVerb("del", "delete KEY", func(s *session, a verbArgs) (uint64, error) {
+			return s.cl.Del(s.ctx, a.Key)
+		}),
+		getVerb, catVerb, statVerb, lsVerb,
+	} {
+		commandMakers = append(commandMakers, v.command)
+	}
 }
 
 // writeResult is the --json form of a write.
@@ -25,48 +41,24 @@ type writeResult struct {
 }
 
 // writeVerb makes put, append, cas and del: they print "OK <index>", the
-// write's place in the cluster's one sequence of commands.
-func writeVerb(name, usage string) func() *cli.Command {
-	return func() *cli.Command {
-		return &cli.Command{
-			Name:         name,
-			Usage:        usage,
-			ArgsUsage:    argShapes[name],
-			OnUsageError: onUsageError,
-			Flags:        clientFlags(false),
-			Action: func(c *cli.Context) error {
-				a, err := parseVerbArgs(name, c.Args().Slice())
-				if err != nil {
-					return err
-				}
-				if !a.HasValue && name != "del" {
-					if a.Value, err = stdinValue(c); err != nil {
-						return err
-					}
-				}
-				s, err := openSession(c)
-				if err != nil {
-					return err
-				}
-				defer s.close()
-				var idx uint64
-				switch name {
-				case "put":
-					idx, err = s.cl.Put(s.ctx, a.Key, a.Value)
-				case "append":
-					idx, err = s.cl.Append(s.ctx, a.Key, a.Value)
-				case "cas":
-					idx, err = s.cl.CAS(s.ctx, a.Key, a.Version, a.Value)
-				case "del":
-					idx, err = s.cl.Del(s.ctx, a.Key)
-				}
-				if err != nil {
-					return s.fail(name+" "+a.Key, err)
-				}
-				return s.print(writeResult{Key: a.Key, Index: idx}, fmt.Sprintf("OK %d\n", idx))
-			},
+// write's place in the cluster's one sequence of commands. A value left off
+// the command line is read from stdin before connecting (del has none).
+func writeVerb(name, usage string, write func(s *session, a verbArgs) (uint64, error)) clientVerb {
+	return clientVerb{name: name, usage: usage, prepare: shaped(func(c *cli.Context, a verbArgs) (request, error) {
+		if !a.HasValue && name != "del" {
+			var err error
+			if a.Value, err = stdinValue(c); err != nil {
+				return request{}, err
+			}
 		}
-	}
+		return request{what: name + " " + a.Key, send: func(s *session) (output, error) {
+			idx, err := write(s, a)
+			if err != nil {
+				return nil, err
+			}
+			return printed(writeResult{Key: a.Key, Index: idx}, fmt.Sprintf("OK %d\n", idx)), nil
+		}}, nil
+	})}
 }
 
 // valueResult is the --json form of get: the value as a string when it is
@@ -91,70 +83,42 @@ func newValueResult(key string, value []byte, version uint64) valueResult {
 	return r
 }
 
-func minFlag() cli.Flag {
-	return &cli.Uint64Flag{Name: "min", Usage: "answer only from a replica that applied this index (e.g. the index of your last write)"}
-}
-
-func getCommand() *cli.Command {
-	return &cli.Command{
-		Name:         "get",
-		Usage:        "print KEY's value and a newline (cat prints the exact bytes)",
-		ArgsUsage:    argShapes["get"],
-		OnUsageError: onUsageError,
-		Flags:        append(clientFlags(true), minFlag()),
-		Action: func(c *cli.Context) error {
-			a, err := parseVerbArgs("get", c.Args().Slice())
-			if err != nil {
-				return err
-			}
-			s, err := openSession(c)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+var getVerb = clientVerb{
+	name: "get", usage: "print KEY's value and a newline (cat prints the exact bytes)", read: true, min: true,
+	prepare: shaped(func(c *cli.Context, a verbArgs) (request, error) {
+		return request{what: "get " + a.Key, send: func(s *session) (output, error) {
 			value, version, err := s.cl.Get(s.ctx, a.Key, c.Uint64("min"))
 			if err != nil {
-				return s.fail("get "+a.Key, err)
+				return nil, err
 			}
 			human := string(value)
 			if !strings.HasSuffix(human, "\n") {
 				human += "\n"
 			}
-			return s.print(newValueResult(a.Key, value, version), human)
-		},
-	}
+			return printed(newValueResult(a.Key, value, version), human), nil
+		}}, nil
+	}),
 }
 
-func catCommand() *cli.Command {
-	return &cli.Command{
-		Name:         "cat",
-		Usage:        "write KEY's value to stdout, byte for byte",
-		ArgsUsage:    argShapes["cat"],
-		OnUsageError: onUsageError,
-		Flags:        append(clientFlags(true), minFlag()),
-		Action: func(c *cli.Context) error {
-			a, err := parseVerbArgs("cat", c.Args().Slice())
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				return usageError("cat writes raw bytes: use get --json")
-			}
-			s, err := openSession(c)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+var catVerb = clientVerb{
+	name: "cat", usage: "write KEY's value to stdout, byte for byte", read: true, min: true,
+	prepare: shaped(func(c *cli.Context, a verbArgs) (request, error) {
+		if c.Bool("json") {
+			return request{}, usageError("cat writes raw bytes: use get --json")
+		}
+		return request{what: "cat " + a.Key, send: func(s *session) (output, error) {
 			value, _, err := s.cl.Get(s.ctx, a.Key, c.Uint64("min"))
 			if err != nil {
-				return s.fail("cat "+a.Key, err)
+				return nil, err
 			}
-			if _, err := s.out.Write(value); err != nil {
-				return fmt.Errorf("cat %s: write: %w", a.Key, err)
-			}
-			return nil
-		},
-	}
+			return func(s *session) error {
+				if _, err := s.out.Write(value); err != nil {
+					return fmt.Errorf("cat %s: write: %w", a.Key, err)
+				}
+				return nil
+			}, nil
+		}}, nil
+	}),
 }
 
 // statResult is the --json form of stat.
@@ -164,31 +128,18 @@ type statResult struct {
 	Version uint64 `json:"version"`
 }
 
-func statCommand() *cli.Command {
-	return &cli.Command{
-		Name:         "stat",
-		Usage:        "print KEY's size and version",
-		ArgsUsage:    argShapes["stat"],
-		OnUsageError: onUsageError,
-		Flags:        clientFlags(true),
-		Action: func(c *cli.Context) error {
-			a, err := parseVerbArgs("stat", c.Args().Slice())
-			if err != nil {
-				return err
-			}
-			s, err := openSession(c)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+var statVerb = clientVerb{
+	name: "stat", usage: "print KEY's size and version", read: true,
+	prepare: shaped(func(c *cli.Context, a verbArgs) (request, error) {
+		return request{what: "stat " + a.Key, send: func(s *session) (output, error) {
 			size, version, err := s.cl.Stat(s.ctx, a.Key)
 			if err != nil {
-				return s.fail("stat "+a.Key, err)
+				return nil, err
 			}
-			return s.print(statResult{Key: a.Key, Size: size, Version: version},
-				fmt.Sprintf("key      %s\nsize     %d\nversion  %d\n", a.Key, size, version))
-		},
-	}
+			return printed(statResult{Key: a.Key, Size: size, Version: version},
+				fmt.Sprintf("key      %s\nsize     %d\nversion  %d\n", a.Key, size, version)), nil
+		}}, nil
+	}),
 }
 
 // listResult is the --json form of ls.
@@ -197,26 +148,13 @@ type listResult struct {
 	Keys   []string `json:"keys"`
 }
 
-func lsCommand() *cli.Command {
-	return &cli.Command{
-		Name:         "ls",
-		Usage:        "list the keys that start with PREFIX (all keys without one), one a line",
-		ArgsUsage:    argShapes["ls"],
-		OnUsageError: onUsageError,
-		Flags:        clientFlags(true),
-		Action: func(c *cli.Context) error {
-			a, err := parseVerbArgs("ls", c.Args().Slice())
-			if err != nil {
-				return err
-			}
-			s, err := openSession(c)
-			if err != nil {
-				return err
-			}
-			defer s.close()
+var lsVerb = clientVerb{
+	name: "ls", usage: "list the keys that start with PREFIX (all keys without one), one a line", read: true,
+	prepare: shaped(func(c *cli.Context, a verbArgs) (request, error) {
+		return request{what: strings.TrimSpace("ls " + a.Prefix), send: func(s *session) (output, error) {
 			keys, err := s.cl.List(s.ctx, a.Prefix)
 			if err != nil {
-				return s.fail(strings.TrimSpace("ls "+a.Prefix), err)
+				return nil, err
 			}
 			if keys == nil {
 				keys = []string{}
@@ -226,7 +164,7 @@ func lsCommand() *cli.Command {
 				b.WriteString(k)
 				b.WriteByte('\n')
 			}
-			return s.print(listResult{Prefix: a.Prefix, Keys: keys}, b.String())
-		},
-	}
+			return printed(listResult{Prefix: a.Prefix, Keys: keys}, b.String()), nil
+		}}, nil
+	}),
 }

@@ -1,13 +1,17 @@
 // Package cluster starts real synod processes on loopback ports chosen at
-// run time, for end-to-end tests: replicas (and later proxies) that can be
-// killed with SIGKILL, stopped, paused and restarted on the same data.
+// run time, for end-to-end tests: replicas and proxies that can be killed
+// with SIGKILL, stopped, paused and restarted on the same data. The
+// processes are run by the supervisor, internal/proc, one group per
+// cluster, so none outlives the test binary.
+//
+// Goroutines: the test's, and any it starts (the nemesis restarts replicas
+// from its own); a Proc's methods may be called from several at once.
+// internal/proc reaps each process on a goroutine of its own.
 package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"synod/internal/proc"
 	"synod/wire"
 )
 
@@ -39,6 +44,8 @@ func Binary(t testing.TB) string {
 		binPath = filepath.Join(dir, "synod")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
+		// The synodtest tag compiles in the test hooks (the --test-* flags,
+		// cmd/synod/testhooks.go); release builds leave them out.
 		args := []string{"build", "-tags", "synodtest", "-o", binPath}
 		if raceEnabled {
 			args = append(args, "-race")
@@ -46,7 +53,7 @@ func Binary(t testing.TB) string {
 		cmd := exec.Command("go", append(args, "./cmd/synod")...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -58,113 +65,95 @@ func Binary(t testing.TB) string {
 // FreePorts returns n loopback addresses whose ports were free a moment ago.
 func FreePorts(t testing.TB, n int) []string {
 	t.Helper()
-	var addrs []string
-	var lns []net.Listener
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("cluster: free port: %v", err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
+	addrs, err := proc.FreePorts(n)
+	if err != nil {
+		t.Fatalf("cluster: %v", err)
 	}
 	return addrs
 }
 
+// stopGrace is how long Stop and Signal(SIGTERM or SIGINT) let a process
+// exit by itself before it is killed.
+const stopGrace = 15 * time.Second
+
 // Proc is one synod process that can be stopped and started again with the
-// same arguments.
+// same arguments (or others: Args may change while it is stopped). Each
+// start is a run of the process supervisor, internal/proc, in the
+// cluster's group, so no process outlives the test binary.
 type Proc struct {
 	Name string
 	Args []string
 	Log  string // file collecting its stdout and stderr
 
-	t    testing.TB
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	t     testing.TB
+	group *proc.Group
+	mu    sync.Mutex
+	cur   *proc.Proc // the current run; nil before Start and once it is collected
 }
 
-// Start starts the process.
+// Start starts the process. It fails the test if the last run has not been
+// collected (by Kill, Stop, Signal(SIGTERM, SIGINT or SIGKILL) or Wait).
 func (p *Proc) Start() {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd != nil {
+	if p.cur != nil {
 		p.t.Fatalf("cluster: %s already running", p.Name)
 	}
-	f, err := os.OpenFile(p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cur, err := p.group.Start(proc.Spec{Name: p.Name, Path: Binary(p.t), Args: p.Args, Log: p.Log})
 	if err != nil {
 		p.t.Fatalf("cluster: %v", err)
 	}
-	cmd := exec.Command(Binary(p.t), p.Args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		p.t.Fatalf("cluster: start %s: %v", p.Name, err)
+	p.cur = cur
+}
+
+// current returns the current run, or nil.
+func (p *Proc) current() *proc.Proc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
+}
+
+// collect forgets run cur if it has exited, so the process can start
+// again.
+func (p *Proc) collect(cur *proc.Proc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == cur && !cur.Running() {
+		p.cur = nil
 	}
-	done := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		f.Close()
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
-		close(done)
-	}()
-	p.cmd, p.done = cmd, done
 }
 
 // Running reports whether the process was started and has not exited.
 func (p *Proc) Running() bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
+	cur := p.current()
+	return cur != nil && cur.Running()
 }
 
-// Signal sends sig and, for SIGKILL and SIGTERM, waits for the exit.
+// Signal sends sig. For SIGKILL it waits for the exit; for SIGTERM and
+// SIGINT it waits up to 15 s, then kills the process, and returns its exit
+// error (nil for a clean exit).
 func (p *Proc) Signal(sig syscall.Signal) error {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
+	cur := p.current()
+	if cur == nil {
 		return nil
 	}
-	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	switch sig {
+	case syscall.SIGKILL:
+		err := cur.Kill()
+		p.collect(cur)
 		return err
+	case syscall.SIGTERM, syscall.SIGINT:
+		err := cur.Terminate(sig, stopGrace)
+		p.collect(cur)
+		return err
+	default:
+		return cur.Signal(sig)
 	}
-	if sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGINT {
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		p.mu.Lock()
-		err := p.err
-		p.cmd, p.done = nil, nil
-		p.mu.Unlock()
-		if sig != syscall.SIGKILL {
-			return err
-		}
-	}
-	return nil
 }
 
-// Kill sends SIGKILL and waits for the process to die.
-func (p *Proc) Kill() { p.Signal(syscall.SIGCONT); p.Signal(syscall.SIGKILL) }
+// Kill sends SIGKILL and waits for the process to die, paused or not.
+func (p *Proc) Kill() { p.Signal(syscall.SIGKILL) }
 
 // Stop sends SIGTERM and returns the exit error, if any.
 func (p *Proc) Stop() error { return p.Signal(syscall.SIGTERM) }
@@ -172,20 +161,17 @@ func (p *Proc) Stop() error { return p.Signal(syscall.SIGTERM) }
 // Wait waits up to d for the process to exit by itself and returns its exit
 // error; ok is false if it still runs.
 func (p *Proc) Wait(d time.Duration) (err error, ok bool) {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
+	cur := p.current()
+	if cur == nil {
 		return nil, true
 	}
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-done:
-		p.mu.Lock()
-		err = p.err
-		p.cmd, p.done = nil, nil
-		p.mu.Unlock()
-		return err, true
-	case <-time.After(d):
+	case <-cur.Exited():
+		p.collect(cur)
+		return cur.ExitErr(), true
+	case <-t.C:
 		return nil, false
 	}
 }
@@ -199,6 +185,7 @@ func (p *Proc) Output() string {
 // Cluster is a set of replicas started from one test.
 type Cluster struct {
 	t     testing.TB
+	group *proc.Group // every process of the cluster, proxies too
 	ID    string
 	Dir   string
 	Addrs map[uint64]string
@@ -231,7 +218,10 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
-	c := &Cluster{t: t, ID: "test", Dir: t.TempDir(), Addrs: map[uint64]string{}, Nodes: map[uint64]*Proc{}}
+	c := &Cluster{t: t, group: proc.NewGroup(), ID: "test", Dir: t.TempDir(), Addrs: map[uint64]string{}, Nodes: map[uint64]*Proc{}}
+	// Registered first, so it runs last: after every process is killed and
+	// its log printed, it ends the group's goroutine.
+	t.Cleanup(func() { c.group.Close(time.Second) })
 	for i, a := range FreePorts(t, opts.Nodes) {
 		c.Addrs[uint64(i+1)] = a
 	}
@@ -266,7 +256,7 @@ func New(t testing.TB, opts Options) *Cluster {
 			fmt.Sprintf("--id=%d", id), "--listen=" + c.Addrs[id], "--peers=" + peersOf(id),
 			"--dir=" + c.NodeDir(id), "--cluster=" + c.ID}
 		args = append(args, opts.NodeFlags...)
-		p := &Proc{t: t, Name: fmt.Sprintf("node%d", id), Args: args, Log: filepath.Join(c.Dir, fmt.Sprintf("node%d.log", id))}
+		p := &Proc{t: t, group: c.group, Name: fmt.Sprintf("node%d", id), Args: args, Log: filepath.Join(c.Dir, fmt.Sprintf("node%d.log", id))}
 		c.Nodes[id] = p
 		p.Start()
 	}

@@ -2,4 +2,6 @@
 
 package cluster
 
+// This file says, for Binary, that the tests run without -race.
+
 const raceEnabled = false

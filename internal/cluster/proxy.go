@@ -1,5 +1,8 @@
 package cluster
 
+// This file owns the test proxies: a `synod proxy` process in front of a
+// test cluster, started and torn down from the test's goroutine.
+
 import (
 	"fmt"
 	"net"
@@ -43,7 +46,7 @@ func (c *Cluster) StartProxy(t testing.TB, flags ...string) *Proxy {
 		"--listen=" + addr, "--nodes=" + c.NodesFlag(), "--cluster=" + c.ID}
 	args = append(args, flags...)
 	p := &Proxy{
-		Proc: &Proc{t: t, Name: name, Args: args, Log: filepath.Join(c.Dir, name+".log")},
+		Proc: &Proc{t: t, group: c.group, Name: name, Args: args, Log: filepath.Join(c.Dir, name+".log")},
 		Addr: addr,
 	}
 	p.Start()

@@ -95,7 +95,7 @@ func codeSentinel(code string) error {
 // "ERR <Code> <Msg>"; if Fatal, the stream cannot be resynchronised and the
 // server closes the connection after answering.
 type ProtoError struct {
-	Code  string // CodeBadRequest or CodeTooLarge
+	Code  string // CodeBadRequest, CodeTooLarge, or CodeBusy (a block SetAdmit refused)
 	Msg   string // one line for the client
 	Fatal bool   // the Reader is unusable; every later ReadRequest returns this error
 

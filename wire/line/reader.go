@@ -5,16 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Reader parses requests from a client's byte stream, within Limits. It is
 // not safe for concurrent use.
 type Reader struct {
-	br  *bufio.Reader
-	lim Limits
-	acc []byte // collects lines longer than br's buffer
-	err error  // sticky fatal error
+	br    *bufio.Reader
+	lim   Limits
+	acc   []byte // collects lines longer than br's buffer
+	err   error  // sticky fatal error
+	admit AdmitFunc
 }
+
+// AdmitFunc decides whether a value block of n bytes may be read into
+// memory, before a byte of it is: a server under a memory budget refuses
+// what would exceed it. An error (its message is the reply's) makes the
+// Reader drain the block without keeping it and answer ERR BUSY.
+type AdmitFunc func(n int) error
+
+// SetAdmit installs f to be asked before every value block within the
+// limits is read; nil admits every block.
+func (r *Reader) SetAdmit(f AdmitFunc) { r.admit = f }
 
 // NewReader returns a Reader of requests from br. Zero fields of lim take
 // their defaults. br's buffer size does not bound the line length; a few KiB
@@ -202,6 +214,14 @@ func (r *Reader) parseWrite(cmd Cmd, rest []byte) (Request, error) {
 		}
 		return Request{}, &ProtoError{Code: CodeTooLarge, Msg: fmt.Sprintf("value of %d bytes over %d", n, r.lim.MaxValue)}
 	}
+	if r.admit != nil {
+		if err := r.admit(int(n)); err != nil {
+			if derr := r.discardBlock(int(n)); derr != nil {
+				return Request{}, derr
+			}
+			return Request{}, &ProtoError{Code: CodeBusy, Msg: err.Error()}
+		}
+	}
 	val := make([]byte, n)
 	if _, err := io.ReadFull(r.br, val); err != nil {
 		return Request{}, blockErr(err)
@@ -220,10 +240,26 @@ func writeUsage(cmd Cmd) string {
 	return "usage: " + cmd.String() + " <key> <value>|$<n>"
 }
 
-// discardBlock drains an oversized block and its line end.
+// discardPool holds scratch buffers for draining blocks: larger than a
+// connection's read buffer, so a drained megabyte costs a few reads, not
+// hundreds.
+var discardPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// discardBlock drains a block the server does not keep, and its line end.
 func (r *Reader) discardBlock(n int) error {
-	if _, err := r.br.Discard(n); err != nil {
-		return blockErr(err)
+	skip := min(n, r.br.Buffered())
+	r.br.Discard(skip) // buffered: cannot fail
+	if n -= skip; n > 0 {
+		bp := discardPool.Get().(*[]byte)
+		defer discardPool.Put(bp)
+		for n > 0 {
+			// bufio reads straight into a buffer larger than its own.
+			k, err := io.ReadFull(r.br, (*bp)[:min(n, len(*bp))])
+			n -= k
+			if err != nil {
+				return blockErr(err)
+			}
+		}
 	}
 	return r.blockEnd()
 }

@@ -342,6 +342,49 @@ func TestReaderBuffered(t *testing.T) {
 	}
 }
 
+// TestReaderAdmit: a block the admission function refuses is drained, not
+// kept, and answered BUSY; the stream goes on with the next request, and
+// inline values and admitted blocks are unaffected.
+func TestReaderAdmit(t *testing.T) {
+	in := "PUT a $5\r\nhello\r\nPUT b $3\r\nabc\r\nPUT c inline\r\nCAS d 0 $4\r\nwxyz\r\nPING\r\n"
+	var asked []int
+	r := NewReader(bufio.NewReader(strings.NewReader(in)), Limits{})
+	r.SetAdmit(func(n int) error {
+		asked = append(asked, n)
+		if n == 5 {
+			return errors.New("memory budget full")
+		}
+		return nil
+	})
+	tests := []struct {
+		cmd   Cmd
+		value string
+		busy  bool
+	}{
+		{busy: true},
+		{cmd: CmdPut, value: "abc"},
+		{cmd: CmdPut, value: "inline"},
+		{cmd: CmdCAS, value: "wxyz"},
+		{cmd: CmdPing},
+	}
+	for i, tt := range tests {
+		req, err := r.ReadRequest()
+		if tt.busy {
+			var pe *ProtoError
+			if !errors.As(err, &pe) || pe.Code != CodeBusy || pe.Fatal || pe.Msg != "memory budget full" || !errors.Is(err, ErrBusy) {
+				t.Fatalf("request %d: %v, want a non-fatal BUSY", i, err)
+			}
+			continue
+		}
+		if err != nil || req.Cmd != tt.cmd || string(req.Value) != tt.value {
+			t.Fatalf("request %d: %+v, %v", i, req, err)
+		}
+	}
+	if len(asked) != 3 || asked[0] != 5 || asked[1] != 3 || asked[2] != 4 {
+		t.Fatalf("asked about %v, want the three blocks", asked)
+	}
+}
+
 func TestLimitsValidate(t *testing.T) {
 	tests := []struct {
 		lim  Limits

@@ -1,5 +1,11 @@
 package main
 
+// This file owns the etcd members of one run: three processes of this
+// binary (`etcdbench member`) started, watched and stopped through
+// synod's process supervisor (bench/proc), their leader found and killed.
+// It runs on the bench's goroutine; the supervisor reaps each member on a
+// goroutine of its own.
+
 import (
 	"context"
 	"errors"
@@ -62,7 +68,7 @@ func startCluster(ctx context.Context, n int, keep bool) (_ *cluster, err error)
 		args := []string{"member", "--name", name, "--dir", filepath.Join(dir, name),
 			"--client-url", c.endpoints[i], "--peer-url", "http://" + ports[2*i+1],
 			"--initial-cluster", strings.Join(initial, ","), "--token", filepath.Base(dir)}
-		p, err := c.group.Start(name, exe, args, filepath.Join(dir, name+".log"))
+		p, err := c.group.Start(proc.Spec{Name: name, Path: exe, Args: args, Log: filepath.Join(dir, name+".log")})
 		if err != nil {
 			return nil, err
 		}

@@ -1,5 +1,9 @@
 package main
 
+// This file owns `etcdbench member`: one etcd member run in this process
+// with embed.NewConfig's defaults, until SIGTERM or SIGINT. The command's
+// goroutine waits for it; etcd runs goroutines of its own.
+
 import (
 	"fmt"
 	"net/url"

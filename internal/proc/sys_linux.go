@@ -2,6 +2,9 @@
 
 package proc
 
+// This file owns how a child is started on Linux: its own process group and
+// a parent-death signal. Group.Start uses it on the group's locked thread.
+
 import "syscall"
 
 // sysProcAttr gives the child its own process group and has the kernel

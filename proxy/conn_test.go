@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"synod/wire"
+)
+
+// atIndex answers reads as a replica that applied index applied: a read
+// that needs more times out (as a replica that cannot catch up in time).
+func atIndex(applied uint64) func(wire.Request) (wire.Reply, bool) {
+	return func(req wire.Request) (wire.Reply, bool) {
+		if req.MinIndex > applied {
+			return wire.Reply{Code: wire.CodeTimeout, Msg: "behind", Applied: applied}, true
+		}
+		return wire.Reply{Value: []byte(fmt.Sprint(applied)), Version: applied, Applied: applied}, true
+	}
+}
+
+// TestSessionReadsMonotonic: two followers at applied indices 5 and 3;
+// session reads on one connection, one after the other and pipelined,
+// never see an older state after a newer one (issue 21.2: only write
+// replies raised the session's index, and reads went 5, 3, 3, ...).
+func TestSessionReadsMonotonic(t *testing.T) {
+	m := startFake(t, 1, "master")
+	f5 := startFake(t, 2, "follower")
+	f3 := startFake(t, 3, "follower")
+	m.set("master", atIndex(5))
+	f5.set("follower", atIndex(5))
+	f3.set("follower", atIndex(3))
+	s, addr := startServer(t, fakeNodes(m, f5, f3), func(c *Config) { c.Poll = 10 * time.Millisecond })
+	eventually(t, "a master", func() bool { return s.rt.nodes()[0].Role == "master" })
+	check := func(c *rawConn, n int) {
+		t.Helper()
+		var last uint64
+		for i := range n {
+			_, ver := c.value()
+			if ver < last {
+				t.Fatalf("read %d saw index %d after %d", i, ver, last)
+			}
+			last = ver
+		}
+	}
+	seq := dialRaw(t, addr)
+	seq.send("CONSISTENCY session\r\n")
+	seq.expect("OK")
+	for range 3 {
+		for range 10 {
+			seq.send("GET k\r\n")
+			check(seq, 1)
+		}
+	}
+	piped := dialRaw(t, addr)
+	piped.send("CONSISTENCY session\r\n")
+	piped.expect("OK")
+	piped.send(strings.Repeat("GET k\r\n", 50))
+	check(piped, 50)
+}
+
+// TestNothingStartsAfterUnknownOutcome: once a write's outcome is unknown
+// and its connection is being closed, the requests read after it are not
+// started, reads or writes (issue 21.7).
+func TestNothingStartsAfterUnknownOutcome(t *testing.T) {
+	a := startFake(t, 1, "master")
+	b := startFake(t, 2, "follower")
+	b.set("follower", okWrites())
+	s, addr := startServer(t, fakeNodes(a, b), func(c *Config) {
+		c.Poll = 10 * time.Millisecond
+		c.Hold = 300 * time.Millisecond
+	})
+	eventually(t, "replica 1 as master", func() bool { return s.rt.nodes()[0].Role == "master" })
+	c := dialRaw(t, addr)
+	c.send("CONSISTENCY stale\r\n")
+	c.expect("OK")
+	c.send("PUT a 1\r\nGET x\r\nPUT y 2\r\nGET z\r\n")
+	nextRequest(t, a) // parked: its fate is unknown once a dies
+	a.kill()
+	c.expectClosed()
+	// A read through another connection reaches b after anything the
+	// closed connection could have started before it.
+	other := dialRaw(t, addr)
+	other.send("CONSISTENCY stale\r\nGET marker\r\n")
+	other.expect("OK")
+	other.expectValue("v", 1)
+	for _, req := range b.requests() {
+		if req.Key != "marker" {
+			t.Fatalf("replica 2 got %s %s from the closed connection", req.Op, req.Key)
+		}
+	}
+}
+
+// TestReadsAfterMasterLoss: a linearizable read waits at a follower for a
+// read index from the master; the master dies. The read is sent again once
+// a new master is known, rather than waiting for its attempt to time out
+// (issue 21.3: such reads waited for the proxy's 2 s attempt timeout while
+// writes resumed after half a second).
+func TestReadsAfterMasterLoss(t *testing.T) {
+	a := startFake(t, 1, "master")
+	b := startFake(t, 2, "follower")
+	b.set("follower", func(wire.Request) (wire.Reply, bool) { return wire.Reply{}, false }) // waits for a read index
+	s, addr := startServer(t, fakeNodes(a, b), func(c *Config) {
+		c.Poll = 10 * time.Millisecond
+		c.ReadTimeout = time.Minute // longer than the test waits for the reply
+	})
+	eventually(t, "replica 1 as master", func() bool { return s.rt.nodes()[0].Role == "master" })
+	c := dialRaw(t, addr)
+	c.send("GET k\r\n")
+	nextRequest(t, b)
+	b.set("master", okWrites())
+	a.kill()
+	c.expectValue("v", 1)
+}

@@ -78,14 +78,17 @@
 // so cat, grep and diff work on it. Every line ends with the CRC-32C
 // (Castagnoli, lower-case hex, 8 digits) of the bytes before its last space:
 //
-//	SNAP 2 <slot> <index> <logtime> <members> <crc>
+//	SNAP 3 <slot> <index> <logtime> <members> <crc>
+//	C <config-slot> <member>... <crc>
 //	F <key> <version> <value> <crc>
 //	S <client> <last> <active> <replies> <crc>
 //	END <files> <sessions> <body-crc> <crc>
 //
-// The header gives the format version (2), the Paxos slot and the number of
+// The header gives the format version (3), the Paxos slot and the number of
 // commands applied, the log time and the members ("1,2,3", or "-" for
-// none). Then come the files, keys strictly ascending, then the client
+// none). An optional C line holds the configuration in force at the slot,
+// as the log holds it (the commands of its config value, escaped) and the
+// slot that chose it. Then come the files, keys strictly ascending, then the client
 // sessions, clients strictly ascending: the last applied seq, the log time
 // of the client's last command, and the remembered replies of the window,
 // oldest first, ending with last's: comma-separated <code>.<index>.<version>
@@ -97,13 +100,15 @@
 //	2: put 0 0 1732000000100 docs/b (empty value)
 //	3: cas 17.2.1 1732000000200 docs/a 1 hi there
 //
-// the snapshot at slot 3 of a three-node cluster reads
+// the snapshot at slot 3 of a three-node cluster whose configuration was
+// chosen at slot 1 reads
 //
-//	SNAP 2 3 3 1732000000200 1,2,3 49446089
+//	SNAP 3 3 3 1732000000200 1,2,3 6770ab14
+//	C 1 c1 v\s1\s10.0.0.1:7101 v\s2\s10.0.0.2:7101 v\s3\s10.0.0.3:7101 b19a7798
 //	F docs/a 3 hi\sthere 64933b5d
 //	F docs/b 2 \e c817fa78
 //	S 17 2 1732000000200 OK.1.1,OK.3.3 fc865d5f
-//	END 2 1 1f082659 f3d66384
+//	END 2 1 478da125 8b71ee86
 //
 // key and value are escaped exactly as the log escapes them (wal.Escape):
 // bytes 0x21..0x7e other than '\' stand for themselves; '\', space, newline,
@@ -112,8 +117,9 @@
 // reader accepts exactly this form and nothing else; any deviation, a
 // missing trailer or trailing bytes is ErrCorruptSnapshot naming the line.
 //
-// The "2" in the header is the format version: this format never changes
-// without bumping it. Version 1 differed only in its session lines,
+// The "3" in the header is the format version: this format never changes
+// without bumping it. Version 2 had no C line; version 1 also differed in
+// its session lines,
 // "S <client> <seq> <active> <code> <index> <version>", one reply each;
 // ReadSnapshot still reads it. The command encoding lives in the log: it
 // only ever gains forms, and the old ones keep decoding to what they meant.

@@ -20,12 +20,16 @@ import (
 var ErrCorruptSnapshot = errors.New("filestore: corrupt snapshot")
 
 // snapshotVersion is the format version WriteSnapshot writes in the header
-// line. ReadSnapshot also reads version 1, whose session lines hold one
-// reply (the last).
+// line. ReadSnapshot also reads version 2, which has no configuration line,
+// and version 1, whose session lines also hold one reply (the last).
 const (
-	snapshotVersion   = "2"
+	snapshotVersion   = "3"
+	snapshotVersionV2 = "2"
 	snapshotVersionV1 = "1"
 )
+
+// maxConfigMembers bounds the members of a snapshot's configuration line.
+const maxConfigMembers = 1024
 
 // maxMembers bounds the member list a snapshot header may carry.
 const maxMembers = 1024
@@ -43,6 +47,12 @@ type SnapshotMeta struct {
 	LogTime int64
 	// Members is the cluster configuration in effect at Slot.
 	Members []uint64
+	// Config is the configuration in force at Slot as the log holds it,
+	// the commands of its config value (paxos.Configuration.Value), and
+	// ConfigSlot the slot that chose it (0: the one the cluster started
+	// with). Empty in snapshots of format 1 and 2.
+	Config     [][]byte
+	ConfigSlot uint64
 	// Files and Sessions count the snapshot's lines of each kind; they
 	// are filled in by ReadSnapshot.
 	Files, Sessions int
@@ -73,6 +83,15 @@ func (m *Machine) WriteSnapshot(w io.Writer, meta SnapshotMeta) error {
 		b = strconv.AppendUint(b, id, 10)
 	}
 	sw.emit(b)
+	if len(meta.Config) > 0 {
+		b := append(sw.line[:0], "C "...)
+		b = strconv.AppendUint(b, meta.ConfigSlot, 10)
+		for _, cmd := range meta.Config {
+			b = append(b, ' ')
+			b = wal.Escape(b, cmd)
+		}
+		sw.emit(b)
+	}
 
 	m.keys.each(func(k string) bool {
 		f := m.files[k]
@@ -318,7 +337,7 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 	if !ok || string(f[0]) != "SNAP" {
 		return meta, sr.corrupt("not a snapshot header")
 	}
-	if string(f[1]) != snapshotVersion && string(f[1]) != snapshotVersionV1 {
+	if v := string(f[1]); v != snapshotVersion && v != snapshotVersionV2 && v != snapshotVersionV1 {
 		return meta, sr.corrupt("unsupported format version %s", quoteShort(f[1]))
 	}
 	sr.version = string(f[1])
@@ -353,6 +372,13 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 			return meta, err
 		}
 		switch {
+		case bytes.HasPrefix(line, []byte("C ")) && sr.version == snapshotVersion:
+			if len(m.files) > 0 || len(sessions) > 0 || meta.Config != nil {
+				return meta, sr.corrupt("configuration line out of place")
+			}
+			if err := sr.readConfig(line, &meta); err != nil {
+				return meta, err
+			}
 		case bytes.HasPrefix(line, []byte("F ")):
 			if len(sessions) > 0 {
 				return meta, sr.corrupt("file after sessions")
@@ -382,6 +408,28 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 			return meta, sr.corrupt("unknown line kind")
 		}
 	}
+}
+
+// readConfig reads the configuration line: C <slot> <cmd>...
+func (sr *snapshotReader) readConfig(line []byte, meta *SnapshotMeta) error {
+	fields := bytes.Split(line[2:], []byte{' '})
+	if len(fields) < 2 || len(fields) > maxConfigMembers+2 {
+		return sr.corrupt("configuration line: want a slot and 1 to %d commands", maxConfigMembers+1)
+	}
+	slot, ok := wal.ParseUint(fields[0])
+	if !ok || slot > meta.Slot {
+		return sr.corrupt("bad configuration slot")
+	}
+	meta.ConfigSlot = slot
+	meta.Config = [][]byte{}
+	for _, f := range fields[1:] {
+		cmd, err := wal.Unescape(nil, f)
+		if err != nil {
+			return sr.corrupt("bad configuration command: %v", err)
+		}
+		meta.Config = append(meta.Config, cmd)
+	}
+	return nil
 }
 
 func (sr *snapshotReader) readFile(line []byte, meta *SnapshotMeta, fb [][]byte) error {

@@ -23,14 +23,17 @@ func TestSnapshotGolden(t *testing.T) {
 		[]byte("cas 17.2.1 1732000000200 docs/a 1 hi there"),
 	})
 	var buf bytes.Buffer
-	if err := m.WriteSnapshot(&buf, SnapshotMeta{Slot: 3, Members: []uint64{1, 2, 3}}); err != nil {
+	meta := SnapshotMeta{Slot: 3, Members: []uint64{1, 2, 3}, ConfigSlot: 1,
+		Config: [][]byte{[]byte("c1"), []byte("v 1 10.0.0.1:7101"), []byte("v 2 10.0.0.2:7101"), []byte("v 3 10.0.0.3:7101")}}
+	if err := m.WriteSnapshot(&buf, meta); err != nil {
 		t.Fatal(err)
 	}
-	want := "SNAP 2 3 3 1732000000200 1,2,3 49446089\n" +
+	want := "SNAP 3 3 3 1732000000200 1,2,3 6770ab14\n" +
+		"C 1 c1 v\\s1\\s10.0.0.1:7101 v\\s2\\s10.0.0.2:7101 v\\s3\\s10.0.0.3:7101 b19a7798\n" +
 		"F docs/a 3 hi\\sthere 64933b5d\n" +
 		"F docs/b 2 \\e c817fa78\n" +
 		"S 17 2 1732000000200 OK.1.1,OK.3.3 fc865d5f\n" +
-		"END 2 1 1f082659 f3d66384\n"
+		"END 2 1 478da125 8b71ee86\n"
 	if buf.String() != want {
 		t.Fatalf("snapshot:\n%s\nwant:\n%s", buf.String(), want)
 	}
@@ -147,7 +150,7 @@ func TestSnapshotEmpty(t *testing.T) {
 	if got.Digest() != m.Digest() || meta.Members != nil || meta.Files != 0 {
 		t.Fatalf("empty round trip: meta %+v", meta)
 	}
-	if !bytes.HasPrefix(data, []byte("SNAP 2 0 0 0 - ")) {
+	if !bytes.HasPrefix(data, []byte("SNAP 3 0 0 0 - ")) {
 		t.Fatalf("empty snapshot = %q", data)
 	}
 }
@@ -221,7 +224,7 @@ func TestSnapshotRejects(t *testing.T) {
 	}{
 		{"empty", "", 1},
 		{"not a header", build(0, 0, "SNAP1 9 20 500 -"), 1},
-		{"future version", build(0, 0, "SNAP 3 9 20 500 -"), 1},
+		{"future version", build(0, 0, "SNAP 4 9 20 500 -"), 1},
 		{"header field missing", build(0, 0, "SNAP 1 9 20 -"), 1},
 		{"negative log time", build(0, 0, "SNAP 1 9 20 -5 -"), 1},
 		{"bad member", build(0, 0, "SNAP 1 9 20 500 1,,3"), 1},

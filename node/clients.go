@@ -562,6 +562,9 @@ func (n *Node) apply(chosen []paxos.Entry) {
 		var results []filestore.Result
 		if e.Value.Kind != paxos.ValueCmds {
 			n.appliedSlot = e.Slot
+			if e.Value.Kind == paxos.ValueConfig {
+				n.applyConfigLocked(e.Slot, e.Value)
+			}
 			if props := n.pending.take(e.Slot); props != nil {
 				answers = append(answers, answer{props: props})
 			}

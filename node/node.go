@@ -49,7 +49,7 @@ type Node struct {
 	// Work for the loop from other goroutines: compactions after a
 	// snapshot, installs of a fetched snapshot, a handover request.
 	compactQ  chan uint64
-	restoreQ  chan uint64
+	restoreQ  chan restore
 	peerLostQ chan paxos.NodeID
 	handoverQ chan chan paxos.NodeID
 
@@ -71,6 +71,8 @@ type Node struct {
 	fsm         *filestore.Machine
 	appliedSlot uint64
 	snapIndex   uint64     // Applied() of the newest snapshot taken or installed
+	conf        paxos.Configuration // the configuration applied last, and the slot that chose it
+	confSlot    uint64
 	waiting     []*readReq // reads waiting to reach their slot or index
 
 	snapshotting atomic.Bool // a snapshot is being written
@@ -109,8 +111,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	pc := paxos.DefaultConfig()
 	pc.ID = paxos.NodeID(cfg.ID)
-	for id := range cfg.Peers {
+	pc.Addrs = map[paxos.NodeID]string{}
+	for id, addr := range cfg.Peers {
 		pc.Members = append(pc.Members, paxos.NodeID(id))
+		pc.Addrs[paxos.NodeID(id)] = addr
 	}
 	sort.Slice(pc.Members, func(i, j int) bool { return pc.Members[i] < pc.Members[j] })
 	pc.HeartbeatTicks = cfg.ticks(cfg.Heartbeat)
@@ -141,7 +145,7 @@ func New(cfg Config) (*Node, error) {
 		reads:       make(chan *readReq, 4096),
 		advSig:      make(chan struct{}, 1),
 		compactQ:    make(chan uint64, 16),
-		restoreQ:    make(chan uint64, 16),
+		restoreQ:    make(chan restore, 16),
 		peerLostQ:   make(chan paxos.NodeID, 16),
 		handoverQ:   make(chan chan paxos.NodeID, 1),
 		readBatches: map[uint64][]*readReq{},
@@ -151,6 +155,11 @@ func New(cfg Config) (*Node, error) {
 		storageErr:  make(chan error, 1),
 		ln:          ln,
 		clock:       newClock(cfg.TestClockRate),
+		conf:        hs.Config,
+		confSlot:    hs.ConfigSlot,
+	}
+	if len(n.conf.Members) == 0 {
+		n.conf = paxos.NewConfiguration(pc.Members, pc.Addrs)
 	}
 	n.cutOnce.Store(cfg.TestCutSnapshotOnce)
 	n.soft.Store(&softInfo{SoftState: paxos.SoftState{Role: paxos.Follower}})
@@ -386,8 +395,8 @@ func (n *Node) loop(ctx context.Context) {
 			}
 		case slot := <-n.compactQ:
 			n.r.Compact(slot)
-		case slot := <-n.restoreQ:
-			n.r.RestoreSnapshot(slot)
+		case rs := <-n.restoreQ:
+			n.r.RestoreSnapshot(rs.slot, rs.conf, rs.confSlot)
 		case id := <-n.peerLostQ:
 			n.catchUp()
 			n.r.PeerLost(id)

@@ -19,13 +19,6 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // one more so a transfer in progress does not lose its file to pruning.
 const keepSnapshots = 2
 
-func (n *Node) members() []uint64 {
-	var ids []uint64
-	for _, m := range n.pcfg.Members {
-		ids = append(ids, uint64(m))
-	}
-	return ids
-}
 
 // maybeSnapshot writes a snapshot every SnapshotEvery applied commands, in
 // the background, then compacts the log behind it but for SnapshotWindow
@@ -41,6 +34,7 @@ func (n *Node) maybeSnapshot(ctx context.Context) {
 	n.mu.Lock()
 	clone := n.fsm.Clone()
 	slot := n.appliedSlot
+	meta := n.snapshotMetaLocked(slot)
 	n.snapIndex = clone.Applied()
 	n.mu.Unlock()
 	store := n.store
@@ -49,7 +43,7 @@ func (n *Node) maybeSnapshot(ctx context.Context) {
 		defer n.wg.Done()
 		defer n.snapshotting.Store(false)
 		start := time.Now()
-		path, err := filestore.SaveSnapshot(store.snapDir, clone, filestore.SnapshotMeta{Slot: slot, Members: n.members()})
+		path, err := filestore.SaveSnapshot(store.snapDir, clone, meta)
 		if err != nil {
 			n.log.Warn().Err(err).Msg("snapshot failed; the log keeps growing until one succeeds")
 			return
@@ -214,12 +208,21 @@ func (n *Node) installSnapshot(part string) {
 		d.Sync()
 		d.Close()
 	}
+	conf, confSlot, confErr := configFromMeta(meta)
+	if confErr != nil {
+		n.log.Warn().Err(confErr).Msg("received snapshot has a bad configuration; the next fetch retries")
+		return
+	}
 	n.mu.Lock()
 	installed := meta.Slot > n.appliedSlot
 	if installed {
 		n.fsm = fsm
 		n.appliedSlot = meta.Slot
 		n.snapIndex = fsm.Applied()
+		if confSlot >= n.confSlot && len(conf.Members) > 0 {
+			n.conf, n.confSlot = conf, confSlot
+		}
+		conf, confSlot = n.conf, n.confSlot
 	}
 	ready := n.readyReadsLocked()
 	n.mu.Unlock()
@@ -230,5 +233,5 @@ func (n *Node) installSnapshot(part string) {
 		return
 	}
 	n.log.Info().Uint64("slot", meta.Slot).Uint64("index", fsm.Applied()).Msg("installed a snapshot from a peer")
-	n.restoreQ <- meta.Slot
+	n.restoreQ <- restore{slot: meta.Slot, conf: conf, confSlot: confSlot}
 }

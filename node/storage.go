@@ -89,6 +89,9 @@ func openStorage(dir, cluster string, id uint64, opts wal.Options, fsmOpts files
 		return fail(err)
 	default:
 		hs.Applied = meta.Slot
+		if hs.Config, hs.ConfigSlot, err = configFromMeta(meta); err != nil {
+			return fail(err)
+		}
 	}
 	l, rec, err := wal.Open(filepath.Join(dir, "log"), opts, func(r wal.Record) error {
 		switch r.Kind {

@@ -8,7 +8,7 @@ import "slices"
 // acknowledged by a quorum, or at once under a valid lease, which runs from
 // when the confirming round was sent (trap 5). A follower forwards reads to
 // its master and fails them when it stops following that master or no
-// answer comes within an election timeout, so no read waits on a master
+// answer comes within four election timeouts, so no read waits on a master
 // that is gone.
 
 // roundSent remembers when a heartbeat round went out: a lease counts from
@@ -75,12 +75,14 @@ func (r *Replica) handleReadIndexResp(m Message) {
 	}
 }
 
-// expireForwardedReads fails the forwarded reads that an election timeout
-// left unanswered: the request or its answer was lost.
+// expireForwardedReads fails the forwarded reads that four election
+// timeouts left unanswered: the request or its answer was lost (a master
+// that changes or goes away fails them at once, through reset). A loaded
+// master may take a while; the node's read timeout is the client's bound.
 func (r *Replica) expireForwardedReads() {
 	n := 0
 	for _, f := range r.ri.forwarded {
-		if r.timer.now-f.at < r.cfg.ElectionTicks {
+		if r.timer.now-f.at < 4*r.cfg.ElectionTicks {
 			break
 		}
 		r.readStates = append(r.readStates, ReadState{Context: f.context, Failed: true})

@@ -17,7 +17,18 @@ const (
 	OpGet
 	OpStat
 	OpList
+	// Membership (paxos/RECONFIG.md). OpMembers is a read: any replica
+	// answers with the configuration in force. The changes go to the
+	// master, which answers once the change is chosen and in force; they
+	// name the member in Request.MemberID (and MemberAddr for an add).
+	OpMembers
+	OpMemberAdd     // add MemberID at MemberAddr as a learner
+	OpMemberRemove  // remove MemberID (the master hands over first if it is the one)
+	OpMemberPromote // make the learner MemberID a voter
 )
+
+// IsMemberChange reports whether op changes the membership.
+func (op Op) IsMemberChange() bool { return op >= OpMemberAdd && op <= OpMemberPromote }
 
 // IsWrite reports whether op changes state and must go through the master.
 func (op Op) IsWrite() bool { return op >= OpPut && op <= OpDel }
@@ -39,6 +50,14 @@ func (op Op) String() string {
 		return "STAT"
 	case OpList:
 		return "LIST"
+	case OpMembers:
+		return "MEMBER LIST"
+	case OpMemberAdd:
+		return "MEMBER ADD"
+	case OpMemberRemove:
+		return "MEMBER REMOVE"
+	case OpMemberPromote:
+		return "MEMBER PROMOTE"
 	}
 	return "UNKNOWN"
 }
@@ -160,6 +179,19 @@ type Request struct {
 	Ack uint64
 	// Retry marks a write that may have been proposed before.
 	Retry bool
+	// MemberID and MemberAddr name the member of a membership change.
+	MemberID   uint64
+	MemberAddr string
+}
+
+// Member is one replica of the cluster's configuration.
+type Member struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
+	_msgpack struct{} `msgpack:",as_array"`
+
+	ID    uint64
+	Addr  string
+	Voter bool // false: a learner, receiving the log without voting
 }
 
 // Reply answers a Request (KindReply), matched by the envelope's ID.
@@ -183,6 +215,10 @@ type Reply struct {
 	// unknown (say a master stepped down with it proposed), and the
 	// client must resend it as a Retry.
 	NotApplied bool
+	// Members and ConfigSlot answer OpMembers and the membership changes:
+	// the configuration in force and the slot that chose it.
+	Members    []Member
+	ConfigSlot uint64
 }
 
 // StatusRequest asks a replica for its Status (KindStatus). It has no fields.
@@ -209,6 +245,11 @@ type Status struct {
 	FreeDisk   uint64 // bytes free in the data directory
 	Lease      bool   // master holds a valid lease
 	Transfer   uint64 // non-zero: mastership is being handed to this id
+	// Members is the configuration in force on this replica and
+	// ConfigSlot the slot that chose it: a proxy learns every member from
+	// any one, and follows changes (the highest ConfigSlot wins).
+	Members    []Member
+	ConfigSlot uint64
 }
 
 // SnapshotAck asks a replica for its snapshot from Offset on

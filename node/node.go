@@ -70,7 +70,7 @@ type Node struct {
 	mu          sync.RWMutex
 	fsm         *filestore.Machine
 	appliedSlot uint64
-	snapIndex   uint64     // Applied() of the newest snapshot taken or installed
+	snapIndex   uint64              // Applied() of the newest snapshot taken or installed
 	conf        paxos.Configuration // the configuration applied last, and the slot that chose it
 	confSlot    uint64
 	waiting     []*readReq // reads waiting to reach their slot or index

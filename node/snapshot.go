@@ -19,7 +19,6 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // one more so a transfer in progress does not lose its file to pruning.
 const keepSnapshots = 2
 
-
 // maybeSnapshot writes a snapshot every SnapshotEvery applied commands, in
 // the background, then compacts the log behind it but for SnapshotWindow
 // slots. The state is cloned under the lock; writing and fsyncing happen

@@ -291,10 +291,14 @@ func (n *Node) notMaster(reply replyFunc) {
 		hint = si.Transfer
 	}
 	reply(wire.Reply{Code: wire.CodeNotMaster, Msg: "not the master", NotApplied: true,
-		MasterID: uint64(hint), MasterAddr: n.cfg.Peers[uint64(hint)]})
+		MasterID: uint64(hint), MasterAddr: n.addrOf(uint64(hint))})
 }
 
 func (n *Node) handleRequest(ctx context.Context, req wire.Request, reply replyFunc) {
+	if req.Op == wire.OpMembers || req.Op.IsMemberChange() {
+		n.handleMembers(ctx, req, reply)
+		return
+	}
 	if req.Op != wire.OpList {
 		if err := filestore.ValidateKey(req.Key); err != nil {
 			reply(wire.Reply{Code: wire.CodeBadRequest, Msg: err.Error(), NotApplied: true})

@@ -30,8 +30,17 @@ type Config struct {
 	ClusterID string
 	// Listen is the address to serve peers and proxies on.
 	Listen string
-	// Peers maps every replica id, this one included, to its address.
+	// Peers maps every replica id, this one included, to its address: the
+	// configuration of a new cluster. A replica that joins a running
+	// cluster sets Join instead.
 	Peers map[uint64]string
+	// Join is the address of any live member of a running cluster: a
+	// replica on an empty data directory asks it for the configuration,
+	// in which it must be a member already (synod member add).
+	Join string
+	// AutoPromote makes a master promote a learner to voter once it has
+	// caught up. Default true.
+	AutoPromote bool
 	// Dir is the data directory.
 	Dir string
 	// Repair lets the node start after corruption of acknowledged log data
@@ -124,6 +133,7 @@ func DefaultConfig() Config {
 		SnapshotChunk:   1 << 20,
 		SegmentBytes:    64 << 20,
 		Logger:          zerolog.Nop(),
+		AutoPromote:     true,
 	}
 }
 
@@ -139,7 +149,7 @@ func (c *Config) Validate() error {
 	switch {
 	case c.ID == 0:
 		return bad("id must be positive")
-	case c.Peers[c.ID] == "":
+	case c.Join == "" && c.Peers[c.ID] == "":
 		return bad("id %d is not among the peers", c.ID)
 	case c.Dir == "":
 		return bad("a data directory is required")

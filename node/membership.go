@@ -1,10 +1,18 @@
 package node
 
 import (
+	"cmp"
+	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"synod/filestore"
 	"synod/paxos"
+	"synod/wire"
 )
 
 // This file owns the node's side of membership (paxos/RECONFIG.md): the
@@ -49,4 +57,349 @@ func configFromMeta(meta filestore.SnapshotMeta) (paxos.Configuration, uint64, e
 		return c, 0, fmt.Errorf("node: snapshot of slot %d: %w", meta.Slot, err)
 	}
 	return c, meta.ConfigSlot, nil
+}
+
+// memberView is what other goroutines may know of the configuration: the
+// one in force, the slot that chose it, and, on a master changing it, the
+// next one.
+type memberView struct {
+	conf  paxos.Configuration
+	slot  uint64
+	next  *paxos.Configuration
+	peers []paxos.NodeID // the replicas the core sends to
+}
+
+// members returns the current view (an empty one before the node knows
+// its configuration).
+func (n *Node) members() *memberView {
+	if v := n.view.Load(); v != nil {
+		return v
+	}
+	return &memberView{}
+}
+
+// addrOf returns where replica id listens, "" if unknown.
+func (n *Node) addrOf(id uint64) string {
+	v := n.members()
+	if m, ok := v.conf.Member(paxos.NodeID(id)); ok && m.Addr != "" {
+		return m.Addr
+	}
+	if v.next != nil {
+		if m, ok := v.next.Member(paxos.NodeID(id)); ok && m.Addr != "" {
+			return m.Addr
+		}
+	}
+	return n.cfg.Peers[id]
+}
+
+// isPeer reports whether id is a member this replica talks to: of the
+// configuration in force, or of the next one.
+func (n *Node) isPeer(id uint64) bool {
+	v := n.members()
+	if _, ok := v.conf.Member(paxos.NodeID(id)); ok {
+		return true
+	}
+	if v.next != nil {
+		if _, ok := v.next.Member(paxos.NodeID(id)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// noteConfig publishes the core's configuration when it changed and starts
+// or stops peer connections to match. The loop calls it after every Ready.
+func (n *Node) noteConfig() {
+	cur, slot, next := n.r.Configuration()
+	old := n.view.Load()
+	peers := n.r.Peers()
+	if old != nil && old.slot == slot && old.conf.Equal(cur) && sameNext(old.next, next) && slices.Equal(old.peers, peers) {
+		return
+	}
+	v := &memberView{conf: cur, slot: slot, next: next, peers: peers}
+	n.view.Store(v)
+	if old != nil && (old.slot != slot || !old.conf.Equal(cur)) {
+		n.log.Info().Uint64("slot", slot).Str("members", cur.String()).Msg("configuration in force")
+	}
+	n.syncPeers()
+}
+
+func sameNext(a, b *paxos.Configuration) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// syncPeers keeps one outbound connection per member this replica talks
+// to, no more.
+func (n *Node) syncPeers() {
+	if n.runCtx == nil {
+		return // not running yet: Run starts them
+	}
+	v := n.members()
+	old := *n.peers.Load()
+	peers := make(map[uint64]*peer, len(v.peers))
+	for _, pid := range v.peers {
+		id := uint64(pid)
+		addr := n.addrOf(id)
+		if p := old[id]; p != nil && (p.addr == addr || addr == "") {
+			peers[id] = p // a member just removed is no longer in the view
+			continue
+		}
+		if addr == "" {
+			continue
+		}
+		peers[id] = n.startPeer(id, addr)
+	}
+	for id, p := range old {
+		if peers[id] != p {
+			p.stop()
+		}
+	}
+	n.peers.Store(&peers)
+}
+
+// memberReq is a membership operation on its way to the loop.
+type memberReq struct {
+	req   wire.Request
+	reply replyFunc
+}
+
+// memberWait is a change proposed, waiting to be in force.
+type memberWait struct {
+	slot  uint64
+	reply replyFunc
+}
+
+// memberReply answers with the configuration in force.
+func (n *Node) memberReply(code wire.Code, msg string) wire.Reply {
+	v := n.members()
+	rep := wire.Reply{Code: code, Msg: msg, ConfigSlot: v.slot, NotApplied: code != wire.CodeOK}
+	for _, m := range v.conf.Members {
+		rep.Members = append(rep.Members, wire.Member{ID: uint64(m.ID), Addr: m.Addr, Voter: m.Voter})
+	}
+	return rep
+}
+
+// handleMembers answers OpMembers from this replica's view, and queues the
+// changes for the loop (the master's).
+func (n *Node) handleMembers(ctx context.Context, req wire.Request, reply replyFunc) {
+	if req.Op == wire.OpMembers {
+		reply(n.memberReply(wire.CodeOK, ""))
+		return
+	}
+	if si := n.soft.Load(); si.Role != paxos.Master || !si.Ready {
+		n.notMaster(reply)
+		return
+	}
+	select {
+	case n.memberQ <- &memberReq{req: req, reply: reply}:
+	case <-ctx.Done():
+		reply(wire.Reply{Code: wire.CodeUnavailable, Msg: "replica stopping", NotApplied: true})
+	default:
+		reply(wire.Reply{Code: wire.CodeBusy, Msg: "too many membership changes queued", NotApplied: true})
+	}
+}
+
+// changeMembers runs a membership change on the loop: it computes the new
+// configuration, answers at once a change already in force (so a retry is
+// harmless) or one that makes no sense, hands mastership over first for the
+// removal of the master, and otherwise proposes it and waits for it to be
+// in force.
+func (n *Node) changeMembers(mr *memberReq) {
+	cur, _, _ := n.r.Configuration()
+	id, addr := paxos.NodeID(mr.req.MemberID), mr.req.MemberAddr
+	next := paxos.Configuration{Members: append([]paxos.Member(nil), cur.Members...)}
+	m, present := cur.Member(id)
+	bad := func(format string, args ...any) {
+		mr.reply(n.memberReply(wire.CodeBadRequest, fmt.Sprintf(format, args...)))
+	}
+	switch mr.req.Op {
+	case wire.OpMemberAdd:
+		switch {
+		case id == 0 || addr == "":
+			bad("add needs a member id and an address")
+			return
+		case present && m.Addr == addr:
+			mr.reply(n.memberReply(wire.CodeOK, "already a member"))
+			return
+		case present:
+			bad("replica %d is a member at %s already; remove it first, or add a new id", id, m.Addr)
+			return
+		}
+		next.Members = append(next.Members, paxos.Member{ID: id, Addr: addr})
+	case wire.OpMemberPromote:
+		switch {
+		case !present:
+			bad("replica %d is not a member", id)
+			return
+		case m.Voter:
+			mr.reply(n.memberReply(wire.CodeOK, "already a voter"))
+			return
+		}
+		for i := range next.Members {
+			if next.Members[i].ID == id {
+				next.Members[i].Voter = true
+			}
+		}
+	case wire.OpMemberRemove:
+		switch {
+		case !present:
+			mr.reply(n.memberReply(wire.CodeOK, "not a member"))
+			return
+		case uint64(id) == n.cfg.ID:
+			// The master removes itself only after handing over.
+			target, err := n.r.TransferMastership()
+			if err != nil {
+				mr.reply(n.memberReply(wire.CodeUnavailable, "the master cannot be removed: no follower can take over: "+err.Error()))
+				return
+			}
+			mr.reply(wire.Reply{Code: wire.CodeNotMaster, Msg: "handing mastership over before removing this replica",
+				MasterID: uint64(target), MasterAddr: n.addrOf(uint64(target))})
+			return
+		}
+		next.Members = slices.DeleteFunc(next.Members, func(mm paxos.Member) bool { return mm.ID == id })
+	default:
+		bad("unknown membership operation")
+		return
+	}
+	slot, err := n.r.ProposeConfig(normalized(next))
+	var notLive *paxos.NotLiveError
+	switch {
+	case err == nil:
+		n.log.Info().Str("op", mr.req.Op.String()).Uint64("member", uint64(id)).Uint64("slot", slot).Msg("membership change proposed")
+		n.memberWaits = append(n.memberWaits, memberWait{slot: slot, reply: mr.reply})
+	case errors.As(err, &notLive):
+		mr.reply(n.memberReply(wire.CodeUnavailable, fmt.Sprintf("refused: the new configuration's majority is not live: %d of its voters answer, it needs %d; not reachable: %v",
+			notLive.Have, notLive.Need, notLive.Unreachable)))
+	case errors.Is(err, paxos.ErrConfigInFlight), errors.Is(err, paxos.ErrBusy):
+		mr.reply(n.memberReply(wire.CodeBusy, "another membership change is under way; retry"))
+	case errors.Is(err, paxos.ErrNotMaster):
+		n.notMaster(mr.reply)
+	default:
+		bad("%v", err)
+	}
+}
+
+func normalized(c paxos.Configuration) paxos.Configuration {
+	slices.SortFunc(c.Members, func(a, b paxos.Member) int { return cmp.Compare(a.ID, b.ID) })
+	return c
+}
+
+// answerMemberWaits answers the changes that are in force, and fails the
+// ones a master that stepped down cannot finish (the proxy retries them: a
+// change already in force answers OK).
+func (n *Node) answerMemberWaits() {
+	if len(n.memberWaits) == 0 {
+		return
+	}
+	ss, _ := n.r.Status()
+	_, slot, _ := n.r.Configuration()
+	kept := n.memberWaits[:0]
+	for _, w := range n.memberWaits {
+		switch {
+		case ss.Role != paxos.Master:
+			n.notMaster(w.reply)
+		case slot >= w.slot && !n.r.InFlight():
+			w.reply(n.memberReply(wire.CodeOK, ""))
+		default:
+			kept = append(kept, w)
+		}
+	}
+	n.memberWaits = kept
+}
+
+// maxPromoteLag is how far behind the chosen prefix a learner may be and
+// still be promoted to voter automatically.
+const maxPromoteLag = 64
+
+// maybePromote, on a master, promotes one learner that caught up, when no
+// change is under way (Config.AutoPromote).
+func (n *Node) maybePromote() {
+	if !n.cfg.AutoPromote || n.r.InFlight() {
+		return
+	}
+	ids := n.r.CaughtUpLearners(maxPromoteLag)
+	if len(ids) == 0 {
+		return
+	}
+	n.changeMembers(&memberReq{req: wire.Request{Op: wire.OpMemberPromote, MemberID: uint64(ids[0])}, reply: func(rep wire.Reply) {
+		if rep.Code == wire.CodeOK {
+			n.log.Info().Uint64("member", uint64(ids[0])).Msg("promoted a learner that caught up")
+		}
+	}})
+}
+
+// joinInfo is the configuration a replica joining a running cluster got
+// from a member, and the slot that chose it.
+type joinInfo struct {
+	conf paxos.Configuration
+	slot uint64
+}
+
+// askToJoin asks the member at addr for the configuration in force, in
+// which replica id must be a member already.
+func askToJoin(ctx context.Context, cfg Config) (*joinInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cl, err := wire.DialClient(ctx, cfg.Join, wire.Hello{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Role: wire.RoleClient},
+		wire.Options{MaxFrame: cfg.MaxFrame})
+	if err != nil {
+		return nil, fmt.Errorf("node: join %s: %w", cfg.Join, err)
+	}
+	defer cl.Close()
+	rep, err := cl.Do(ctx, &wire.Request{Op: wire.OpMembers})
+	if err != nil {
+		return nil, fmt.Errorf("node: join %s: %w", cfg.Join, err)
+	}
+	if rep.Code != wire.CodeOK || len(rep.Members) == 0 {
+		return nil, fmt.Errorf("node: join %s: %v %s", cfg.Join, rep.Code, rep.Msg)
+	}
+	var c paxos.Configuration
+	for _, m := range rep.Members {
+		c.Members = append(c.Members, paxos.Member{ID: paxos.NodeID(m.ID), Addr: m.Addr, Voter: m.Voter})
+	}
+	c = normalized(c)
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("node: join %s: %w", cfg.Join, err)
+	}
+	if _, ok := c.Member(paxos.NodeID(cfg.ID)); !ok {
+		return nil, fmt.Errorf("%w: replica %d is not a member of the cluster (configuration of slot %d: %v); add it first: synod member add %d %s",
+			ErrNotMember, cfg.ID, rep.ConfigSlot, c, cfg.ID, cfg.Listen)
+	}
+	return &joinInfo{conf: c, slot: rep.ConfigSlot}, nil
+}
+
+// ErrNotMember is returned by New for a replica asked to join a cluster
+// whose configuration does not include it.
+var ErrNotMember = errors.New("node: not a member")
+
+// configSlotMark precedes, in a handshake refusal for not being a member,
+// the slot of the refusing replica's configuration.
+const configSlotMark = "config-slot="
+
+// noteRefusal handles a peer that refused this replica's handshake. A peer
+// whose configuration is newer than this replica's and does not include
+// it means this replica was removed while it was cut off, and never learned
+// it: it stops, like a removed replica that did.
+func (n *Node) noteRefusal(peer uint64, err error) {
+	var re *wire.RefusedError
+	if !errors.As(err, &re) {
+		return
+	}
+	i := strings.LastIndex(re.Reason, configSlotMark)
+	if i < 0 {
+		return
+	}
+	slot, perr := strconv.ParseUint(re.Reason[i+len(configSlotMark):], 10, 64)
+	if perr != nil || slot <= n.members().slot {
+		return // a peer behind this replica: it will learn
+	}
+	n.log.Error().Uint64("peer", peer).Uint64("its_config_slot", slot).Str("reason", re.Reason).
+		Msg("a member with a newer configuration does not know this replica: it was removed")
+	select {
+	case n.removedCh <- struct{}{}:
+	default:
+	}
 }

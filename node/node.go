@@ -20,6 +20,11 @@ import (
 	"synod/wire"
 )
 
+// ErrRemoved is returned by New and Run for a replica the configuration in
+// force does not include: it was removed from the cluster, and it never
+// votes or serves again on its data directory.
+var ErrRemoved = errors.New("node: this replica was removed from the cluster")
+
 // ErrStorage wraps a failure to persist. After a full disk (a write refused
 // for space) the replica stops voting until its disk works again; after any
 // other failure, a failed fsync above all, Run returns it and the process
@@ -36,7 +41,6 @@ type Node struct {
 	store *storage
 	r     *paxos.Replica // owned by the loop
 
-	peers map[uint64]*peer
 	inbox chan paxos.Message
 	props chan *proposal
 	reads chan *readReq
@@ -63,6 +67,12 @@ type Node struct {
 
 	// Shared with client goroutines.
 	soft     atomic.Pointer[softInfo]
+	view     atomic.Pointer[memberView]        // the configuration, for other goroutines
+	peers    atomic.Pointer[map[uint64]*peer] // replaced by the loop, read by senders
+	runCtx   context.Context                  // set by Run before the peers start
+	memberQ  chan *memberReq
+	// Loop-owned: membership changes waiting to be in force.
+	memberWaits []memberWait
 	pending  pendingWrites
 	degraded atomic.Bool // storage failed: no voting, no writes, reads go on
 
@@ -83,6 +93,7 @@ type Node struct {
 		dropped, proposed, applied, reads, fsyncs atomic.Uint64
 	}
 	storageErr chan error
+	removedCh  chan struct{} // the loop found this replica removed
 	wg         sync.WaitGroup
 	ln         net.Listener
 }
@@ -105,7 +116,15 @@ func New(cfg Config) (*Node, error) {
 	if hooks := cfg.testHooks(); len(hooks) > 0 {
 		lg.Warn().Strs("hooks", hooks).Msg("!!! TEST HOOKS ARE ON: this replica injects faults or runs planted bugs; never run it in production")
 	}
-	store, hs, fsm, err := openStorage(cfg.Dir, cfg.ClusterID, cfg.ID, cfg.walOptions(cfg.Repair), filestore.Options{MaxValue: cfg.MaxValue}, lg)
+	var join *joinInfo
+	if cfg.Join != "" && errors.Is(wal.CheckIdentity(cfg.Dir, cfg.ClusterID, cfg.ID), wal.ErrNoIdentity) {
+		var err error
+		if join, err = askToJoin(context.Background(), cfg); err != nil {
+			return nil, err
+		}
+		lg.Info().Str("from", cfg.Join).Uint64("slot", join.slot).Str("members", join.conf.String()).Msg("joining a running cluster")
+	}
+	store, hs, fsm, err := openStorage(cfg.Dir, cfg.ClusterID, cfg.ID, join, cfg.walOptions(cfg.Repair), filestore.Options{MaxValue: cfg.MaxValue}, lg)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +136,18 @@ func New(cfg Config) (*Node, error) {
 		pc.Addrs[paxos.NodeID(id)] = addr
 	}
 	sort.Slice(pc.Members, func(i, j int) bool { return pc.Members[i] < pc.Members[j] })
+	if len(hs.Config.Members) > 0 {
+		// The configuration the disk holds (a snapshot's, or the one
+		// joined) is the one the core starts with; --peers only seeds a
+		// new cluster.
+		pc.Members, pc.Learners, pc.Addrs = hs.Config.Voters(), nil, map[paxos.NodeID]string{}
+		for _, m := range hs.Config.Members {
+			pc.Addrs[m.ID] = m.Addr
+			if !m.Voter {
+				pc.Learners = append(pc.Learners, m.ID)
+			}
+		}
+	}
 	pc.HeartbeatTicks = cfg.ticks(cfg.Heartbeat)
 	pc.ElectionTicks = cfg.ticks(cfg.ElectionTimeout)
 	// Round the lease down: never longer than asked.
@@ -139,7 +170,8 @@ func New(cfg Config) (*Node, error) {
 		pcfg:        pc,
 		store:       store,
 		r:           r,
-		peers:       map[uint64]*peer{},
+		memberQ:     make(chan *memberReq, 16),
+		removedCh:   make(chan struct{}, 1),
 		inbox:       make(chan paxos.Message, 4096),
 		props:       make(chan *proposal, 4096),
 		reads:       make(chan *readReq, 4096),
@@ -160,6 +192,16 @@ func New(cfg Config) (*Node, error) {
 	}
 	if len(n.conf.Members) == 0 {
 		n.conf = paxos.NewConfiguration(pc.Members, pc.Addrs)
+	}
+	n.peers.Store(&map[uint64]*peer{})
+	n.noteConfig()
+	if v := n.members(); v.slot > 0 {
+		if _, ok := v.conf.Member(pc.ID); !ok {
+			ln.Close()
+			store.close()
+			return nil, fmt.Errorf("%w: the configuration chosen at slot %d (%v) does not include replica %d; it does not start again on %s",
+				ErrRemoved, v.slot, v.conf, cfg.ID, cfg.Dir)
+		}
 	}
 	n.cutOnce.Store(cfg.TestCutSnapshotOnce)
 	n.soft.Store(&softInfo{SoftState: paxos.SoftState{Role: paxos.Follower}})
@@ -183,44 +225,50 @@ func (n *Node) Run(ctx context.Context) error {
 	n.startPeers(runCtx)
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.serve(runCtx, n.ln) }()
+	// shutdown stops everything Run started and returns err, or the log's
+	// close error.
+	shutdown := func(err error) error {
+		cancel()
+		n.ln.Close()
+		n.wg.Wait()
+		n.pending.failAll(wire.CodeUnavailable)
+		n.failWaiting(wire.CodeUnavailable)
+		if cerr := n.store.close(); err == nil && cerr != nil && !errors.Is(cerr, wal.ErrClosed) {
+			err = cerr
+		}
+		return err
+	}
 	for {
 		engCtx, stopEngine := context.WithCancel(runCtx)
 		done := n.startEngine(engCtx)
 		var err error
+		removed := false
 		select {
 		case <-ctx.Done():
 			n.Handover(2 * n.cfg.ElectionTimeout)
 		case err = <-n.storageErr:
+		case <-n.removedCh:
+			removed = true
 		}
 		stopEngine()
 		<-done
-		if ctx.Err() != nil {
-			break
-		}
-		if !diskFull(err) {
+		switch {
+		case removed:
+			v := n.members()
+			err := fmt.Errorf("%w: the configuration chosen at slot %d (%v) does not include replica %d", ErrRemoved, v.slot, v.conf, n.cfg.ID)
+			n.log.Error().Err(err).Msg("this replica was removed from the cluster: it stops, and does not start again on this data directory")
+			return shutdown(err)
+		case ctx.Err() != nil:
+			return shutdown(nil)
+		case !diskFull(err):
 			n.log.Error().Err(err).Msg("storage failed: what reached the disk is unknown, so this replica stops; restarted, it recovers from its files")
-			cancel()
-			n.ln.Close()
-			n.wg.Wait()
-			n.pending.failAll(wire.CodeUnavailable)
-			n.failWaiting(wire.CodeUnavailable)
-			n.store.close()
-			return err
+			return shutdown(err)
 		}
 		n.degrade(err)
 		if !n.recoverStorage(ctx) {
-			break
+			return shutdown(nil)
 		}
 	}
-	cancel()
-	n.ln.Close()
-	n.wg.Wait()
-	n.pending.failAll(wire.CodeUnavailable)
-	n.failWaiting(wire.CodeUnavailable)
-	if err := n.store.close(); err != nil && !errors.Is(err, wal.ErrClosed) {
-		return err
-	}
-	return nil
 }
 
 // startEngine runs the loop and the persister until ctx ends; the returned
@@ -263,7 +311,7 @@ func (n *Node) recoverStorage(ctx context.Context) bool {
 		case <-time.After(time.Second):
 		}
 		n.store.close()
-		store, hs, _, err := openStorage(n.cfg.Dir, n.cfg.ClusterID, n.cfg.ID, n.cfg.walOptions(false), filestore.Options{MaxValue: n.cfg.MaxValue}, n.log)
+		store, hs, _, err := openStorage(n.cfg.Dir, n.cfg.ClusterID, n.cfg.ID, nil, n.cfg.walOptions(false), filestore.Options{MaxValue: n.cfg.MaxValue}, n.log)
 		if err == nil {
 			err = store.probe()
 			if err != nil {
@@ -366,6 +414,12 @@ func (n *Node) loop(ctx context.Context) {
 			if n.tickCount++; n.tickCount%10 == 0 {
 				n.expireReads(now)
 			}
+			if n.tickCount%100 == 0 {
+				n.maybePromote()
+			}
+		case mr := <-n.memberQ:
+			n.catchUp()
+			n.changeMembers(mr)
 		case m := <-n.inbox:
 			n.catchUp()
 			n.r.Step(m)
@@ -427,6 +481,14 @@ func (n *Node) loop(ctx context.Context) {
 		}
 		ss, _ := n.r.Status()
 		n.soft.Store(&softInfo{SoftState: ss, commit: n.chosenCmds})
+		n.noteConfig()
+		n.answerMemberWaits()
+		if ss.Removed {
+			select {
+			case n.removedCh <- struct{}{}:
+			default:
+			}
+		}
 		n.attachReads(&rd)
 		if rd.NeedSnapshot != paxos.None && n.fetching.CompareAndSwap(false, true) {
 			n.wg.Add(1)
@@ -519,21 +581,28 @@ func (n *Node) Status() wire.Status {
 	si := n.soft.Load()
 	st := wire.Status{
 		ID:         n.cfg.ID,
-		Addr:       n.cfg.Peers[n.cfg.ID],
+		Addr:       n.addrOf(n.cfg.ID),
 		Role:       si.Role.String(),
 		Round:      si.Ballot.Round,
 		BallotNode: uint64(si.Ballot.Node),
 		MasterID:   uint64(si.Master),
-		MasterAddr: n.cfg.Peers[uint64(si.Master)],
+		MasterAddr: n.addrOf(uint64(si.Master)),
 		Commit:     si.commit,
 		FreeDisk:   freeDisk(n.cfg.Dir),
 		Transfer:   uint64(si.Transfer),
+	}
+	v := n.members()
+	st.ConfigSlot = v.slot
+	for _, m := range v.conf.Members {
+		st.Members = append(st.Members, wire.Member{ID: uint64(m.ID), Addr: m.Addr, Voter: m.Voter})
 	}
 	switch {
 	case n.degraded.Load():
 		st.Role = "degraded" // disk failing: serves reads only
 	case si.Role == paxos.Master && !si.Ready:
 		st.Role = "candidate" // elected, but its no-op is not chosen yet
+	case !v.conf.IsVoter(paxos.NodeID(n.cfg.ID)):
+		st.Role = "learner" // a member that receives the log without voting
 	}
 	// A read lock: the digest is cached per applied index (computed at
 	// most once per change, under its own lock), so a poll neither

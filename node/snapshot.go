@@ -127,7 +127,7 @@ func (n *Node) fetchSnapshot(ctx context.Context, from uint64) {
 			n.log.Warn().Uint64("from", from).Msg("giving up on a snapshot transfer; the next fetch retries")
 			return
 		}
-		cl, err := wire.DialClient(ctx, n.cfg.Peers[from],
+		cl, err := wire.DialClient(ctx, n.addrOf(from),
 			wire.Hello{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Role: wire.RoleClient},
 			wire.Options{MaxFrame: n.cfg.MaxFrame})
 		if err != nil {

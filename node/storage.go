@@ -40,7 +40,13 @@ type storage struct {
 // segment of it, the snapshot the log's truncation relied on) has lost
 // state: the replica rejoins as a learner (trap 11), and the log says what
 // was missing.
-func openStorage(dir, cluster string, id uint64, opts wal.Options, fsmOpts filestore.Options, lg zerolog.Logger) (*storage, paxos.HardState, *filestore.Machine, error) {
+//
+// join, for a replica joining a running cluster on a new directory, is the
+// configuration it joins: it is kept in the JOIN file, and a replica that
+// joins as a learner starts as a voter locally (it never voted, so it has
+// nothing to forget), while one the configuration names a voter must have
+// lost its directory and asks its peers like any new directory.
+func openStorage(dir, cluster string, id uint64, join *joinInfo, opts wal.Options, fsmOpts filestore.Options, lg zerolog.Logger) (*storage, paxos.HardState, *filestore.Machine, error) {
 	var hs paxos.HardState
 	fail := func(err error) (*storage, paxos.HardState, *filestore.Machine, error) {
 		return nil, hs, nil, err
@@ -52,9 +58,18 @@ func openStorage(dir, cluster string, id uint64, opts wal.Options, fsmOpts files
 	newDir := false
 	switch err := wal.CheckIdentity(dir, cluster, id); {
 	case errors.Is(err, wal.ErrNoIdentity):
+		membership := wal.MemberFresh
+		if join != nil {
+			if err := wal.WriteJoin(dir, join.slot, join.conf.Value().Cmds); err != nil {
+				return fail(err)
+			}
+			if !join.conf.IsVoter(paxos.NodeID(id)) {
+				membership = wal.MemberVoter
+			}
+		}
 		// The acceptor file comes first: a directory with an IDENTITY
 		// always has one, so a missing one is lost state.
-		if err := wal.WriteAcceptor(dir, wal.AcceptorState{Membership: wal.MemberFresh}); err != nil {
+		if err := wal.WriteAcceptor(dir, wal.AcceptorState{Membership: membership}); err != nil {
 			return fail(err)
 		}
 		if err := wal.CreateIdentity(dir, cluster, id); err != nil {
@@ -92,6 +107,19 @@ func openStorage(dir, cluster string, id uint64, opts wal.Options, fsmOpts files
 		if hs.Config, hs.ConfigSlot, err = configFromMeta(meta); err != nil {
 			return fail(err)
 		}
+	}
+	// A replica that joined knows the configuration it joined until a
+	// snapshot carries a newer one.
+	switch slot, cmds, err := wal.ReadJoin(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fail(err)
+	case slot >= hs.ConfigSlot || len(hs.Config.Members) == 0:
+		c, err := paxos.ParseConfiguration(paxos.Value{Kind: paxos.ValueConfig, Cmds: cmds})
+		if err != nil {
+			return fail(fmt.Errorf("node: %s/JOIN: %w", dir, err))
+		}
+		hs.Config, hs.ConfigSlot = c, slot
 	}
 	l, rec, err := wal.Open(filepath.Join(dir, "log"), opts, func(r wal.Record) error {
 		switch r.Kind {

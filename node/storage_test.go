@@ -25,7 +25,7 @@ func testWALOptions() wal.Options {
 
 func openTestStorage(t *testing.T, dir string, opts wal.Options) (*storage, paxos.HardState, error) {
 	t.Helper()
-	st, hs, _, err := openStorage(dir, "c", 1, opts, filestore.Options{}, zerolog.Nop())
+	st, hs, _, err := openStorage(dir, "c", 1, nil, opts, filestore.Options{}, zerolog.Nop())
 	return st, hs, err
 }
 

@@ -23,27 +23,36 @@ type peer struct {
 	id   uint64
 	addr string
 	out  chan paxos.Message
+	stop context.CancelFunc
 }
 
+// startPeers starts the connections to the members of the configuration
+// the node starts with; the loop changes them as the configuration does
+// (syncPeers).
 func (n *Node) startPeers(ctx context.Context) {
-	for id, addr := range n.cfg.Peers {
-		if id == n.cfg.ID {
-			continue
-		}
-		p := &peer{id: id, addr: addr, out: make(chan paxos.Message, peerQueue)}
-		n.peers[id] = p
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.runPeer(ctx, p)
-		}()
-	}
+	n.runCtx = ctx
+	n.syncPeers()
+}
+
+// startPeer starts the connection to replica id at addr.
+func (n *Node) startPeer(id uint64, addr string) *peer {
+	ctx, cancel := context.WithCancel(n.runCtx)
+	p := &peer{id: id, addr: addr, out: make(chan paxos.Message, peerQueue), stop: cancel}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.runPeer(ctx, p)
+	}()
+	return p
 }
 
 // sendTo queues m for its destination, dropping it if the queue is full.
+// The loop and the persister call it; the peer set is replaced, never
+// changed, so they read it without a lock.
 func (n *Node) sendTo(msgs []paxos.Message) {
+	peers := *n.peers.Load()
 	for _, m := range msgs {
-		p := n.peers[uint64(m.To)]
+		p := peers[uint64(m.To)]
 		if p == nil {
 			continue
 		}
@@ -73,6 +82,7 @@ func (n *Node) runPeer(ctx context.Context, p *peer) {
 		c, _, err := wire.Dial(dctx, p.addr, n.hello(), n.wireOptions())
 		cancel()
 		if err != nil {
+			n.noteRefusal(p.id, err)
 			select {
 			case <-ctx.Done():
 				return
@@ -156,8 +166,9 @@ func (n *Node) serve(ctx context.Context, ln net.Listener) {
 
 func (n *Node) checkHello(h wire.Hello) error {
 	if h.Role == wire.RoleReplica {
-		if _, ok := n.cfg.Peers[h.NodeID]; !ok || h.NodeID == n.cfg.ID {
-			return fmt.Errorf("replica %d is not a peer of replica %d", h.NodeID, n.cfg.ID)
+		if !n.isPeer(h.NodeID) || h.NodeID == n.cfg.ID {
+			v := n.members()
+			return fmt.Errorf("replica %d is not a member of the configuration in force on replica %d (%v) %s%d", h.NodeID, n.cfg.ID, v.conf, configSlotMark, v.slot)
 		}
 	}
 	return nil

@@ -72,6 +72,7 @@ func (r *Replica) tickOthers(n int) {
 // heartbeat.
 func (r *Replica) tickMaster(n int) {
 	r.timer.sinceMaster = 0
+	r.forgetGone()
 	if r.lead.transferTo != None {
 		r.lead.transferElapsed += n
 		if r.lead.transferElapsed >= r.cfg.ElectionTicks {

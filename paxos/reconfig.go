@@ -75,6 +75,10 @@ type reconfig struct {
 	promised map[NodeID][]Entry
 	extFrom  uint64          // the first slot the extension prepares
 	sent     map[NodeID]bool // extension Prepares sent
+	// gone holds the members the last change removed, with the tick it
+	// took effect: the master goes on sending them the log and heartbeats
+	// for removalGrace, so they learn the change is chosen and stop.
+	gone map[NodeID]int
 }
 
 // Configuration returns the configuration in force, the slot that chose it
@@ -123,6 +127,14 @@ func (r *Replica) applyConfig(slot uint64, v Value) {
 	if rc.pending != nil && rc.pendingSlot == slot {
 		rc.pending = nil
 		rc.extending, rc.prev, rc.extFrom = true, prev, slot+1
+	}
+	for _, m := range prev.Members {
+		if _, ok := c.Member(m.ID); !ok {
+			if rc.gone == nil {
+				rc.gone = map[NodeID]int{}
+			}
+			rc.gone[m.ID] = r.timer.now
+		}
 	}
 	r.syncProgress()
 	r.maybeFinishExtension()
@@ -338,6 +350,57 @@ func (r *Replica) members() []NodeID {
 				}
 			}
 		}
+		for id := range r.lead.rc.gone {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
 	}
 	return ids
 }
+
+// forgetGone stops sending to the members removed more than removalGrace
+// ago.
+func (r *Replica) forgetGone() {
+	changed := false
+	for id, at := range r.lead.rc.gone {
+		if r.timer.now-at >= removalGrace(r.cfg) {
+			delete(r.lead.rc.gone, id)
+			changed = true
+		}
+	}
+	if changed {
+		r.syncProgress()
+	}
+}
+
+// InFlight reports whether this master is in the middle of a membership
+// change: a configuration proposed and not yet chosen, or chosen and its new
+// voters' promises not all in.
+func (r *Replica) InFlight() bool { return r.inFlight() }
+
+// CaughtUpLearners returns, on a master, the learners of the configuration
+// in force that have accepted every slot up to within maxLag of the chosen
+// prefix and answered under this ballot: the ones worth promoting.
+func (r *Replica) CaughtUpLearners(maxLag uint64) []NodeID {
+	if r.role != Master {
+		return nil
+	}
+	var out []NodeID
+	for _, m := range r.conf.cur.Members {
+		pr := r.lead.prs[m.ID]
+		if m.Voter || pr == nil || !pr.heard || pr.learner {
+			continue
+		}
+		if pr.match+maxLag >= r.committed {
+			out = append(out, m.ID)
+		}
+	}
+	return out
+}
+
+// Peers returns the replicas this one sends to now, itself excluded: the
+// members of the configuration in force, and on a master also those of the
+// one it is changing to and those the last change removed, for a while.
+func (r *Replica) Peers() []NodeID { return r.others() }

@@ -46,7 +46,9 @@ func nodeCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.Uint64Flag{Name: "id", Required: true, Usage: "this replica's id", EnvVars: env("id")},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7101", Usage: "address for peers and proxies", EnvVars: env("listen")},
-			&cli.StringFlag{Name: "peers", Required: true, Usage: "every replica: 1=host:port,2=host:port,…", EnvVars: env("peers")},
+			&cli.StringFlag{Name: "peers", Usage: "every replica of a new cluster: 1=host:port,2=host:port,…", EnvVars: env("peers")},
+			&cli.StringFlag{Name: "join", Usage: "instead of --peers: the address of any live member of a running cluster, which already lists this replica (synod member add)", EnvVars: env("join")},
+			&cli.BoolFlag{Name: "auto-promote", Value: true, Usage: "as master, promote a learner to voter once it has caught up", EnvVars: env("auto-promote")},
 			&cli.StringFlag{Name: "dir", Required: true, Usage: "data directory", EnvVars: env("dir")},
 			&cli.StringFlag{Name: "cluster", Value: def.ClusterID, Usage: "cluster id, equal on every replica and proxy", EnvVars: env("cluster")},
 			&cli.BoolFlag{Name: "repair", Usage: "start after log corruption by cutting the log there (rejoins as a learner)", EnvVars: env("repair")},
@@ -66,15 +68,22 @@ func nodeCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			peers, err := parsePeers(c.String("peers"))
-			if err != nil {
-				return usageError("--peers: %v", err)
+			var peers map[uint64]string
+			switch {
+			case c.String("peers") != "":
+				if peers, err = parsePeers(c.String("peers")); err != nil {
+					return usageError("--peers: %v", err)
+				}
+			case c.String("join") == "":
+				return usageError("--peers or --join is required")
 			}
 			cfg := node.DefaultConfig()
 			cfg.ID = c.Uint64("id")
 			cfg.ClusterID = c.String("cluster")
 			cfg.Listen = c.String("listen")
 			cfg.Peers = peers
+			cfg.Join = c.String("join")
+			cfg.AutoPromote = c.Bool("auto-promote")
 			cfg.Dir = c.String("dir")
 			cfg.Repair = c.Bool("repair")
 			cfg.TickInterval = c.Duration("tick")

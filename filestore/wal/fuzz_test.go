@@ -210,3 +210,21 @@ func fuzzDir(t *testing.T) string {
 	}
 	return t.TempDir()
 }
+
+func FuzzParseJoin(f *testing.F) {
+	f.Add(withCRC(`synod-join 1 12 c1 v\s1\s127.0.0.1:7101 l\s4\s127.0.0.1:7104`))
+	f.Add([]byte("synod-join 1 0 c1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		slot, cmds, err := parseJoin(data)
+		if err != nil {
+			return
+		}
+		line := strconv.AppendUint([]byte(joinPrefix), slot, 10)
+		for _, c := range cmds {
+			line = Escape(append(line, ' '), c)
+		}
+		if again := appendCRC(line, 0); !bytes.Equal(again, data) {
+			t.Fatalf("%q parses to %d %q, which encodes as %q", data, slot, cmds, again)
+		}
+	})
+}

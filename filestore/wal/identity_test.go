@@ -86,3 +86,18 @@ func TestIdentityCorrupt(t *testing.T) {
 		}
 	}
 }
+
+func TestJoinRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	cmds := [][]byte{[]byte("c1"), []byte("v 1 127.0.0.1:7101"), []byte("l 4 127.0.0.1:7104")}
+	if err := WriteJoin(dir, 12, cmds); err != nil {
+		t.Fatal(err)
+	}
+	slot, got, err := ReadJoin(dir)
+	if err != nil || slot != 12 || len(got) != 3 || string(got[2]) != "l 4 127.0.0.1:7104" {
+		t.Fatalf("ReadJoin = %d %q %v", slot, got, err)
+	}
+	if _, _, err := ReadJoin(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing join file: %v", err)
+	}
+}

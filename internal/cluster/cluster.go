@@ -192,6 +192,8 @@ type Cluster struct {
 	Nodes map[uint64]*Proc
 	// MountErr is Options.Mount's first failure.
 	MountErr error
+
+	nodeFlags []string
 }
 
 // Options shape a test cluster.
@@ -218,7 +220,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
-	c := &Cluster{t: t, group: proc.NewGroup(), ID: "test", Dir: t.TempDir(), Addrs: map[uint64]string{}, Nodes: map[uint64]*Proc{}}
+	c := &Cluster{t: t, group: proc.NewGroup(), ID: "test", Dir: t.TempDir(), Addrs: map[uint64]string{}, Nodes: map[uint64]*Proc{}, nodeFlags: opts.NodeFlags}
 	// Registered first, so it runs last: after every process is killed and
 	// its log printed, it ends the group's goroutine.
 	t.Cleanup(func() { c.group.Close(time.Second) })
@@ -284,6 +286,31 @@ func New(t testing.TB, opts Options) *Cluster {
 		}
 	})
 	return c
+}
+
+// JoinProc prepares, without starting it, replica id on a new data
+// directory and a free loopback port (c.Addrs[id]), to join the running
+// cluster through replica via (synod node --join): add the member, then
+// Start it. Prepare every replica a test adds before its clients start:
+// Nodes and Addrs are not safe to change while they are read.
+func (c *Cluster) JoinProc(id, via uint64, flags ...string) *Proc {
+	c.t.Helper()
+	if c.Addrs[id] == "" {
+		c.NewAddr(id)
+	}
+	args := []string{"--log-format=json", "--log-level=info", "node",
+		fmt.Sprintf("--id=%d", id), "--listen=" + c.Addrs[id], "--join=" + c.Addrs[via],
+		"--dir=" + c.NodeDir(id), "--cluster=" + c.ID}
+	args = append(append(args, c.nodeFlags...), flags...)
+	p := &Proc{t: c.t, group: c.group, Name: fmt.Sprintf("node%d", id), Args: args, Log: filepath.Join(c.Dir, fmt.Sprintf("node%d.log", id))}
+	c.Nodes[id] = p
+	return p
+}
+
+// NewAddr picks a free loopback address for replica id, to add it.
+func (c *Cluster) NewAddr(id uint64) string {
+	c.Addrs[id] = FreePorts(c.t, 1)[0]
+	return c.Addrs[id]
 }
 
 // NodeDir is replica id's data directory.

@@ -1,0 +1,138 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"synod/internal/cluster"
+	"synod/wire"
+)
+
+// changeMembers sends a membership change to the master, following its
+// hints (a master asked to remove itself hands over first) and retrying
+// while another change is under way.
+func changeMembers(ctx context.Context, t *testing.T, c *cluster.Cluster, req wire.Request) wire.Reply {
+	t.Helper()
+	for {
+		master, err := c.WaitMaster(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := c.Dial(ctx, master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := cl.Do(ctx, &req)
+		cl.Close()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			t.Fatalf("%v %d: %v", req.Op, req.MemberID, err)
+		case err == nil && rep.Code == wire.CodeOK:
+			return rep
+		case err == nil && rep.Code != wire.CodeNotMaster && rep.Code != wire.CodeBusy && rep.Code != wire.CodeUnavailable:
+			t.Fatalf("%v %d: %v %s", req.Op, req.MemberID, rep.Code, rep.Msg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitRole waits until replica id reports role.
+func waitRole(ctx context.Context, t *testing.T, c *cluster.Cluster, id uint64, roles ...string) {
+	t.Helper()
+	for {
+		st := c.Statuses(ctx)[id]
+		for _, r := range roles {
+			if st.Role == r {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("replica %d is %q, want one of %v", id, st.Role, roles)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func voters(rep wire.Reply) string {
+	var out []string
+	for _, m := range rep.Members {
+		role := "+"
+		if m.Voter {
+			role = ""
+		}
+		out = append(out, fmt.Sprintf("%s%d", role, m.ID))
+	}
+	return strings.Join(out, " ")
+}
+
+// TestMembershipChange grows a cluster from 3 to 5 replicas under writing
+// clients, shrinks it back to 3 removing the master among others, and
+// checks a removed replica stops and never starts again on its data, and
+// that no acknowledged write is lost.
+func TestMembershipChange(t *testing.T) {
+	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := c.WaitMaster(ctx); err != nil {
+		t.Fatal(err)
+	}
+	joining := map[uint64]*cluster.Proc{4: c.JoinProc(4, 1), 5: c.JoinProc(5, 2)}
+	stop := make(chan struct{})
+	ackedCh := make(chan map[string][]string, 1)
+	go func() { ackedCh <- appendTokens(ctx, t, c, 8, stop) }()
+
+	for _, id := range []uint64{4, 5} {
+		rep := changeMembers(ctx, t, c, wire.Request{Op: wire.OpMemberAdd, MemberID: id, MemberAddr: c.Addrs[id]})
+		t.Logf("added %d: %s (slot %d)", id, voters(rep), rep.ConfigSlot)
+		joining[id].Start()
+		waitRole(ctx, t, c, id, "follower", "master") // promoted once caught up
+	}
+	master, err := c.WaitMaster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := []uint64{master}
+	for _, id := range []uint64{1, 2, 3} {
+		if id != master && len(removed) < 2 {
+			removed = append(removed, id)
+		}
+	}
+	for _, id := range removed {
+		rep := changeMembers(ctx, t, c, wire.Request{Op: wire.OpMemberRemove, MemberID: id})
+		t.Logf("removed %d: %s (slot %d)", id, voters(rep), rep.ConfigSlot)
+		if len(rep.Members) == 0 || strings.Contains(" "+voters(rep)+" ", fmt.Sprintf(" %d ", id)) {
+			t.Fatalf("replica %d still a member: %s", id, voters(rep))
+		}
+	}
+	for _, id := range removed {
+		err, exited := c.Nodes[id].Wait(30 * time.Second)
+		if !exited || err == nil {
+			t.Fatalf("removed replica %d: exited %v, %v; want it to stop with an error", id, exited, err)
+		}
+		if out := c.Nodes[id].Output(); !strings.Contains(out, "removed from the cluster") {
+			t.Fatalf("removed replica %d did not say so:\n%s", id, out[max(0, len(out)-2000):])
+		}
+	}
+	close(stop)
+	acked := <-ackedCh
+
+	// Restarted with its old flags, a removed replica refuses to start.
+	c.Nodes[removed[0]].Start()
+	if err, exited := c.Nodes[removed[0]].Wait(30 * time.Second); !exited || err == nil {
+		t.Fatalf("removed replica %d restarted: exited %v, %v", removed[0], exited, err)
+	}
+	var left uint64
+	for id := uint64(1); id <= 5; id++ {
+		if id != removed[0] && id != removed[1] {
+			left = id
+		}
+	}
+	if _, err := c.WaitConverged(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	checkTokens(ctx, t, c, left, acked)
+}

@@ -66,15 +66,15 @@ type Node struct {
 	ticked      int64 // ticks handed to the core
 
 	// Shared with client goroutines.
-	soft     atomic.Pointer[softInfo]
-	view     atomic.Pointer[memberView]        // the configuration, for other goroutines
-	peers    atomic.Pointer[map[uint64]*peer] // replaced by the loop, read by senders
-	runCtx   context.Context                  // set by Run before the peers start
-	memberQ  chan *memberReq
+	soft    atomic.Pointer[softInfo]
+	view    atomic.Pointer[memberView]       // the configuration, for other goroutines
+	peers   atomic.Pointer[map[uint64]*peer] // replaced by the loop, read by senders
+	runCtx  context.Context                  // set by Run before the peers start
+	memberQ chan *memberReq
 	// Loop-owned: membership changes waiting to be in force.
 	memberWaits []memberWait
-	pending  pendingWrites
-	degraded atomic.Bool // storage failed: no voting, no writes, reads go on
+	pending     pendingWrites
+	degraded    atomic.Bool // storage failed: no voting, no writes, reads go on
 
 	// Applier state, under mu.
 	mu          sync.RWMutex

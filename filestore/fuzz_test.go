@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"synod/filestore/wal"
 )
 
 func FuzzDecodeCommand(f *testing.F) {
@@ -180,9 +182,9 @@ func FuzzReadSnapshotContent(f *testing.F) {
 			start := len(snap)
 			snap = append(snap, line...)
 			snap = append(snap, ' ')
-			snap = appendHex32(snap, crc32.Checksum(line, castagnoli))
+			snap = appendHex32(snap, crc32.Checksum(line, wal.CRC32C))
 			snap = append(snap, '\n')
-			body = crc32.Update(body, castagnoli, snap[start:])
+			body = crc32.Update(body, wal.CRC32C, snap[start:])
 		}
 		m, meta, err := ReadSnapshot(bytes.NewReader(snap), opts)
 		if err != nil {

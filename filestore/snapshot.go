@@ -34,8 +34,6 @@ const maxConfigMembers = 1024
 // maxMembers bounds the member list a snapshot header may carry.
 const maxMembers = 1024
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // SnapshotMeta describes a snapshot: where in the log it was taken and
 // what the cluster looked like.
 type SnapshotMeta struct {
@@ -170,12 +168,12 @@ func (sw *snapshotWriter) emit(b []byte) bool {
 	if sw.err != nil {
 		return false
 	}
-	sum := crc32.Checksum(b, castagnoli)
+	sum := crc32.Checksum(b, wal.CRC32C)
 	b = append(b, ' ')
 	b = appendHex32(b, sum)
 	b = append(b, '\n')
 	sw.line = b
-	sw.body = crc32.Update(sw.body, castagnoli, b)
+	sw.body = crc32.Update(sw.body, wal.CRC32C, b)
 	_, sw.err = sw.w.Write(b)
 	return sw.err == nil
 }
@@ -296,11 +294,11 @@ func (sr *snapshotReader) next() (fields []byte, err error) {
 	if !ok {
 		return nil, sr.corrupt("malformed checksum")
 	}
-	if got := crc32.Checksum(body[:sp], castagnoli); got != want {
+	if got := crc32.Checksum(body[:sp], wal.CRC32C); got != want {
 		return nil, sr.corrupt("checksum mismatch: have %08x, line says %08x", got, want)
 	}
 	sr.before = sr.body
-	sr.body = crc32.Update(sr.body, castagnoli, line)
+	sr.body = crc32.Update(sr.body, wal.CRC32C, line)
 	return body[:sp], nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"synod/filestore/wal"
 )
 
 // The format is pinned byte for byte: this is the example in doc.go. If
@@ -200,7 +202,7 @@ func TestSnapshotTruncatedAndFlipped(t *testing.T) {
 func withCRC(lines ...string) string {
 	var b strings.Builder
 	for _, l := range lines {
-		fmt.Fprintf(&b, "%s %08x\n", l, crc32.Checksum([]byte(l), castagnoli))
+		fmt.Fprintf(&b, "%s %08x\n", l, crc32.Checksum([]byte(l), wal.CRC32C))
 	}
 	return b.String()
 }
@@ -209,7 +211,7 @@ func withCRC(lines ...string) string {
 // trailer.
 func build(files, sessions int, lines ...string) string {
 	body := withCRC(lines...)
-	end := fmt.Sprintf("END %d %d %08x", files, sessions, crc32.Checksum([]byte(body), castagnoli))
+	end := fmt.Sprintf("END %d %d %08x", files, sessions, crc32.Checksum([]byte(body), wal.CRC32C))
 	return body + withCRC(end)
 }
 

@@ -3,11 +3,28 @@
 // applies chosen commands to the filestore state machine, and serves
 // proxies over the wire protocol.
 //
-// The event loop owns the paxos.Replica. It sends a Ready's early messages
-// at once, so heartbeats never wait for the disk, and hands the rest to the
-// persister, which group-commits every Ready queued behind the previous
-// fsync, then sends the votes, applies, answers clients, and reports back so
-// the loop can Advance.
+// A node is four goroutines that own their state, in the spirit of etcd's
+// raft node and hashicorp/raft's FSM goroutine, plus one per connection:
+//
+//   - the engine (engine.go), the event loop, alone owns the paxos.Replica.
+//     It sends a Ready's early messages at once, so heartbeats never wait
+//     for the disk, and hands the rest to the persister;
+//   - the persister (persister.go, storage.go) alone writes the log and the
+//     acceptor file: it group-commits every Ready queued behind the previous
+//     fsync, sends the votes that waited for it, hands the chosen entries to
+//     the applier and tells the engine to Advance;
+//   - the applier (applier.go) alone changes the state machine: it applies
+//     chosen entries, answers the writes this replica proposed and the reads
+//     waiting for their index, installs snapshots fetched from peers, and
+//     starts snapshots of its own (snapshot.go);
+//   - the server (server.go, transport.go) answers clients and peers, one
+//     goroutine per connection, reading the state machine under the
+//     applier's read lock and handing writes and read indexes to the engine.
+//
+// Two index spaces run through it, never mixed: a slot is a position in the
+// Multi-Paxos log (one slot may carry a batch of commands, or a no-op or a
+// configuration); a command index counts applied commands, the number a
+// client sees in a write's reply and asks for with MinIndex.
 package node
 
 import (

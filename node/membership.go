@@ -10,54 +10,18 @@ import (
 	"strings"
 	"time"
 
-	"synod/filestore"
 	"synod/paxos"
 	"synod/wire"
 )
 
-// This file owns the node's side of membership (paxos/RECONFIG.md): the
-// configuration its state machine applied, which snapshots carry. It runs
-// on the persister goroutine (apply) and the snapshot goroutines, under
-// n.mu.
-
-// restore is a snapshot install the loop hands to the core.
-type restore struct {
-	slot     uint64
-	conf     paxos.Configuration
-	confSlot uint64
-}
-
-// applyConfigLocked records the configuration chosen at slot. n.mu is held.
-func (n *Node) applyConfigLocked(slot uint64, v paxos.Value) {
-	c, err := paxos.ParseConfiguration(v)
-	if err != nil || slot <= n.confSlot {
-		return // the core ignores a value that does not decode, alike
-	}
-	n.conf, n.confSlot = c, slot
-}
-
-// snapshotMetaLocked describes a snapshot of slot: the configuration in
-// force there. n.mu is held.
-func (n *Node) snapshotMetaLocked(slot uint64) filestore.SnapshotMeta {
-	meta := filestore.SnapshotMeta{Slot: slot, ConfigSlot: n.confSlot, Config: n.conf.Value().Cmds}
-	for _, id := range n.conf.Voters() {
-		meta.Members = append(meta.Members, uint64(id))
-	}
-	return meta
-}
-
-// configFromMeta returns the configuration a snapshot carries, the zero one
-// for a snapshot of an older format.
-func configFromMeta(meta filestore.SnapshotMeta) (paxos.Configuration, uint64, error) {
-	if len(meta.Config) == 0 {
-		return paxos.Configuration{}, 0, nil
-	}
-	c, err := paxos.ParseConfiguration(paxos.Value{Kind: paxos.ValueConfig, Cmds: meta.Config})
-	if err != nil {
-		return c, 0, fmt.Errorf("node: snapshot of slot %d: %w", meta.Slot, err)
-	}
-	return c, meta.ConfigSlot, nil
-}
+// This file owns the node's side of membership (paxos/RECONFIG.md). The
+// engine publishes the core's configuration (noteConfig) and keeps one peer
+// connection per member (syncPeers); any goroutine reads the published view
+// (members, addrOf, isPeer). Changes run on the engine (changeMembers,
+// answerMemberWaits, maybePromote). askToJoin runs in New, before any
+// goroutine starts; noteRefusal on a peer connection's goroutine. The
+// configuration the state machine applied, which snapshots carry, is the
+// applier's (applier.go).
 
 // memberView is what other goroutines may know of the configuration: the
 // one in force, the slot that chose it, and, on a master changing it, the
@@ -110,9 +74,9 @@ func (n *Node) isPeer(id uint64) bool {
 // noteConfig publishes the core's configuration when it changed and starts
 // or stops peer connections to match. The loop calls it after every Ready.
 func (n *Node) noteConfig() {
-	cur, slot, next := n.r.Configuration()
+	cur, slot, next := n.eng.r.Configuration()
 	old := n.view.Load()
-	peers := n.r.Peers()
+	peers := n.eng.r.Peers()
 	if old != nil && old.slot == slot && old.conf.Equal(cur) && sameNext(old.next, next) && slices.Equal(old.peers, peers) {
 		return
 	}
@@ -182,33 +146,13 @@ func (n *Node) memberReply(code wire.Code, msg string) wire.Reply {
 	return rep
 }
 
-// handleMembers answers OpMembers from this replica's view, and queues the
-// changes for the loop (the master's).
-func (n *Node) handleMembers(ctx context.Context, req wire.Request, reply replyFunc) {
-	if req.Op == wire.OpMembers {
-		reply(n.memberReply(wire.CodeOK, ""))
-		return
-	}
-	if si := n.soft.Load(); si.Role != paxos.Master || !si.Ready {
-		n.notMaster(reply)
-		return
-	}
-	select {
-	case n.memberQ <- &memberReq{req: req, reply: reply}:
-	case <-ctx.Done():
-		reply(wire.Reply{Code: wire.CodeUnavailable, Msg: "replica stopping", NotApplied: true})
-	default:
-		reply(wire.Reply{Code: wire.CodeBusy, Msg: "too many membership changes queued", NotApplied: true})
-	}
-}
-
 // changeMembers runs a membership change on the loop: it computes the new
 // configuration, answers at once a change already in force (so a retry is
 // harmless) or one that makes no sense, hands mastership over first for the
 // removal of the master, and otherwise proposes it and waits for it to be
 // in force.
 func (n *Node) changeMembers(mr *memberReq) {
-	cur, _, _ := n.r.Configuration()
+	cur, _, _ := n.eng.r.Configuration()
 	id, addr := paxos.NodeID(mr.req.MemberID), mr.req.MemberAddr
 	next := paxos.Configuration{Members: append([]paxos.Member(nil), cur.Members...)}
 	m, present := cur.Member(id)
@@ -250,7 +194,7 @@ func (n *Node) changeMembers(mr *memberReq) {
 			return
 		case uint64(id) == n.cfg.ID:
 			// The master removes itself only after handing over.
-			target, err := n.r.TransferMastership()
+			target, err := n.eng.r.TransferMastership()
 			if err != nil {
 				mr.reply(n.memberReply(wire.CodeUnavailable, "the master cannot be removed: no follower can take over: "+err.Error()))
 				return
@@ -264,12 +208,12 @@ func (n *Node) changeMembers(mr *memberReq) {
 		bad("unknown membership operation")
 		return
 	}
-	slot, err := n.r.ProposeConfig(normalized(next))
+	slot, err := n.eng.r.ProposeConfig(normalized(next))
 	var notLive *paxos.NotLiveError
 	switch {
 	case err == nil:
 		n.log.Info().Str("op", mr.req.Op.String()).Uint64("member", uint64(id)).Uint64("slot", slot).Msg("membership change proposed")
-		n.memberWaits = append(n.memberWaits, memberWait{slot: slot, reply: mr.reply})
+		n.eng.memberWaits = append(n.eng.memberWaits, memberWait{slot: slot, reply: mr.reply})
 	case errors.As(err, &notLive):
 		mr.reply(n.memberReply(wire.CodeUnavailable, fmt.Sprintf("refused: the new configuration's majority is not live: %d of its voters answer, it needs %d; not reachable: %v",
 			notLive.Have, notLive.Need, notLive.Unreachable)))
@@ -291,23 +235,23 @@ func normalized(c paxos.Configuration) paxos.Configuration {
 // ones a master that stepped down cannot finish (the proxy retries them: a
 // change already in force answers OK).
 func (n *Node) answerMemberWaits() {
-	if len(n.memberWaits) == 0 {
+	if len(n.eng.memberWaits) == 0 {
 		return
 	}
-	ss, _ := n.r.Status()
-	_, slot, _ := n.r.Configuration()
-	kept := n.memberWaits[:0]
-	for _, w := range n.memberWaits {
+	ss, _ := n.eng.r.Status()
+	_, slot, _ := n.eng.r.Configuration()
+	kept := n.eng.memberWaits[:0]
+	for _, w := range n.eng.memberWaits {
 		switch {
 		case ss.Role != paxos.Master:
 			n.notMaster(w.reply)
-		case slot >= w.slot && !n.r.InFlight():
+		case slot >= w.slot && !n.eng.r.InFlight():
 			w.reply(n.memberReply(wire.CodeOK, ""))
 		default:
 			kept = append(kept, w)
 		}
 	}
-	n.memberWaits = kept
+	n.eng.memberWaits = kept
 }
 
 // maxPromoteLag is how far behind the chosen prefix a learner may be and
@@ -317,10 +261,10 @@ const maxPromoteLag = 64
 // maybePromote, on a master, promotes one learner that caught up, when no
 // change is under way (Config.AutoPromote).
 func (n *Node) maybePromote() {
-	if !n.cfg.AutoPromote || n.r.InFlight() {
+	if !n.cfg.AutoPromote || n.eng.r.InFlight() {
 		return
 	}
-	ids := n.r.CaughtUpLearners(maxPromoteLag)
+	ids := n.eng.r.CaughtUpLearners(maxPromoteLag)
 	if len(ids) == 0 {
 		return
 	}
@@ -398,8 +342,5 @@ func (n *Node) noteRefusal(peer uint64, err error) {
 	}
 	n.log.Error().Uint64("peer", peer).Uint64("its_config_slot", slot).Str("reason", re.Reason).
 		Msg("a member with a newer configuration does not know this replica: it was removed")
-	select {
-	case n.removedCh <- struct{}{}:
-	default:
-	}
+	signal(n.removedCh)
 }

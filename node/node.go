@@ -1,5 +1,11 @@
 package node
 
+// This file owns a node's life: New recovers it and binds its address, Run
+// starts the goroutines (package comment), takes a replica whose disk fails
+// out of consensus and back, and stops everything. New runs on the caller's
+// goroutine; Run on its own, and it alone starts and stops the engine and
+// the persister, replacing the core and the storage between two engine runs.
+
 import (
 	"context"
 	"errors"
@@ -33,57 +39,41 @@ var ErrRemoved = errors.New("node: this replica was removed from the cluster")
 // recovers from its files.
 var ErrStorage = errors.New("node: storage failed")
 
-// Node is one running replica.
+// Node is one running replica. Its fields are grouped by the goroutine that
+// owns them; what several goroutines share is atomic or behind its own lock.
 type Node struct {
-	cfg   Config
-	log   zerolog.Logger
-	pcfg  paxos.Config
+	// Set by New, read-only after.
+	cfg  Config
+	log  zerolog.Logger
+	pcfg paxos.Config
+	ln   net.Listener
+
+	// The engine's (engine.go), and the queues into it. Run replaces
+	// eng.r and store while no engine runs.
+	eng      engine
+	inbox    chan paxos.Message // from peer connections
+	props    chan *proposal     // writes, from the server
+	reads    chan *readReq      // linearizable reads, from the server
+	calls    chan func()        // membership changes and handovers, run on the loop
+	mail     mailbox            // notices from goroutines that must never wait for the loop
+	persistQ chan paxos.Ready   // the engine's Readies, to the persister
+
+	// The persister's (persister.go).
 	store *storage
-	r     *paxos.Replica // owned by the loop
+	trunc truncation // log truncations the snapshotter asks for
 
-	inbox chan paxos.Message
-	props chan *proposal
-	reads chan *readReq
-	// The persister hands Readies back to the loop through advQ, never a
-	// blocking channel, so the two can never wait on each other.
-	persistQ chan paxos.Ready
-	advMu    sync.Mutex
-	advQ     []paxos.Ready
-	advSig   chan struct{}
-	// Work for the loop from other goroutines: compactions after a
-	// snapshot, installs of a fetched snapshot, a handover request.
-	compactQ  chan uint64
-	restoreQ  chan restore
-	peerLostQ chan paxos.NodeID
-	handoverQ chan chan paxos.NodeID
+	// The applier's (applier.go), and the queue into it.
+	app     applier
+	applyQ  chan applyWork // from the persister and the snapshot fetcher
+	pending pendingWrites  // writes proposed: the engine adds, the applier answers
 
-	// Loop-owned.
-	readBatches map[uint64][]*readReq
-	nextCtx     uint64
-	chosenCmds  uint64 // commands in slots handed out as chosen
-	tickCount   uint64
-	clock       *clock
-	ticked      int64 // ticks handed to the core
-
-	// Shared with client goroutines.
-	soft    atomic.Pointer[softInfo]
-	view    atomic.Pointer[memberView]       // the configuration, for other goroutines
-	peers   atomic.Pointer[map[uint64]*peer] // replaced by the loop, read by senders
-	runCtx  context.Context                  // set by Run before the peers start
-	memberQ chan *memberReq
-	// Loop-owned: membership changes waiting to be in force.
-	memberWaits []memberWait
-	pending     pendingWrites
-	degraded    atomic.Bool // storage failed: no voting, no writes, reads go on
-
-	// Applier state, under mu.
-	mu          sync.RWMutex
-	fsm         *filestore.Machine
-	appliedSlot uint64
-	snapIndex   uint64              // Applied() of the newest snapshot taken or installed
-	conf        paxos.Configuration // the configuration applied last, and the slot that chose it
-	confSlot    uint64
-	waiting     []*readReq // reads waiting to reach their slot or index
+	// Published for every goroutine.
+	soft        atomic.Pointer[paxos.SoftState] // the core's, after every Ready
+	commitIndex atomicMax                       // the highest command index known chosen
+	view        atomic.Pointer[memberView]      // the configuration (membership.go)
+	peers       atomic.Pointer[map[uint64]*peer]
+	degraded    atomic.Bool     // storage failed: no voting, no writes, reads go on
+	runCtx      context.Context // set by Run before the peers start
 
 	snapshotting atomic.Bool // a snapshot is being written
 	fetching     atomic.Bool // a snapshot is being fetched
@@ -93,15 +83,23 @@ type Node struct {
 		dropped, proposed, applied, reads, fsyncs atomic.Uint64
 	}
 	storageErr chan error
-	removedCh  chan struct{} // the loop found this replica removed
+	removedCh  chan struct{} // this replica was found removed
 	wg         sync.WaitGroup
-	ln         net.Listener
 }
 
-// softInfo is what client goroutines may know of the core's state.
-type softInfo struct {
-	paxos.SoftState
-	commit uint64 // commands known chosen
+// atomicMax is a counter that only goes up.
+type atomicMax struct{ v atomic.Uint64 }
+
+func (a *atomicMax) load() uint64 { return a.v.Load() }
+
+// raise sets the counter to x if x is higher.
+func (a *atomicMax) raise(x uint64) {
+	for {
+		cur := a.v.Load()
+		if x <= cur || a.v.CompareAndSwap(cur, x) {
+			return
+		}
+	}
 }
 
 // New opens cfg.Dir, recovers the replica's state (the newest snapshot, then
@@ -128,6 +126,62 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	pc := coreConfig(cfg, hs)
+	r, err := paxos.New(pc, hs)
+	if err != nil {
+		store.close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		store.close()
+		return nil, fmt.Errorf("node: listen: %w", err)
+	}
+	n := &Node{
+		cfg:        cfg,
+		log:        lg,
+		pcfg:       pc,
+		ln:         ln,
+		inbox:      make(chan paxos.Message, 4096),
+		props:      make(chan *proposal, 4096),
+		reads:      make(chan *readReq, 4096),
+		calls:      make(chan func(), 16),
+		mail:       mailbox{sig: make(chan struct{}, 1)},
+		store:      store,
+		applyQ:     make(chan applyWork, 256),
+		storageErr: make(chan error, 1),
+		removedCh:  make(chan struct{}, 1),
+	}
+	n.trunc.sig = make(chan struct{}, 1)
+	n.eng = newEngine(r, newClock(cfg.TestClockRate), hs.Applied, fsm.Applied())
+	conf, confSlot := hs.Config, hs.ConfigSlot
+	if len(conf.Members) == 0 {
+		conf = paxos.NewConfiguration(pc.Members, pc.Addrs)
+	}
+	n.app = applier{fsm: fsm, slot: hs.Applied, snapIndex: fsm.Applied(), conf: conf, confSlot: confSlot}
+	n.commitIndex.raise(fsm.Applied())
+	n.peers.Store(&map[uint64]*peer{})
+	n.noteConfig()
+	if v := n.members(); v.slot > 0 {
+		if _, ok := v.conf.Member(pc.ID); !ok {
+			ln.Close()
+			store.close()
+			return nil, fmt.Errorf("%w: the configuration chosen at slot %d (%v) does not include replica %d; it does not start again on %s",
+				ErrRemoved, v.slot, v.conf, cfg.ID, cfg.Dir)
+		}
+	}
+	n.cutOnce.Store(cfg.TestCutSnapshotOnce)
+	n.soft.Store(&paxos.SoftState{Role: paxos.Follower})
+	lg.Info().Str("listen", ln.Addr().String()).Int("entries", len(hs.Entries)).
+		Uint64("snapshot_slot", hs.Applied).Uint64("committed", hs.Committed).
+		Str("membership", hs.Membership.String()).Msg("replica recovered")
+	return n, nil
+}
+
+// coreConfig is the paxos core's configuration for cfg: the members the
+// disk holds (a snapshot's configuration, or the one joined), else those of
+// --peers, which only seeds a new cluster.
+func coreConfig(cfg Config, hs paxos.HardState) paxos.Config {
 	pc := paxos.DefaultConfig()
 	pc.ID = paxos.NodeID(cfg.ID)
 	pc.Addrs = map[paxos.NodeID]string{}
@@ -137,9 +191,6 @@ func New(cfg Config) (*Node, error) {
 	}
 	sort.Slice(pc.Members, func(i, j int) bool { return pc.Members[i] < pc.Members[j] })
 	if len(hs.Config.Members) > 0 {
-		// The configuration the disk holds (a snapshot's, or the one
-		// joined) is the one the core starts with; --peers only seeds a
-		// new cluster.
 		pc.Members, pc.Learners, pc.Addrs = hs.Config.Voters(), nil, map[paxos.NodeID]string{}
 		for _, m := range hs.Config.Members {
 			pc.Addrs[m.ID] = m.Addr
@@ -154,61 +205,7 @@ func New(cfg Config) (*Node, error) {
 	pc.LeaseTicks = int(cfg.Lease / cfg.TickInterval)
 	pc.MaxEntriesPerMsg = 16
 	pc.Rand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), cfg.ID))
-	r, err := paxos.New(pc, hs)
-	if err != nil {
-		store.close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		store.close()
-		return nil, fmt.Errorf("node: listen: %w", err)
-	}
-	n := &Node{
-		cfg:         cfg,
-		log:         lg,
-		pcfg:        pc,
-		store:       store,
-		r:           r,
-		memberQ:     make(chan *memberReq, 16),
-		removedCh:   make(chan struct{}, 1),
-		inbox:       make(chan paxos.Message, 4096),
-		props:       make(chan *proposal, 4096),
-		reads:       make(chan *readReq, 4096),
-		advSig:      make(chan struct{}, 1),
-		compactQ:    make(chan uint64, 16),
-		restoreQ:    make(chan restore, 16),
-		peerLostQ:   make(chan paxos.NodeID, 16),
-		handoverQ:   make(chan chan paxos.NodeID, 1),
-		readBatches: map[uint64][]*readReq{},
-		fsm:         fsm,
-		appliedSlot: hs.Applied,
-		snapIndex:   fsm.Applied(),
-		storageErr:  make(chan error, 1),
-		ln:          ln,
-		clock:       newClock(cfg.TestClockRate),
-		conf:        hs.Config,
-		confSlot:    hs.ConfigSlot,
-	}
-	if len(n.conf.Members) == 0 {
-		n.conf = paxos.NewConfiguration(pc.Members, pc.Addrs)
-	}
-	n.peers.Store(&map[uint64]*peer{})
-	n.noteConfig()
-	if v := n.members(); v.slot > 0 {
-		if _, ok := v.conf.Member(pc.ID); !ok {
-			ln.Close()
-			store.close()
-			return nil, fmt.Errorf("%w: the configuration chosen at slot %d (%v) does not include replica %d; it does not start again on %s",
-				ErrRemoved, v.slot, v.conf, cfg.ID, cfg.Dir)
-		}
-	}
-	n.cutOnce.Store(cfg.TestCutSnapshotOnce)
-	n.soft.Store(&softInfo{SoftState: paxos.SoftState{Role: paxos.Follower}})
-	lg.Info().Str("listen", ln.Addr().String()).Int("entries", len(hs.Entries)).
-		Uint64("snapshot_slot", hs.Applied).Uint64("committed", hs.Committed).
-		Str("membership", hs.Membership.String()).Msg("replica recovered")
-	return n, nil
+	return pc
 }
 
 // Addr returns the address the node listens on.
@@ -223,8 +220,9 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n.startPeers(runCtx)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() { defer n.wg.Done(); n.serve(runCtx, n.ln) }()
+	go func() { defer n.wg.Done(); n.runApplier(runCtx) }()
 	// shutdown stops everything Run started and returns err, or the log's
 	// close error.
 	shutdown := func(err error) error {
@@ -275,9 +273,7 @@ func (n *Node) Run(ctx context.Context) error {
 // channel closes when both have stopped.
 func (n *Node) startEngine(ctx context.Context) <-chan struct{} {
 	n.persistQ = make(chan paxos.Ready, 256)
-	n.advMu.Lock()
-	n.advQ = nil
-	n.advMu.Unlock()
+	n.mail.dropAdvances() // a rebuilt core has no Ready out
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -287,18 +283,14 @@ func (n *Node) startEngine(ctx context.Context) <-chan struct{} {
 	return done
 }
 
-// degrade takes the replica out of consensus after a storage failure.
+// degrade takes the replica out of consensus after a storage failure. The
+// engine is stopped: Run owns its state.
 func (n *Node) degrade(err error) {
 	n.degraded.Store(true)
 	n.log.Error().Err(err).Msg("storage failed: this replica stops voting and leading; reads go on; retrying the disk every second")
-	n.soft.Store(&softInfo{SoftState: paxos.SoftState{Role: paxos.Follower}, commit: n.soft.Load().commit})
+	n.soft.Store(&paxos.SoftState{Role: paxos.Follower})
 	n.pending.failAll(wire.CodeUnavailable)
-	for ctx, batch := range n.readBatches {
-		for _, rq := range batch {
-			n.notMaster(rq.reply)
-		}
-		delete(n.readBatches, ctx)
-	}
+	n.eng.failReads(n)
 }
 
 // recoverStorage retries the disk until it takes a write, then rebuilds the
@@ -311,7 +303,7 @@ func (n *Node) recoverStorage(ctx context.Context) bool {
 		case <-time.After(time.Second):
 		}
 		n.store.close()
-		store, hs, _, err := openStorage(n.cfg.Dir, n.cfg.ClusterID, n.cfg.ID, nil, n.cfg.walOptions(false), filestore.Options{MaxValue: n.cfg.MaxValue}, n.log)
+		store, hs, fsm, err := openStorage(n.cfg.Dir, n.cfg.ClusterID, n.cfg.ID, nil, n.cfg.walOptions(false), filestore.Options{MaxValue: n.cfg.MaxValue}, n.log)
 		if err == nil {
 			err = store.probe()
 			if err != nil {
@@ -330,9 +322,10 @@ func (n *Node) recoverStorage(ctx context.Context) bool {
 		}
 		// The state machine stays: it is at or ahead of the disk, and the
 		// core hands chosen slots out again from the snapshot on, which
-		// apply skips up to what is already applied.
-		n.store, n.r = store, r
-		n.chosenCmds = 0
+		// the applier skips up to what it applied already. The engine
+		// counts commands chosen from the snapshot's index again.
+		n.store = store
+		n.eng = newEngine(r, n.eng.clock, hs.Applied, fsm.Applied())
 		n.degraded.Store(false)
 		n.log.Info().Msg("disk works again: rejoining consensus")
 		return true
@@ -346,6 +339,7 @@ func diskFull(err error) bool {
 	return !errors.Is(err, wal.ErrSync) && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT))
 }
 
+// failStorage reports a storage failure to Run, from the persister.
 func (n *Node) failStorage(err error) {
 	select {
 	case n.storageErr <- fmt.Errorf("%w: %w", ErrStorage, err):
@@ -362,8 +356,15 @@ func (n *Node) Handover(d time.Duration) {
 		return
 	}
 	reply := make(chan paxos.NodeID, 1)
+	call := func() {
+		target, err := n.eng.r.TransferMastership()
+		if err != nil {
+			n.log.Warn().Err(err).Msg("no handover")
+		}
+		reply <- target
+	}
 	select {
-	case n.handoverQ <- reply:
+	case n.calls <- call:
 	default:
 		return
 	}
@@ -384,235 +385,4 @@ func (n *Node) Handover(d time.Duration) {
 	// Linger a moment so the new master's first heartbeat reaches us and the
 	// proxies see us follow it, rather than a replica that vanished.
 	time.Sleep(2 * n.cfg.Heartbeat)
-}
-
-// catchUp hands the core every tick that elapsed on the node's clock since
-// the last call, however long the process was stopped: the loop calls it
-// before it handles anything, so no decision rests on a stale clock
-// (DESIGN.md, trap 8).
-func (n *Node) catchUp() {
-	now := int64(n.clock.elapsed() / n.cfg.TickInterval)
-	if d := now - n.ticked; d > 0 {
-		n.ticked = now
-		n.r.Elapse(int(d))
-	}
-}
-
-// loop is the only goroutine that touches the paxos core.
-func (n *Node) loop(ctx context.Context) {
-	ticker := time.NewTicker(n.cfg.TickInterval)
-	defer ticker.Stop()
-	n.ticked = int64(n.clock.elapsed() / n.cfg.TickInterval) // a rebuilt core starts its own count
-	// Every event first brings the core's clock up to date (catchUp), so a
-	// loop that was stopped handles nothing on stale time.
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-ticker.C:
-			n.catchUp()
-			if n.tickCount++; n.tickCount%10 == 0 {
-				n.expireReads(now)
-			}
-			if n.tickCount%100 == 0 {
-				n.maybePromote()
-			}
-		case mr := <-n.memberQ:
-			n.catchUp()
-			n.changeMembers(mr)
-		case m := <-n.inbox:
-			n.catchUp()
-			n.r.Step(m)
-			for i := 0; i < 256; i++ { // drain what is queued: one Ready for all of it
-				select {
-				case m = <-n.inbox:
-					n.r.Step(m)
-					continue
-				default:
-				}
-				break
-			}
-		case p := <-n.props:
-			n.catchUp()
-			n.propose(p)
-		case rq := <-n.reads:
-			n.catchUp()
-			n.readIndex(rq)
-		case <-n.advSig:
-			n.catchUp()
-			n.advMu.Lock()
-			q := n.advQ
-			n.advQ = nil
-			n.advMu.Unlock()
-			for _, rd := range q {
-				n.r.Advance(rd)
-			}
-		case slot := <-n.compactQ:
-			n.r.Compact(slot)
-		case rs := <-n.restoreQ:
-			n.r.RestoreSnapshot(rs.slot, rs.conf, rs.confSlot)
-		case id := <-n.peerLostQ:
-			n.catchUp()
-			n.r.PeerLost(id)
-		case reply := <-n.handoverQ:
-			n.catchUp()
-			target, err := n.r.TransferMastership()
-			if err != nil {
-				n.log.Warn().Err(err).Msg("no handover")
-			}
-			reply <- target
-		}
-		if !n.r.HasReady() {
-			continue
-		}
-		rd := n.r.Ready()
-		n.sendTo(rd.Messages)
-		rd.Messages = nil
-		if rd.SoftState != nil {
-			n.onSoftState(*rd.SoftState)
-		}
-		if rd.MembershipChanged {
-			n.log.Info().Str("membership", rd.Membership.String()).Msg(membershipNews[rd.Membership])
-		}
-		for _, e := range rd.Chosen {
-			if e.Value.Kind == paxos.ValueCmds {
-				n.chosenCmds += uint64(len(e.Value.Cmds))
-			}
-		}
-		ss, _ := n.r.Status()
-		n.soft.Store(&softInfo{SoftState: ss, commit: n.chosenCmds})
-		n.noteConfig()
-		n.answerMemberWaits()
-		if ss.Removed {
-			select {
-			case n.removedCh <- struct{}{}:
-			default:
-			}
-		}
-		n.attachReads(&rd)
-		if rd.NeedSnapshot != paxos.None && n.fetching.CompareAndSwap(false, true) {
-			n.wg.Add(1)
-			go func(from uint64) {
-				defer n.wg.Done()
-				defer n.fetching.Store(false)
-				n.fetchSnapshot(ctx, from)
-			}(uint64(rd.NeedSnapshot))
-		}
-		select {
-		case n.persistQ <- rd:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-var membershipNews = map[paxos.Membership]string{
-	paxos.Voter:   "this replica votes",
-	paxos.Learner: "rejoining as a learner: this replica may have forgotten votes, so it votes again only after a phase 1 without it",
-	paxos.Fresh:   "new data directory: asking the peers whether the cluster is new",
-}
-
-func (n *Node) onSoftState(ss paxos.SoftState) {
-	prev := n.soft.Load().SoftState
-	if ss.Role != prev.Role || ss.Master != prev.Master || ss.Ballot != prev.Ballot {
-		n.log.Info().Str("role", ss.Role.String()).Uint64("master", uint64(ss.Master)).
-			Str("ballot", ss.Ballot.String()).Msg("role changed")
-	}
-	if prev.Role == paxos.Master && ss.Role != paxos.Master {
-		// Writes in flight may or may not be chosen by the next master;
-		// the proxy retries them under their ids and the session table
-		// applies each once.
-		n.pending.failAll(wire.CodeNotMaster)
-	}
-}
-
-// persister makes Readies durable, group-committing everything queued behind
-// the previous fsync, then sends votes, applies and answers.
-func (n *Node) persister(ctx context.Context) {
-	var batch []paxos.Ready
-	for {
-		batch = batch[:0]
-		select {
-		case <-ctx.Done():
-			return
-		case rd := <-n.persistQ:
-			batch = append(batch, rd)
-		}
-		for len(batch) < 256 {
-			select {
-			case rd := <-n.persistQ:
-				batch = append(batch, rd)
-				continue
-			default:
-			}
-			break
-		}
-		if n.cfg.TestAckBeforeFsync {
-			for i := range batch { // planted bug: votes before they are durable
-				n.sendTo(batch[i].MessagesAfterPersist)
-				batch[i].MessagesAfterPersist = nil
-			}
-		}
-		synced, err := n.store.persist(batch)
-		if err != nil {
-			// Nothing of this batch may be sent or applied: the votes are
-			// not durable. The engine stops and rebuilds from the disk.
-			n.failStorage(err)
-			return
-		}
-		n.stats.fsyncs.Add(uint64(synced))
-		for i := range batch {
-			n.sendTo(batch[i].MessagesAfterPersist)
-			n.apply(batch[i].Chosen)
-		}
-		n.maybeSnapshot(ctx)
-		n.advMu.Lock()
-		n.advQ = append(n.advQ, batch...)
-		n.advMu.Unlock()
-		select {
-		case n.advSig <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// Status describes this replica for proxies and operators.
-func (n *Node) Status() wire.Status {
-	si := n.soft.Load()
-	st := wire.Status{
-		ID:         n.cfg.ID,
-		Addr:       n.addrOf(n.cfg.ID),
-		Role:       si.Role.String(),
-		Round:      si.Ballot.Round,
-		BallotNode: uint64(si.Ballot.Node),
-		MasterID:   uint64(si.Master),
-		MasterAddr: n.addrOf(uint64(si.Master)),
-		Commit:     si.commit,
-		FreeDisk:   freeDisk(n.cfg.Dir),
-		Transfer:   uint64(si.Transfer),
-	}
-	v := n.members()
-	st.ConfigSlot = v.slot
-	for _, m := range v.conf.Members {
-		st.Members = append(st.Members, wire.Member{ID: uint64(m.ID), Addr: m.Addr, Voter: m.Voter})
-	}
-	switch {
-	case n.degraded.Load():
-		st.Role = "degraded" // disk failing: serves reads only
-	case si.Role == paxos.Master && !si.Ready:
-		st.Role = "candidate" // elected, but its no-op is not chosen yet
-	case !v.conf.IsVoter(paxos.NodeID(n.cfg.ID)):
-		st.Role = "learner" // a member that receives the log without voting
-	}
-	// A read lock: the digest is cached per applied index (computed at
-	// most once per change, under its own lock), so a poll neither
-	// blocks reads nor re-hashes files, ten times a second per proxy.
-	n.mu.RLock()
-	st.Applied = n.fsm.Applied()
-	st.Digest = n.fsm.Digest()
-	n.mu.RUnlock()
-	if st.Commit < st.Applied {
-		st.Commit = st.Applied
-	}
-	return st
 }

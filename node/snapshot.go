@@ -1,70 +1,90 @@
 package node
 
+// This file owns snapshots: the applier decides one is due and clones the
+// state machine (maybeSnapshot), a snapshot goroutine writes and fsyncs it,
+// then asks the engine to compact the core and the persister to truncate
+// the log; the server serves snapshot chunks to peers; a fetch goroutine
+// copies a peer's snapshot, validates it and hands it to the applier to
+// install. Only the applier changes the state machine.
+
 import (
 	"context"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"synod/filestore"
+	"synod/filestore/wal"
+	"synod/paxos"
 	"synod/wire"
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // keepSnapshots is how many snapshot files a replica keeps: the newest, and
 // one more so a transfer in progress does not lose its file to pruning.
 const keepSnapshots = 2
 
-// maybeSnapshot writes a snapshot every SnapshotEvery applied commands, in
-// the background, then compacts the log behind it but for SnapshotWindow
-// slots. The state is cloned under the lock; writing and fsyncing happen
-// without it.
+// maybeSnapshot, on the applier, starts a snapshot every SnapshotEvery
+// applied commands. The applier is the state machine's one writer, so it
+// clones it without the lock; writing and fsyncing happen on a goroutine
+// of their own, after which the core compacts its log and the persister
+// truncates the log files, both but for SnapshotWindow slots.
 func (n *Node) maybeSnapshot(ctx context.Context) {
-	n.mu.RLock()
-	due := n.fsm.Applied() >= n.snapIndex+n.cfg.SnapshotEvery
-	n.mu.RUnlock()
-	if !due || !n.snapshotting.CompareAndSwap(false, true) {
+	a := &n.app
+	if a.fsm.Applied() < a.snapIndex+n.cfg.SnapshotEvery || !n.snapshotting.CompareAndSwap(false, true) {
 		return
 	}
-	n.mu.Lock()
-	clone := n.fsm.Clone()
-	slot := n.appliedSlot
-	meta := n.snapshotMetaLocked(slot)
-	n.snapIndex = clone.Applied()
-	n.mu.Unlock()
-	store := n.store
+	clone := a.fsm.Clone()
+	slot := a.slot
+	meta := a.snapshotMeta(slot)
+	a.snapIndex = clone.Applied()
+	snapDir := filepath.Join(n.cfg.Dir, "snap")
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		defer n.snapshotting.Store(false)
 		start := time.Now()
-		path, err := filestore.SaveSnapshot(store.snapDir, clone, meta)
+		path, err := filestore.SaveSnapshot(snapDir, clone, meta)
 		if err != nil {
 			n.log.Warn().Err(err).Msg("snapshot failed; the log keeps growing until one succeeds")
 			return
 		}
-		if err := filestore.PruneSnapshots(store.snapDir, keepSnapshots); err != nil {
+		if err := filestore.PruneSnapshots(snapDir, keepSnapshots); err != nil {
 			n.log.Warn().Err(err).Msg("pruning snapshots")
 		}
 		n.log.Info().Str("file", filepath.Base(path)).Uint64("slot", slot).Uint64("index", clone.Applied()).
 			Dur("took", time.Since(start)).Msg("snapshot written")
-		if slot <= n.cfg.SnapshotWindow {
+		if slot <= n.cfg.SnapshotWindow || ctx.Err() != nil {
 			return
 		}
 		upTo := slot - n.cfg.SnapshotWindow
-		select {
-		case n.compactQ <- upTo:
-		case <-ctx.Done():
-			return
-		}
-		if err := store.truncateBefore(upTo + 1); err != nil {
-			n.log.Warn().Err(err).Msg("truncating the log")
-		}
+		n.mail.post(func(m *notices) { m.compact = max(m.compact, upTo) })
+		n.trunc.ask(upTo + 1)
 	}()
+}
+
+// snapshotMeta describes a snapshot of slot: the configuration in force
+// there. The applier calls it.
+func (a *applier) snapshotMeta(slot uint64) filestore.SnapshotMeta {
+	meta := filestore.SnapshotMeta{Slot: slot, ConfigSlot: a.confSlot, Config: a.conf.Value().Cmds}
+	for _, id := range a.conf.Voters() {
+		meta.Members = append(meta.Members, uint64(id))
+	}
+	return meta
+}
+
+// configFromMeta returns the configuration a snapshot carries, the zero one
+// for a snapshot of an older format.
+func configFromMeta(meta filestore.SnapshotMeta) (paxos.Configuration, uint64, error) {
+	if len(meta.Config) == 0 {
+		return paxos.Configuration{}, 0, nil
+	}
+	c, err := paxos.ParseConfiguration(paxos.Value{Kind: paxos.ValueConfig, Cmds: meta.Config})
+	if err != nil {
+		return c, 0, fmt.Errorf("node: snapshot of slot %d: %w", meta.Slot, err)
+	}
+	return c, meta.ConfigSlot, nil
 }
 
 // serveSnapshotChunk answers a peer's request for a piece of a snapshot.
@@ -92,7 +112,7 @@ func (n *Node) serveSnapshotChunk(req wire.SnapshotAck) wire.SnapshotChunk {
 		return wire.SnapshotChunk{Err: "read failed"}
 	}
 	return wire.SnapshotChunk{Slot: slot, Offset: req.Offset, Total: uint64(st.Size()), Data: buf,
-		CRC: crc32.Checksum(buf, castagnoli)}
+		CRC: wal.Checksum(buf)}
 }
 
 // fetchSnapshot copies a peer's newest snapshot in checksummed chunks into
@@ -148,7 +168,7 @@ func (n *Node) fetchSnapshot(ctx context.Context, from uint64) {
 		n.log.Warn().Err(err).Msg("snapshot transfer: sync")
 		return
 	}
-	n.installSnapshot(part)
+	n.installSnapshot(ctx, part)
 }
 
 // fetchChunks requests chunks until the file is complete (true) or the
@@ -171,7 +191,7 @@ func (n *Node) fetchChunks(ctx context.Context, cl *wire.Client, f *os.File, slo
 		case *slot == 0:
 			*slot = ch.Slot
 		}
-		if ch.Slot != *slot || ch.Offset != *offset || crc32.Checksum(ch.Data, castagnoli) != ch.CRC {
+		if ch.Slot != *slot || ch.Offset != *offset || wal.Checksum(ch.Data) != ch.CRC {
 			reset()
 			return false, fmt.Errorf("bad chunk at %d of snapshot %d", ch.Offset, ch.Slot)
 		}
@@ -188,18 +208,21 @@ func (n *Node) fetchChunks(ctx context.Context, cl *wire.Client, f *os.File, slo
 	}
 }
 
-// installSnapshot validates a received snapshot file, keeps it, and swaps
-// the state machine for it if it is ahead: a snapshot never rolls a replica
-// back.
-func (n *Node) installSnapshot(part string) {
+// installSnapshot validates a received snapshot file, keeps it, and hands
+// it to the applier, which installs it if it is ahead.
+func (n *Node) installSnapshot(ctx context.Context, part string) {
 	fsm, meta, err := filestore.LoadSnapshot(part, filestore.Options{MaxValue: n.cfg.MaxValue})
 	if err != nil {
 		n.log.Warn().Err(err).Msg("received snapshot is damaged; the next fetch retries")
 		return
 	}
+	conf, confSlot, err := configFromMeta(meta)
+	if err != nil {
+		n.log.Warn().Err(err).Msg("received snapshot has a bad configuration; the next fetch retries")
+		return
+	}
 	dir := filepath.Dir(part)
-	final := filestore.SnapshotPath(dir, meta.Slot)
-	if err := os.Rename(part, final); err != nil {
+	if err := os.Rename(part, filestore.SnapshotPath(dir, meta.Slot)); err != nil {
 		n.log.Warn().Err(err).Msg("keeping the received snapshot")
 		return
 	}
@@ -207,30 +230,8 @@ func (n *Node) installSnapshot(part string) {
 		d.Sync()
 		d.Close()
 	}
-	conf, confSlot, confErr := configFromMeta(meta)
-	if confErr != nil {
-		n.log.Warn().Err(confErr).Msg("received snapshot has a bad configuration; the next fetch retries")
-		return
+	select {
+	case n.applyQ <- applyWork{install: &fetched{fsm: fsm, meta: meta, conf: conf, confSlot: confSlot}}:
+	case <-ctx.Done():
 	}
-	n.mu.Lock()
-	installed := meta.Slot > n.appliedSlot
-	if installed {
-		n.fsm = fsm
-		n.appliedSlot = meta.Slot
-		n.snapIndex = fsm.Applied()
-		if confSlot >= n.confSlot && len(conf.Members) > 0 {
-			n.conf, n.confSlot = conf, confSlot
-		}
-		conf, confSlot = n.conf, n.confSlot
-	}
-	ready := n.readyReadsLocked()
-	n.mu.Unlock()
-	for _, rq := range ready {
-		n.serveRead(rq)
-	}
-	if !installed {
-		return
-	}
-	n.log.Info().Uint64("slot", meta.Slot).Uint64("index", fsm.Applied()).Msg("installed a snapshot from a peer")
-	n.restoreQ <- restore{slot: meta.Slot, conf: conf, confSlot: confSlot}
 }

@@ -1,10 +1,17 @@
 package node
 
+// This file owns the connections between replicas and the listener. One
+// goroutine per peer dials it and writes the messages the engine and the
+// persister queue for it (sendTo never blocks them: a full queue drops);
+// one goroutine per accepted connection checks the handshake, then reads a
+// peer's messages into the engine's inbox or serves a client (server.go).
+
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -195,12 +202,11 @@ func (n *Node) handleConn(ctx context.Context, nc net.Conn) {
 // connection closes (its process died, most often), the loop hears of it:
 // if that peer was the master, the election need not wait a whole timeout.
 func (n *Node) readPeer(ctx context.Context, c *wire.Conn, from paxos.NodeID) {
-	defer func() {
-		select {
-		case n.peerLostQ <- from:
-		default:
+	defer n.mail.post(func(m *notices) {
+		if !slices.Contains(m.lost, from) {
+			m.lost = append(m.lost, from)
 		}
-	}()
+	})
 	for {
 		env, err := c.Recv()
 		if err != nil {

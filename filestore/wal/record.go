@@ -9,8 +9,13 @@ import (
 	"strconv"
 )
 
-// castagnoli is the CRC-32C table; the hardware computes it on amd64 and arm64.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// CRC32C is the CRC-32C (Castagnoli) table of every checksum in synod's
+// files and snapshot transfers, the one table in the module; the hardware
+// computes it on amd64 and arm64.
+var CRC32C = crc32.MakeTable(crc32.Castagnoli)
+
+// Checksum returns the CRC-32C of b.
+func Checksum(b []byte) uint32 { return crc32.Checksum(b, CRC32C) }
 
 // Ballot is a Paxos ballot as the log stores it: ordered by Round, then Node.
 // wal only stores ballots; comparing them is the caller's business.
@@ -138,7 +143,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 // appendCRC ends the line that starts at dst[start] with a space, the CRC-32C
 // of the line so far, and a newline.
 func appendCRC(dst []byte, start int) []byte {
-	sum := crc32.Checksum(dst[start:], castagnoli)
+	sum := crc32.Checksum(dst[start:], CRC32C)
 	dst = append(dst, ' ')
 	dst = appendHex32(dst, sum)
 	return append(dst, '\n')
@@ -222,7 +227,7 @@ func checkLineCRC(line []byte) ([]byte, error) {
 		return nil, errNoCRC
 	}
 	content := line[:n-10]
-	if crc32.Checksum(content, castagnoli) != want {
+	if crc32.Checksum(content, CRC32C) != want {
 		return nil, errChecksum
 	}
 	return content, nil
@@ -370,7 +375,7 @@ func appendHeader(dst []byte, lines int, body []byte) []byte {
 	dst = append(dst, ' ')
 	dst = strconv.AppendUint(dst, uint64(len(body)), 10)
 	dst = append(dst, ' ')
-	dst = appendHex32(dst, crc32.Checksum(body, castagnoli))
+	dst = appendHex32(dst, crc32.Checksum(body, CRC32C))
 	return appendCRC(dst, start)
 }
 

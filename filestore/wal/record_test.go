@@ -206,7 +206,7 @@ func TestAppendRecordRejects(t *testing.T) {
 func TestParseHeader(t *testing.T) {
 	body := []byte("C 1 00000000\n")
 	h, err := parseHeader(appendHeader(nil, 1, body))
-	if err != nil || h.lines != 1 || h.bytes != uint64(len(body)) || h.crc != crc32.Checksum(body, castagnoli) {
+	if err != nil || h.lines != 1 || h.bytes != uint64(len(body)) || h.crc != crc32.Checksum(body, CRC32C) {
 		t.Fatalf("parseHeader(appendHeader) = %+v, %v", h, err)
 	}
 	for _, bad := range [][]byte{

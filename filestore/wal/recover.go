@@ -217,7 +217,7 @@ func (rc *recoverer) readBatch(br *bufio.Reader, path string, off, size int64, l
 	if _, err := io.ReadFull(br, body); err != nil {
 		return 0, nil, nil, fmt.Errorf("wal: read %s: %w", path, err)
 	}
-	if crc32.Checksum(body, castagnoli) != h.crc {
+	if crc32.Checksum(body, CRC32C) != h.crc {
 		at, reason := rc.findBadLine(body, line)
 		return 0, nil, &damage{off: off, line: at, reason: reason}, nil
 	}
@@ -325,7 +325,7 @@ func batchValidAt(f *os.File, off, size, maxBatch int64) (bool, error) {
 	if h.bytes > uint64(size-start) || h.bytes > uint64(maxBatch) {
 		return false, nil
 	}
-	sum := crc32.New(castagnoli)
+	sum := crc32.New(CRC32C)
 	if _, err := io.Copy(sum, io.NewSectionReader(f, start, int64(h.bytes))); err != nil {
 		return false, fmt.Errorf("wal: recover: %w", err)
 	}

@@ -131,7 +131,7 @@ func TestSlowProxyIsNotDropped(t *testing.T) {
 // once instead of back to the master that is leaving (issue 21.8).
 func TestNotMasterNamesTransferTarget(t *testing.T) {
 	n := &Node{cfg: Config{ID: 1, Peers: map[uint64]string{1: "a:1", 2: "b:2", 3: "c:3"}, MaxValue: 1 << 20}}
-	n.soft.Store(&softInfo{SoftState: paxos.SoftState{Role: paxos.Master, Master: 1, Ready: true, Transfer: 3}})
+	n.soft.Store(&paxos.SoftState{Role: paxos.Master, Master: 1, Ready: true, Transfer: 3})
 	var got wire.Reply
 	n.handleWrite(context.Background(), wire.Request{Op: wire.OpPut, Key: "k", ClientID: 9, Seq: 1}, func(r wire.Reply) { got = r })
 	if got.Code != wire.CodeNotMaster || got.MasterID != 3 || got.MasterAddr != "c:3" {
@@ -146,10 +146,10 @@ func TestNotMasterNamesTransferTarget(t *testing.T) {
 // reading, so it neither waits for nor holds up the readers (issue 21.5:
 // every poll took it exclusively).
 func TestStatusUnderReadLock(t *testing.T) {
-	n := &Node{cfg: Config{ID: 1, Peers: map[uint64]string{1: "a:1"}}, fsm: filestore.New(filestore.Options{})}
-	n.soft.Store(&softInfo{SoftState: paxos.SoftState{Role: paxos.Follower}})
-	n.fsm.Apply(1, filestore.EncodeCommand(nil, filestore.Command{Op: filestore.OpPut, Key: "k", Value: []byte("v")}))
-	n.mu.RLock() // a reader in the middle of serving a read
+	n := &Node{cfg: Config{ID: 1, Peers: map[uint64]string{1: "a:1"}}, app: applier{fsm: filestore.New(filestore.Options{})}}
+	n.soft.Store(&paxos.SoftState{Role: paxos.Follower})
+	n.app.fsm.Apply(1, filestore.EncodeCommand(nil, filestore.Command{Op: filestore.OpPut, Key: "k", Value: []byte("v")}))
+	n.app.mu.RLock() // a reader in the middle of serving a read
 	done := make(chan wire.Status, 1)
 	go func() { done <- n.Status() }()
 	var st wire.Status
@@ -158,8 +158,8 @@ func TestStatusUnderReadLock(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Status waits for the readers to finish")
 	}
-	n.mu.RUnlock()
-	if st.Applied != 1 || st.Digest != n.fsm.Digest() {
+	n.app.mu.RUnlock()
+	if st.Applied != 1 || st.Digest != n.app.fsm.Digest() {
 		t.Fatalf("status %+v", st)
 	}
 }

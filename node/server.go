@@ -1,7 +1,13 @@
 package node
 
+// This file owns the client side of the server: one goroutine per client
+// (proxy) connection reads requests and answers them, and one more writes
+// its replies. Writes, linearizable read indexes and membership changes go
+// to the engine; the reads ready now are served here from the state
+// machine, under the applier's read lock. STATUS is answered from what the
+// engine and the applier publish.
+
 import (
-	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -20,60 +26,6 @@ const MaxListKeys = 10000
 // a client connection stops reading requests because its replies are
 // queued past the byte bound.
 var testHookReplyBackpressure atomic.Pointer[func()]
-
-// replyFunc sends one answer on the connection a request came in on.
-type replyFunc func(wire.Reply)
-
-// proposal is one client write on its way through the core.
-type proposal struct {
-	cmd   []byte
-	reply replyFunc
-}
-
-// pendingWrites maps a proposed slot to the writes it carries, so the
-// applier can answer them.
-type pendingWrites struct {
-	mu     sync.Mutex
-	bySlot map[uint64][]*proposal
-}
-
-func (p *pendingWrites) add(slot uint64, props []*proposal) {
-	p.mu.Lock()
-	if p.bySlot == nil {
-		p.bySlot = map[uint64][]*proposal{}
-	}
-	p.bySlot[slot] = props
-	p.mu.Unlock()
-}
-
-func (p *pendingWrites) take(slot uint64) []*proposal {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	props := p.bySlot[slot]
-	delete(p.bySlot, slot)
-	return props
-}
-
-// failAll answers every pending write with code: the proxy retries them.
-func (p *pendingWrites) failAll(code wire.Code) {
-	p.mu.Lock()
-	all := p.bySlot
-	p.bySlot = nil
-	p.mu.Unlock()
-	for _, props := range all {
-		for _, pr := range props {
-			pr.reply(wire.Reply{Code: code, Msg: "mastership changed before the write was chosen"})
-		}
-	}
-}
-
-// readReq is one read waiting for its turn.
-type readReq struct {
-	req      wire.Request
-	reply    replyFunc
-	slot     uint64 // linearizable: the read index (a slot)
-	deadline time.Time
-}
 
 type outFrame struct {
 	kind wire.Kind
@@ -117,13 +69,6 @@ type replyQueue struct {
 
 func newReplyQueue() *replyQueue {
 	return &replyQueue{wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
-}
-
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
 }
 
 // push queues f; after close it is dropped.
@@ -361,39 +306,6 @@ func (n *Node) handleWrite(ctx context.Context, req wire.Request, reply replyFun
 	}
 }
 
-// propose batches every queued write into one slot.
-func (n *Node) propose(first *proposal) {
-	batch := []*proposal{first}
-	size := len(first.cmd)
-	for size < n.cfg.MaxBatchBytes {
-		select {
-		case p := <-n.props:
-			batch = append(batch, p)
-			size += len(p.cmd)
-			continue
-		default:
-		}
-		break
-	}
-	cmds := make([][]byte, len(batch))
-	for i, p := range batch {
-		cmds[i] = p.cmd
-	}
-	slot, err := n.r.Propose(cmds)
-	if err != nil {
-		code := wire.CodeNotMaster
-		if err == paxos.ErrBusy {
-			code = wire.CodeBusy
-		}
-		for _, p := range batch {
-			p.reply(wire.Reply{Code: code, Msg: err.Error(), NotApplied: true})
-		}
-		return
-	}
-	n.stats.proposed.Add(uint64(len(batch)))
-	n.pending.add(slot, batch)
-}
-
 func (n *Node) handleRead(ctx context.Context, req wire.Request, reply replyFunc) {
 	rq := &readReq{req: req, reply: reply, deadline: time.Now().Add(n.cfg.ReadTimeout)}
 	if req.Consistency == wire.Linearizable && n.cfg.UnsafeFollowerReads && n.soft.Load().Role != paxos.Master {
@@ -417,227 +329,42 @@ func (n *Node) handleRead(ctx context.Context, req wire.Request, reply replyFunc
 	n.wait(rq) // session and stale: only MinIndex to wait for
 }
 
-// readIndex asks the core for one read index shared by every queued read.
-func (n *Node) readIndex(first *readReq) {
-	batch := []*readReq{first}
-	for len(batch) < 4096 {
-		select {
-		case rq := <-n.reads:
-			batch = append(batch, rq)
-			continue
-		default:
-		}
-		break
+// Status describes this replica for proxies and operators.
+func (n *Node) Status() wire.Status {
+	si := n.soft.Load()
+	st := wire.Status{
+		ID:         n.cfg.ID,
+		Addr:       n.addrOf(n.cfg.ID),
+		Role:       si.Role.String(),
+		Round:      si.Ballot.Round,
+		BallotNode: uint64(si.Ballot.Node),
+		MasterID:   uint64(si.Master),
+		MasterAddr: n.addrOf(uint64(si.Master)),
+		Commit:     n.commitIndex.load(),
+		FreeDisk:   freeDisk(n.cfg.Dir),
+		Transfer:   uint64(si.Transfer),
 	}
-	n.nextCtx++
-	n.readBatches[n.nextCtx] = batch
-	n.r.ReadIndex(n.nextCtx)
-}
-
-// attachReads turns the read states of rd into waiting reads.
-func (n *Node) attachReads(rd *paxos.Ready) {
-	for _, rs := range rd.ReadStates {
-		batch := n.readBatches[rs.Context]
-		delete(n.readBatches, rs.Context)
-		for _, rq := range batch {
-			if rs.Failed {
-				n.notMaster(rq.reply)
-				continue
-			}
-			rq.slot = rs.Index
-			n.wait(rq)
-		}
+	v := n.members()
+	st.ConfigSlot = v.slot
+	for _, m := range v.conf.Members {
+		st.Members = append(st.Members, wire.Member{ID: uint64(m.ID), Addr: m.Addr, Voter: m.Voter})
 	}
-	rd.ReadStates = nil
-}
-
-// wait serves rq now if the state machine is far enough, or parks it.
-func (n *Node) wait(rq *readReq) {
-	n.mu.Lock()
-	if n.appliedSlot >= rq.slot && n.fsm.Applied() >= rq.req.MinIndex {
-		n.mu.Unlock()
-		n.serveRead(rq)
-		return
+	switch {
+	case n.degraded.Load():
+		st.Role = "degraded" // disk failing: serves reads only
+	case si.Role == paxos.Master && !si.Ready:
+		st.Role = "candidate" // elected, but its no-op is not chosen yet
+	case !v.conf.IsVoter(paxos.NodeID(n.cfg.ID)):
+		st.Role = "learner" // a member that receives the log without voting
 	}
-	n.waiting = append(n.waiting, rq)
-	n.mu.Unlock()
-}
-
-// readyReadsLocked takes the waiting reads the state now satisfies. n.mu
-// must be held.
-func (n *Node) readyReadsLocked() []*readReq {
-	var ready []*readReq
-	kept := n.waiting[:0]
-	for _, rq := range n.waiting {
-		if n.appliedSlot >= rq.slot && n.fsm.Applied() >= rq.req.MinIndex {
-			ready = append(ready, rq)
-		} else {
-			kept = append(kept, rq)
-		}
-	}
-	n.waiting = kept
-	return ready
-}
-
-// expireReads answers TIMEOUT to reads past their deadline.
-func (n *Node) expireReads(now time.Time) {
-	var expired []*readReq
-	n.mu.Lock()
-	kept := n.waiting[:0]
-	for _, rq := range n.waiting {
-		if now.After(rq.deadline) {
-			expired = append(expired, rq)
-		} else {
-			kept = append(kept, rq)
-		}
-	}
-	n.waiting = kept
-	n.mu.Unlock()
-	for _, rq := range expired {
-		rq.reply(wire.Reply{Code: wire.CodeTimeout, Msg: "replica did not reach the requested index in time"})
-	}
-}
-
-func (n *Node) failWaiting(code wire.Code) {
-	n.mu.Lock()
-	w := n.waiting
-	n.waiting = nil
-	n.mu.Unlock()
-	for _, rq := range w {
-		rq.reply(wire.Reply{Code: code, Msg: "replica stopping"})
-	}
-}
-
-func (n *Node) serveRead(rq *readReq) {
-	n.stats.reads.Add(1)
-	var rep wire.Reply
-	n.mu.RLock()
-	rep.Applied = n.fsm.Applied()
-	switch rq.req.Op {
-	case wire.OpGet:
-		v, ver, ok := n.fsm.Get(rq.req.Key)
-		if ok {
-			rep.Value, rep.Version = bytes.Clone(v), ver
-		} else {
-			rep.Code = wire.CodeNotFound
-		}
-	case wire.OpStat:
-		size, ver, ok := n.fsm.Stat(rq.req.Key)
-		if ok {
-			rep.Size, rep.Version = uint64(size), ver
-		} else {
-			rep.Code = wire.CodeNotFound
-		}
-	case wire.OpList:
-		rep.Keys = n.fsm.List(rq.req.Key, MaxListKeys)
-	}
-	n.mu.RUnlock()
-	if d := n.cfg.ReadDelay; d > 0 {
-		time.AfterFunc(d, func() { rq.reply(rep) })
-		return
-	}
-	rq.reply(rep)
-}
-
-// apply applies chosen entries in order, answers the writes this replica
-// proposed for them, and serves the reads that can now go.
-func (n *Node) apply(chosen []paxos.Entry) {
-	if len(chosen) == 0 {
-		return
-	}
-	type answer struct {
-		props   []*proposal
-		results []filestore.Result
-		ok      bool
-		inDoubt bool // the slot's value is not known here: it may hold these writes
-	}
-	var answers []answer
-	var ready []*readReq
-	n.mu.Lock()
-	for _, e := range chosen {
-		if e.Slot <= n.appliedSlot {
-			// Already in the state: a snapshot covered it, or the core was
-			// rebuilt from the disk and hands slots out again.
-			if props := n.pending.take(e.Slot); props != nil {
-				answers = append(answers, answer{props: props, inDoubt: true})
-			}
-			continue
-		}
-		var results []filestore.Result
-		if e.Value.Kind != paxos.ValueCmds {
-			n.appliedSlot = e.Slot
-			if e.Value.Kind == paxos.ValueConfig {
-				n.applyConfigLocked(e.Slot, e.Value)
-			}
-			if props := n.pending.take(e.Slot); props != nil {
-				answers = append(answers, answer{props: props})
-			}
-			continue
-		}
-		for _, cmd := range e.Value.Cmds {
-			results = append(results, n.fsm.Apply(n.fsm.Applied()+1, cmd))
-		}
-		n.appliedSlot = e.Slot
-		if props := n.pending.take(e.Slot); props != nil {
-			ok := e.Value.Kind == paxos.ValueCmds && len(props) == len(e.Value.Cmds)
-			for i := 0; ok && i < len(props); i++ {
-				ok = bytes.Equal(props[i].cmd, e.Value.Cmds[i])
-			}
-			answers = append(answers, answer{props: props, results: results, ok: ok})
-		}
-	}
-	n.stats.applied.Store(n.fsm.Applied())
-	ready = n.readyReadsLocked()
-	n.mu.Unlock()
-	for _, a := range answers {
-		for i, p := range a.props {
-			switch {
-			case a.inDoubt:
-				// Whether the slot held these writes is unknown here:
-				// the proxy retries them, marked as retries.
-				p.reply(wire.Reply{Code: wire.CodeNotMaster, Msg: "the slot was applied from a snapshot"})
-			case !a.ok:
-				// Another master's value took the slot: retry elsewhere.
-				n.notMaster(p.reply)
-			default:
-				p.reply(writeReply(a.results[i]))
-			}
-		}
-	}
-	for _, rq := range ready {
-		n.serveRead(rq)
-	}
-}
-
-// writeReply turns the state machine's result into the proxy's answer. The
-// refusals say NotApplied: the state machine turned this attempt down.
-func writeReply(res filestore.Result) wire.Reply {
-	rep := wire.Reply{Index: res.Index, Version: res.Version}
-	switch res.Code {
-	case filestore.CodeOK:
-		rep.Code = wire.CodeOK
-	case filestore.CodeNotFound:
-		rep.Code = wire.CodeNotFound
-	case filestore.CodeConflict:
-		rep.Code = wire.CodeConflict
-	case filestore.CodeTooLarge:
-		rep.Code = wire.CodeTooLarge
-		rep.Msg = "value would exceed the maximum size"
-	case filestore.CodeOutOfOrder:
-		rep = wire.Reply{Code: wire.CodeOutOfOrder, Msg: "an earlier write of the session is not applied yet", NotApplied: true}
-	case filestore.CodeSessionUnknown:
-		rep = wire.Reply{Code: wire.CodeSessionUnknown, Msg: "the session is unknown here (expired, evicted or never started)", NotApplied: true}
-	case filestore.CodeAnswered:
-		rep = wire.Reply{Code: wire.CodeAnswered, Msg: "the write was applied and its reply acknowledged: its outcome cannot be repeated"}
-	case filestore.CodeStale:
-		rep = wire.Reply{Code: wire.CodeBadRequest, Msg: "sequence number older than the client's last write", NotApplied: true}
-	default:
-		rep = wire.Reply{Code: wire.CodeBadRequest, NotApplied: true}
-		if res.Err != nil {
-			rep.Msg = res.Err.Error()
-		}
-	}
-	return rep
+	// A read lock: the digest is cached per applied index (computed at
+	// most once per change, under its own lock), so a poll neither
+	// blocks reads nor re-hashes files, ten times a second per proxy.
+	n.app.mu.RLock()
+	st.Applied = n.app.fsm.Applied()
+	st.Digest = n.app.fsm.Digest()
+	n.app.mu.RUnlock()
+	return st
 }
 
 // freeDisk returns the bytes available to the node in dir, 0 if unknown.
@@ -647,4 +374,24 @@ func freeDisk(dir string) uint64 {
 		return 0
 	}
 	return st.Bavail * uint64(st.Bsize)
+}
+
+// handleMembers answers OpMembers from this replica's view, and queues the
+// changes for the loop (the master's).
+func (n *Node) handleMembers(ctx context.Context, req wire.Request, reply replyFunc) {
+	if req.Op == wire.OpMembers {
+		reply(n.memberReply(wire.CodeOK, ""))
+		return
+	}
+	if si := n.soft.Load(); si.Role != paxos.Master || !si.Ready {
+		n.notMaster(reply)
+		return
+	}
+	select {
+	case n.calls <- func() { n.changeMembers(&memberReq{req: req, reply: reply}) }:
+	case <-ctx.Done():
+		reply(wire.Reply{Code: wire.CodeUnavailable, Msg: "replica stopping", NotApplied: true})
+	default:
+		reply(wire.Reply{Code: wire.CodeBusy, Msg: "too many membership changes queued", NotApplied: true})
+	}
 }

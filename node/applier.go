@@ -1,0 +1,355 @@
+package node
+
+// This file owns the applier goroutine: the one writer of the state
+// machine. It applies the chosen entries the persister hands it, in slot
+// order; answers the writes this replica proposed for them (pendingWrites);
+// serves the reads waiting for their slot or command index; installs the
+// snapshots the fetcher brings; records the configuration the log chose;
+// and starts a snapshot every SnapshotEvery commands. Server goroutines
+// read the state machine and add waiting reads under app.mu; the applier
+// takes it for writing only to change them.
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"synod/filestore"
+	"synod/paxos"
+	"synod/wire"
+)
+
+// applier is the state the applier goroutine owns.
+type applier struct {
+	mu        sync.RWMutex        // readers: the server; writer: the applier
+	fsm       *filestore.Machine  // under mu
+	slot      uint64              // the last slot applied, under mu
+	conf      paxos.Configuration // the configuration applied last, under mu
+	confSlot  uint64              // and the slot that chose it
+	waiting   []*readReq          // reads waiting for their slot or index, under mu
+	snapIndex uint64              // the applier's own: the newest snapshot's command index
+}
+
+// applyWork is one job for the applier: entries chosen, or a snapshot to
+// install.
+type applyWork struct {
+	chosen  []paxos.Entry
+	install *fetched
+}
+
+// fetched is a snapshot received from a peer, validated and kept on disk.
+type fetched struct {
+	fsm      *filestore.Machine
+	meta     filestore.SnapshotMeta
+	conf     paxos.Configuration
+	confSlot uint64
+}
+
+// replyFunc sends one answer on the connection a request came in on.
+type replyFunc func(wire.Reply)
+
+// proposal is one client write on its way through the core.
+type proposal struct {
+	cmd   []byte
+	reply replyFunc
+}
+
+// pendingWrites maps a proposed slot to the writes it carries: the engine
+// adds them when it proposes, the applier takes them when the slot is
+// applied, and whoever sees mastership lost fails the rest.
+type pendingWrites struct {
+	mu     sync.Mutex
+	bySlot map[uint64][]*proposal
+}
+
+func (p *pendingWrites) add(slot uint64, props []*proposal) {
+	p.mu.Lock()
+	if p.bySlot == nil {
+		p.bySlot = map[uint64][]*proposal{}
+	}
+	p.bySlot[slot] = props
+	p.mu.Unlock()
+}
+
+func (p *pendingWrites) take(slot uint64) []*proposal {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	props := p.bySlot[slot]
+	delete(p.bySlot, slot)
+	return props
+}
+
+// failAll answers every pending write with code: the proxy retries them.
+func (p *pendingWrites) failAll(code wire.Code) {
+	p.mu.Lock()
+	all := p.bySlot
+	p.bySlot = nil
+	p.mu.Unlock()
+	for _, props := range all {
+		for _, pr := range props {
+			pr.reply(wire.Reply{Code: code, Msg: "mastership changed before the write was chosen"})
+		}
+	}
+}
+
+// readReq is one read waiting for its turn.
+type readReq struct {
+	req      wire.Request
+	reply    replyFunc
+	slot     uint64 // linearizable: the read index (a slot)
+	deadline time.Time
+}
+
+// runApplier is the applier's goroutine; it runs as long as the node.
+func (n *Node) runApplier(ctx context.Context) {
+	expire := time.NewTicker(10 * n.cfg.TickInterval)
+	defer expire.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-expire.C:
+			n.expireReads(now)
+		case w := <-n.applyQ:
+			if w.install != nil {
+				n.install(w.install)
+			} else {
+				n.apply(w.chosen)
+			}
+			n.maybeSnapshot(ctx)
+		}
+	}
+}
+
+// apply applies chosen entries in order, answers the writes this replica
+// proposed for them, and serves the reads that can now go.
+func (n *Node) apply(chosen []paxos.Entry) {
+	a := &n.app
+	type answer struct {
+		props   []*proposal
+		results []filestore.Result
+		ok      bool
+		inDoubt bool // the slot's value is not known here: it may hold these writes
+	}
+	var answers []answer
+	a.mu.Lock()
+	for _, e := range chosen {
+		if e.Slot <= a.slot {
+			// Already in the state: a snapshot covered it, or the core was
+			// rebuilt from the disk and hands slots out again.
+			if props := n.pending.take(e.Slot); props != nil {
+				answers = append(answers, answer{props: props, inDoubt: true})
+			}
+			continue
+		}
+		var results []filestore.Result
+		switch e.Value.Kind {
+		case paxos.ValueCmds:
+			for _, cmd := range e.Value.Cmds {
+				results = append(results, a.fsm.Apply(a.fsm.Applied()+1, cmd))
+			}
+		case paxos.ValueConfig:
+			a.applyConfigLocked(e.Slot, e.Value)
+		}
+		a.slot = e.Slot
+		if props := n.pending.take(e.Slot); props != nil {
+			ok := e.Value.Kind == paxos.ValueCmds && len(props) == len(e.Value.Cmds)
+			for i := 0; ok && i < len(props); i++ {
+				ok = bytes.Equal(props[i].cmd, e.Value.Cmds[i])
+			}
+			answers = append(answers, answer{props: props, results: results, ok: ok})
+		}
+	}
+	n.stats.applied.Store(a.fsm.Applied())
+	ready := a.readyReadsLocked()
+	a.mu.Unlock()
+	for _, an := range answers {
+		for i, p := range an.props {
+			switch {
+			case an.inDoubt:
+				// Whether the slot held these writes is unknown here:
+				// the proxy retries them, marked as retries.
+				p.reply(wire.Reply{Code: wire.CodeNotMaster, Msg: "the slot was applied from a snapshot"})
+			case !an.ok:
+				// Another master's value took the slot: retry elsewhere.
+				n.notMaster(p.reply)
+			default:
+				p.reply(writeReply(an.results[i]))
+			}
+		}
+	}
+	for _, rq := range ready {
+		n.serveRead(rq)
+	}
+}
+
+// applyConfigLocked records the configuration chosen at slot. a.mu is held.
+func (a *applier) applyConfigLocked(slot uint64, v paxos.Value) {
+	c, err := paxos.ParseConfiguration(v)
+	if err != nil || slot <= a.confSlot {
+		return // the core ignores a value that does not decode, alike
+	}
+	a.conf, a.confSlot = c, slot
+}
+
+// install swaps the state machine for a fetched snapshot if it is ahead
+// (a snapshot never rolls a replica back), then tells the engine, which
+// moves the core on to it.
+func (n *Node) install(f *fetched) {
+	a := &n.app
+	a.mu.Lock()
+	installed := f.meta.Slot > a.slot
+	if installed {
+		a.fsm, a.slot, a.snapIndex = f.fsm, f.meta.Slot, f.fsm.Applied()
+		if f.confSlot >= a.confSlot && len(f.conf.Members) > 0 {
+			a.conf, a.confSlot = f.conf, f.confSlot
+		}
+	}
+	rs := &restore{slot: f.meta.Slot, index: f.fsm.Applied(), conf: a.conf, confSlot: a.confSlot}
+	n.stats.applied.Store(a.fsm.Applied())
+	ready := a.readyReadsLocked()
+	a.mu.Unlock()
+	for _, rq := range ready {
+		n.serveRead(rq)
+	}
+	if !installed {
+		return
+	}
+	// Every command up to the snapshot's index was chosen.
+	n.commitIndex.raise(rs.index)
+	n.log.Info().Uint64("slot", rs.slot).Uint64("index", rs.index).Msg("installed a snapshot from a peer")
+	n.mail.post(func(m *notices) {
+		if m.restore == nil || m.restore.slot < rs.slot {
+			m.restore = rs
+		}
+	})
+}
+
+// wait serves rq now if the state machine is far enough, or parks it for
+// the applier. Any goroutine may call it.
+func (n *Node) wait(rq *readReq) {
+	a := &n.app
+	a.mu.Lock()
+	if a.slot >= rq.slot && a.fsm.Applied() >= rq.req.MinIndex {
+		a.mu.Unlock()
+		n.serveRead(rq)
+		return
+	}
+	a.waiting = append(a.waiting, rq)
+	a.mu.Unlock()
+}
+
+// readyReadsLocked takes the waiting reads the state now satisfies. a.mu
+// must be held.
+func (a *applier) readyReadsLocked() []*readReq {
+	var ready []*readReq
+	kept := a.waiting[:0]
+	for _, rq := range a.waiting {
+		if a.slot >= rq.slot && a.fsm.Applied() >= rq.req.MinIndex {
+			ready = append(ready, rq)
+		} else {
+			kept = append(kept, rq)
+		}
+	}
+	a.waiting = kept
+	return ready
+}
+
+// expireReads answers TIMEOUT to reads past their deadline.
+func (n *Node) expireReads(now time.Time) {
+	a := &n.app
+	var expired []*readReq
+	a.mu.Lock()
+	kept := a.waiting[:0]
+	for _, rq := range a.waiting {
+		if now.After(rq.deadline) {
+			expired = append(expired, rq)
+		} else {
+			kept = append(kept, rq)
+		}
+	}
+	a.waiting = kept
+	a.mu.Unlock()
+	for _, rq := range expired {
+		rq.reply(wire.Reply{Code: wire.CodeTimeout, Msg: "replica did not reach the requested index in time"})
+	}
+}
+
+// failWaiting answers every waiting read with code; Run calls it once the
+// applier stopped.
+func (n *Node) failWaiting(code wire.Code) {
+	a := &n.app
+	a.mu.Lock()
+	w := a.waiting
+	a.waiting = nil
+	a.mu.Unlock()
+	for _, rq := range w {
+		rq.reply(wire.Reply{Code: code, Msg: "replica stopping"})
+	}
+}
+
+// serveRead answers a read from the state machine, on whichever goroutine
+// found it ready.
+func (n *Node) serveRead(rq *readReq) {
+	a := &n.app
+	n.stats.reads.Add(1)
+	var rep wire.Reply
+	a.mu.RLock()
+	rep.Applied = a.fsm.Applied()
+	switch rq.req.Op {
+	case wire.OpGet:
+		v, ver, ok := a.fsm.Get(rq.req.Key)
+		if ok {
+			rep.Value, rep.Version = bytes.Clone(v), ver
+		} else {
+			rep.Code = wire.CodeNotFound
+		}
+	case wire.OpStat:
+		size, ver, ok := a.fsm.Stat(rq.req.Key)
+		if ok {
+			rep.Size, rep.Version = uint64(size), ver
+		} else {
+			rep.Code = wire.CodeNotFound
+		}
+	case wire.OpList:
+		rep.Keys = a.fsm.List(rq.req.Key, MaxListKeys)
+	}
+	a.mu.RUnlock()
+	if d := n.cfg.ReadDelay; d > 0 {
+		time.AfterFunc(d, func() { rq.reply(rep) })
+		return
+	}
+	rq.reply(rep)
+}
+
+// writeReply turns the state machine's result into the proxy's answer. The
+// refusals say NotApplied: the state machine turned this attempt down.
+func writeReply(res filestore.Result) wire.Reply {
+	rep := wire.Reply{Index: res.Index, Version: res.Version}
+	switch res.Code {
+	case filestore.CodeOK:
+		rep.Code = wire.CodeOK
+	case filestore.CodeNotFound:
+		rep.Code = wire.CodeNotFound
+	case filestore.CodeConflict:
+		rep.Code = wire.CodeConflict
+	case filestore.CodeTooLarge:
+		rep.Code = wire.CodeTooLarge
+		rep.Msg = "value would exceed the maximum size"
+	case filestore.CodeOutOfOrder:
+		rep = wire.Reply{Code: wire.CodeOutOfOrder, Msg: "an earlier write of the session is not applied yet", NotApplied: true}
+	case filestore.CodeSessionUnknown:
+		rep = wire.Reply{Code: wire.CodeSessionUnknown, Msg: "the session is unknown here (expired, evicted or never started)", NotApplied: true}
+	case filestore.CodeAnswered:
+		rep = wire.Reply{Code: wire.CodeAnswered, Msg: "the write was applied and its reply acknowledged: its outcome cannot be repeated"}
+	case filestore.CodeStale:
+		rep = wire.Reply{Code: wire.CodeBadRequest, Msg: "sequence number older than the client's last write", NotApplied: true}
+	default:
+		rep = wire.Reply{Code: wire.CodeBadRequest, NotApplied: true}
+		if res.Err != nil {
+			rep.Msg = res.Err.Error()
+		}
+	}
+	return rep
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"synod/wire"
 )
 
 const benchKeys = 100_000
@@ -16,7 +18,7 @@ func benchCommands(n int, clients uint64) [][]byte {
 	value := bytes.Repeat([]byte("v"), 100)
 	cmds := make([][]byte, n)
 	for i := range cmds {
-		c := Command{Op: OpPut, Stamp: 1_700_000_000_000 + int64(i/1000), Key: fmt.Sprintf("bench/key/%06d", i%benchKeys), Value: value}
+		c := Command{Op: wire.OpPut, Stamp: 1_700_000_000_000 + int64(i/1000), Key: fmt.Sprintf("bench/key/%06d", i%benchKeys), Value: value}
 		if clients > 0 {
 			c.ClientID = 1 + uint64(i)%clients
 			c.Seq = 1 + uint64(i)/clients
@@ -40,13 +42,13 @@ func benchApply(b *testing.B, clients uint64) {
 	// answered from the session cache instead of applied; encoding is
 	// measured alone in BenchmarkEncodeCommand.
 	for i := range b.N {
-		c := Command{Op: OpPut, Stamp: 1_700_000_000_000 + int64(i/1000), Key: keys[i%benchKeys], Value: value}
+		c := Command{Op: wire.OpPut, Stamp: 1_700_000_000_000 + int64(i/1000), Key: keys[i%benchKeys], Value: value}
 		if clients > 0 {
 			c.ClientID = 1 + uint64(i)%clients
 			c.Seq = 1 + uint64(i)/clients
 		}
 		buf = EncodeCommand(buf[:0], c)
-		if r := m.Apply(m.Applied()+1, buf); r.Code != CodeOK || r.Index != m.Applied() {
+		if r := m.Apply(m.Applied()+1, buf); r.Code != wire.CodeOK || r.Index != m.Applied() {
 			b.Fatalf("Apply = %+v", r)
 		}
 	}
@@ -61,7 +63,7 @@ func BenchmarkApplyPut(b *testing.B) {
 }
 
 func BenchmarkEncodeCommand(b *testing.B) {
-	c := Command{Op: OpPut, ClientID: 123, Seq: 4567, Stamp: 1_700_000_000_000, Key: "bench/key/000001", Value: bytes.Repeat([]byte("v"), 100)}
+	c := Command{Op: wire.OpPut, ClientID: 123, Seq: 4567, Stamp: 1_700_000_000_000, Key: "bench/key/000001", Value: bytes.Repeat([]byte("v"), 100)}
 	var buf []byte
 	for range b.N {
 		buf = EncodeCommand(buf[:0], c)

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"synod/filestore/wal"
+	"synod/wire"
 )
 
 // MaxKeyLen is the longest key in bytes (DESIGN.md, the line protocol).
@@ -26,41 +27,13 @@ var (
 	ErrBadKey = errors.New("filestore: bad key")
 )
 
-// Op is a write operation on one file.
-type Op uint8
-
-// The write operations. The zero Op is invalid so that a forgotten field
-// cannot pass for a PUT.
-const (
-	// OpPut replaces the file's value, creating the file if needed.
-	OpPut Op = iota + 1
-	// OpAppend appends to the file's value, creating the file if needed.
-	OpAppend
-	// OpCAS replaces the value only if the file's version equals
-	// Command.Version (0: only if the file does not exist).
-	OpCAS
-	// OpDel deletes the file.
-	OpDel
-)
-
-// String returns the op's name in the command encoding ("put", ...).
-func (op Op) String() string {
-	switch op {
-	case OpPut:
-		return "put"
-	case OpAppend:
-		return "append"
-	case OpCAS:
-		return "cas"
-	case OpDel:
-		return "del"
-	}
-	return "op" + strconv.Itoa(int(op))
-}
+// opWords are the words the command encoding writes for the write
+// operations (wire.Op.IsWrite): put, append, cas, del.
+var opWords = map[wire.Op]string{wire.OpPut: "put", wire.OpAppend: "append", wire.OpCAS: "cas", wire.OpDel: "del"}
 
 // Command is one client write as replicated through the log.
 type Command struct {
-	Op Op
+	Op wire.Op
 	// ClientID and Seq identify the write for exactly-once, in-order
 	// application: a session's writes are numbered 1, 2, 3 ... and apply
 	// only in that order (see Machine.Apply). ClientID 0 means no
@@ -85,19 +58,19 @@ type Command struct {
 	// exactly-once depends on it.
 	Stamp int64
 	Key   string
-	// Version is the expected version for OpCAS and ignored otherwise.
+	// Version is the expected version for wire.OpCAS and ignored otherwise.
 	Version uint64
-	// Value is the bytes to put, append or swap in; empty for OpDel.
+	// Value is the bytes to put, append or swap in; empty for wire.OpDel.
 	Value []byte
 }
 
 // EncodeCommand appends the encoding of c to dst and returns the extended
 // slice. It does not validate c: DecodeCommand rejects what is not a valid
 // command (a bad op or key, Seq 0 or Ack above Seq in a session). Version
-// is written only for OpCAS, Value is not written for OpDel. A command with
+// is written only for wire.OpCAS, Value is not written for wire.OpDel. A command with
 // ClientID 0 (or Legacy set) is written in the version 1 form.
 func EncodeCommand(dst []byte, c Command) []byte {
-	dst = append(dst, c.Op.String()...)
+	dst = append(dst, opWords[c.Op]...)
 	dst = append(dst, ' ')
 	dst = strconv.AppendUint(dst, c.ClientID, 10)
 	if c.ClientID != 0 && !c.Legacy {
@@ -121,9 +94,9 @@ func EncodeCommand(dst []byte, c Command) []byte {
 	dst = append(dst, ' ')
 	dst = append(dst, c.Key...)
 	switch c.Op {
-	case OpDel:
+	case wire.OpDel:
 		return dst
-	case OpCAS:
+	case wire.OpCAS:
 		dst = append(dst, ' ')
 		dst = strconv.AppendUint(dst, c.Version, 10)
 	}
@@ -157,7 +130,7 @@ func DecodeCommand(b []byte) (Command, error) {
 // commandView is a decoded command whose key and value alias the input, so
 // Apply allocates a key string only when it creates a file.
 type commandView struct {
-	op          Op
+	op          wire.Op
 	client, seq uint64
 	ack         uint64
 	retry       bool
@@ -181,13 +154,13 @@ func parseCommand(b []byte) (commandView, error) {
 	}
 	switch string(name) {
 	case "put":
-		v.op = OpPut
+		v.op = wire.OpPut
 	case "append":
-		v.op = OpAppend
+		v.op = wire.OpAppend
 	case "cas":
-		v.op = OpCAS
+		v.op = wire.OpCAS
 	case "del":
-		v.op = OpDel
+		v.op = wire.OpDel
 	default:
 		return v, badCommand("unknown op")
 	}
@@ -217,14 +190,14 @@ func parseCommand(b []byte) (commandView, error) {
 	if v.stamp, ok = parseInt(field); !ok {
 		return v, badCommand("bad stamp")
 	}
-	if v.op == OpDel {
+	if v.op == wire.OpDel {
 		// The key runs to the end; validKey rejects a space in it.
 		v.key = rest
 	} else {
 		if v.key, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
 			return v, badCommand("missing value")
 		}
-		if v.op == OpCAS {
+		if v.op == wire.OpCAS {
 			if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
 				return v, badCommand("missing value")
 			}

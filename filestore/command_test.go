@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"synod/wire"
 )
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -18,31 +20,31 @@ func TestCommandRoundTrip(t *testing.T) {
 		c    Command
 		want string
 	}{
-		{"put", Command{Op: OpPut, ClientID: 17, Seq: 4, Ack: 2, Stamp: 1732000000000, Key: "docs/a", Value: []byte("hello world")},
+		{"put", Command{Op: wire.OpPut, ClientID: 17, Seq: 4, Ack: 2, Stamp: 1732000000000, Key: "docs/a", Value: []byte("hello world")},
 			"put 17.4.2 1732000000000 docs/a hello world"},
-		{"retry", Command{Op: OpPut, ClientID: 17, Seq: 4, Ack: 4, Retry: true, Stamp: 1, Key: "k", Value: []byte("v")},
+		{"retry", Command{Op: wire.OpPut, ClientID: 17, Seq: 4, Ack: 4, Retry: true, Stamp: 1, Key: "k", Value: []byte("v")},
 			"put 17.4.4.r 1 k v"},
-		{"put empty value", Command{Op: OpPut, ClientID: 1, Seq: 1, Ack: 1, Stamp: 0, Key: "k", Value: []byte{}},
+		{"put empty value", Command{Op: wire.OpPut, ClientID: 1, Seq: 1, Ack: 1, Stamp: 0, Key: "k", Value: []byte{}},
 			"put 1.1.1 0 k "},
-		{"anonymous append", Command{Op: OpAppend, Seq: 9, Stamp: 5, Key: "log", Value: []byte(" x ")},
+		{"anonymous append", Command{Op: wire.OpAppend, Seq: 9, Stamp: 5, Key: "log", Value: []byte(" x ")},
 			"append 0 9 5 log  x "},
-		{"cas", Command{Op: OpCAS, ClientID: 2, Seq: 3, Ack: 1, Stamp: 7, Key: "a/b", Version: 12, Value: []byte("v")},
+		{"cas", Command{Op: wire.OpCAS, ClientID: 2, Seq: 3, Ack: 1, Stamp: 7, Key: "a/b", Version: 12, Value: []byte("v")},
 			"cas 2.3.1 7 a/b 12 v"},
-		{"cas must not exist", Command{Op: OpCAS, ClientID: 2, Seq: 3, Ack: 3, Stamp: 7, Key: "a", Version: 0, Value: []byte("v")},
+		{"cas must not exist", Command{Op: wire.OpCAS, ClientID: 2, Seq: 3, Ack: 3, Stamp: 7, Key: "a", Version: 0, Value: []byte("v")},
 			"cas 2.3.3 7 a 0 v"},
-		{"del", Command{Op: OpDel, ClientID: 2, Seq: 4, Ack: 4, Retry: true, Stamp: 8, Key: "a/b"},
+		{"del", Command{Op: wire.OpDel, ClientID: 2, Seq: 4, Ack: 4, Retry: true, Stamp: 8, Key: "a/b"},
 			"del 2.4.4.r 8 a/b"},
-		{"extremes", Command{Op: OpPut, ClientID: math.MaxUint64, Seq: math.MaxUint64, Ack: 1, Stamp: math.MinInt64, Key: "é/✓", Value: []byte("\r\n")},
+		{"extremes", Command{Op: wire.OpPut, ClientID: math.MaxUint64, Seq: math.MaxUint64, Ack: 1, Stamp: math.MinInt64, Key: "é/✓", Value: []byte("\r\n")},
 			"put 18446744073709551615.18446744073709551615.1 -9223372036854775808 é/✓ \r\n"},
-		{"max stamp", Command{Op: OpDel, Stamp: math.MaxInt64, Key: strings.Repeat("k", MaxKeyLen)},
+		{"max stamp", Command{Op: wire.OpDel, Stamp: math.MaxInt64, Key: strings.Repeat("k", MaxKeyLen)},
 			"del 0 0 9223372036854775807 " + strings.Repeat("k", MaxKeyLen)},
-		{"binary value", Command{Op: OpPut, ClientID: 1, Seq: 1, Ack: 1, Stamp: 1, Key: "bin", Value: allBytes},
+		{"binary value", Command{Op: wire.OpPut, ClientID: 1, Seq: 1, Ack: 1, Stamp: 1, Key: "bin", Value: allBytes},
 			"put 1.1.1 1 bin " + string(allBytes)},
-		{"version 1 put", Command{Op: OpPut, ClientID: 17, Seq: 4, Legacy: true, Stamp: 1732000000000, Key: "docs/a", Value: []byte("hello world")},
+		{"version 1 put", Command{Op: wire.OpPut, ClientID: 17, Seq: 4, Legacy: true, Stamp: 1732000000000, Key: "docs/a", Value: []byte("hello world")},
 			"put 17 4 1732000000000 docs/a hello world"},
-		{"version 1 cas", Command{Op: OpCAS, ClientID: 2, Seq: 0, Legacy: true, Stamp: 7, Key: "a/b", Version: 12, Value: []byte("v")},
+		{"version 1 cas", Command{Op: wire.OpCAS, ClientID: 2, Seq: 0, Legacy: true, Stamp: 7, Key: "a/b", Version: 12, Value: []byte("v")},
 			"cas 2 0 7 a/b 12 v"},
-		{"version 1 del", Command{Op: OpDel, ClientID: 2, Seq: 4, Legacy: true, Stamp: 8, Key: "a/b"},
+		{"version 1 del", Command{Op: wire.OpDel, ClientID: 2, Seq: 4, Legacy: true, Stamp: 8, Key: "a/b"},
 			"del 2 4 8 a/b"},
 	}
 	for _, tt := range tests {

@@ -43,8 +43,8 @@
 //
 //   - n = last+1 is applied, and its result remembered;
 //   - n <= last is a duplicate: it is answered with the result remembered
-//     for n, or CodeAnswered if that was forgotten, and not applied again;
-//   - n > last+1 is refused with CodeOutOfOrder: not applied (it still
+//     for n, or wire.CodeAnswered if that was forgotten, and not applied again;
+//   - n > last+1 is refused with wire.CodeOutOfOrder: not applied (it still
 //     takes its command index, as a failed CAS does), and the client sends
 //     it again after the writes before it.
 //
@@ -60,7 +60,7 @@
 //
 // Sessions are created by their first write only: a write whose session is
 // not in the table is applied only if its seq is 1 and it is not marked as
-// a retry; anything else is refused with CodeSessionUnknown. A client marks
+// a retry; anything else is refused with wire.CodeSessionUnknown. A client marks
 // a write as a retry when an earlier attempt may have been proposed (it
 // had no definitive refusal of it). Sessions expire after Options.SessionTTL
 // of log time without a command, and past Options.MaxSessions the least

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"synod/filestore/wal"
+	"synod/wire"
 )
 
 func FuzzDecodeCommand(f *testing.F) {
@@ -44,12 +45,12 @@ func FuzzDecodeCommand(f *testing.F) {
 			if !errors.Is(err, ErrBadCommand) {
 				t.Fatalf("error %v does not wrap ErrBadCommand", err)
 			}
-			if r.Code != CodeBadCommand || m.Len() != 0 || m.Sessions() != 0 {
+			if r.Code != wire.CodeBadRequest || m.Len() != 0 || m.Sessions() != 0 {
 				t.Fatalf("undecodable command applied: %+v", r)
 			}
 			return
 		}
-		if r.Code == CodeBadCommand {
+		if r.Code == wire.CodeBadRequest {
 			t.Fatalf("Apply rejected a command that decodes: %v", r.Err)
 		}
 		if ValidateKey(c.Key) != nil {
@@ -105,10 +106,10 @@ func FuzzReadSnapshot(f *testing.F) {
 	}
 	small := New(opts)
 	applyAll(small, [][]byte{
-		cmd(OpPut, 4, 1, 10, "a", 0, "x y"),
-		cmd(OpAppend, 5, 1, 11, "b", 0, "\x00\n\\"),
-		cmd(OpCAS, 5, 2, 12, "b", 9, "z"),
-		cmd(OpDel, 6, 1, 13, "c", 0, ""),
+		cmd(wire.OpPut, 4, 1, 10, "a", 0, "x y"),
+		cmd(wire.OpAppend, 5, 1, 11, "b", 0, "\x00\n\\"),
+		cmd(wire.OpCAS, 5, 2, 12, "b", 9, "z"),
+		cmd(wire.OpDel, 6, 1, 13, "c", 0, ""),
 	})
 	data := seed(small, 7)
 	f.Add(data)
@@ -133,7 +134,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		checkRewrite(t, m, meta, b, opts)
 		// And the restored machine keeps working.
 		m.Digest()
-		m.Apply(m.Applied()+1, cmd(OpPut, 3, 1<<40, meta.LogTime+1, "k", 0, "v"))
+		m.Apply(m.Applied()+1, cmd(wire.OpPut, 3, 1<<40, meta.LogTime+1, "k", 0, "v"))
 		m.Digest()
 	})
 }
@@ -154,11 +155,11 @@ func FuzzReadSnapshotContent(f *testing.F) {
 	}
 	m := New(opts)
 	applyAll(m, [][]byte{
-		cmd(OpPut, 4, 1, 10, "a", 0, "x y"),
-		cmd(OpAppend, 5, 1, 11, "b", 0, "\x00\n\\"),
-		cmd(OpCAS, 5, 2, 12, "b", 9, "z"),
-		cmd(OpDel, 6, 1, 13, "c", 0, ""),
-		cmd(OpPut, 7, 1, 14, "big", 0, string(bytes.Repeat([]byte{'x'}, 300))),
+		cmd(wire.OpPut, 4, 1, 10, "a", 0, "x y"),
+		cmd(wire.OpAppend, 5, 1, 11, "b", 0, "\x00\n\\"),
+		cmd(wire.OpCAS, 5, 2, 12, "b", 9, "z"),
+		cmd(wire.OpDel, 6, 1, 13, "c", 0, ""),
+		cmd(wire.OpPut, 7, 1, 14, "big", 0, string(bytes.Repeat([]byte{'x'}, 300))),
 	})
 	var buf bytes.Buffer
 	if err := m.WriteSnapshot(&buf, SnapshotMeta{Slot: 7, Members: []uint64{1, 2, 3}}); err != nil {
@@ -194,7 +195,7 @@ func FuzzReadSnapshotContent(f *testing.F) {
 			return
 		}
 		checkRewrite(t, m, meta, snap, opts)
-		m.Apply(m.Applied()+1, cmd(OpPut, 3, 1<<40, meta.LogTime, "k", 0, "v"))
+		m.Apply(m.Applied()+1, cmd(wire.OpPut, 3, 1<<40, meta.LogTime, "k", 0, "v"))
 		m.Digest()
 	})
 }

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
+
+	"synod/wire"
 )
 
 // Limits and defaults of Options.
@@ -39,14 +40,14 @@ var ErrInvalidOptions = errors.New("filestore: invalid options")
 // there). A zero field takes its default.
 type Options struct {
 	// MaxValue is the largest value a file may hold, in bytes; a write
-	// that would exceed it (an APPEND included) fails with CodeTooLarge.
+	// that would exceed it (an APPEND included) fails with wire.CodeTooLarge.
 	// Default 1 MiB, at most MaxValueLimit.
 	MaxValue int
 	// SessionTTL is how long, in log time, a client's session outlives
 	// the client's last command. Counted in whole milliseconds (the unit
 	// of command stamps), at least 1 ms. Default 1 hour. Log time is made
 	// of masters' wall clocks, so a clock running ahead expires sessions
-	// early; that costs refusals (CodeSessionUnknown), never a write
+	// early; that costs refusals (wire.CodeSessionUnknown), never a write
 	// applied twice.
 	SessionTTL time.Duration
 	// MaxSessions bounds the session table; a new session past it evicts
@@ -56,7 +57,7 @@ type Options struct {
 	// SessionWindow bounds the replies a session keeps for retries: a
 	// client (a proxy connection) must not have more writes of one
 	// session unresolved. Past it the oldest reply is forgotten, and a
-	// retry of that write gets CodeAnswered. Default 1024, at most
+	// retry of that write gets wire.CodeAnswered. Default 1024, at most
 	// MaxSessionWindow.
 	SessionWindow int
 }
@@ -104,79 +105,30 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// ResultCode is the outcome of applying one command.
-type ResultCode uint8
-
-// Result codes. CodeOK, CodeNotFound, CodeConflict and CodeTooLarge are the
-// outcomes of a write that was applied; they are remembered in the
-// client's session and replayed to a retry. The others say the command was
-// not applied now, and are never remembered.
-const (
-	// CodeOK: the write happened (for DEL: the file existed and is gone).
-	CodeOK ResultCode = iota
-	// CodeNotFound: DEL of a file that does not exist. The command still
-	// counts as applied.
-	CodeNotFound
-	// CodeConflict: CAS whose expected version is not the file's;
-	// Result.Version holds the current one (0: the file does not exist).
-	CodeConflict
-	// CodeTooLarge: the value would exceed Options.MaxValue; nothing
-	// changed.
-	CodeTooLarge
-	// CodeBadCommand: the command did not decode (Result.Err says why);
-	// nothing changed. Without a decoded command there is no trustworthy
-	// client id, so no session is touched.
-	CodeBadCommand
-	// CodeStale: a version 1 (Legacy) command whose seq is below the
-	// client's last one. Not applied now; whether its first attempt was
-	// is unknown here.
-	CodeStale
-	// CodeOutOfOrder: the command's seq is beyond the one its session
-	// applies next (a write before it was refused or is still on its
-	// way). Not applied; the client sends the writes again, in order.
-	CodeOutOfOrder
-	// CodeSessionUnknown: the command's session is not in the table
-	// (never created, expired or evicted) and the command cannot start
-	// one: its seq is above 1, or it is marked as a retry, whose first
-	// attempt may have been applied under the lost session. Not applied.
-	CodeSessionUnknown
-	// CodeAnswered: a retry of a write that was applied, whose reply the
-	// session no longer holds because the client acknowledged it (or it
-	// fell out of the SessionWindow). Not applied again; its outcome
-	// cannot be repeated. A client that respects Ack never sees it.
-	CodeAnswered
-)
-
-// String returns the code's name as written in snapshots and close to the
-// line protocol's error codes ("OK", "NOT_FOUND", ...).
-func (c ResultCode) String() string {
-	switch c {
-	case CodeOK:
-		return "OK"
-	case CodeNotFound:
-		return "NOT_FOUND"
-	case CodeConflict:
-		return "CONFLICT"
-	case CodeTooLarge:
-		return "TOO_LARGE"
-	case CodeBadCommand:
-		return "BAD_COMMAND"
-	case CodeStale:
-		return "STALE"
-	case CodeOutOfOrder:
-		return "OUT_OF_ORDER"
-	case CodeSessionUnknown:
-		return "SESSION_UNKNOWN"
-	case CodeAnswered:
-		return "ANSWERED"
-	}
-	return "CODE" + strconv.Itoa(int(c))
-}
+// ErrStale is the Err of the result of a version 1 (Legacy) command whose
+// seq is below its client's last one: not applied now; whether its first
+// attempt was is unknown here.
+var ErrStale = errors.New("filestore: sequence number older than the client's last write")
 
 // Result is what applying one command produced; the node turns it into the
 // client's reply.
+//
+// Its code is the wire protocol's (one vocabulary from the state machine to
+// the client). wire.CodeOK, wire.CodeNotFound, wire.CodeConflict and wire.CodeTooLarge are
+// the outcomes of a write that was applied: they are remembered in the
+// client's session and replayed to a retry (wire.CodeTooLarge changed nothing,
+// and still counts). The others say the command was not applied now, and
+// are never remembered: CodeBadRequest (Err says why: ErrBadCommand, or
+// ErrStale for an old Legacy duplicate), wire.CodeOutOfOrder (the command's seq
+// is beyond the one its session applies next: send again, in order),
+// wire.CodeSessionUnknown (the session is not in the table, expired, evicted or
+// never created, and the command cannot start one: its seq is above 1 or
+// it is a retry, whose first attempt may have been applied under the lost
+// session), and wire.CodeAnswered (a retry of a write that was applied, whose
+// reply the session no longer holds because the client acknowledged it;
+// not applied again, and its outcome cannot be repeated).
 type Result struct {
-	Code ResultCode
+	Code wire.Code
 	// Index is the position of the command that produced this result.
 	// A retry answered from the session cache carries the original
 	// command's index, so it is the same reply the first attempt got.
@@ -184,9 +136,10 @@ type Result struct {
 	// Version is the file's version after the command: the new version
 	// (= Index) after a successful PUT, APPEND or CAS, 0 after DEL or
 	// when the file does not exist, and the unchanged current version
-	// for CodeConflict and CodeTooLarge.
+	// for wire.CodeConflict and wire.CodeTooLarge.
 	Version uint64
-	// Err is set only with CodeBadCommand and wraps ErrBadCommand.
+	// Err is set only with CodeBadRequest: it wraps ErrBadCommand, or is
+	// ErrStale.
 	Err error
 }
 
@@ -258,16 +211,16 @@ func New(opts Options) *Machine {
 // applied strictly in order, each exactly once, and anything else is a bug
 // in the caller that would silently fork this replica, so Apply panics on
 // it. The command's bytes are never a reason to panic: an undecodable
-// command yields CodeBadCommand and changes nothing but Applied. Apply does
+// command yields CodeBadRequest with ErrBadCommand and changes nothing but Applied. Apply does
 // not retain cmd.
 //
 // A command with a client id belongs to that client's session, whose writes
 // apply in seq order, each once (the package comment gives the rules): seq
 // last+1 applies; an older seq gets the reply it got the first time
-// (CodeAnswered if that reply was acknowledged and forgotten); a later seq
-// is refused (CodeOutOfOrder). A command whose session is not in the table
+// (wire.CodeAnswered if that reply was acknowledged and forgotten); a later seq
+// is refused (wire.CodeOutOfOrder). A command whose session is not in the table
 // applies only if it can start one: seq 1, not marked as a retry; anything
-// else is refused (CodeSessionUnknown). So losing a session, to expiry or
+// else is refused (wire.CodeSessionUnknown). So losing a session, to expiry or
 // eviction, costs refusals, never a second application.
 func (m *Machine) Apply(index uint64, cmd []byte) Result {
 	if index != m.applied+1 {
@@ -276,7 +229,7 @@ func (m *Machine) Apply(index uint64, cmd []byte) Result {
 	m.applied = index
 	c, err := parseCommand(cmd)
 	if err != nil {
-		return Result{Code: CodeBadCommand, Index: index, Err: err}
+		return Result{Code: wire.CodeBadRequest, Index: index, Err: err}
 	}
 	if c.stamp > m.logTime {
 		m.logTime = c.stamp
@@ -291,7 +244,7 @@ func (m *Machine) Apply(index uint64, cmd []byte) Result {
 	}
 	if s == nil {
 		if c.seq != 1 || c.retry {
-			return Result{Code: CodeSessionUnknown, Index: index}
+			return Result{Code: wire.CodeSessionUnknown, Index: index}
 		}
 	} else {
 		m.touch(s)
@@ -304,9 +257,9 @@ func (m *Machine) Apply(index uint64, cmd []byte) Result {
 			if r, ok := s.reply(c.seq); ok {
 				return r
 			}
-			return Result{Code: CodeAnswered, Index: index}
+			return Result{Code: wire.CodeAnswered, Index: index}
 		case c.seq > s.last+1:
-			return Result{Code: CodeOutOfOrder, Index: index}
+			return Result{Code: wire.CodeOutOfOrder, Index: index}
 		}
 	}
 	r := m.exec(index, &c)
@@ -317,7 +270,7 @@ func (m *Machine) Apply(index uint64, cmd []byte) Result {
 // applyLegacy applies a version 1 command by the rule it was written
 // under, so that a log from before sessions were ordered replays to the
 // state it produced then: a seq at or below the session's last is a
-// duplicate (the last one answered from the cache, older ones CodeStale),
+// duplicate (the last one answered from the cache, older ones ErrStale),
 // any later seq applies, and a missing session is created.
 func (m *Machine) applyLegacy(index uint64, c *commandView, s *session) Result {
 	if s != nil && c.seq <= s.last {
@@ -327,7 +280,7 @@ func (m *Machine) applyLegacy(index uint64, c *commandView, s *session) Result {
 				return r
 			}
 		}
-		return Result{Code: CodeStale, Index: index}
+		return Result{Code: wire.CodeBadRequest, Index: index, Err: ErrStale}
 	}
 	r := m.exec(index, c)
 	m.remember(s, c.client, c.seq, c.seq, r)
@@ -341,53 +294,53 @@ func (m *Machine) exec(index uint64, c *commandView) Result {
 	if f != nil {
 		cur = f.version
 	}
-	written := Result{Code: CodeOK, Index: index, Version: index}
+	written := Result{Code: wire.CodeOK, Index: index, Version: index}
 	switch c.op {
-	case OpPut:
+	case wire.OpPut:
 		if len(c.value) > m.opts.MaxValue {
-			return Result{Code: CodeTooLarge, Index: index, Version: cur}
+			return Result{Code: wire.CodeTooLarge, Index: index, Version: cur}
 		}
 		if f == nil {
 			f = m.create(c.key)
 		}
 		m.setValue(f, index, slices.Clone(c.value))
 		return written
-	case OpAppend:
+	case wire.OpAppend:
 		if f == nil {
 			if len(c.value) > m.opts.MaxValue {
-				return Result{Code: CodeTooLarge, Index: index}
+				return Result{Code: wire.CodeTooLarge, Index: index}
 			}
 			f = m.create(c.key)
 			m.setValue(f, index, slices.Clone(c.value))
 			return written
 		}
 		if len(f.value)+len(c.value) > m.opts.MaxValue {
-			return Result{Code: CodeTooLarge, Index: index, Version: cur}
+			return Result{Code: wire.CodeTooLarge, Index: index, Version: cur}
 		}
 		// Writes only past len(f.value): slices from Get are unaffected.
 		m.setValue(f, index, append(f.value, c.value...))
 		return written
-	case OpCAS:
+	case wire.OpCAS:
 		if len(c.value) > m.opts.MaxValue {
-			return Result{Code: CodeTooLarge, Index: index, Version: cur}
+			return Result{Code: wire.CodeTooLarge, Index: index, Version: cur}
 		}
 		if cur != c.version {
-			return Result{Code: CodeConflict, Index: index, Version: cur}
+			return Result{Code: wire.CodeConflict, Index: index, Version: cur}
 		}
 		if f == nil {
 			f = m.create(c.key)
 		}
 		m.setValue(f, index, slices.Clone(c.value))
 		return written
-	case OpDel:
+	case wire.OpDel:
 		if f == nil {
-			return Result{Code: CodeNotFound, Index: index}
+			return Result{Code: wire.CodeNotFound, Index: index}
 		}
 		m.keys.remove(f.key)
 		delete(m.files, f.key)
 		m.valueBytes -= int64(len(f.value))
 		m.dirtyFiles.drop(f, &m.sum)
-		return Result{Code: CodeOK, Index: index}
+		return Result{Code: wire.CodeOK, Index: index}
 	}
 	// parseCommand only yields the four ops above.
 	panic("filestore: unreachable op " + c.op.String())

@@ -9,22 +9,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"synod/wire"
 )
 
-func cmd(op Op, client, seq uint64, stamp int64, key string, version uint64, value string) []byte {
+func cmd(op wire.Op, client, seq uint64, stamp int64, key string, version uint64, value string) []byte {
 	return EncodeCommand(nil, Command{Op: op, ClientID: client, Seq: seq, Stamp: stamp, Key: key, Version: version, Value: []byte(value)})
 }
 
 // scmd is a session command with its ack and retry mark.
-func scmd(op Op, client, seq, ack uint64, retry bool, key, value string) []byte {
+func scmd(op wire.Op, client, seq, ack uint64, retry bool, key, value string) []byte {
 	return EncodeCommand(nil, Command{Op: op, ClientID: client, Seq: seq, Ack: ack, Retry: retry, Stamp: 1, Key: key, Value: []byte(value)})
 }
 
 // Anonymous (client 0) commands at stamp 0, for tests about file semantics.
-func put(key, value string) []byte                  { return cmd(OpPut, 0, 0, 0, key, 0, value) }
-func app(key, value string) []byte                  { return cmd(OpAppend, 0, 0, 0, key, 0, value) }
-func cas(key string, v uint64, value string) []byte { return cmd(OpCAS, 0, 0, 0, key, v, value) }
-func del(key string) []byte                         { return cmd(OpDel, 0, 0, 0, key, 0, "") }
+func put(key, value string) []byte                  { return cmd(wire.OpPut, 0, 0, 0, key, 0, value) }
+func app(key, value string) []byte                  { return cmd(wire.OpAppend, 0, 0, 0, key, 0, value) }
+func cas(key string, v uint64, value string) []byte { return cmd(wire.OpCAS, 0, 0, 0, key, v, value) }
+func del(key string) []byte                         { return cmd(wire.OpDel, 0, 0, 0, key, 0, "") }
 
 type fileWant struct {
 	value   string
@@ -36,7 +38,9 @@ type step struct {
 	want Result
 }
 
-func ok(index, version uint64) Result { return Result{Code: CodeOK, Index: index, Version: version} }
+func ok(index, version uint64) Result {
+	return Result{Code: wire.CodeOK, Index: index, Version: version}
+}
 
 // runSteps applies steps at indices 1, 2, ... and checks every result.
 func runSteps(t *testing.T, m *Machine, steps []step) {
@@ -44,13 +48,17 @@ func runSteps(t *testing.T, m *Machine, steps []step) {
 	for i, s := range steps {
 		index := m.Applied() + 1
 		got := m.Apply(index, s.cmd)
-		if (got.Err != nil) != (got.Code == CodeBadCommand) {
+		if (got.Err != nil) != (got.Code == wire.CodeBadRequest) {
 			t.Fatalf("step %d (%q): Err %v with code %v", i, s.cmd, got.Err, got.Code)
 		}
-		if got.Code == CodeBadCommand && !errors.Is(got.Err, ErrBadCommand) {
-			t.Fatalf("step %d (%q): Err %v does not wrap ErrBadCommand", i, s.cmd, got.Err)
+		want := s.want.Err
+		if want == nil {
+			want = ErrBadCommand
 		}
-		got.Err = nil
+		if got.Code == wire.CodeBadRequest && !errors.Is(got.Err, want) {
+			t.Fatalf("step %d (%q): Err %v does not wrap %v", i, s.cmd, got.Err, want)
+		}
+		got.Err, s.want.Err = nil, nil
 		if got != s.want {
 			t.Fatalf("step %d (%q): Apply(%d) = %+v, want %+v", i, s.cmd, index, got, s.want)
 		}
@@ -100,97 +108,97 @@ func TestApplySemantics(t *testing.T) {
 		}, map[string]fileWant{"log": {"ab cd", 3}}},
 		{"cas", []step{
 			{cas("k", 0, "new"), ok(1, 1)},
-			{cas("k", 0, "again"), Result{Code: CodeConflict, Index: 2, Version: 1}},
-			{cas("k", 2, "wrong"), Result{Code: CodeConflict, Index: 3, Version: 1}},
+			{cas("k", 0, "again"), Result{Code: wire.CodeConflict, Index: 2, Version: 1}},
+			{cas("k", 2, "wrong"), Result{Code: wire.CodeConflict, Index: 3, Version: 1}},
 			{cas("k", 1, "swapped"), ok(4, 4)},
-			{cas("gone", 4, "x"), Result{Code: CodeConflict, Index: 5, Version: 0}},
+			{cas("gone", 4, "x"), Result{Code: wire.CodeConflict, Index: 5, Version: 0}},
 		}, map[string]fileWant{"k": {"swapped", 4}}},
 		{"del", []step{
-			{del("a"), Result{Code: CodeNotFound, Index: 1}},
+			{del("a"), Result{Code: wire.CodeNotFound, Index: 1}},
 			{put("a", "v"), ok(2, 2)},
 			{del("a"), ok(3, 0)},
-			{del("a"), Result{Code: CodeNotFound, Index: 4}},
+			{del("a"), Result{Code: wire.CodeNotFound, Index: 4}},
 			{cas("a", 0, "back"), ok(5, 5)},
 		}, map[string]fileWant{"a": {"back", 5}}},
 		{"too large", []step{
-			{put("a", big), Result{Code: CodeTooLarge, Index: 1}},
-			{app("a", big), Result{Code: CodeTooLarge, Index: 2}},
+			{put("a", big), Result{Code: wire.CodeTooLarge, Index: 1}},
+			{app("a", big), Result{Code: wire.CodeTooLarge, Index: 2}},
 			{put("a", "12345678"), ok(3, 3)},
-			{app("a", "9"), Result{Code: CodeTooLarge, Index: 4, Version: 3}},
-			{put("a", big), Result{Code: CodeTooLarge, Index: 5, Version: 3}},
-			{cas("a", 3, big), Result{Code: CodeTooLarge, Index: 6, Version: 3}},
+			{app("a", "9"), Result{Code: wire.CodeTooLarge, Index: 4, Version: 3}},
+			{put("a", big), Result{Code: wire.CodeTooLarge, Index: 5, Version: 3}},
+			{cas("a", 3, big), Result{Code: wire.CodeTooLarge, Index: 6, Version: 3}},
 			{put("b", "1234"), ok(7, 7)},
 			{app("b", "5678"), ok(8, 8)},
 		}, map[string]fileWant{"a": {"12345678", 3}, "b": {"12345678", 8}}},
 		{"bad commands change nothing but the index", []step{
 			{put("a", "v"), ok(1, 1)},
-			{[]byte("put a v"), Result{Code: CodeBadCommand, Index: 2}},
-			{[]byte(""), Result{Code: CodeBadCommand, Index: 3}},
-			{[]byte("del 1 1 1 bad key"), Result{Code: CodeBadCommand, Index: 4}},
-			{[]byte("\x00\xff"), Result{Code: CodeBadCommand, Index: 5}},
+			{[]byte("put a v"), Result{Code: wire.CodeBadRequest, Index: 2}},
+			{[]byte(""), Result{Code: wire.CodeBadRequest, Index: 3}},
+			{[]byte("del 1 1 1 bad key"), Result{Code: wire.CodeBadRequest, Index: 4}},
+			{[]byte("\x00\xff"), Result{Code: wire.CodeBadRequest, Index: 5}},
 			{put("b", "w"), ok(6, 6)},
 		}, map[string]fileWant{"a": {"v", 1}, "b": {"w", 6}}},
 		{"retry gets the cached reply and applies once", []step{
-			{cmd(OpAppend, 7, 1, 10, "k", 0, "x"), ok(1, 1)},
-			{cmd(OpAppend, 7, 1, 11, "k", 0, "x"), ok(1, 1)},
-			{cmd(OpAppend, 7, 2, 12, "k", 0, "y"), ok(3, 3)},
-			{cmd(OpAppend, 7, 2, 13, "k", 0, "y"), ok(3, 3)},
+			{cmd(wire.OpAppend, 7, 1, 10, "k", 0, "x"), ok(1, 1)},
+			{cmd(wire.OpAppend, 7, 1, 11, "k", 0, "x"), ok(1, 1)},
+			{cmd(wire.OpAppend, 7, 2, 12, "k", 0, "y"), ok(3, 3)},
+			{cmd(wire.OpAppend, 7, 2, 13, "k", 0, "y"), ok(3, 3)},
 			// Seq 2 acknowledged seq 1's reply (Ack 0 means Seq).
-			{cmd(OpAppend, 7, 1, 14, "k", 0, "x"), Result{Code: CodeAnswered, Index: 5}},
-			{cmd(OpAppend, 8, 1, 15, "k", 0, "z"), ok(6, 6)}, // other client, same seq
+			{cmd(wire.OpAppend, 7, 1, 14, "k", 0, "x"), Result{Code: wire.CodeAnswered, Index: 5}},
+			{cmd(wire.OpAppend, 8, 1, 15, "k", 0, "z"), ok(6, 6)}, // other client, same seq
 		}, map[string]fileWant{"k": {"xyz", 6}}},
 		{"the window answers a pipeline's retries", []step{
-			{scmd(OpAppend, 7, 1, 1, false, "k", "a"), ok(1, 1)},
-			{scmd(OpAppend, 7, 2, 1, false, "k", "b"), ok(2, 2)},
-			{scmd(OpAppend, 7, 3, 1, false, "k", "c"), ok(3, 3)},
-			{scmd(OpAppend, 7, 1, 1, true, "k", "a"), ok(1, 1)},
-			{scmd(OpAppend, 7, 2, 1, true, "k", "b"), ok(2, 2)},
-			{scmd(OpAppend, 7, 3, 1, true, "k", "c"), ok(3, 3)},
-			{scmd(OpAppend, 7, 4, 3, false, "k", "d"), ok(7, 7)},
-			{scmd(OpAppend, 7, 3, 3, true, "k", "c"), ok(3, 3)},
-			{scmd(OpAppend, 7, 2, 2, true, "k", "b"), Result{Code: CodeAnswered, Index: 9}},
+			{scmd(wire.OpAppend, 7, 1, 1, false, "k", "a"), ok(1, 1)},
+			{scmd(wire.OpAppend, 7, 2, 1, false, "k", "b"), ok(2, 2)},
+			{scmd(wire.OpAppend, 7, 3, 1, false, "k", "c"), ok(3, 3)},
+			{scmd(wire.OpAppend, 7, 1, 1, true, "k", "a"), ok(1, 1)},
+			{scmd(wire.OpAppend, 7, 2, 1, true, "k", "b"), ok(2, 2)},
+			{scmd(wire.OpAppend, 7, 3, 1, true, "k", "c"), ok(3, 3)},
+			{scmd(wire.OpAppend, 7, 4, 3, false, "k", "d"), ok(7, 7)},
+			{scmd(wire.OpAppend, 7, 3, 3, true, "k", "c"), ok(3, 3)},
+			{scmd(wire.OpAppend, 7, 2, 2, true, "k", "b"), Result{Code: wire.CodeAnswered, Index: 9}},
 		}, map[string]fileWant{"k": {"abcd", 7}}},
 		{"a later seq waits for the earlier one", []step{
-			{scmd(OpPut, 7, 1, 1, false, "k", "a"), ok(1, 1)},
-			{scmd(OpDel, 7, 3, 2, false, "k", ""), Result{Code: CodeOutOfOrder, Index: 2}},
-			{scmd(OpCAS, 7, 4, 2, false, "k", "c"), Result{Code: CodeOutOfOrder, Index: 3}},
-			{scmd(OpPut, 7, 2, 2, false, "k", "b"), ok(4, 4)},
-			{scmd(OpDel, 7, 3, 2, true, "k", ""), ok(5, 0)},
-			{cmd(OpCAS, 7, 4, 1, "k", 0, "c"), ok(6, 6)}, // no false CONFLICT
+			{scmd(wire.OpPut, 7, 1, 1, false, "k", "a"), ok(1, 1)},
+			{scmd(wire.OpDel, 7, 3, 2, false, "k", ""), Result{Code: wire.CodeOutOfOrder, Index: 2}},
+			{scmd(wire.OpCAS, 7, 4, 2, false, "k", "c"), Result{Code: wire.CodeOutOfOrder, Index: 3}},
+			{scmd(wire.OpPut, 7, 2, 2, false, "k", "b"), ok(4, 4)},
+			{scmd(wire.OpDel, 7, 3, 2, true, "k", ""), ok(5, 0)},
+			{cmd(wire.OpCAS, 7, 4, 1, "k", 0, "c"), ok(6, 6)}, // no false CONFLICT
 		}, map[string]fileWant{"k": {"c", 6}}},
 		{"only seq 1, not a retry, starts a session", []step{
-			{scmd(OpPut, 7, 2, 2, false, "k", "b"), Result{Code: CodeSessionUnknown, Index: 1}},
-			{scmd(OpPut, 7, 1, 1, true, "k", "a"), Result{Code: CodeSessionUnknown, Index: 2}},
-			{scmd(OpPut, 7, 1, 1, false, "k", "a"), ok(3, 3)},
-			{scmd(OpPut, 7, 1, 1, true, "k", "a"), ok(3, 3)},
-			{scmd(OpPut, 7, 2, 2, false, "k", "b"), ok(5, 5)},
+			{scmd(wire.OpPut, 7, 2, 2, false, "k", "b"), Result{Code: wire.CodeSessionUnknown, Index: 1}},
+			{scmd(wire.OpPut, 7, 1, 1, true, "k", "a"), Result{Code: wire.CodeSessionUnknown, Index: 2}},
+			{scmd(wire.OpPut, 7, 1, 1, false, "k", "a"), ok(3, 3)},
+			{scmd(wire.OpPut, 7, 1, 1, true, "k", "a"), ok(3, 3)},
+			{scmd(wire.OpPut, 7, 2, 2, false, "k", "b"), ok(5, 5)},
 		}, map[string]fileWant{"k": {"b", 5}}},
 		{"a retry does not see later writes", []step{
-			{cmd(OpCAS, 7, 1, 1, "k", 0, "a"), ok(1, 1)},
+			{cmd(wire.OpCAS, 7, 1, 1, "k", 0, "a"), ok(1, 1)},
 			{put("k", "b"), ok(2, 2)},
-			{cmd(OpCAS, 7, 1, 1, "k", 0, "a"), ok(1, 1)}, // not a Conflict
-			{cmd(OpDel, 7, 2, 1, "nope", 0, ""), Result{Code: CodeNotFound, Index: 4}},
+			{cmd(wire.OpCAS, 7, 1, 1, "k", 0, "a"), ok(1, 1)}, // not a Conflict
+			{cmd(wire.OpDel, 7, 2, 1, "nope", 0, ""), Result{Code: wire.CodeNotFound, Index: 4}},
 			{put("nope", "now"), ok(5, 5)},
-			{cmd(OpDel, 7, 2, 1, "nope", 0, ""), Result{Code: CodeNotFound, Index: 4}},
-			{cmd(OpCAS, 7, 3, 1, "k", 9, "c"), Result{Code: CodeConflict, Index: 7, Version: 2}},
-			{cmd(OpCAS, 7, 3, 1, "k", 2, "c"), Result{Code: CodeConflict, Index: 7, Version: 2}},
-			{cmd(OpPut, 7, 4, 1, "big", 0, big), Result{Code: CodeTooLarge, Index: 9}},
-			{cmd(OpPut, 7, 4, 1, "big", 0, "fits"), Result{Code: CodeTooLarge, Index: 9}},
+			{cmd(wire.OpDel, 7, 2, 1, "nope", 0, ""), Result{Code: wire.CodeNotFound, Index: 4}},
+			{cmd(wire.OpCAS, 7, 3, 1, "k", 9, "c"), Result{Code: wire.CodeConflict, Index: 7, Version: 2}},
+			{cmd(wire.OpCAS, 7, 3, 1, "k", 2, "c"), Result{Code: wire.CodeConflict, Index: 7, Version: 2}},
+			{cmd(wire.OpPut, 7, 4, 1, "big", 0, big), Result{Code: wire.CodeTooLarge, Index: 9}},
+			{cmd(wire.OpPut, 7, 4, 1, "big", 0, "fits"), Result{Code: wire.CodeTooLarge, Index: 9}},
 		}, map[string]fileWant{"k": {"b", 2}, "nope": {"now", 5}}},
 		{"client 0 is not deduplicated", []step{
-			{cmd(OpAppend, 0, 1, 1, "k", 0, "x"), ok(1, 1)},
-			{cmd(OpAppend, 0, 1, 1, "k", 0, "x"), ok(2, 2)},
-			{cmd(OpAppend, 0, 0, 1, "k", 0, "x"), ok(3, 3)},
+			{cmd(wire.OpAppend, 0, 1, 1, "k", 0, "x"), ok(1, 1)},
+			{cmd(wire.OpAppend, 0, 1, 1, "k", 0, "x"), ok(2, 2)},
+			{cmd(wire.OpAppend, 0, 0, 1, "k", 0, "x"), ok(3, 3)},
 		}, map[string]fileWant{"k": {"xxx", 3}}},
 		// Version 1 commands, as old logs hold them, replay by the rule
 		// they were applied under.
 		{"version 1: seqs need not be contiguous", []step{
 			{[]byte("put 3 10 1 k a"), ok(1, 1)},
 			{[]byte("put 3 20 1 k b"), ok(2, 2)},
-			{[]byte("put 3 15 1 k c"), Result{Code: CodeStale, Index: 3}},
+			{[]byte("put 3 15 1 k c"), Result{Code: wire.CodeBadRequest, Index: 3, Err: ErrStale}},
 			{[]byte("put 3 20 1 k b"), ok(2, 2)},
 			{[]byte("put 3 21 1 k c"), ok(5, 5)},
-			{scmd(OpPut, 3, 22, 21, false, "k", "d"), ok(6, 6)}, // the session goes on in order
+			{scmd(wire.OpPut, 3, 22, 21, false, "k", "d"), ok(6, 6)}, // the session goes on in order
 		}, map[string]fileWant{"k": {"d", 6}}},
 	}
 	for _, tt := range tests {
@@ -273,13 +281,13 @@ func TestList(t *testing.T) {
 func TestSessionExpiry(t *testing.T) {
 	m := New(Options{SessionTTL: time.Second})
 	runSteps(t, m, []step{
-		{cmd(OpAppend, 1, 1, 1000, "k", 0, "a"), ok(1, 1)},
-		{cmd(OpAppend, 2, 1, 2000, "k", 0, "b"), ok(2, 2)},
+		{cmd(wire.OpAppend, 1, 1, 1000, "k", 0, "a"), ok(1, 1)},
+		{cmd(wire.OpAppend, 2, 1, 2000, "k", 0, "b"), ok(2, 2)},
 		// Exactly TTL later the session is still alive.
-		{cmd(OpAppend, 1, 1, 2000, "k", 0, "a"), ok(1, 1)},
+		{cmd(wire.OpAppend, 1, 1, 2000, "k", 0, "a"), ok(1, 1)},
 		// A stamp from a slower clock does not move log time back.
-		{cmd(OpPut, 0, 0, 500, "t", 0, ""), ok(4, 4)},
-		{cmd(OpPut, 0, 0, 3001, "t", 0, ""), ok(5, 5)},
+		{cmd(wire.OpPut, 0, 0, 500, "t", 0, ""), ok(4, 4)},
+		{cmd(wire.OpPut, 0, 0, 3001, "t", 0, ""), ok(5, 5)},
 	})
 	// Client 1 was last active at 2000 (its retry counts as activity):
 	// alive at 3000, gone at 3001, as is client 2.
@@ -289,10 +297,10 @@ func TestSessionExpiry(t *testing.T) {
 	runSteps(t, m, []step{
 		// With the session gone a retry is refused: its first attempt
 		// may have been applied, as this one was.
-		{EncodeCommand(nil, Command{Op: OpAppend, ClientID: 1, Seq: 1, Retry: true, Stamp: 3001, Key: "k", Value: []byte("a")}),
-			Result{Code: CodeSessionUnknown, Index: 6}},
+		{EncodeCommand(nil, Command{Op: wire.OpAppend, ClientID: 1, Seq: 1, Retry: true, Stamp: 3001, Key: "k", Value: []byte("a")}),
+			Result{Code: wire.CodeSessionUnknown, Index: 6}},
 		// A first attempt of seq 1 starts a new session.
-		{cmd(OpAppend, 1, 1, 3001, "k", 0, "a"), ok(7, 7)},
+		{cmd(wire.OpAppend, 1, 1, 3001, "k", 0, "a"), ok(7, 7)},
 	})
 	if v, _, _ := m.Get("k"); string(v) != "aba" || m.Sessions() != 1 {
 		t.Fatalf("k = %q", v)
@@ -310,25 +318,25 @@ func TestSessionEviction(t *testing.T) {
 	}{
 		// Same activity time: the lowest client id goes first.
 		{"tie broken by client id", []step{
-			{cmd(OpPut, 5, 1, 100, "k", 0, ""), ok(1, 1)},
-			{cmd(OpPut, 3, 1, 100, "k", 0, ""), ok(2, 2)},
-			{cmd(OpPut, 9, 1, 100, "k", 0, ""), ok(3, 3)},
+			{cmd(wire.OpPut, 5, 1, 100, "k", 0, ""), ok(1, 1)},
+			{cmd(wire.OpPut, 3, 1, 100, "k", 0, ""), ok(2, 2)},
+			{cmd(wire.OpPut, 9, 1, 100, "k", 0, ""), ok(3, 3)},
 		}, 3},
 		{"least recently active goes", []step{
-			{cmd(OpPut, 5, 1, 100, "k", 0, ""), ok(1, 1)},
-			{cmd(OpPut, 3, 1, 200, "k", 0, ""), ok(2, 2)},
-			{cmd(OpPut, 9, 1, 300, "k", 0, ""), ok(3, 3)},
+			{cmd(wire.OpPut, 5, 1, 100, "k", 0, ""), ok(1, 1)},
+			{cmd(wire.OpPut, 3, 1, 200, "k", 0, ""), ok(2, 2)},
+			{cmd(wire.OpPut, 9, 1, 300, "k", 0, ""), ok(3, 3)},
 		}, 5},
 		{"a retry counts as activity", []step{
-			{cmd(OpPut, 5, 1, 100, "k", 0, ""), ok(1, 1)},
-			{cmd(OpPut, 3, 1, 200, "k", 0, ""), ok(2, 2)},
-			{cmd(OpPut, 5, 1, 300, "k", 0, ""), ok(1, 1)},
-			{cmd(OpPut, 9, 1, 300, "k", 0, ""), ok(4, 4)},
+			{cmd(wire.OpPut, 5, 1, 100, "k", 0, ""), ok(1, 1)},
+			{cmd(wire.OpPut, 3, 1, 200, "k", 0, ""), ok(2, 2)},
+			{cmd(wire.OpPut, 5, 1, 300, "k", 0, ""), ok(1, 1)},
+			{cmd(wire.OpPut, 9, 1, 300, "k", 0, ""), ok(4, 4)},
 		}, 3},
 		{"the new session survives a tie it would lose", []step{
-			{cmd(OpPut, 5, 1, 100, "k", 0, ""), ok(1, 1)},
-			{cmd(OpPut, 3, 1, 100, "k", 0, ""), ok(2, 2)},
-			{cmd(OpPut, 1, 1, 100, "k", 0, ""), ok(3, 3)},
+			{cmd(wire.OpPut, 5, 1, 100, "k", 0, ""), ok(1, 1)},
+			{cmd(wire.OpPut, 3, 1, 100, "k", 0, ""), ok(2, 2)},
+			{cmd(wire.OpPut, 1, 1, 100, "k", 0, ""), ok(3, 3)},
 		}, 3},
 	}
 	for _, tt := range tests {
@@ -383,12 +391,12 @@ func genCommands(rng *rand.Rand, n int) [][]byte {
 		}
 		stamp += int64(rng.IntN(8)) - 2
 		c := Command{
-			Op:      Op(1 + rng.IntN(4)),
+			Op:      wire.Op(1 + rng.IntN(4)),
 			Stamp:   stamp,
 			Key:     fmt.Sprintf("k%d/%d", rng.IntN(3), rng.IntN(6)),
 			Version: uint64(rng.IntN(n + 1)),
 		}
-		if c.Op != OpDel {
+		if c.Op != wire.OpDel {
 			c.Value = make([]byte, rng.IntN(genOptions.MaxValue/2+8))
 			for i := range c.Value {
 				c.Value[i] = byte(rng.IntN(256))
@@ -465,21 +473,21 @@ func TestDeterminism(t *testing.T) {
 func TestDigestCoversEverything(t *testing.T) {
 	base := func() *Machine {
 		m := New(Options{})
-		m.Apply(1, cmd(OpPut, 7, 1, 100, "a", 0, "v"))
+		m.Apply(1, cmd(wire.OpPut, 7, 1, 100, "a", 0, "v"))
 		return m
 	}
 	ref := base().Digest()
 	variants := map[string][][]byte{
-		"value":        {cmd(OpPut, 7, 1, 100, "a", 0, "w")},
-		"key":          {cmd(OpPut, 7, 1, 100, "b", 0, "v")},
-		"version":      {[]byte("garbage"), cmd(OpPut, 7, 1, 100, "a", 0, "v")},
-		"session id":   {cmd(OpPut, 8, 1, 100, "a", 0, "v")},
-		"session seq":  {EncodeCommand(nil, Command{Op: OpPut, ClientID: 7, Seq: 2, Legacy: true, Stamp: 100, Key: "a", Value: []byte("v")})},
-		"window":       {scmd(OpPut, 7, 1, 1, false, "a", "v"), scmd(OpPut, 7, 2, 1, false, "a", "v")},
-		"acked window": {scmd(OpPut, 7, 1, 1, false, "a", "v"), scmd(OpPut, 7, 2, 2, false, "a", "v")},
-		"log time":     {cmd(OpPut, 7, 1, 101, "a", 0, "v")},
-		"no session":   {cmd(OpPut, 0, 1, 100, "a", 0, "v")},
-		"applied only": {cmd(OpPut, 7, 1, 100, "a", 0, "v"), []byte("garbage")},
+		"value":        {cmd(wire.OpPut, 7, 1, 100, "a", 0, "w")},
+		"key":          {cmd(wire.OpPut, 7, 1, 100, "b", 0, "v")},
+		"version":      {[]byte("garbage"), cmd(wire.OpPut, 7, 1, 100, "a", 0, "v")},
+		"session id":   {cmd(wire.OpPut, 8, 1, 100, "a", 0, "v")},
+		"session seq":  {EncodeCommand(nil, Command{Op: wire.OpPut, ClientID: 7, Seq: 2, Legacy: true, Stamp: 100, Key: "a", Value: []byte("v")})},
+		"window":       {scmd(wire.OpPut, 7, 1, 1, false, "a", "v"), scmd(wire.OpPut, 7, 2, 1, false, "a", "v")},
+		"acked window": {scmd(wire.OpPut, 7, 1, 1, false, "a", "v"), scmd(wire.OpPut, 7, 2, 2, false, "a", "v")},
+		"log time":     {cmd(wire.OpPut, 7, 1, 101, "a", 0, "v")},
+		"no session":   {cmd(wire.OpPut, 0, 1, 100, "a", 0, "v")},
+		"applied only": {cmd(wire.OpPut, 7, 1, 100, "a", 0, "v"), []byte("garbage")},
 	}
 	seen := map[string]string{ref: "base"}
 	for name, cmds := range variants {

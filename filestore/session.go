@@ -1,5 +1,7 @@
 package filestore
 
+import "synod/wire"
+
 // session is one client's exactly-once record: the highest sequence number
 // applied and the replies to the last writes, the window [first, last]
 // whose replies the client may still ask for again, so a retry gets the
@@ -15,7 +17,7 @@ type session struct {
 
 // cached is the remembered result of one applied write.
 type cached struct {
-	code    ResultCode
+	code    wire.Code
 	index   uint64
 	version uint64
 }

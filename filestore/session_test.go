@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"synod/wire"
 )
 
 // Transcripts of a proxy's retry meeting a session the table no longer
@@ -20,15 +22,15 @@ func TestRetryAfterFastClock(t *testing.T) {
 	fast := t0 + (2 * time.Hour).Milliseconds()
 	m := New(Options{})
 	runSteps(t, m, []step{
-		{cmd(OpAppend, 17, 1, t0, "k", 0, "a"), ok(1, 1)},
-		{cmd(OpAppend, 17, 2, t0, "k", 0, "b"), ok(2, 2)}, // this reply is lost
-		{cmd(OpPut, 99, 1, fast, "other", 0, "x"), ok(3, 3)},
+		{cmd(wire.OpAppend, 17, 1, t0, "k", 0, "a"), ok(1, 1)},
+		{cmd(wire.OpAppend, 17, 2, t0, "k", 0, "b"), ok(2, 2)}, // this reply is lost
+		{cmd(wire.OpPut, 99, 1, fast, "other", 0, "x"), ok(3, 3)},
 	})
-	got := m.Apply(4, cmd(OpAppend, 17, 2, t0+1, "k", 0, "b"))
-	if v, _, _ := m.Get("k"); string(v) != "ab" || got.Code == CodeOK {
+	got := m.Apply(4, cmd(wire.OpAppend, 17, 2, t0+1, "k", 0, "b"))
+	if v, _, _ := m.Get("k"); string(v) != "ab" || got.Code == wire.CodeOK {
 		t.Fatalf("retry after a fast clock expired the session: %+v, k = %q: applied twice", got, v)
 	}
-	if got != (Result{Code: CodeSessionUnknown, Index: 4}) {
+	if got != (Result{Code: wire.CodeSessionUnknown, Index: 4}) {
 		t.Fatalf("retry = %+v, want SESSION_UNKNOWN", got)
 	}
 }
@@ -39,11 +41,11 @@ func TestRetryOfFirstWriteAfterFastClock(t *testing.T) {
 	const t0 = int64(1_732_000_000_000)
 	fast := t0 + (2 * time.Hour).Milliseconds()
 	m := New(Options{})
-	retry := EncodeCommand(nil, Command{Op: OpAppend, ClientID: 17, Seq: 1, Retry: true, Stamp: t0 + 1, Key: "k", Value: []byte("a")})
+	retry := EncodeCommand(nil, Command{Op: wire.OpAppend, ClientID: 17, Seq: 1, Retry: true, Stamp: t0 + 1, Key: "k", Value: []byte("a")})
 	runSteps(t, m, []step{
-		{cmd(OpAppend, 17, 1, t0, "k", 0, "a"), ok(1, 1)}, // this reply is lost
-		{cmd(OpPut, 99, 1, fast, "other", 0, "x"), ok(2, 2)},
-		{retry, Result{Code: CodeSessionUnknown, Index: 3}},
+		{cmd(wire.OpAppend, 17, 1, t0, "k", 0, "a"), ok(1, 1)}, // this reply is lost
+		{cmd(wire.OpPut, 99, 1, fast, "other", 0, "x"), ok(2, 2)},
+		{retry, Result{Code: wire.CodeSessionUnknown, Index: 3}},
 	})
 	if v, _, _ := m.Get("k"); string(v) != "a" {
 		t.Fatalf("k = %q: applied twice", v)
@@ -55,34 +57,34 @@ func TestRetryOfFirstWriteAfterFastClock(t *testing.T) {
 func TestRetryAfterEviction(t *testing.T) {
 	m := New(Options{MaxSessions: 2})
 	runSteps(t, m, []step{
-		{cmd(OpAppend, 17, 1, 100, "k", 0, "a"), ok(1, 1)},
-		{cmd(OpAppend, 17, 2, 100, "k", 0, "b"), ok(2, 2)}, // this reply is lost
-		{cmd(OpPut, 18, 1, 100, "x", 0, ""), ok(3, 3)},
-		{cmd(OpPut, 19, 1, 100, "y", 0, ""), ok(4, 4)}, // evicts 17
+		{cmd(wire.OpAppend, 17, 1, 100, "k", 0, "a"), ok(1, 1)},
+		{cmd(wire.OpAppend, 17, 2, 100, "k", 0, "b"), ok(2, 2)}, // this reply is lost
+		{cmd(wire.OpPut, 18, 1, 100, "x", 0, ""), ok(3, 3)},
+		{cmd(wire.OpPut, 19, 1, 100, "y", 0, ""), ok(4, 4)}, // evicts 17
 	})
-	got := m.Apply(5, cmd(OpAppend, 17, 2, 100, "k", 0, "b"))
-	if v, _, _ := m.Get("k"); string(v) != "ab" || got.Code == CodeOK {
+	got := m.Apply(5, cmd(wire.OpAppend, 17, 2, 100, "k", 0, "b"))
+	if v, _, _ := m.Get("k"); string(v) != "ab" || got.Code == wire.CodeOK {
 		t.Fatalf("retry after eviction: %+v, k = %q: applied twice", got, v)
 	}
-	if got != (Result{Code: CodeSessionUnknown, Index: 5}) {
+	if got != (Result{Code: wire.CodeSessionUnknown, Index: 5}) {
 		t.Fatalf("retry = %+v, want SESSION_UNKNOWN", got)
 	}
 }
 
 // TestSessionWindowBound: a client that never acknowledges keeps at most
 // SessionWindow replies; retries within it are answered, older ones get
-// CodeAnswered.
+// wire.CodeAnswered.
 func TestSessionWindowBound(t *testing.T) {
 	m := New(Options{SessionWindow: 3})
 	for seq := uint64(1); seq <= 5; seq++ {
-		if r := m.Apply(seq, scmd(OpPut, 7, seq, 1, false, "k", "v")); r != ok(seq, seq) {
+		if r := m.Apply(seq, scmd(wire.OpPut, 7, seq, 1, false, "k", "v")); r != ok(seq, seq) {
 			t.Fatalf("seq %d: %+v", seq, r)
 		}
 	}
 	runSteps(t, m, []step{
-		{scmd(OpPut, 7, 3, 1, true, "k", "v"), ok(3, 3)},
-		{scmd(OpPut, 7, 5, 1, true, "k", "v"), ok(5, 5)},
-		{scmd(OpPut, 7, 2, 1, true, "k", "v"), Result{Code: CodeAnswered, Index: 8}},
+		{scmd(wire.OpPut, 7, 3, 1, true, "k", "v"), ok(3, 3)},
+		{scmd(wire.OpPut, 7, 5, 1, true, "k", "v"), ok(5, 5)},
+		{scmd(wire.OpPut, 7, 2, 1, true, "k", "v"), Result{Code: wire.CodeAnswered, Index: 8}},
 	})
 	if n := len(m.sessions[7].replies); n != 3 {
 		t.Fatalf("%d replies held, want 3", n)
@@ -118,7 +120,7 @@ func TestDigestConcurrentReads(t *testing.T) {
 	var digests []string
 	for i := range 200 {
 		mu.Lock()
-		m.Apply(m.Applied()+1, cmd(OpAppend, uint64(i%3+1), uint64(i/3+1), int64(i), fmt.Sprintf("k%d", i%5), 0, "x"))
+		m.Apply(m.Applied()+1, cmd(wire.OpAppend, uint64(i%3+1), uint64(i/3+1), int64(i), fmt.Sprintf("k%d", i%5), 0, "x"))
 		mu.Unlock()
 		mu.RLock()
 		digests = append(digests, m.Digest())

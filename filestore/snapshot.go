@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"synod/filestore/wal"
+	"synod/wire"
 )
 
 // ErrCorruptSnapshot is returned by ReadSnapshot and the Load functions
@@ -539,13 +540,13 @@ func (sr *snapshotReader) reply(code, index, version []byte, meta *SnapshotMeta,
 	var r cached
 	switch string(code) {
 	case "OK":
-		r.code = CodeOK
+		r.code = wire.CodeOK
 	case "NOT_FOUND":
-		r.code = CodeNotFound
+		r.code = wire.CodeNotFound
 	case "CONFLICT":
-		r.code = CodeConflict
+		r.code = wire.CodeConflict
 	case "TOO_LARGE":
-		r.code = CodeTooLarge
+		r.code = wire.CodeTooLarge
 	default:
 		return r, sr.corrupt("bad result code")
 	}

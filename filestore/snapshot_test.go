@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"synod/filestore/wal"
+	"synod/wire"
 )
 
 // The format is pinned byte for byte: this is the example in doc.go. If
@@ -66,7 +67,7 @@ func TestSnapshotVersion1(t *testing.T) {
 	}
 	runSteps(t, m, []step{
 		{[]byte("cas 17 2 1732000000300 docs/a 1 hi there"), ok(3, 3)}, // the old client's retry
-		{scmd(OpPut, 17, 3, 3, false, "docs/a", "x"), ok(5, 5)},
+		{scmd(wire.OpPut, 17, 3, 3, false, "docs/a", "x"), ok(5, 5)},
 	})
 }
 
@@ -83,9 +84,9 @@ func randomMachine(t testing.TB, seed uint64) *Machine {
 	}
 	m.opts.MaxValue = 300 // room for the all-bytes value
 	applyAll(m, [][]byte{
-		cmd(OpPut, 0, 0, 0, `odd\key/é/\x00`, 0, string(every)),
-		cmd(OpPut, 0, 0, 0, "empty", 0, ""),
-		cmd(OpPut, 0, 0, 0, "spaces", 0, " \n\r\t \\e\\s "),
+		cmd(wire.OpPut, 0, 0, 0, `odd\key/é/\x00`, 0, string(every)),
+		cmd(wire.OpPut, 0, 0, 0, "empty", 0, ""),
+		cmd(wire.OpPut, 0, 0, 0, "spaces", 0, " \n\r\t \\e\\s "),
 	})
 	return m
 }
@@ -160,9 +161,9 @@ func TestSnapshotEmpty(t *testing.T) {
 func smallSnapshot(t *testing.T) []byte {
 	m := New(Options{})
 	applyAll(m, [][]byte{
-		cmd(OpPut, 4, 1, 10, "a", 0, "x y"),
-		cmd(OpPut, 5, 1, 11, "b", 0, ""),
-		cmd(OpCAS, 5, 2, 12, "b", 9, "z"),
+		cmd(wire.OpPut, 4, 1, 10, "a", 0, "x y"),
+		cmd(wire.OpPut, 5, 1, 11, "b", 0, ""),
+		cmd(wire.OpCAS, 5, 2, 12, "b", 9, "z"),
 	})
 	var buf bytes.Buffer
 	if err := m.WriteSnapshot(&buf, SnapshotMeta{Slot: 7, Members: []uint64{1}}); err != nil {
@@ -299,7 +300,7 @@ func TestSnapshotRejects(t *testing.T) {
 	if meta.Files != 2 || meta.Sessions != 2 || m.Applied() != 20 || m.LogTime() != 500 {
 		t.Fatalf("good snapshot read as %+v", meta)
 	}
-	if r := m.Apply(21, cmd(OpPut, 1, 1, 500, "c", 0, "")); r != (Result{Code: CodeConflict, Index: 3, Version: 2}) {
+	if r := m.Apply(21, cmd(wire.OpPut, 1, 1, 500, "c", 0, "")); r != (Result{Code: wire.CodeConflict, Index: 3, Version: 2}) {
 		t.Fatalf("restored session replied %+v", r)
 	}
 }

@@ -323,33 +323,25 @@ func (n *Node) serveRead(rq *readReq) {
 	rq.reply(rep)
 }
 
-// writeReply turns the state machine's result into the proxy's answer. The
-// refusals say NotApplied: the state machine turned this attempt down.
+// writeReply turns the state machine's result into the proxy's answer: the
+// codes are the same; a refusal (the state machine turned this attempt
+// down, and remembers nothing of it) says NotApplied and why.
 func writeReply(res filestore.Result) wire.Reply {
-	rep := wire.Reply{Index: res.Index, Version: res.Version}
+	rep := wire.Reply{Code: res.Code, Index: res.Index, Version: res.Version, Msg: resultNotes[res.Code]}
+	if res.Err != nil {
+		rep.Msg = res.Err.Error()
+	}
 	switch res.Code {
-	case filestore.CodeOK:
-		rep.Code = wire.CodeOK
-	case filestore.CodeNotFound:
-		rep.Code = wire.CodeNotFound
-	case filestore.CodeConflict:
-		rep.Code = wire.CodeConflict
-	case filestore.CodeTooLarge:
-		rep.Code = wire.CodeTooLarge
-		rep.Msg = "value would exceed the maximum size"
-	case filestore.CodeOutOfOrder:
-		rep = wire.Reply{Code: wire.CodeOutOfOrder, Msg: "an earlier write of the session is not applied yet", NotApplied: true}
-	case filestore.CodeSessionUnknown:
-		rep = wire.Reply{Code: wire.CodeSessionUnknown, Msg: "the session is unknown here (expired, evicted or never started)", NotApplied: true}
-	case filestore.CodeAnswered:
-		rep = wire.Reply{Code: wire.CodeAnswered, Msg: "the write was applied and its reply acknowledged: its outcome cannot be repeated"}
-	case filestore.CodeStale:
-		rep = wire.Reply{Code: wire.CodeBadRequest, Msg: "sequence number older than the client's last write", NotApplied: true}
-	default:
-		rep = wire.Reply{Code: wire.CodeBadRequest, NotApplied: true}
-		if res.Err != nil {
-			rep.Msg = res.Err.Error()
-		}
+	case wire.CodeBadRequest, wire.CodeOutOfOrder, wire.CodeSessionUnknown:
+		rep.NotApplied = true
 	}
 	return rep
+}
+
+// resultNotes explain the state machine's outcomes that need a word.
+var resultNotes = map[wire.Code]string{
+	wire.CodeTooLarge:       "value would exceed the maximum size",
+	wire.CodeOutOfOrder:     "an earlier write of the session is not applied yet",
+	wire.CodeSessionUnknown: "the session is unknown here (expired, evicted or never started)",
+	wire.CodeAnswered:       "the write was applied and its reply acknowledged: its outcome cannot be repeated",
 }

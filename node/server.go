@@ -260,11 +260,6 @@ func (n *Node) handleRequest(ctx context.Context, req wire.Request, reply replyF
 	}
 }
 
-var writeOps = map[wire.Op]filestore.Op{
-	wire.OpPut: filestore.OpPut, wire.OpAppend: filestore.OpAppend,
-	wire.OpCAS: filestore.OpCAS, wire.OpDel: filestore.OpDel,
-}
-
 // The state machine keeps at least as many replies per session as a proxy
 // may have writes of one session unresolved (a negative constant does not
 // compile).
@@ -294,7 +289,7 @@ func (n *Node) handleWrite(ctx context.Context, req wire.Request, reply replyFun
 		return
 	}
 	cmd := filestore.EncodeCommand(nil, filestore.Command{
-		Op: writeOps[req.Op], ClientID: req.ClientID, Seq: req.Seq, Ack: req.Ack, Retry: req.Retry,
+		Op: req.Op, ClientID: req.ClientID, Seq: req.Seq, Ack: req.Ack, Retry: req.Retry,
 		Stamp: time.Now().UnixMilli(), Key: req.Key, Version: req.Version, Value: req.Value,
 	})
 	select {

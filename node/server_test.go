@@ -148,7 +148,7 @@ func TestNotMasterNamesTransferTarget(t *testing.T) {
 func TestStatusUnderReadLock(t *testing.T) {
 	n := &Node{cfg: Config{ID: 1, Peers: map[uint64]string{1: "a:1"}}, app: applier{fsm: filestore.New(filestore.Options{})}}
 	n.soft.Store(&paxos.SoftState{Role: paxos.Follower})
-	n.app.fsm.Apply(1, filestore.EncodeCommand(nil, filestore.Command{Op: filestore.OpPut, Key: "k", Value: []byte("v")}))
+	n.app.fsm.Apply(1, filestore.EncodeCommand(nil, filestore.Command{Op: wire.OpPut, Key: "k", Value: []byte("v")}))
 	n.app.mu.RLock() // a reader in the middle of serving a read
 	done := make(chan wire.Status, 1)
 	go func() { done <- n.Status() }()

@@ -128,7 +128,7 @@ func openStorage(dir, cluster string, id uint64, join *joinInfo, opts wal.Option
 			hs.Entries = append(hs.Entries, paxos.Entry{
 				Slot:   r.Slot,
 				Ballot: paxos.Ballot{Round: r.Ballot.Round, Node: paxos.NodeID(r.Ballot.Node)},
-				Value:  paxos.Value{Kind: valueKindFromWAL(r.Value), Cmds: r.Cmds},
+				Value:  paxos.Value{Kind: r.Value, Cmds: r.Cmds},
 			})
 		case wal.KindCommit:
 			if r.Slot > hs.Committed {
@@ -190,26 +190,6 @@ func (s *storage) writeAcceptor(acc wal.AcceptorState) error {
 	return nil
 }
 
-func valueKindFromWAL(k wal.ValueKind) paxos.ValueKind {
-	switch k {
-	case wal.ValueNoop:
-		return paxos.ValueNoop
-	case wal.ValueConfig:
-		return paxos.ValueConfig
-	}
-	return paxos.ValueCmds
-}
-
-func valueKindToWAL(k paxos.ValueKind) wal.ValueKind {
-	switch k {
-	case paxos.ValueNoop:
-		return wal.ValueNoop
-	case paxos.ValueConfig:
-		return wal.ValueConfig
-	}
-	return wal.ValueCmds
-}
-
 // persist makes the durable parts of a group of Readies durable: the newest
 // promise and membership (one atomic file replace), then every accepted
 // entry and the commit hint as one log batch with one fsync. It returns how
@@ -235,7 +215,7 @@ func (s *storage) persist(rds []paxos.Ready) (int, error) {
 				Kind:   wal.KindAccept,
 				Slot:   e.Slot,
 				Ballot: wal.Ballot{Round: e.Ballot.Round, Node: uint64(e.Ballot.Node)},
-				Value:  valueKindToWAL(e.Value.Kind),
+				Value:  e.Value.Kind,
 				Cmds:   cmds,
 			})
 		}

@@ -35,12 +35,25 @@ func (b Ballot) String() string { return fmt.Sprintf("%d.%d", b.Round, b.Node) }
 type ValueKind uint8
 
 // Value kinds. A no-op fills a gap a new master found in its log; a config
-// value carries the member list (reserved: membership changes come later).
+// value carries a configuration (configuration.go).
 const (
 	ValueCmds ValueKind = iota
 	ValueNoop
 	ValueConfig
 )
+
+// String names the kind.
+func (k ValueKind) String() string {
+	switch k {
+	case ValueCmds:
+		return "cmds"
+	case ValueNoop:
+		return "noop"
+	case ValueConfig:
+		return "config"
+	}
+	return fmt.Sprintf("ValueKind(%d)", uint8(k))
+}
 
 // Value is what one slot decides: a batch of opaque client commands, or a
 // no-op. Batching many commands per slot is what makes a slot cheap.

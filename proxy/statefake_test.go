@@ -27,9 +27,9 @@ func newStateMaster(opts filestore.Options) *stateMaster {
 	return &stateMaster{m: filestore.New(opts), attempts: map[[2]uint64]int{}}
 }
 
-var fakeWriteOps = map[wire.Op]filestore.Op{
-	wire.OpPut: filestore.OpPut, wire.OpAppend: filestore.OpAppend,
-	wire.OpCAS: filestore.OpCAS, wire.OpDel: filestore.OpDel,
+var fakeWriteOps = map[wire.Op]wire.Op{
+	wire.OpPut: wire.OpPut, wire.OpAppend: wire.OpAppend,
+	wire.OpCAS: wire.OpCAS, wire.OpDel: wire.OpDel,
 }
 
 // answer is a fakeReplica answer function.
@@ -75,18 +75,18 @@ func (sm *stateMaster) applyLocked(req wire.Request) wire.Reply {
 	res := sm.m.Apply(sm.m.Applied()+1, cmd)
 	rep := wire.Reply{Index: res.Index, Version: res.Version, Applied: sm.m.Applied()}
 	switch res.Code {
-	case filestore.CodeOK:
-	case filestore.CodeNotFound:
+	case wire.CodeOK:
+	case wire.CodeNotFound:
 		rep.Code = wire.CodeNotFound
-	case filestore.CodeConflict:
+	case wire.CodeConflict:
 		rep.Code = wire.CodeConflict
-	case filestore.CodeTooLarge:
+	case wire.CodeTooLarge:
 		rep.Code = wire.CodeTooLarge
-	case filestore.CodeOutOfOrder:
+	case wire.CodeOutOfOrder:
 		rep = wire.Reply{Code: wire.CodeOutOfOrder, NotApplied: true}
-	case filestore.CodeSessionUnknown:
+	case wire.CodeSessionUnknown:
 		rep = wire.Reply{Code: wire.CodeSessionUnknown, NotApplied: true}
-	case filestore.CodeAnswered:
+	case wire.CodeAnswered:
 		rep = wire.Reply{Code: wire.CodeAnswered}
 	default:
 		rep = wire.Reply{Code: wire.CodeBadRequest, Msg: res.Code.String(), NotApplied: true}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+
+	"synod/paxos"
 )
 
 // BenchmarkAppend measures group commit: each Append is one batch and one
@@ -19,7 +21,7 @@ func BenchmarkAppend(b *testing.B) {
 			cmd := bytes.Repeat([]byte("v"), 100)
 			recs := make([]Record, batch)
 			for i := range recs {
-				recs[i] = Record{Kind: KindAccept, Ballot: Ballot{1, 1}, Value: ValueCmds, Cmds: [][]byte{cmd}}
+				recs[i] = Record{Kind: KindAccept, Ballot: Ballot{1, 1}, Value: paxos.ValueCmds, Cmds: [][]byte{cmd}}
 			}
 			slot := uint64(0)
 			appends := 0

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"synod/paxos"
 )
 
 // genRecord returns a random record: any kind, slots and ballots of every
@@ -19,9 +21,9 @@ func genRecord(rng *rand.Rand) Record {
 		Kind:   KindAccept,
 		Slot:   genUint(rng),
 		Ballot: Ballot{Round: genUint(rng), Node: genUint(rng)},
-		Value:  ValueKind(1 + rng.IntN(3)),
+		Value:  paxos.ValueKind(rng.IntN(3)),
 	}
-	if r.Value == ValueNoop {
+	if r.Value == paxos.ValueNoop {
 		return r
 	}
 	n := rng.IntN(4)
@@ -231,7 +233,7 @@ func segmentNames(t *testing.T, dir string) []string {
 // smallBatch is a short, fixed batch for byte-by-byte damage tests.
 func smallBatch(slot uint64) []Record {
 	return []Record{
-		{Kind: KindAccept, Slot: slot, Ballot: Ballot{3, 1}, Value: ValueCmds, Cmds: [][]byte{[]byte("put 1 1 0 k v"), {}}},
+		{Kind: KindAccept, Slot: slot, Ballot: Ballot{3, 1}, Value: paxos.ValueCmds, Cmds: [][]byte{[]byte("put 1 1 0 k v"), {}}},
 		{Kind: KindCommit, Slot: slot},
 	}
 }

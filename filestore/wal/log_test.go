@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"synod/paxos"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -82,11 +84,11 @@ func TestTruncateBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	batches := [][]Record{
-		{{Kind: KindAccept, Slot: 1, Value: ValueNoop}, {Kind: KindAccept, Slot: 5, Value: ValueNoop}},
-		{{Kind: KindAccept, Slot: 8, Value: ValueNoop}, {Kind: KindCommit, Slot: 3}},
-		{{Kind: KindAccept, Slot: 2, Value: ValueNoop}, {Kind: KindAccept, Slot: 12, Value: ValueNoop}},
-		{{Kind: KindAccept, Slot: 4, Value: ValueNoop}},
-		{{Kind: KindAccept, Slot: 6, Value: ValueNoop}}, // active: never removed
+		{{Kind: KindAccept, Slot: 1, Value: paxos.ValueNoop}, {Kind: KindAccept, Slot: 5, Value: paxos.ValueNoop}},
+		{{Kind: KindAccept, Slot: 8, Value: paxos.ValueNoop}, {Kind: KindCommit, Slot: 3}},
+		{{Kind: KindAccept, Slot: 2, Value: paxos.ValueNoop}, {Kind: KindAccept, Slot: 12, Value: paxos.ValueNoop}},
+		{{Kind: KindAccept, Slot: 4, Value: paxos.ValueNoop}},
+		{{Kind: KindAccept, Slot: 6, Value: paxos.ValueNoop}}, // active: never removed
 	}
 	for _, b := range batches {
 		mustAppend(t, l, b)
@@ -120,9 +122,9 @@ func TestTruncateBefore(t *testing.T) {
 func TestAppendLimits(t *testing.T) {
 	dir := t.TempDir()
 	l, _, _ := mustOpen(t, dir, Options{MaxLine: 100, MaxBatchBytes: 300})
-	big := Record{Kind: KindAccept, Slot: 1, Value: ValueCmds, Cmds: [][]byte{make([]byte, 100)}}
-	escapesBig := Record{Kind: KindAccept, Slot: 1, Value: ValueCmds, Cmds: [][]byte{make([]byte, 30)}} // 120 bytes escaped
-	fits := Record{Kind: KindAccept, Slot: 1, Value: ValueCmds, Cmds: [][]byte{make([]byte, 10)}}       // 60 bytes
+	big := Record{Kind: KindAccept, Slot: 1, Value: paxos.ValueCmds, Cmds: [][]byte{make([]byte, 100)}}
+	escapesBig := Record{Kind: KindAccept, Slot: 1, Value: paxos.ValueCmds, Cmds: [][]byte{make([]byte, 30)}} // 120 bytes escaped
+	fits := Record{Kind: KindAccept, Slot: 1, Value: paxos.ValueCmds, Cmds: [][]byte{make([]byte, 10)}}       // 60 bytes
 	tests := []struct {
 		name string
 		recs []Record
@@ -131,7 +133,7 @@ func TestAppendLimits(t *testing.T) {
 		{"raw command over MaxLine", []Record{big}, ErrTooLarge},
 		{"escaped line over MaxLine", []Record{escapesBig}, ErrTooLarge},
 		{"batch over MaxBatchBytes", []Record{fits, fits, fits, fits, fits, fits, fits, fits, fits, fits}, ErrTooLarge},
-		{"invalid record", []Record{fits, {Kind: KindCommit, Slot: 1, Value: ValueNoop}}, ErrInvalidRecord},
+		{"invalid record", []Record{fits, {Kind: KindCommit, Slot: 1, Value: paxos.ValueNoop}}, ErrInvalidRecord},
 		{"empty", nil, nil},
 	}
 	for _, tc := range tests {
@@ -139,7 +141,7 @@ func TestAppendLimits(t *testing.T) {
 			t.Errorf("%s: Append = %v, want %v", tc.name, err, tc.want)
 		}
 	}
-	ok := []Record{{Kind: KindAccept, Slot: 1, Value: ValueCmds, Cmds: [][]byte{[]byte("fine")}}}
+	ok := []Record{{Kind: KindAccept, Slot: 1, Value: paxos.ValueCmds, Cmds: [][]byte{[]byte("fine")}}}
 	mustAppend(t, l, ok) // refused appends leave the log usable
 	mustClose(t, l)
 	_, _, got := mustOpen(t, dir, Options{})
@@ -201,7 +203,7 @@ func TestConcurrentAppend(t *testing.T) {
 		wg.Go(func() {
 			for i := range per {
 				batch := []Record{
-					{Kind: KindAccept, Slot: uint64(w), Ballot: Ballot{uint64(i), 0}, Value: ValueCmds, Cmds: [][]byte{fmt.Appendf(nil, "w%d-%d", w, i)}},
+					{Kind: KindAccept, Slot: uint64(w), Ballot: Ballot{uint64(i), 0}, Value: paxos.ValueCmds, Cmds: [][]byte{fmt.Appendf(nil, "w%d-%d", w, i)}},
 					{Kind: KindCommit, Slot: uint64(w)},
 				}
 				if err := l.Append(batch); err != nil {

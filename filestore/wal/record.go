@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"math"
 	"strconv"
+
+	"synod/paxos"
 )
 
 // CRC32C is the CRC-32C (Castagnoli) table of every checksum in synod's
@@ -55,49 +57,28 @@ func (k RecordKind) String() string {
 	return fmt.Sprintf("RecordKind(%d)", uint8(k))
 }
 
-// ValueKind says what an accepted value is.
-type ValueKind uint8
-
-const (
-	// ValueCmds is a batch of client commands.
-	ValueCmds ValueKind = 1 + iota
-	// ValueNoop fills a slot without commands (a new master's gap filler);
-	// it never carries commands.
-	ValueNoop
-	// ValueConfig is a configuration (member list) change, encoded by the
-	// caller in Cmds.
-	ValueConfig
-)
-
-// valueNames are the words the log writes for each ValueKind.
-var valueNames = [...]string{ValueCmds: "cmds", ValueNoop: "noop", ValueConfig: "config"}
-
-// String returns the word the log writes for v.
-func (v ValueKind) String() string {
-	if v >= ValueCmds && v <= ValueConfig {
-		return valueNames[v]
-	}
-	return fmt.Sprintf("ValueKind(%d)", uint8(v))
-}
+// valueNames are the words the log writes for each paxos.ValueKind, the
+// core's own type: the log stores it, it does not declare its own.
+var valueNames = [...]string{paxos.ValueCmds: "cmds", paxos.ValueNoop: "noop", paxos.ValueConfig: "config"}
 
 // Record is one line of the log. Append does not retain it; records handed
 // to the replay callback of Open are freshly allocated and owned by it.
 type Record struct {
 	Kind   RecordKind
 	Slot   uint64
-	Ballot Ballot    // the ballot the value was accepted in; zero for commits
-	Value  ValueKind // zero for commits
-	Cmds   [][]byte  // opaque commands; nil for no-ops and commits
+	Ballot Ballot          // the ballot the value was accepted in; zero for commits
+	Value  paxos.ValueKind // zero (paxos.ValueCmds) for commits
+	Cmds   [][]byte        // opaque commands (a configuration's encoding for paxos.ValueConfig); nil for no-ops and commits
 }
 
 // validate reports whether r's fields fit its kind.
 func (r *Record) validate() error {
 	switch r.Kind {
 	case KindAccept:
-		if r.Value < ValueCmds || r.Value > ValueConfig {
+		if int(r.Value) >= len(valueNames) {
 			return fmt.Errorf("%w: slot %d: unknown value kind %d", ErrInvalidRecord, r.Slot, r.Value)
 		}
-		if r.Value == ValueNoop && len(r.Cmds) != 0 {
+		if r.Value == paxos.ValueNoop && len(r.Cmds) != 0 {
 			return fmt.Errorf("%w: slot %d: no-op with %d commands", ErrInvalidRecord, r.Slot, len(r.Cmds))
 		}
 	case KindCommit:
@@ -311,11 +292,11 @@ func parseRecord(line []byte) (Record, error) {
 	}
 	switch string(f.next()) {
 	case "cmds":
-		r.Value = ValueCmds
+		r.Value = paxos.ValueCmds
 	case "noop":
-		r.Value = ValueNoop
+		r.Value = paxos.ValueNoop
 	case "config":
-		r.Value = ValueConfig
+		r.Value = paxos.ValueConfig
 	default:
 		return Record{}, errors.New("unknown value kind")
 	}
@@ -328,7 +309,7 @@ func parseRecord(line []byte) (Record, error) {
 	if count > uint64(len(f.s)+1)/2 {
 		return Record{}, errors.New("command count exceeds the line")
 	}
-	if r.Value == ValueNoop && count != 0 {
+	if r.Value == paxos.ValueNoop && count != 0 {
 		return Record{}, errors.New("no-op with commands")
 	}
 	if count > 0 {

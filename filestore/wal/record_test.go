@@ -7,15 +7,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"synod/paxos"
 )
 
 // TestFormatGolden pins the on-disk format to the example in the package
 // comment: if this fails, the format changed and needs a version bump.
 func TestFormatGolden(t *testing.T) {
 	recs := []Record{
-		{Kind: KindAccept, Slot: 42, Ballot: Ballot{7, 2}, Value: ValueCmds, Cmds: [][]byte{[]byte("put 17 4 0 docs/a hello world"), []byte("del 17 5 0 docs/b")}},
-		{Kind: KindAccept, Slot: 43, Ballot: Ballot{7, 2}, Value: ValueNoop},
-		{Kind: KindAccept, Slot: 44, Ballot: Ballot{7, 2}, Value: ValueCmds, Cmds: [][]byte{{}, {0, 1, 0xff, '\t', '\\'}}},
+		{Kind: KindAccept, Slot: 42, Ballot: Ballot{7, 2}, Value: paxos.ValueCmds, Cmds: [][]byte{[]byte("put 17 4 0 docs/a hello world"), []byte("del 17 5 0 docs/b")}},
+		{Kind: KindAccept, Slot: 43, Ballot: Ballot{7, 2}, Value: paxos.ValueNoop},
+		{Kind: KindAccept, Slot: 44, Ballot: Ballot{7, 2}, Value: paxos.ValueCmds, Cmds: [][]byte{{}, {0, 1, 0xff, '\t', '\\'}}},
 		{Kind: KindCommit, Slot: 43},
 	}
 	const want = "synod-wal 1\n" +
@@ -124,9 +126,9 @@ func TestParseLine(t *testing.T) {
 	}{
 		{"C 0", Record{Kind: KindCommit}},
 		{"C 18446744073709551615", Record{Kind: KindCommit, Slot: 1<<64 - 1}},
-		{"A 1 2.3 noop 0", Record{Kind: KindAccept, Slot: 1, Ballot: Ballot{2, 3}, Value: ValueNoop}},
-		{"A 1 2.3 cmds 0", Record{Kind: KindAccept, Slot: 1, Ballot: Ballot{2, 3}, Value: ValueCmds}},
-		{`A 9 0.0 config 2 \e x\sy`, Record{Kind: KindAccept, Slot: 9, Value: ValueConfig, Cmds: [][]byte{{}, []byte("x y")}}},
+		{"A 1 2.3 noop 0", Record{Kind: KindAccept, Slot: 1, Ballot: Ballot{2, 3}, Value: paxos.ValueNoop}},
+		{"A 1 2.3 cmds 0", Record{Kind: KindAccept, Slot: 1, Ballot: Ballot{2, 3}, Value: paxos.ValueCmds}},
+		{`A 9 0.0 config 2 \e x\sy`, Record{Kind: KindAccept, Slot: 9, Value: paxos.ValueConfig, Cmds: [][]byte{{}, []byte("x y")}}},
 	}
 	for _, tc := range tests {
 		line := withCRC(tc.line)
@@ -190,11 +192,10 @@ func TestAppendRecordRejects(t *testing.T) {
 	for _, r := range []Record{
 		{},
 		{Kind: 'X', Slot: 1},
-		{Kind: KindAccept, Slot: 1},
 		{Kind: KindAccept, Slot: 1, Value: 4},
-		{Kind: KindAccept, Slot: 1, Value: ValueNoop, Cmds: [][]byte{{}}},
+		{Kind: KindAccept, Slot: 1, Value: paxos.ValueNoop, Cmds: [][]byte{{}}},
 		{Kind: KindCommit, Slot: 1, Ballot: Ballot{Round: 1}},
-		{Kind: KindCommit, Slot: 1, Value: ValueCmds},
+		{Kind: KindCommit, Slot: 1, Value: paxos.ValueConfig},
 		{Kind: KindCommit, Slot: 1, Cmds: [][]byte{[]byte("x")}},
 	} {
 		if got, err := AppendRecord([]byte("keep"), r); !errors.Is(err, ErrInvalidRecord) || string(got) != "keep" {
@@ -231,8 +232,8 @@ func TestStrings(t *testing.T) {
 		{KindAccept.String(), "A"},
 		{KindCommit.String(), "C"},
 		{RecordKind(0).String(), "RecordKind(0)"},
-		{ValueConfig.String(), "config"},
-		{ValueKind(9).String(), "ValueKind(9)"},
+		{paxos.ValueConfig.String(), "config"},
+		{paxos.ValueKind(9).String(), "ValueKind(9)"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"synod/paxos"
 )
 
 // recoverAndExtend checks that dir recovers to exactly want, that an
@@ -41,8 +43,8 @@ func TestCutLastBatchAtEveryOffset(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, 7))
 			src := t.TempDir()
 			batches := [][]Record{genBatch(rng), genBatch(rng), {
-				{Kind: KindAccept, Slot: 5, Ballot: Ballot{2, 1}, Value: ValueCmds, Cmds: [][]byte{[]byte("put 1 1 0 k\x00v"), {}}},
-				{Kind: KindAccept, Slot: 6, Ballot: Ballot{2, 1}, Value: ValueNoop},
+				{Kind: KindAccept, Slot: 5, Ballot: Ballot{2, 1}, Value: paxos.ValueCmds, Cmds: [][]byte{[]byte("put 1 1 0 k\x00v"), {}}},
+				{Kind: KindAccept, Slot: 6, Ballot: Ballot{2, 1}, Value: paxos.ValueNoop},
 				{Kind: KindCommit, Slot: 6},
 			}}
 			b := buildLog(t, src, tc.opts, batches)
@@ -336,7 +338,7 @@ func TestUnsupportedVersion(t *testing.T) {
 
 func TestLineOverMaxLine(t *testing.T) {
 	dir := t.TempDir()
-	big := []Record{{Kind: KindAccept, Slot: 1, Value: ValueCmds, Cmds: [][]byte{bytes.Repeat([]byte("x"), 200)}}}
+	big := []Record{{Kind: KindAccept, Slot: 1, Value: paxos.ValueCmds, Cmds: [][]byte{bytes.Repeat([]byte("x"), 200)}}}
 	b := buildLog(t, dir, Options{}, [][]Record{big, smallBatch(2)})
 	// Reading with a smaller limit than the writer's: written whole, so corrupt.
 	_, _, _, err := openCollect(t, dir, Options{MaxLine: 100})

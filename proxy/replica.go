@@ -56,7 +56,8 @@ type replica struct {
 	large   []outRequest   // which pass the large ones, so they do not wait behind megabytes
 	kick    chan struct{}  // wakes the writer of the current connection
 
-	pollc *wire.Conn // the poll connection; the poller's alone
+	pollc *wire.Conn    // the poll connection; the poller's alone
+	nudge chan struct{} // asks the poller for a poll now (see router.lookForMaster)
 }
 
 // outRequest is a request waiting for the writer: a copy, because the op's
@@ -378,15 +379,21 @@ func (rp *replica) poll(ctx context.Context) (wire.Status, error) {
 	return st, nil
 }
 
+// nudgeGap is the least time between two polls a nudge asks for, so a
+// proxy that keeps losing its master cannot flood the replicas with STATUS.
+const nudgeGap = 5 * time.Millisecond
+
 // pollLoop keeps the connections to the replica and polls its status every
-// cfg.Poll until stop closes.
+// cfg.Poll until stop closes, and sooner when nudged.
 func (rp *replica) pollLoop(stop <-chan struct{}) {
 	cfg := rp.rt.cfg
 	tick := time.NewTicker(cfg.Poll)
 	defer tick.Stop()
 	defer rp.close()
 	var lastErr string
+	var last time.Time
 	for {
+		last = time.Now()
 		err := rp.pollOnce()
 		if err != nil {
 			rp.rt.pollFailed(rp)
@@ -405,7 +412,24 @@ func (rp *replica) pollLoop(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-tick.C:
+		case <-rp.nudge:
+			if wait := nudgeGap - time.Since(last); wait > 0 {
+				select {
+				case <-stop:
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
+	}
+}
+
+// askPoll asks the poller for a poll now; a poll already asked for covers
+// it.
+func (rp *replica) askPoll() {
+	select {
+	case rp.nudge <- struct{}{}:
+	default:
 	}
 }
 

@@ -70,7 +70,7 @@ func newRouter(cfg *Config, cnt *counters) *router {
 		rnd:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	for id, addr := range cfg.Nodes {
-		rp := &replica{id: id, addr: addr, rt: rt}
+		rp := &replica{id: id, addr: addr, rt: rt, nudge: make(chan struct{}, 1)}
 		rt.reps = append(rt.reps, rp)
 		rt.byID[id] = rp
 	}
@@ -362,7 +362,18 @@ func (rt *router) notMaster(rp *replica, hint uint64) bool {
 		rt.master = h
 		return true
 	}
+	rt.lookForMaster()
 	return false
+}
+
+// lookForMaster has every replica polled now rather than at its next
+// tick: the master the proxy knew is gone and no replica it can reach has
+// named another, so writes wait until a poll finds one. Called with or
+// without mu.
+func (rt *router) lookForMaster() {
+	for _, rp := range rt.reps {
+		rp.askPoll()
+	}
 }
 
 // eject keeps reads away from rp until its next good poll. Called with mu
@@ -616,6 +627,7 @@ func (rt *router) polled(rp *replica, st wire.Status) {
 		}
 	case m == rp:
 		rt.master = nil // it stepped down, or is not ready yet
+		rt.lookForMaster()
 	}
 	rt.mu.Unlock()
 	rt.wake()
@@ -631,6 +643,7 @@ func (rt *router) pollFailed(rp *replica) {
 	}
 	rt.mu.Unlock()
 	if lost {
+		rt.lookForMaster()
 		rt.masterLost(rp)
 	}
 }

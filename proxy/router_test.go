@@ -241,5 +241,39 @@ func TestNotMasterHint(t *testing.T) {
 		if got != tt.want || switched != tt.wantSwitch {
 			t.Errorf("hint %d: master %d switched %v, want %d %v", tt.hint, got, switched, tt.want, tt.wantSwitch)
 		}
+		// With no master to try, every replica is polled at once rather
+		// than at its next tick (Poll may be long).
+		for _, rp := range rt.reps {
+			if asked := len(rp.nudge) == 1; asked == switched {
+				t.Errorf("hint %d: replica %d asked for a poll: %v, want %v", tt.hint, rp.id, asked, !switched)
+			}
+		}
+	}
+}
+
+// TestRefusalRounds: a pipeline refused together backs off once; a
+// refusal of an attempt sent after the backoff began starts the next
+// round, with a longer backoff.
+func TestRefusalRounds(t *testing.T) {
+	rt := testRouter(t, 1, up(0), up(0))
+	s := rt.newSession()
+	t0 := time.Now()
+	var ws []*op
+	for range 50 {
+		ws = append(ws, &op{write: true, sess: s, sentAt: t0})
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for i, w := range ws {
+		rt.refused(w, t0.Add(time.Duration(i+1)*time.Microsecond), time.Second)
+	}
+	if s.tries != 1 {
+		t.Fatalf("50 writes sent together, refused together: %d rounds, want 1", s.tries)
+	}
+	first := s.notBefore
+	again := &op{write: true, sess: s, sentAt: first}
+	rt.refused(again, first.Add(time.Millisecond), time.Second)
+	if s.tries != 2 || !s.notBefore.After(first) {
+		t.Fatalf("a resend refused: %d rounds, backoff until %v (first until %v), want 2 rounds and later", s.tries, s.notBefore, first)
 	}
 }

@@ -50,6 +50,7 @@ type session struct {
 	dead      bool      // an outcome is unknown: nothing more is sent
 	notBefore time.Time // backoff after a refusal
 	tries     int       // refusal rounds in a row, for the backoff
+	refusedAt time.Time // when the current round's backoff began
 	parked    bool      // in the router's waiting set
 }
 
@@ -293,13 +294,17 @@ func (rt *router) writeBack(w *op) {
 	s.rewind = true
 }
 
-// refused starts a refusal round's backoff (once per round). Called with mu
-// held.
-func (rt *router) refused(s *session, now time.Time, backoff time.Duration) {
-	if backoff <= 0 {
+// refused takes in the refusal of w and starts a refusal round's backoff.
+// A round is the attempts sent after the last backoff began: a pipeline
+// of many writes refused together backs off once, not once per write.
+// Called with mu held.
+func (rt *router) refused(w *op, now time.Time, backoff time.Duration) {
+	s := w.sess
+	if backoff <= 0 || w.sentAt.Before(s.refusedAt) {
 		return
 	}
 	s.tries++
+	s.refusedAt = now
 	s.notBefore = maxTime(s.notBefore, now.Add(retryBackoff(s.tries, backoff)))
 }
 
@@ -351,7 +356,7 @@ func (rt *router) writeAnswered(w *op, rp *replica, rep wire.Reply, now time.Tim
 		// A fresh hint is tried at once; hints that keep bouncing back
 		// and forth back off like any other refusal.
 		if !rt.notMaster(rp, rep.MasterID) || w.tries > 1 {
-			rt.refused(s, now, rt.cfg.Poll)
+			rt.refused(w, now, rt.cfg.Poll)
 		}
 	case wire.CodeUnavailable, wire.CodeBusy:
 		rt.writeBack(w)
@@ -359,7 +364,7 @@ func (rt *router) writeAnswered(w *op, rp *replica, rep wire.Reply, now time.Tim
 			w.mayApplied = true
 		}
 		w.lastCode = rep.Code
-		rt.refused(s, now, rt.cfg.Poll)
+		rt.refused(w, now, rt.cfg.Poll)
 	default:
 		rp.writes.Add(1)
 		rt.resolve(w, result{rep: rep, node: rp.id}, fx)
@@ -379,11 +384,13 @@ func (rt *router) writeLost(w *op, sent bool, now time.Time, fx *effects) {
 }
 
 // park puts s in the drainer's care: it has queued writes that cannot go
-// before a master, a backoff's end or a deadline.
+// before a master, a backoff's end or a deadline. The drainer is woken to
+// take its times into account: it may be asleep until a later one.
 func (rt *router) park(s *session) {
 	if !s.parked {
 		s.parked = true
 		rt.waiting[s] = struct{}{}
+		rt.wake()
 	}
 }
 

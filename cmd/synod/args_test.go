@@ -384,3 +384,83 @@ func TestBanner(t *testing.T) {
 		t.Errorf("banner for 0.0.0.0 should point clients at loopback:\n%s", b)
 	}
 }
+
+func TestParseMemberArgs(t *testing.T) {
+	tests := []struct {
+		sub  string
+		args []string
+		want memberArgs
+		err  string // "" for success
+	}{
+		{"list", nil, memberArgs{}, ""},
+		{"add", []string{"4", "127.0.0.1:7104"}, memberArgs{ID: 4, Addr: "127.0.0.1:7104"}, ""},
+		{"add", []string{"18446744073709551615", "db.example.com:1"}, memberArgs{ID: 1<<64 - 1, Addr: "db.example.com:1"}, ""},
+		{"remove", []string{"3"}, memberArgs{ID: 3}, ""},
+		{"promote", []string{"07"}, memberArgs{ID: 7}, ""},
+		{"list", []string{"x"}, memberArgs{}, "member list takes no arguments"},
+		{"add", []string{"4"}, memberArgs{}, "member add takes ID ADDR, got 1 argument(s)"},
+		{"add", []string{"4", "h:1", "x"}, memberArgs{}, "member add takes ID ADDR, got 3 argument(s)"},
+		{"add", []string{"x", "h:1"}, memberArgs{}, `member id "x": want a positive number`},
+		{"add", []string{"-1", "h:1"}, memberArgs{}, `member id "-1": want a positive number`},
+		{"add", []string{"4", "h"}, memberArgs{}, `member address "h": want host:port`},
+		{"add", []string{"4", "h:0"}, memberArgs{}, `member address "h:0": want host:port`},
+		{"add", []string{"4", ":7104"}, memberArgs{}, `member address ":7104": want host:port`},
+		{"remove", []string{"0"}, memberArgs{}, `member id "0": want a positive number`},
+		{"remove", nil, memberArgs{}, "member remove takes ID, got 0 argument(s)"},
+		{"promote", []string{"4", "--json"}, memberArgs{}, `"--json" looks like a flag`},
+		{"join", nil, memberArgs{}, `member "join": want list, add, remove or promote`},
+	}
+	for _, tt := range tests {
+		got, err := parseMemberArgs(tt.sub, tt.args)
+		if tt.err == "" {
+			if err != nil || got != tt.want {
+				t.Errorf("%s %q = %+v, %v; want %+v", tt.sub, tt.args, got, err, tt.want)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.err) || exitCode(err) != exitUsage {
+			t.Errorf("%s %q: error %v, want a usage error containing %q", tt.sub, tt.args, err, tt.err)
+		}
+	}
+}
+
+func TestParseProxyNodes(t *testing.T) {
+	tests := []struct {
+		in    string
+		nodes map[uint64]string
+		seeds []string
+		err   string
+	}{
+		{"1=127.0.0.1:7101,2=127.0.0.1:7102", map[uint64]string{1: "127.0.0.1:7101", 2: "127.0.0.1:7102"}, nil, ""},
+		{"127.0.0.1:7101", map[uint64]string{}, []string{"127.0.0.1:7101"}, ""},
+		{" 1=h:1 , h:2,[::1]:3,", map[uint64]string{1: "h:1"}, []string{"h:2", "[::1]:3"}, ""},
+		{"", nil, nil, "no replicas"},
+		{" , ", nil, nil, "no replicas"},
+		{"0=h:1", nil, nil, "bad entry"},
+		{"x=h:1", nil, nil, "bad entry"},
+		{"1=", nil, nil, "bad entry"},
+		{"1=h", nil, nil, "bad entry"},
+		{"h", nil, nil, "bad entry"},
+		{":1", nil, nil, "bad entry"},
+		{"1=h:1,1=h:2", nil, nil, "replica 1 listed twice"},
+		{"1=h:1,h:1", nil, nil, "address h:1 listed twice"},
+		{"h:1,h:1", nil, nil, "address h:1 listed twice"},
+	}
+	for _, tt := range tests {
+		nodes, seeds, err := parseProxyNodes(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: %v, %v, %v; want an error containing %q", tt.in, nodes, seeds, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(nodes) != fmt.Sprint(tt.nodes) || fmt.Sprint(seeds) != fmt.Sprint(tt.seeds) {
+			t.Errorf("%q = %v, %v, %v; want %v, %v", tt.in, nodes, seeds, err, tt.nodes, tt.seeds)
+		}
+	}
+	// What up gives its proxy parses the same way.
+	u := upConfig{Nodes: 3, BasePort: 7100}
+	if nodes, seeds, err := parseProxyNodes(u.peers()); err != nil || len(nodes) != 3 || len(seeds) != 0 {
+		t.Fatalf("parseProxyNodes(%q) = %v, %v, %v", u.peers(), nodes, seeds, err)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -349,20 +351,59 @@ func TestUpConfig(t *testing.T) {
 func TestUpChildren(t *testing.T) {
 	u := upConfig{Nodes: 3, Dir: "data", Listen: "127.0.0.1:7000", BasePort: 7100, Cluster: "c1", LogLevel: "debug", LogFormat: "json"}
 	peers := "1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
-	want := []childSpec{
-		{"node1", []string{"--log-level", "debug", "--log-format", "json", "node", "--id", "1", "--listen", "127.0.0.1:7101", "--peers", peers, "--dir", filepath.Join("data", "n1"), "--cluster", "c1"}},
-		{"node2", []string{"--log-level", "debug", "--log-format", "json", "node", "--id", "2", "--listen", "127.0.0.1:7102", "--peers", peers, "--dir", filepath.Join("data", "n2"), "--cluster", "c1"}},
-		{"node3", []string{"--log-level", "debug", "--log-format", "json", "node", "--id", "3", "--listen", "127.0.0.1:7103", "--peers", peers, "--dir", filepath.Join("data", "n3"), "--cluster", "c1"}},
-		{"proxy", []string{"--log-level", "debug", "--log-format", "json", "proxy", "--listen", "127.0.0.1:7000", "--nodes", peers, "--cluster", "c1"}},
+	global := []string{"--log-level", "debug", "--log-format", "json"}
+	node := func(id int, rest ...string) childSpec {
+		args := append(slices.Clone(global), "node", "--id", strconv.Itoa(id), "--listen", fmt.Sprintf("127.0.0.1:%d", 7100+id))
+		args = append(args, rest...)
+		args = append(args, "--dir", filepath.Join("data", fmt.Sprintf("n%d", id)), "--cluster", "c1")
+		return childSpec{fmt.Sprintf("node%d", id), id, args}
 	}
-	got := u.children()
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	want := []childSpec{
+		node(1, "--peers", peers), node(2, "--peers", peers), node(3, "--peers", peers),
+		{"proxy", 0, append(slices.Clone(global), "proxy", "--listen", "127.0.0.1:7000", "--nodes", peers, "--cluster", "c1")},
+	}
+	if got := u.children(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("children =\n%v\nwant\n%v", got, want)
 	}
 	// The peer list must parse the way `synod node` parses it.
 	m, err := parsePeers(u.peers())
 	if err != nil || len(m) != 3 || m[2] != "127.0.0.1:7102" {
 		t.Fatalf("parsePeers(%q) = %v, %v", u.peers(), m, err)
+	}
+
+	// Members added while an earlier up ran join through replica 1, and
+	// the proxy starts from every replica.
+	u.Joined = []int{5, 7}
+	all := peers + ",5=127.0.0.1:7105,7=127.0.0.1:7107"
+	want = []childSpec{
+		node(1, "--peers", peers), node(2, "--peers", peers), node(3, "--peers", peers),
+		node(5, "--join", "127.0.0.1:7101"), node(7, "--join", "127.0.0.1:7101"),
+		{"proxy", 0, append(slices.Clone(global), "proxy", "--listen", "127.0.0.1:7000", "--nodes", all, "--cluster", "c1")},
+	}
+	if got := u.children(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("children with joined members =\n%v\nwant\n%v", got, want)
+	}
+	if got := u.nodeSpec(4, "127.0.0.1:7102"); fmt.Sprint(got) != fmt.Sprint(node(4, "--join", "127.0.0.1:7102")) {
+		t.Fatalf("nodeSpec(4) = %v", got)
+	}
+}
+
+func TestJoinedDirs(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"n1", "n2", "n3", "n4", "n12", "n05", "nx", "n", "m6", "n9x", "n65436"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "n7"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := joinedDirs(dir, 3, 100)
+	if err != nil || fmt.Sprint(got) != "[4 12]" {
+		t.Fatalf("joinedDirs = %v, %v; want [4 12]", got, err)
+	}
+	if got, err := joinedDirs(filepath.Join(dir, "missing"), 3, 100); err != nil || got != nil {
+		t.Fatalf("joinedDirs of a missing dir = %v, %v", got, err)
 	}
 }
 

@@ -32,8 +32,9 @@ type fakeServer struct {
 	log   []string
 	// The configuration MEMBER reads and changes; a change of member id
 	// 90, 91 or 92 is answered ERR UNAVAILABLE, BUSY or BAD_REQUEST.
-	members []line.Member
-	slot    uint64
+	members   []line.Member
+	slot      uint64
+	noMembers bool // answer MEMBER as a replica without membership changes does
 }
 
 type fakeFile struct {
@@ -203,6 +204,10 @@ func (s *fakeServer) apply(w *line.Writer, req line.Request) {
 
 // member answers a MEMBER request the way a master does.
 func (s *fakeServer) member(w *line.Writer, req line.Request) {
+	if s.noMembers {
+		w.Err(line.CodeBadRequest, "unknown operation")
+		return
+	}
 	if code, ok := map[uint64]string{90: line.CodeUnavailable, 91: line.CodeBusy, 92: line.CodeBadRequest}[req.MemberID]; ok {
 		w.Err(code, "injected")
 		return

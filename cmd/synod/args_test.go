@@ -248,6 +248,7 @@ func TestStatusRows(t *testing.T) {
 		name  string
 		nodes []line.NodeStatus
 		lags  []string // "-" for nil
+		roles []string // if not nil
 	}{
 		{
 			name: "master and two followers",
@@ -275,6 +276,16 @@ func TestStatusRows(t *testing.T) {
 			},
 			lags: []string{"4", "-", "3"},
 		},
+		{
+			name: "a learner catching up",
+			nodes: []line.NodeStatus{
+				{ID: 1, Role: "master", Commit: 900, Applied: 900},
+				{ID: 4, Role: "follower", Commit: 900, Applied: 120, Extra: map[string]string{"member": "learner"}},
+				{ID: 5, Role: "down", Extra: map[string]string{"member": "learner"}},
+			},
+			lags:  []string{"0", "780", "-"},
+			roles: []string{"master", "learner", "down"},
+		},
 		{name: "empty", nodes: nil, lags: nil},
 	}
 	for _, tt := range tests {
@@ -290,6 +301,9 @@ func TestStatusRows(t *testing.T) {
 				}
 				if got != tt.lags[i] {
 					t.Errorf("row %d lag %s, want %s", i, got, tt.lags[i])
+				}
+				if tt.roles != nil && r.Role != tt.roles[i] {
+					t.Errorf("row %d role %s, want %s", i, r.Role, tt.roles[i])
 				}
 			}
 		})

@@ -67,8 +67,11 @@
 // undo a newer configuration (members.go). Config.Nodes and Config.Seeds
 // are only where the proxy starts: one reachable replica is enough, and a
 // seed, an address without an id, is asked for its STATUS until it
-// answers. A member added is polled from then on and routed to once it
-// answers; a learner (a member catching up, not voting) gets no reads. A
+// answers. A member added is polled from then on, at the address the
+// configuration gives it, and routed to once it answers; a replica the
+// proxy already reaches keeps the address it reaches it at (an id never
+// changes address, so another one names the same replica). A learner (a
+// member catching up, not voting) gets no reads. A
 // member removed is dropped at once: its poller stops, its connections
 // close, and what was in flight there is tried elsewhere. Replicas whose
 // STATUS carries no configuration (an older version) leave Config.Nodes

@@ -128,17 +128,19 @@ func (rt *router) learnConfigLocked(st wire.Status) (lostMaster *replica) {
 	if rt.haveConf {
 		rt.log.Info().Uint64("slot", st.ConfigSlot).Uint64("from_replica", st.ID).Msg("configuration changed")
 	}
-	rt.haveConf, rt.confSlot = true, st.ConfigSlot
+	rt.haveConf, rt.confSlot, rt.conf = true, st.ConfigSlot, want
 	for _, rp := range slices.Clone(rt.reps) {
 		m, ok := want[rp.id]
-		switch {
-		case !ok:
+		if !ok {
 			lostMaster = cmp.Or(rt.retireLocked(rp, "no longer a member"), lostMaster)
-		case m.Addr != rp.addr:
-			lostMaster = cmp.Or(rt.retireLocked(rp, "its address changed to "+m.Addr), lostMaster)
-		default:
-			rp.voter = m.Voter
+			continue
 		}
+		// A member keeps its address for the cluster's life (an id is
+		// never added at a second address, nor added again once
+		// removed), so another address here names the same replica
+		// (a host name for an IP, a relay): the one the proxy reaches
+		// it at stays.
+		rp.voter = m.Voter
 	}
 	ids := make([]uint64, 0, len(want))
 	for id := range want {
@@ -261,10 +263,9 @@ func (rt *router) probe(addr string) (wire.Status, error) {
 	return st, nil
 }
 
-// seeded takes in a seed's STATUS: the configuration it carries is
-// learned, and the replica itself, by its id, when no configuration is
-// known (a replica of an older version). It reports whether the seed is
-// done with.
+// seeded takes in a seed's STATUS: the replica, by its id, at the seed's
+// address, and the configuration it carries. It reports whether the seed
+// is done with.
 func (rt *router) seeded(sd *seed, st wire.Status) bool {
 	if st.ID == 0 {
 		return false
@@ -283,10 +284,13 @@ func (rt *router) seeded(sd *seed, st wire.Status) bool {
 	close(sd.done)
 	rt.seeds = slices.DeleteFunc(rt.seeds, func(x *seed) bool { return x == sd })
 	rt.log.Info().Str("seed", sd.addr).Uint64("replica", st.ID).Int("members", len(st.Members)).Msg("seed answered")
-	lost := rt.learnConfigLocked(st)
-	if !rt.haveConf && rt.byID[st.ID] == nil {
-		rt.addReplicaLocked(st.ID, sd.addr, true)
+	// The replica is known at the address that reached it, unless the
+	// configuration in use says it is no member; the configuration it
+	// reports may then remove it, or add the others.
+	if m, member := rt.conf[st.ID]; rt.byID[st.ID] == nil && (!rt.haveConf || member) {
+		rt.addReplicaLocked(st.ID, sd.addr, !rt.haveConf || m.Voter)
 	}
+	lost := rt.learnConfigLocked(st)
 	rt.mu.Unlock()
 	if lost != nil {
 		rt.masterLost(lost)

@@ -453,3 +453,28 @@ func TestRemovedReplicaGivesBackItsReads(t *testing.T) {
 		t.Fatalf("members %v", ids)
 	}
 }
+
+// TestSeedUnderAnotherName: a seed given under another name than the
+// configuration's keeps the address that reached it; the other members
+// come at the configuration's addresses.
+func TestSeedUnderAnotherName(t *testing.T) {
+	a := startFake(t, 1, "master")
+	b := startFake(t, 2, "follower")
+	fakeNodes(a, b)
+	fc := newFakeConfig(a, b)
+	fc.mu.Lock()
+	fc.members[0].Addr = "replica-1.invalid:7101" // how the others dial it
+	fc.mu.Unlock()
+	a.set("master", fc.answer)
+	b.set("follower", fc.answer)
+	alias := strings.Replace(a.addr(), "127.0.0.1", "localhost", 1)
+	s, _ := startServer(t, nil, func(c *Config) {
+		c.Nodes = nil
+		c.Seeds = []string{alias}
+		c.Poll = 10 * time.Millisecond
+	})
+	eventually(t, "both members up", func() bool {
+		n := s.Nodes()
+		return len(n) == 2 && n[0].Addr == alias && n[0].Role == "master" && n[1].Addr == b.addr() && n[1].Role == "follower"
+	})
+}

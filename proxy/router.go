@@ -46,12 +46,13 @@ type router struct {
 	mu        sync.Mutex
 	reps      []*replica // the members, by id
 	byID      map[uint64]*replica
-	seeds     []*seed  // addresses given without an id, not reached yet
-	haveConf  bool     // a configuration was learned from a STATUS
-	confSlot  uint64   // the slot that chose it
-	started   bool     // pollers run: a replica added from now on gets one at once
-	master    *replica // nil: none known
-	last      uint64   // the last master a poll confirmed, for counting failovers
+	seeds     []*seed                // addresses given without an id, not reached yet
+	haveConf  bool                   // a configuration was learned from a STATUS
+	confSlot  uint64                 // the slot that chose it
+	conf      map[uint64]wire.Member // its members, by id
+	started   bool                   // pollers run: a replica added from now on gets one at once
+	master    *replica               // nil: none known
+	last      uint64                 // the last master a poll confirmed, for counting failovers
 	queue     holdQueue
 	waiting   map[*session]struct{} // sessions with writes waiting for a master, a backoff or a deadline
 	held      int                   // requests waiting: reads in queue, writes not out

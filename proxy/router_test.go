@@ -269,7 +269,7 @@ func TestLearnConfig(t *testing.T) {
 		{"the same slot twice changes nothing", []wire.Status{st(6, v(1), v(2)), st(6, v(1), v(2), v(3))}, "[1@h:1 2@h:2]", 6, 1},
 		{"removed", []wire.Status{st(2, v(1), v(3))}, "[1@h:1 3@h:3]", 2, 1},
 		{"the master removed", []wire.Status{st(2, v(2), v(3))}, "[2@h:2 3@h:3]", 2, 0},
-		{"a member moved", []wire.Status{st(2, v(1), v(2), wire.Member{ID: 3, Addr: "h:33", Voter: true})}, "[1@h:1 2@h:2 3@h:33]", 2, 1},
+		{"another address for a member: the proxy's stays", []wire.Status{st(2, v(1), v(2), wire.Member{ID: 3, Addr: "relay:33"})}, "[1@h:1 2@h:2 3@h:3L]", 2, 1},
 		{"replaced: 3 out, 5 in", []wire.Status{st(2, v(1), v(2), v(3), l(5)), st(3, v(1), v(2), l(5)), st(4, v(1), v(2), v(5))}, "[1@h:1 2@h:2 5@h:5]", 4, 1},
 		{"members without an address are skipped", []wire.Status{st(2, v(1), wire.Member{ID: 2}, wire.Member{Addr: "h:0"})}, "[1@h:1]", 2, 1},
 		{"an empty list is no configuration", []wire.Status{st(9)}, "[1@h:1 2@h:2 3@h:3]", 0, 1},

@@ -1,5 +1,10 @@
 package proxy
 
+// Membership through the proxy against scripted fake replicas: MEMBER
+// requests and how they travel, and the replica set following the
+// configuration the fakes' STATUS carries. The test goroutine drives; the
+// fakes and the proxy run their own.
+
 import (
 	"fmt"
 	"slices"

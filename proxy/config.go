@@ -21,8 +21,16 @@ type Config struct {
 	// Listen is the address ListenAndServe serves the line protocol on.
 	// Default 127.0.0.1:7000.
 	Listen string
-	// Nodes maps every replica id to its wire address. Required.
+	// Nodes maps replica ids to their wire addresses, and Seeds lists
+	// addresses whose replica's id the proxy learns from its STATUS. At
+	// least one of the two is required; one reachable replica is enough,
+	// since every STATUS carries the configuration in force (the highest
+	// configuration slot wins) and the proxy follows it from then on:
+	// members added are polled and routed to, members removed are dropped.
+	// Until a STATUS carries a configuration (replicas of an older
+	// version), Nodes is the whole cluster.
 	Nodes map[uint64]string
+	Seeds []string
 	// ClusterID must equal the replicas' cluster id. Default "synod".
 	ClusterID string
 	// Poll is how often every replica's STATUS is asked. Default 100 ms.
@@ -95,7 +103,8 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
-// DefaultConfig returns the design's defaults; Nodes is left for the caller.
+// DefaultConfig returns the design's defaults; Nodes and Seeds are left for
+// the caller.
 func DefaultConfig() Config {
 	return Config{
 		Listen:           "127.0.0.1:7000",
@@ -130,7 +139,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case len(c.Nodes) == 0:
+	case len(c.Nodes) == 0 && len(c.Seeds) == 0:
 		return bad("no replicas")
 	case len(c.ClusterID) > wire.MaxClusterIDLen:
 		return bad("cluster id longer than %d bytes", wire.MaxClusterIDLen)
@@ -153,6 +162,11 @@ func (c *Config) Validate() error {
 	for id, addr := range c.Nodes {
 		if id == 0 || addr == "" {
 			return bad("replica %d has no address", id)
+		}
+	}
+	for _, addr := range c.Seeds {
+		if addr == "" {
+			return bad("empty seed address")
 		}
 	}
 	if err := c.limits().Validate(); err != nil {

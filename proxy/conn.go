@@ -8,9 +8,11 @@ package proxy
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,29 @@ type call struct {
 	charge  int64 // bytes counted in the connection's pipeline budget, under budget.mu
 	gcharge int64 // bytes counted in the server's in-flight budget, under budget.mu
 }
+
+// runKind is what a run of a pipeline holds (see conn.order).
+type runKind uint8
+
+const (
+	runRead runKind = iota
+	runWrite
+	runMember // one MEMBER request, alone in its run
+)
+
+func kindOf(cmd line.Cmd) runKind {
+	switch {
+	case cmd.IsWrite():
+		return runWrite
+	case cmd.IsMember():
+		return runMember
+	}
+	return runRead
+}
+
+// memberReplyBytes is what a membership reply may cost: a MEMBERS list of
+// a few dozen lines at most.
+const memberReplyBytes = 4 << 10
 
 // answered is the done channel of calls answered on the spot.
 var answered = func() chan struct{} {
@@ -86,8 +111,8 @@ type conn struct {
 
 	// Reader-owned.
 	level    line.Level
-	run      []*call  // the current run of reads or of writes, not known to be finished
-	runWrite bool     // whether run holds writes
+	run      []*call  // the current run of reads, of writes or one membership op, not known to be finished
+	runKind  runKind  // what run holds
 	sess     *session // this connection's writes, once it wrote (router-owned inside)
 	blockGot int64    // in-flight bytes the current request's block was admitted with
 
@@ -228,6 +253,9 @@ func (c *conn) replied(cl *call, res result) {
 	for _, k := range res.rep.Keys {
 		rb += int64(len(k) + 2)
 	}
+	for _, m := range res.rep.Members {
+		rb += int64(len(m.Addr) + 48)
+	}
 	c.mem.mu.Lock()
 	defer c.mem.mu.Unlock()
 	if c.mem.gone {
@@ -337,7 +365,8 @@ func (c *conn) handle(req line.Request) bool {
 // BUSY), waits for room in the connection's pipeline, keeps the pipeline's
 // order, and hands the request to the router.
 func (c *conn) remote(cl *call) bool {
-	write := cl.req.Cmd.IsWrite()
+	kind := kindOf(cl.req.Cmd)
+	write := kind == runWrite
 	size := requestBytes(cl.req)
 	// A block's bytes were admitted before it was read; an inline value
 	// (at most a request line) is admitted now.
@@ -354,6 +383,8 @@ func (c *conn) remote(cl *call) bool {
 		cl.charge = size
 	case cl.req.Cmd == line.CmdStat:
 		cl.charge = size + replyOverhead
+	case kind == runMember:
+		cl.charge = size + memberReplyBytes
 	default: // GET, LIST: the largest reply they may get
 		cl.charge = size + int64(c.s.cfg.MaxValue) + replyOverhead
 	}
@@ -367,7 +398,7 @@ func (c *conn) remote(cl *call) bool {
 		c.uncharge(cl)
 		return false
 	}
-	c.order(cl, write)
+	c.order(cl, kind)
 	o := c.newOp(cl)
 	if c.aborted.Load() {
 		// A write before this request has an unknown outcome and the
@@ -390,7 +421,7 @@ func (c *conn) remote(cl *call) bool {
 // read asks for the newest state the connection saw.
 func (c *conn) newOp(cl *call) *op {
 	o := &op{req: toWire(cl.req, cl.level), write: cl.req.Cmd.IsWrite()}
-	if !o.write && cl.level == line.LevelSession {
+	if !o.write && !o.memberOp() && cl.level == line.LevelSession {
 		o.req.MinIndex = max(o.req.MinIndex, c.lastIndex.Load())
 	}
 	o.finish = func(res result) {
@@ -415,17 +446,19 @@ func (c *conn) newOp(cl *call) *op {
 // consecutive writes run together (the session keeps them in order),
 // consecutive reads run together, but a read starts only once the writes
 // before it are answered, and a write only once the reads before it are,
-// so no read sees a later write or misses an earlier one. The reader waits
-// here, which is also the pipeline's backpressure.
-func (c *conn) order(cl *call, write bool) {
-	if len(c.run) > 0 && c.runWrite != write {
+// so no read sees a later write or misses an earlier one. A MEMBER request
+// belongs to no session: it starts once everything before it is answered,
+// and everything after it waits for its answer. The reader waits here,
+// which is also the pipeline's backpressure.
+func (c *conn) order(cl *call, kind runKind) {
+	if len(c.run) > 0 && (c.runKind != kind || kind == runMember) {
 		for _, prev := range c.run {
 			<-prev.done
 		}
 		clear(c.run)
 		c.run = c.run[:0]
 	}
-	c.runWrite = write
+	c.runKind = kind
 	if len(c.run) >= 64 {
 		c.run = c.prune(c.run)
 	}
@@ -457,10 +490,17 @@ func (c *conn) noteIndex(idx uint64) {
 var wireOps = map[line.Cmd]wire.Op{
 	line.CmdPut: wire.OpPut, line.CmdAppend: wire.OpAppend, line.CmdCAS: wire.OpCAS,
 	line.CmdDel: wire.OpDel, line.CmdGet: wire.OpGet, line.CmdStat: wire.OpStat, line.CmdList: wire.OpList,
+	line.CmdMemberList: wire.OpMembers, line.CmdMemberAdd: wire.OpMemberAdd,
+	line.CmdMemberRemove: wire.OpMemberRemove, line.CmdMemberPromote: wire.OpMemberPromote,
 }
 
-// toWire translates a parsed request for the replicas.
+// toWire translates a parsed request for the replicas. A MEMBER request
+// carries no consistency level: every replica answers MEMBER LIST with the
+// configuration in force, and a change goes to the master.
 func toWire(req line.Request, level line.Level) wire.Request {
+	if req.Cmd.IsMember() {
+		return wire.Request{Op: wireOps[req.Cmd], MemberID: req.MemberID, MemberAddr: req.MemberAddr}
+	}
 	w := wire.Request{
 		Op: wireOps[req.Cmd], Key: req.Key, Value: req.Value, Version: req.Version,
 		Consistency: wire.Consistency(level), MinIndex: req.MinIndex,
@@ -531,7 +571,7 @@ const maxRedos = 3
 func (c *conn) monotonic(cl *call) {
 	for redo := 0; ; redo++ {
 		rep := cl.res.rep
-		if cl.res.node == 0 || cl.req.Cmd.IsWrite() || cl.level != line.LevelSession ||
+		if cl.res.node == 0 || cl.req.Cmd.IsWrite() || cl.req.Cmd.IsMember() || cl.level != line.LevelSession ||
 			rep.Applied == 0 || rep.Applied >= c.written || redo == maxRedos || c.aborted.Load() {
 			break
 		}
@@ -578,6 +618,9 @@ func (c *conn) reply(w *line.Writer, cl *call) error {
 		return w.Stats(cl.stats)
 	}
 	rep := cl.res.rep
+	if cl.req.Cmd.IsMember() {
+		return replyMember(w, cl.req.Cmd, rep)
+	}
 	switch rep.Code {
 	case wire.CodeOK:
 		switch cl.req.Cmd {
@@ -602,9 +645,35 @@ func (c *conn) reply(w *line.Writer, cl *call) error {
 	return w.Err(lineCode(rep.Code), msg)
 }
 
+// replyMember writes the reply to a MEMBER request: the configuration in
+// force for LIST, its slot for a change, or the error. CONFLICT here is
+// the master's refusal, written with its message (it has no file version).
+func replyMember(w *line.Writer, cmd line.Cmd, rep wire.Reply) error {
+	switch {
+	case rep.Code == wire.CodeOK && cmd == line.CmdMemberList:
+		ms := make([]line.Member, 0, len(rep.Members))
+		for _, m := range rep.Members {
+			ms = append(ms, line.Member{ID: m.ID, Addr: m.Addr, Voter: m.Voter})
+		}
+		slices.SortFunc(ms, func(a, b line.Member) int { return cmp.Compare(a.ID, b.ID) })
+		return w.Members(ms, rep.ConfigSlot)
+	case rep.Code == wire.CodeOK:
+		return w.OKIndex(rep.ConfigSlot)
+	case rep.Code == wire.CodeNotFound:
+		return w.NotFound()
+	}
+	msg := rep.Msg
+	if msg == "" {
+		msg = "replica refused the request"
+	}
+	return w.Err(lineCode(rep.Code), msg)
+}
+
 // lineCode maps a replica's error code to the line protocol's.
 func lineCode(code wire.Code) string {
 	switch code {
+	case wire.CodeConflict:
+		return line.CodeConflict
 	case wire.CodeUnavailable:
 		return line.CodeUnavailable
 	case wire.CodeBusy:

@@ -59,6 +59,37 @@
 // is closed after the replies before it, which clients read as "outcome
 // unknown", and no request read after it is started.
 //
+// # Membership
+//
+// The replicas the proxy uses are the cluster's configuration
+// (paxos/RECONFIG.md), which every replica's STATUS carries with the slot
+// that chose it; the highest slot seen wins, so a replica that lags cannot
+// undo a newer configuration (members.go). Config.Nodes and Config.Seeds
+// are only where the proxy starts: one reachable replica is enough, and a
+// seed, an address without an id, is asked for its STATUS until it
+// answers. A member added is polled from then on, at the address the
+// configuration gives it, and routed to once it answers; a replica the
+// proxy already reaches keeps the address it reaches it at (an id never
+// changes address, so another one names the same replica). A learner (a
+// member catching up, not voting) gets no reads. A
+// member removed is dropped at once: its poller stops, its connections
+// close, and what was in flight there is tried elsewhere. Replicas whose
+// STATUS carries no configuration (an older version) leave Config.Nodes
+// as the cluster.
+//
+// MEMBER LIST goes to the master, or to any live replica when there is
+// none. A change (MEMBER ADD, REMOVE, PROMOTE) goes to the master like a
+// write and is held through a failover like one, but belongs to no
+// session: a change already in force answers OK, so the proxy sends it
+// again after a not-master answer, a BUSY one (another change is under
+// way), a timeout or a lost connection, within Config.Hold. The master's
+// refusals (UNAVAILABLE when the new majority is not live, naming who is
+// not; BAD_REQUEST for a change that makes no sense) go to the client as
+// they are. A change that reached a master and got no answer in its window
+// is answered TIMEOUT, saying that it may be in force. In a pipeline a
+// MEMBER request starts once everything before it is answered, and what
+// follows it waits for its answer.
+//
 // # Connections
 //
 // Each client connection has a reader goroutine, which parses requests and

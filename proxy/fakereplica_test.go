@@ -26,6 +26,7 @@ type fakeReplica struct {
 	answer func(wire.Request) (rep wire.Reply, ok bool)
 	reqs   []wire.Request
 	conns  map[*wire.Conn]struct{}
+	open   int // connections being served now
 	dead   bool
 	wg     sync.WaitGroup
 	seen   chan wire.Request // every request, as it arrives
@@ -168,9 +169,25 @@ func (f *fakeReplica) serve() {
 	}
 }
 
+// openConns returns how many connections the fake serves now.
+func (f *fakeReplica) openConns() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.open
+}
+
 func (f *fakeReplica) handle(c *wire.Conn) {
 	defer f.wg.Done()
 	defer c.Close()
+	f.mu.Lock()
+	f.open++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.open--
+		delete(f.conns, c)
+		f.mu.Unlock()
+	}()
 	// Replies are flushed by a goroutine of their own, once per batch, as a
 	// real replica does.
 	kick, stop := make(chan struct{}, 1), make(chan struct{})

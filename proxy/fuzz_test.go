@@ -126,6 +126,8 @@ func FuzzSession(f *testing.F) {
 		"PUT k $100\r\n" + strings.Repeat("z", 100) + "\r\nPING\r\n",
 		"\r\n\r\n  \t\r\nping\nPING\r\n",
 		"QUIT\r\nPING\r\n",
+		"MEMBER LIST\r\nMEMBER ADD 4 127.0.0.1:7104\r\nmember remove 3\r\nMEMBER PROMOTE 4\r\n",
+		"PUT k v\r\nMEMBER LIST\r\nGET k\r\nMEMBER\r\nMEMBER ADD 0 h:1\r\nMEMBER ADD 4 h\r\n",
 		strings.Repeat("x", 3000) + "\r\nPING\r\n",
 	} {
 		f.Add([]byte(s))

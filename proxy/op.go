@@ -27,6 +27,7 @@ type op struct {
 	notBefore time.Time // reads: retry backoff, not sent again before this
 	tries     int       // attempts that failed
 	lastCode  wire.Code // last transient code a replica answered
+	lastMsg   string    // and its message (membership changes answer it at the end)
 	target    *replica  // where the current attempt goes
 	sentAt    time.Time
 	timer     *time.Timer // bounds the current attempt
@@ -37,11 +38,19 @@ type op struct {
 	sess       *session
 	wseq       uint64 // the write's seq in sess (renumbered when sess moves to a fresh id)
 	out        bool   // an attempt is on its way
-	mayApplied bool   // an attempt may have been proposed: resend as a retry; if lost, outcome unknown
+	mayApplied bool   // an attempt may have been proposed (writes: resend as a retry; if lost, outcome unknown; changes: may be in force)
 	unknown    bool   // the last attempt found the session unknown
 
 	finish func(result) // called exactly once, by the router
 }
+
+// memberOp reports whether o reads (MEMBER LIST) or changes the
+// membership. Such an op belongs to no session: a change is safe to send
+// again, since one already in force answers OK.
+func (o *op) memberOp() bool { return o.req.Op == wire.OpMembers || o.req.Op.IsMemberChange() }
+
+// change reports whether o changes the membership.
+func (o *op) change() bool { return o.req.Op.IsMemberChange() }
 
 // result is an op's final outcome.
 type result struct {

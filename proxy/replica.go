@@ -6,7 +6,9 @@ package proxy
 // (writeLoop) writes the queued requests, so no router step ever waits on
 // the network. The poll connection carries STATUS only, used by the
 // replica's poller goroutine (pollLoop) alone, so a poll never queues
-// behind data and a slow poll never costs the requests in flight.
+// behind data and a slow poll never costs the requests in flight. A
+// replica removed from the configuration (members.go) has its poller
+// stopped and its connections closed.
 
 import (
 	"context"
@@ -30,8 +32,11 @@ type replica struct {
 	id   uint64
 	addr string
 	rt   *router
+	stop chan struct{} // closed (under rt.mu) when the replica leaves the configuration
 
 	// Guarded by rt.mu.
+	voter    bool        // a voter of the configuration; a learner gets no reads
+	removed  bool        // no longer a member: nothing is routed here
 	alive    bool        // connected, and the last poll answered
 	ejected  bool        // a read failed here; lifted by the next good poll
 	status   wire.Status // last STATUS answer
@@ -77,6 +82,31 @@ const (
 	largeLane lane = true
 )
 
+func newReplica(rt *router, id uint64, addr string, voter bool) *replica {
+	return &replica{id: id, addr: addr, rt: rt, voter: voter, stop: make(chan struct{}), nudge: make(chan struct{}, 1)}
+}
+
+// stopped reports whether the replica left the configuration.
+func (rp *replica) stopped() bool {
+	select {
+	case <-rp.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeData closes the data connection, if any; its reader then gives
+// back everything that waited on it. Safe from any goroutine.
+func (rp *replica) closeData() {
+	rp.cmu.Lock()
+	c := rp.conn
+	rp.cmu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
 // connected reports whether a data connection is up.
 func (rp *replica) connected() bool {
 	rp.cmu.Lock()
@@ -96,6 +126,29 @@ func (rp *replica) dialConn(ctx context.Context, opts wire.Options) (*wire.Conn,
 		return nil, fmt.Errorf("proxy: dial replica %d at %s: %w", rp.id, rp.addr, err)
 	}
 	return c, nil
+}
+
+// askStatus sends one STATUS request on c and returns the answer. A
+// failure leaves c unusable; the caller closes it.
+func askStatus(c *wire.Conn) (wire.Status, error) {
+	var st wire.Status
+	if err := c.Send(wire.KindStatus, 1, &wire.StatusRequest{}); err != nil {
+		return st, err
+	}
+	if err := c.Flush(); err != nil {
+		return st, err
+	}
+	env, err := c.Recv()
+	if err != nil {
+		return st, err
+	}
+	if env.Kind != wire.KindStatusReply {
+		return st, fmt.Errorf("answered %v", env.Kind)
+	}
+	if err := env.Decode(&st); err != nil {
+		return st, err
+	}
+	return st, nil
 }
 
 // dial opens the data connection and starts its reader and writer.
@@ -355,26 +408,11 @@ func (rp *replica) poll(ctx context.Context) (wire.Status, error) {
 		rp.pollc = c
 	}
 	c := rp.pollc
-	fail := func(err error) (wire.Status, error) {
+	st, err := askStatus(c)
+	if err != nil {
 		c.Close()
 		rp.pollc = nil
 		return st, fmt.Errorf("proxy: poll replica %d: %w", rp.id, err)
-	}
-	if err := c.Send(wire.KindStatus, 1, &wire.StatusRequest{}); err != nil {
-		return fail(err)
-	}
-	if err := c.Flush(); err != nil {
-		return fail(err)
-	}
-	env, err := c.Recv()
-	if err != nil {
-		return fail(err)
-	}
-	if env.Kind != wire.KindStatusReply {
-		return fail(fmt.Errorf("answered %v", env.Kind))
-	}
-	if err := env.Decode(&st); err != nil {
-		return fail(err)
 	}
 	return st, nil
 }
@@ -384,8 +422,9 @@ func (rp *replica) poll(ctx context.Context) (wire.Status, error) {
 const nudgeGap = 5 * time.Millisecond
 
 // pollLoop keeps the connections to the replica and polls its status every
-// cfg.Poll until stop closes, and sooner when nudged.
-func (rp *replica) pollLoop(stop <-chan struct{}) {
+// cfg.Poll, and sooner when nudged, until the router closes or the replica
+// leaves the configuration; then it closes both connections.
+func (rp *replica) pollLoop() {
 	cfg := rp.rt.cfg
 	tick := time.NewTicker(cfg.Poll)
 	defer tick.Stop()
@@ -409,13 +448,17 @@ func (rp *replica) pollLoop(stop <-chan struct{}) {
 			lastErr = ""
 		}
 		select {
-		case <-stop:
+		case <-rp.rt.ctx.Done():
+			return
+		case <-rp.stop:
 			return
 		case <-tick.C:
 		case <-rp.nudge:
 			if wait := nudgeGap - time.Since(last); wait > 0 {
 				select {
-				case <-stop:
+				case <-rp.rt.ctx.Done():
+					return
+				case <-rp.stop:
 					return
 				case <-time.After(wait):
 				}
@@ -441,7 +484,7 @@ func (rp *replica) pollOnce() error {
 	if err != nil {
 		return err
 	}
-	if !rp.connected() {
+	if !rp.connected() && !rp.stopped() {
 		if err := rp.dial(ctx); err != nil {
 			return err
 		}

@@ -3,8 +3,9 @@ package proxy
 // router.go: where each request goes. The router's state is under its
 // mutex and touched by every goroutine that routes: connection readers
 // submitting, replica readers and attempt timers taking answers in,
-// pollers taking STATUS in, and the drainer goroutine (drainLoop), which
-// sends what was held once it can go.
+// pollers and seed probes taking STATUS in (and with it the configuration,
+// members.go), and the drainer goroutine (drainLoop), which sends what was
+// held once it can go.
 
 import (
 	"cmp"
@@ -27,7 +28,8 @@ import (
 // connection (see session), reads by power of two choices over the
 // followers of the current master, and everything that cannot go yet into
 // the hold queue (reads) or its session (writes). It learns the cluster
-// from STATUS polls, from not-master hints and from connections that die.
+// from STATUS polls, from not-master hints and from connections that die;
+// which replicas there are, from the configuration STATUS carries.
 type router struct {
 	cfg *Config
 	log zerolog.Logger
@@ -42,10 +44,15 @@ type router struct {
 	clients    atomic.Uint64 // client ids handed out
 
 	mu        sync.Mutex
-	reps      []*replica // by id
+	reps      []*replica // the members, by id
 	byID      map[uint64]*replica
-	master    *replica // nil: none known
-	last      uint64   // the last master a poll confirmed, for counting failovers
+	seeds     []*seed                // addresses given without an id, not reached yet
+	haveConf  bool                   // a configuration was learned from a STATUS
+	confSlot  uint64                 // the slot that chose it
+	conf      map[uint64]wire.Member // its members, by id
+	started   bool                   // pollers run: a replica added from now on gets one at once
+	master    *replica               // nil: none known
+	last      uint64                 // the last master a poll confirmed, for counting failovers
 	queue     holdQueue
 	waiting   map[*session]struct{} // sessions with writes waiting for a master, a backoff or a deadline
 	held      int                   // requests waiting: reads in queue, writes not out
@@ -70,11 +77,14 @@ func newRouter(cfg *Config, cnt *counters) *router {
 		rnd:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	for id, addr := range cfg.Nodes {
-		rp := &replica{id: id, addr: addr, rt: rt, nudge: make(chan struct{}, 1)}
+		rp := newReplica(rt, id, addr, true)
 		rt.reps = append(rt.reps, rp)
 		rt.byID[id] = rp
 	}
 	slices.SortFunc(rt.reps, func(a, b *replica) int { return cmp.Compare(a.id, b.id) })
+	for _, addr := range cfg.Seeds {
+		rt.seeds = append(rt.seeds, &seed{addr: addr, done: make(chan struct{})})
+	}
 	return rt
 }
 
@@ -88,15 +98,21 @@ func (rt *router) newClientID() uint64 {
 	}
 }
 
-// start starts the pollers and the drainer.
+// start starts the pollers, the seed probes and the drainer.
 func (rt *router) start() {
+	rt.mu.Lock()
+	rt.started = true
 	for _, rp := range rt.reps {
+		rt.startPollerLocked(rp)
+	}
+	for _, sd := range rt.seeds {
 		rt.wg.Add(1)
 		go func() {
 			defer rt.wg.Done()
-			rp.pollLoop(rt.ctx.Done())
+			rt.seedLoop(sd)
 		}()
 	}
+	rt.mu.Unlock()
 	rt.wg.Add(1)
 	go func() {
 		defer rt.wg.Done()
@@ -204,7 +220,7 @@ func (rt *router) submit(o *op) {
 		rt.wake()
 		return
 	}
-	t := rt.pickRead(o)
+	t := rt.pick(o)
 	if t == nil {
 		if rt.holdFull(o) {
 			rt.mu.Unlock()
@@ -229,10 +245,29 @@ func (rt *router) wake() {
 	}
 }
 
-// sendRead sends read o to t, or holds it if t has no connection. Called
-// with mu held.
+// attemptTimeout bounds one attempt of a read or membership op: a change
+// is answered once it is chosen and in force, as a write is.
+func (rt *router) attemptTimeout(o *op) time.Duration {
+	if o.change() {
+		return rt.cfg.Hold
+	}
+	return rt.cfg.ReadTimeout
+}
+
+// pick chooses where a read or a membership op goes: a change to the
+// master, a MEMBER LIST to the master or else any live replica, a read by
+// pickRead. Called with mu held.
+func (rt *router) pick(o *op) *replica {
+	if !o.memberOp() {
+		return rt.pickRead(o)
+	}
+	return rt.pickMember(o)
+}
+
+// sendRead sends read (or membership op) o to t, or holds it if t has no
+// connection. Called with mu held.
 func (rt *router) sendRead(o *op, t *replica) {
-	if err := t.send(o, rt.cfg.ReadTimeout, smallLane); err != nil {
+	if err := t.send(o, rt.attemptTimeout(o), smallLane); err != nil {
 		// The connection is gone: the replica is down until its poller
 		// reconnects, so retries do not spin on it.
 		t.alive = false
@@ -293,7 +328,7 @@ func (rt *router) pickRead(o *op) *replica {
 // follow nobody (DESIGN.md, "Reads go to followers of the current
 // master"). Called with mu held.
 func (rt *router) eligible(rp, m *replica, c wire.Consistency, need uint64) bool {
-	if !rp.alive || rp.ejected || (need > rp.applied && need-rp.applied > rt.cfg.MaxLag) {
+	if !rp.alive || rp.ejected || !rp.voter || (need > rp.applied && need-rp.applied > rt.cfg.MaxLag) {
 		return false
 	}
 	needsMaster := c == wire.Linearizable || (c == wire.Session && need > rp.applied)
@@ -328,6 +363,16 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 		return
 	}
 	o.target = nil
+	if o.memberOp() {
+		retry, backoff := rt.memberAnswered(o, rp, rep)
+		rt.mu.Unlock()
+		if retry {
+			rt.retryRead(o, backoff)
+			return
+		}
+		rt.end(o, result{rep: rep, node: rp.id})
+		return
+	}
 	rp.lat.observe(now.Sub(o.sentAt), now)
 	final := true
 	switch rep.Code {
@@ -368,8 +413,8 @@ func (rt *router) notMaster(rp *replica, hint uint64) bool {
 
 // lookForMaster has every replica polled now rather than at its next
 // tick: the master the proxy knew is gone and no replica it can reach has
-// named another, so writes wait until a poll finds one. Called with or
-// without mu.
+// named another, so writes wait until a poll finds one. Called with mu
+// held.
 func (rt *router) lookForMaster() {
 	for _, rp := range rt.reps {
 		rp.askPoll()
@@ -402,6 +447,15 @@ func (rt *router) attemptFailed(o *op, rp *replica, err error) {
 		return
 	}
 	o.target = nil
+	if o.memberOp() {
+		// A change that got no answer may be in force; sending it again
+		// is safe (a change in force answers OK). The replica is not
+		// ejected: that keeps reads away, and a change is no read.
+		o.mayApplied = o.mayApplied || o.change()
+		rt.mu.Unlock()
+		rt.retryRead(o, retryBackoff(o.tries+1, rt.cfg.Poll))
+		return
+	}
 	o.lastCode = wire.CodeTimeout
 	rt.eject(rp)
 	rt.mu.Unlock()
@@ -437,6 +491,9 @@ func (rt *router) connLost(rp *replica, ops []lostOp, err error) {
 			rt.writeLost(l.o, l.sent, now, &fx)
 		} else {
 			l.o.target = nil
+			if l.sent && l.o.change() {
+				l.o.mayApplied = true
+			}
 			reads = append(reads, l.o)
 		}
 	}
@@ -475,8 +532,12 @@ func (rt *router) retryRead(o *op, backoff time.Duration) {
 	rt.wake()
 }
 
-// readExpired is the result of a read whose hold window ended.
+// readExpired is the result of a read (or membership op) whose hold
+// window ended.
 func (rt *router) readExpired(o *op) result {
+	if o.memberOp() {
+		return rt.memberExpired(o)
+	}
 	if o.lastCode == wire.CodeTimeout {
 		return made(wire.CodeTimeout, "no replica reached the requested index in time")
 	}
@@ -499,14 +560,17 @@ func (rt *router) readExpired(o *op) result {
 // end finishes o. Called without mu.
 func (rt *router) end(o *op, res result) {
 	rt.inflight.Add(-1)
-	lat := rt.cnt.readLat
-	if o.write {
-		lat = rt.cnt.writeLat
+	switch {
+	case o.write:
+		rt.cnt.writeLat.record(time.Since(o.arrived))
+	case !o.change(): // a change waits for consensus and catch-up: not a read's latency
+		rt.cnt.readLat.record(time.Since(o.arrived))
 	}
-	lat.record(time.Since(o.arrived))
 	switch {
 	case res.abort:
 		rt.cnt.aborts.Add(1)
+	case res.node != 0 && o.change():
+		rt.cnt.memberChanges.Add(1)
 	case res.node != 0 && o.write:
 		rt.cnt.writes.Add(1)
 	case res.node != 0:
@@ -552,7 +616,7 @@ func (rt *router) drain() time.Time {
 	}
 	var unsent []*op
 	send, expired, next := rt.queue.take(now, func(o *op) bool {
-		t := rt.pickRead(o)
+		t := rt.pick(o)
 		if t == nil {
 			return false
 		}
@@ -565,7 +629,7 @@ func (rt *router) drain() time.Time {
 	}
 	for _, o := range send {
 		rt.unhold(o)
-		if t := o.target; t.send(o, rt.cfg.ReadTimeout, smallLane) != nil {
+		if t := o.target; t.send(o, rt.attemptTimeout(o), smallLane) != nil {
 			t.inflight--
 			t.alive = false
 			if rt.master == t {
@@ -607,9 +671,13 @@ func (rt *router) drain() time.Time {
 	return next
 }
 
-// polled takes in rp's STATUS answer.
+// polled takes in rp's STATUS answer, and the configuration it carries.
 func (rt *router) polled(rp *replica, st wire.Status) {
 	rt.mu.Lock()
+	if rp.removed {
+		rt.mu.Unlock()
+		return // a late answer from a replica that left the configuration
+	}
 	rp.status, rp.polled, rp.alive, rp.ejected = st, true, true, false
 	rp.applied = max(rp.applied, st.Applied)
 	m := rt.master
@@ -629,21 +697,29 @@ func (rt *router) polled(rp *replica, st wire.Status) {
 		rt.master = nil // it stepped down, or is not ready yet
 		rt.lookForMaster()
 	}
+	lost := rt.learnConfigLocked(st)
 	rt.mu.Unlock()
+	if lost != nil {
+		rt.masterLost(lost)
+	}
 	rt.wake()
 }
 
 // pollFailed marks rp down after a failed poll.
 func (rt *router) pollFailed(rp *replica) {
 	rt.mu.Lock()
+	if rp.removed {
+		rt.mu.Unlock()
+		return
+	}
 	rp.alive = false
 	lost := rt.master == rp
 	if lost {
 		rt.master = nil
+		rt.lookForMaster()
 	}
 	rt.mu.Unlock()
 	if lost {
-		rt.lookForMaster()
 		rt.masterLost(rp)
 	}
 }
@@ -655,12 +731,15 @@ func (rt *router) pollFailed(rp *replica) {
 // so asking twice is harmless; a late answer to the first ask is dropped.
 // Called without mu.
 func (rt *router) masterLost(old *replica) {
-	for _, rp := range rt.reps {
+	rt.mu.Lock()
+	reps := slices.Clone(rt.reps)
+	rt.mu.Unlock()
+	for _, rp := range reps {
 		if rp == old {
 			continue
 		}
 		if ops := rp.takeMatching(func(o *op) bool {
-			return !o.write && o.req.Consistency == wire.Linearizable
+			return !o.write && !o.memberOp() && o.req.Consistency == wire.Linearizable
 		}); len(ops) > 0 {
 			rt.readsBack(rp, ops)
 		}
@@ -715,10 +794,18 @@ func (rt *router) nodes() []line.NodeStatus {
 		if rp.ejected {
 			extra["ejected"] = "true"
 		}
+		if !rp.voter {
+			extra["member"] = "learner"
+		}
 		if len(extra) > 0 {
 			ns.Extra = extra
 		}
 		out = append(out, ns)
+	}
+	// Addresses given without an id that have not answered yet: the
+	// proxy does not know which replica they are.
+	for _, sd := range rt.seeds {
+		out = append(out, line.NodeStatus{Addr: sd.addr, Role: "down", Extra: map[string]string{"seed": "unreached"}})
 	}
 	return out
 }
@@ -735,6 +822,9 @@ func (rt *router) stats(out []line.Stat) []line.Stat {
 		line.Stat{Name: "master", Value: strconv.FormatUint(master, 10)},
 		line.Stat{Name: "buffered", Value: strconv.Itoa(rt.held)},
 		line.Stat{Name: "buffered_bytes", Value: strconv.FormatInt(rt.heldBytes, 10)},
+		line.Stat{Name: "members", Value: strconv.Itoa(len(rt.reps))},
+		line.Stat{Name: "config_slot", Value: strconv.FormatUint(rt.confSlot, 10)},
+		line.Stat{Name: "seeds_unreached", Value: strconv.Itoa(len(rt.seeds))},
 	)
 	type nodeFig struct {
 		id        uint64

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -275,5 +276,120 @@ func TestRefusalRounds(t *testing.T) {
 	rt.refused(again, first.Add(time.Millisecond), time.Second)
 	if s.tries != 2 || !s.notBefore.After(first) {
 		t.Fatalf("a resend refused: %d rounds, backoff until %v (first until %v), want 2 rounds and later", s.tries, s.notBefore, first)
+	}
+}
+
+// TestLearnConfig: which configuration the router adopts from a sequence
+// of STATUS answers, and the replicas it routes to afterwards. No
+// goroutine runs: the router is not started.
+func TestLearnConfig(t *testing.T) {
+	v := func(id uint64) wire.Member { return wire.Member{ID: id, Addr: fmt.Sprintf("h:%d", id), Voter: true} }
+	l := func(id uint64) wire.Member { return wire.Member{ID: id, Addr: fmt.Sprintf("h:%d", id)} }
+	st := func(slot uint64, ms ...wire.Member) wire.Status {
+		return wire.Status{ID: 1, ConfigSlot: slot, Members: ms}
+	}
+	tests := []struct {
+		name   string
+		seen   []wire.Status
+		want   string // the replicas: id@addr, "L" for a learner
+		slot   uint64
+		master uint64 // the master afterwards (1 before)
+	}{
+		{"no configuration: --nodes stand", []wire.Status{{ID: 1}}, "[1@h:1 2@h:2 3@h:3]", 0, 1},
+		{"the same members", []wire.Status{st(1, v(1), v(2), v(3))}, "[1@h:1 2@h:2 3@h:3]", 1, 1},
+		{"a learner added", []wire.Status{st(1, v(1), v(2), v(3)), st(5, v(1), v(2), v(3), l(4))}, "[1@h:1 2@h:2 3@h:3 4@h:4L]", 5, 1},
+		{"then promoted", []wire.Status{st(5, v(1), v(2), v(3), l(4)), st(6, v(1), v(2), v(3), v(4))}, "[1@h:1 2@h:2 3@h:3 4@h:4]", 6, 1},
+		{"an older one is ignored", []wire.Status{st(6, v(1), v(2), v(3), v(4)), st(5, v(1), v(2), v(3), l(4)), st(1, v(1), v(2), v(3))}, "[1@h:1 2@h:2 3@h:3 4@h:4]", 6, 1},
+		{"the same slot twice changes nothing", []wire.Status{st(6, v(1), v(2)), st(6, v(1), v(2), v(3))}, "[1@h:1 2@h:2]", 6, 1},
+		{"removed", []wire.Status{st(2, v(1), v(3))}, "[1@h:1 3@h:3]", 2, 1},
+		{"the master removed", []wire.Status{st(2, v(2), v(3))}, "[2@h:2 3@h:3]", 2, 0},
+		{"another address for a member: the proxy's stays", []wire.Status{st(2, v(1), v(2), wire.Member{ID: 3, Addr: "relay:33"})}, "[1@h:1 2@h:2 3@h:3L]", 2, 1},
+		{"replaced: 3 out, 5 in", []wire.Status{st(2, v(1), v(2), v(3), l(5)), st(3, v(1), v(2), l(5)), st(4, v(1), v(2), v(5))}, "[1@h:1 2@h:2 5@h:5]", 4, 1},
+		{"members without an address are skipped", []wire.Status{st(2, v(1), wire.Member{ID: 2}, wire.Member{Addr: "h:0"})}, "[1@h:1]", 2, 1},
+		{"an empty list is no configuration", []wire.Status{st(9)}, "[1@h:1 2@h:2 3@h:3]", 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := testRouter(t, 1, up(0), up(0), up(0))
+			for i, rp := range rt.reps {
+				rp.addr = fmt.Sprintf("h:%d", i+1)
+			}
+			for _, s := range tt.seen {
+				rt.learnConfigLocked(s)
+			}
+			var got []string
+			for _, rp := range rt.reps {
+				s := fmt.Sprintf("%d@%s", rp.id, rp.addr)
+				if !rp.voter {
+					s += "L"
+				}
+				got = append(got, s)
+				if rt.byID[rp.id] != rp {
+					t.Fatalf("byID[%d] is not the replica listed", rp.id)
+				}
+			}
+			master := uint64(0)
+			if rt.master != nil {
+				master = rt.master.id
+			}
+			if fmt.Sprint(got) != tt.want || rt.confSlot != tt.slot || len(rt.byID) != len(rt.reps) || master != tt.master {
+				t.Fatalf("replicas %v at slot %d, master %d; want %s at %d, master %d", got, rt.confSlot, master, tt.want, tt.slot, tt.master)
+			}
+		})
+	}
+}
+
+// TestPickMember: where a membership op goes.
+func TestPickMember(t *testing.T) {
+	change := &op{req: wire.Request{Op: wire.OpMemberAdd}}
+	list := &op{req: wire.Request{Op: wire.OpMembers}}
+	down := repState{}
+	tests := []struct {
+		name         string
+		master       uint64
+		states       []repState
+		learners     []int // indexes of replicas that are learners
+		change, list uint64
+	}{
+		{"the master", 2, []repState{up(0), up(0), up(0)}, nil, 2, 2},
+		{"no master: a list goes to a voter, a change waits", 0, []repState{down, up(0), up(0)}, []int{1}, 0, 3},
+		{"no master, only a learner up", 0, []repState{down, up(0), down}, []int{1}, 0, 2},
+		{"the master is down", 1, []repState{down, up(0)}, nil, 0, 2},
+		{"nobody", 0, []repState{down, down}, nil, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := testRouter(t, tt.master, tt.states...)
+			for _, i := range tt.learners {
+				rt.reps[i].voter = false
+			}
+			id := func(rp *replica) uint64 {
+				if rp == nil {
+					return 0
+				}
+				return rp.id
+			}
+			if c, l := id(rt.pick(change)), id(rt.pick(list)); c != tt.change || l != tt.list {
+				t.Fatalf("change to %d, list to %d; want %d, %d", c, l, tt.change, tt.list)
+			}
+		})
+	}
+}
+
+// TestLearnersGetNoReads: a learner is catching up; reads at any level go
+// to the voters, and to the master before a learner.
+func TestLearnersGetNoReads(t *testing.T) {
+	for _, level := range []wire.Consistency{wire.Linearizable, wire.Session, wire.Stale} {
+		rt := testRouter(t, 1, up(10), up(10), up(10))
+		rt.reps[1].voter = false
+		for range 50 {
+			if got := rt.pick(&op{req: wire.Request{Op: wire.OpGet, Consistency: level}}); got == nil || got.id != 3 {
+				t.Fatalf("%v read went to %v, want 3", level, got)
+			}
+		}
+		rt.reps[2].voter = false
+		if got := rt.pick(&op{req: wire.Request{Op: wire.OpGet, Consistency: level}}); got == nil || got.id != 1 {
+			t.Fatalf("%v read with only learners as followers went to %v, want the master", level, got)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,7 @@ func New(cfg Config) (*Server, error) {
 		nodes[id] = addr
 	}
 	cfg.Nodes = nodes
+	cfg.Seeds = slices.Clone(cfg.Seeds)
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, cnt: newCounters(),
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{},
@@ -281,6 +283,9 @@ func (s *Server) stats() []line.Stat {
 		u("inflight_bytes", uint64(max(s.mem.Load(), 0))),
 		u("pipeline_stalls", c.stalls.Load()),
 		u("session_read_redos", c.readRedos.Load()),
+		u("member_changes", c.memberChanges.Load()),
+		u("members_added", c.membersAdded.Load()),
+		u("members_removed", c.membersRemoved.Load()),
 	}
 	for _, l := range []struct {
 		name string

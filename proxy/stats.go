@@ -62,6 +62,9 @@ type counters struct {
 	memBusy         atomic.Uint64 // requests answered BUSY for the in-flight byte budget
 	stalls          atomic.Uint64 // times a connection stopped reading for its pipeline byte budget
 	readRedos       atomic.Uint64 // session reads asked again for a state older than a reply before them
+	memberChanges   atomic.Uint64 // membership changes a master answered
+	membersAdded    atomic.Uint64 // replicas the proxy started using after a configuration change
+	membersRemoved  atomic.Uint64 // replicas the proxy stopped using after a configuration change
 	readLat         *latency
 	writeLat        *latency
 }

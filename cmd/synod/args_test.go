@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,6 +248,7 @@ func TestStatusRows(t *testing.T) {
 		name  string
 		nodes []line.NodeStatus
 		lags  []string // "-" for nil
+		roles []string // if not nil
 	}{
 		{
 			name: "master and two followers",
@@ -273,6 +276,16 @@ func TestStatusRows(t *testing.T) {
 			},
 			lags: []string{"4", "-", "3"},
 		},
+		{
+			name: "a learner catching up",
+			nodes: []line.NodeStatus{
+				{ID: 1, Role: "master", Commit: 900, Applied: 900},
+				{ID: 4, Role: "follower", Commit: 900, Applied: 120, Extra: map[string]string{"member": "learner"}},
+				{ID: 5, Role: "down", Extra: map[string]string{"member": "learner"}},
+			},
+			lags:  []string{"0", "780", "-"},
+			roles: []string{"master", "learner", "down"},
+		},
 		{name: "empty", nodes: nil, lags: nil},
 	}
 	for _, tt := range tests {
@@ -288,6 +301,9 @@ func TestStatusRows(t *testing.T) {
 				}
 				if got != tt.lags[i] {
 					t.Errorf("row %d lag %s, want %s", i, got, tt.lags[i])
+				}
+				if tt.roles != nil && r.Role != tt.roles[i] {
+					t.Errorf("row %d role %s, want %s", i, r.Role, tt.roles[i])
 				}
 			}
 		})
@@ -349,20 +365,59 @@ func TestUpConfig(t *testing.T) {
 func TestUpChildren(t *testing.T) {
 	u := upConfig{Nodes: 3, Dir: "data", Listen: "127.0.0.1:7000", BasePort: 7100, Cluster: "c1", LogLevel: "debug", LogFormat: "json"}
 	peers := "1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103"
-	want := []childSpec{
-		{"node1", []string{"--log-level", "debug", "--log-format", "json", "node", "--id", "1", "--listen", "127.0.0.1:7101", "--peers", peers, "--dir", filepath.Join("data", "n1"), "--cluster", "c1"}},
-		{"node2", []string{"--log-level", "debug", "--log-format", "json", "node", "--id", "2", "--listen", "127.0.0.1:7102", "--peers", peers, "--dir", filepath.Join("data", "n2"), "--cluster", "c1"}},
-		{"node3", []string{"--log-level", "debug", "--log-format", "json", "node", "--id", "3", "--listen", "127.0.0.1:7103", "--peers", peers, "--dir", filepath.Join("data", "n3"), "--cluster", "c1"}},
-		{"proxy", []string{"--log-level", "debug", "--log-format", "json", "proxy", "--listen", "127.0.0.1:7000", "--nodes", peers, "--cluster", "c1"}},
+	global := []string{"--log-level", "debug", "--log-format", "json"}
+	node := func(id int, rest ...string) childSpec {
+		args := append(slices.Clone(global), "node", "--id", strconv.Itoa(id), "--listen", fmt.Sprintf("127.0.0.1:%d", 7100+id))
+		args = append(args, rest...)
+		args = append(args, "--dir", filepath.Join("data", fmt.Sprintf("n%d", id)), "--cluster", "c1")
+		return childSpec{fmt.Sprintf("node%d", id), id, args}
 	}
-	got := u.children()
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	want := []childSpec{
+		node(1, "--peers", peers), node(2, "--peers", peers), node(3, "--peers", peers),
+		{"proxy", 0, append(slices.Clone(global), "proxy", "--listen", "127.0.0.1:7000", "--nodes", peers, "--cluster", "c1")},
+	}
+	if got := u.children(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("children =\n%v\nwant\n%v", got, want)
 	}
 	// The peer list must parse the way `synod node` parses it.
 	m, err := parsePeers(u.peers())
 	if err != nil || len(m) != 3 || m[2] != "127.0.0.1:7102" {
 		t.Fatalf("parsePeers(%q) = %v, %v", u.peers(), m, err)
+	}
+
+	// Members added while an earlier up ran join through replica 1, and
+	// the proxy starts from every replica.
+	u.Joined = []int{5, 7}
+	all := peers + ",5=127.0.0.1:7105,7=127.0.0.1:7107"
+	want = []childSpec{
+		node(1, "--peers", peers), node(2, "--peers", peers), node(3, "--peers", peers),
+		node(5, "--join", "127.0.0.1:7101"), node(7, "--join", "127.0.0.1:7101"),
+		{"proxy", 0, append(slices.Clone(global), "proxy", "--listen", "127.0.0.1:7000", "--nodes", all, "--cluster", "c1")},
+	}
+	if got := u.children(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("children with joined members =\n%v\nwant\n%v", got, want)
+	}
+	if got := u.nodeSpec(4, "127.0.0.1:7102"); fmt.Sprint(got) != fmt.Sprint(node(4, "--join", "127.0.0.1:7102")) {
+		t.Fatalf("nodeSpec(4) = %v", got)
+	}
+}
+
+func TestJoinedDirs(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"n1", "n2", "n3", "n4", "n12", "n05", "nx", "n", "m6", "n9x", "n65436"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "n7"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := joinedDirs(dir, 3, 100)
+	if err != nil || fmt.Sprint(got) != "[4 12]" {
+		t.Fatalf("joinedDirs = %v, %v; want [4 12]", got, err)
+	}
+	if got, err := joinedDirs(filepath.Join(dir, "missing"), 3, 100); err != nil || got != nil {
+		t.Fatalf("joinedDirs of a missing dir = %v, %v", got, err)
 	}
 }
 
@@ -382,5 +437,85 @@ func TestBanner(t *testing.T) {
 	b = banner(u, 1, "synod")
 	if !strings.Contains(b, "nc 127.0.0.1 7500") || !strings.Contains(b, "synod put --addr 127.0.0.1:7500 hello world") {
 		t.Errorf("banner for 0.0.0.0 should point clients at loopback:\n%s", b)
+	}
+}
+
+func TestParseMemberArgs(t *testing.T) {
+	tests := []struct {
+		sub  string
+		args []string
+		want memberArgs
+		err  string // "" for success
+	}{
+		{"list", nil, memberArgs{}, ""},
+		{"add", []string{"4", "127.0.0.1:7104"}, memberArgs{ID: 4, Addr: "127.0.0.1:7104"}, ""},
+		{"add", []string{"18446744073709551615", "db.example.com:1"}, memberArgs{ID: 1<<64 - 1, Addr: "db.example.com:1"}, ""},
+		{"remove", []string{"3"}, memberArgs{ID: 3}, ""},
+		{"promote", []string{"07"}, memberArgs{ID: 7}, ""},
+		{"list", []string{"x"}, memberArgs{}, "member list takes no arguments"},
+		{"add", []string{"4"}, memberArgs{}, "member add takes ID ADDR, got 1 argument(s)"},
+		{"add", []string{"4", "h:1", "x"}, memberArgs{}, "member add takes ID ADDR, got 3 argument(s)"},
+		{"add", []string{"x", "h:1"}, memberArgs{}, `member id "x": want a positive number`},
+		{"add", []string{"-1", "h:1"}, memberArgs{}, `member id "-1": want a positive number`},
+		{"add", []string{"4", "h"}, memberArgs{}, `member address "h": want host:port`},
+		{"add", []string{"4", "h:0"}, memberArgs{}, `member address "h:0": want host:port`},
+		{"add", []string{"4", ":7104"}, memberArgs{}, `member address ":7104": want host:port`},
+		{"remove", []string{"0"}, memberArgs{}, `member id "0": want a positive number`},
+		{"remove", nil, memberArgs{}, "member remove takes ID, got 0 argument(s)"},
+		{"promote", []string{"4", "--json"}, memberArgs{}, `"--json" looks like a flag`},
+		{"join", nil, memberArgs{}, `member "join": want list, add, remove or promote`},
+	}
+	for _, tt := range tests {
+		got, err := parseMemberArgs(tt.sub, tt.args)
+		if tt.err == "" {
+			if err != nil || got != tt.want {
+				t.Errorf("%s %q = %+v, %v; want %+v", tt.sub, tt.args, got, err, tt.want)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.err) || exitCode(err) != exitUsage {
+			t.Errorf("%s %q: error %v, want a usage error containing %q", tt.sub, tt.args, err, tt.err)
+		}
+	}
+}
+
+func TestParseProxyNodes(t *testing.T) {
+	tests := []struct {
+		in    string
+		nodes map[uint64]string
+		seeds []string
+		err   string
+	}{
+		{"1=127.0.0.1:7101,2=127.0.0.1:7102", map[uint64]string{1: "127.0.0.1:7101", 2: "127.0.0.1:7102"}, nil, ""},
+		{"127.0.0.1:7101", map[uint64]string{}, []string{"127.0.0.1:7101"}, ""},
+		{" 1=h:1 , h:2,[::1]:3,", map[uint64]string{1: "h:1"}, []string{"h:2", "[::1]:3"}, ""},
+		{"", nil, nil, "no replicas"},
+		{" , ", nil, nil, "no replicas"},
+		{"0=h:1", nil, nil, "bad entry"},
+		{"x=h:1", nil, nil, "bad entry"},
+		{"1=", nil, nil, "bad entry"},
+		{"1=h", nil, nil, "bad entry"},
+		{"h", nil, nil, "bad entry"},
+		{":1", nil, nil, "bad entry"},
+		{"1=h:1,1=h:2", nil, nil, "replica 1 listed twice"},
+		{"1=h:1,h:1", nil, nil, "address h:1 listed twice"},
+		{"h:1,h:1", nil, nil, "address h:1 listed twice"},
+	}
+	for _, tt := range tests {
+		nodes, seeds, err := parseProxyNodes(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: %v, %v, %v; want an error containing %q", tt.in, nodes, seeds, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(nodes) != fmt.Sprint(tt.nodes) || fmt.Sprint(seeds) != fmt.Sprint(tt.seeds) {
+			t.Errorf("%q = %v, %v, %v; want %v, %v", tt.in, nodes, seeds, err, tt.nodes, tt.seeds)
+		}
+	}
+	// What up gives its proxy parses the same way.
+	u := upConfig{Nodes: 3, BasePort: 7100}
+	if nodes, seeds, err := parseProxyNodes(u.peers()); err != nil || len(nodes) != 3 || len(seeds) != 0 {
+		t.Fatalf("parseProxyNodes(%q) = %v, %v, %v", u.peers(), nodes, seeds, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -43,7 +44,20 @@ func clientFlags(read bool) []cli.Flag {
 // onUsageError makes a bad flag of a subcommand exit 2, like one of the
 // app's global flags.
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
-	return usageError("%v (see %s %s --help)", err, c.App.Name, c.Command.Name)
+	return usageError("%v (see %s %s --help)", err, c.App.Name, commandPath(c))
+}
+
+// commandPath names the command c runs, sub-commands under their parents:
+// "get", "member add".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, x := range c.Lineage() {
+		// The app runs as a command of its own name, at the root.
+		if x.Command != nil && x.Command.Name != "" && x.Command.Name != c.App.Name && (len(names) == 0 || names[0] != x.Command.Name) {
+			names = append([]string{x.Command.Name}, names...)
+		}
+	}
+	return strings.Join(names, " ")
 }
 
 // clientVerb is one client verb, declared as data; command gives it the

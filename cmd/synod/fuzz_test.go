@@ -81,3 +81,63 @@ func FuzzParseCpArgs(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseMemberArgs checks that `synod member` arguments give either a
+// request every server accepts or a usage error, never a panic.
+func FuzzParseMemberArgs(f *testing.F) {
+	f.Add(uint8(0), "")
+	f.Add(uint8(1), "4\x00127.0.0.1:7104")
+	f.Add(uint8(2), "3")
+	f.Add(uint8(3), "0")
+	f.Add(uint8(1), "4\x00[::1]:65536")
+	subs := []string{"list", "add", "remove", "promote"}
+	f.Fuzz(func(t *testing.T, sub uint8, joined string) {
+		var args []string
+		if joined != "" {
+			args = strings.Split(joined, "\x00")
+		}
+		s := subs[int(sub)%len(subs)]
+		a, err := parseMemberArgs(s, args)
+		if err != nil {
+			if exitCode(err) != exitUsage {
+				t.Fatalf("%s %q: error %v with exit %d, want a usage error", s, args, err, exitCode(err))
+			}
+			return
+		}
+		req := line.Request{Cmd: map[string]line.Cmd{"list": line.CmdMemberList, "add": line.CmdMemberAdd,
+			"remove": line.CmdMemberRemove, "promote": line.CmdMemberPromote}[s], MemberID: a.ID, MemberAddr: a.Addr}
+		if _, err := line.AppendRequest(nil, req); err != nil {
+			t.Fatalf("%s %q: accepted %+v, which the client refuses: %v", s, args, a, err)
+		}
+	})
+}
+
+// FuzzParseProxyNodes checks `synod proxy --nodes`: every entry it accepts
+// is an id from 1 with an address, or a seed address, none given twice.
+func FuzzParseProxyNodes(f *testing.F) {
+	f.Add("1=127.0.0.1:7101,2=127.0.0.1:7102")
+	f.Add("127.0.0.1:7101, 2=h:2")
+	f.Add("=,=x,1=")
+	f.Fuzz(func(t *testing.T, in string) {
+		nodes, seeds, err := parseProxyNodes(in)
+		if err != nil {
+			return
+		}
+		if len(nodes)+len(seeds) == 0 {
+			t.Fatalf("%q: nothing accepted without an error", in)
+		}
+		seen := map[string]bool{}
+		for id, addr := range nodes {
+			if id == 0 || addr == "" || seen[addr] {
+				t.Fatalf("%q: replica %d at %q", in, id, addr)
+			}
+			seen[addr] = true
+		}
+		for _, addr := range seeds {
+			if addr == "" || seen[addr] || strings.Contains(addr, ",") {
+				t.Fatalf("%q: seed %q", in, addr)
+			}
+			seen[addr] = true
+		}
+	})
+}

@@ -1,10 +1,17 @@
 package main
 
+// This file owns `synod proxy`: its flags, the --nodes list (id=addr
+// entries and bare seed addresses), and running the proxy until a signal
+// stops it, on the command's goroutine.
+
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,7 +33,7 @@ func proxyCommand() *cli.Command {
 		Usage: "serve the line protocol to clients: writes to the master, reads spread over the followers",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: def.Listen, Usage: "address for clients", EnvVars: env("listen")},
-			&cli.StringFlag{Name: "nodes", Required: true, Usage: "every replica: 1=host:port,2=host:port,…", EnvVars: env("nodes")},
+			&cli.StringFlag{Name: "nodes", Required: true, Usage: "replicas to start from: id=host:port entries, or bare host:port addresses whose id the proxy asks; one reachable replica is enough, the proxy learns every member from it", EnvVars: env("nodes")},
 			&cli.StringFlag{Name: "cluster", Value: def.ClusterID, Usage: "cluster id, equal on every replica and proxy", EnvVars: env("cluster")},
 			&cli.DurationFlag{Name: "poll", Value: def.Poll, Usage: "how often every replica's status is asked", EnvVars: env("poll")},
 			&cli.IntFlag{Name: "queue", Value: def.QueueSize, Usage: "requests held while there is no master; more are refused UNAVAILABLE", EnvVars: env("queue")},
@@ -45,13 +52,14 @@ func proxyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			nodes, err := parsePeers(c.String("nodes"))
+			nodes, seeds, err := parseProxyNodes(c.String("nodes"))
 			if err != nil {
 				return usageError("--nodes: %v", err)
 			}
 			cfg := proxy.DefaultConfig()
 			cfg.Listen = c.String("listen")
 			cfg.Nodes = nodes
+			cfg.Seeds = seeds
 			cfg.ClusterID = c.String("cluster")
 			cfg.Poll = c.Duration("poll")
 			cfg.QueueSize = c.Int("queue")
@@ -94,7 +102,7 @@ func proxyCommand() *cli.Command {
 			defer stop()
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()
-			lg.Info().Str("addr", ln.Addr().String()).Int("replicas", len(nodes)).Msg("proxy serving")
+			lg.Info().Str("addr", ln.Addr().String()).Int("replicas", len(nodes)).Int("seeds", len(seeds)).Msg("proxy serving")
 			select {
 			case err := <-served:
 				srv.Close()
@@ -114,4 +122,47 @@ func proxyCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// parseProxyNodes reads `synod proxy --nodes`: comma-separated entries,
+// each id=host:port (a replica the proxy knows by its id) or a bare
+// host:port (a seed, whose id the proxy learns from its STATUS). An id or
+// an address given twice is an error.
+func parseProxyNodes(s string) (map[uint64]string, []string, error) {
+	nodes := map[uint64]string{}
+	var seeds []string
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		addr := part
+		id, rest, hasID := strings.Cut(part, "=")
+		if hasID {
+			n, err := strconv.ParseUint(id, 10, 64)
+			if err != nil || n == 0 {
+				return nil, nil, fmt.Errorf("bad entry %q: want id=host:port or host:port, with an id from 1", part)
+			}
+			if _, dup := nodes[n]; dup {
+				return nil, nil, fmt.Errorf("replica %d listed twice", n)
+			}
+			addr = rest
+			nodes[n] = addr
+		}
+		if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
+			return nil, nil, fmt.Errorf("bad entry %q: want id=host:port or host:port", part)
+		}
+		if seen[addr] {
+			return nil, nil, fmt.Errorf("address %s listed twice", addr)
+		}
+		seen[addr] = true
+		if !hasID {
+			seeds = append(seeds, addr)
+		}
+	}
+	if len(nodes) == 0 && len(seeds) == 0 {
+		return nil, nil, fmt.Errorf("no replicas")
+	}
+	return nodes, seeds, nil
 }

@@ -16,7 +16,9 @@ import (
 
 func init() { commandMakers = append(commandMakers, statusVerb.command) }
 
-// statusRow is one replica in `synod status`.
+// statusRow is one replica in `synod status`. Role is the proxy's:
+// master, follower, learner (a member that receives the log without
+// voting yet) or down.
 type statusRow struct {
 	ID      uint64  `json:"id"`
 	Addr    string  `json:"addr"`
@@ -48,6 +50,9 @@ func statusRows(nodes []line.NodeStatus) []statusRow {
 	rows := make([]statusRow, 0, len(nodes))
 	for _, n := range nodes {
 		r := statusRow{ID: n.ID, Addr: n.Addr, Role: n.Role, Ballot: n.Ballot, Commit: n.Commit, Applied: n.Applied}
+		if n.Role == "follower" && n.Extra["member"] == "learner" {
+			r.Role = "learner" // a member catching up, not voting yet
+		}
 		if n.Role != "down" {
 			lag := uint64(0)
 			if ref > n.Applied {

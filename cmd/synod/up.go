@@ -5,6 +5,8 @@ package main
 // labelled on up's stderr, and a banner on stdout once a master serves.
 // runUp and the stopping run on the command's goroutine, announce on one of
 // its own; one goroutine per child waits for it to exit and reports it.
+// Following the cluster's membership while up runs (starting members
+// added, letting removed ones go) is upgrow.go's.
 
 import (
 	"context"
@@ -16,8 +18,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -43,6 +47,10 @@ type upConfig struct {
 	Grace     time.Duration // how long a child may take to stop after SIGTERM
 	LogLevel  string
 	LogFormat string
+	// Joined are the members beyond 1..Nodes found in Dir (n<i>
+	// directories of replicas added while an earlier up ran): they start
+	// with --join instead of --peers.
+	Joined []int
 }
 
 func (u upConfig) validate() error {
@@ -88,32 +96,87 @@ func (u upConfig) peers() string {
 	return strings.Join(parts, ",")
 }
 
-// childSpec is one child process of `synod up`: its name in the logs and the
-// arguments of the synod binary that runs it.
+// ids lists every replica up starts: 1..Nodes, then Joined.
+func (u upConfig) ids() []int {
+	ids := make([]int, 0, u.Nodes+len(u.Joined))
+	for i := 1; i <= u.Nodes; i++ {
+		ids = append(ids, i)
+	}
+	return append(ids, u.Joined...)
+}
+
+// nodeDir is replica id's data directory.
+func (u upConfig) nodeDir(id int) string { return filepath.Join(u.Dir, fmt.Sprintf("n%d", id)) }
+
+// childSpec is one child process of `synod up`: its name in the logs, the
+// replica id (0 for the proxy) and the arguments of the synod binary that
+// runs it.
 type childSpec struct {
 	name string
+	id   int
 	args []string
 }
 
-// children lists the replicas, then the proxy. Stopping goes the other way
-// round: the proxy first, so clients see it close rather than stall.
-func (u upConfig) children() []childSpec {
-	global := []string{"--log-level", u.LogLevel, "--log-format", u.LogFormat}
-	var specs []childSpec
-	for i := 1; i <= u.Nodes; i++ {
-		args := append(append([]string{}, global...), "node",
-			"--id", strconv.Itoa(i),
-			"--listen", u.replicaAddr(i),
-			"--peers", u.peers(),
-			"--dir", filepath.Join(u.Dir, fmt.Sprintf("n%d", i)),
-			"--cluster", u.Cluster)
-		specs = append(specs, childSpec{name: fmt.Sprintf("node%d", i), args: args})
+// nodeSpec is replica id's child. One of the first --nodes replicas gets
+// the --peers list that started the cluster; any other joins the running
+// cluster through join, a member's address (it asks that member for the
+// configuration; `synod node --join`).
+func (u upConfig) nodeSpec(id int, join string) childSpec {
+	args := []string{"--log-level", u.LogLevel, "--log-format", u.LogFormat, "node",
+		"--id", strconv.Itoa(id),
+		"--listen", u.replicaAddr(id)}
+	if id <= u.Nodes {
+		args = append(args, "--peers", u.peers())
+	} else {
+		args = append(args, "--join", join)
 	}
-	args := append(append([]string{}, global...), "proxy",
+	args = append(args, "--dir", u.nodeDir(id), "--cluster", u.Cluster)
+	return childSpec{name: fmt.Sprintf("node%d", id), id: id, args: args}
+}
+
+// children lists the replicas, then the proxy. Stopping goes the other way
+// round: the proxy first, so clients see it close rather than stall. The
+// proxy is given every replica up starts; it follows the configuration
+// from there.
+func (u upConfig) children() []childSpec {
+	var specs []childSpec
+	var nodes []string
+	for _, id := range u.ids() {
+		specs = append(specs, u.nodeSpec(id, u.replicaAddr(1)))
+		nodes = append(nodes, fmt.Sprintf("%d=%s", id, u.replicaAddr(id)))
+	}
+	args := []string{"--log-level", u.LogLevel, "--log-format", u.LogFormat, "proxy",
 		"--listen", u.Listen,
-		"--nodes", u.peers(),
-		"--cluster", u.Cluster)
+		"--nodes", strings.Join(nodes, ","),
+		"--cluster", u.Cluster}
 	return append(specs, childSpec{name: "proxy", args: args})
+}
+
+// joinedDirs returns the ids of the replica directories in dir beyond
+// 1..nodes (n<i>, i a number whose port base+i exists), in order: members
+// added while an earlier up ran. A missing dir has none.
+func joinedDirs(dir string, nodes, base int) ([]int, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("up: %w", err)
+	}
+	var ids []int
+	for _, e := range ents {
+		num, ok := strings.CutPrefix(e.Name(), "n")
+		if !e.IsDir() || !ok || num == "" || strings.TrimLeft(num, "0123456789") != "" || num[0] == '0' {
+			continue
+		}
+		id, err := strconv.Atoi(num)
+		if err != nil || id <= nodes || base+id > 65535 {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 func init() { commandMakers = append(commandMakers, upCommand) }
@@ -163,11 +226,15 @@ func runUp(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("up: find own binary: %w", err)
 	}
+	// Members added while an earlier up ran have directories of their own.
+	if cfg.Joined, err = joinedDirs(cfg.Dir, cfg.Nodes, cfg.BasePort); err != nil {
+		return err
+	}
 	// Say which port is taken before starting anything: a replica that
 	// cannot listen would only die with a less helpful message.
 	addrs := []string{cfg.Listen}
-	for i := 1; i <= cfg.Nodes; i++ {
-		addrs = append(addrs, cfg.replicaAddr(i))
+	for _, id := range cfg.ids() {
+		addrs = append(addrs, cfg.replicaAddr(id))
 	}
 	for _, a := range addrs {
 		if err := checkFree(a); err != nil {
@@ -190,48 +257,48 @@ func runUp(c *cli.Context) error {
 	// replica behind. By the time the group closes, every child is reaped.
 	group := proc.NewGroup()
 	defer group.Close(cfg.Grace)
-	lines := proc.NewLines(c.App.ErrWriter, cfg.LogFormat == "json")
-	specs := cfg.children()
-	exited := make(chan *proc.Proc, len(specs))
-	var kids []*proc.Proc
-	for _, spec := range specs {
-		p, err := group.Start(proc.Spec{Name: spec.name, Path: exe, Args: spec.args, Lines: lines})
-		if err != nil {
-			stopAll(kids, cfg.Grace, sigs, lg)
-			return fmt.Errorf("up: %w", err)
+	run := newUpRun(cfg, group, exe, proc.NewLines(c.App.ErrWriter, cfg.LogFormat == "json"), c.App.Writer, lg)
+	defer run.close()
+	for _, spec := range cfg.children() {
+		if err := run.start(spec); err != nil {
+			stopAll(run.kids, cfg.Grace, sigs, lg)
+			return err
 		}
-		// Ends once p is reaped, which up waits for before it returns.
-		go func() {
-			<-p.Exited()
-			exited <- p
-		}()
-		lg.Info().Str("child", p.Name).Int("pid", p.PID()).Msg("started")
-		kids = append(kids, p)
 	}
 
 	ctx, cancel := context.WithCancel(c.Context)
-	announced := make(chan struct{})
+	var bg sync.WaitGroup
+	news := make(chan memberNews)
+	bg.Add(2)
 	go func() {
-		defer close(announced)
+		defer bg.Done()
 		announce(ctx, cfg, c.App.Writer, lg)
+	}()
+	go func() {
+		defer bg.Done()
+		watchMembers(ctx, cfg.Listen, memberPoll, news)
 	}()
 	stop := func() {
 		cancel()
-		<-announced
+		bg.Wait()
 	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 
-	for alive := len(kids); alive > 0; {
+	for run.running > 0 {
 		select {
 		case sig := <-sigs:
 			lg.Info().Str("signal", sig.String()).Msg("stopping the cluster")
 			stop()
-			stopAll(kids, cfg.Grace, sigs, lg)
+			stopAll(run.kids, cfg.Grace, sigs, lg)
 			lg.Info().Msg("every child stopped")
 			return nil
-		case p := <-exited:
-			alive--
-			lg.Error().Str("child", p.Name).Int("pid", p.PID()).Str("exit", describeExit(p.ExitErr())).
-				Msgf("!!! %s DIED and will not be restarted; %d of %d children still run. Ctrl-C stops them; `synod up` again restarts all on the same data", p.Name, alive, len(kids))
+		case p := <-run.exited:
+			run.childExited(p, time.Now())
+		case n := <-news:
+			run.memberNews(n, time.Now())
+		case now := <-tick.C:
+			run.settle(now)
 		}
 	}
 	stop()
@@ -393,8 +460,12 @@ func banner(cfg upConfig, master uint64, cli string) string {
 		addrFlag = " --addr " + net.JoinHostPort(host, port)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "synod is up: proxy on %s, %d replicas (master: %d), data in %s\n", cfg.Listen, cfg.Nodes, master, cfg.Dir)
-	fmt.Fprintf(&b, "  replicas  %s\n", strings.ReplaceAll(cfg.peers(), ",", " "))
+	var reps []string
+	for _, id := range cfg.ids() {
+		reps = append(reps, fmt.Sprintf("%d=%s", id, cfg.replicaAddr(id)))
+	}
+	fmt.Fprintf(&b, "synod is up: proxy on %s, %d replicas (master: %d), data in %s\n", cfg.Listen, len(reps), master, cfg.Dir)
+	fmt.Fprintf(&b, "  replicas  %s\n", strings.Join(reps, " "))
 	fmt.Fprintf(&b, "  try       printf 'PUT hello world\\nGET hello\\nQUIT\\n' | nc %s %s\n", host, port)
 	fmt.Fprintf(&b, "  or        nc %s %s    (then type HELP)\n", host, port)
 	fmt.Fprintf(&b, "  cli       %s put%s hello world && %s get%s hello\n", cli, addrFlag, cli, addrFlag)

@@ -476,16 +476,21 @@ func versionOf(t *testing.T, r cliRunner, key string) uint64 {
 }
 
 // waitLog waits until the file at path contains s.
-func waitLog(t *testing.T, path, s string) {
+// waitLog waits for path to hold s, or one of the alternatives.
+func waitLog(t *testing.T, path, s string, or ...string) {
 	t.Helper()
+	want := append([]string{s}, or...)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(s)) {
-			return
+		b, _ := os.ReadFile(path)
+		for _, w := range want {
+			if bytes.Contains(b, []byte(w)) {
+				return
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s never logged %q", filepath.Base(path), s)
+	t.Fatalf("%s never logged any of %q", filepath.Base(path), want)
 }
 
 func TestUpRefusesATakenPort(t *testing.T) {

@@ -30,6 +30,11 @@ type fakeServer struct {
 	files map[string]fakeFile
 	index uint64
 	log   []string
+	// The configuration MEMBER reads and changes; a change of member id
+	// 90, 91 or 92 is answered ERR UNAVAILABLE, BUSY or BAD_REQUEST.
+	members   []line.Member
+	slot      uint64
+	noMembers bool // answer MEMBER as a replica without membership changes does
 }
 
 type fakeFile struct {
@@ -49,6 +54,10 @@ func startFake(t *testing.T) *fakeServer {
 		"a":   {[]byte("hello"), 1},
 		"bin": {[]byte{0xff, 0x00}, 2},
 		"nl":  {[]byte("line\n"), 3},
+	}, slot: 1, members: []line.Member{
+		{ID: 1, Addr: "127.0.0.1:7101", Voter: true},
+		{ID: 2, Addr: "127.0.0.1:7102", Voter: true},
+		{ID: 4, Addr: "127.0.0.1:7104"},
 	}}
 	s.wg.Add(1)
 	go func() {
@@ -113,6 +122,11 @@ func (s *fakeServer) apply(w *line.Writer, req line.Request) {
 		desc += " " + req.Level.String()
 	case req.MinIndex > 0:
 		desc += fmt.Sprintf(" MIN %d", req.MinIndex)
+	case req.Cmd.IsMemberChange():
+		desc += fmt.Sprintf(" %d", req.MemberID)
+		if req.MemberAddr != "" {
+			desc += " " + req.MemberAddr
+		}
 	}
 	s.log = append(s.log, desc)
 	for _, k := range []string{req.Key, req.Prefix} {
@@ -120,6 +134,10 @@ func (s *fakeServer) apply(w *line.Writer, req line.Request) {
 			w.Err(code, "injected")
 			return
 		}
+	}
+	if req.Cmd.IsMember() {
+		s.member(w, req)
+		return
 	}
 	f, exists := s.files[req.Key]
 	switch req.Cmd {
@@ -182,6 +200,34 @@ func (s *fakeServer) apply(w *line.Writer, req line.Request) {
 	default:
 		w.Err(line.CodeBadRequest, "not in the fake")
 	}
+}
+
+// member answers a MEMBER request the way a master does.
+func (s *fakeServer) member(w *line.Writer, req line.Request) {
+	if s.noMembers {
+		w.Err(line.CodeBadRequest, "unknown operation")
+		return
+	}
+	if code, ok := map[uint64]string{90: line.CodeUnavailable, 91: line.CodeBusy, 92: line.CodeBadRequest}[req.MemberID]; ok {
+		w.Err(code, "injected")
+		return
+	}
+	i := slices.IndexFunc(s.members, func(m line.Member) bool { return m.ID == req.MemberID })
+	switch {
+	case req.Cmd == line.CmdMemberList:
+		w.Members(s.members, s.slot)
+		return
+	case req.Cmd == line.CmdMemberAdd && i < 0:
+		s.members = append(s.members, line.Member{ID: req.MemberID, Addr: req.MemberAddr})
+		s.slot++
+	case req.Cmd == line.CmdMemberRemove && i >= 0:
+		s.members = slices.Delete(s.members, i, i+1)
+		s.slot++
+	case req.Cmd == line.CmdMemberPromote && i >= 0 && !s.members[i].Voter:
+		s.members[i].Voter = true
+		s.slot++
+	}
+	w.OKIndex(s.slot)
 }
 
 // runVerb runs `synod args...` in process, as main would, with stdin and
@@ -282,6 +328,35 @@ func TestVerbs(t *testing.T) {
 			err: "cp :missing :b: not found", code: exitNotFound},
 		{args: []string{"cp", local + ".missing", ":k"}, err: "cp: open " + local + ".missing: no such file or directory", code: exitNotFound, reqs: []string{}},
 		{args: []string{"cp", "a", "b"}, err: "cp a b: one side must be a key, written with a leading colon (:key)", code: exitUsage, reqs: []string{}},
+
+		{args: []string{"member", "list"}, out: "ID  ADDRESS         ROLE\n" +
+			"1   127.0.0.1:7101  voter\n" +
+			"2   127.0.0.1:7102  voter\n" +
+			"4   127.0.0.1:7104  learner\n", reqs: []string{"MEMBER LIST"}},
+		{args: []string{"member", "list", "--json"}, out: `{"config_slot":1,"members":[` +
+			`{"id":1,"addr":"127.0.0.1:7101","role":"voter"},{"id":2,"addr":"127.0.0.1:7102","role":"voter"},` +
+			`{"id":4,"addr":"127.0.0.1:7104","role":"learner"}]}` + "\n"},
+		{args: []string{"member", "add", "5", "127.0.0.1:7105"}, out: "member 5 added as a learner at 127.0.0.1:7105 (configuration 2)\n",
+			reqs: []string{"MEMBER ADD 5 127.0.0.1:7105"}},
+		{args: []string{"member", "add", "--json", "5", "[::1]:7105"}, out: `{"op":"add","id":5,"addr":"[::1]:7105","config_slot":2}` + "\n"},
+		{args: []string{"member", "add", "1", "127.0.0.1:7101"}, out: "member 1 added as a learner at 127.0.0.1:7101 (configuration 1)\n"},
+		{args: []string{"member", "remove", "2"}, out: "member 2 removed (configuration 2)\n", reqs: []string{"MEMBER REMOVE 2"}},
+		{args: []string{"member", "remove", "--json", "9"}, out: `{"op":"remove","id":9,"config_slot":1}` + "\n"},
+		{args: []string{"member", "promote", "4"}, out: "member 4 is a voter (configuration 2)\n", reqs: []string{"MEMBER PROMOTE 4"}},
+		{args: []string{"member", "promote", "90"}, err: "member promote 90: UNAVAILABLE injected", code: exitUnavailable},
+		{args: []string{"member", "remove", "--json", "91"},
+			out: `{"error":{"code":"BUSY","message":"member remove 91: BUSY injected"}}` + "\n",
+			err: "member remove 91: BUSY injected", code: exitUnavailable},
+		{args: []string{"member", "add", "92", "h:1"}, err: "member add 92: BAD_REQUEST injected", code: exitUsage},
+		{args: []string{"member", "add", "5"}, err: "member add takes ID ADDR, got 1 argument(s)", code: exitUsage, reqs: []string{}},
+		{args: []string{"member", "add", "5", "127.0.0.1"}, err: `member address "127.0.0.1": want host:port, with a port in 1..65535`, code: exitUsage, reqs: []string{}},
+		{args: []string{"member", "remove", "0"}, err: `member id "0": want a positive number`, code: exitUsage, reqs: []string{}},
+		{args: []string{"member", "remove", "3", "--json"},
+			err: `member remove takes ID; "--json" looks like a flag, and flags go before the arguments: synod member remove [flags] ID`, code: exitUsage, reqs: []string{}},
+		{args: []string{"member", "list", "x"}, err: "member list takes no arguments", code: exitUsage, reqs: []string{}},
+		{args: []string{"member"}, err: "member takes list, add ID ADDR, remove ID or promote ID", code: exitUsage, reqs: []string{}},
+		{args: []string{"member", "join", "4"}, err: `member "join": want list, add, remove or promote`, code: exitUsage, reqs: []string{}},
+		{args: []string{"member", "add", "--bogus", "4", "h:1"}, err: "flag provided but not defined: -bogus (see synod member add --help)", code: exitUsage, reqs: []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -335,6 +410,7 @@ func TestVerbUnreachable(t *testing.T) {
 	for _, args := range [][]string{
 		{"put", "a", "b"}, {"append", "a", "b"}, {"cas", "a", "0", "b"}, {"del", "a"}, {"get", "a"},
 		{"cat", "a"}, {"stat", "a"}, {"ls"}, {"cp", ":a", ":b"}, {"status"},
+		{"member", "list"}, {"member", "add", "4", "h:1"}, {"member", "remove", "4"}, {"member", "promote", "4"},
 	} {
 		_, errText, code := runVerb(t, addr, "", args...)
 		if code != exitUnavailable || !strings.HasPrefix(errText, "cannot reach synod at "+addr+" (is `synod up` running? --addr / SYNOD_ADDR choose another): ") {

@@ -39,11 +39,19 @@ func (c *Cluster) NodesFlag() string {
 // and registers its teardown with t.Cleanup.
 func (c *Cluster) StartProxy(t testing.TB, flags ...string) *Proxy {
 	t.Helper()
+	return c.StartProxyNodes(t, c.NodesFlag(), flags...)
+}
+
+// StartProxyNodes is StartProxy with nodes as the proxy's --nodes: id=addr
+// entries or bare seed addresses (a proxy follows the configuration from
+// any one replica).
+func (c *Cluster) StartProxyNodes(t testing.TB, nodes string, flags ...string) *Proxy {
+	t.Helper()
 	addr := FreePorts(t, 1)[0]
 	_, port, _ := net.SplitHostPort(addr)
 	name := "proxy-" + port
 	args := []string{"--log-format=json", "--log-level=info", "proxy",
-		"--listen=" + addr, "--nodes=" + c.NodesFlag(), "--cluster=" + c.ID}
+		"--listen=" + addr, "--nodes=" + nodes, "--cluster=" + c.ID}
 	args = append(args, flags...)
 	p := &Proxy{
 		Proc: &Proc{t: t, group: c.group, Name: name, Args: args, Log: filepath.Join(c.Dir, name+".log")},

@@ -390,3 +390,33 @@ func (c *Client) Help(ctx context.Context) ([]string, error) {
 	rep, err := c.Do(ctx, Request{Cmd: CmdHelp})
 	return rep.Lines, err
 }
+
+// Members returns the configuration in force: every member, and the slot
+// that chose it.
+func (c *Client) Members(ctx context.Context) ([]Member, uint64, error) {
+	rep, err := c.Do(ctx, Request{Cmd: CmdMemberList})
+	return rep.Members, rep.ConfigSlot, err
+}
+
+// MemberAdd adds replica id at addr (host:port) as a learner and returns
+// the slot of the configuration in force once it is. Adding a member
+// already there at the same address succeeds, so a retry is harmless.
+func (c *Client) MemberAdd(ctx context.Context, id uint64, addr string) (uint64, error) {
+	rep, err := c.Do(ctx, Request{Cmd: CmdMemberAdd, MemberID: id, MemberAddr: addr})
+	return rep.ConfigSlot, err
+}
+
+// MemberRemove removes replica id (the master hands over first if it is
+// the one) and returns the slot of the configuration in force once it is.
+// Removing a non-member succeeds.
+func (c *Client) MemberRemove(ctx context.Context, id uint64) (uint64, error) {
+	rep, err := c.Do(ctx, Request{Cmd: CmdMemberRemove, MemberID: id})
+	return rep.ConfigSlot, err
+}
+
+// MemberPromote makes the learner id a voter and returns the slot of the
+// configuration in force once it is. Promoting a voter succeeds.
+func (c *Client) MemberPromote(ctx context.Context, id uint64) (uint64, error) {
+	rep, err := c.Do(ctx, Request{Cmd: CmdMemberPromote, MemberID: id})
+	return rep.ConfigSlot, err
+}

@@ -106,6 +106,54 @@ func TestClientAgainstServer(t *testing.T) {
 	}
 }
 
+func TestClientMembers(t *testing.T) {
+	s := startTestServer(t, Limits{})
+	c := dialTest(t, s.addr(), Options{})
+	ctx := context.Background()
+	steps := []struct {
+		name string
+		do   func() (uint64, error)
+		slot uint64
+		code string // "" for success
+	}{
+		{"add 1", func() (uint64, error) { return c.MemberAdd(ctx, 1, "127.0.0.1:7101") }, 1, ""},
+		{"add 4", func() (uint64, error) { return c.MemberAdd(ctx, 4, "[::1]:7104") }, 2, ""},
+		{"add 4 again", func() (uint64, error) { return c.MemberAdd(ctx, 4, "[::1]:7104") }, 2, ""},
+		{"add 4 elsewhere", func() (uint64, error) { return c.MemberAdd(ctx, 4, "h:1") }, 0, CodeBadRequest},
+		{"promote 1", func() (uint64, error) { return c.MemberPromote(ctx, 1) }, 3, ""},
+		{"promote 1 again", func() (uint64, error) { return c.MemberPromote(ctx, 1) }, 3, ""},
+		{"promote 9", func() (uint64, error) { return c.MemberPromote(ctx, 9) }, 0, CodeBadRequest},
+		{"add 2", func() (uint64, error) { return c.MemberAdd(ctx, 2, "127.0.0.1:7102") }, 4, ""},
+		{"remove 2", func() (uint64, error) { return c.MemberRemove(ctx, 2) }, 5, ""},
+		{"remove 2 again", func() (uint64, error) { return c.MemberRemove(ctx, 2) }, 5, ""},
+	}
+	for _, st := range steps {
+		slot, err := st.do()
+		var se *ServerError
+		switch {
+		case st.code == "" && (err != nil || slot != st.slot):
+			t.Fatalf("%s: slot %d, %v; want %d", st.name, slot, err, st.slot)
+		case st.code != "" && (!errors.As(err, &se) || se.Code != st.code):
+			t.Fatalf("%s: %v, want %s", st.name, err, st.code)
+		}
+	}
+	members, slot, err := c.Members(ctx)
+	want := "[{ID:1 Addr:127.0.0.1:7101 Voter:true} {ID:4 Addr:[::1]:7104 Voter:false}]"
+	if err != nil || slot != 5 || fmt.Sprintf("%+v", members) != want {
+		t.Fatalf("Members = %+v, %d, %v; want %s at 5", members, slot, err, want)
+	}
+	// Requests no server accepts are refused before anything is sent.
+	if _, err := c.MemberAdd(ctx, 5, "no-port"); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("MemberAdd without a port: %v", err)
+	}
+	if _, err := c.MemberRemove(ctx, 0); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("MemberRemove 0: %v", err)
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("connection unusable after a refused encode: %v", err)
+	}
+}
+
 func TestClientServerErrors(t *testing.T) {
 	s := startTestServer(t, Limits{MaxValue: 100})
 	c := dialTest(t, s.addr(), Options{})

@@ -21,6 +21,19 @@
 //	STATUS                       NODES <n>, then n lines "id=.. addr=.. role=.. ballot=.. commit=.. applied=.."
 //	STATS                        lines "STAT <name> <value>", then END
 //	PING | QUIT | HELP           PONG | BYE (then the server closes) | help lines, then END
+//	MEMBER LIST                  MEMBERS <n> <config-slot>, then n lines "id=.. addr=.. role=voter|learner"
+//	MEMBER ADD <id> <host:port>  OK <config-slot>
+//	MEMBER REMOVE <id>           OK <config-slot>
+//	MEMBER PROMOTE <id>          OK <config-slot>
+//
+// The MEMBER commands (paxos/RECONFIG.md) read or change the cluster's
+// configuration: LIST answers the configuration in force and the slot that
+// chose it; ADD joins a replica as a learner, REMOVE takes one out, PROMOTE
+// makes a learner a voter, each answered once the change is in force, with
+// the slot of the new configuration. A change already in force (adding a
+// member present at that address, removing a non-member, promoting a
+// voter) answers OK too, so a retry is harmless. An id is a positive
+// decimal number; an address is host:port (ValidMemberAddr).
 //
 // A <value> is either inline or a block:
 //

@@ -31,6 +31,8 @@ var requestSeeds = []string{
 	"PING\r\nPIN",
 	"GET café/日本\r\nGET a\u00a0b\r\n",
 	"\x00\xff\xfe\r\n$5\r\n",
+	"MEMBER LIST\r\nmember add 4 127.0.0.1:7104\r\nMEMBER REMOVE 3\nMEMBER PROMOTE 4\r\n",
+	"MEMBER\r\nMEMBER ADD 0 h:1\r\nMEMBER ADD 4 [::1]:7\r\nMEMBER ADD 4 h:99999\r\nMEMBER REMOVE x y\r\n",
 }
 
 // FuzzReadRequest checks that the parser never panics, that every error is
@@ -94,6 +96,10 @@ func checkRoundTrip(t *testing.T, req Request) {
 	if req.Cmd.hasKey() && (!ValidKey(req.Key, fuzzLimits.MaxKey)) {
 		t.Fatalf("accepted invalid key %q", req.Key)
 	}
+	if req.Cmd.IsMemberChange() != (req.MemberID != 0) || (req.Cmd == CmdMemberAdd) != (req.MemberAddr != "") ||
+		(req.MemberAddr != "" && !ValidMemberAddr(req.MemberAddr)) {
+		t.Fatalf("accepted member request %+v", req)
+	}
 	enc, err := AppendRequest(nil, req)
 	if err != nil {
 		t.Fatalf("encode accepted request %+v: %v", req, err)
@@ -123,6 +129,9 @@ var replySeeds = []struct {
 	{CmdPing, "PONG\r\n"},
 	{CmdGet, "VALUE 99999999999999999999 1\r\n"},
 	{CmdList, "KEYS 99999999\r\n"},
+	{CmdMemberList, "MEMBERS 2 7\r\nid=1 addr=h:1 role=voter\r\nid=2 addr=h:2 role=learner\r\n"},
+	{CmdMemberList, "MEMBERS 99999999 1\r\nMEMBERS 1 x\r\n"},
+	{CmdMemberAdd, "OK 9\r\nERR BUSY one change at a time\r\n"},
 }
 
 // FuzzClientReply checks that the client's reply parser never panics and
@@ -133,7 +142,7 @@ func FuzzClientReply(f *testing.F) {
 	}
 	opts := tinyOpts.withDefaults()
 	f.Fuzz(func(t *testing.T, cmdByte byte, data []byte) {
-		cmd := Cmd(cmdByte%byte(CmdHelp)) + 1
+		cmd := Cmd(cmdByte%byte(CmdMemberPromote)) + 1
 		rr := replyReader{br: bufio.NewReaderSize(bytes.NewReader(data), 16), opts: opts}
 		for i := 0; ; i++ {
 			if i > len(data)+1 {
@@ -151,8 +160,14 @@ func FuzzClientReply(f *testing.F) {
 				return
 			}
 			if rep.Cmd != cmd || len(rep.Value) > opts.MaxValue || len(rep.Keys) > opts.MaxKeys ||
-				len(rep.Nodes) > opts.MaxLines || len(rep.Stats) > opts.MaxLines || len(rep.Lines) > opts.MaxLines {
+				len(rep.Nodes) > opts.MaxLines || len(rep.Stats) > opts.MaxLines || len(rep.Lines) > opts.MaxLines ||
+				len(rep.Members) > opts.MaxLines {
 				t.Fatalf("reply over the limits: %+v", rep)
+			}
+			for _, m := range rep.Members {
+				if m.ID == 0 {
+					t.Fatalf("member without an id: %+v", rep)
+				}
 			}
 		}
 	})

@@ -88,6 +88,9 @@ func (r *Reader) readRequest() (Request, error) {
 // is read.
 func (r *Reader) parse(line []byte) (Request, error) {
 	tok, rest, _ := cut(line)
+	if equalFold(tok, "MEMBER") {
+		return parseMemberRequest(rest)
+	}
 	cmd := lookupCmd(tok)
 	if cmd == 0 {
 		return Request{}, badRequest("unknown command %.32q (try HELP)", tok)
@@ -152,6 +155,46 @@ func (r *Reader) parse(line []byte) (Request, error) {
 		if n != 0 {
 			return Request{}, badRequest("%s takes no arguments", cmd)
 		}
+	}
+	return req, nil
+}
+
+// memberUsage is the reply to a MEMBER request that does not parse.
+const memberUsage = "usage: MEMBER LIST | MEMBER ADD <id> <host:port> | MEMBER REMOVE <id> | MEMBER PROMOTE <id>"
+
+// parseMemberRequest parses what follows "MEMBER": a sub-command and its
+// arguments. None has a block, so a refusal leaves the stream in sync.
+func parseMemberRequest(rest []byte) (Request, error) {
+	var args [3][]byte
+	n := fields(rest, args[:])
+	if n == 0 {
+		return Request{}, badRequest("%s", memberUsage)
+	}
+	cmd := lookupMemberCmd(args[0])
+	want := 2 // REMOVE, PROMOTE: the id
+	switch cmd {
+	case CmdMemberList:
+		want = 1
+	case CmdMemberAdd:
+		want = 3
+	}
+	if cmd == 0 || n != want {
+		return Request{}, badRequest("%s", memberUsage)
+	}
+	req := Request{Cmd: cmd}
+	if cmd.IsMemberChange() {
+		id, ok := parseUint(args[1])
+		if !ok || id == 0 {
+			return Request{}, badRequest("member id %.32q is not a positive decimal number", args[1])
+		}
+		req.MemberID = id
+	}
+	if cmd == CmdMemberAdd {
+		addr := string(args[2])
+		if !ValidMemberAddr(addr) {
+			return Request{}, badRequest("member address %.64q is not host:port (a host and a port in 1..65535)", args[2])
+		}
+		req.MemberAddr = addr
 	}
 	return req, nil
 }

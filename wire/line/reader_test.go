@@ -81,6 +81,16 @@ func TestReadRequest(t *testing.T) {
 			}},
 		{name: "no-argument commands", in: "STATUS{EOL}stats{EOL}Ping{EOL}HELP {EOL}quit{EOL}",
 			want: []outcome{ok(Request{Cmd: CmdStatus}), ok(Request{Cmd: CmdStats}), ping, ok(Request{Cmd: CmdHelp}), ok(Request{Cmd: CmdQuit})}},
+		{name: "member commands", in: "MEMBER LIST{EOL}member add 4 127.0.0.1:7104{EOL}Member Remove 3{EOL}MEMBER  promote  4 {EOL}" +
+			"MEMBER ADD 5 [::1]:7105{EOL}MEMBER ADD 6 db-6.example.com:7000{EOL}",
+			want: []outcome{
+				ok(Request{Cmd: CmdMemberList}),
+				ok(Request{Cmd: CmdMemberAdd, MemberID: 4, MemberAddr: "127.0.0.1:7104"}),
+				ok(Request{Cmd: CmdMemberRemove, MemberID: 3}),
+				ok(Request{Cmd: CmdMemberPromote, MemberID: 4}),
+				ok(Request{Cmd: CmdMemberAdd, MemberID: 5, MemberAddr: "[::1]:7105"}),
+				ok(Request{Cmd: CmdMemberAdd, MemberID: 6, MemberAddr: "db-6.example.com:7000"}),
+			}},
 		{name: "blank lines skipped", in: "{EOL}{EOL}   {EOL}\t \t{EOL}PING{EOL}{EOL}",
 			want: []outcome{ping}},
 		{name: "empty input", in: "", want: nil},
@@ -113,6 +123,14 @@ func TestReadRequest(t *testing.T) {
 			want: []outcome{bad(), bad(), bad(), bad(), bad(), ping}},
 		{name: "bad consistency", in: "CONSISTENCY{EOL}CONSISTENCY strong{EOL}CONSISTENCY stale x{EOL}PING{EOL}",
 			want: []outcome{bad(), bad(), bad(), ping}},
+		{name: "bad member commands", in: "MEMBER{EOL}MEMBER JOIN 4{EOL}MEMBER LIST x{EOL}MEMBER ADD 4{EOL}MEMBER ADD 4 h:1 x{EOL}" +
+			"MEMBER REMOVE{EOL}MEMBER REMOVE 1 2{EOL}MEMBER PROMOTE{EOL}MEMBERS{EOL}MEMBERLIST{EOL}PING{EOL}",
+			want: []outcome{bad(), bad(), bad(), bad(), bad(), bad(), bad(), bad(), bad(), bad(), ping}},
+		{name: "bad member ids", in: "MEMBER REMOVE 0{EOL}MEMBER REMOVE x{EOL}MEMBER PROMOTE -1{EOL}MEMBER ADD 18446744073709551616 h:1{EOL}PING{EOL}",
+			want: []outcome{bad(), bad(), bad(), bad(), ping}},
+		{name: "bad member addresses", in: "MEMBER ADD 4 127.0.0.1{EOL}MEMBER ADD 4 :7104{EOL}MEMBER ADD 4 h:0{EOL}MEMBER ADD 4 h:65536{EOL}" +
+			"MEMBER ADD 4 h:http{EOL}MEMBER ADD 4 h\x01:1{EOL}MEMBER ADD 4 a:b:1{EOL}MEMBER ADD 4 " + strings.Repeat("h", 256) + ":1{EOL}PING{EOL}",
+			want: []outcome{bad(), bad(), bad(), bad(), bad(), bad(), bad(), bad(), ping}},
 		{name: "bad keys", in: "GET bad\x01key{EOL}GET " + long + "{EOL}GET k\xff{EOL}GET a\u00a0b{EOL}GET a\u2028b{EOL}GET a\x7fb{EOL}LIST \x01{EOL}PING{EOL}",
 			want: []outcome{badKey(), badKey(), badKey(), badKey(), badKey(), badKey(), badKey(), ping}},
 		{name: "bad key with inline value", in: "PUT bad\x01key v{EOL}PING{EOL}", want: []outcome{badKey(), ping}},
@@ -235,7 +253,8 @@ func equalRequest(a, b Request) bool {
 		return false // values of writes are never nil
 	}
 	return a.Cmd == b.Cmd && a.Key == b.Key && bytes.Equal(a.Value, b.Value) &&
-		a.Version == b.Version && a.MinIndex == b.MinIndex && a.Prefix == b.Prefix && a.Level == b.Level
+		a.Version == b.Version && a.MinIndex == b.MinIndex && a.Prefix == b.Prefix && a.Level == b.Level &&
+		a.MemberID == b.MemberID && a.MemberAddr == b.MemberAddr
 }
 
 // TestReadRequestEveryByte sends a block holding every byte value, twice

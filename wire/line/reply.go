@@ -20,6 +20,10 @@ type Reply struct {
 	Nodes   []NodeStatus      // STATUS
 	Stats   map[string]string // STATS
 	Lines   []string          // HELP
+	// Members answers MEMBER LIST; ConfigSlot, the slot that chose the
+	// configuration in force, answers MEMBER LIST and the changes.
+	Members    []Member
+	ConfigSlot uint64
 }
 
 // replyReader parses replies within the client's limits.
@@ -77,6 +81,17 @@ func (rr *replyReader) read(cmd Cmd) (Reply, error) {
 	case CmdConsistency:
 		if string(head) == "OK" {
 			return rep, nil
+		}
+	case CmdMemberAdd, CmdMemberRemove, CmdMemberPromote:
+		if string(head) == "OK" {
+			if v, ok := parseUint(rest); ok {
+				rep.ConfigSlot = v
+				return rep, nil
+			}
+		}
+	case CmdMemberList:
+		if string(head) == "MEMBERS" {
+			return rr.members(rep, rest)
 		}
 	case CmdGet:
 		if string(head) == "VALUE" {
@@ -212,6 +227,68 @@ func (rr *replyReader) nodes(rep Reply, rest []byte) (Reply, error) {
 		rep.Nodes = append(rep.Nodes, parseNode(l))
 	}
 	return rep, nil
+}
+
+// members parses the rest of "MEMBERS <n> <config-slot>" and the n lines.
+func (rr *replyReader) members(rep Reply, rest []byte) (Reply, error) {
+	nb, slotb, _ := cut(rest)
+	slot, ok := parseUint(slotb)
+	if !ok {
+		return Reply{}, badReply(rep.Cmd, "config slot %.32q is not a number", slotb)
+	}
+	n, err := count(rep.Cmd, nb, rr.opts.MaxLines)
+	if err != nil {
+		return Reply{}, err
+	}
+	rep.ConfigSlot = slot
+	rep.Members = make([]Member, 0, min(n, prealloc))
+	for range n {
+		l, err := rr.line(rep.Cmd)
+		if err != nil {
+			return Reply{}, err
+		}
+		m, ok := parseMember(l)
+		if !ok {
+			return Reply{}, badReply(rep.Cmd, "member line %.64q", l)
+		}
+		rep.Members = append(rep.Members, m)
+	}
+	return rep, nil
+}
+
+// parseMember parses "id=<id> addr=<addr> role=voter|learner". Unknown
+// pairs are skipped, so a server may add some; the three must be there.
+func parseMember(l []byte) (Member, bool) {
+	var m Member
+	var hasID, hasAddr, hasRole bool
+	for {
+		l = trimSpaces(l)
+		if len(l) == 0 {
+			return m, hasID && hasAddr && hasRole
+		}
+		var f []byte
+		f, l, _ = cut(l)
+		k, v, _ := bytes.Cut(f, []byte("="))
+		switch string(k) {
+		case "id":
+			id, ok := parseUint(v)
+			if !ok || id == 0 {
+				return Member{}, false
+			}
+			m.ID, hasID = id, true
+		case "addr":
+			m.Addr, hasAddr = string(v), true
+		case "role":
+			switch string(v) {
+			case "voter":
+				m.Voter = true
+			case "learner":
+			default:
+				return Member{}, false
+			}
+			hasRole = true
+		}
+	}
 }
 
 // parseNode parses "id=.. addr=.. role=.. ballot=.. commit=.. applied=..".

@@ -2,6 +2,7 @@ package line
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
@@ -25,6 +26,12 @@ const (
 	CmdPing
 	CmdQuit
 	CmdHelp
+	// Membership (paxos/RECONFIG.md): two words on the wire, "MEMBER"
+	// and the sub-command.
+	CmdMemberList
+	CmdMemberAdd
+	CmdMemberRemove
+	CmdMemberPromote
 )
 
 var cmdNames = [...]string{
@@ -41,6 +48,11 @@ var cmdNames = [...]string{
 	CmdPing:        "PING",
 	CmdQuit:        "QUIT",
 	CmdHelp:        "HELP",
+
+	CmdMemberList:    "MEMBER LIST",
+	CmdMemberAdd:     "MEMBER ADD",
+	CmdMemberRemove:  "MEMBER REMOVE",
+	CmdMemberPromote: "MEMBER PROMOTE",
 }
 
 // longestCmd bounds the token lookupCmd upper-cases.
@@ -57,13 +69,32 @@ func (c Cmd) String() string {
 // IsWrite reports whether c changes state (PUT, APPEND, CAS, DEL).
 func (c Cmd) IsWrite() bool { return c >= CmdPut && c <= CmdDel }
 
+// IsMember reports whether c is one of the MEMBER commands.
+func (c Cmd) IsMember() bool { return c >= CmdMemberList && c <= CmdMemberPromote }
+
+// IsMemberChange reports whether c changes the membership (MEMBER ADD,
+// REMOVE, PROMOTE).
+func (c Cmd) IsMemberChange() bool { return c >= CmdMemberAdd && c <= CmdMemberPromote }
+
 // hasValue reports whether c carries a value.
 func (c Cmd) hasValue() bool { return c == CmdPut || c == CmdAppend || c == CmdCAS }
 
 // hasKey reports whether c names one key.
 func (c Cmd) hasKey() bool { return c >= CmdPut && c <= CmdStat }
 
-// lookupCmd returns the command tok names, ignoring case, or 0.
+// lookupMemberCmd returns the MEMBER sub-command tok names, ignoring case,
+// or 0.
+func lookupMemberCmd(tok []byte) Cmd {
+	for _, c := range []Cmd{CmdMemberList, CmdMemberAdd, CmdMemberRemove, CmdMemberPromote} {
+		if equalFold(tok, c.String()[len("MEMBER "):]) {
+			return c
+		}
+	}
+	return 0
+}
+
+// lookupCmd returns the command tok names, ignoring case, or 0. MEMBER is
+// not among them: it takes a sub-command (lookupMemberCmd).
 func lookupCmd(tok []byte) Cmd {
 	if len(tok) > longestCmd {
 		return 0
@@ -179,6 +210,28 @@ type Request struct {
 	MinIndex uint64 // GET ... MIN <index>: answer only once applied this far; 0 = no bound
 	Prefix   string // LIST: "" lists every key
 	Level    Level  // CONSISTENCY
+	// MemberID is the member MEMBER ADD, REMOVE and PROMOTE name (never 0);
+	// MemberAddr the address MEMBER ADD gives it (see ValidMemberAddr).
+	MemberID   uint64
+	MemberAddr string
+}
+
+// MaxMemberAddr is the longest member address in bytes.
+const MaxMemberAddr = 255
+
+// ValidMemberAddr reports whether addr can be a member's address: host:port
+// with a non-empty host and a decimal port in 1..65535, at most
+// MaxMemberAddr bytes of printable UTF-8 without spaces.
+func ValidMemberAddr(addr string) bool {
+	if len(addr) == 0 || len(addr) > MaxMemberAddr || !validKeyChars(addr) {
+		return false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	p, ok := parseUint([]byte(port))
+	return ok && p >= 1 && p <= 65535
 }
 
 // ValidKey reports whether key is 1 to maxKey bytes of printable UTF-8
@@ -214,7 +267,8 @@ func validKeyChars(s string) bool {
 // AppendRequest appends the wire form of req to dst, with any value sent as a
 // binary-safe "$<n>" block, and returns the extended slice. It refuses, with
 // an error matching ErrBadRequest, a request no server would accept: an
-// unknown command, an invalid key or prefix (also ErrInvalidKey) or level.
+// unknown command, an invalid key or prefix (also ErrInvalidKey) or level,
+// a member id 0 or a member address ValidMemberAddr refuses.
 func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	name := req.Cmd.String()
 	if name == "UNKNOWN" {
@@ -228,6 +282,12 @@ func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	}
 	if req.Cmd == CmdConsistency && req.Level > LevelStale {
 		return dst, fmt.Errorf("line: encode: unknown consistency level %d: %w", req.Level, ErrBadRequest)
+	}
+	if req.Cmd.IsMemberChange() && req.MemberID == 0 {
+		return dst, fmt.Errorf("line: encode %s: member id 0: %w", name, ErrBadRequest)
+	}
+	if req.Cmd == CmdMemberAdd && !ValidMemberAddr(req.MemberAddr) {
+		return dst, fmt.Errorf("line: encode %s: address %.64q is not host:port: %w", name, req.MemberAddr, ErrBadRequest)
 	}
 	dst = append(dst, name...)
 	if req.Cmd.hasKey() {
@@ -251,6 +311,14 @@ func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	case CmdConsistency:
 		dst = append(dst, ' ')
 		dst = append(dst, req.Level.String()...)
+	}
+	if req.Cmd.IsMemberChange() {
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, req.MemberID, 10)
+	}
+	if req.Cmd == CmdMemberAdd {
+		dst = append(dst, ' ')
+		dst = append(dst, req.MemberAddr...)
 	}
 	if req.Cmd.hasValue() {
 		dst = append(dst, " $"...)

@@ -29,6 +29,10 @@ func TestAppendRequest(t *testing.T) {
 		{Request{Cmd: CmdPing}, "PING\r\n"},
 		{Request{Cmd: CmdQuit}, "QUIT\r\n"},
 		{Request{Cmd: CmdHelp}, "HELP\r\n"},
+		{Request{Cmd: CmdMemberList}, "MEMBER LIST\r\n"},
+		{Request{Cmd: CmdMemberAdd, MemberID: 4, MemberAddr: "127.0.0.1:7104"}, "MEMBER ADD 4 127.0.0.1:7104\r\n"},
+		{Request{Cmd: CmdMemberRemove, MemberID: 3}, "MEMBER REMOVE 3\r\n"},
+		{Request{Cmd: CmdMemberPromote, MemberID: 18446744073709551615}, "MEMBER PROMOTE 18446744073709551615\r\n"},
 	}
 	for _, tt := range tests {
 		got, err := AppendRequest([]byte("prefix:"), tt.req)
@@ -64,6 +68,9 @@ func TestAppendRequestRefuses(t *testing.T) {
 		{"key too long", Request{Cmd: CmdStat, Key: strings.Repeat("k", 1025)}, true},
 		{"bad prefix", Request{Cmd: CmdList, Prefix: "a b"}, true},
 		{"bad level", Request{Cmd: CmdConsistency, Level: 9}, false},
+		{"member id 0", Request{Cmd: CmdMemberRemove}, false},
+		{"add without address", Request{Cmd: CmdMemberAdd, MemberID: 4}, false},
+		{"add with a bad address", Request{Cmd: CmdMemberAdd, MemberID: 4, MemberAddr: "h:1\r\nMEMBER REMOVE 1"}, false},
 	}
 	for _, tt := range tests {
 		got, err := AppendRequest([]byte("x"), tt.req)
@@ -108,11 +115,53 @@ func TestValidKey(t *testing.T) {
 	}
 }
 
+func TestValidMemberAddr(t *testing.T) {
+	tests := []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:7104", true},
+		{"localhost:1", true},
+		{"[::1]:65535", true},
+		{"db-4.example.com:7000", true},
+		{strings.Repeat("h", MaxMemberAddr-2) + ":1", true},
+		{strings.Repeat("h", MaxMemberAddr-1) + ":1", false},
+		{"", false},
+		{"127.0.0.1", false},
+		{":7104", false},
+		{"h:", false},
+		{"h:0", false},
+		{"h:65536", false},
+		{"h:http", false},
+		{"h:+1", false},
+		{"::1:7104", false},
+		{"h 1:2", false},
+		{"h\x00:1", false},
+	}
+	for _, tt := range tests {
+		if got := ValidMemberAddr(tt.addr); got != tt.ok {
+			t.Errorf("ValidMemberAddr(%q) = %v, want %v", tt.addr, got, tt.ok)
+		}
+	}
+}
+
 func TestCmdAndLevelNames(t *testing.T) {
 	for c := CmdPut; c <= CmdHelp; c++ {
 		if got := lookupCmd([]byte(strings.ToLower(c.String()))); got != c {
 			t.Errorf("lookupCmd(%q) = %v", strings.ToLower(c.String()), got)
 		}
+	}
+	for c := CmdMemberList; c <= CmdMemberPromote; c++ {
+		sub := strings.TrimPrefix(c.String(), "MEMBER ")
+		if !c.IsMember() || c.IsWrite() || lookupCmd([]byte(c.String())) != 0 || lookupMemberCmd([]byte(strings.ToLower(sub))) != c {
+			t.Errorf("%s: IsMember %v, IsWrite %v, lookupMemberCmd(%q) = %v", c, c.IsMember(), c.IsWrite(), sub, lookupMemberCmd([]byte(sub)))
+		}
+		if c.IsMemberChange() != (c != CmdMemberList) {
+			t.Errorf("%s: IsMemberChange %v", c, c.IsMemberChange())
+		}
+	}
+	if CmdHelp.IsMember() || CmdHelp.IsMemberChange() {
+		t.Errorf("HELP counts as a member command")
 	}
 	if Cmd(0).String() != "UNKNOWN" || Cmd(99).String() != "UNKNOWN" {
 		t.Errorf("invalid commands have names")

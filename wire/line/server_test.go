@@ -3,6 +3,7 @@ package line
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"net"
 	"slices"
@@ -24,6 +25,10 @@ type testServer struct {
 	files map[string]testFile
 	index uint64
 	conns map[net.Conn]struct{}
+	// The configuration MEMBER commands read and change, as a master
+	// would: in id order, ConfigSlot counting the changes.
+	members    []Member
+	configSlot uint64
 }
 
 type testFile struct {
@@ -176,5 +181,34 @@ func (s *testServer) apply(w *Writer, req Request) {
 		w.Bye()
 	case CmdHelp:
 		w.Help()
+	case CmdMemberList:
+		w.Members(s.members, s.configSlot)
+	case CmdMemberAdd, CmdMemberRemove, CmdMemberPromote:
+		s.changeMember(w, req)
 	}
+}
+
+// changeMember applies a membership change the way the node does: a change
+// already in force answers OK without a new configuration.
+func (s *testServer) changeMember(w *Writer, req Request) {
+	i := slices.IndexFunc(s.members, func(m Member) bool { return m.ID == req.MemberID })
+	switch {
+	case req.Cmd == CmdMemberAdd && i >= 0 && s.members[i].Addr != req.MemberAddr:
+		w.Err(CodeBadRequest, "member "+strconv.FormatUint(req.MemberID, 10)+" is at "+s.members[i].Addr)
+		return
+	case req.Cmd == CmdMemberPromote && i < 0:
+		w.Err(CodeBadRequest, "no member "+strconv.FormatUint(req.MemberID, 10))
+		return
+	case req.Cmd == CmdMemberAdd && i < 0:
+		s.members = append(s.members, Member{ID: req.MemberID, Addr: req.MemberAddr})
+		slices.SortFunc(s.members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
+		s.configSlot++
+	case req.Cmd == CmdMemberRemove && i >= 0:
+		s.members = slices.Delete(s.members, i, i+1)
+		s.configSlot++
+	case req.Cmd == CmdMemberPromote && !s.members[i].Voter:
+		s.members[i].Voter = true
+		s.configSlot++
+	}
+	w.OKIndex(s.configSlot)
 }

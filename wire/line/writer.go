@@ -23,6 +23,22 @@ type NodeStatus struct {
 	Extra map[string]string
 }
 
+// Member is one line of a MEMBERS reply (MEMBER LIST): a replica of the
+// configuration in force, "id=4 addr=127.0.0.1:7104 role=learner".
+type Member struct {
+	ID    uint64
+	Addr  string
+	Voter bool // false: a learner, which receives the log but does not vote
+}
+
+// Role is the member's role as the protocol writes it: voter or learner.
+func (m Member) Role() string {
+	if m.Voter {
+		return "voter"
+	}
+	return "learner"
+}
+
 // Stat is one "STAT <name> <value>" line of a STATS reply.
 type Stat struct {
 	Name  string
@@ -41,6 +57,10 @@ var helpLines = []string{
 	"CONSISTENCY linearizable|session|stale   read level of this connection -> OK",
 	"STATUS                            replicas                  -> NODES <n> + one line each",
 	"STATS                             counters                  -> STAT <name> <value> lines + END",
+	"MEMBER LIST                       the configuration in force -> MEMBERS <n> <config-slot> + one line each",
+	"MEMBER ADD <id> <host:port>       add a replica as a learner -> OK <config-slot>",
+	"MEMBER REMOVE <id>                remove a replica          -> OK <config-slot>",
+	"MEMBER PROMOTE <id>               make a learner a voter    -> OK <config-slot>",
 	"PING | QUIT | HELP                -> PONG | BYE | this text + END",
 	"A value is the rest of the line after one space, or $<n> then \\r\\n, n raw bytes and \\r\\n.",
 }
@@ -106,7 +126,8 @@ func (w *Writer) writeBuf() error {
 // OK writes "OK", the reply to CONSISTENCY.
 func (w *Writer) OK() error { return w.writeString("OK\r\n") }
 
-// OKIndex writes "OK <index>", the reply to a write.
+// OKIndex writes "OK <index>", the reply to a write; and to a membership
+// change, whose <index> is the slot of the configuration in force.
 func (w *Writer) OKIndex(index uint64) error {
 	w.buf = append(w.buf, "OK "...)
 	w.buf = strconv.AppendUint(w.buf, index, 10)
@@ -166,6 +187,28 @@ func (w *Writer) Nodes(nodes []NodeStatus) error {
 	w.writeBuf()
 	for i := range nodes {
 		w.buf = appendNode(w.buf, &nodes[i])
+		w.buf = append(w.buf, "\r\n"...)
+		w.writeBuf()
+	}
+	return w.err
+}
+
+// Members writes "MEMBERS <n> <config-slot>" and one line per member, the
+// reply to MEMBER LIST.
+func (w *Writer) Members(members []Member, configSlot uint64) error {
+	w.buf = append(w.buf, "MEMBERS "...)
+	w.buf = strconv.AppendUint(w.buf, uint64(len(members)), 10)
+	w.buf = append(w.buf, ' ')
+	w.buf = strconv.AppendUint(w.buf, configSlot, 10)
+	w.buf = append(w.buf, "\r\n"...)
+	w.writeBuf()
+	for _, m := range members {
+		w.buf = append(w.buf, "id="...)
+		w.buf = strconv.AppendUint(w.buf, m.ID, 10)
+		w.buf = append(w.buf, " addr="...)
+		w.buf = appendClean(w.buf, m.Addr, maxField, '_')
+		w.buf = append(w.buf, " role="...)
+		w.buf = append(w.buf, m.Role()...)
 		w.buf = append(w.buf, "\r\n"...)
 		w.writeBuf()
 	}

@@ -37,6 +37,10 @@ func TestWriter(t *testing.T) {
 			"id=1 addr=127.0.0.1:7101 role=master ballot=3.1 commit=42 applied=41\r\n" +
 			"id=2 addr=127.0.0.1:7102 role=follower ballot=3.1 commit=40 applied=40 inflight=0 lag_ms=3\r\n" +
 			"id=3 addr= role=down ballot= commit=0 applied=0 _=e a_b=x_y_\r\n"},
+		{"members", func(w *Writer) error {
+			return w.Members([]Member{{ID: 1, Addr: "127.0.0.1:7101", Voter: true}, {ID: 4, Addr: "h 4\r\n", Voter: false}}, 812)
+		}, "MEMBERS 2 812\r\nid=1 addr=127.0.0.1:7101 role=voter\r\nid=4 addr=h_4__ role=learner\r\n"},
+		{"members none", func(w *Writer) error { return w.Members(nil, 0) }, "MEMBERS 0 0\r\n"},
 		{"stats", func(w *Writer) error {
 			return w.Stats([]Stat{{"requests", "10"}, {"buffered requests", "0"}, {"latency", "p50 1ms\np99 4ms"}})
 		}, "STAT requests 10\r\nSTAT buffered_requests 0\r\nSTAT latency p50 1ms p99 4ms\r\nEND\r\n"},
@@ -127,6 +131,9 @@ func TestWriterReaderAgree(t *testing.T) {
 	w.Pong()
 	w.Help()
 	w.Bye()
+	members := []Member{{ID: 1, Addr: "127.0.0.1:7101", Voter: true}, {ID: 4, Addr: "[::1]:7104"}}
+	w.Members(members, 9)
+	w.OKIndex(10)
 	w.Flush()
 
 	rr := replyReader{br: bufio.NewReader(&out), opts: Options{}.withDefaults()}
@@ -151,4 +158,6 @@ func TestWriterReaderAgree(t *testing.T) {
 	check(CmdPing, Reply{})
 	check(CmdHelp, Reply{Lines: helpLines})
 	check(CmdQuit, Reply{})
+	check(CmdMemberList, Reply{Members: members, ConfigSlot: 9})
+	check(CmdMemberAdd, Reply{ConfigSlot: 10})
 }

@@ -253,7 +253,7 @@ func (c *dirChecker) snapshotFiles() {
 				c.conf, c.confSlot = cf, meta.ConfigSlot
 			}
 		}
-		c.add(levelOK, name, 0, "slot %d, index %d, %d files (%d bytes), %d sessions%s", meta.Slot, meta.Index, meta.Files, m.ValueBytes(), meta.Sessions, conf)
+		c.add(levelOK, name, 0, "slot %d, index %d, %s (%d bytes), %s%s", meta.Slot, meta.Index, plural(meta.Files, "file"), m.ValueBytes(), plural(meta.Sessions, "session"), conf)
 		if newest {
 			c.newestOK = &meta
 		}
@@ -309,7 +309,7 @@ func (c *dirChecker) logFiles() {
 	case rep.ManifestDamage != nil:
 		c.damage("log/SEGMENTS", rep.ManifestDamage, ": the node refuses to start (--repair rebuilds it from the segments)")
 	case rep.Manifest:
-		c.add(levelOK, "log/SEGMENTS", 0, "%d segments listed, floor %d", rep.Listed, rep.Floor)
+		c.add(levelOK, "log/SEGMENTS", 0, "%s listed, floor %d", plural(rep.Listed, "segment"), rep.Floor)
 	}
 	for _, m := range rep.Missing {
 		file := "log/SEGMENTS"
@@ -330,7 +330,11 @@ func (c *dirChecker) logFiles() {
 			c.add(levelWarning, name, 0, "newer than every segment log/SEGMENTS lists: a new segment whose listing was interrupted; the node keeps it and lists it at its next start")
 		}
 		if s.Err != nil {
-			c.add(levelError, name, 0, "cannot be read: %v", s.Err)
+			line := 0
+			if errors.Is(s.Err, wal.ErrVersion) {
+				line = 1 // the version line
+			}
+			c.add(levelError, name, line, "cannot be read: %v", s.Err)
 		}
 		for _, d := range s.Damage {
 			c.damage(name, d, refuses)
@@ -368,8 +372,8 @@ func (c *dirChecker) consistency(rep *wal.VerifyReport, accepts int, minSlot, ma
 		c.add(levelError, "log/SEGMENTS", 1, "the log was truncated behind slot %d, but %s: the slots below %d are gone (lost state); the replica starts empty and rejoins as a learner", rep.Floor, what, rep.Floor)
 		return
 	}
-	if c.snapshots > 0 && c.newestOK == nil {
-		return // already reported
+	if (c.snapshots > 0 && c.newestOK == nil) || rep.Damaged() {
+		return // the node would not start: already reported
 	}
 	state := "no snapshot"
 	if c.newestOK != nil {
@@ -377,7 +381,7 @@ func (c *dirChecker) consistency(rep *wal.VerifyReport, accepts int, minSlot, ma
 	}
 	log := "an empty log"
 	if accepts > 0 {
-		log = fmt.Sprintf("the log's %d accepted values of slots %d to %d, chosen up to slot %d", accepts, minSlot, maxSlot, committed)
+		log = fmt.Sprintf("a log of %s for slots %d to %d, chosen up to slot %d", plural(accepts, "accepted value"), minSlot, maxSlot, committed)
 	}
 	c.add(levelOK, "", 0, "the node would start from %s and %s", state, log)
 }

@@ -202,10 +202,12 @@ func appendCommandText(b []byte, raw []byte) []byte {
 }
 
 // appendSession writes the session field as the command encoding does:
-// client.seq.ack[.r]; "-.<seq>" for no session, client.seq(v1) for the
-// version 1 form.
+// client.seq.ack[.r]; "-" (or "-.<seq>") for no session, client.seq(v1)
+// for the version 1 form.
 func appendSession(b []byte, cmd filestore.Command) []byte {
 	switch {
+	case cmd.ClientID == 0 && cmd.Seq == 0:
+		return append(b, '-')
 	case cmd.ClientID == 0:
 		b = append(b, "-."...)
 		return strconv.AppendUint(b, cmd.Seq, 10)

@@ -104,7 +104,6 @@ func TestDamagedBackupRefused(t *testing.T) {
 	try("a byte more", append(bytes.Clone(orig), 'x'), 0)
 }
 
-
 // TestRestore restores one backup into the directories of a new 3-replica
 // cluster: every directory checks out, holds the same snapshot (the
 // backup's state, the new configuration) and the same new cluster id, and

@@ -16,7 +16,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"synod/filestore"
 	"synod/filestore/wal"
@@ -207,7 +210,11 @@ func (c *dirChecker) joinFile() {
 func membersText(conf paxos.Configuration) string {
 	parts := make([]string, 0, len(conf.Members))
 	for _, m := range conf.Members {
-		p := fmt.Sprintf("%d=%s", m.ID, orDefault(m.Addr, "?"))
+		addr := orDefault(m.Addr, "?")
+		if !utf8.ValidString(addr) || strings.IndexFunc(addr, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0 {
+			addr = strconv.Quote(addr)
+		}
+		p := fmt.Sprintf("%d=%s", m.ID, addr)
 		if !m.Voter {
 			p = "+" + p
 		}

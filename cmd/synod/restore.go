@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -175,6 +176,9 @@ var errNotEmpty = errors.New("the directory is not empty")
 // one.
 func restoreDir(dir string, id uint64, cluster string, conf paxos.Configuration, m *filestore.Machine, backup filestore.SnapshotMeta, force bool) (restoreResult, error) {
 	var res restoreResult
+	if backup.Slot == math.MaxUint64 {
+		return res, fmt.Errorf("%w: it is of slot %d, which leaves no slot for the new cluster", errBadBackup, backup.Slot)
+	}
 	meta := filestore.SnapshotMeta{
 		Slot:       backup.Slot,
 		Members:    make([]uint64, 0, len(conf.Members)),

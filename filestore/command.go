@@ -31,6 +31,15 @@ var (
 // operations (wire.Op.IsWrite): put, append, cas, del.
 var opWords = map[wire.Op]string{wire.OpPut: "put", wire.OpAppend: "append", wire.OpCAS: "cas", wire.OpDel: "del"}
 
+// OpWord is the word the log writes for op ("put"), or op's name for an
+// operation no log line carries.
+func OpWord(op wire.Op) string {
+	if w, ok := opWords[op]; ok {
+		return w
+	}
+	return op.String()
+}
+
 // Command is one client write as replicated through the log.
 type Command struct {
 	Op wire.Op

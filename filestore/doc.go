@@ -115,7 +115,8 @@
 // carriage return and tab are written \\ \s \n \r \t; any other byte is
 // \xhh; an empty value is \e. So a field never holds a space or a newline. A
 // reader accepts exactly this form and nothing else; any deviation, a
-// missing trailer or trailing bytes is ErrCorruptSnapshot naming the line.
+// missing trailer or trailing bytes is ErrCorruptSnapshot, as a
+// *SnapshotError naming the line.
 //
 // The "3" in the header is the format version: this format never changes
 // without bumping it. Version 2 had no C line; version 1 also differed in

@@ -115,8 +115,8 @@ func LoadSnapshot(path string, opts Options) (*Machine, SnapshotMeta, error) {
 		return nil, SnapshotMeta{}, fmt.Errorf("filestore: load snapshot %s: %w", path, err)
 	}
 	if slot, ok := parseSnapshotName(filepath.Base(path)); ok && slot != meta.Slot {
-		return nil, SnapshotMeta{}, fmt.Errorf("filestore: load snapshot %s: %w: header says slot %d",
-			path, ErrCorruptSnapshot, meta.Slot)
+		return nil, SnapshotMeta{}, fmt.Errorf("filestore: load snapshot %s: %w", path,
+			&SnapshotError{Line: 1, Reason: fmt.Sprintf("header says slot %d, the file name slot %d", meta.Slot, slot)})
 	}
 	return m, meta, nil
 }

@@ -20,6 +20,22 @@ import (
 // a missing trailer or bytes after it. The message names the line.
 var ErrCorruptSnapshot = errors.New("filestore: corrupt snapshot")
 
+// SnapshotError is the error ReadSnapshot and the Load functions return
+// for a damaged or incomplete snapshot: it names the line, so a tool can
+// point at it. errors.Is(err, ErrCorruptSnapshot) holds for it.
+type SnapshotError struct {
+	Line   int    // 1-based line number of the first bad line
+	Reason string // what is wrong with it
+}
+
+// Error names the line.
+func (e *SnapshotError) Error() string {
+	return fmt.Sprintf("%v: line %d: %s", ErrCorruptSnapshot, e.Line, e.Reason)
+}
+
+// Unwrap returns ErrCorruptSnapshot.
+func (e *SnapshotError) Unwrap() error { return ErrCorruptSnapshot }
+
 // snapshotVersion is the format version WriteSnapshot writes in the header
 // line. ReadSnapshot also reads version 2, which has no configuration line,
 // and version 1, whose session lines also hold one reply (the last).
@@ -55,6 +71,12 @@ type SnapshotMeta struct {
 	// Files and Sessions count the snapshot's lines of each kind; they
 	// are filled in by ReadSnapshot.
 	Files, Sessions int
+	// Format is the format version of the header (3 for what
+	// WriteSnapshot writes) and Checksum the CRC-32C of every line before
+	// the trailer, as the trailer holds it: both filled in by ReadSnapshot,
+	// which has checked the checksum; WriteSnapshot ignores them.
+	Format   int
+	Checksum uint32
 }
 
 // WriteSnapshot writes m's state to w in the snapshot format the package
@@ -257,7 +279,7 @@ type snapshotReader struct {
 }
 
 func (sr *snapshotReader) corrupt(format string, args ...any) error {
-	return fmt.Errorf("%w: line %d: %s", ErrCorruptSnapshot, sr.n, fmt.Sprintf(format, args...))
+	return &SnapshotError{Line: sr.n, Reason: fmt.Sprintf(format, args...)}
 }
 
 // next returns the next line without its newline and checksum, after
@@ -340,6 +362,7 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 		return meta, sr.corrupt("unsupported format version %s", quoteShort(f[1]))
 	}
 	sr.version = string(f[1])
+	meta.Format = int(f[1][0] - '0')
 	if meta.Slot, ok = wal.ParseUint(f[2]); !ok {
 		return meta, sr.corrupt("bad slot")
 	}
@@ -395,6 +418,7 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 			if err := sr.readTrailer(line, len(sessions), fb[:]); err != nil {
 				return meta, err
 			}
+			meta.Checksum = sr.before
 			sessions.init()
 			m.byActive = sessions
 			for _, s := range sessions {

@@ -114,7 +114,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			t.Fatalf("seed %d: digest changed by a round trip", seed)
 		}
 		wantMeta := SnapshotMeta{Slot: meta.Slot, Index: m.Applied(), LogTime: m.LogTime(),
-			Members: meta.Members, Files: m.Len(), Sessions: m.Sessions()}
+			Members: meta.Members, Files: m.Len(), Sessions: m.Sessions(),
+			Format: 3, Checksum: gotMeta.Checksum} // the checksum: TestSnapshotMetaChecksum
 		if fmt.Sprint(gotMeta) != fmt.Sprint(wantMeta) {
 			t.Fatalf("seed %d: meta = %+v, want %+v", seed, gotMeta, wantMeta)
 		}

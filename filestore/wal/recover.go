@@ -24,12 +24,15 @@ type damage struct {
 	torn bool
 }
 
-// recoverer reads segments for Open.
+// recoverer reads segments for Open and for Verify.
 type recoverer struct {
 	opts   Options
 	replay func(Record) error
-	rec    *Recovery
-	body   []byte // batch buffer, reused
+	// visit, if set, is called instead of replay with each valid record's
+	// place: its segment and 1-based line (Verify).
+	visit func(at Position, r Record) error
+	rec   *Recovery
+	body  []byte // batch buffer, reused
 }
 
 // scan reads one segment, replays its good batches and returns its first
@@ -61,7 +64,13 @@ func (rc *recoverer) scan(seg *segment, last bool) (*damage, error) {
 		short := int64(len(first)) == size && !bytes.HasSuffix(first, []byte("\n"))
 		return rc.classify(f, size, last, &damage{off: 0, line: 1, reason: "bad version line", incomplete: short})
 	}
-	off, line := int64(len(versionLine)), 2
+	return rc.scanBatches(f, br, seg, size, last, int64(len(versionLine)), 2)
+}
+
+// scanBatches reads the batches of seg from off, whose first line is line
+// number line, with br positioned there; it replays the good ones and
+// returns the first damage, classified, or nil at the end of the file.
+func (rc *recoverer) scanBatches(f *os.File, br *bufio.Reader, seg *segment, size int64, last bool, off int64, line int) (*damage, error) {
 	for off < size {
 		n, recs, d, err := rc.readBatch(br, seg.path, off, size, line)
 		if err != nil {
@@ -72,10 +81,15 @@ func (rc *recoverer) scan(seg *segment, last bool) (*damage, error) {
 		}
 		for i := range recs {
 			seg.add(&recs[i])
-			if rc.replay != nil {
-				if err := rc.replay(recs[i]); err != nil {
-					return nil, fmt.Errorf("wal: replay: %w", err)
-				}
+			var err error
+			switch {
+			case rc.visit != nil:
+				err = rc.visit(Position{File: seg.path, Line: line + 1 + i}, recs[i])
+			case rc.replay != nil:
+				err = rc.replay(recs[i])
+			}
+			if err != nil {
+				return nil, fmt.Errorf("wal: replay: %w", err)
 			}
 		}
 		seg.batches++
@@ -278,15 +292,22 @@ func (rc *recoverer) findBadLine(body []byte, header int) (int, string) {
 // "B " rather than on line starts finds the next batch even if the damage
 // took out the newline before it.
 func validBatchAfter(f *os.File, from, size, maxBatch int64) (bool, error) {
+	at, err := nextValidBatch(f, from, size, maxBatch)
+	return at >= 0, err
+}
+
+// nextValidBatch returns the offset of the first whole batch that starts in
+// f at or after from, or -1 if there is none.
+func nextValidBatch(f *os.File, from, size, maxBatch int64) (int64, error) {
 	const chunk = 64 << 10
 	buf := make([]byte, chunk)
 	for pos := from; pos < size-1; {
 		n, err := f.ReadAt(buf[:min(chunk, size-pos)], pos)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("wal: recover: %w", err)
+			return -1, fmt.Errorf("wal: recover: %w", err)
 		}
 		if n < 2 {
-			return false, nil
+			return -1, nil
 		}
 		data := buf[:n]
 		for i := 0; ; {
@@ -294,15 +315,19 @@ func validBatchAfter(f *os.File, from, size, maxBatch int64) (bool, error) {
 			if j < 0 {
 				break
 			}
-			ok, err := batchValidAt(f, pos+int64(i+j), size, maxBatch)
-			if err != nil || ok {
-				return ok, err
+			at := pos + int64(i+j)
+			ok, err := batchValidAt(f, at, size, maxBatch)
+			if err != nil {
+				return -1, err
+			}
+			if ok {
+				return at, nil
 			}
 			i += j + 1
 		}
 		pos += int64(n) - 1 // overlap one byte: "B " may straddle chunks
 	}
-	return false, nil
+	return -1, nil
 }
 
 // batchValidAt reports whether a batch with good checksums starts at off.

@@ -18,7 +18,10 @@ type Proxy struct {
 }
 
 // NodesFlag is the replica list as `synod proxy --nodes` takes it.
-func (c *Cluster) NodesFlag() string {
+func (c *Cluster) NodesFlag() string { return c.nodesFlag(nil) }
+
+// nodesFlag is NodesFlag with each address passed through via, if set.
+func (c *Cluster) nodesFlag(via func(id uint64, addr string) string) string {
 	ids := make([]uint64, 0, len(c.Addrs))
 	for id := range c.Addrs {
 		ids = append(ids, id)
@@ -26,7 +29,11 @@ func (c *Cluster) NodesFlag() string {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	parts := make([]string, len(ids))
 	for i, id := range ids {
-		parts[i] = fmt.Sprintf("%d=%s", id, c.Addrs[id])
+		addr := c.Addrs[id]
+		if via != nil {
+			addr = via(id, addr)
+		}
+		parts[i] = fmt.Sprintf("%d=%s", id, addr)
 	}
 	return strings.Join(parts, ",")
 }
@@ -36,11 +43,19 @@ func (c *Cluster) NodesFlag() string {
 // and registers its teardown with t.Cleanup.
 func (c *Cluster) StartProxy(t testing.TB, flags ...string) *Proxy {
 	t.Helper()
+	return c.StartProxyVia(t, nil, flags...)
+}
+
+// StartProxyVia is StartProxy for a proxy that reaches replica id at
+// via(id, its address) instead (a fault relay's listener, say); nil via
+// means the real addresses.
+func (c *Cluster) StartProxyVia(t testing.TB, via func(id uint64, addr string) string, flags ...string) *Proxy {
+	t.Helper()
 	addr := FreePorts(t, 1)[0]
 	_, port, _ := net.SplitHostPort(addr)
 	name := "proxy-" + port
 	args := []string{"--log-format=json", "--log-level=info", "proxy",
-		"--listen=" + addr, "--nodes=" + c.NodesFlag(), "--cluster=" + c.ID}
+		"--listen=" + addr, "--nodes=" + c.nodesFlag(via), "--cluster=" + c.ID}
 	args = append(args, flags...)
 	p := &Proxy{
 		Proc: &Proc{t: t, Name: name, Args: args, Log: filepath.Join(c.Dir, name+".log")},

@@ -105,6 +105,14 @@ type Op struct {
 	// Final marks the reads of every key after the cluster healed, which
 	// must show every acknowledged write.
 	Final bool `json:"final,omitempty"`
+	// Conn numbers the client connection the operation went over (from 1;
+	// 0: not recorded) and Seq is its place among that connection's
+	// operations, from 1, in the order they were sent.
+	Conn int `json:"conn,omitempty"`
+	Seq  int `json:"seq,omitempty"`
+	// Pipelined marks an operation sent while others on its connection
+	// awaited their replies.
+	Pipelined bool `json:"pipelined,omitempty"`
 }
 
 // Event is a nemesis action recorded on the history's clock: a fault from
@@ -153,6 +161,15 @@ type Recorder struct {
 	mu     sync.Mutex
 	ops    []*Op
 	events []Event
+	conns  int
+}
+
+// NewConn returns a new connection number, from 1.
+func (r *Recorder) NewConn() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conns++
+	return r.conns
 }
 
 // NewRecorder starts the clock.
@@ -191,6 +208,9 @@ func (r *Recorder) End(op *Op, out Outcome, index uint64, value string, err erro
 		op.Err = err.Error()
 	}
 }
+
+// Note records a point event (a replica's start and its flags, say).
+func (r *Recorder) Note(what string) { r.Mark(r.Now(), what) }
 
 // Mark records a nemesis event that started at start (a Now value) and
 // ends now.

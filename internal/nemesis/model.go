@@ -195,9 +195,42 @@ func partitionByKey(history []porcupine.Operation) [][]porcupine.Operation {
 }
 
 // linearizableOps turns the operations porcupine checks into its form:
-// every write that may have applied (a pending or unknown one stays open
-// until the end of time) and every answered linearizable read.
+// every write that may have applied and every answered linearizable read.
+// A write whose outcome is unknown (or still pending) may take effect at
+// any time after its call, but what the reads saw narrows that: one whose
+// token some read shows took effect before that read returned, so its
+// interval ends there; one to a key only ever appended to that the key's
+// final read does not show never took effect before it (an append stays),
+// so it is left out. Left open, many unknown appends to one key (a broken
+// pipeline leaves eight) make porcupine's search explode.
 func linearizableOps(ops []Op) []porcupine.Operation {
+	seenBy := map[string]int64{} // token -> earliest return of a read showing it
+	appendOnly := map[string]bool{}
+	final := map[string]map[string]bool{} // key -> tokens its final read shows
+	for i := range ops {
+		op := &ops[i]
+		if op.Kind.IsWrite() {
+			if _, ok := appendOnly[op.Key]; !ok {
+				appendOnly[op.Key] = true
+			}
+			appendOnly[op.Key] = appendOnly[op.Key] && op.Kind == KindAppend
+			continue
+		}
+		if op.Final && (op.Outcome == OK || op.Outcome == NotFound) {
+			final[op.Key] = map[string]bool{}
+		}
+		if op.Outcome != OK {
+			continue
+		}
+		for _, tok := range tokens(op.Value) {
+			if t, ok := seenBy[tok]; !ok || op.Return < t {
+				seenBy[tok] = op.Return
+			}
+			if op.Final {
+				final[op.Key][tok] = true
+			}
+		}
+	}
 	var out []porcupine.Operation
 	for i := range ops {
 		op := &ops[i]
@@ -208,6 +241,11 @@ func linearizableOps(ops []Op) []porcupine.Operation {
 			case OK, Conflict:
 			case Pending, Unknown:
 				ret = math.MaxInt64 // it may take effect at any time after its call
+				if t, ok := seenBy[op.Value]; ok && t >= op.Call {
+					ret = t
+				} else if f, ok := final[op.Key]; ok && appendOnly[op.Key] && !f[op.Value] {
+					continue // never took effect
+				}
 			default:
 				continue // refused: nothing applied (checked by the prefix checks)
 			}

@@ -1,6 +1,7 @@
 package nemesis
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,38 @@ func TestDescribe(t *testing.T) {
 	}
 	if s := (keyState{value: "a;", exists: true}).String(); s != `"a;"@?` {
 		t.Errorf("state %s", s)
+	}
+}
+
+func TestLinearizableOpsNarrowsUnknownWrites(t *testing.T) {
+	logKey := func(op Op) Op { op.Key = "log"; return op }
+	ops := []Op{
+		o(0, 0, 10, KindPut, "0.1;", OK, 5),
+		o(1, 0, 10, KindAppend, "1.1;", Unknown, 0),                   // seen at 30: ends there
+		o(2, 0, 10, KindAppend, "2.1;", Unknown, 0),                   // never seen, key not append-only: open
+		logKey(o(3, 0, 10, KindAppend, "3.1;", Unknown, 0)),           // not in the final read of an append-only key: left out
+		logKey(o(4, 0, 10, KindAppend, "4.1;", Unknown, 0)),           // in the final read: ends there
+		at(line.LevelStale, get(5, 20, 30, "0.1;1.1;", OK, 7)),        // not checked by porcupine, but it saw 1.1
+		logKey(final(get(6, 40, 50, "4.1;", OK, 9))),                  // the final read of log
+		o(7, 0, 10, KindAppend, "7.1;", Failed, 0),                    // refused: left out
+		at(line.LevelSession, get(5, 20, 30, "0.1;1.1;", OK, 7)),      // not checked by porcupine
+		at(line.LevelLinearizable, get(8, 60, 70, "0.1;1.1;", OK, 7)), // checked
+	}
+	got := map[string]int64{}
+	for _, p := range linearizableOps(ops) {
+		op := p.Input.(*Op)
+		got[op.Kind.String()+" "+op.Value] = p.Return
+	}
+	want := map[string]int64{
+		"put 0.1;": 10, "append 1.1;": 30, "append 2.1;": math.MaxInt64, "append 4.1;": 50,
+		"get 4.1;": 50, "get 0.1;1.1;": 70,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("porcupine gets %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: return %d, want %d (all: %v)", k, got[k], v, got)
+		}
 	}
 }

@@ -102,6 +102,7 @@ func (p *Proc) Start() {
 	}
 	cmd := exec.Command(Binary(p.t), p.Args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		p.t.Fatalf("cluster: start %s: %v", p.Name, err)

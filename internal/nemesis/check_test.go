@@ -168,7 +168,11 @@ func TestCheckConnections(t *testing.T) {
 		{"session read behind another key's", []Op{
 			o(3, 0, 5, KindAppend, "3.1;", OK, 4),
 			func() Op { op := o(3, 6, 8, KindPut, "3.2;", OK, 9); op.Key = "j"; return op }(),
-			func() Op { op := on(1, 1, at(line.LevelSession, get(0, 20, 30, "3.2;", OK, 9))); op.Key = "j"; return op }(),
+			func() Op {
+				op := on(1, 1, at(line.LevelSession, get(0, 20, 30, "3.2;", OK, 9)))
+				op.Key = "j"
+				return op
+			}(),
 			on(1, 2, at(line.LevelSession, get(0, 31, 40, "", NotFound, 0))),
 		}, "missing append #0 at index 4, though read #2 (request 1) saw a replica at 9"},
 		{"other connections may differ", []Op{

@@ -113,6 +113,12 @@ type Op struct {
 	// Pipelined marks an operation sent while others on its connection
 	// awaited their replies.
 	Pipelined bool `json:"pipelined,omitempty"`
+
+	// after, if afterSet, is what the reads show an append of unknown
+	// outcome applied right after: the token before its own in a value
+	// ("": the key did not exist). Set by linearizableOps on its copies.
+	after    string
+	afterSet bool
 }
 
 // Event is a nemesis action recorded on the history's clock: a fault from

@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"sort"
 	"strings"
@@ -79,8 +80,8 @@ func (lv *lives) draw(id uint64, rate float64, fsync time.Duration) Life {
 			l.Rate = 1 + s
 		case 2, 3:
 			l.Rate = 1 - s + 2*s*lv.rng.Float64()
-			l.Rate = float64(int(l.Rate*1000+0.5)) / 1000
 		}
+		l.Rate = math.Round(l.Rate*1000) / 1000
 	}
 	if rate != 0 {
 		l.Rate = rate

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/anishathalye/porcupine"
 
@@ -12,10 +13,12 @@ import (
 )
 
 // keyState is the model's state of one key. A write whose outcome is
-// unknown leaves the version unknown (its index was never seen); the next
-// read or CAS answer that shows a version pins it again.
+// unknown leaves the version unknown (its index was never seen) but above
+// the one before; the next read or CAS answer that shows a version pins
+// it again.
 type keyState struct {
-	value   string
+	value string
+	// version is the key's version if known, else a bound it is above.
 	version uint64
 	exists  bool
 	known   bool // version is known
@@ -25,7 +28,7 @@ func (s keyState) String() string {
 	if !s.exists {
 		return "absent"
 	}
-	v := "?"
+	v := fmt.Sprintf(">%d", s.version)
 	if s.known {
 		v = fmt.Sprint(s.version)
 	}
@@ -41,7 +44,12 @@ func abbreviate(v string) string {
 }
 
 // stepKey returns every state op can leave s in, given what the client saw;
-// none if op could not have seen that from s.
+// none if op could not have seen that from s. Acknowledged writes to a key
+// take effect in the order of their indexes: the replicas apply the log in
+// order and answer a write only once it is applied, so the moments its
+// writes became visible order them by index, each within its interval.
+// Holding the model to that order costs nothing a correct history needs
+// and spares porcupine every other order of concurrent appends.
 func stepKey(s keyState, op *Op) []keyState {
 	switch op.Kind {
 	case KindGet:
@@ -51,13 +59,19 @@ func stepKey(s keyState, op *Op) []keyState {
 			}
 			return []keyState{s}
 		}
-		if !s.exists || s.value != op.Value || (s.known && s.version != op.Index) {
+		if !s.exists || s.value != op.Value || (s.known && s.version != op.Index) || (!s.known && op.Index <= s.version) {
 			return nil
 		}
 		s.version, s.known = op.Index, true
 		return []keyState{s}
 	case KindPut, KindAppend:
-		next := keyState{value: op.Value, exists: true}
+		if op.Outcome == OK && op.Index <= s.version {
+			return nil // writes to a key take effect in index order
+		}
+		if op.afterSet && (op.after == "" && s.exists || op.after != "" && lastToken(s.value) != op.after) {
+			return nil // a read showed what it came right after
+		}
+		next := keyState{value: op.Value, exists: true, version: s.version}
 		if op.Kind == KindAppend {
 			next.value = s.value + op.Value
 		}
@@ -66,7 +80,7 @@ func stepKey(s keyState, op *Op) []keyState {
 		}
 		return []keyState{next}
 	case KindCAS:
-		applied := keyState{value: op.Value, exists: true}
+		applied := keyState{value: op.Value, exists: true, version: s.version}
 		// matches: the CAS's condition holds (yes), fails (no) or depends on
 		// an unknown version (maybe).
 		var yes, maybe bool
@@ -78,11 +92,11 @@ func stepKey(s keyState, op *Op) []keyState {
 		case s.known:
 			yes = s.version == op.Expect
 		default:
-			maybe = true
+			maybe = op.Expect > s.version
 		}
 		switch op.Outcome {
 		case OK:
-			if !yes && !maybe {
+			if !yes && !maybe || op.Index <= s.version {
 				return nil
 			}
 			applied.version, applied.known = op.Index, true
@@ -97,7 +111,7 @@ func stepKey(s keyState, op *Op) []keyState {
 				}
 				return []keyState{s}
 			}
-			if op.Index == op.Expect || (s.known && s.version != op.Index) {
+			if op.Index == op.Expect || (s.known && s.version != op.Index) || (!s.known && op.Index <= s.version) {
 				return nil
 			}
 			s.version, s.known = op.Index, true
@@ -113,6 +127,15 @@ func stepKey(s keyState, op *Op) []keyState {
 		}
 	}
 	return nil
+}
+
+// lastToken returns the last token of a value.
+func lastToken(v string) string {
+	if v == "" {
+		return ""
+	}
+	i := strings.LastIndexByte(v[:len(v)-1], ';')
+	return v[i+1:]
 }
 
 // Model is the porcupine model of synod's files: each key a register with a
@@ -197,14 +220,29 @@ func partitionByKey(history []porcupine.Operation) [][]porcupine.Operation {
 // linearizableOps turns the operations porcupine checks into its form:
 // every write that may have applied and every answered linearizable read.
 // A write whose outcome is unknown (or still pending) may take effect at
-// any time after its call, but what the reads saw narrows that: one whose
-// token some read shows took effect before that read returned, so its
-// interval ends there; one to a key only ever appended to that the key's
-// final read does not show never took effect before it (an append stays),
-// so it is left out. Left open, many unknown appends to one key (a broken
-// pipeline leaves eight) make porcupine's search explode.
+// any time after its call, or never, but what the reads saw narrows that:
+//
+//   - one whose token some read shows took effect before that read
+//     returned, so its interval ends there;
+//   - an append whose token a read shows right after another one applied
+//     right after that one (or, first in the value, to no file): nothing
+//     else can come between two tokens of a value;
+//   - one whose token ends a value the read found at version v was
+//     written at index v, as an acknowledged write would be;
+//   - one to a key only ever appended to that the key's final read does
+//     not show never took effect before it (an append stays), so it is
+//     left out.
+//
+// Left open, unknown appends (a broken pipeline leaves eight) could go
+// between any two writes, and porcupine's search explodes. The operations
+// porcupine gets are copies; the history is not changed.
 func linearizableOps(ops []Op) []porcupine.Operation {
-	seenBy := map[string]int64{} // token -> earliest return of a read showing it
+	type sighting struct {
+		ret   int64  // earliest return of a read showing the token
+		after string // the token before it in that read's value
+		index uint64 // a version it ended a value at (0: none seen)
+	}
+	seen := map[string]*sighting{}
 	appendOnly := map[string]bool{}
 	final := map[string]map[string]bool{} // key -> tokens its final read shows
 	for i := range ops {
@@ -222,9 +260,19 @@ func linearizableOps(ops []Op) []porcupine.Operation {
 		if op.Outcome != OK {
 			continue
 		}
-		for _, tok := range tokens(op.Value) {
-			if t, ok := seenBy[tok]; !ok || op.Return < t {
-				seenBy[tok] = op.Return
+		toks := tokens(op.Value)
+		for j, tok := range toks {
+			sg := seen[tok]
+			if sg == nil {
+				sg = &sighting{ret: op.Return}
+				if j > 0 {
+					sg.after = toks[j-1]
+				}
+				seen[tok] = sg
+			}
+			sg.ret = min(sg.ret, op.Return)
+			if j == len(toks)-1 && sg.index == 0 {
+				sg.index = op.Index
 			}
 			if op.Final {
 				final[op.Key][tok] = true
@@ -235,14 +283,24 @@ func linearizableOps(ops []Op) []porcupine.Operation {
 	for i := range ops {
 		op := &ops[i]
 		ret := op.Return
+		in := op
 		switch {
 		case op.Kind.IsWrite():
 			switch op.Outcome {
 			case OK, Conflict:
 			case Pending, Unknown:
 				ret = math.MaxInt64 // it may take effect at any time after its call
-				if t, ok := seenBy[op.Value]; ok && t >= op.Call {
-					ret = t
+				sg := seen[op.Value]
+				if sg != nil && sg.ret >= op.Call {
+					ret = sg.ret
+					cp := *op
+					if op.Kind == KindAppend {
+						cp.after, cp.afterSet = sg.after, true
+					}
+					if sg.index != 0 && op.Kind != KindCAS {
+						cp.Outcome, cp.Index = OK, sg.index
+					}
+					in = &cp
 				} else if f, ok := final[op.Key]; ok && appendOnly[op.Key] && !f[op.Value] {
 					continue // never took effect
 				}
@@ -253,7 +311,7 @@ func linearizableOps(ops []Op) []porcupine.Operation {
 		default:
 			continue
 		}
-		out = append(out, porcupine.Operation{ClientId: op.Client, Input: op, Output: op, Call: op.Call, Return: ret})
+		out = append(out, porcupine.Operation{ClientId: op.Client, Input: in, Output: in, Call: op.Call, Return: ret})
 	}
 	return out
 }

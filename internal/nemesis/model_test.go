@@ -198,6 +198,15 @@ func TestLinearizableOpsNarrowsUnknownWrites(t *testing.T) {
 	for _, p := range linearizableOps(ops) {
 		op := p.Input.(*Op)
 		got[op.Kind.String()+" "+op.Value] = p.Return
+		if op.Value == "1.1;" && op.Kind.IsWrite() && (op.Outcome != OK || op.Index != 7 || !op.afterSet || op.after != "0.1;") {
+			t.Errorf("append 1.1; ended a value at version 7 after 0.1;, but porcupine gets %+v", *op)
+		}
+		if op.Value == "4.1;" && op.Kind.IsWrite() && (!op.afterSet || op.after != "") {
+			t.Errorf("append 4.1; began a value, but porcupine gets %+v", *op)
+		}
+	}
+	if ops[2].Outcome != Unknown {
+		t.Error("linearizableOps changed the history")
 	}
 	want := map[string]int64{
 		"put 0.1;": 10, "append 1.1;": 30, "append 2.1;": math.MaxInt64, "append 4.1;": 50,

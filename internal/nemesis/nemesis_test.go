@@ -26,6 +26,7 @@ var (
 	flagOrder    = flag.Bool("nemesis.order", false, "fail on per-connection order and session monotonicity violations (the proxy's known bugs, issue 21); off, they are only reported")
 	flagPipeline = flag.Int("nemesis.pipelined", -1, "how many of the clients pipeline 8 writes (-1: the default, 4)")
 	flagSkew     = flag.Float64("nemesis.skew", -1, "clock rates drawn within 1±skew at every replica start (-1: the default, 0.05; 0: real time)")
+	flagSave     = flag.Bool("nemesis.save", false, "save every run's history to -nemesis.out, before it is checked")
 	flagLossy    = flag.Bool("nemesis.lossy", true, "replicas' logs lose unsynced writes on kill -9 (--test-lossy-fsync)")
 )
 
@@ -73,6 +74,7 @@ func config(t *testing.T) Config {
 		cfg.FirstFaults = first
 	}
 	cfg.CheckOrder = *flagOrder
+	cfg.SaveHistory = *flagSave
 	if *flagPipeline >= 0 {
 		cfg.PipelineClients = *flagPipeline
 	}
@@ -175,8 +177,9 @@ func TestCheckHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	rep := Check(h, CheckOptions{Timeout: 5 * time.Minute, Order: *flagOrder})
-	t.Logf("seed %d: %s", h.Seed, rep.Summary())
+	t.Logf("seed %d: %s (checked in %v)", h.Seed, rep.Summary(), time.Since(start).Round(time.Millisecond))
 	if !rep.OK() {
 		t.Errorf("porcupine %s on keys %v; violations: %s", rep.Linearizable, rep.BadKeys, strings.Join(rep.Violations, "\n"))
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	// PipelineClients of the Clients are pipelined: each keeps Pipeline
 	// writes in flight on its connection (0: 8).
 	PipelineClients, Pipeline int
+	// SaveHistory writes the history to OutDir/seed-N before it is
+	// checked, even if the run passes.
+	SaveHistory bool
 	// CheckOrder makes the per-connection order and session monotonicity
 	// checks fail a run (the proxy's known bugs, issue 21); without it
 	// their findings are reported as known.
@@ -327,6 +330,12 @@ func Run(t testing.TB, cfg Config) *Result {
 	res.Lives = lv.list()
 	res.History = h
 	res.Seen = countMarkers(c)
+	if cfg.SaveHistory && cfg.OutDir != "" {
+		dir := filepath.Join(cfg.OutDir, fmt.Sprintf("seed-%d", res.Seed))
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			h.Save(filepath.Join(dir, "history.json"))
+		}
+	}
 	res.Report = Check(h, CheckOptions{Timeout: cfg.CheckTimeout, Order: cfg.CheckOrder})
 	t.Logf("nemesis: %s", res.Summary())
 	if len(res.Failures()) > 0 {

@@ -119,6 +119,9 @@ type Op struct {
 	// ("": the key did not exist). Set by linearizableOps on its copies.
 	after    string
 	afterSet bool
+	// prev is the index of the write to the same key just below this
+	// one's, among those whose index is known (0: none); set on copies.
+	prev uint64
 }
 
 // Event is a nemesis action recorded on the history's clock: a fault from

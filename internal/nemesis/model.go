@@ -65,7 +65,7 @@ func stepKey(s keyState, op *Op) []keyState {
 		s.version, s.known = op.Index, true
 		return []keyState{s}
 	case KindPut, KindAppend:
-		if op.Outcome == OK && op.Index <= s.version {
+		if op.Outcome == OK && (op.Index <= s.version || s.known && s.version < op.prev) {
 			return nil // writes to a key take effect in index order
 		}
 		if op.afterSet && (op.after == "" && s.exists || op.after != "" && lastToken(s.value) != op.after) {
@@ -96,7 +96,7 @@ func stepKey(s keyState, op *Op) []keyState {
 		}
 		switch op.Outcome {
 		case OK:
-			if !yes && !maybe || op.Index <= s.version {
+			if !yes && !maybe || op.Index <= s.version || s.known && s.version < op.prev {
 				return nil
 			}
 			applied.version, applied.known = op.Index, true
@@ -233,6 +233,10 @@ func partitionByKey(history []porcupine.Operation) [][]porcupine.Operation {
 //     not show never took effect before it (an append stays), so it is
 //     left out.
 //
+// Every write whose index is known (acknowledged or read, as above) also
+// learns the index of the one just below it on its key, which must have
+// taken effect first (stepKey).
+//
 // Left open, unknown appends (a broken pipeline leaves eight) could go
 // between any two writes, and porcupine's search explodes. The operations
 // porcupine gets are copies; the history is not changed.
@@ -280,6 +284,7 @@ func linearizableOps(ops []Op) []porcupine.Operation {
 		}
 	}
 	var out []porcupine.Operation
+	indexed := map[string][]*Op{} // per key, the copies of writes whose index is known
 	for i := range ops {
 		op := &ops[i]
 		ret := op.Return
@@ -311,7 +316,20 @@ func linearizableOps(ops []Op) []porcupine.Operation {
 		default:
 			continue
 		}
+		if in.Kind.IsWrite() && in.Outcome == OK {
+			if in == op {
+				cp := *op
+				in = &cp
+			}
+			indexed[in.Key] = append(indexed[in.Key], in)
+		}
 		out = append(out, porcupine.Operation{ClientId: op.Client, Input: in, Output: in, Call: op.Call, Return: ret})
+	}
+	for _, list := range indexed {
+		sort.Slice(list, func(i, j int) bool { return list[i].Index < list[j].Index })
+		for i := 1; i < len(list); i++ {
+			list[i].prev = list[i-1].Index
+		}
 	}
 	return out
 }

@@ -55,6 +55,13 @@ const (
 	// Mixed runs two or three single faults drawn at random (not a power
 	// cut), each starting while the one before still lasts.
 	Mixed FaultKind = "mixed"
+	// PowerCutLagging restarts every follower on a slow disk (150–300 ms
+	// before each fsync) while the master keeps its own, so the followers'
+	// votes reach the disk well after the master's; then cuts the power of
+	// every replica and restarts the followers first, the old master only
+	// once they have elected a new one. Every write acknowledged must
+	// survive: it was on a majority of disks before its answer.
+	PowerCutLagging FaultKind = "power-cut-lagging"
 )
 
 // Singles lists every single fault kind; Combined every combined one.
@@ -62,7 +69,7 @@ var (
 	Singles = []FaultKind{KillMaster, KillFollowers, PauseMaster, PauseFollowers, PartitionHalves,
 		PartitionOneWay, IsolateMaster, PartitionBridge, SlowDisk, WipeDisk, RestartGraceful,
 		PowerCut, LoseFile, ClockSkew, SlowNet, ProxyCut, ProxyMaster, ProxyOneWay, ProxySlow}
-	Combined = []FaultKind{PauseInPartition, KillInPartition, PartitionWhilePaused, Mixed}
+	Combined = []FaultKind{PauseInPartition, KillInPartition, PartitionWhilePaused, Mixed, PowerCutLagging}
 )
 
 // AllFaults lists every fault kind.
@@ -183,22 +190,7 @@ func (n *nemesis) build(kind FaultKind) []*active {
 		}
 		return []*active{n.restart(kind, id, true, 0, hold/2)}
 	case PowerCut:
-		ids := n.ids()
-		return []*active{{kind: kind, hold: n.between(200*time.Millisecond, time.Second), procs: ids, exclusive: true,
-			what: fmt.Sprintf("%s %v", kind, ids),
-			apply: func() {
-				var wg sync.WaitGroup
-				for _, id := range ids {
-					wg.Add(1)
-					go func() { defer wg.Done(); n.sigkill(id) }()
-				}
-				wg.Wait()
-			},
-			heal: func() {
-				for _, id := range ids {
-					n.start(id, 0, -1)
-				}
-			}}}
+		return []*active{n.powerCut(m, n.rng.Intn(2) == 0)}
 	case LoseFile:
 		id := n.target(m, 3)
 		if id == 0 {
@@ -238,6 +230,44 @@ func (n *nemesis) build(kind FaultKind) []*active {
 		return []*active{n.proxyFault(kind, m, hold)}
 	}
 	return nil
+}
+
+// powerCut kills every replica at once and restarts them all, or, if
+// lastMaster, every one but m first and m once they have elected a master
+// (or 3 s passed): then no write that only m held survives unless it was
+// on a majority of disks.
+func (n *nemesis) powerCut(m uint64, lastMaster bool) *active {
+	ids := n.ids()
+	a := &active{kind: PowerCut, hold: n.between(200*time.Millisecond, time.Second), procs: ids, exclusive: true,
+		what: fmt.Sprintf("%s %v", PowerCut, ids),
+		apply: func() {
+			var wg sync.WaitGroup
+			for _, id := range ids {
+				wg.Add(1)
+				go func() { defer wg.Done(); n.sigkill(id) }()
+			}
+			wg.Wait()
+		},
+		heal: func() {
+			for _, id := range ids {
+				if !lastMaster || id != m {
+					n.start(id, 0, -1)
+				}
+			}
+			if !lastMaster {
+				return
+			}
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if _, ok := n.master(); ok {
+					break
+				}
+			}
+			n.start(m, 0, -1)
+		}}
+	if lastMaster {
+		a.what += fmt.Sprintf(", old master %d restarted last", m)
+	}
+	return a
 }
 
 // shrinking returns mk(vs), mk(vs[:len-1]), ..., down to one target: a

@@ -122,6 +122,18 @@ type Op struct {
 	// prev is the index of the write to the same key just below this
 	// one's, among those whose index is known (0: none); set on copies.
 	prev uint64
+	// sum caches valueSum of a read's value.
+	sum    [16]byte
+	sumSet bool
+}
+
+// valueSum returns the digest of the value a read saw (see keyState).
+func (op *Op) valueSum() [16]byte {
+	if op.sumSet {
+		return op.sum
+	}
+	sum, _ := sumOf(op.Value)
+	return sum
 }
 
 // Event is a nemesis action recorded on the history's clock: a fault from

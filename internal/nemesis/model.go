@@ -5,7 +5,6 @@ import (
 	"hash/fnv"
 	"math"
 	"sort"
-	"strings"
 
 	"github.com/anishathalye/porcupine"
 
@@ -16,8 +15,15 @@ import (
 // unknown leaves the version unknown (its index was never seen) but above
 // the one before; the next read or CAS answer that shows a version pins
 // it again.
+//
+// The value is kept as a digest of its tokens in order (valueSum), its
+// token count and its last token, not as the bytes: an append-only key's
+// value grows to many kilobytes, and porcupine keeps every state it has
+// seen.
 type keyState struct {
-	value string
+	sum    [16]byte // valueSum of the value's tokens
+	tokens int
+	last   string // the value's last token
 	// version is the key's version if known, else a bound it is above.
 	version uint64
 	exists  bool
@@ -32,7 +38,44 @@ func (s keyState) String() string {
 	if s.known {
 		v = fmt.Sprint(s.version)
 	}
-	return fmt.Sprintf("%q@%s", abbreviate(s.value), v)
+	if s.tokens == 1 {
+		return fmt.Sprintf("%q@%s", s.last, v)
+	}
+	return fmt.Sprintf("%d tokens …%q@%s", s.tokens, s.last, v)
+}
+
+// valueSum chains the digest of a value with the next token appended to
+// it, from the zero digest of no value: values are sequences of unique
+// tokens, so equal digests mean equal values.
+func valueSum(prev [16]byte, token string) [16]byte {
+	h := fnv.New128a()
+	h.Write(prev[:])
+	h.Write([]byte(token))
+	var out [16]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// sumOf returns the digest of a whole value and its token count.
+func sumOf(value string) ([16]byte, int) {
+	var sum [16]byte
+	toks := tokens(value)
+	for _, t := range toks {
+		sum = valueSum(sum, t)
+	}
+	return sum, len(toks)
+}
+
+// with returns s holding token, appended to its value or, if not
+// appended, replacing it.
+func (s keyState) with(token string, appended bool) keyState {
+	var prev [16]byte
+	n := 0
+	if appended && s.exists {
+		prev, n = s.sum, s.tokens
+	}
+	s.sum, s.tokens, s.last, s.exists = valueSum(prev, token), n+1, token, true
+	return s
 }
 
 // abbreviate shortens long values for the visualisation.
@@ -59,7 +102,7 @@ func stepKey(s keyState, op *Op) []keyState {
 			}
 			return []keyState{s}
 		}
-		if !s.exists || s.value != op.Value || (s.known && s.version != op.Index) || (!s.known && op.Index <= s.version) {
+		if !s.exists || s.sum != op.valueSum() || (s.known && s.version != op.Index) || (!s.known && op.Index <= s.version) {
 			return nil
 		}
 		s.version, s.known = op.Index, true
@@ -68,19 +111,20 @@ func stepKey(s keyState, op *Op) []keyState {
 		if op.Outcome == OK && (op.Index <= s.version || s.known && s.version < op.prev) {
 			return nil // writes to a key take effect in index order
 		}
-		if op.afterSet && (op.after == "" && s.exists || op.after != "" && lastToken(s.value) != op.after) {
+		if op.afterSet && (op.after == "" && s.exists || op.after != "" && (!s.exists || s.last != op.after)) {
 			return nil // a read showed what it came right after
 		}
-		next := keyState{value: op.Value, exists: true, version: s.version}
+		next := keyState{version: s.version}.with(op.Value, false)
 		if op.Kind == KindAppend {
-			next.value = s.value + op.Value
+			next = s.with(op.Value, true)
+			next.known = false
 		}
 		if op.Outcome == OK {
 			next.version, next.known = op.Index, true
 		}
 		return []keyState{next}
 	case KindCAS:
-		applied := keyState{value: op.Value, exists: true, version: s.version}
+		applied := keyState{version: s.version}.with(op.Value, false)
 		// matches: the CAS's condition holds (yes), fails (no) or depends on
 		// an unknown version (maybe).
 		var yes, maybe bool
@@ -129,15 +173,6 @@ func stepKey(s keyState, op *Op) []keyState {
 	return nil
 }
 
-// lastToken returns the last token of a value.
-func lastToken(v string) string {
-	if v == "" {
-		return ""
-	}
-	i := strings.LastIndexByte(v[:len(v)-1], ';')
-	return v[i+1:]
-}
-
 // Model is the porcupine model of synod's files: each key a register with a
 // version (the index of its last write), written by PUT, APPEND and CAS and
 // read by linearizable GETs. Operation inputs and outputs are both the *Op.
@@ -156,7 +191,7 @@ func Model() porcupine.Model {
 		Hash: func(state interface{}) uint64 {
 			s := state.(keyState)
 			h := fnv.New64a()
-			h.Write([]byte(s.value))
+			h.Write(s.sum[:])
 			return h.Sum64() ^ s.version*0x9e3779b97f4a7c15 ^ boolBits(s.exists, s.known)
 		},
 		DescribeOperation: func(input, _ interface{}) string { return describeOp(input.(*Op)) },
@@ -313,6 +348,10 @@ func linearizableOps(ops []Op) []porcupine.Operation {
 				continue // refused: nothing applied (checked by the prefix checks)
 			}
 		case op.Level == line.LevelLinearizable && (op.Outcome == OK || op.Outcome == NotFound):
+			cp := *op
+			cp.sum, _ = sumOf(op.Value)
+			cp.sumSet = true
+			in = &cp
 		default:
 			continue
 		}

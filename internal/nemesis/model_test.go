@@ -172,11 +172,18 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("describeOp(%+v) = %q", op, d)
 		}
 	}
-	if s := (keyState{value: "a;", version: 3, exists: true, known: true}).String(); s != `"a;"@3` {
+	if s := (keyState{version: 3, known: true}).with("a;", false).String(); s != `"a;"@3` {
 		t.Errorf("state %s", s)
 	}
-	if s := (keyState{value: "a;", exists: true}).String(); s != `"a;"@?` {
+	if s := (keyState{version: 3}).with("a;", false).with("b;", true).String(); s != `2 tokens …"b;"@>3` {
 		t.Errorf("state %s", s)
+	}
+	ab := (keyState{}).with("a;", true).with("b;", true)
+	if sum, n := sumOf("a;b;"); sum != ab.sum || n != 2 || ab.tokens != 2 {
+		t.Error("the digest of a value built by appends differs from the digest of the value read")
+	}
+	if sum, _ := sumOf("b;a;"); sum == ab.sum {
+		t.Error("the digest does not tell the order of tokens apart")
 	}
 }
 

@@ -290,11 +290,13 @@ func Run(t testing.TB, cfg Config) *Result {
 			for sleep(runCtx, cfg.CheckEvery) {
 				at := time.Since(began)
 				h := rec.History(cfg.Seed)
-				verdict, _ := CheckLinearizable(h.Ops, cfg.CheckTimeout)
+				// A short bound: a search that runs out of time finds
+				// nothing yet, and the next round looks again.
+				verdict, _ := CheckLinearizable(h.Ops, min(cfg.CheckTimeout, 10*time.Second))
 				rep := Report{order: cfg.CheckOrder}
 				checkReads(&rep, h.Ops)
 				checkConnections(&rep, h.Ops)
-				if verdict != porcupine.Ok || rep.ViolationCount > 0 {
+				if verdict == porcupine.Illegal || rep.ViolationCount > 0 {
 					res.DetectedAfter = at
 					t.Logf("nemesis: violation found in the first %v (porcupine %s, %d other)", at.Round(time.Millisecond), verdict, rep.ViolationCount)
 					stop()
@@ -318,7 +320,14 @@ func Run(t testing.TB, cfg Config) *Result {
 			maxIndex = max(maxIndex, op.Index)
 		}
 	}
-	if _, err := c.WaitConverged(finalCtx, maxIndex); err != nil {
+	convCtx, cancelConv := finalCtx, func() {}
+	if res.DetectedAfter > 0 {
+		// A run stopped at a violation may well not converge: do not wait
+		// the full two minutes to be told.
+		convCtx, cancelConv = context.WithTimeout(finalCtx, 15*time.Second)
+	}
+	defer cancelConv()
+	if _, err := c.WaitConverged(convCtx, maxIndex); err != nil {
 		res.ConvergeErr = fmt.Errorf("replicas did not converge after healing: %w", err)
 	}
 	nem.checkAlive()

@@ -156,6 +156,9 @@ func (n *nemesis) scenario(ctx context.Context, kind FaultKind) {
 	case Mixed:
 		n.count(kind)
 		n.mixed(ctx)
+	case PowerCutLagging:
+		n.count(kind)
+		n.powerCutLagging(ctx)
 	default:
 		if a := n.begin(n.build(kind)...); a != nil {
 			sleep(ctx, a.hold)
@@ -271,6 +274,29 @@ func (n *nemesis) partitionWhilePaused(ctx context.Context) {
 	n.end(q)
 }
 
+// powerCutLagging puts every follower on a slow disk, one at a time, lets
+// the clients write for a while, then cuts the power and restarts the old
+// master last.
+func (n *nemesis) powerCutLagging(ctx context.Context) {
+	m, _ := n.master()
+	d := n.between(150*time.Millisecond, 300*time.Millisecond).Round(time.Millisecond)
+	for _, f := range n.others(m) {
+		a := n.begin(&active{kind: SlowDisk, procs: []uint64{f}, what: fmt.Sprintf("%s %d fsync +%v (the master's is faster)", SlowDisk, f, d),
+			apply: func() { n.sigkill(f); n.start(f, 0, d) }})
+		n.end(a)
+		if !sleep(ctx, n.between(200*time.Millisecond, 500*time.Millisecond)) {
+			return
+		}
+	}
+	if !sleep(ctx, n.between(500*time.Millisecond, 1500*time.Millisecond)) {
+		return
+	}
+	if a := n.begin(n.powerCut(m, true)); a != nil {
+		sleep(ctx, a.hold)
+		n.end(a)
+	}
+}
+
 // mixed runs two or three single faults of random kinds, each starting
 // while the one before it still lasts; a fault not admitted is replaced
 // by another kind, up to three tries.
@@ -371,6 +397,9 @@ func (n *nemesis) begin(cands ...*active) *active {
 // end heals a: its processes come back, its links pass again (or carry
 // what another live fault does to them).
 func (n *nemesis) end(a *active) {
+	if a == nil {
+		return
+	}
 	i := -1
 	for j, b := range n.live {
 		if b == a {

@@ -122,10 +122,23 @@ func (p *pipe) close() {
 // NewRelay returns a relay without links.
 func NewRelay() *Relay { return &Relay{links: map[Link]*link{}} }
 
+// relayHost is the loopback address the relay listens on: 127.0.0.2 where
+// it can, so a listener of its own, taken on a port the kernel chose, never
+// holds the port of a replica (on 127.0.0.1) that is down for a moment and
+// must listen there again.
+var relayHost = sync.OnceValue(func() string {
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		return "127.0.0.1"
+	}
+	ln.Close()
+	return "127.0.0.2"
+})
+
 // Add starts relaying l to target and returns the address replica l.From
 // must dial instead of target.
 func (r *Relay) Add(l Link, target string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(relayHost(), "0"))
 	if err != nil {
 		return "", fmt.Errorf("nemesis: relay %v: %w", l, err)
 	}

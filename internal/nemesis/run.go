@@ -129,6 +129,9 @@ type Result struct {
 	// Kills counts SIGKILLs of replicas (each loses its unsynced log
 	// writes when they run with --test-lossy-fsync).
 	Kills int
+	// PortClashes counts restarts of a replica that found its port taken
+	// by another socket meanwhile, and were tried again.
+	PortClashes int
 	// Lives lists every start of a replica: clock rate, fsync delay.
 	Lives []Life
 	// Unsettled counts the times the cluster was not healthy again within
@@ -195,9 +198,9 @@ func (r *Result) Summary() string {
 	for _, m := range logMarkers {
 		seen = append(seen, fmt.Sprintf("%s×%d", m.name, r.Seen[m.name]))
 	}
-	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s (%s); %d skipped, %d kill -9, unsettled %d; %s; replicas logged: %s",
+	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s (%s); %d skipped, %d kill -9, %d port clashes, unsettled %d; %s; replicas logged: %s",
 		r.Seed, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Report.Summary(), strings.Join(kinds, " "), strings.Join(details, " "),
-		r.Skipped, r.Kills, r.Unsettled, summarizeLives(r.Lives), strings.Join(seen, " "))
+		r.Skipped, r.Kills, r.PortClashes, r.Unsettled, summarizeLives(r.Lives), strings.Join(seen, " "))
 }
 
 // Run starts a cluster whose peer links go through a fault relay, runs the
@@ -334,7 +337,7 @@ func Run(t testing.TB, cfg Config) *Result {
 
 	nem.mu.Lock()
 	res.Faults, res.Unsettled, res.Exited = nem.counts, nem.unsettled, nem.exited
-	res.Details, res.Skipped, res.Kills = nem.details, nem.skipped, nem.kills
+	res.Details, res.Skipped, res.Kills, res.PortClashes = nem.details, nem.skipped, nem.kills, nem.clashes
 	nem.mu.Unlock()
 	res.Lives = lv.list()
 	res.History = h

@@ -67,6 +67,7 @@ type nemesis struct {
 	baseArgs map[uint64][]string // each replica's arguments without its life's flags
 	live     []*active
 	learning map[uint64]int64 // replica -> its log's length when it restarted without some state
+	started  map[uint64]int64 // replica -> its log's length when it last started
 	lostTurn int
 
 	mu        sync.Mutex
@@ -74,6 +75,7 @@ type nemesis struct {
 	details   map[string]int
 	skipped   int
 	kills     int
+	clashes   int // restarts that found their port taken
 	unsettled int
 	exited    []string // replicas that exited by themselves
 }
@@ -81,7 +83,7 @@ type nemesis struct {
 func newNemesis(c *cluster.Cluster, relay *Relay, rec *Recorder, lv *lives, cfg Config, proxies int, logf func(string, ...any)) *nemesis {
 	n := &nemesis{c: c, relay: relay, rec: rec, rng: rand.New(rand.NewSource(cfg.Seed)), kinds: cfg.Faults,
 		first: cfg.FirstFaults, timing: cfg.Timing, logf: logf, lives: lv, proxies: proxies,
-		baseArgs: map[uint64][]string{}, learning: map[uint64]int64{},
+		baseArgs: map[uint64][]string{}, learning: map[uint64]int64{}, started: map[uint64]int64{},
 		counts: map[FaultKind]int{}, details: map[string]int{}}
 	for id, p := range c.Nodes {
 		args := p.Args[:len(p.Args)-len(lv.current(id).Flags())]
@@ -724,6 +726,7 @@ func (n *nemesis) start(id uint64, rate float64, fsync time.Duration) {
 	}
 	l := n.lives.draw(id, rate, fsync)
 	p.Args = append(append([]string(nil), n.baseArgs[id]...), l.Flags()...)
+	n.started[id] = logSize(p.Log)
 	p.Start()
 	n.rec.Note(l.String())
 	n.logf("nemesis: %s", l)
@@ -748,6 +751,18 @@ func (n *nemesis) checkAlive() {
 			continue
 		}
 		err, _ := p.Wait(time.Second)
+		if strings.Contains(logFrom(p.Log, n.started[id]), "address already in use") {
+			// Its port, free while it was down, was taken by some other
+			// socket of this machine: a clash of the test's port choice,
+			// not of synod. Try again.
+			n.mu.Lock()
+			n.clashes++
+			n.mu.Unlock()
+			n.logf("nemesis: replica %d could not listen on its port again (taken meanwhile); restarting it", id)
+			time.Sleep(200 * time.Millisecond)
+			n.start(id, 0, -1)
+			continue
+		}
 		n.noteExit(id, fmt.Sprintf("replica %d exited by itself: %v", id, err))
 		n.start(id, 0, -1)
 	}

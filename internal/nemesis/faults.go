@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -428,16 +429,47 @@ func (n *nemesis) loseFile(id uint64, hold time.Duration) *active {
 			n.logf("nemesis: %s: replica %d has no %s file to lose", LoseFile, id, want)
 			return
 		}
+		// Every piece but a snapshot is state the replica cannot do
+		// without (a segment only if the manifest lists it): it must see
+		// the loss and rejoin as a learner.
+		must := want != fileSnapshot
+		if want == fileSegment {
+			must = listedSegment(filepath.Join(dir, "log", "SEGMENTS"), filepath.Base(victim))
+		}
 		if err := os.RemoveAll(victim); err != nil {
 			n.logf("nemesis: %s %s: %v", LoseFile, victim, err)
 			return
 		}
 		rel, _ := filepath.Rel(dir, victim)
+		if must {
+			n.mustLearn[id] = rel
+		}
 		n.detail(fmt.Sprintf("%s(%s)", LoseFile, want))
 		n.logf("nemesis: replica %d lost %s", id, rel)
 	}
 	a.heal = func() { n.start(id, 0, -1) }
 	return a
+}
+
+// listedSegment reports whether the log manifest at path lists the
+// segment file name ("<first slot>.log"): "synod-segments 1 <floor>
+// <names…> <crc>".
+func listedSegment(path, name string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	num, err := strconv.ParseUint(strings.TrimSuffix(name, ".log"), 10, 64)
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	for i := 3; i < len(f)-1; i++ {
+		if f[i] == strconv.FormatUint(num, 10) {
+			return true
+		}
+	}
+	return false
 }
 
 // proxyFault cuts or slows one proxy's links to the replicas.

@@ -25,6 +25,7 @@ var (
 	flagFirst    = flag.String("nemesis.first", "", "comma-separated faults to inject first, in order, e.g. pause-in-partition")
 	flagOrder    = flag.Bool("nemesis.order", false, "fail on per-connection order and session monotonicity violations (the proxy's known bugs, issue 21); off, they are only reported")
 	flagPipeline = flag.Int("nemesis.pipelined", -1, "how many of the clients pipeline 8 writes (-1: the default, 4)")
+	flagDepth    = flag.Int("nemesis.depth", 0, "writes a pipelined client keeps in flight (0: the default, 8)")
 	flagSkew     = flag.Float64("nemesis.skew", -1, "clock rates drawn within 1±skew at every replica start (-1: the default, 0.05; 0: real time)")
 	flagSave     = flag.Bool("nemesis.save", false, "save every run's history to -nemesis.out, before it is checked")
 	flagLossy    = flag.Bool("nemesis.lossy", true, "replicas' logs lose unsynced writes on kill -9 (--test-lossy-fsync)")
@@ -77,6 +78,9 @@ func config(t *testing.T) Config {
 	cfg.SaveHistory = *flagSave
 	if *flagPipeline >= 0 {
 		cfg.PipelineClients = *flagPipeline
+	}
+	if *flagDepth > 0 {
+		cfg.Pipeline = *flagDepth
 	}
 	if *flagSkew >= 0 {
 		cfg.Lives.ClockSkew = *flagSkew

@@ -139,6 +139,9 @@ type Result struct {
 	Unsettled int
 	// Exited describes replicas that exited without being told to.
 	Exited []string
+	// Unnoticed describes replicas that lost a file they cannot do without
+	// and came back voting (they must rejoin as learners).
+	Unnoticed []string
 	// ConvergeErr is set if the replicas did not reach one digest after
 	// the run healed.
 	ConvergeErr error
@@ -173,6 +176,7 @@ func (r *Result) Failures() []string {
 		out = append(out, fmt.Sprintf("%d violations, first: %s", r.Report.ViolationCount, strings.Join(r.Report.Violations, "\n  ")))
 	}
 	out = append(out, r.Exited...)
+	out = append(out, r.Unnoticed...)
 	if r.ConvergeErr != nil {
 		out = append(out, r.ConvergeErr.Error())
 	}
@@ -334,10 +338,14 @@ func Run(t testing.TB, cfg Config) *Result {
 		res.ConvergeErr = fmt.Errorf("replicas did not converge after healing: %w", err)
 	}
 	nem.checkAlive()
+	for _, id := range nem.ids() {
+		nem.stillLearning(id) // a replica that lost state at the very end came back as it must
+	}
 
 	nem.mu.Lock()
 	res.Faults, res.Unsettled, res.Exited = nem.counts, nem.unsettled, nem.exited
 	res.Details, res.Skipped, res.Kills, res.PortClashes = nem.details, nem.skipped, nem.kills, nem.clashes
+	res.Unnoticed = nem.unnoticed
 	nem.mu.Unlock()
 	res.Lives = lv.list()
 	res.History = h

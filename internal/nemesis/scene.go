@@ -68,14 +68,18 @@ type nemesis struct {
 	live     []*active
 	learning map[uint64]int64 // replica -> its log's length when it restarted without some state
 	started  map[uint64]int64 // replica -> its log's length when it last started
-	lostTurn int
+	// mustLearn: replica -> the file it lost that it cannot do without; it
+	// must come back as a learner.
+	mustLearn map[uint64]string
+	lostTurn  int
 
 	mu        sync.Mutex
 	counts    map[FaultKind]int
 	details   map[string]int
 	skipped   int
 	kills     int
-	clashes   int // restarts that found their port taken
+	clashes   int      // restarts that found their port taken
+	unnoticed []string // lost state a replica did not notice
 	unsettled int
 	exited    []string // replicas that exited by themselves
 }
@@ -84,7 +88,8 @@ func newNemesis(c *cluster.Cluster, relay *Relay, rec *Recorder, lv *lives, cfg 
 	n := &nemesis{c: c, relay: relay, rec: rec, rng: rand.New(rand.NewSource(cfg.Seed)), kinds: cfg.Faults,
 		first: cfg.FirstFaults, timing: cfg.Timing, logf: logf, lives: lv, proxies: proxies,
 		baseArgs: map[uint64][]string{}, learning: map[uint64]int64{}, started: map[uint64]int64{},
-		counts: map[FaultKind]int{}, details: map[string]int{}}
+		mustLearn: map[uint64]string{},
+		counts:    map[FaultKind]int{}, details: map[string]int{}}
 	for id, p := range c.Nodes {
 		args := p.Args[:len(p.Args)-len(lv.current(id).Flags())]
 		n.baseArgs[id] = append([]string(nil), args...)
@@ -555,8 +560,16 @@ func (n *nemesis) stillLearning(id uint64) bool {
 	if lineEnd < 0 {
 		lineEnd = len(tail) - i
 	}
-	if strings.Contains(tail[lineStart:i+lineEnd], `"membership":"voter"`) ||
-		strings.Contains(tail[i:], `"this replica votes"`) {
+	voter := strings.Contains(tail[lineStart:i+lineEnd], `"membership":"voter"`)
+	if lost, ok := n.mustLearn[id]; ok {
+		delete(n.mustLearn, id)
+		if voter {
+			n.mu.Lock()
+			n.unnoticed = append(n.unnoticed, fmt.Sprintf("replica %d lost %s but came back a voter: %s", id, lost, tail[lineStart:i+lineEnd]))
+			n.mu.Unlock()
+		}
+	}
+	if voter || strings.Contains(tail[i:], `"this replica votes"`) {
 		delete(n.learning, id)
 		return false
 	}

@@ -1,6 +1,8 @@
 package nemesis
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +83,23 @@ func TestLives(t *testing.T) {
 	}
 	if l := newLives(Lives{}, 1).draw(1, 0, -1); l.Rate != 1 || l.Fsync != 0 || len(l.Flags()) != 0 {
 		t.Fatalf("a life without skew or slow disk: %+v", l)
+	}
+}
+
+func TestListedSegment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "SEGMENTS")
+	if err := os.WriteFile(path, []byte("synod-segments 1 2264 1622 3107 08440692\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{
+		"00000000000000001622.log": true, "00000000000000003107.log": true,
+		"00000000000000002264.log": false, "00000000000000000001.log": false, "junk": false,
+	} {
+		if got := listedSegment(path, name); got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+	if listedSegment(filepath.Join(t.TempDir(), "missing"), "00000000000000001622.log") {
+		t.Error("a missing manifest lists a segment")
 	}
 }

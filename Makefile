@@ -131,11 +131,15 @@ bench-compare: build
 	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
 
 ## nemesis: a Jepsen-style fault run of a real cluster (5 replicas, 2 proxies,
-## kills, pauses, partitions, slow and wiped disks) checked with porcupine and
-## for lost writes. DURATION=120s long; RUNS=n runs in a row (stops at the
-## first failure); SEED=n replays a run's choices; a failed run's history,
-## HTML view and logs go to NEMESIS_OUT/seed-<n>. NEMESIS_FLAGS passes more
-## (-nemesis.rate=, -nemesis.clients=, -nemesis.faults=kill-master,...).
+## every peer and proxy link through a fault relay; kills, power cuts, pauses,
+## partitions, overlapping faults, skewed clocks, lossy and slow disks, lost
+## files, proxy-link cuts) checked with porcupine, for lost writes, and for
+## the order of pipelined writes. DURATION=120s long; RUNS=n runs in a row
+## (stops at the first failure); SEED=n replays a run's choices; a failed
+## run's history, HTML view and logs go to NEMESIS_OUT/seed-<n>.
+## NEMESIS_FLAGS passes more (-nemesis.order makes the per-connection order
+## and session monotonicity checks fail a run, -nemesis.faults=kill-master,...,
+## -nemesis.first=pause-in-partition, -nemesis.rate=, -nemesis.clients=).
 DURATION    ?= 120s
 RUNS        ?= 1
 NEMESIS_OUT ?= bin/nemesis
@@ -144,8 +148,11 @@ nemesis:
 	$(GO) test ./internal/nemesis -run 'TestNemesis$$' -count=$(RUNS) -failfast -v -timeout 0 \
 	  -nemesis.duration=$(DURATION) -nemesis.out=$(abspath $(NEMESIS_OUT)) $(if $(SEED),-nemesis.seed=$(SEED)) $(NEMESIS_FLAGS)
 
-# nemesis-ci: a 45 s run of every fault (at least 5,000 operations), then the
-# planted stale-read bug, which the checks must catch.
+# nemesis-ci: a 45 s run of every fault (at least 5,000 operations) that
+# begins with a pause during a partition and a power cut, then the two
+# planted bugs (stale follower reads; votes before fsync), which the checks
+# must catch.
 nemesis-ci:
-	$(GO) test ./internal/nemesis -run 'TestNemesis$$|TestPlantedFollowerReads$$' -count=1 -timeout 15m \
-	  -nemesis.duration=45s -nemesis.minops=5000 -nemesis.planted -nemesis.out=$(abspath $(NEMESIS_OUT))
+	$(GO) test ./internal/nemesis -run 'TestNemesis$$|TestPlanted' -count=1 -timeout 15m \
+	  -nemesis.duration=45s -nemesis.minops=5000 -nemesis.planted -nemesis.first=pause-in-partition,power-cut \
+	  -nemesis.out=$(abspath $(NEMESIS_OUT))

@@ -211,6 +211,9 @@ type Options struct {
 	// that directed link, say. Proxies and the test itself still use the
 	// real addresses.
 	PeerAddr func(from, to uint64, addr string) string
+	// NodeFlagsFor, if set, gives more flags for replica id's first start,
+	// after NodeFlags (a clock rate of its own, say).
+	NodeFlagsFor func(id uint64) []string
 }
 
 // New starts a cluster of opts.Nodes replicas (3 by default) and registers
@@ -258,6 +261,9 @@ func New(t testing.TB, opts Options) *Cluster {
 			fmt.Sprintf("--id=%d", id), "--listen=" + c.Addrs[id], "--peers=" + peersOf(id),
 			"--dir=" + c.NodeDir(id), "--cluster=" + c.ID}
 		args = append(args, opts.NodeFlags...)
+		if opts.NodeFlagsFor != nil {
+			args = append(args, opts.NodeFlagsFor(id)...)
+		}
 		p := &Proc{t: t, group: c.group, Name: fmt.Sprintf("node%d", id), Args: args, Log: filepath.Join(c.Dir, fmt.Sprintf("node%d.log", id))}
 		c.Nodes[id] = p
 		p.Start()

@@ -21,7 +21,10 @@ type Proxy struct {
 }
 
 // NodesFlag is the replica list as `synod proxy --nodes` takes it.
-func (c *Cluster) NodesFlag() string {
+func (c *Cluster) NodesFlag() string { return c.nodesFlag(nil) }
+
+// nodesFlag is NodesFlag with each address passed through via, if set.
+func (c *Cluster) nodesFlag(via func(id uint64, addr string) string) string {
 	ids := make([]uint64, 0, len(c.Addrs))
 	for id := range c.Addrs {
 		ids = append(ids, id)
@@ -29,7 +32,11 @@ func (c *Cluster) NodesFlag() string {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	parts := make([]string, len(ids))
 	for i, id := range ids {
-		parts[i] = fmt.Sprintf("%d=%s", id, c.Addrs[id])
+		addr := c.Addrs[id]
+		if via != nil {
+			addr = via(id, addr)
+		}
+		parts[i] = fmt.Sprintf("%d=%s", id, addr)
 	}
 	return strings.Join(parts, ",")
 }
@@ -40,6 +47,14 @@ func (c *Cluster) NodesFlag() string {
 func (c *Cluster) StartProxy(t testing.TB, flags ...string) *Proxy {
 	t.Helper()
 	return c.StartProxyNodes(t, c.NodesFlag(), flags...)
+}
+
+// StartProxyVia is StartProxy for a proxy that reaches replica id at
+// via(id, its address) instead (a fault relay's listener, say); nil via
+// means the real addresses.
+func (c *Cluster) StartProxyVia(t testing.TB, via func(id uint64, addr string) string, flags ...string) *Proxy {
+	t.Helper()
+	return c.StartProxyNodes(t, c.nodesFlag(via), flags...)
 }
 
 // StartProxyNodes is StartProxy with nodes as the proxy's --nodes: id=addr

@@ -14,6 +14,11 @@ func at(level line.Level, op Op) Op { op.Level = level; return op }
 
 func final(op Op) Op { op.Final = true; return op }
 
+// on puts op on connection conn as its seq-th request.
+func on(conn, seq int, op Op) Op { op.Conn, op.Seq = conn, seq; return op }
+
+func minIdx(min uint64, op Op) Op { op.Expect = min; return op }
+
 func TestCheckReads(t *testing.T) {
 	base := []Op{
 		o(0, 0, 10, KindPut, "0.1;", OK, 5),
@@ -63,10 +68,31 @@ func TestCheckReads(t *testing.T) {
 			at(line.LevelStale, get(3, 40, 50, "0.1;0.2;1.1;2.2;", OK, 12)),
 		), "which replaced the value"},
 		{"version of another write", with(at(line.LevelStale, get(2, 40, 50, "0.1;0.2;", OK, 9))), "its last write"},
-		{"session misses own write", with(at(line.LevelSession, get(1, 40, 50, "0.1;0.2;", OK, 7))), "before its own write"},
-		{"session sees nothing", with(at(line.LevelSession, get(1, 40, 50, "", NotFound, 0))), "before its own write"},
-		{"final read lost a write", with(final(get(3, 60, 70, "0.1;0.2;", OK, 7))), "lost write"},
-		{"final read finds nothing", with(final(get(3, 60, 70, "", NotFound, 0))), "lost write"},
+		{"session misses its connection's write", append(with(),
+			on(3, 1, o(1, 31, 35, KindAppend, "1.2;", OK, 11)),
+			on(3, 2, at(line.LevelSession, get(1, 40, 50, "0.1;0.2;1.1;", OK, 9)))), "its connection's own write"},
+		{"session sees nothing", append(with(),
+			on(3, 1, o(1, 31, 35, KindAppend, "1.2;", OK, 11)),
+			on(3, 2, at(line.LevelSession, get(1, 40, 50, "", NotFound, 0)))), "its connection's own write"},
+		{"session on another connection may miss it", append(with(),
+			on(3, 1, o(1, 31, 35, KindAppend, "1.2;", OK, 11)),
+			on(4, 1, at(line.LevelSession, get(1, 40, 50, "0.1;0.2;1.1;", OK, 9)))), ""},
+		{"session misses a write below its MIN", with(minIdx(8, at(line.LevelSession, get(1, 40, 50, "0.1;", OK, 5)))), "at or below its MIN 8"},
+		{"session read at its MIN", with(minIdx(8, at(line.LevelSession, get(1, 40, 50, "0.1;0.2;", OK, 7)))), ""},
+		{"starts with an append, misses the put before it", with(at(line.LevelStale, get(2, 40, 50, "0.2;1.1;", OK, 9))), "starts with append"},
+		{"final read lost the first write", with(final(get(3, 60, 70, "0.2;1.1;", OK, 9))), "lost: final read"},
+		{"starts with an append of unknown outcome", []Op{
+			o(0, 0, 10, KindAppend, "0.1;", Unknown, 0),
+			o(1, 0, 10, KindAppend, "1.1;", OK, 4),
+			at(line.LevelStale, get(2, 40, 50, "0.1;", OK, 3)),
+		}, ""},
+		{"pipelined tokens out of request order", []Op{
+			on(5, 1, o(0, 0, 10, KindAppend, "0.1;", Unknown, 0)),
+			on(5, 2, o(0, 0, 10, KindAppend, "0.2;", Unknown, 0)),
+			at(line.LevelStale, get(2, 40, 50, "0.2;0.1;", OK, 8)),
+		}, "order: stale read"},
+		{"final read lost a write", with(final(get(3, 60, 70, "0.1;0.2;", OK, 7))), "lost: append #2"},
+		{"final read finds nothing", with(final(get(3, 60, 70, "", NotFound, 0))), "lost: append #2"},
 		{"key without final read", append(with(final(get(3, 60, 70, "0.1;0.2;1.1;", OK, 9))),
 			Op{Key: "z", Kind: KindPut, Value: "5.1;", Outcome: OK, Index: 20}), "no final read"},
 	}
@@ -75,7 +101,7 @@ func TestCheckReads(t *testing.T) {
 			for i := range tc.ops {
 				tc.ops[i].ID = i
 			}
-			var r Report
+			r := Report{order: true}
 			checkReads(&r, tc.ops)
 			if tc.want == "" {
 				if r.ViolationCount != 0 {
@@ -103,7 +129,7 @@ func TestCheckCountsAndSummary(t *testing.T) {
 	for i := range h.Ops {
 		h.Ops[i].ID = i
 	}
-	r := Check(h, time.Minute)
+	r := Check(h, CheckOptions{Timeout: time.Minute})
 	if !r.OK() {
 		t.Fatalf("%s: %v %v", r.Summary(), r.BadKeys, r.Violations)
 	}
@@ -113,6 +139,72 @@ func TestCheckCountsAndSummary(t *testing.T) {
 	}
 	if s := r.Summary(); !strings.Contains(s, "7 ops") || !strings.Contains(s, "porcupine Ok") {
 		t.Fatalf("summary %q", s)
+	}
+}
+
+func TestCheckConnections(t *testing.T) {
+	tests := []struct {
+		name string
+		ops  []Op
+		want string // a violation must contain it; "" means none
+	}{
+		{"in order", []Op{
+			on(1, 1, o(0, 0, 10, KindAppend, "0.1;", OK, 5)),
+			on(1, 2, o(0, 0, 10, KindAppend, "0.2;", Unknown, 0)),
+			on(1, 3, o(0, 0, 10, KindAppend, "0.3;", OK, 8)),
+			on(1, 4, at(line.LevelSession, get(0, 20, 30, "0.1;", OK, 5))),
+			on(1, 5, at(line.LevelSession, get(0, 31, 40, "0.1;", OK, 5))),
+		}, ""},
+		{"pipelined writes acknowledged out of order", []Op{
+			on(1, 1, o(0, 0, 10, KindPut, "0.1;", OK, 7)),
+			on(1, 2, o(0, 0, 10, KindPut, "0.2;", OK, 6)),
+		}, "order: conn 1: put #1 (request 2) acknowledged at index 6"},
+		{"session read goes back", []Op{
+			o(3, 0, 5, KindAppend, "3.1;", OK, 4),
+			o(3, 6, 8, KindAppend, "3.2;", OK, 9),
+			on(1, 1, at(line.LevelSession, get(0, 20, 30, "3.1;3.2;", OK, 9))),
+			on(1, 2, at(line.LevelSession, get(0, 31, 40, "3.1;", OK, 4))),
+		}, "monotonic: conn 1: session read #3 of k (request 2) saw version 4 after read #2"},
+		{"session read behind another key's", []Op{
+			o(3, 0, 5, KindAppend, "3.1;", OK, 4),
+			func() Op { op := o(3, 6, 8, KindPut, "3.2;", OK, 9); op.Key = "j"; return op }(),
+			func() Op {
+				op := on(1, 1, at(line.LevelSession, get(0, 20, 30, "3.2;", OK, 9)))
+				op.Key = "j"
+				return op
+			}(),
+			on(1, 2, at(line.LevelSession, get(0, 31, 40, "", NotFound, 0))),
+		}, "missing append #0 at index 4, though read #2 (request 1) saw a replica at 9"},
+		{"other connections may differ", []Op{
+			o(3, 0, 5, KindAppend, "3.1;", OK, 4),
+			o(3, 6, 8, KindAppend, "3.2;", OK, 9),
+			on(1, 1, at(line.LevelSession, get(0, 20, 30, "3.1;3.2;", OK, 9))),
+			on(2, 1, at(line.LevelSession, get(0, 31, 40, "3.1;", OK, 4))),
+		}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range tc.ops {
+				tc.ops[i].ID = i
+			}
+			r := Report{order: true}
+			checkConnections(&r, tc.ops)
+			if tc.want == "" {
+				if r.ViolationCount != 0 {
+					t.Fatalf("violations: %v", r.Violations)
+				}
+				return
+			}
+			if r.ViolationCount == 0 || !strings.Contains(strings.Join(r.Violations, "\n"), tc.want) {
+				t.Fatalf("violations %v, want one with %q", r.Violations, tc.want)
+			}
+			// Without CheckOptions.Order the same findings are known, not failures.
+			lax := Report{}
+			checkConnections(&lax, tc.ops)
+			if lax.ViolationCount != 0 || lax.KnownCount != r.ViolationCount || !strings.Contains(strings.Join(lax.Known, "\n"), tc.want) {
+				t.Fatalf("without Order: %d violations, %d known %v", lax.ViolationCount, lax.KnownCount, lax.Known)
+			}
+		})
 	}
 }
 

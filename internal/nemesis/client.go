@@ -25,28 +25,44 @@ type workload struct {
 	// Timeout bounds one operation; past it the outcome is unknown and the
 	// connection is dropped. It should exceed the proxies' hold window.
 	Timeout time.Duration
+	// Pipeline is how many writes a pipelined client keeps in flight on
+	// its connection (0: 8).
+	Pipeline int
 }
 
-// client is one sequential client: one connection at a time to one proxy,
-// redialled (to the next proxy) after a failure.
+// client is one client: one connection at a time to one proxy, redialled
+// (to the next proxy) after a failure. A sequential client sends one
+// request and waits for its reply; a pipelined one sends a batch of writes
+// to a few keys, with a session read or two among them, then reads every
+// reply.
 type client struct {
-	id      int
-	proxies []string
-	proxy   int
-	w       workload
-	rec     *Recorder
-	rng     *rand.Rand
+	id        int
+	proxies   []string
+	proxy     int
+	w         workload
+	rec       *Recorder
+	rng       *rand.Rand
+	pipelined bool
 
 	conn     *line.Client
+	connID   int // the recorder's number for conn
+	connSeq  int // operations sent on conn so far
 	level    line.Level
 	seq      int
 	session  uint64            // index of this client's last acknowledged write
 	versions map[string]uint64 // last version seen per key, for CAS
 }
 
-func newClient(id int, proxies []string, w workload, rec *Recorder, seed int64) *client {
+func newClient(id int, proxies []string, w workload, rec *Recorder, seed int64, pipelined bool) *client {
 	return &client{id: id, proxies: proxies, proxy: id % len(proxies), w: w, rec: rec,
-		rng: rand.New(rand.NewSource(seed)), versions: map[string]uint64{}}
+		rng: rand.New(rand.NewSource(seed)), versions: map[string]uint64{}, pipelined: pipelined}
+}
+
+// begin records the call of op, sent next on the connection.
+func (c *client) begin(op Op) *Op {
+	c.connSeq++
+	op.Client, op.Proxy, op.Conn, op.Seq = c.id, c.proxy, c.connID, c.connSeq
+	return c.rec.Begin(op)
 }
 
 // run issues operations until ctx ends.
@@ -74,6 +90,12 @@ func (c *client) run(ctx context.Context) {
 		}
 		// An operation under way when the run ends still gets its answer:
 		// cut short, a write's outcome would be unknown for no reason.
+		if c.pipelined {
+			n := c.pipeline()
+			// A batch counts as n operations of the client's rate.
+			next = next.Add(time.Duration(n-1) * interval)
+			continue
+		}
 		c.step(context.WithoutCancel(ctx))
 	}
 }
@@ -91,6 +113,18 @@ func (c *client) dial(ctx context.Context) bool {
 		return false
 	}
 	c.conn, c.level = conn, line.LevelLinearizable
+	c.connID, c.connSeq = c.rec.NewConn(), 0
+	if c.pipelined {
+		// A pipelined client reads at session level: its reads must show
+		// its connection's writes before them, and never go back.
+		sctx, cancel := context.WithTimeout(ctx, c.w.Timeout)
+		defer cancel()
+		if err := c.conn.SetConsistency(sctx, line.LevelSession); err != nil {
+			c.drop()
+			return false
+		}
+		c.level = line.LevelSession
+	}
 	return true
 }
 
@@ -152,7 +186,7 @@ func (c *client) step(ctx context.Context) {
 
 func (c *client) write(ctx context.Context, kind Kind, key string, expect uint64) {
 	tok := c.token()
-	op := c.rec.Begin(Op{Client: c.id, Proxy: c.proxy, Kind: kind, Key: key, Value: tok, Expect: expect})
+	op := c.begin(Op{Kind: kind, Key: key, Value: tok, Expect: expect})
 	octx, cancel := context.WithTimeout(ctx, c.w.Timeout)
 	var idx uint64
 	var err error
@@ -197,12 +231,13 @@ func (c *client) read(ctx context.Context, key string, level line.Level) {
 		c.level = level
 	}
 	// A session token carried explicitly survives a new connection, where
-	// the proxy's own per-connection token starts again from zero.
+	// the proxy's own per-connection token starts again from zero; half
+	// the session reads rely on the proxy's alone.
 	var min uint64
-	if level == line.LevelSession {
+	if level == line.LevelSession && c.rng.Intn(2) == 0 {
 		min = c.session
 	}
-	op := c.rec.Begin(Op{Client: c.id, Proxy: c.proxy, Kind: KindGet, Level: level, Key: key, Expect: min})
+	op := c.begin(Op{Kind: KindGet, Level: level, Key: key, Expect: min})
 	val, ver, err := c.conn.Get(octx, key, min)
 	var se *line.ServerError
 	switch {
@@ -218,4 +253,131 @@ func (c *client) read(ctx context.Context, key string, level line.Level) {
 			c.drop()
 		}
 	}
+}
+
+// pipeline sends one batch: Pipeline appends to one or two keys, a session
+// read in the middle and one at the end, all before reading any reply; then it reads the replies, which
+// come in request order. It returns how many operations it sent.
+func (c *client) pipeline() int {
+	n := c.w.Pipeline
+	if n <= 0 {
+		n = 8
+	}
+	// Writes go to one or two append-only keys, the first two often,
+	// which the sequential clients append to as well: a pipeline's order
+	// shows in their values, and an unknown append to such a key is known
+	// to have applied or not by the final read (linearizableOps). The
+	// session reads go to any key, most of them written by others, so
+	// monotonicity has something to show.
+	if len(c.w.LogKeys) == 0 {
+		return 0
+	}
+	pickLog := func() string {
+		nl := len(c.w.LogKeys)
+		if c.rng.Intn(2) == 0 {
+			return c.w.LogKeys[c.rng.Intn(min(nl, 2))]
+		}
+		return c.w.LogKeys[c.rng.Intn(nl)]
+	}
+	keys := []string{pickLog()}
+	if c.rng.Intn(2) == 0 {
+		keys = append(keys, pickLog())
+	}
+	pickAny := func() string {
+		nk := len(c.w.Keys)
+		if hot := min(c.w.HotKeys, nk); hot > 0 && c.rng.Intn(2) == 0 {
+			return c.w.Keys[c.rng.Intn(hot)]
+		}
+		if c.rng.Intn(3) == 0 {
+			return keys[c.rng.Intn(len(keys))]
+		}
+		return c.w.Keys[c.rng.Intn(nk)]
+	}
+	type sent struct {
+		op  *Op
+		req line.Request
+	}
+	var batch []sent
+	read := func() {
+		key := pickAny()
+		op := Op{Kind: KindGet, Level: line.LevelSession, Key: key, Pipelined: true}
+		batch = append(batch, sent{&op, line.Request{Cmd: line.CmdGet, Key: key}})
+	}
+	for i := 0; i < n; i++ {
+		key := keys[c.rng.Intn(len(keys))]
+		tok := c.token()
+		op := Op{Kind: KindAppend, Key: key, Value: tok, Pipelined: true}
+		batch = append(batch, sent{&op, line.Request{Cmd: line.CmdAppend, Key: key, Value: []byte(tok)}})
+		if i == n/2-1 {
+			read()
+		}
+	}
+	read()
+
+	// Every reply is due within the timeout of the batch's start: past it
+	// the connection is unusable and every write still unanswered unknown.
+	if err := c.conn.SetDeadline(time.Now().Add(c.w.Timeout)); err != nil {
+		c.drop()
+		return len(batch)
+	}
+	ops := make([]*Op, len(batch))
+	sentN := 0
+	for i, b := range batch {
+		ops[i] = c.begin(*b.op)
+		if err := c.conn.Send(b.req); err != nil {
+			break
+		}
+		sentN++
+	}
+	broken := c.conn.Flush() != nil
+	for i, op := range ops {
+		if op == nil {
+			break
+		}
+		if broken || i >= sentN {
+			c.endLost(op, errors.New("connection broken before the reply"))
+			continue
+		}
+		rep, err := c.conn.Recv()
+		var se *line.ServerError
+		if err != nil && !errors.As(err, &se) {
+			broken = true
+			c.endLost(op, err)
+			continue
+		}
+		switch {
+		case op.Kind.IsWrite() && err == nil:
+			c.rec.End(op, OK, rep.Index, "", nil)
+			c.session = max(c.session, rep.Index)
+			c.versions[op.Key] = rep.Index
+		case op.Kind.IsWrite() && (se.Code == line.CodeUnavailable || se.Code == line.CodeBusy):
+			c.rec.End(op, Failed, 0, "", err)
+		case op.Kind.IsWrite():
+			c.rec.End(op, Unknown, 0, "", err)
+		case err == nil:
+			c.rec.End(op, OK, rep.Version, string(rep.Value), nil)
+		case errors.Is(err, line.ErrNotFound):
+			c.rec.End(op, NotFound, 0, "", nil)
+		default:
+			c.rec.End(op, Failed, 0, "", err)
+		}
+	}
+	if broken {
+		c.drop()
+		return len(batch)
+	}
+	if err := c.conn.SetDeadline(time.Time{}); err != nil {
+		c.drop()
+	}
+	return len(batch)
+}
+
+// endLost ends op whose reply will never come: a write's outcome is
+// unknown, a read failed.
+func (c *client) endLost(op *Op, err error) {
+	if op.Kind.IsWrite() {
+		c.rec.End(op, Unknown, 0, "", err)
+		return
+	}
+	c.rec.End(op, Failed, 0, "", err)
 }

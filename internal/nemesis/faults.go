@@ -1,25 +1,24 @@
 package nemesis
 
 import (
-	"context"
 	"fmt"
-	"math/rand"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"synod/internal/cluster"
-	"synod/wire"
 )
 
 // FaultKind names one kind of fault the nemesis injects.
 type FaultKind string
 
-// The faults. Each leaves a majority of voters healthy while it lasts and is
-// healed before the next one starts.
+// The single faults. Each is admitted only if, with it and every fault
+// still live, a majority of the replicas stays running, unpaused, voting and
+// connected to each other both ways (nemesis.admit); PowerCut is the one
+// exception and runs alone.
 const (
 	KillMaster      FaultKind = "kill-master"      // SIGKILL the master, restart it later
 	KillFollowers   FaultKind = "kill-followers"   // SIGKILL one or two followers
@@ -32,11 +31,54 @@ const (
 	SlowDisk        FaultKind = "slow-disk"        // restart a replica with fsyncs delayed
 	WipeDisk        FaultKind = "wipe-disk"        // SIGKILL a replica, delete its data directory, restart it
 	RestartGraceful FaultKind = "restart"          // SIGTERM (a master hands over) and restart
+	PowerCut        FaultKind = "power-cut"        // SIGKILL every replica at once, restart them all: each loses its unsynced log writes
+	LoseFile        FaultKind = "lose-file"        // stop a replica, delete one of its files (acceptor, a segment, log/SEGMENTS, a snapshot, the log), restart it
+	ClockSkew       FaultKind = "clock-skew"       // restart a replica with its clock at an edge of the drift bound, 0.95 or 1.05
+	SlowNet         FaultKind = "slow-net"         // delay every peer link of one or two replicas
+	ProxyCut        FaultKind = "proxy-cut"        // one proxy loses one replica, both ways
+	ProxyMaster     FaultKind = "proxy-master"     // one proxy loses the master (the replicas still reach it)
+	ProxyOneWay     FaultKind = "proxy-oneway"     // one proxy's requests to a replica lost, or the replies to them
+	ProxySlow       FaultKind = "proxy-slow"       // one proxy's links to one or every replica delayed
+)
+
+// The combined faults: several of the single ones live at once.
+const (
+	// PauseInPartition cuts a minority off, then pauses one of it (the
+	// master if it is there) or of the rest, and heals them in either
+	// order: a paused master may wake still cut off from its peers.
+	PauseInPartition FaultKind = "pause-in-partition"
+	// KillInPartition cuts a minority off, then kills one of it or of
+	// the rest, restarting it inside the partition or after.
+	KillInPartition FaultKind = "kill-in-partition"
+	// PartitionWhilePaused pauses a replica, then partitions it with
+	// another, or another one alone, and heals them in either order.
+	PartitionWhilePaused FaultKind = "partition-while-paused"
+	// Mixed runs two or three single faults drawn at random (not a power
+	// cut), each starting while the one before still lasts.
+	Mixed FaultKind = "mixed"
+	// PowerCutLagging restarts every follower on a slow disk (150–300 ms
+	// before each fsync) while the master keeps its own, so the followers'
+	// votes reach the disk well after the master's; then cuts the power of
+	// every replica and restarts the followers first, the old master only
+	// once they have elected a new one. Every write acknowledged must
+	// survive: it was on a majority of disks before its answer.
+	PowerCutLagging FaultKind = "power-cut-lagging"
+)
+
+// Singles lists every single fault kind; Combined every combined one.
+var (
+	Singles = []FaultKind{KillMaster, KillFollowers, PauseMaster, PauseFollowers, PartitionHalves,
+		PartitionOneWay, IsolateMaster, PartitionBridge, SlowDisk, WipeDisk, RestartGraceful,
+		PowerCut, LoseFile, ClockSkew, SlowNet, ProxyCut, ProxyMaster, ProxyOneWay, ProxySlow}
+	Combined = []FaultKind{PauseInPartition, KillInPartition, PartitionWhilePaused, Mixed, PowerCutLagging}
 )
 
 // AllFaults lists every fault kind.
-var AllFaults = []FaultKind{KillMaster, KillFollowers, PauseMaster, PauseFollowers, PartitionHalves,
-	PartitionOneWay, IsolateMaster, PartitionBridge, SlowDisk, WipeDisk, RestartGraceful}
+var AllFaults = append(append([]FaultKind(nil), Singles...), Combined...)
+
+// proxyFaults are the kinds that need the proxies' links to go through
+// the relay.
+var proxyFaults = map[FaultKind]bool{ProxyCut: true, ProxyMaster: true, ProxyOneWay: true, ProxySlow: true}
 
 // ParseFaults parses a comma-separated list of fault kinds ("" or "all":
 // every one).
@@ -74,158 +116,401 @@ type Timing struct {
 	Settle time.Duration
 }
 
-// nemesis injects faults into a cluster whose peer links go through relay.
-type nemesis struct {
-	c      *cluster.Cluster
-	relay  *Relay
-	rec    *Recorder
-	rng    *rand.Rand
-	kinds  []FaultKind
-	timing Timing
-	logf   func(format string, args ...any)
+// The single faults' builders. Each picks its targets among the replicas
+// no live fault holds, and returns the fault for begin, or nil if it has
+// no target now. A kind with several shapes returns them in order of
+// preference: begin takes the first one admitted.
 
-	deck     []FaultKind
-	baseArgs map[uint64][]string // each replica's arguments without fault flags
-
-	mu        sync.Mutex
-	counts    map[FaultKind]int
-	unsettled int
-	exited    []string // replicas that exited by themselves
-}
-
-func newNemesis(c *cluster.Cluster, relay *Relay, rec *Recorder, seed int64, kinds []FaultKind, timing Timing, logf func(string, ...any)) *nemesis {
-	n := &nemesis{c: c, relay: relay, rec: rec, rng: rand.New(rand.NewSource(seed)), kinds: kinds,
-		timing: timing, logf: logf, baseArgs: map[uint64][]string{}, counts: map[FaultKind]int{}}
-	for id, p := range c.Nodes {
-		n.baseArgs[id] = append([]string(nil), p.Args...)
-	}
-	return n
-}
-
-func (n *nemesis) between(lo, hi time.Duration) time.Duration {
-	if hi <= lo {
-		return lo
-	}
-	return lo + time.Duration(n.rng.Int63n(int64(hi-lo)))
-}
-
-// sleep waits d or until ctx ends, and reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-ctx.Done():
-		return false
-	case <-time.After(d):
-		return true
-	}
-}
-
-// next draws the next fault: every kind once, in random order, then again.
-func (n *nemesis) next() FaultKind {
-	if len(n.deck) == 0 {
-		n.deck = append([]FaultKind(nil), n.kinds...)
-		n.rng.Shuffle(len(n.deck), func(i, j int) { n.deck[i], n.deck[j] = n.deck[j], n.deck[i] })
-	}
-	f := n.deck[0]
-	n.deck = n.deck[1:]
-	return f
-}
-
-// run injects faults until ctx ends, then heals everything.
-func (n *nemesis) run(ctx context.Context) {
-	defer n.healAll()
-	if len(n.kinds) == 0 {
-		<-ctx.Done()
-		return
-	}
-	for sleep(ctx, n.between(n.timing.GapMin, n.timing.GapMax)) {
-		n.inject(ctx, n.next())
-		n.settle()
-	}
-}
-
-// ids returns the replica ids in order.
-func (n *nemesis) ids() []uint64 {
-	ids := make([]uint64, 0, len(n.c.Nodes))
-	for id := range n.c.Nodes {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids
-}
-
-// statuses asks every running replica for its status in parallel, each
-// within a short deadline, so a paused one costs no more than that.
-func (n *nemesis) statuses() map[uint64]wire.Status {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	out := map[uint64]wire.Status{}
-	for id, p := range n.c.Nodes {
-		if !p.Running() {
-			continue
+// build returns kind's candidate faults.
+func (n *nemesis) build(kind FaultKind) []*active {
+	hold := n.between(n.timing.HoldMin, n.timing.HoldMax)
+	m, _ := n.master()
+	switch kind {
+	case KillMaster:
+		return []*active{n.kill(kind, []uint64{m}, hold)}
+	case KillFollowers:
+		vs := n.pick(2, n.free(m))
+		if n.rng.Intn(2) == 0 {
+			vs = vs[:min(1, len(vs))]
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			defer cancel()
-			cl, err := n.c.Dial(ctx, id)
-			if err != nil {
+		return n.shrinking(vs, func(vs []uint64) *active { return n.kill(kind, vs, hold) })
+	case PauseMaster:
+		return []*active{n.pause(kind, []uint64{m}, hold)}
+	case PauseFollowers:
+		vs := n.pick(2, n.free(m))
+		if n.rng.Intn(2) == 0 {
+			vs = vs[:min(1, len(vs))]
+		}
+		return n.shrinking(vs, func(vs []uint64) *active { return n.pause(kind, vs, hold) })
+	case PartitionHalves, PartitionOneWay:
+		minority := n.pick(1+n.rng.Intn(2), n.ids())
+		return n.shrinking(minority, func(g []uint64) *active {
+			return n.partition(kind, g, kind == PartitionOneWay, n.linkFault(), hold)
+		})
+	case IsolateMaster:
+		return []*active{n.partition(kind, []uint64{m}, false, n.linkFault(), hold)}
+	case PartitionBridge:
+		// a b | c | d e: c hears everyone, the halves only each other and c.
+		ids := n.pick(len(n.c.Nodes), n.ids())
+		half := len(ids) / 2
+		left, bridge, right := ids[:half], ids[half], ids[half+1:]
+		f := n.linkFault()
+		a := &active{kind: kind, hold: hold, links: map[Link]Fault{},
+			what: fmt.Sprintf("%s %v | %d | %v (%v)", kind, left, bridge, right, f)}
+		n.cutLinks(a, left, right, f)
+		n.cutLinks(a, right, left, f)
+		return []*active{a}
+	case SlowDisk:
+		id := n.target(m, 3)
+		if id == 0 {
+			return nil
+		}
+		delay := time.Duration(10+n.rng.Intn(90)) * time.Millisecond
+		return []*active{{kind: kind, hold: 2 * hold, procs: []uint64{id},
+			what:  fmt.Sprintf("%s %d fsync +%v", kind, id, delay),
+			apply: func() { n.sigkill(id); n.start(id, 0, delay) },
+			heal:  func() { n.sigkill(id); n.start(id, 0, -1) }}}
+	case WipeDisk:
+		id := n.target(m, 2)
+		if id == 0 {
+			return nil
+		}
+		return []*active{{kind: kind, hold: hold / 2, procs: []uint64{id}, learners: []uint64{id},
+			what: fmt.Sprintf("%s %d", kind, id),
+			apply: func() {
+				n.sigkill(id)
+				if err := os.RemoveAll(n.c.NodeDir(id)); err != nil {
+					n.logf("nemesis: wipe %d: %v", id, err)
+				}
+			},
+			heal: func() { n.start(id, 0, -1) }}}
+	case RestartGraceful:
+		id := n.target(m, 2)
+		if id == 0 {
+			return nil
+		}
+		return []*active{n.restart(kind, id, true, 0, hold/2)}
+	case PowerCut:
+		return []*active{n.powerCut(m, n.rng.Intn(2) == 0)}
+	case LoseFile:
+		id := n.target(m, 3)
+		if id == 0 {
+			return nil
+		}
+		return []*active{n.loseFile(id, hold/2)}
+	case ClockSkew:
+		id := n.target(m, 2)
+		if id == 0 {
+			return nil
+		}
+		rate := 1 - n.lives.cfg.ClockSkew
+		if n.lives.current(id).Rate <= 1 {
+			rate = 1 + n.lives.cfg.ClockSkew
+		}
+		if n.lives.cfg.ClockSkew == 0 {
+			rate = 0.95 + 0.1*float64(n.rng.Intn(2))
+		}
+		return []*active{n.restart(kind, id, n.rng.Intn(2) == 0, rate, n.between(100*time.Millisecond, 500*time.Millisecond))}
+	case SlowNet:
+		g := n.pick(1+n.rng.Intn(2), n.ids())
+		if n.rng.Intn(2) == 0 && !contains(g, m) {
+			g[0] = m
+		}
+		d := time.Duration(10+n.rng.Intn(140)) * time.Millisecond
+		a := &active{kind: kind, hold: hold, delays: map[Link]time.Duration{},
+			what: fmt.Sprintf("%s %v +%v", kind, g, d)}
+		rest := n.rest(g)
+		for _, x := range g {
+			for _, y := range rest {
+				a.delays[Link{x, y}] = d
+				a.delays[Link{y, x}] = d
+			}
+		}
+		return []*active{a}
+	case ProxyCut, ProxyMaster, ProxyOneWay, ProxySlow:
+		return []*active{n.proxyFault(kind, m, hold)}
+	}
+	return nil
+}
+
+// powerCut kills every replica at once and restarts them all, or, if
+// lastMaster, every one but m first and m once they have elected a master
+// (or 3 s passed): then no write that only m held survives unless it was
+// on a majority of disks.
+func (n *nemesis) powerCut(m uint64, lastMaster bool) *active {
+	ids := n.ids()
+	a := &active{kind: PowerCut, hold: n.between(200*time.Millisecond, time.Second), procs: ids, exclusive: true,
+		what: fmt.Sprintf("%s %v", PowerCut, ids),
+		apply: func() {
+			var wg sync.WaitGroup
+			for _, id := range ids {
+				wg.Add(1)
+				go func() { defer wg.Done(); n.sigkill(id) }()
+			}
+			wg.Wait()
+		},
+		heal: func() {
+			for _, id := range ids {
+				if !lastMaster || id != m {
+					n.start(id, 0, -1)
+				}
+			}
+			if !lastMaster {
 				return
 			}
-			defer cl.Close()
-			if st, err := cl.Status(ctx); err == nil {
-				mu.Lock()
-				out[id] = st
-				mu.Unlock()
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if _, ok := n.master(); ok {
+					break
+				}
 			}
-		}()
+			n.start(m, 0, -1)
+		}}
+	if lastMaster {
+		a.what += fmt.Sprintf(", old master %d restarted last", m)
 	}
-	wg.Wait()
+	return a
+}
+
+// shrinking returns mk(vs), mk(vs[:len-1]), ..., down to one target: a
+// fault on fewer replicas is admitted where one on more is not.
+func (n *nemesis) shrinking(vs []uint64, mk func([]uint64) *active) []*active {
+	var out []*active
+	for k := len(vs); k > 0; k-- {
+		out = append(out, mk(vs[:k]))
+	}
 	return out
 }
 
-// master returns the replica that says it is a ready master, or a random
-// one if none does (the fault then hits whoever it hits).
-func (n *nemesis) master() (uint64, bool) {
-	var best uint64
-	var round uint64
-	for id, st := range n.statuses() {
-		if st.Role == "master" && st.Round >= round {
-			best, round = id, st.Round
+// target returns the master one time in oneIn, else a free follower (the
+// master if none is free; 0 if it is not free either).
+func (n *nemesis) target(m uint64, oneIn int) uint64 {
+	free := n.free(m)
+	if n.rng.Intn(oneIn) == 0 || len(free) == 0 {
+		if n.busy(m) {
+			return 0
 		}
+		return m
 	}
-	if best != 0 {
-		return best, true
-	}
-	ids := n.ids()
-	return ids[n.rng.Intn(len(ids))], false
+	return free[n.rng.Intn(len(free))]
 }
 
-// pick returns k distinct replicas other than except (0: none).
-func (n *nemesis) pick(k int, except uint64) []uint64 {
-	var pool []uint64
-	for _, id := range n.ids() {
-		if id != except {
-			pool = append(pool, id)
-		}
-	}
-	n.rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
-	return pool[:min(k, len(pool))]
+func (n *nemesis) kill(kind FaultKind, ids []uint64, hold time.Duration) *active {
+	return &active{kind: kind, hold: hold, procs: ids, what: fmt.Sprintf("%s %v", kind, ids),
+		apply: func() {
+			for _, id := range ids {
+				n.sigkill(id)
+			}
+		},
+		heal: func() {
+			for _, id := range ids {
+				n.start(id, 0, -1)
+			}
+		}}
 }
 
-// rest returns the replicas not in group.
-func (n *nemesis) rest(group []uint64) []uint64 {
-	in := map[uint64]bool{}
-	for _, id := range group {
-		in[id] = true
+func (n *nemesis) pause(kind FaultKind, ids []uint64, hold time.Duration) *active {
+	hold = max(hold, n.timing.PauseMin)
+	return &active{kind: kind, hold: hold, procs: ids, what: fmt.Sprintf("%s %v for %v", kind, ids, hold.Round(time.Millisecond)),
+		apply: func() {
+			for _, id := range ids {
+				n.c.Nodes[id].Signal(syscall.SIGSTOP)
+			}
+		},
+		heal: func() {
+			for _, id := range ids {
+				n.c.Nodes[id].Signal(syscall.SIGCONT)
+			}
+		}}
+}
+
+// partition cuts group off from the other replicas, both ways or, oneway,
+// in one direction drawn at random.
+func (n *nemesis) partition(kind FaultKind, group []uint64, oneway bool, f Fault, hold time.Duration) *active {
+	rest := n.rest(group)
+	a := &active{kind: kind, hold: hold, links: map[Link]Fault{}}
+	switch {
+	case !oneway:
+		n.cutLinks(a, group, rest, f)
+		n.cutLinks(a, rest, group, f)
+		a.what = fmt.Sprintf("%s %v | %v (%v)", kind, group, rest, f)
+	case n.rng.Intn(2) == 0:
+		n.cutLinks(a, group, rest, f)
+		a.what = fmt.Sprintf("%s %v -/-> %v (%v)", kind, group, rest, f)
+	default:
+		n.cutLinks(a, rest, group, f)
+		a.what = fmt.Sprintf("%s %v -/-> %v (%v)", kind, rest, group, f)
 	}
-	var out []uint64
-	for _, id := range n.ids() {
-		if !in[id] {
-			out = append(out, id)
+	return a
+}
+
+func (n *nemesis) cutLinks(a *active, from, to []uint64, f Fault) {
+	for _, x := range from {
+		for _, y := range to {
+			if x != y {
+				a.links[Link{x, y}] = f
+			}
 		}
 	}
-	return out
+}
+
+// restart stops replica id (SIGTERM if graceful, else SIGKILL) and starts
+// it again after hold, with clock rate rate (0: drawn).
+func (n *nemesis) restart(kind FaultKind, id uint64, graceful bool, rate float64, hold time.Duration) *active {
+	how := "kill -9"
+	if graceful {
+		how = "SIGTERM"
+	}
+	what := fmt.Sprintf("%s %d (%s)", kind, id, how)
+	if rate != 0 {
+		what += fmt.Sprintf(" clock ×%.3f", rate)
+	}
+	return &active{kind: kind, hold: hold, procs: []uint64{id}, what: what,
+		apply: func() {
+			if !graceful {
+				n.sigkill(id)
+				return
+			}
+			if err := n.c.Nodes[id].Stop(); err != nil {
+				n.noteExit(id, fmt.Sprintf("replica %d did not stop cleanly on SIGTERM: %v", id, err))
+			}
+		},
+		heal: func() { n.start(id, rate, -1) }}
+}
+
+// The files LoseFile deletes, in turn.
+const (
+	fileAcceptor = "acceptor"
+	fileSegment  = "segment"
+	fileManifest = "manifest"
+	fileSnapshot = "snapshot"
+	fileLog      = "log"
+)
+
+var lostFiles = []string{fileAcceptor, fileSegment, fileManifest, fileSnapshot, fileLog}
+
+// loseFile stops replica id (SIGKILL or SIGTERM), deletes one piece of its
+// durable state, the next of lostFiles it has, and restarts it after hold:
+// it must notice the loss and rejoin as a learner.
+func (n *nemesis) loseFile(id uint64, hold time.Duration) *active {
+	graceful := n.rng.Intn(2) == 0
+	want := lostFiles[n.lostTurn%len(lostFiles)]
+	n.lostTurn++
+	a := &active{kind: LoseFile, hold: hold, procs: []uint64{id}, learners: []uint64{id}}
+	a.what = fmt.Sprintf("%s %d (%s)", LoseFile, id, want)
+	a.apply = func() {
+		if graceful {
+			n.c.Nodes[id].Stop()
+		} else {
+			n.sigkill(id)
+		}
+		dir := n.c.NodeDir(id)
+		var victim string
+		pickOne := func(pattern string) string {
+			files, _ := filepath.Glob(filepath.Join(dir, pattern))
+			sort.Strings(files)
+			if len(files) == 0 {
+				return ""
+			}
+			return files[n.rng.Intn(len(files))]
+		}
+		switch want {
+		case fileAcceptor:
+			victim = filepath.Join(dir, "acceptor")
+		case fileSegment:
+			victim = pickOne("log/*.log")
+		case fileManifest:
+			victim = filepath.Join(dir, "log", "SEGMENTS")
+		case fileSnapshot:
+			victim = pickOne("snap/*.snap")
+		case fileLog:
+			victim = filepath.Join(dir, "log")
+		}
+		if victim == "" {
+			n.logf("nemesis: %s: replica %d has no %s file to lose", LoseFile, id, want)
+			return
+		}
+		// Every piece but a snapshot is state the replica cannot do
+		// without (a segment only if the manifest lists it): it must see
+		// the loss and rejoin as a learner.
+		must := want != fileSnapshot
+		if want == fileSegment {
+			must = listedSegment(filepath.Join(dir, "log", "SEGMENTS"), filepath.Base(victim))
+		}
+		if err := os.RemoveAll(victim); err != nil {
+			n.logf("nemesis: %s %s: %v", LoseFile, victim, err)
+			return
+		}
+		rel, _ := filepath.Rel(dir, victim)
+		if must {
+			n.mustLearn[id] = rel
+		}
+		n.detail(fmt.Sprintf("%s(%s)", LoseFile, want))
+		n.logf("nemesis: replica %d lost %s", id, rel)
+	}
+	a.heal = func() { n.start(id, 0, -1) }
+	return a
+}
+
+// listedSegment reports whether the log manifest at path lists the
+// segment file name ("<first slot>.log"): "synod-segments 1 <floor>
+// <names…> <crc>".
+func listedSegment(path, name string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	num, err := strconv.ParseUint(strings.TrimSuffix(name, ".log"), 10, 64)
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	for i := 3; i < len(f)-1; i++ {
+		if f[i] == strconv.FormatUint(num, 10) {
+			return true
+		}
+	}
+	return false
+}
+
+// proxyFault cuts or slows one proxy's links to the replicas.
+func (n *nemesis) proxyFault(kind FaultKind, m uint64, hold time.Duration) *active {
+	if n.proxies == 0 {
+		return nil
+	}
+	p := n.rng.Intn(n.proxies)
+	r := n.ids()[n.rng.Intn(len(n.ids()))]
+	a := &active{kind: kind, hold: hold, links: map[Link]Fault{}, delays: map[Link]time.Duration{}}
+	switch kind {
+	case ProxyCut:
+		f := n.linkFault()
+		a.links[ProxyLink(p, r)] = f
+		a.what = fmt.Sprintf("%s proxy %d -/- replica %d (%v)", kind, p, r, f)
+	case ProxyMaster:
+		f := n.linkFault()
+		a.links[ProxyLink(p, m)] = f
+		a.what = fmt.Sprintf("%s proxy %d -/- master %d (%v)", kind, p, m, f)
+	case ProxyOneWay:
+		if n.rng.Intn(2) == 0 {
+			r = m
+		}
+		f := DropForward
+		if n.rng.Intn(2) == 0 {
+			f = DropBackward
+		}
+		a.links[ProxyLink(p, r)] = f
+		a.what = fmt.Sprintf("%s proxy %d -> replica %d (%v)", kind, p, r, f)
+	case ProxySlow:
+		d := time.Duration(20+n.rng.Intn(280)) * time.Millisecond
+		targets := []uint64{r}
+		if n.rng.Intn(2) == 0 {
+			targets = n.ids()
+		}
+		for _, id := range targets {
+			a.delays[ProxyLink(p, id)] = d
+		}
+		a.what = fmt.Sprintf("%s proxy %d -> replicas %v +%v", kind, p, targets, d)
+	}
+	return a
 }
 
 func (n *nemesis) linkFault() Fault {
@@ -235,214 +520,11 @@ func (n *nemesis) linkFault() Fault {
 	return Refuse
 }
 
-// inject applies one fault, holds it, heals it and records it.
-func (n *nemesis) inject(ctx context.Context, kind FaultKind) {
-	start := n.rec.Now()
-	hold := n.between(n.timing.HoldMin, n.timing.HoldMax)
-	var what string
-	switch kind {
-	case KillMaster, KillFollowers:
-		var victims []uint64
-		if kind == KillMaster {
-			m, _ := n.master()
-			victims = []uint64{m}
-		} else {
-			m, _ := n.master()
-			victims = n.pick(1+n.rng.Intn(2), m)
-		}
-		what = fmt.Sprintf("%s %v", kind, victims)
-		for _, id := range victims {
-			n.c.Nodes[id].Kill()
-		}
-		sleep(ctx, hold)
-		for _, id := range victims {
-			n.start(id)
-		}
-	case PauseMaster, PauseFollowers:
-		var victims []uint64
-		m, _ := n.master()
-		if kind == PauseMaster {
-			victims = []uint64{m}
-		} else {
-			victims = n.pick(1+n.rng.Intn(2), m)
-		}
-		hold = max(hold, n.timing.PauseMin)
-		what = fmt.Sprintf("%s %v for %v", kind, victims, hold.Round(time.Millisecond))
-		for _, id := range victims {
-			n.c.Nodes[id].Signal(syscall.SIGSTOP)
-		}
-		sleep(ctx, hold)
-		for _, id := range victims {
-			n.c.Nodes[id].Signal(syscall.SIGCONT)
-		}
-	case PartitionHalves, PartitionOneWay, IsolateMaster:
-		var minority []uint64
-		if kind == IsolateMaster {
-			m, _ := n.master()
-			minority = []uint64{m}
-		} else {
-			minority = n.pick(1+n.rng.Intn(2), 0)
-		}
-		majority := n.rest(minority)
-		f := n.linkFault()
-		switch {
-		case kind != PartitionOneWay:
-			n.relay.Cut(minority, majority, f)
-			n.relay.Cut(majority, minority, f)
-			what = fmt.Sprintf("%s %v | %v (%v)", kind, minority, majority, f)
-		case n.rng.Intn(2) == 0:
-			n.relay.Cut(minority, majority, f)
-			what = fmt.Sprintf("%s %v -/-> %v (%v)", kind, minority, majority, f)
-		default:
-			n.relay.Cut(majority, minority, f)
-			what = fmt.Sprintf("%s %v -/-> %v (%v)", kind, majority, minority, f)
-		}
-		sleep(ctx, hold)
-		n.relay.Heal()
-	case PartitionBridge:
-		// a b | c | d e: c hears everyone, the halves only each other and c.
-		ids := n.pick(len(n.c.Nodes), 0)
-		half := len(ids) / 2
-		left, bridge, right := ids[:half], ids[half], ids[half+1:]
-		f := n.linkFault()
-		n.relay.Cut(left, right, f)
-		n.relay.Cut(right, left, f)
-		what = fmt.Sprintf("%s %v | %d | %v (%v)", kind, left, bridge, right, f)
-		sleep(ctx, hold)
-		n.relay.Heal()
-	case SlowDisk:
-		id := n.pick(1, 0)[0]
-		if n.rng.Intn(3) == 0 {
-			id, _ = n.master()
-		}
-		delay := time.Duration(10+n.rng.Intn(90)) * time.Millisecond
-		what = fmt.Sprintf("%s %d fsync +%v", kind, id, delay)
-		p := n.c.Nodes[id]
-		p.Kill()
-		p.Args = append(append([]string(nil), n.baseArgs[id]...), fmt.Sprintf("--test-fsync-delay=%v", delay))
-		n.start(id)
-		sleep(ctx, 2*hold)
-		p.Kill()
-		p.Args = append([]string(nil), n.baseArgs[id]...)
-		n.start(id)
-	case WipeDisk:
-		id, _ := n.master()
-		if n.rng.Intn(2) == 0 {
-			id = n.pick(1, id)[0]
-		}
-		what = fmt.Sprintf("%s %d", kind, id)
-		n.c.Nodes[id].Kill()
-		if err := os.RemoveAll(n.c.NodeDir(id)); err != nil {
-			n.logf("nemesis: wipe %d: %v", id, err)
-		}
-		sleep(ctx, hold/2)
-		n.start(id)
-	case RestartGraceful:
-		id, _ := n.master()
-		if n.rng.Intn(2) == 0 {
-			id = n.pick(1, id)[0]
-		}
-		what = fmt.Sprintf("%s %d", kind, id)
-		if err := n.c.Nodes[id].Stop(); err != nil {
-			n.noteExit(id, fmt.Sprintf("replica %d did not stop cleanly on SIGTERM: %v", id, err))
-		}
-		sleep(ctx, hold/2)
-		n.start(id)
-	}
-	n.rec.Mark(start, what)
-	n.mu.Lock()
-	n.counts[kind]++
-	n.mu.Unlock()
-	n.logf("nemesis: %s (%v)", what, time.Duration(n.rec.Now()-start).Round(time.Millisecond))
-}
-
-// start restarts replica id, first noting if it exited by itself.
-func (n *nemesis) start(id uint64) {
-	p := n.c.Nodes[id]
-	if p.Running() {
-		return
-	}
-	p.Start()
-}
-
-func (n *nemesis) noteExit(id uint64, msg string) {
-	out := n.c.Nodes[id].Output()
-	if len(out) > 4000 {
-		out = out[len(out)-4000:]
-	}
-	n.mu.Lock()
-	n.exited = append(n.exited, msg+"\n"+out)
-	n.mu.Unlock()
-}
-
-// checkAlive notes replicas that should run but exited by themselves.
-func (n *nemesis) checkAlive() {
-	for _, id := range n.ids() {
-		p := n.c.Nodes[id]
-		if p.Running() {
-			continue
-		}
-		err, _ := p.Wait(time.Second)
-		n.noteExit(id, fmt.Sprintf("replica %d exited by itself: %v", id, err))
-		p.Start()
-	}
-}
-
-// settle waits until every replica runs, answers, is a voter again and has
-// applied close to the master's commit index, for at most Timing.Settle:
-// the next fault starts from a healthy cluster.
-func (n *nemesis) settle() {
-	deadline := time.Now().Add(n.timing.Settle)
-	for {
-		n.checkAlive()
-		sts := n.statuses()
-		var commit uint64
-		masters := 0
-		for _, st := range sts {
-			if st.Role == "master" {
-				masters++
-				commit = st.Commit
-			}
-		}
-		ok := len(sts) == len(n.c.Nodes) && masters == 1
-		for _, st := range sts {
-			ok = ok && (st.Role == "master" || st.Role == "follower") && st.Applied+200 >= commit
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			n.mu.Lock()
-			n.unsettled++
-			n.mu.Unlock()
-			var desc []string
-			for _, id := range n.ids() {
-				st, ok := sts[id]
-				if !ok {
-					desc = append(desc, fmt.Sprintf("%d:silent", id))
-					continue
-				}
-				desc = append(desc, fmt.Sprintf("%d:%s@%d/%d", id, st.Role, st.Applied, st.Commit))
-			}
-			n.logf("nemesis: cluster not settled after %v: %s", n.timing.Settle, strings.Join(desc, " "))
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// healAll undoes every fault: links pass, paused replicas continue, every
-// replica runs without test flags.
-func (n *nemesis) healAll() {
-	n.relay.Heal()
-	for _, id := range n.ids() {
-		p := n.c.Nodes[id]
-		p.Signal(syscall.SIGCONT)
-		if len(p.Args) != len(n.baseArgs[id]) {
-			p.Kill()
-			p.Args = append([]string(nil), n.baseArgs[id]...)
-			p.Start()
+func contains(ids []uint64, id uint64) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
 		}
 	}
-	n.checkAlive()
+	return false
 }

@@ -105,6 +105,35 @@ type Op struct {
 	// Final marks the reads of every key after the cluster healed, which
 	// must show every acknowledged write.
 	Final bool `json:"final,omitempty"`
+	// Conn numbers the client connection the operation went over (from 1;
+	// 0: not recorded) and Seq is its place among that connection's
+	// operations, from 1, in the order they were sent.
+	Conn int `json:"conn,omitempty"`
+	Seq  int `json:"seq,omitempty"`
+	// Pipelined marks an operation sent while others on its connection
+	// awaited their replies.
+	Pipelined bool `json:"pipelined,omitempty"`
+
+	// after, if afterSet, is what the reads show an append of unknown
+	// outcome applied right after: the token before its own in a value
+	// ("": the key did not exist). Set by linearizableOps on its copies.
+	after    string
+	afterSet bool
+	// prev is the index of the write to the same key just below this
+	// one's, among those whose index is known (0: none); set on copies.
+	prev uint64
+	// sum caches valueSum of a read's value.
+	sum    [16]byte
+	sumSet bool
+}
+
+// valueSum returns the digest of the value a read saw (see keyState).
+func (op *Op) valueSum() [16]byte {
+	if op.sumSet {
+		return op.sum
+	}
+	sum, _ := sumOf(op.Value)
+	return sum
 }
 
 // Event is a nemesis action recorded on the history's clock: a fault from
@@ -153,6 +182,15 @@ type Recorder struct {
 	mu     sync.Mutex
 	ops    []*Op
 	events []Event
+	conns  int
+}
+
+// NewConn returns a new connection number, from 1.
+func (r *Recorder) NewConn() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conns++
+	return r.conns
 }
 
 // NewRecorder starts the clock.
@@ -191,6 +229,9 @@ func (r *Recorder) End(op *Op, out Outcome, index uint64, value string, err erro
 		op.Err = err.Error()
 	}
 }
+
+// Note records a point event (a replica's start and its flags, say).
+func (r *Recorder) Note(what string) { r.Mark(r.Now(), what) }
 
 // Mark records a nemesis event that started at start (a Now value) and
 // ends now.

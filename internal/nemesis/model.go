@@ -12,10 +12,19 @@ import (
 )
 
 // keyState is the model's state of one key. A write whose outcome is
-// unknown leaves the version unknown (its index was never seen); the next
-// read or CAS answer that shows a version pins it again.
+// unknown leaves the version unknown (its index was never seen) but above
+// the one before; the next read or CAS answer that shows a version pins
+// it again.
+//
+// The value is kept as a digest of its tokens in order (valueSum), its
+// token count and its last token, not as the bytes: an append-only key's
+// value grows to many kilobytes, and porcupine keeps every state it has
+// seen.
 type keyState struct {
-	value   string
+	sum    [16]byte // valueSum of the value's tokens
+	tokens int
+	last   string // the value's last token
+	// version is the key's version if known, else a bound it is above.
 	version uint64
 	exists  bool
 	known   bool // version is known
@@ -25,11 +34,48 @@ func (s keyState) String() string {
 	if !s.exists {
 		return "absent"
 	}
-	v := "?"
+	v := fmt.Sprintf(">%d", s.version)
 	if s.known {
 		v = fmt.Sprint(s.version)
 	}
-	return fmt.Sprintf("%q@%s", abbreviate(s.value), v)
+	if s.tokens == 1 {
+		return fmt.Sprintf("%q@%s", s.last, v)
+	}
+	return fmt.Sprintf("%d tokens …%q@%s", s.tokens, s.last, v)
+}
+
+// valueSum chains the digest of a value with the next token appended to
+// it, from the zero digest of no value: values are sequences of unique
+// tokens, so equal digests mean equal values.
+func valueSum(prev [16]byte, token string) [16]byte {
+	h := fnv.New128a()
+	h.Write(prev[:])
+	h.Write([]byte(token))
+	var out [16]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// sumOf returns the digest of a whole value and its token count.
+func sumOf(value string) ([16]byte, int) {
+	var sum [16]byte
+	toks := tokens(value)
+	for _, t := range toks {
+		sum = valueSum(sum, t)
+	}
+	return sum, len(toks)
+}
+
+// with returns s holding token, appended to its value or, if not
+// appended, replacing it.
+func (s keyState) with(token string, appended bool) keyState {
+	var prev [16]byte
+	n := 0
+	if appended && s.exists {
+		prev, n = s.sum, s.tokens
+	}
+	s.sum, s.tokens, s.last, s.exists = valueSum(prev, token), n+1, token, true
+	return s
 }
 
 // abbreviate shortens long values for the visualisation.
@@ -41,7 +87,12 @@ func abbreviate(v string) string {
 }
 
 // stepKey returns every state op can leave s in, given what the client saw;
-// none if op could not have seen that from s.
+// none if op could not have seen that from s. Acknowledged writes to a key
+// take effect in the order of their indexes: the replicas apply the log in
+// order and answer a write only once it is applied, so the moments its
+// writes became visible order them by index, each within its interval.
+// Holding the model to that order costs nothing a correct history needs
+// and spares porcupine every other order of concurrent appends.
 func stepKey(s keyState, op *Op) []keyState {
 	switch op.Kind {
 	case KindGet:
@@ -51,22 +102,29 @@ func stepKey(s keyState, op *Op) []keyState {
 			}
 			return []keyState{s}
 		}
-		if !s.exists || s.value != op.Value || (s.known && s.version != op.Index) {
+		if !s.exists || s.sum != op.valueSum() || (s.known && s.version != op.Index) || (!s.known && op.Index <= s.version) {
 			return nil
 		}
 		s.version, s.known = op.Index, true
 		return []keyState{s}
 	case KindPut, KindAppend:
-		next := keyState{value: op.Value, exists: true}
+		if op.Outcome == OK && (op.Index <= s.version || s.known && s.version < op.prev) {
+			return nil // writes to a key take effect in index order
+		}
+		if op.afterSet && (op.after == "" && s.exists || op.after != "" && (!s.exists || s.last != op.after)) {
+			return nil // a read showed what it came right after
+		}
+		next := keyState{version: s.version}.with(op.Value, false)
 		if op.Kind == KindAppend {
-			next.value = s.value + op.Value
+			next = s.with(op.Value, true)
+			next.known = false
 		}
 		if op.Outcome == OK {
 			next.version, next.known = op.Index, true
 		}
 		return []keyState{next}
 	case KindCAS:
-		applied := keyState{value: op.Value, exists: true}
+		applied := keyState{version: s.version}.with(op.Value, false)
 		// matches: the CAS's condition holds (yes), fails (no) or depends on
 		// an unknown version (maybe).
 		var yes, maybe bool
@@ -78,11 +136,11 @@ func stepKey(s keyState, op *Op) []keyState {
 		case s.known:
 			yes = s.version == op.Expect
 		default:
-			maybe = true
+			maybe = op.Expect > s.version
 		}
 		switch op.Outcome {
 		case OK:
-			if !yes && !maybe {
+			if !yes && !maybe || op.Index <= s.version || s.known && s.version < op.prev {
 				return nil
 			}
 			applied.version, applied.known = op.Index, true
@@ -97,7 +155,7 @@ func stepKey(s keyState, op *Op) []keyState {
 				}
 				return []keyState{s}
 			}
-			if op.Index == op.Expect || (s.known && s.version != op.Index) {
+			if op.Index == op.Expect || (s.known && s.version != op.Index) || (!s.known && op.Index <= s.version) {
 				return nil
 			}
 			s.version, s.known = op.Index, true
@@ -133,7 +191,7 @@ func Model() porcupine.Model {
 		Hash: func(state interface{}) uint64 {
 			s := state.(keyState)
 			h := fnv.New64a()
-			h.Write([]byte(s.value))
+			h.Write(s.sum[:])
 			return h.Sum64() ^ s.version*0x9e3779b97f4a7c15 ^ boolBits(s.exists, s.known)
 		},
 		DescribeOperation: func(input, _ interface{}) string { return describeOp(input.(*Op)) },
@@ -195,27 +253,122 @@ func partitionByKey(history []porcupine.Operation) [][]porcupine.Operation {
 }
 
 // linearizableOps turns the operations porcupine checks into its form:
-// every write that may have applied (a pending or unknown one stays open
-// until the end of time) and every answered linearizable read.
+// every write that may have applied and every answered linearizable read.
+// A write whose outcome is unknown (or still pending) may take effect at
+// any time after its call, or never, but what the reads saw narrows that:
+//
+//   - one whose token some read shows took effect before that read
+//     returned, so its interval ends there;
+//   - an append whose token a read shows right after another one applied
+//     right after that one (or, first in the value, to no file): nothing
+//     else can come between two tokens of a value;
+//   - one whose token ends a value the read found at version v was
+//     written at index v, as an acknowledged write would be;
+//   - one to a key only ever appended to that the key's final read does
+//     not show never took effect before it (an append stays), so it is
+//     left out.
+//
+// Every write whose index is known (acknowledged or read, as above) also
+// learns the index of the one just below it on its key, which must have
+// taken effect first (stepKey).
+//
+// Left open, unknown appends (a broken pipeline leaves eight) could go
+// between any two writes, and porcupine's search explodes. The operations
+// porcupine gets are copies; the history is not changed.
 func linearizableOps(ops []Op) []porcupine.Operation {
+	type sighting struct {
+		ret   int64  // earliest return of a read showing the token
+		after string // the token before it in that read's value
+		index uint64 // a version it ended a value at (0: none seen)
+	}
+	seen := map[string]*sighting{}
+	appendOnly := map[string]bool{}
+	final := map[string]map[string]bool{} // key -> tokens its final read shows
+	for i := range ops {
+		op := &ops[i]
+		if op.Kind.IsWrite() {
+			if _, ok := appendOnly[op.Key]; !ok {
+				appendOnly[op.Key] = true
+			}
+			appendOnly[op.Key] = appendOnly[op.Key] && op.Kind == KindAppend
+			continue
+		}
+		if op.Final && (op.Outcome == OK || op.Outcome == NotFound) {
+			final[op.Key] = map[string]bool{}
+		}
+		if op.Outcome != OK {
+			continue
+		}
+		toks := tokens(op.Value)
+		for j, tok := range toks {
+			sg := seen[tok]
+			if sg == nil {
+				sg = &sighting{ret: op.Return}
+				if j > 0 {
+					sg.after = toks[j-1]
+				}
+				seen[tok] = sg
+			}
+			sg.ret = min(sg.ret, op.Return)
+			if j == len(toks)-1 && sg.index == 0 {
+				sg.index = op.Index
+			}
+			if op.Final {
+				final[op.Key][tok] = true
+			}
+		}
+	}
 	var out []porcupine.Operation
+	indexed := map[string][]*Op{} // per key, the copies of writes whose index is known
 	for i := range ops {
 		op := &ops[i]
 		ret := op.Return
+		in := op
 		switch {
 		case op.Kind.IsWrite():
 			switch op.Outcome {
 			case OK, Conflict:
 			case Pending, Unknown:
 				ret = math.MaxInt64 // it may take effect at any time after its call
+				sg := seen[op.Value]
+				if sg != nil && sg.ret >= op.Call {
+					ret = sg.ret
+					cp := *op
+					if op.Kind == KindAppend {
+						cp.after, cp.afterSet = sg.after, true
+					}
+					if sg.index != 0 && op.Kind != KindCAS {
+						cp.Outcome, cp.Index = OK, sg.index
+					}
+					in = &cp
+				} else if f, ok := final[op.Key]; ok && appendOnly[op.Key] && !f[op.Value] {
+					continue // never took effect
+				}
 			default:
 				continue // refused: nothing applied (checked by the prefix checks)
 			}
 		case op.Level == line.LevelLinearizable && (op.Outcome == OK || op.Outcome == NotFound):
+			cp := *op
+			cp.sum, _ = sumOf(op.Value)
+			cp.sumSet = true
+			in = &cp
 		default:
 			continue
 		}
-		out = append(out, porcupine.Operation{ClientId: op.Client, Input: op, Output: op, Call: op.Call, Return: ret})
+		if in.Kind.IsWrite() && in.Outcome == OK {
+			if in == op {
+				cp := *op
+				in = &cp
+			}
+			indexed[in.Key] = append(indexed[in.Key], in)
+		}
+		out = append(out, porcupine.Operation{ClientId: op.Client, Input: in, Output: in, Call: op.Call, Return: ret})
+	}
+	for _, list := range indexed {
+		sort.Slice(list, func(i, j int) bool { return list[i].Index < list[j].Index })
+		for i := 1; i < len(list); i++ {
+			list[i].prev = list[i-1].Index
+		}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package nemesis
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -171,10 +172,59 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("describeOp(%+v) = %q", op, d)
 		}
 	}
-	if s := (keyState{value: "a;", version: 3, exists: true, known: true}).String(); s != `"a;"@3` {
+	if s := (keyState{version: 3, known: true}).with("a;", false).String(); s != `"a;"@3` {
 		t.Errorf("state %s", s)
 	}
-	if s := (keyState{value: "a;", exists: true}).String(); s != `"a;"@?` {
+	if s := (keyState{version: 3}).with("a;", false).with("b;", true).String(); s != `2 tokens …"b;"@>3` {
 		t.Errorf("state %s", s)
+	}
+	ab := (keyState{}).with("a;", true).with("b;", true)
+	if sum, n := sumOf("a;b;"); sum != ab.sum || n != 2 || ab.tokens != 2 {
+		t.Error("the digest of a value built by appends differs from the digest of the value read")
+	}
+	if sum, _ := sumOf("b;a;"); sum == ab.sum {
+		t.Error("the digest does not tell the order of tokens apart")
+	}
+}
+
+func TestLinearizableOpsNarrowsUnknownWrites(t *testing.T) {
+	logKey := func(op Op) Op { op.Key = "log"; return op }
+	ops := []Op{
+		o(0, 0, 10, KindPut, "0.1;", OK, 5),
+		o(1, 0, 10, KindAppend, "1.1;", Unknown, 0),                   // seen at 30: ends there
+		o(2, 0, 10, KindAppend, "2.1;", Unknown, 0),                   // never seen, key not append-only: open
+		logKey(o(3, 0, 10, KindAppend, "3.1;", Unknown, 0)),           // not in the final read of an append-only key: left out
+		logKey(o(4, 0, 10, KindAppend, "4.1;", Unknown, 0)),           // in the final read: ends there
+		at(line.LevelStale, get(5, 20, 30, "0.1;1.1;", OK, 7)),        // not checked by porcupine, but it saw 1.1
+		logKey(final(get(6, 40, 50, "4.1;", OK, 9))),                  // the final read of log
+		o(7, 0, 10, KindAppend, "7.1;", Failed, 0),                    // refused: left out
+		at(line.LevelSession, get(5, 20, 30, "0.1;1.1;", OK, 7)),      // not checked by porcupine
+		at(line.LevelLinearizable, get(8, 60, 70, "0.1;1.1;", OK, 7)), // checked
+	}
+	got := map[string]int64{}
+	for _, p := range linearizableOps(ops) {
+		op := p.Input.(*Op)
+		got[op.Kind.String()+" "+op.Value] = p.Return
+		if op.Value == "1.1;" && op.Kind.IsWrite() && (op.Outcome != OK || op.Index != 7 || !op.afterSet || op.after != "0.1;") {
+			t.Errorf("append 1.1; ended a value at version 7 after 0.1;, but porcupine gets %+v", *op)
+		}
+		if op.Value == "4.1;" && op.Kind.IsWrite() && (!op.afterSet || op.after != "") {
+			t.Errorf("append 4.1; began a value, but porcupine gets %+v", *op)
+		}
+	}
+	if ops[2].Outcome != Unknown {
+		t.Error("linearizableOps changed the history")
+	}
+	want := map[string]int64{
+		"put 0.1;": 10, "append 1.1;": 30, "append 2.1;": math.MaxInt64, "append 4.1;": 50,
+		"get 4.1;": 50, "get 0.1;1.1;": 70,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("porcupine gets %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: return %d, want %d (all: %v)", k, got[k], v, got)
+		}
 	}
 }

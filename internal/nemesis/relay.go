@@ -9,11 +9,21 @@ import (
 	"time"
 )
 
-// Link is one directed peer link: the connections replica From dials to
-// replica To. A synod replica sends its messages for To only over the
-// connection it dialled itself, so cutting Link{From, To} silences From
-// toward To while To still reaches From over Link{To, From}.
+// Link is one directed link: the connections From dials to replica To. A
+// synod replica sends its messages for To only over the connection it
+// dialled itself, so cutting Link{From, To} silences From toward To while To
+// still reaches From over Link{To, From}. A proxy's connection to a replica
+// carries requests and replies both ways; its links are numbered from
+// ProxyLinkBase (ProxyLink), and DropForward or DropBackward cut them one
+// way.
 type Link struct{ From, To uint64 }
+
+// ProxyLinkBase numbers the proxies' ends of links: proxy i (from 0) dials
+// the replicas as ProxyLinkBase+i, above any replica id.
+const ProxyLinkBase = 100
+
+// ProxyLink is the link proxy i (from 0) dials to replica to.
+func ProxyLink(i int, to uint64) Link { return Link{ProxyLinkBase + uint64(i), to} }
 
 // String returns "from->to".
 func (l Link) String() string { return fmt.Sprintf("%d->%d", l.From, l.To) }
@@ -33,6 +43,15 @@ const (
 	// Refuse is a firewall that rejects: open connections are closed and
 	// new ones are closed as soon as they arrive.
 	Refuse
+	// DropForward discards what the dialler sends and passes what the
+	// target sends back: a one-way cut of a connection that carries both
+	// ways (requests lost, replies to earlier ones still arrive). New
+	// connections are forwarded, their first bytes lost. A connection
+	// that lost bytes is closed when the link passes again.
+	DropForward
+	// DropBackward passes what the dialler sends and discards what comes
+	// back: requests arrive and are carried out, their replies are lost.
+	DropBackward
 )
 
 // String returns the fault's name.
@@ -44,6 +63,10 @@ func (f Fault) String() string {
 		return "drop"
 	case Refuse:
 		return "refuse"
+	case DropForward:
+		return "drop-forward"
+	case DropBackward:
+		return "drop-backward"
 	}
 	return fmt.Sprintf("fault(%d)", int32(f))
 }
@@ -55,10 +78,10 @@ var ErrRelayClosed = errors.New("nemesis: relay closed")
 // does not hold a relay goroutine for long.
 const relayDialTimeout = time.Second
 
-// Relay is a TCP fault relay for the peer links of a cluster: each directed
+// Relay is a TCP fault relay for the links of a cluster: each directed
 // link gets a loopback listener of its own that forwards to the real
-// address, and a Fault per link decides what gets through. It is safe for
-// concurrent use.
+// address, and a Fault per link decides what gets through; a delay per link
+// slows what does. It is safe for concurrent use.
 type Relay struct {
 	mu     sync.Mutex
 	links  map[Link]*link
@@ -70,6 +93,7 @@ type link struct {
 	target string
 	ln     net.Listener
 	fault  atomic.Int32
+	delay  atomic.Int64       // time.Duration added to every chunk relayed
 	pipes  map[*pipe]struct{} // guarded by Relay.mu
 }
 
@@ -77,9 +101,14 @@ type link struct {
 // relay's connection to the target (nil when it was never dialled).
 type pipe struct {
 	client, server net.Conn
-	lost           atomic.Bool // bytes were discarded: the stream is broken for good
+	// lost and lostBack say that bytes were discarded, from the client
+	// toward the server and back: that stream is broken for good.
+	lost, lostBack atomic.Bool
 	once           sync.Once
 }
+
+// broken reports whether bytes were lost either way.
+func (p *pipe) broken() bool { return p.lost.Load() || p.lostBack.Load() }
 
 func (p *pipe) close() {
 	p.once.Do(func() {
@@ -93,10 +122,23 @@ func (p *pipe) close() {
 // NewRelay returns a relay without links.
 func NewRelay() *Relay { return &Relay{links: map[Link]*link{}} }
 
+// relayHost is the loopback address the relay listens on: 127.0.0.2 where
+// it can, so a listener of its own, taken on a port the kernel chose, never
+// holds the port of a replica (on 127.0.0.1) that is down for a moment and
+// must listen there again.
+var relayHost = sync.OnceValue(func() string {
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		return "127.0.0.1"
+	}
+	ln.Close()
+	return "127.0.0.2"
+})
+
 // Add starts relaying l to target and returns the address replica l.From
 // must dial instead of target.
 func (r *Relay) Add(l Link, target string) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(relayHost(), "0"))
 	if err != nil {
 		return "", fmt.Errorf("nemesis: relay %v: %w", l, err)
 	}
@@ -133,10 +175,33 @@ func (r *Relay) Set(l Link, f Fault) {
 		switch {
 		case f == Drop:
 			p.lost.Store(true)
-		case f == Refuse, f == Pass && p.lost.Load():
+			p.lostBack.Store(true)
+		case f == Refuse, f == Pass && p.broken():
 			p.close()
 		}
 	}
+}
+
+// SetDelay makes link l hold every chunk it relays, each way, for d before
+// passing it on (unknown links are ignored). A chunk is read while the one
+// before it waits, so what arrives meanwhile comes with the next one: a
+// delay d adds between d and 2d of latency, without bounding throughput.
+func (r *Relay) SetDelay(l Link, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if lk := r.links[l]; lk != nil {
+		lk.delay.Store(int64(d))
+	}
+}
+
+// Delay returns link l's delay.
+func (r *Relay) Delay(l Link) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if lk := r.links[l]; lk != nil {
+		return time.Duration(lk.delay.Load())
+	}
+	return 0
 }
 
 // Get returns the fault on link l.
@@ -159,6 +224,21 @@ func (r *Relay) conns(l Link) int {
 	return 0
 }
 
+// brokenConns returns how many of link l's connections lost bytes.
+func (r *Relay) brokenConns(l Link) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	if lk := r.links[l]; lk != nil {
+		for p := range lk.pipes {
+			if p.broken() {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Cut applies f to every link from a replica of from to a replica of to.
 func (r *Relay) Cut(from, to []uint64, f Fault) {
 	for _, a := range from {
@@ -170,7 +250,7 @@ func (r *Relay) Cut(from, to []uint64, f Fault) {
 	}
 }
 
-// Heal lets every link pass again.
+// Heal lets every link pass again, without delay.
 func (r *Relay) Heal() {
 	r.mu.Lock()
 	links := make([]Link, 0, len(r.links))
@@ -180,16 +260,17 @@ func (r *Relay) Heal() {
 	r.mu.Unlock()
 	for _, l := range links {
 		r.Set(l, Pass)
+		r.SetDelay(l, 0)
 	}
 }
 
-// Faulty returns the links that do not pass.
+// Faulty returns the links that do not pass or are delayed.
 func (r *Relay) Faulty() []Link {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Link
 	for l, lk := range r.links {
-		if Fault(lk.fault.Load()) != Pass {
+		if Fault(lk.fault.Load()) != Pass || lk.delay.Load() != 0 {
 			out = append(out, l)
 		}
 	}
@@ -234,6 +315,7 @@ func (r *Relay) serve(lk *link, client net.Conn) {
 		return
 	case Drop:
 		p.lost.Store(true)
+		p.lostBack.Store(true)
 	default:
 		server, err := net.DialTimeout("tcp", lk.target, relayDialTimeout)
 		if err != nil {
@@ -247,15 +329,15 @@ func (r *Relay) serve(lk *link, client net.Conn) {
 	}
 	defer r.untrack(lk, p)
 	if p.server == nil {
-		r.pump(lk, p, client, nil)
+		r.pump(lk, p, client, nil, true)
 		return
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.pump(lk, p, p.server, client)
+		r.pump(lk, p, p.server, client, false)
 	}()
-	r.pump(lk, p, client, p.server)
+	r.pump(lk, p, client, p.server, true)
 	<-done
 }
 
@@ -265,7 +347,7 @@ func (r *Relay) track(lk *link, p *pipe) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f := Fault(lk.fault.Load())
-	if r.closed || f == Refuse || (f == Drop && !p.lost.Load()) || (f == Pass && p.lost.Load()) {
+	if r.closed || f == Refuse || (f == Drop && !p.lost.Load()) || (f == Pass && p.broken()) {
 		p.close()
 		return false
 	}
@@ -280,18 +362,27 @@ func (r *Relay) untrack(lk *link, p *pipe) {
 	r.mu.Unlock()
 }
 
-// pump copies src to dst until either fails, discarding instead while the
-// link drops or once the pipe lost bytes. A nil dst always discards.
-func (r *Relay) pump(lk *link, p *pipe, src, dst net.Conn) {
+// pump copies src to dst (forward: from the dialler to the target) until
+// either fails, discarding instead while the link drops that way or once
+// that way lost bytes, and holding each chunk for the link's delay. A nil
+// dst always discards.
+func (r *Relay) pump(lk *link, p *pipe, src, dst net.Conn, forward bool) {
 	defer p.close()
+	lost, drops := &p.lost, DropForward
+	if !forward {
+		lost, drops = &p.lostBack, DropBackward
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if dst == nil || Fault(lk.fault.Load()) == Drop {
-				p.lost.Store(true)
+			if d := time.Duration(lk.delay.Load()); d > 0 {
+				time.Sleep(d)
 			}
-			if !p.lost.Load() {
+			if f := Fault(lk.fault.Load()); dst == nil || f == Drop || f == drops {
+				lost.Store(true)
+			}
+			if !lost.Load() {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					return
 				}

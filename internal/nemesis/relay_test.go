@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,5 +224,83 @@ func TestRelayCutAndAdd(t *testing.T) {
 	relay.Close()
 	if _, err := relay.Add(Link{5, 6}, "127.0.0.1:1"); !errors.Is(err, ErrRelayClosed) {
 		t.Fatalf("Add after Close: %v", err)
+	}
+}
+
+func TestRelayOneWay(t *testing.T) {
+	s := newEchoServer(t)
+	relay, addr := newRelayTo(t, s)
+
+	// Requests lost, the connection kept: the target hears nothing.
+	nc, r := dialRelay(t, addr)
+	echo(t, nc, r, "before")
+	relay.Set(Link{1, 2}, DropForward)
+	if _, err := nc.Write([]byte("lost\n")); err != nil {
+		t.Fatalf("a one-way cut refused a write: %v", err)
+	}
+	for relay.brokenConns(Link{1, 2}) == 0 {
+		time.Sleep(time.Millisecond) // until the relay discarded the request
+	}
+	relay.Heal()
+	waitClosed(t, r)
+	if got, _ := s.got(); got != "before\n" {
+		t.Fatalf("server received %q through a link dropping requests", got)
+	}
+
+	// Replies lost: the target hears the request and answers into the void.
+	nc2, r2 := dialRelay(t, addr)
+	echo(t, nc2, r2, "again")
+	relay.Set(Link{1, 2}, DropBackward)
+	if _, err := nc2.Write([]byte("unanswered\n")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if got, _ := s.got(); strings.HasSuffix(got, "unanswered\n") {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := relay.Get(Link{1, 2}); got != DropBackward {
+		t.Fatalf("fault %v", got)
+	}
+	for relay.brokenConns(Link{1, 2}) == 0 {
+		time.Sleep(time.Millisecond) // until the relay discarded the echo
+	}
+	relay.Heal()
+	waitClosed(t, r2)
+
+	nc3, r3 := dialRelay(t, addr)
+	echo(t, nc3, r3, "after")
+}
+
+func TestRelayDelay(t *testing.T) {
+	s := newEchoServer(t)
+	relay, addr := newRelayTo(t, s)
+	nc, r := dialRelay(t, addr)
+	echo(t, nc, r, "fast")
+	const d = 30 * time.Millisecond
+	relay.SetDelay(Link{1, 2}, d)
+	if got := relay.Delay(Link{1, 2}); got != d {
+		t.Fatalf("delay %v", got)
+	}
+	if f := relay.Faulty(); len(f) != 1 {
+		t.Fatalf("faulty links %v, want the delayed one", f)
+	}
+	start := time.Now()
+	echo(t, nc, r, "slow")
+	// A lower bound only: each way waited at least d.
+	if took := time.Since(start); took < 2*d {
+		t.Fatalf("a delayed echo took %v, want at least %v", took, 2*d)
+	}
+	relay.Heal()
+	if f := relay.Faulty(); len(f) != 0 {
+		t.Fatalf("after Heal: %v", f)
+	}
+	echo(t, nc, r, "fast again") // a delay loses nothing: the stream goes on
+}
+
+func TestProxyLink(t *testing.T) {
+	if l := ProxyLink(1, 3); l != (Link{ProxyLinkBase + 1, 3}) || l.String() != "101->3" {
+		t.Fatalf("ProxyLink(1, 3) = %v", l)
 	}
 }

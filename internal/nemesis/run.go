@@ -37,7 +37,25 @@ type Config struct {
 	Rate float64
 	// Faults the nemesis draws from; none means a run without faults.
 	Faults []FaultKind
-	Timing Timing
+	// FirstFaults are injected first, in this order, before the draw from
+	// Faults begins (a short run is then sure to see them).
+	FirstFaults []FaultKind
+	Timing      Timing
+	// Lives shapes every start of a replica: its clock rate, its disk.
+	Lives Lives
+	// ProxyRelay routes the proxies' connections to the replicas through
+	// the relay too, so the proxy faults can cut and slow them.
+	ProxyRelay bool
+	// PipelineClients of the Clients are pipelined: each keeps Pipeline
+	// writes in flight on its connection (0: 8).
+	PipelineClients, Pipeline int
+	// SaveHistory writes the history to OutDir/seed-N before it is
+	// checked, even if the run passes.
+	SaveHistory bool
+	// CheckOrder makes the per-connection order and session monotonicity
+	// checks fail a run (the proxy's known bugs, issue 21); without it
+	// their findings are reported as known.
+	CheckOrder bool
 	// NodeFlags and ProxyFlags are passed to every replica and proxy.
 	NodeFlags, ProxyFlags []string
 	// ProxyHolds are the proxies' hold windows, one each (a missing one
@@ -62,9 +80,12 @@ type Config struct {
 
 // DefaultConfig is a run of every fault against 5 replicas and 2 proxies
 // with fast timings (heartbeat 20 ms, election timeout 200 ms), small
-// snapshots so a wiped replica gets one, proxies holding requests for 5 s
-// and 1 s, and 16 clients at 500 ops/s over 50 keys and 10 append-only
-// keys, 30% of them on 5 hot keys.
+// snapshots so a wiped replica gets one, logs that lose unsynced writes on
+// kill -9, clocks drawn within ±5% of real time at every start and half
+// the starts with a slow fsync (1–20 ms), proxies reaching the replicas
+// through the relay and holding requests for 5 s and 1 s, and 16 clients
+// (4 of them pipelining 8 writes) at 500 ops/s over 50 keys and 10
+// append-only keys, 30% of them on 4 hot keys.
 func DefaultConfig() Config {
 	return Config{
 		Duration: 30 * time.Second,
@@ -78,8 +99,12 @@ func DefaultConfig() Config {
 			PauseMin: 700 * time.Millisecond,
 			Settle:   10 * time.Second,
 		},
+		Lives: Lives{ClockSkew: 0.05, SlowFsync: 0.5, FsyncMin: time.Millisecond, FsyncMax: 20 * time.Millisecond},
 		NodeFlags: []string{"--heartbeat=20ms", "--election-timeout=200ms",
-			"--snapshot-every=3000", "--snapshot-window=1000", "--snapshot-chunk=65536", "--segment-bytes=262144"},
+			"--snapshot-every=3000", "--snapshot-window=1000", "--snapshot-chunk=65536", "--segment-bytes=262144",
+			"--test-lossy-fsync"},
+		ProxyRelay:      true,
+		PipelineClients: 4, Pipeline: 8,
 		ProxyFlags: []string{"--poll=50ms"},
 		ProxyHolds: []time.Duration{5 * time.Second, time.Second},
 		Hot:        0.3, HotKeys: 4,
@@ -93,13 +118,30 @@ type Result struct {
 	Seed    int64
 	Elapsed time.Duration // how long the clients ran
 	Report  Report
-	// Faults counts the faults injected by kind.
-	Faults map[FaultKind]int
+	// Faults counts the faults injected by kind: every single fault, also
+	// those inside a combined one, and every combined one. Details counts
+	// shapes worth telling apart (which file a replica lost).
+	Faults  map[FaultKind]int
+	Details map[string]int
+	// Skipped counts faults the nemesis did not admit (they would have
+	// left no connected majority) and did not replace.
+	Skipped int
+	// Kills counts SIGKILLs of replicas (each loses its unsynced log
+	// writes when they run with --test-lossy-fsync).
+	Kills int
+	// PortClashes counts restarts of a replica that found its port taken
+	// by another socket meanwhile, and were tried again.
+	PortClashes int
+	// Lives lists every start of a replica: clock rate, fsync delay.
+	Lives []Life
 	// Unsettled counts the times the cluster was not healthy again within
 	// Timing.Settle after a fault (not a failure by itself).
 	Unsettled int
 	// Exited describes replicas that exited without being told to.
 	Exited []string
+	// Unnoticed describes replicas that lost a file they cannot do without
+	// and came back voting (they must rejoin as learners).
+	Unnoticed []string
 	// ConvergeErr is set if the replicas did not reach one digest after
 	// the run healed.
 	ConvergeErr error
@@ -134,6 +176,7 @@ func (r *Result) Failures() []string {
 		out = append(out, fmt.Sprintf("%d violations, first: %s", r.Report.ViolationCount, strings.Join(r.Report.Violations, "\n  ")))
 	}
 	out = append(out, r.Exited...)
+	out = append(out, r.Unnoticed...)
 	if r.ConvergeErr != nil {
 		out = append(out, r.ConvergeErr.Error())
 	}
@@ -150,12 +193,18 @@ func (r *Result) Summary() string {
 		kinds = append(kinds, fmt.Sprintf("%s×%d", k, n))
 	}
 	sort.Strings(kinds)
+	var details []string
+	for k, n := range r.Details {
+		details = append(details, fmt.Sprintf("%s×%d", k, n))
+	}
+	sort.Strings(details)
 	var seen []string
 	for _, m := range logMarkers {
 		seen = append(seen, fmt.Sprintf("%s×%d", m.name, r.Seen[m.name]))
 	}
-	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s; unsettled %d; replicas logged: %s",
-		r.Seed, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Report.Summary(), strings.Join(kinds, " "), r.Unsettled, strings.Join(seen, " "))
+	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s (%s); %d skipped, %d kill -9, %d port clashes, unsettled %d; %s; replicas logged: %s",
+		r.Seed, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Report.Summary(), strings.Join(kinds, " "), strings.Join(details, " "),
+		r.Skipped, r.Kills, r.PortClashes, r.Unsettled, summarizeLives(r.Lives), strings.Join(seen, " "))
 }
 
 // Run starts a cluster whose peer links go through a fault relay, runs the
@@ -165,25 +214,40 @@ func (r *Result) Summary() string {
 func Run(t testing.TB, cfg Config) *Result {
 	t.Helper()
 	res := &Result{Seed: cfg.Seed}
+	rec := NewRecorder()
 	t.Logf("nemesis: seed %d, %v, %d clients at %.0f ops/s, faults %v", cfg.Seed, cfg.Duration, cfg.Clients, cfg.Rate, cfg.Faults)
 
 	relay := NewRelay()
 	t.Cleanup(func() { relay.Close() }) // after the cluster's teardown (cleanups run last first)
+	via := func(l Link, addr string) string {
+		a, err := relay.Add(l, addr)
+		if err != nil {
+			t.Fatalf("nemesis: %v", err)
+		}
+		return a
+	}
+	lv := newLives(cfg.Lives, cfg.Seed^0x5eed)
 	c := cluster.New(t, cluster.Options{Nodes: cfg.Replicas, NodeFlags: cfg.NodeFlags,
-		PeerAddr: func(from, to uint64, addr string) string {
-			a, err := relay.Add(Link{from, to}, addr)
-			if err != nil {
-				t.Fatalf("nemesis: %v", err)
-			}
-			return a
+		PeerAddr: func(from, to uint64, addr string) string { return via(Link{from, to}, addr) },
+		NodeFlagsFor: func(id uint64) []string {
+			l := lv.draw(id, 0, -1)
+			t.Logf("nemesis: %s", l)
+			return l.Flags()
 		}})
+	for _, l := range lv.list() {
+		rec.Note(l.String())
+	}
 	var proxies []string
 	for i := 0; i < cfg.Proxies; i++ {
 		flags := append([]string(nil), cfg.ProxyFlags...)
 		if i < len(cfg.ProxyHolds) {
 			flags = append(flags, fmt.Sprintf("--hold=%v", cfg.ProxyHolds[i]))
 		}
-		proxies = append(proxies, c.StartProxy(t, flags...).Addr)
+		var viaProxy func(uint64, string) string
+		if cfg.ProxyRelay {
+			viaProxy = func(to uint64, addr string) string { return via(ProxyLink(i, to), addr) }
+		}
+		proxies = append(proxies, c.StartProxyVia(t, viaProxy, flags...).Addr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	if _, err := c.WaitMaster(ctx); err != nil {
@@ -192,22 +256,28 @@ func Run(t testing.TB, cfg Config) *Result {
 	}
 	cancel()
 
-	rec := NewRecorder()
-	w := workload{Rate: cfg.Rate / float64(cfg.Clients), Timeout: cfg.OpTimeout, Hot: cfg.Hot, HotKeys: cfg.HotKeys}
+	w := workload{Rate: cfg.Rate / float64(cfg.Clients), Timeout: cfg.OpTimeout, Hot: cfg.Hot, HotKeys: cfg.HotKeys, Pipeline: cfg.Pipeline}
 	for i := 0; i < cfg.Keys; i++ {
 		w.Keys = append(w.Keys, fmt.Sprintf("k/%02d", i))
 	}
 	for i := 0; i < cfg.LogKeys; i++ {
 		w.LogKeys = append(w.LogKeys, fmt.Sprintf("log/%02d", i))
 	}
-	nem := newNemesis(c, relay, rec, cfg.Seed, cfg.Faults, cfg.Timing, t.Logf)
+	proxyLinks := 0
+	if cfg.ProxyRelay {
+		proxyLinks = cfg.Proxies
+	} else {
+		cfg.Faults = withoutProxyFaults(cfg.Faults)
+		cfg.FirstFaults = withoutProxyFaults(cfg.FirstFaults)
+	}
+	nem := newNemesis(c, relay, rec, lv, cfg, proxyLinks, t.Logf)
 
 	runCtx, stop := context.WithTimeout(context.Background(), cfg.Duration)
 	defer stop()
 	began := time.Now()
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Clients; i++ {
-		cl := newClient(i, proxies, w, rec, cfg.Seed*1000003+int64(i))
+		cl := newClient(i, proxies, w, rec, cfg.Seed*1000003+int64(i), i < cfg.PipelineClients)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -227,10 +297,13 @@ func Run(t testing.TB, cfg Config) *Result {
 			for sleep(runCtx, cfg.CheckEvery) {
 				at := time.Since(began)
 				h := rec.History(cfg.Seed)
-				verdict, _ := CheckLinearizable(h.Ops, cfg.CheckTimeout)
-				var rep Report
+				// A short bound: a search that runs out of time finds
+				// nothing yet, and the next round looks again.
+				verdict, _ := CheckLinearizable(h.Ops, min(cfg.CheckTimeout, 10*time.Second))
+				rep := Report{order: cfg.CheckOrder}
 				checkReads(&rep, h.Ops)
-				if verdict != porcupine.Ok || rep.ViolationCount > 0 {
+				checkConnections(&rep, h.Ops)
+				if verdict == porcupine.Illegal || rep.ViolationCount > 0 {
 					res.DetectedAfter = at
 					t.Logf("nemesis: violation found in the first %v (porcupine %s, %d other)", at.Round(time.Millisecond), verdict, rep.ViolationCount)
 					stop()
@@ -254,17 +327,36 @@ func Run(t testing.TB, cfg Config) *Result {
 			maxIndex = max(maxIndex, op.Index)
 		}
 	}
-	if _, err := c.WaitConverged(finalCtx, maxIndex); err != nil {
+	convCtx, cancelConv := finalCtx, func() {}
+	if res.DetectedAfter > 0 {
+		// A run stopped at a violation may well not converge: do not wait
+		// the full two minutes to be told.
+		convCtx, cancelConv = context.WithTimeout(finalCtx, 15*time.Second)
+	}
+	defer cancelConv()
+	if _, err := c.WaitConverged(convCtx, maxIndex); err != nil {
 		res.ConvergeErr = fmt.Errorf("replicas did not converge after healing: %w", err)
 	}
 	nem.checkAlive()
+	for _, id := range nem.ids() {
+		nem.stillLearning(id) // a replica that lost state at the very end came back as it must
+	}
 
 	nem.mu.Lock()
 	res.Faults, res.Unsettled, res.Exited = nem.counts, nem.unsettled, nem.exited
+	res.Details, res.Skipped, res.Kills, res.PortClashes = nem.details, nem.skipped, nem.kills, nem.clashes
+	res.Unnoticed = nem.unnoticed
 	nem.mu.Unlock()
+	res.Lives = lv.list()
 	res.History = h
 	res.Seen = countMarkers(c)
-	res.Report = Check(h, cfg.CheckTimeout)
+	if cfg.SaveHistory && cfg.OutDir != "" {
+		dir := filepath.Join(cfg.OutDir, fmt.Sprintf("seed-%d", res.Seed))
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			h.Save(filepath.Join(dir, "history.json"))
+		}
+	}
+	res.Report = Check(h, CheckOptions{Timeout: cfg.CheckTimeout, Order: cfg.CheckOrder})
 	t.Logf("nemesis: %s", res.Summary())
 	if len(res.Failures()) > 0 {
 		res.Dir = saveArtifacts(t, cfg, c, res)
@@ -281,8 +373,21 @@ var logMarkers = []struct {
 	{"elected", []string{`"role changed"`, `"role":"master"`}},
 	{"handover", []string{`"handing mastership over"`}},
 	{"learner", []string{`rejoining as a learner`}},
+	{"state-missing", []string{`durable state is missing`}},
+	{"votes", []string{`"this replica votes"`}},
 	{"snapshot-installed", []string{`"installed a snapshot from a peer"`}},
 	{"torn-tail-cut", []string{`"cut an unacknowledged torn batch off the log"`}},
+}
+
+// withoutProxyFaults drops the faults on proxy links from kinds.
+func withoutProxyFaults(kinds []FaultKind) []FaultKind {
+	var out []FaultKind
+	for _, k := range kinds {
+		if !proxyFaults[k] {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // countMarkers counts logMarkers in the replicas' logs.

@@ -40,7 +40,7 @@ func changeMembers(ctx context.Context, t *testing.T, c *cluster.Cluster, req wi
 }
 
 // waitRole waits until replica id reports role.
-func waitRole(ctx context.Context, t *testing.T, c *cluster.Cluster, id uint64, roles ...string) {
+func waitRole(ctx context.Context, t *testing.T, c *cluster.Cluster, id uint64, roles ...wire.NodeRole) {
 	t.Helper()
 	for {
 		st := c.Statuses(ctx)[id]

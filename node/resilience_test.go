@@ -282,7 +282,7 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("read while a disk is full: %q %v", v, err)
 	}
 	sts := c.Statuses(ctx)
-	if st := sts[master]; st.Role != "degraded" {
+	if st := sts[master]; st.Role != wire.NodeDegraded {
 		t.Fatalf("replica %d with a full disk reports role %q, want degraded", master, st.Role)
 	}
 	os.Remove(filler)

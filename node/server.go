@@ -330,7 +330,7 @@ func (n *Node) Status() wire.Status {
 	st := wire.Status{
 		ID:         n.cfg.ID,
 		Addr:       n.addrOf(n.cfg.ID),
-		Role:       si.Role.String(),
+		Role:       wire.NodeFollower,
 		Round:      si.Ballot.Round,
 		BallotNode: uint64(si.Ballot.Node),
 		MasterID:   uint64(si.Master),
@@ -346,11 +346,13 @@ func (n *Node) Status() wire.Status {
 	}
 	switch {
 	case n.degraded.Load():
-		st.Role = "degraded" // disk failing: serves reads only
-	case si.Role == paxos.Master && !si.Ready:
-		st.Role = "candidate" // elected, but its no-op is not chosen yet
+		st.Role = wire.NodeDegraded
+	case si.Role == paxos.Master && si.Ready:
+		st.Role = wire.NodeMaster
+	case si.Role == paxos.Master || si.Role == paxos.Candidate:
+		st.Role = wire.NodeCandidate
 	case !v.conf.IsVoter(paxos.NodeID(n.cfg.ID)):
-		st.Role = "learner" // a member that receives the log without voting
+		st.Role = wire.NodeLearner
 	}
 	// A read lock: the digest is cached per applied index (computed at
 	// most once per change, under its own lock), so a poll neither

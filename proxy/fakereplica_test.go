@@ -72,7 +72,7 @@ func (f *fakeReplica) statusNow() wire.Status {
 	f.mu.Lock()
 	role, peers, hook := f.role, f.peers, f.status
 	f.mu.Unlock()
-	st := wire.Status{ID: f.id, Role: role, Round: 1, BallotNode: f.id}
+	st := wire.Status{ID: f.id, Role: wire.NodeRole(role), Round: 1, BallotNode: f.id}
 	if role == "master" {
 		st.MasterID = f.id
 	} else {

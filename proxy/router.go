@@ -341,7 +341,7 @@ func follows(rp, m *replica) bool {
 		return true
 	}
 	st := rp.status
-	return rp.polled && st.Role != "master" && st.Role != "candidate" && st.MasterID == m.id
+	return rp.polled && st.Role != wire.NodeMaster && st.Role != wire.NodeCandidate && st.MasterID == m.id
 }
 
 // answered handles a replica's reply to o.
@@ -682,8 +682,8 @@ func (rt *router) polled(rp *replica, st wire.Status) {
 	rp.applied = max(rp.applied, st.Applied)
 	m := rt.master
 	switch {
-	case st.Role == "master":
-		if m == nil || m == rp || m.status.Role != "master" || ballotLess(m.status, st) {
+	case st.Role == wire.NodeMaster:
+		if m == nil || m == rp || m.status.Role != wire.NodeMaster || ballotLess(m.status, st) {
 			rt.master = rp
 			if rt.last != rp.id {
 				if rt.last != 0 {
@@ -788,8 +788,8 @@ func (rt *router) nodes() []line.NodeStatus {
 		default:
 			ns.Role = "follower"
 		}
-		if rp.alive && st.Role != ns.Role {
-			extra["state"] = st.Role // candidate, learner, or a stale master claim
+		if rp.alive && string(st.Role) != ns.Role {
+			extra["state"] = string(st.Role) // candidate, learner, or a stale master claim
 		}
 		if rp.ejected {
 			extra["ejected"] = "true"

@@ -40,12 +40,12 @@ func testRouter(t *testing.T, master uint64, states ...repState) *router {
 		}
 		rp.status.Commit = st.applied
 		rp.polled = true
-		rp.status.Role = "follower"
+		rp.status.Role = wire.NodeFollower
 		rp.status.MasterID = master
 	}
 	if master != 0 {
 		rt.master = rt.byID[master]
-		rt.master.status.Role = "master"
+		rt.master.status.Role = wire.NodeMaster
 		rt.master.status.Round = 5
 	}
 	return rt
@@ -117,7 +117,7 @@ func TestPick(t *testing.T) {
 func TestReadsFollowTheCurrentMaster(t *testing.T) {
 	lin, sess, stale := wire.Linearizable, wire.Session, wire.Stale
 	type claim struct {
-		role     string
+		role     wire.NodeRole
 		round    uint64
 		masterID uint64
 	}
@@ -179,7 +179,7 @@ func set(ids ...uint64) map[uint64]bool {
 // as a failover.
 func TestPolledMaster(t *testing.T) {
 	rt := testRouter(t, 0, up(0), up(0), up(0))
-	poll := func(id uint64, role string, round uint64) {
+	poll := func(id uint64, role wire.NodeRole, round uint64) {
 		rt.polled(rt.byID[id], wire.Status{ID: id, Role: role, Round: round, BallotNode: id})
 	}
 	masterID := func() uint64 {
@@ -190,7 +190,7 @@ func TestPolledMaster(t *testing.T) {
 	}
 	steps := []struct {
 		id        uint64
-		role      string
+		role      wire.NodeRole
 		round     uint64
 		want      uint64
 		failovers uint64

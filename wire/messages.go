@@ -227,6 +227,19 @@ type StatusRequest struct {
 	_msgpack struct{} `msgpack:",as_array"`
 }
 
+// NodeRole is a replica's part in the cluster, as its STATUS reports it.
+// It travels as its text.
+type NodeRole string
+
+// The roles a replica reports.
+const (
+	NodeFollower  NodeRole = "follower"
+	NodeCandidate NodeRole = "candidate" // elected, its first no-op not chosen yet: serves nothing
+	NodeMaster    NodeRole = "master"
+	NodeLearner   NodeRole = "learner"  // a member that receives the log without voting
+	NodeDegraded  NodeRole = "degraded" // its disk failed: serves reads only, votes no more
+)
+
 // Status describes one replica (KindStatusReply).
 type Status struct {
 	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
@@ -234,7 +247,7 @@ type Status struct {
 
 	ID         uint64
 	Addr       string
-	Role       string // "master", "follower", "candidate", "learner"
+	Role       NodeRole
 	Round      uint64 // the ballot this replica works under
 	BallotNode uint64
 	MasterID   uint64 // 0 if unknown

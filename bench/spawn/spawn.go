@@ -258,7 +258,7 @@ func (c *Cluster) Master(ctx context.Context) (uint64, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if st.Role == "master" {
+		if st.Role == wire.NodeMaster {
 			return id, nil
 		}
 	}

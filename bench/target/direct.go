@@ -78,7 +78,7 @@ func (t *Direct) FindMaster(ctx context.Context) (string, error) {
 		switch {
 		case err != nil:
 			errs = append(errs, err)
-		case st.Role == "master":
+		case st.Role == wire.NodeMaster:
 			return addr, nil
 		case st.MasterAddr != "" && st.MasterID != st.ID:
 			return st.MasterAddr, nil

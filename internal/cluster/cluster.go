@@ -351,7 +351,7 @@ func (c *Cluster) Statuses(ctx context.Context) map[uint64]wire.Status {
 func (c *Cluster) WaitMaster(ctx context.Context) (uint64, error) {
 	for {
 		for id, st := range c.Statuses(ctx) {
-			if st.Role == "master" {
+			if st.Role == wire.NodeMaster {
 				return id, nil
 			}
 		}

@@ -709,7 +709,7 @@ func (n *nemesis) master() (uint64, bool) {
 	var best uint64
 	var round uint64
 	for id, st := range n.statuses() {
-		if st.Role == "master" && st.Round >= round {
+		if st.Role == wire.NodeMaster && st.Round >= round {
 			best, round = id, st.Round
 		}
 	}
@@ -792,14 +792,14 @@ func (n *nemesis) settle() {
 		var commit uint64
 		masters := 0
 		for _, st := range sts {
-			if st.Role == "master" {
+			if st.Role == wire.NodeMaster {
 				masters++
 				commit = st.Commit
 			}
 		}
 		ok := len(sts) == len(n.c.Nodes) && masters == 1
 		for _, st := range sts {
-			ok = ok && (st.Role == "master" || st.Role == "follower") && st.Applied+200 >= commit
+			ok = ok && (st.Role == wire.NodeMaster || st.Role == wire.NodeFollower) && st.Applied+200 >= commit
 		}
 		var learning []uint64
 		for _, id := range n.ids() {

@@ -124,6 +124,23 @@ func (c *directConn) dial(ctx context.Context) error {
 	return nil
 }
 
+// settle keeps the session's seqs gapless after a write that did not
+// succeed: a replica applies a session's writes only in seq order, so a seq
+// that was never applied must be sent again, or every later write of the
+// identity waits forever (OUT_OF_ORDER). A write refused before it was
+// applied gives its seq back; one whose outcome is unknown may have taken
+// it, so the connection moves to a fresh identity.
+func (c *directConn) settle(rep wire.Reply) {
+	switch {
+	case rep.Code == wire.CodeNotFound || rep.Code == wire.CodeConflict:
+		// Applied: a DEL of nothing, a CAS that lost. The seq is used.
+	case rep.NotApplied:
+		c.seq--
+	default:
+		c.id, c.seq = rand.Uint64()|1, 0
+	}
+}
+
 func (c *directConn) drop() {
 	if c.cl != nil {
 		c.cl.Close()
@@ -147,6 +164,9 @@ func (c *directConn) do(ctx context.Context, req *wire.Request) error {
 		c.drop()
 		c.t.learn(c.addr, "")
 		return connError(ctx, err)
+	}
+	if req.Op.IsWrite() && rep.Code != wire.CodeOK {
+		c.settle(rep)
 	}
 	switch rep.Code {
 	case wire.CodeOK:

@@ -124,8 +124,13 @@ func (r *Replica) sendAccepts() {
 }
 
 // canSend reports whether the follower has slots to send within its window.
+// The window counts from the compacted offset when the follower's
+// acknowledgements are below it: those slots come to it in a snapshot, not
+// in Accepts, so they can never fill the window (a follower that last
+// answered before a compaction would otherwise get no Accept again).
 func (r *Replica) canSend(pr *progress) bool {
-	return !pr.learner && pr.next <= r.lead.lastSlot && pr.next-pr.match-1 < uint64(r.cfg.MaxInflight)
+	base := max(pr.match, r.offset-1)
+	return !pr.learner && pr.next <= r.lead.lastSlot && pr.next-base-1 < uint64(r.cfg.MaxInflight)
 }
 
 // followMaster accepts m.From as master at m.Ballot if that ballot is

@@ -104,7 +104,7 @@ endif
 # sim-ci: 2,000 seeds and the planted-bug sweeps, without -race (unit runs a
 # few hundred seeds under -race).
 sim-ci:
-	$(GO) test ./paxos -run 'TestSimulation$$|TestPlanted' -count=1 -timeout 20m -sim.seeds=2000
+	$(GO) test ./paxos -run 'TestSimulation$$|TestSimulationRegressions|TestPlanted' -count=1 -timeout 20m -sim.seeds=2000
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:

@@ -1,5 +1,9 @@
 package bench
 
+// This file owns the workload's data: the key names and the value, the
+// same for every system under test. Pure: called by Run on its caller's
+// goroutine before the clients start.
+
 import (
 	"fmt"
 	"math/rand/v2"

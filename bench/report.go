@@ -1,5 +1,9 @@
 package bench
 
+// This file owns the report a person reads after a run: the workload in
+// one line, then latency, throughput, CPU and failover figures. Pure: the
+// caller's goroutine (benchcli's Output).
+
 import (
 	"fmt"
 	"io"

@@ -1,5 +1,10 @@
 package bench
 
+// This file owns Result, every figure of one run, with its JSON form
+// (written, and read back within limits), the machine it ran on, and the
+// latency histograms' summaries. Plain values: the caller's goroutine;
+// Run fills a Result only after its clients have stopped.
+
 import (
 	"bytes"
 	"encoding/json"

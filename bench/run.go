@@ -1,5 +1,11 @@
 package bench
 
+// This file owns a run: Run connects the clients, preloads the keys and
+// starts one goroutine per client (client.loop), which share the timeline
+// under runState.mu; Run's own goroutine then coordinates (CPU readings,
+// the master kill, progress) until the window ends, waits for the clients
+// and sums their figures.
+
 import (
 	"context"
 	"errors"

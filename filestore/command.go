@@ -1,5 +1,10 @@
 package filestore
 
+// This file owns the command encoding: Command, its one-line text form in
+// the log (EncodeCommand, DecodeCommand, the op words) and the key checks.
+// Pure: the caller's goroutine (a node's server goroutines encode writes,
+// the applier parses them in Apply, the offline dump decodes them).
+
 import (
 	"bytes"
 	"errors"

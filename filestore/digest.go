@@ -1,5 +1,12 @@
 package filestore
 
+// This file owns the state machine's digest, maintained incrementally so
+// that replicas can compare it often (Paxos Made Live checks the database
+// through the log): each file and session contributes the SHA-256 of its
+// content, summed modulo 2^256, which does not depend on order. Apply (the
+// applier goroutine) only marks entries dirty; Digest hashes them, on any
+// reader's goroutine under the node's read lock, serialized by digestMu.
+
 import (
 	"crypto/sha256"
 	"encoding/binary"
@@ -7,14 +14,6 @@ import (
 	"hash"
 	"math/bits"
 )
-
-// The digest is maintained incrementally so that replicas can compare it
-// often (Paxos Made Live checks the database through the log): each file
-// and session contributes the SHA-256 of its content, and the contributions
-// are summed modulo 2^256, which does not depend on order. A changed entry
-// is only marked dirty on Apply and hashed on the next Digest call, so Apply
-// pays nothing for it and a file appended to a thousand times between two
-// digests is hashed once.
 
 // digestSum is a 256-bit accumulator, four little-endian limbs.
 type digestSum [4]uint64

@@ -1,5 +1,10 @@
 package filestore
 
+// This file owns the key index, the ordered keys behind List and
+// snapshots. Part of the Machine: changed only by Apply (on the node's
+// applier goroutine), read by List, Clone and WriteSnapshot, which may run
+// on other goroutines under the node's read lock.
+
 import (
 	"slices"
 	"sort"

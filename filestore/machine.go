@@ -1,5 +1,11 @@
 package filestore
 
+// This file owns the Machine, the replicated file state machine, with its
+// Options and Results: Apply, the session rules it enforces, and the
+// read-only queries. Not safe for concurrent use: the node's applier
+// goroutine alone calls Apply, under the write lock; server goroutines
+// read under the read lock; the offline commands use it on their own.
+
 import (
 	"errors"
 	"fmt"

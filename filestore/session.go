@@ -1,5 +1,10 @@
 package filestore
 
+// This file owns the session table's pieces: one client's exactly-once
+// record (its last seq and the replies it may ask for again) and the heap
+// that finds the least recently active session to expire or evict. Part of
+// the Machine: changed only by Apply, on the node's applier goroutine.
+
 import "synod/wire"
 
 // session is one client's exactly-once record: the highest sequence number

@@ -1,5 +1,11 @@
 package filestore
 
+// This file owns snapshot files in a directory: their names, saving one
+// durably, listing, loading the newest and pruning old ones. Stateless:
+// the caller's goroutine (in a node, the snapshot goroutine saves and
+// prunes, the fetch goroutine loads, New loads the newest, server
+// goroutines list them to serve chunks; the offline commands too).
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,10 @@
 package filestore
 
+// This file owns the snapshot format: WriteSnapshot writes a Machine as
+// checksummed lines, ReadSnapshot reads them back into a new Machine and
+// names the line of any damage. Both run on the caller's goroutine;
+// WriteSnapshot only reads the Machine (a node writes a clone of it).
+
 import (
 	"bufio"
 	"bytes"

@@ -1,12 +1,12 @@
 package node
 
-import "time"
+// This file owns the node's clock, which the engine turns into the core's
+// ticks. It counts real elapsed time: on Linux CLOCK_BOOTTIME, which goes on
+// while the process is stopped and while the machine is suspended (Go's
+// monotonic clock stops during a suspend), elsewhere the monotonic clock.
+// New creates it; after that only the engine goroutine reads it.
 
-// This file owns the node's clock, which the event loop turns into the
-// core's ticks. It counts real elapsed time: on Linux CLOCK_BOOTTIME, which
-// goes on while the process is stopped and while the machine is suspended
-// (Go's monotonic clock stops during a suspend), elsewhere the monotonic
-// clock. Only the event loop reads it.
+import "time"
 
 // clock measures time elapsed since the node started.
 type clock struct {

@@ -1,5 +1,9 @@
 package node
 
+// This file owns how the node's clock is read on Linux: CLOCK_BOOTTIME,
+// which counts time the machine spent suspended. Read by the engine
+// goroutine only (clock.go).
+
 import (
 	"time"
 

@@ -27,6 +27,11 @@
 // client sees in a write's reply and asks for with MinIndex.
 package node
 
+// This file owns Config, what a replica is told at start: its fields, their
+// defaults and checks, and their conversion to core ticks and wal options.
+// New validates it on the caller's goroutine; it never changes after that,
+// so every goroutine of the node reads n.cfg without a lock.
+
 import (
 	"errors"
 	"fmt"

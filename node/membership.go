@@ -1,5 +1,14 @@
 package node
 
+// This file owns the node's side of membership (paxos/RECONFIG.md). The
+// engine publishes the core's configuration (noteConfig, first in New) and
+// keeps one peer connection per member (syncPeers); any goroutine reads the
+// published view (members, addrOf, isPeer). Changes run on the engine
+// (changeMembers, answerMemberWaits, maybePromote). askToJoin runs in New,
+// before any goroutine starts; noteRefusal on a peer connection's
+// goroutine. The configuration the state machine applied, which snapshots
+// carry, is the applier's (applier.go).
+
 import (
 	"cmp"
 	"context"
@@ -13,15 +22,6 @@ import (
 	"synod/paxos"
 	"synod/wire"
 )
-
-// This file owns the node's side of membership (paxos/RECONFIG.md). The
-// engine publishes the core's configuration (noteConfig) and keeps one peer
-// connection per member (syncPeers); any goroutine reads the published view
-// (members, addrOf, isPeer). Changes run on the engine (changeMembers,
-// answerMemberWaits, maybePromote). askToJoin runs in New, before any
-// goroutine starts; noteRefusal on a peer connection's goroutine. The
-// configuration the state machine applied, which snapshots carry, is the
-// applier's (applier.go).
 
 // memberView is what other goroutines may know of the configuration: the
 // one in force, the slot that chose it, and, on a master changing it, the

@@ -4,8 +4,9 @@ package node
 // durable through storage (group commit: everything queued behind the
 // previous fsync in one batch), then sends the votes that waited for the
 // disk, hands the chosen entries to the applier and tells the engine to
-// Advance. It alone writes the log and the acceptor file, truncations of
-// the log behind a snapshot included.
+// Advance. While an engine runs it alone writes the log and the acceptor
+// file, truncations of the log behind a snapshot included (New and Run
+// open and probe the storage only while none does).
 
 import (
 	"context"

@@ -1,5 +1,13 @@
 package node
 
+// This file owns the replica's data directory: IDENTITY, the acceptor file
+// (promise and membership), the log and the snapshots. It converts between
+// paxos and wal types and decides, at start, whether durable state was lost.
+// openStorage and probe run in New, and in Run while no engine runs;
+// persist and truncateBefore on the persister goroutine (persister.go);
+// nothing else in the node writes the log or the acceptor file. Snapshot
+// files are written by snapshot.go's goroutines, each to a file of its own.
+
 import (
 	"errors"
 	"fmt"
@@ -14,15 +22,6 @@ import (
 	"synod/paxos"
 )
 
-// This file owns the replica's data directory: IDENTITY, the acceptor file
-// (promise and membership), the log and the snapshots. It converts between
-// paxos and wal types and decides, at start, whether durable state was lost.
-// openStorage and probe run in New, and in Run while no engine runs;
-// persist and truncateBefore on the persister goroutine (persister.go);
-// nothing else in the node writes the log or the acceptor file. Snapshot
-// files are written by snapshot.go's goroutines, each to a file of its own.
-
-// storage is a replica's data directory.
 type storage struct {
 	dir           string
 	snapDir       string

@@ -6,6 +6,7 @@ package paxos
 // decides anything that rests on time (DESIGN.md, trap 8). A replica
 // stopped for two seconds therefore wakes two seconds older: its lease has
 // run out, its candidacy has timed out, and a learner's wait has passed.
+// Pure: no goroutines; the node's engine calls Tick and Elapse.
 
 // timers are the replica's clocks, in ticks.
 type timers struct {

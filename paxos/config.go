@@ -1,5 +1,11 @@
 package paxos
 
+// This file owns the core's configuration: Config and its checks, the
+// timing rules that rest on clock drift (MaxDriftPercent, the lease bound,
+// the learner's wait), the one source of randomness and the test-only
+// planted bugs. Pure: no goroutines; node.New validates a Config on its
+// caller's goroutine and the core reads it on the node's engine.
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,11 @@
 package paxos
 
+// This file owns the configuration type (the members, voters and learners,
+// their addresses) and its encoding as a log value. Which configuration
+// governs which slot, and how a change is chosen, is reconfig.go's (see
+// RECONFIG.md). Pure values: no goroutines; the engine, persister and
+// applier, filestore/wal and the offline commands use them on their own.
+
 import (
 	"bytes"
 	"cmp"
@@ -8,10 +14,6 @@ import (
 	"slices"
 	"strconv"
 )
-
-// This file owns the configuration type and its encoding as a log value.
-// Which configuration governs which slot, and how a change is chosen, is
-// reconfig.go's (see RECONFIG.md).
 
 // Member is one replica of a configuration.
 type Member struct {

@@ -5,7 +5,7 @@ package paxos
 // probe, then Prepare), acceptors promise, and a candidate with a quorum of
 // promises takes office. Stickiness keeps a replica that heard a live
 // master from helping anyone else take over, which is what makes the
-// master's lease safe.
+// master's lease safe. Pure: no goroutines, called by the node's engine.
 
 // candidacy is a candidate's phase 1.
 type candidacy struct {

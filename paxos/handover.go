@@ -10,7 +10,8 @@ package paxos
 // handover, and no heartbeat round sent during a handover renews the lease.
 // So once a handover is abandoned and the master has a lease again, every
 // follower of the quorum that granted it knows the handover ended, and a
-// TimeoutNow delivered late forces nothing.
+// TimeoutNow delivered late forces nothing. Pure: no goroutines, called by
+// the node's engine.
 
 // transferNote is what a follower knows of its master's handover: the one
 // named by the newest heartbeat round it received.

@@ -24,6 +24,8 @@ package paxos
 //     master of that ballot and has caught up past everything the phase 1
 //     re-proposed, it votes again, with that ballot as its promise: above
 //     any promise it might have given before the loss.
+//
+// Pure: no goroutines, called by the node's engine.
 
 // learning is the state of a replica that may not vote yet, and the
 // promotion tokens a master has heard from its learners.

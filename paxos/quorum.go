@@ -1,13 +1,14 @@
 package paxos
 
+// This file owns the one computation of what a majority has reached, used
+// for the chosen prefix (followers' matches) and for confirmed heartbeat
+// rounds (followers' echoes). Pure: no goroutines, called by the core on
+// the node's engine goroutine.
+
 import (
 	"slices"
 	"strconv"
 )
-
-// This file owns the one computation of what a majority has reached, used
-// for the chosen prefix (followers' matches) and for confirmed heartbeat
-// rounds (followers' echoes).
 
 // quorumValue returns the highest value that at least q of vals reach: the
 // q-th largest. It reorders vals.

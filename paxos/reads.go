@@ -1,7 +1,5 @@
 package paxos
 
-import "slices"
-
 // This file owns read indexes and what confirms them: a master grants a
 // read index once its own no-op is chosen (trap 4), at its commit index of
 // the moment asked, after a heartbeat round sent since then was
@@ -9,7 +7,9 @@ import "slices"
 // when the confirming round was sent (trap 5). A follower forwards reads to
 // its master and fails them when it stops following that master or no
 // answer comes within four election timeouts, so no read waits on a master
-// that is gone.
+// that is gone. Pure: no goroutines, called by the node's engine.
+
+import "slices"
 
 // roundSent remembers when a heartbeat round went out: a lease counts from
 // there, never from when the acknowledgements arrived. A round sent during

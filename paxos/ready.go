@@ -1,5 +1,10 @@
 package paxos
 
+// This file owns Ready, what the core hands the node after each batch of
+// calls, and the order its parts must be handled in. Pure: the core builds
+// a Ready on the node's engine goroutine; the engine sends its Messages and
+// hands the rest to the persister, and calls Advance once it is durable.
+
 // Ready is everything the core wants done after a batch of Tick, Step,
 // Propose and ReadIndex calls. The application handles it in this order:
 //

@@ -1,15 +1,16 @@
 package paxos
 
+// This file owns membership change through the log (RECONFIG.md): which
+// configuration governs which slot, the master's drain at a configuration
+// slot, the extension of its phase 1 to a new configuration's voters, and
+// the quorums that confirm it while a change is under way. Pure: no
+// goroutines, called by the node's engine.
+
 import (
 	"errors"
 	"fmt"
 	"slices"
 )
-
-// This file owns membership change through the log (RECONFIG.md): which
-// configuration governs which slot, the master's drain at a configuration
-// slot, the extension of its phase 1 to a new configuration's voters, and
-// the quorums that confirm it while a change is under way.
 
 // Errors of ProposeConfig, and of Propose during a change.
 var (

@@ -13,10 +13,16 @@
 // restoration, Step and Ready; clock.go time (ticks, timers, stalls);
 // election.go the roles and phase 1; replication.go phase 2, commit and
 // catch-up; reads.go read indexes, heartbeat rounds and the lease;
-// handover.go mastership transfer; membership.go fresh replicas, learners
-// and the member list; quorum.go what a majority has reached. Everything
-// runs on the caller's goroutine (the node's event loop).
+// handover.go mastership transfer; membership.go fresh replicas and
+// learners; reconfig.go membership change through the log and the member
+// list; quorum.go what a majority has reached. Everything runs on the
+// caller's goroutine (the node's event loop).
 package paxos
+
+// This file owns the Replica: its state, New (restoration from a hard
+// state), Step's dispatch by role, and the Ready it hands back. Pure: no
+// goroutines; node.New builds it (Run rebuilds it after a disk failure,
+// with the engine stopped), and only the node's engine goroutine calls it.
 
 import (
 	"errors"

@@ -1,16 +1,17 @@
 package paxos
 
-import (
-	"fmt"
-	"slices"
-)
-
 // This file owns phase 2 and what follows it: the master fills each
 // follower's pipeline window with Accepts, acceptors accept and answer, a
 // slot is chosen once a quorum accepted it under the master's ballot, and
 // every replica learns the chosen prefix from the master's commit notice
 // (trap 1: only for values held under that master's ballot) or fetches it.
-// Compaction and snapshot installs move the log's start.
+// Compaction and snapshot installs move the log's start. Pure: no
+// goroutines, called by the node's engine.
+
+import (
+	"fmt"
+	"slices"
+)
 
 // progress is the master's view of one follower.
 type progress struct {

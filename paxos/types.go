@@ -1,5 +1,10 @@
 package paxos
 
+// This file owns the core's vocabulary: node ids, ballots, values and log
+// entries, message types and messages, roles, and the soft, read and hard
+// state the core reports. Pure values: no goroutines; the engine, the
+// persister, the applier and filestore/wal pass them between them.
+
 import "fmt"
 
 // NodeID names a replica. Zero means "none".

@@ -1,7 +1,8 @@
 package proxy
 
-// config.go: the proxy's configuration, its defaults and its checks. Read
-// only once the Server runs.
+// config.go: the proxy's configuration, its defaults and its checks. New
+// validates it on its caller's goroutine; once the Server runs it is only
+// read, by any of its goroutines.
 
 import (
 	"errors"

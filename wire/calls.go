@@ -1,5 +1,10 @@
 package wire
 
+// This file owns Calls, the table that matches replies to requests on one
+// connection by envelope id. Safe for concurrent use under Calls.mu: any
+// goroutine starts, waits on and cancels calls, and the connection's
+// reader goroutine delivers replies and fails them all when it dies.
+
 import (
 	"context"
 	"fmt"

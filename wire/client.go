@@ -1,5 +1,10 @@
 package wire
 
+// This file owns Client, a connection to a replica with many calls in
+// flight. Its methods may be called from any goroutine (sends under wmu);
+// the one goroutine it starts, readLoop, reads every reply and hands it to
+// the waiting call, and fails them all when the connection breaks.
+
 import (
 	"context"
 	"fmt"

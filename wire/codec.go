@@ -1,5 +1,10 @@
 package wire
 
+// This file owns encoding and decoding of bodies and whole messages:
+// Marshal and Unmarshal, the pooled msgpack encoders and decoders, and
+// AppendMessage, which builds a frame. Runs on the caller's goroutine; safe
+// for concurrent use (the pools hand each call its own coder).
+
 import (
 	"bytes"
 	"errors"

@@ -1,5 +1,10 @@
 package wire
 
+// This file owns Conn, a buffered framed connection, and its Options. The
+// read side (Recv) belongs to one reader goroutine at a time; Send, SendRaw
+// and Flush may be called from any goroutine, serialized by wmu; Close from
+// any goroutine, once or more.
+
 import (
 	"bufio"
 	"errors"

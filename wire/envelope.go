@@ -1,5 +1,9 @@
 package wire
 
+// This file owns the envelope: the Kind of each message, the [kind, id,
+// body] array around every body, and its encoding and decoding. Pure
+// values and functions: the caller's goroutine.
+
 import (
 	"encoding/binary"
 	"fmt"

@@ -1,5 +1,9 @@
 package wire
 
+// This file owns wire's errors: the sentinels callers test with errors.Is,
+// the handshake's refusal codes and RefusedError. Plain values, safe from
+// any goroutine.
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,9 @@
 package wire
 
+// This file owns the frame: a body behind its 4-byte big-endian length,
+// written by AppendFrame and read by ReadFrame within a maximum, growing
+// the buffer only as bytes arrive. Pure functions: the caller's goroutine.
+
 import (
 	"encoding/binary"
 	"errors"

@@ -1,5 +1,11 @@
 package wire
 
+// This file owns the handshake: ProtocolVersion, Hello and the roles, Dial
+// and Accept, which exchange hellos and refuse a peer of another version or
+// cluster. Both run on the caller's goroutine (a dialer, or the server's
+// per-connection goroutine) before the Conn is handed to anything else;
+// cancelling Dial's ctx moves the deadline from context.AfterFunc's.
+
 import (
 	"context"
 	"errors"

@@ -1,8 +1,10 @@
 package wire
 
-// Client RPC bodies shared by replicas and proxies. Each travels as the
-// msgpack body of an Envelope whose Kind names it. Field order is the
-// encoding (as_array), so fields are only ever appended.
+// This file owns the client RPC bodies shared by replicas and proxies:
+// requests, replies, status and snapshot transfer, with their ops, codes
+// and roles. Each travels as the msgpack body of an Envelope whose Kind
+// names it. Field order is the encoding (as_array), so fields are only
+// ever appended. Plain values: no goroutines, safe to share once built.
 
 // Op is a client operation.
 type Op uint8

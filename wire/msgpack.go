@@ -1,17 +1,18 @@
 package wire
 
+// This file owns a hand-written reader for the little of msgpack wire
+// needs to check before handing bytes to the reflection-based decoder: the
+// envelope's header, and that a body is one whole value. Checking first
+// means counts in a body are never larger than the bytes that back them, so
+// the decoder cannot be talked into huge preallocations, and nesting is
+// bounded, so the decoder's recursion cannot exhaust the stack. Pure
+// functions: the caller's goroutine.
+
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
 )
-
-// A hand-written reader for the little of msgpack wire needs to check
-// before handing bytes to the reflection-based decoder: the envelope's
-// header, and that a body is one whole value. Checking first means counts
-// in a body are never larger than the bytes that back them, so the decoder
-// cannot be talked into huge preallocations, and nesting is bounded, so
-// the decoder's recursion cannot exhaust the stack.
 
 var (
 	errShort       = errors.New("value runs past the end")

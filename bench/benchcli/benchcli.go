@@ -4,6 +4,10 @@
 // report, so their figures can be put side by side.
 package benchcli
 
+// This file owns the shared flags, the workload they describe, and the
+// action that runs it and writes the report, the JSON and the plot. The
+// command's goroutine runs it all; bench.Run starts the clients'.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,10 @@
 package benchcli
 
+// This file owns the progress bar a run shows on a terminal: its phase and,
+// while measuring, the throughput so far. Its update is bench.Run's
+// Progress callback, called on the goroutine that called bench.Run, one
+// call at a time; finish runs there too, after Run returns.
+
 import (
 	"fmt"
 	"io"

@@ -7,6 +7,10 @@
 // bench.Result, so this package only builds command lines and reads files.
 package compare
 
+// This file owns the cases, each bench's command line, and Execute, which
+// runs the benches one after the other and reads their results. It runs on
+// the caller's goroutine; each bench is a child process.
+
 import (
 	"context"
 	"errors"

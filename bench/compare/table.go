@@ -1,5 +1,10 @@
 package compare
 
+// This file owns the comparison table: the figures picked out of each run,
+// their medians and ratios, the aims set for synod, and the Markdown and
+// JSON it is written as. Pure: the caller's goroutine (benchcompare's
+// main, after Execute has run every bench).
+
 import (
 	"encoding/json"
 	"fmt"

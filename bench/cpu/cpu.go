@@ -4,6 +4,9 @@
 // generator compete for the same cores, and ops/s alone hides who paid.
 package cpu
 
+// This file owns the readings from /proc: a process's CPU time and the
+// machine's. Pure reads: the caller's goroutine (bench.Run's coordinator).
+
 import (
 	"bytes"
 	"errors"

@@ -2,6 +2,10 @@
 
 package cpu
 
+// This file owns Self on Unix: this process's CPU time from getrusage,
+// children not included. Called on the caller's goroutine (bench.Run's
+// coordinator, at the measured window's start and end).
+
 import (
 	"fmt"
 	"syscall"

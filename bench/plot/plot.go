@@ -6,6 +6,9 @@
 // browser.
 package plot
 
+// This file owns all of it: the Timeline and WriteSVG. Pure: the caller's
+// goroutine (benchcli, after a run).
+
 import (
 	"bufio"
 	"encoding/xml"

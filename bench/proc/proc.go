@@ -9,6 +9,8 @@
 // Goroutines: see synod/internal/proc.
 package proc
 
+// This file owns all of it: aliases, no code or goroutines of its own.
+
 import "synod/internal/proc"
 
 type (

@@ -6,6 +6,9 @@
 // their default meaning there.
 package profile
 
+// This file owns Env and the benchmark's side: where a server's profile
+// goes. The signals and the server's side are signal_unix.go's.
+
 import (
 	"errors"
 	"fmt"

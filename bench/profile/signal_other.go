@@ -2,6 +2,9 @@
 
 package profile
 
+// This file owns the profile signals where there are none: ListenFromEnv
+// does nothing. Called on the caller's goroutine.
+
 import "os"
 
 // StartSignal and StopSignal are nil where there are no such signals.

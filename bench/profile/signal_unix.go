@@ -2,6 +2,11 @@
 
 package profile
 
+// This file owns the profile signals on Unix: ListenFromEnv, called from
+// cmd/synod's init in every replica and proxy, starts one goroutine that
+// starts a CPU profile on SIGUSR1 and writes it on SIGUSR2, for the life
+// of the process.
+
 import (
 	"fmt"
 	"os"

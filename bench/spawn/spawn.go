@@ -9,6 +9,9 @@
 // own.
 package spawn
 
+// This file owns all of it: the Cluster a run spawns, on the bench's
+// goroutine (see the package comment).
+
 import (
 	"context"
 	"errors"

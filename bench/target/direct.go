@@ -1,5 +1,10 @@
 package target
 
+// This file owns Direct, the Target that talks to the master over the wire
+// protocol: finding the master, and each client's connection with its own
+// session. A directConn is used by one client goroutine only; Direct's
+// master hint is shared by them all under Direct.mu.
+
 import (
 	"context"
 	"errors"

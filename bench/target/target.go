@@ -5,6 +5,10 @@
 // costs the clients errors or a pause, never the run.
 package target
 
+// This file owns Line, the Target through a proxy, and what both targets
+// share: the pause after a failed dial and the errors they report. A
+// lineConn is used by one client goroutine only.
+
 import (
 	"context"
 	"errors"

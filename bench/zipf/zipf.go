@@ -6,6 +6,9 @@
 // only) cannot produce.
 package zipf
 
+// This file owns all of it. A Generator is not safe for concurrent use:
+// each bench client draws from its own Clone.
+
 import (
 	"errors"
 	"fmt"

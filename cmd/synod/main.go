@@ -2,6 +2,9 @@
 // cluster launcher, the client verbs and the benchmark.
 package main
 
+// This file owns main: it runs the app (app.go) on the main goroutine and
+// exits with the code its error maps to.
+
 import (
 	"fmt"
 	"os"

@@ -1,5 +1,10 @@
 package main
 
+// This file owns `synod node`: its flags, the --peers list (shared with
+// restore), and running one replica until a signal stops it. The command's
+// goroutine builds the node.Config and calls node.New and Run; the node's
+// own goroutines are package node's.
+
 import (
 	"fmt"
 	"os/signal"

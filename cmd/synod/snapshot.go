@@ -5,8 +5,8 @@ package main
 // line's checksum, the trailer and the counts; a damaged or truncated one
 // is refused with the reason. The group's other subcommands live in files
 // of their own and register in snapshotSubcommands from their init
-// functions (restore.go; `snapshot save` the same way). It runs on the
-// command's goroutine and only reads.
+// functions (restore.go). It runs on the command's goroutine and only
+// reads.
 
 import (
 	"encoding/json"

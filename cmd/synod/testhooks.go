@@ -7,7 +7,8 @@ package main
 // (go build -tags synodtest, as internal/cluster builds it): a production
 // binary has no way to switch one on, neither flag nor environment
 // variable, and the flags are hidden from --help even here. A node with a
-// hook on says so loudly when it starts (node.New).
+// hook on says so loudly when it starts (node.New). The flags are read on
+// `synod node`'s command goroutine, before node.New.
 
 import (
 	"github.com/urfave/cli/v2"

@@ -1,5 +1,11 @@
 package wal
 
+// This file owns the acceptor file, the promised ballot and membership in
+// one checksummed line, and the atomic small-file writes the other files
+// share. Stateless: the caller's goroutine (in a node, New and Run open
+// and probe it, the persister rewrites it; check reads it, restore writes
+// it).
+
 import (
 	"bytes"
 	"errors"

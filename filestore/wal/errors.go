@@ -1,5 +1,9 @@
 package wal
 
+// This file owns wal's errors: the sentinels callers test with errors.Is
+// and CorruptError, which names the file and line of damage. Plain values,
+// safe from any goroutine.
+
 import (
 	"errors"
 	"fmt"

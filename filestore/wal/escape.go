@@ -1,5 +1,10 @@
 package wal
 
+// This file owns the escaping of commands into one field of a line
+// (printable ASCII as is, \s \n \r \t \\ and \xNN for the rest) and back.
+// Pure: the caller's goroutine (the log and its small files, filestore's
+// commands and snapshots, the offline commands).
+
 import "fmt"
 
 const hexDigits = "0123456789abcdef"

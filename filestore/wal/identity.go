@@ -1,5 +1,9 @@
 package wal
 
+// This file owns the IDENTITY file, which ties a data directory to one
+// node of one cluster: creating it once, reading and checking it.
+// Stateless: the caller's goroutine (a node's New, the offline commands).
+
 import (
 	"bytes"
 	"errors"

@@ -1,5 +1,10 @@
 package wal
 
+// This file owns the JOIN file, the configuration a replica joined a
+// running cluster with and the slot that chose it. Stateless: the caller's
+// goroutine (a node's New writes and reads it; the offline commands read
+// it).
+
 import (
 	"bytes"
 	"errors"

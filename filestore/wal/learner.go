@@ -1,5 +1,9 @@
 package wal
 
+// This file owns format 1's LEARNER marker, read only to migrate a data
+// directory to format 2 and then removed. Stateless: the caller's
+// goroutine (a node's New, the offline commands).
+
 import (
 	"errors"
 	"fmt"

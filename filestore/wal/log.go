@@ -1,5 +1,11 @@
 package wal
 
+// This file owns the Log: its segment files, Open (recovery through
+// recover.go), Append's one write and one fsync per batch, rolling to a new
+// segment, TruncateBefore and Close. Safe for concurrent use under Log.mu;
+// in a node, New and Run open and close it and the persister goroutine
+// alone appends and truncates.
+
 import (
 	"cmp"
 	"errors"

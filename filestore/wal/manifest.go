@@ -1,15 +1,5 @@
 package wal
 
-import (
-	"bytes"
-	"errors"
-	"fmt"
-	"io/fs"
-	"path/filepath"
-	"slices"
-	"strconv"
-)
-
 // This file owns the log's manifest, log/SEGMENTS: the one place that says
 // which segments the log holds, so a segment deleted by hand, or the whole
 // log directory, is noticed as lost state rather than read as a shorter log.
@@ -21,7 +11,18 @@ import (
 // must cover them); each name is a segment's first-slot name, in write
 // order. It is written when the log is created, before a new segment gets
 // its first batch, and before TruncateBefore deletes files. It runs on the
-// caller's goroutine, under the Log's mutex.
+// caller's goroutine: in Open and Verify before any Log is shared, in a
+// segment roll and TruncateBefore under the Log's mutex.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strconv"
+)
 
 const (
 	manifestFile   = "SEGMENTS"

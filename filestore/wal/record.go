@@ -1,5 +1,10 @@
 package wal
 
+// This file owns the record lines and batch headers of the log: Record,
+// their encoding, their CRC-32C and canonical parsing, and the Ballot as
+// the log stores it. Pure: the caller's goroutine (the Log under its mutex,
+// the persister converting records, the offline dump and check).
+
 import (
 	"bytes"
 	"errors"

@@ -1,5 +1,10 @@
 package wal
 
+// This file owns reading segments back: replaying their valid batches, and
+// telling the torn tail of an interrupted write (cut off) from damage to
+// acknowledged data (a CorruptError, or cut with Repair). Runs on the
+// caller's goroutine, inside Open or Verify, before the Log is shared.
+
 import (
 	"bufio"
 	"bytes"

@@ -9,6 +9,10 @@
 // internal/proc reaps each process on a goroutine of its own.
 package cluster
 
+// This file owns the Cluster and its Procs: the synod binary (built once),
+// free ports, starting the replicas, and dialling them to wait for a master
+// or for convergence. See the package comment for the goroutines.
+
 import (
 	"context"
 	"fmt"

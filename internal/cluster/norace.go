@@ -2,6 +2,7 @@
 
 package cluster
 
-// This file says, for Binary, that the tests run without -race.
+// This file says, for Binary, that the tests run without -race. A
+// constant: Binary reads it on the test's goroutine.
 
 const raceEnabled = false

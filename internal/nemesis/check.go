@@ -1,5 +1,11 @@
 package nemesis
 
+// This file owns the checker: Check's report of what the clients saw
+// (linearizability per key through porcupine, every read against a prefix
+// of the log, each connection's order) and Visualize. It runs on the caller's
+// goroutine (Run's, or its periodic checker's); CheckLinearizable checks
+// the keys on goroutines of its own, at most GOMAXPROCS at once.
+
 import (
 	"fmt"
 	"runtime"

@@ -1,5 +1,10 @@
 package nemesis
 
+// This file owns the clients: the workload they draw from, and each
+// client's connection to a proxy, its requests (sequential or pipelined)
+// and what it records of them. Each client runs on a goroutine of its own
+// that Run starts; they share only the Recorder.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,10 @@
 package nemesis
 
+// This file owns the fault kinds, their parsing (-nemesis.faults) and how
+// each is built: which replicas or links it takes, what apply does and
+// what heal undoes. It runs on the nemesis goroutine (scene.go); a power
+// cut kills every replica at once, each from a goroutine of its own.
+
 import (
 	"fmt"
 	"os"

@@ -1,5 +1,10 @@
 package nemesis
 
+// This file owns the history: operations with their kinds and outcomes,
+// the nemesis events, saving and loading them, and the Recorder that
+// collects them on one monotonic clock. The Recorder is safe for
+// concurrent use under its mu: every client, the nemesis and Run record.
+
 import (
 	"encoding/json"
 	"fmt"

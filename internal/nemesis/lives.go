@@ -1,5 +1,10 @@
 package nemesis
 
+// This file owns the replicas' lives: each start's clock rate and disk
+// delay, drawn from the seed and remembered for the report. The draws are
+// safe for concurrent use under lives.mu: the cluster's first starts draw
+// on Run's goroutine, restarts on the nemesis goroutine.
+
 import (
 	"fmt"
 	"math"

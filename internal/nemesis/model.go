@@ -1,5 +1,10 @@
 package nemesis
 
+// This file owns porcupine's model of one key, and the conversion of a
+// history into its operations, partitioned by key. Pure: the model's
+// functions run on whatever goroutine porcupine checks a key on
+// (CheckLinearizable's, or Visualize's caller's).
+
 import (
 	"fmt"
 	"hash/fnv"

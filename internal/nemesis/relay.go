@@ -1,5 +1,11 @@
 package nemesis
 
+// This file owns the Relay: one loopback listener per directed link, the
+// fault and delay set on each, and the connections it forwards. Safe for
+// concurrent use under Relay.mu (the nemesis sets faults while traffic
+// flows); each link has an accept goroutine, and each relayed connection
+// one goroutine per direction.
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,11 @@
 package nemesis
 
+// This file owns a run: its Config and Result, starting the cluster behind
+// the relay, the clients and the nemesis, the final reads and the check,
+// and the artifacts a failed run leaves. Run runs on the test's goroutine
+// and starts one goroutine per client, the nemesis goroutine and, with
+// CheckEvery, a checker goroutine; it waits for them all before checking.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,11 @@
 package nemesis
 
+// This file owns the nemesis: its scenarios, one fault or several
+// overlapping, admitting a fault only while a connected majority stays
+// voting, healing, and waiting for the cluster to settle. It runs on the
+// nemesis goroutine Run starts; nemesis.mu guards the counts Run reads at
+// the end, and statuses polls the replicas on a goroutine each.
+
 import (
 	"context"
 	"fmt"

@@ -14,6 +14,10 @@
 // closes Exited. Every method may be called from any goroutine.
 package proc
 
+// This file owns Group and Proc: starting children on the group's locked
+// thread, signalling, stopping and reaping them, their output's tail, and
+// free ports. See the package comment for the goroutines.
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,11 @@
 package line
 
+// This file owns Client, the Go client of the line protocol (the CLI, the
+// bench, the nemesis). Safe for concurrent use: the request methods take
+// turns under callMu; for pipelining one goroutine may Send and Flush
+// (under wmu) while another Recvs (under rmu); Do's cancellation moves the
+// deadline from context.AfterFunc's goroutine.
+
 import (
 	"bufio"
 	"context"

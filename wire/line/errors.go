@@ -1,5 +1,10 @@
 package line
 
+// This file owns the protocol's error codes and errors: the sentinels,
+// ProtoError (a request the server refuses) and ServerError (an ERR or
+// NOT_FOUND reply the client read), and which are fatal or transient.
+// Plain values, safe from any goroutine.
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,9 @@
 package line
 
+// This file owns Limits, the bounds on a request (line, key, value and
+// block sizes), their defaults and checks. Plain values: read on the
+// caller's goroutine.
+
 import "fmt"
 
 // Default limits (DESIGN.md, "The line protocol").

@@ -1,5 +1,10 @@
 package line
 
+// This file owns Reader, the server's request parser: one request per line
+// or block, within Limits, resynchronising after a refused one where it
+// can. Not safe for concurrent use: the proxy's connection reader
+// goroutine (readLoop) alone uses it.
+
 import (
 	"bufio"
 	"errors"

@@ -1,5 +1,9 @@
 package line
 
+// This file owns Reply and replyReader, the client's parser of the
+// server's replies within the client's limits. It runs on whichever
+// goroutine calls Client.Recv or a request method, under the Client's rmu.
+
 import (
 	"bufio"
 	"bytes"

@@ -1,5 +1,9 @@
 package line
 
+// This file owns the request vocabulary: commands, consistency levels,
+// Request, the key and member address checks, and AppendRequest, which
+// encodes a request as the client sends it. Pure: the caller's goroutine.
+
 import (
 	"fmt"
 	"net"

@@ -1,5 +1,9 @@
 package line
 
+// This file owns the text helpers the reader and the reply parser share:
+// bounded line reads, end-of-line checks, blank lines, fields, canonical
+// numbers and cleaned messages. Pure: the caller's goroutine.
+
 import (
 	"bufio"
 	"errors"

@@ -1,5 +1,10 @@
 package line
 
+// This file owns Writer, the server's reply writer (OK, VALUE, KEYS, NODES,
+// MEMBERS, STAT, ERR and the rest), and the STATUS, MEMBER and STATS line
+// types it writes. Not safe for concurrent use: the proxy's connection
+// writer goroutine (writeLoop) alone uses it.
+
 import (
 	"bufio"
 	"errors"

@@ -4,6 +4,9 @@
 // -out, with the table as compare.md and compare.json.
 package main
 
+// This file owns all of it: the flags and the run, on main's goroutine;
+// SIGINT or SIGTERM cancels the benches under way.
+
 import (
 	"context"
 	"flag"

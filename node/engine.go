@@ -9,6 +9,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -254,12 +255,14 @@ func (n *Node) propose(first *proposal) {
 	}
 	slot, err := n.eng.r.Propose(cmds)
 	if err != nil {
-		code := wire.CodeNotMaster
-		if err == paxos.ErrBusy {
-			code = wire.CodeBusy
-		}
 		for _, p := range batch {
-			p.reply(wire.Reply{Code: code, Msg: err.Error(), NotApplied: true})
+			switch {
+			case errors.Is(err, paxos.ErrBusy), errors.Is(err, paxos.ErrReconfiguring):
+				// Still the master: the proxy retries here after a backoff.
+				p.reply(wire.Reply{Code: wire.CodeBusy, Msg: err.Error(), NotApplied: true})
+			default:
+				n.notMaster(p.reply)
+			}
 		}
 		return
 	}

@@ -23,8 +23,8 @@ var ErrNoMaster = errors.New("target: no master")
 
 // Direct reaches synod's master itself over the wire protocol, one
 // connection per client, the way a proxy does. Every client has its own
-// exactly-once identity, because a replica's session table keeps one write
-// in flight per client id.
+// exactly-once identity: a replica applies an identity's writes in seq
+// order, so clients sharing one would hold each other's writes back.
 type Direct struct {
 	addrs   []string
 	cluster string

@@ -211,10 +211,12 @@ func coreConfig(cfg Config, hs paxos.HardState) paxos.Config {
 // Addr returns the address the node listens on.
 func (n *Node) Addr() net.Addr { return n.ln.Addr() }
 
-// Run serves until ctx ends. When the disk fails (full, or an fsync error),
-// the replica stops its consensus engine, so it neither votes nor leads, and
-// keeps serving reads; it retries its disk every second and, once the disk
-// takes writes again, restarts the engine from what the disk holds.
+// Run serves until ctx ends. When the disk is full, the replica stops its
+// consensus engine, so it neither votes nor leads, and keeps serving reads;
+// it retries its disk every second and, once the disk takes writes again,
+// restarts the engine from what the disk holds. Any other storage failure,
+// a failed fsync above all, ends Run with ErrStorage (the process must end:
+// see ErrStorage).
 // When ctx ends on a master, it first hands mastership over (see Handover).
 func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -32,6 +32,9 @@ const (
 	CmdMemberAdd
 	CmdMemberRemove
 	CmdMemberPromote
+	// CmdSnapshot asks for an online backup, answered with a stream
+	// (snapshot.go).
+	CmdSnapshot
 )
 
 var cmdNames = [...]string{
@@ -53,6 +56,7 @@ var cmdNames = [...]string{
 	CmdMemberAdd:     "MEMBER ADD",
 	CmdMemberRemove:  "MEMBER REMOVE",
 	CmdMemberPromote: "MEMBER PROMOTE",
+	CmdSnapshot:      "SNAPSHOT",
 }
 
 // longestCmd bounds the token lookupCmd upper-cases.
@@ -133,6 +137,8 @@ func lookupCmd(tok []byte) Cmd {
 		return CmdQuit
 	case "HELP":
 		return CmdHelp
+	case "SNAPSHOT":
+		return CmdSnapshot
 	}
 	return 0
 }
@@ -214,6 +220,9 @@ type Request struct {
 	// MemberAddr the address MEMBER ADD gives it (see ValidMemberAddr).
 	MemberID   uint64
 	MemberAddr string
+	// Chunk is the bytes per piece of a SNAPSHOT stream, within
+	// MinSnapshotChunk and MaxSnapshotChunk; 0 leaves it to the server.
+	Chunk uint64
 }
 
 // MaxMemberAddr is the longest member address in bytes.
@@ -289,6 +298,9 @@ func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	if req.Cmd == CmdMemberAdd && !ValidMemberAddr(req.MemberAddr) {
 		return dst, fmt.Errorf("line: encode %s: address %.64q is not host:port: %w", name, req.MemberAddr, ErrBadRequest)
 	}
+	if req.Cmd == CmdSnapshot && req.Chunk != 0 && (req.Chunk < MinSnapshotChunk || req.Chunk > MaxSnapshotChunk) {
+		return dst, fmt.Errorf("line: encode SNAPSHOT: chunk of %d bytes, want %d to %d: %w", req.Chunk, MinSnapshotChunk, MaxSnapshotChunk, ErrBadRequest)
+	}
 	dst = append(dst, name...)
 	if req.Cmd.hasKey() {
 		dst = append(dst, ' ')
@@ -319,6 +331,10 @@ func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	if req.Cmd == CmdMemberAdd {
 		dst = append(dst, ' ')
 		dst = append(dst, req.MemberAddr...)
+	}
+	if req.Cmd == CmdSnapshot && req.Chunk != 0 {
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, req.Chunk, 10)
 	}
 	if req.Cmd.hasValue() {
 		dst = append(dst, " $"...)

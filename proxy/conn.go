@@ -23,14 +23,15 @@ import (
 
 // call is one client request awaiting its reply, in the connection's order.
 type call struct {
-	req   line.Request
-	level line.Level        // reads: the consistency asked for
-	done  chan struct{}     // closed once the reply below is known
-	res   result            // reads and writes
-	perr  *line.ProtoError  // a request the parser refused
-	nodes []line.NodeStatus // STATUS
-	stats []line.Stat       // STATS
-	close bool              // close the connection after this reply
+	req    line.Request
+	level  line.Level        // reads: the consistency asked for
+	done   chan struct{}     // closed once the reply below is known
+	res    result            // reads and writes
+	perr   *line.ProtoError  // a request the parser refused
+	nodes  []line.NodeStatus // STATUS
+	stats  []line.Stat       // STATS
+	close  bool              // close the connection after this reply
+	backup *backupCall       // SNAPSHOT: streamed by the writer (backup.go)
 
 	charge  int64 // bytes counted in the connection's pipeline budget, under budget.mu
 	gcharge int64 // bytes counted in the server's in-flight budget, under budget.mu
@@ -354,6 +355,8 @@ func (c *conn) handle(req line.Request) bool {
 		cl.nodes = c.s.rt.nodes()
 	case line.CmdStats:
 		cl.stats = c.s.stats()
+	case line.CmdSnapshot:
+		return c.snapshot(cl)
 	default:
 		return c.remote(cl)
 	}
@@ -616,6 +619,8 @@ func (c *conn) reply(w *line.Writer, cl *call) error {
 		return w.Nodes(cl.nodes)
 	case line.CmdStats:
 		return w.Stats(cl.stats)
+	case line.CmdSnapshot:
+		return c.writeBackup(w, cl)
 	}
 	rep := cl.res.rep
 	if cl.req.Cmd.IsMember() {

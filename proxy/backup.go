@@ -123,8 +123,11 @@ func (c *conn) writeBackup(w *line.Writer, cl *call) error {
 		if rp == nil {
 			if !time.Now().Before(deadline) {
 				msg := "no replica could take a backup within the hold window"
-				if last != nil {
+				switch {
+				case last != nil:
 					msg += ": " + last.Error()
+				case bk.level == wire.Linearizable:
+					msg = "no master within the hold window to confirm a read index (at consistency stale a backup needs none)"
 				}
 				return w.Err(line.CodeUnavailable, msg)
 			}

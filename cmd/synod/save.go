@@ -119,15 +119,16 @@ func runSave(c *cli.Context, args []string) error {
 	var res saveResult
 	var err error
 	for attempt := 1; ; attempt++ {
-		res, err = s.attempt()
+		var started bool
+		res, started, err = s.attempt()
 		if err == nil {
 			res.Attempts = attempt
 			break
 		}
-		if !retryable(err) || attempt > c.Int("retries") || ctx.Err() != nil {
+		if !retryable(err, started) || attempt > c.Int("retries") || ctx.Err() != nil {
 			return saveError(what, err)
 		}
-		fmt.Fprintf(c.App.ErrWriter, "synod: %s: %v; starting again (attempt %d of %d)\n", what, err, attempt+1, c.Int("retries")+1)
+		fmt.Fprintf(c.App.ErrWriter, "synod: %v; starting again (attempt %d of %d)\n", &verbError{what: what, err: err}, attempt+1, c.Int("retries")+1)
 		select {
 		case <-ctx.Done():
 			return saveError(what, ctx.Err())
@@ -156,14 +157,17 @@ func runSave(c *cli.Context, args []string) error {
 var errReceivedBad = errors.New("the backup received does not check out")
 
 // retryable reports whether a new attempt may succeed where err failed:
-// a transient ERR, or a connection that broke.
-func retryable(err error) bool {
+// a stream that broke off (started: its header had come) with a transient
+// ERR, or a connection that broke. A refusal before the stream started
+// comes after the proxy tried every replica for its hold window: trying
+// again would only wait as long again.
+func retryable(err error, started bool) bool {
 	var se *line.ServerError
 	switch {
 	case errors.Is(err, errReceivedBad), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return false
 	case errors.As(err, &se):
-		return se.Transient()
+		return started && se.Transient()
 	case errors.Is(err, line.ErrBadRequest), errors.Is(err, line.ErrTooLarge):
 		return false
 	}
@@ -196,8 +200,13 @@ type saver struct {
 }
 
 // attempt takes one backup into a temporary file and, if it checks out,
-// renames it to the file.
-func (s *saver) attempt() (saveResult, error) {
+// renames it to the file. started says whether the stream's header came.
+func (s *saver) attempt() (res saveResult, started bool, err error) {
+	res, err = s.take(&started)
+	return res, started, err
+}
+
+func (s *saver) take(started *bool) (saveResult, error) {
 	cl, err := line.Dial(s.ctx, s.addr, line.Options{})
 	if err != nil {
 		return saveResult{}, fmt.Errorf("cannot reach synod at %s (is `synod up` running? --addr / SYNOD_ADDR choose another): %w", s.addr, err)
@@ -224,7 +233,10 @@ func (s *saver) attempt() (saveResult, error) {
 		}
 	}()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
-	info, err := cl.Snapshot(s.ctx, s.chunk, bw, s.prog.update)
+	info, err := cl.Snapshot(s.ctx, s.chunk, bw, func(h line.SnapshotHeader, n uint64) {
+		*started = true
+		s.prog.update(h, n)
+	})
 	s.prog.done()
 	if err != nil {
 		return saveResult{}, err

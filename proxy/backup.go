@@ -83,6 +83,9 @@ func (c *conn) snapshot(cl *call) bool {
 	}
 	clear(c.run)
 	c.run = c.run[:0]
+	if c.aborted.Load() {
+		return false // a write's outcome is unknown: the connection closes, nothing more starts
+	}
 	bk := &backupCall{level: wire.Consistency(c.level), streamed: make(chan struct{})}
 	if c.level == line.LevelSession {
 		bk.minIndex = c.lastIndex.Load()

@@ -147,6 +147,27 @@ func TestSnapshotSaveUnderLoadRestores(t *testing.T) {
 		t.Logf("%d writes failed; their keys are checked for presence only", failed)
 	}
 
+	// A saved backup cut short or with a byte flipped is refused by
+	// snapshot status and snapshot restore alike, with the line.
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := append([]byte(nil), data...)
+	flipped[len(flipped)/2] ^= 0x20
+	for name, bad := range map[string][]byte{"truncated": data[:len(data)/2], "flipped": flipped} {
+		path := filepath.Join(t.TempDir(), name+".snap")
+		if err := os.WriteFile(path, bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"snapshot", "status", path},
+			{"snapshot", "restore", path, "--dir", filepath.Join(t.TempDir(), "n1"), "--id", "1", "--peers", "1=127.0.0.1:1"}} {
+			if _, errText, code := runVerb(t, "", "", args...); code != 1 || !strings.Contains(errText, "line ") {
+				t.Fatalf("%s backup: %s: exit %d, %q; want exit 1 naming the line", name, args[1], code, errText)
+			}
+		}
+	}
+
 	// A new 3-replica cluster seeded from the backup.
 	dst := cluster.New(t, cluster.Options{ID: "restored", Prepare: func(c *cluster.Cluster) {
 		for id := uint64(1); id <= 3; id++ {

@@ -4,9 +4,10 @@ package main
 // and proxy processes (internal/cluster) on loopback ports chosen at run
 // time: a backup taken while 16 clients write, restored with `synod
 // snapshot restore` into a new 3-replica cluster that must hold exactly the
-// backup's state; a replica killed in the middle of a stream; a save that
-// cannot succeed leaving nothing behind. The CLI runs in process (runVerb);
-// the test goroutine drives, one goroutine per writing client.
+// backup's state; a replica killed in the middle of a stream; a stream cut
+// short starting again; a save that cannot succeed leaving nothing behind.
+// The CLI runs in process (runVerb); the test goroutine drives, with one
+// goroutine per writing client and two per relayed connection.
 
 import (
 	"bufio"
@@ -314,6 +315,77 @@ func TestSnapshotSaveReplicaDiesMidStream(t *testing.T) {
 	if res.Replica == replica || res.Keys != 240 || res.Index < last {
 		t.Fatalf("snapshot save after killing replica %d: %+v", replica, res)
 	}
+
+	// A stream cut in the middle (here by a relay in front of the proxy)
+	// starts again, and what is left in the directory is the backup alone;
+	// without retries the save fails and leaves nothing.
+	for _, tt := range []struct {
+		retries string
+		code    int
+	}{{"0", exitUnavailable}, {"2", 0}} {
+		dir := t.TempDir()
+		file := filepath.Join(dir, "cut.snap")
+		relay := cutRelay(t, px.Addr, 1<<20)
+		out, errText, code := runVerb(t, relay, "", "snapshot", "save", "--retries", tt.retries, file)
+		if code != tt.code {
+			t.Fatalf("snapshot save --retries %s through a cut: exit %d, %q\n%s", tt.retries, code, errText, out)
+		}
+		entries, _ := os.ReadDir(dir)
+		switch {
+		case code != 0 && len(entries) != 0:
+			t.Fatalf("a save cut short left %v", entries)
+		case code == 0 && (len(entries) != 1 || entries[0].Name() != "cut.snap"):
+			t.Fatalf("a save that started again left %v", entries)
+		}
+	}
+}
+
+// cutRelay listens on a loopback port and relays each connection to addr;
+// the first one's replies are cut after n bytes. It stops with the test.
+func cutRelay(t *testing.T, addr string, n int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for first := true; ; first = false {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				return
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			limit := int64(1 << 62)
+			if first {
+				limit = n
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
+			go func() { defer wg.Done(); io.CopyN(in, out, limit); in.Close(); out.Close() }()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // TestSnapshotSaveFailsCleanly: with no majority, a linearizable save

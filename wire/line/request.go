@@ -33,7 +33,8 @@ const (
 	CmdMemberRemove
 	CmdMemberPromote
 	// CmdSnapshot asks for an online backup, answered with a stream
-	// (snapshot.go).
+	// (snapshot.go): a client sends it with Client.Snapshot, not Do or
+	// Send, which read one reply.
 	CmdSnapshot
 )
 

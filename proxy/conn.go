@@ -23,15 +23,16 @@ import (
 
 // call is one client request awaiting its reply, in the connection's order.
 type call struct {
-	req    line.Request
-	level  line.Level        // reads: the consistency asked for
-	done   chan struct{}     // closed once the reply below is known
-	res    result            // reads and writes
-	perr   *line.ProtoError  // a request the parser refused
-	nodes  []line.NodeStatus // STATUS
-	stats  []line.Stat       // STATS
-	close  bool              // close the connection after this reply
-	backup *backupCall       // SNAPSHOT: streamed by the writer (backup.go)
+	req   line.Request
+	level line.Level        // reads: the consistency asked for
+	done  chan struct{}     // closed once the reply below is known
+	res   result            // reads and writes
+	perr  *line.ProtoError  // a request the parser refused
+	nodes []line.NodeStatus // STATUS
+	stats []line.Stat       // STATS
+	close bool              // close the connection after this reply
+
+	backup *backupCall // SNAPSHOT: streamed by the writer (backup.go)
 
 	charge  int64 // bytes counted in the connection's pipeline budget, under budget.mu
 	gcharge int64 // bytes counted in the server's in-flight budget, under budget.mu

@@ -40,11 +40,12 @@ const busyReply = "ERR " + line.CodeBusy + " too many connections\r\n"
 // through a failover. Create it with New; it polls the replicas from then
 // on, until Shutdown or Close.
 type Server struct {
-	cfg     Config
-	log     zerolog.Logger
-	rt      *router
-	cnt     *counters
-	mem     atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
+	cfg Config
+	log zerolog.Logger
+	rt  *router
+	cnt *counters
+	mem atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
+
 	backups atomic.Int32 // backups being streamed (backup.go)
 
 	mu     sync.Mutex

@@ -99,6 +99,9 @@ type readReq struct {
 	reply    replyFunc
 	slot     uint64 // linearizable: the read index (a slot)
 	deadline time.Time
+	// then, if set, is called instead of serving the read once the state
+	// machine is far enough (a backup clones it then: backup.go).
+	then func()
 }
 
 // runApplier is the applier's goroutine; it runs as long as the node.
@@ -292,6 +295,10 @@ func (n *Node) failWaiting(code wire.Code) {
 // serveRead answers a read from the state machine, on whichever goroutine
 // found it ready.
 func (n *Node) serveRead(rq *readReq) {
+	if rq.then != nil {
+		rq.then()
+		return
+	}
 	a := &n.app
 	n.stats.reads.Add(1)
 	var rep wire.Reply

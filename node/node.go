@@ -75,6 +75,8 @@ type Node struct {
 	degraded    atomic.Bool     // storage failed: no voting, no writes, reads go on
 	runCtx      context.Context // set by Run before the peers start
 
+	bk backups // online backups being streamed (backup.go)
+
 	snapshotting atomic.Bool // a snapshot is being written
 	fetching     atomic.Bool // a snapshot is being fetched
 	cutOnce      atomic.Bool // test knob: cut the first snapshot transfer served

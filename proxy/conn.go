@@ -32,6 +32,8 @@ type call struct {
 	stats []line.Stat       // STATS
 	close bool              // close the connection after this reply
 
+	backup *backupCall // SNAPSHOT: streamed by the writer (backup.go)
+
 	charge  int64 // bytes counted in the connection's pipeline budget, under budget.mu
 	gcharge int64 // bytes counted in the server's in-flight budget, under budget.mu
 }
@@ -354,6 +356,8 @@ func (c *conn) handle(req line.Request) bool {
 		cl.nodes = c.s.rt.nodes()
 	case line.CmdStats:
 		cl.stats = c.s.stats()
+	case line.CmdSnapshot:
+		return c.snapshot(cl)
 	default:
 		return c.remote(cl)
 	}
@@ -616,6 +620,8 @@ func (c *conn) reply(w *line.Writer, cl *call) error {
 		return w.Nodes(cl.nodes)
 	case line.CmdStats:
 		return w.Stats(cl.stats)
+	case line.CmdSnapshot:
+		return c.writeBackup(w, cl)
 	}
 	rep := cl.res.rep
 	if cl.req.Cmd.IsMember() {

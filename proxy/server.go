@@ -46,6 +46,8 @@ type Server struct {
 	cnt *counters
 	mem atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
 
+	backups atomic.Int32 // backups being streamed (backup.go)
+
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
 	conns  map[*conn]struct{}

@@ -14,6 +14,7 @@ package cluster
 // or for convergence. See the package comment for the goroutines.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -218,6 +219,11 @@ type Options struct {
 	// NodeFlagsFor, if set, gives more flags for replica id's first start,
 	// after NodeFlags (a clock rate of its own, say).
 	NodeFlagsFor func(id uint64) []string
+	// ID is the cluster id; default "test".
+	ID string
+	// Prepare, if set, runs once the addresses are chosen and before any
+	// node starts: to seed the data directories (synod snapshot restore).
+	Prepare func(c *Cluster)
 }
 
 // New starts a cluster of opts.Nodes replicas (3 by default) and registers
@@ -227,7 +233,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
-	c := &Cluster{t: t, group: proc.NewGroup(), ID: "test", Dir: t.TempDir(), Addrs: map[uint64]string{}, Nodes: map[uint64]*Proc{}, nodeFlags: opts.NodeFlags}
+	c := &Cluster{t: t, group: proc.NewGroup(), ID: cmp.Or(opts.ID, "test"), Dir: t.TempDir(), Addrs: map[uint64]string{}, Nodes: map[uint64]*Proc{}, nodeFlags: opts.NodeFlags}
 	// Registered first, so it runs last: after every process is killed and
 	// its log printed, it ends the group's goroutine.
 	t.Cleanup(func() { c.group.Close(time.Second) })
@@ -258,6 +264,9 @@ func New(t testing.TB, opts Options) *Cluster {
 			}
 			t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 		}
+	}
+	if opts.Prepare != nil {
+		opts.Prepare(c)
 	}
 	for i := 1; i <= opts.Nodes; i++ {
 		id := uint64(i)

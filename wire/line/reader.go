@@ -156,6 +156,17 @@ func (r *Reader) parse(line []byte) (Request, error) {
 			return Request{}, badRequest("unknown consistency level %.32q (want linearizable, session or stale)", args[0])
 		}
 		req.Level = l
+	case CmdSnapshot:
+		if n > 1 {
+			return Request{}, badRequest("usage: SNAPSHOT [<chunk-bytes>]")
+		}
+		if n == 1 {
+			v, ok := parseUint(args[0])
+			if !ok || v < MinSnapshotChunk || v > MaxSnapshotChunk {
+				return Request{}, badRequest("SNAPSHOT chunk %.32q: want %d to %d bytes", args[0], MinSnapshotChunk, MaxSnapshotChunk)
+			}
+			req.Chunk = v
+		}
 	default: // STATUS, STATS, PING, QUIT, HELP
 		if n != 0 {
 			return Request{}, badRequest("%s takes no arguments", cmd)

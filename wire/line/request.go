@@ -36,6 +36,10 @@ const (
 	CmdMemberAdd
 	CmdMemberRemove
 	CmdMemberPromote
+	// CmdSnapshot asks for an online backup, answered with a stream
+	// (snapshot.go): a client sends it with Client.Snapshot, not Do or
+	// Send, which read one reply.
+	CmdSnapshot
 )
 
 var cmdNames = [...]string{
@@ -57,6 +61,7 @@ var cmdNames = [...]string{
 	CmdMemberAdd:     "MEMBER ADD",
 	CmdMemberRemove:  "MEMBER REMOVE",
 	CmdMemberPromote: "MEMBER PROMOTE",
+	CmdSnapshot:      "SNAPSHOT",
 }
 
 // longestCmd bounds the token lookupCmd upper-cases.
@@ -137,6 +142,8 @@ func lookupCmd(tok []byte) Cmd {
 		return CmdQuit
 	case "HELP":
 		return CmdHelp
+	case "SNAPSHOT":
+		return CmdSnapshot
 	}
 	return 0
 }
@@ -218,6 +225,9 @@ type Request struct {
 	// MemberAddr the address MEMBER ADD gives it (see ValidMemberAddr).
 	MemberID   uint64
 	MemberAddr string
+	// Chunk is the bytes per piece of a SNAPSHOT stream, within
+	// MinSnapshotChunk and MaxSnapshotChunk; 0 leaves it to the server.
+	Chunk uint64
 }
 
 // MaxMemberAddr is the longest member address in bytes.
@@ -293,6 +303,9 @@ func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	if req.Cmd == CmdMemberAdd && !ValidMemberAddr(req.MemberAddr) {
 		return dst, fmt.Errorf("line: encode %s: address %.64q is not host:port: %w", name, req.MemberAddr, ErrBadRequest)
 	}
+	if req.Cmd == CmdSnapshot && req.Chunk != 0 && (req.Chunk < MinSnapshotChunk || req.Chunk > MaxSnapshotChunk) {
+		return dst, fmt.Errorf("line: encode SNAPSHOT: chunk of %d bytes, want %d to %d: %w", req.Chunk, MinSnapshotChunk, MaxSnapshotChunk, ErrBadRequest)
+	}
 	dst = append(dst, name...)
 	if req.Cmd.hasKey() {
 		dst = append(dst, ' ')
@@ -323,6 +336,10 @@ func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	if req.Cmd == CmdMemberAdd {
 		dst = append(dst, ' ')
 		dst = append(dst, req.MemberAddr...)
+	}
+	if req.Cmd == CmdSnapshot && req.Chunk != 0 {
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, req.Chunk, 10)
 	}
 	if req.Cmd.hasValue() {
 		dst = append(dst, " $"...)

@@ -84,6 +84,7 @@ type Node struct {
 	}
 	storageErr chan error
 	removedCh  chan struct{} // this replica was found removed
+	tlsLog     logLimiter    // refused TLS handshakes logged (tls.go)
 	wg         sync.WaitGroup
 }
 

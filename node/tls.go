@@ -18,7 +18,8 @@ import (
 	"synod/wire"
 )
 
-// tlsLogEvery bounds how often one address's TLS refusals are logged.
+// tlsLogEvery bounds how often one address's TLS refusals of one kind are
+// logged.
 const tlsLogEvery = 10 * time.Second
 
 func (c *Config) clientTLS() *tls.Config {
@@ -66,8 +67,8 @@ func (n *Node) logRefused(err error, remote net.Addr) {
 	if h, _, e := net.SplitHostPort(host); e == nil {
 		host = h
 	}
-	if errors.Is(err, wire.ErrTLS) && n.tlsLog.allow("in "+host) {
-		n.log.Warn().Err(err).Str("remote", remote.String()).Msg("TLS handshake refused: the peer has no valid certificate of this cluster's CA")
+	if errors.Is(err, wire.ErrTLS) && n.tlsLog.allow("in "+host+" "+innermost(err)) {
+		n.log.Warn().Err(err).Str("remote", remote.String()).Msg("TLS handshake failed: a certificate missing, expired or of another CA (on the side the error names)")
 		return
 	}
 	n.log.Debug().Err(err).Str("remote", remote.String()).Msg("handshake refused")
@@ -75,7 +76,19 @@ func (n *Node) logRefused(err error, remote net.Addr) {
 
 // logDialTLS logs a dial to a peer that failed in TLS.
 func (n *Node) logDialTLS(peer uint64, addr string, err error) {
-	if errors.Is(err, wire.ErrTLS) && n.tlsLog.allow("out "+addr) {
+	if errors.Is(err, wire.ErrTLS) && n.tlsLog.allow("out "+addr+" "+innermost(err)) {
 		n.log.Warn().Err(err).Uint64("peer", peer).Str("addr", addr).Msg("TLS handshake with peer failed")
+	}
+}
+
+// innermost is the message of the deepest error of err's chain: the
+// reason, without the addresses the wrappers add.
+func innermost(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
 	}
 }

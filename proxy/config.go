@@ -12,6 +12,7 @@ import (
 
 	"synod/wire"
 	"synod/wire/line"
+	"synod/wire/tlsconf"
 )
 
 // Config configures a Server. Start from DefaultConfig; the fields after
@@ -98,6 +99,13 @@ type Config struct {
 	// behind, say one catching up after a restart, gets no reads that need
 	// the newer state. Default 10,000.
 	MaxLag uint64
+
+	// TLS, when not nil, runs the proxy over TLS 1.3 with the bundle's
+	// certificate: mutual TLS to every replica (the certificate must be a
+	// proxy's of the cluster CA), and TLS on the line-protocol port, where
+	// a client certificate is checked if one is sent (see tls.go). nil
+	// means plaintext on both.
+	TLS *tlsconf.Bundle
 
 	// Logger receives the proxy's logs.
 	Logger zerolog.Logger

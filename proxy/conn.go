@@ -138,6 +138,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 // serve runs the connection until the client leaves, an error closes it or
 // the server stops it.
 func (c *conn) serve() {
+	if !c.handshakeTLS() {
+		c.nc.Close()
+		c.release()
+		return
+	}
 	go c.writeLoop()
 	c.readLoop()
 	close(c.calls)

@@ -95,6 +95,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrServerClosed
 	}
+	ln = s.cfg.wrapListener(ln)
 	s.lns[ln] = struct{}{}
 	s.mu.Unlock()
 	defer func() {

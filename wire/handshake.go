@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 )
@@ -119,6 +120,9 @@ func Dial(ctx context.Context, addr string, hello Hello, opts Options) (*Conn, H
 			// the client's handshake returned: its refusal is an alert on
 			// the first read.
 			err = fmt.Errorf("%w: the server refused this side's certificate: %w", ErrTLS, err)
+		}
+		if opts.TLS == nil && errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: the peer closed a plaintext handshake, as one that requires TLS does: %w", ErrTLS, err)
 		}
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", ctx.Err(), err)

@@ -19,7 +19,8 @@ import (
 // ErrTLS is returned by Dial and Accept when the TLS handshake fails
 // (a certificate missing, expired, from another CA, or a peer that does
 // not speak TLS), and when the peer's certificate does not grant the role
-// it claims.
+// it claims. A plaintext Dial whose peer closes the connection during the
+// handshake gets it too: that is what a TLS peer does.
 var ErrTLS = errors.New("wire: tls")
 
 // tlsHandshake wraps nc in TLS as the client (server false) or the server

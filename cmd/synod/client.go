@@ -35,6 +35,7 @@ func clientFlags(read bool) []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "print results (and server errors) as one JSON object on stdout", EnvVars: env("json")},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up after this long", EnvVars: env("timeout")},
 	}
+	flags = append(flags, tlsClientFlags()...)
 	if read {
 		flags = append(flags, &cli.StringFlag{Name: "consistency", Usage: "read level: linearizable (the server's default), session or stale", EnvVars: env("consistency")})
 	}
@@ -169,7 +170,12 @@ func openSession(c *cli.Context) (*session, error) {
 		return nil, usageError("--timeout %v: want a positive duration", timeout)
 	}
 	s.ctx, s.cancel = context.WithTimeout(c.Context, timeout)
-	cl, err := line.Dial(s.ctx, s.addr, line.Options{})
+	tcfg, err := clientTLS(c)
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	cl, err := line.Dial(s.ctx, s.addr, line.Options{TLS: tcfg})
 	if err != nil {
 		s.cancel()
 		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("cannot reach synod at %s (is `synod up` running? --addr / SYNOD_ADDR choose another): %w", s.addr, err)}

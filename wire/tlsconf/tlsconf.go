@@ -220,7 +220,7 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 // certificate from the CA mandatory (replicas); otherwise one is checked
 // only if the client sends it (the proxy's line-protocol port).
 func (b *Bundle) ServerConfig(requireClient bool) *tls.Config {
-	auth := tls.VerifyClientCertIfGiven
+	auth := tls.RequestClientCert // verified by VerifyConnection, against the current CA
 	if requireClient {
 		auth = tls.RequireAnyClientCert
 	}

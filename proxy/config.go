@@ -107,6 +107,17 @@ type Config struct {
 	// means plaintext on both.
 	TLS *tlsconf.Bundle
 
+	// Auth turns on users and permissions (auth.go): a connection may
+	// only PING, AUTH, HELP and QUIT until AUTH succeeds, and then only
+	// what its user's roles grant. Off, every client may do everything
+	// but touch the reserved keys under .synod/.
+	Auth bool
+	// BootstrapAdmin, if set, is a user the proxy creates with the admin
+	// role and BootstrapPassword when no user of that name exists (the
+	// first admin of a new cluster). An existing one is left alone.
+	BootstrapAdmin    string
+	BootstrapPassword string
+
 	// Logger receives the proxy's logs.
 	Logger zerolog.Logger
 }

@@ -46,7 +46,7 @@ func proxyCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-inflight-bytes", Value: def.MaxInflightBytes, Usage: "bytes of requests and unwritten replies of all clients; a value that does not fit is refused BUSY", EnvVars: env("max-inflight-bytes")},
 			&cli.IntFlag{Name: "max-pipeline", Value: def.MaxPipeline, Usage: "unanswered requests per connection before it is read no further", EnvVars: env("max-pipeline")},
 			&cli.Int64Flag{Name: "max-pipeline-bytes", Value: def.MaxPipelineBytes, Usage: "bytes of requests and unwritten replies per connection before it is read no further (a read counts as a --max-value reply)", EnvVars: env("max-pipeline-bytes")},
-		}, tlsServerFlags()...),
+		}, append(tlsServerFlags(), proxyAuthFlags()...)...),
 		Action: func(c *cli.Context) error {
 			lg, err := newLogger(c)
 			if err != nil {
@@ -86,6 +86,9 @@ func proxyCommand() *cli.Command {
 				}
 			}
 			if cfg.TLS, err = loadServerBundle(c); err != nil {
+				return err
+			}
+			if err := applyProxyAuth(c, &cfg); err != nil {
 				return err
 			}
 			cfg.Logger = lg

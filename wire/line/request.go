@@ -60,6 +60,9 @@ const longestCmd = len("CONSISTENCY")
 
 // String returns the protocol verb of c, or "UNKNOWN".
 func (c Cmd) String() string {
+	if name, ok := authCmdNames[c]; ok {
+		return name
+	}
 	if c == 0 || int(c) >= len(cmdNames) {
 		return "UNKNOWN"
 	}
@@ -214,6 +217,14 @@ type Request struct {
 	// MemberAddr the address MEMBER ADD gives it (see ValidMemberAddr).
 	MemberID   uint64
 	MemberAddr string
+	// Name is the user or role of AUTH, USER and ROLE requests (see
+	// auth.go); Password the password of AUTH, USER ADD and USER PASSWD;
+	// Role the role USER GRANT and REVOKE name; Perm what ROLE GRANT and
+	// REVOKE give or take on Prefix (AllKeys: every key).
+	Name     string
+	Password string
+	Role     string
+	Perm     Perm
 }
 
 // MaxMemberAddr is the longest member address in bytes.
@@ -270,6 +281,9 @@ func validKeyChars(s string) bool {
 // unknown command, an invalid key or prefix (also ErrInvalidKey) or level,
 // a member id 0 or a member address ValidMemberAddr refuses.
 func AppendRequest(dst []byte, req Request) ([]byte, error) {
+	if req.Cmd.IsAuth() {
+		return appendAuthRequest(dst, req)
+	}
 	name := req.Cmd.String()
 	if name == "UNKNOWN" {
 		return dst, fmt.Errorf("line: encode: unknown command %d: %w", req.Cmd, ErrBadRequest)

@@ -378,6 +378,7 @@ func TestFailoverKill9(t *testing.T) { failoverKill9(t, failoverRig{}) }
 type failoverRig struct {
 	cluster    cluster.Options
 	proxyFlags []string
+	ready      func(t testing.TB, p *cluster.Proxy)                         // nil: nothing to wait for
 	raw        func(t testing.TB, addr string) *rawConn                     // nil: dialRaw
 	dial       func(ctx context.Context, addr string) (*line.Client, error) // nil: plaintext line.Dial
 }
@@ -394,6 +395,9 @@ func failoverKill9(t *testing.T, rig failoverRig) {
 	}
 	c := cluster.New(t, rig.cluster)
 	p := c.StartProxy(t, append([]string{"--poll=50ms"}, rig.proxyFlags...)...)
+	if rig.ready != nil {
+		rig.ready(t, p)
+	}
 	rc := rig.raw(t, p.Addr)
 	master := waitMaster(t, rc)
 
@@ -404,12 +408,14 @@ func failoverKill9(t *testing.T, rig failoverRig) {
 	acked := make([]int, clients)
 	stalls := make([]time.Duration, clients)
 	errs := make(chan error, clients)
-	var wg sync.WaitGroup
+	var wg, dialled sync.WaitGroup
 	for i := range clients {
 		wg.Add(1)
+		dialled.Add(1)
 		go func() {
 			defer wg.Done()
 			cl, err := rig.dial(ctx, p.Addr)
+			dialled.Done()
 			if err != nil {
 				errs <- err
 				return
@@ -431,6 +437,7 @@ func failoverKill9(t *testing.T, rig failoverRig) {
 			}
 		}()
 	}
+	dialled.Wait() // with users on, AUTH (argon2id) takes a while under -race
 	time.Sleep(time.Second)
 	c.Nodes[master].Kill()
 	killed := time.Now()

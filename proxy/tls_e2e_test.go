@@ -99,6 +99,11 @@ func dialRawTLS(t testing.TB, addr string, cfg *tls.Config) *rawConn {
 // one of subs.
 func logShows(t *testing.T, what string, p *cluster.Proc, from int, subs ...string) {
 	t.Helper()
+	logShowsTB(t, what, p, from, subs...)
+}
+
+func logShowsTB(t testing.TB, what string, p *cluster.Proc, from int, subs ...string) {
+	t.Helper()
 	eventually(t, what, func() bool {
 		out := p.Output()
 		if len(out) < from {
@@ -242,16 +247,46 @@ func TestTLSEndToEnd(t *testing.T) {
 	})
 }
 
-// TestFailoverKill9TLS is TestFailoverKill9 with TLS on every link.
-func TestFailoverKill9TLS(t *testing.T) {
+// TestFailoverKill9TLSAuth is TestFailoverKill9 with TLS on every link and
+// users on: every writer authenticates as the bootstrap admin.
+func TestFailoverKill9TLSAuth(t *testing.T) {
 	tc := makeCerts(t)
 	ca := tc.caOnly(t)
+	pwFile := writePassword(t, "root pw")
 	failoverKill9(t, failoverRig{
 		cluster:    cluster.Options{NodeFlags: certFlags(tc.dir, "node"), TLS: tc.bundle(t, "proxy").ClientConfig()},
-		proxyFlags: certFlags(tc.dir, "proxy"),
-		raw:        func(t testing.TB, addr string) *rawConn { return dialRawTLS(t, addr, ca) },
+		proxyFlags: append(certFlags(tc.dir, "proxy"), "--auth", "--bootstrap-admin=root", "--bootstrap-password-file="+pwFile),
+		ready: func(t testing.TB, p *cluster.Proxy) {
+			logShowsTB(t, "the bootstrap admin", p.Proc, 0, "bootstrap admin created")
+		},
+		raw: func(t testing.TB, addr string) *rawConn {
+			rc := dialRawTLS(t, addr, ca)
+			rc.send("AUTH root root pw\r\n")
+			if l := rc.line(); l != "OK" {
+				t.Fatalf("AUTH: %q", l)
+			}
+			return rc
+		},
 		dial: func(ctx context.Context, addr string) (*line.Client, error) {
-			return line.Dial(ctx, addr, line.Options{TLS: ca})
+			cl, err := line.Dial(ctx, addr, line.Options{TLS: ca})
+			if err != nil {
+				return nil, err
+			}
+			if _, err := cl.Do(ctx, line.Request{Cmd: line.CmdAuth, Name: "root", Password: "root pw"}); err != nil {
+				cl.Close()
+				return nil, err
+			}
+			return cl, nil
 		},
 	})
+}
+
+// writePassword writes pw to a file of its own and returns its path.
+func writePassword(t testing.TB, pw string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(f, []byte(pw+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

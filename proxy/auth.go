@@ -54,6 +54,7 @@ type authority struct {
 	s     *Server
 	table atomic.Pointer[authTable]
 	epoch atomic.Uint64 // the epoch's version the table was read at
+	ready atomic.Bool   // the bootstrap admin exists and the table was read once
 
 	wmu  sync.Mutex // one change at a time from this proxy
 	sess *session   // the session of those changes, under wmu
@@ -177,6 +178,7 @@ func (a *authority) run() {
 			continue
 		}
 		loaded = true
+		a.ready.Store(true)
 	}
 }
 
@@ -197,8 +199,12 @@ func (a *authority) bootstrap(name, password string) error {
 	if err := a.write(usersPrefix+name, 0, encodeUser(userRecord{Hash: hash, Roles: []string{AdminRole}})); err != nil {
 		return err
 	}
+	if err := a.bump(); err != nil {
+		return err
+	}
+	a.ready.Store(true)
 	a.s.log.Info().Str("user", name).Msg("bootstrap admin created")
-	return a.bump()
+	return nil
 }
 
 func (a *authority) hash(pw string) (string, error) {
@@ -425,6 +431,13 @@ func (c *conn) authCommand(cl *call) (*call, bool) {
 func (c *conn) authenticate(cl *call) (*call, bool) {
 	a := c.s.auth
 	addr := sourceAddr(c.nc)
+	if !c.s.cfg.Auth {
+		return authReply(cl, line.CodeBadRequest, "users are off on this proxy (synod proxy --auth)"), true
+	}
+	if !a.ready.Load() {
+		// Not a failure of the client's: no user could pass yet.
+		return authReply(cl, line.CodeUnavailable, "users not loaded yet; try again"), true
+	}
 	if !a.allowAttempt(addr) {
 		return authReply(cl, line.CodeBusy, msgAuthLimited), true
 	}

@@ -454,7 +454,7 @@ func (c *conn) authenticate(cl *call) (*call, bool) {
 	case wire.CodeNotFound:
 		// Spend the same work as for a real user, so timing does not tell
 		// which names exist.
-		a.check(dummyHash, req.Password)
+		a.check(dummyHash(), req.Password)
 	default:
 		return authReply(cl, lineCode(res.rep.Code), "users unavailable: "+res.rep.Msg), true
 	}
@@ -481,14 +481,15 @@ func (c *conn) authenticate(cl *call) (*call, bool) {
 
 func equalRoles(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
 
-// dummyHash is checked against for a user that does not exist.
-var dummyHash = func() string {
+// dummyHash is checked against for a user that does not exist. Made on
+// first use: every synod command links this package, and a hash costs.
+var dummyHash = sync.OnceValue(func() string {
 	h, err := hashPassword("synod: no such user")
 	if err != nil {
 		return ""
 	}
 	return h
-}()
+})
 
 // change runs a USER or ROLE request against the replicated records. Its
 // error reads "<CODE>: <message>".

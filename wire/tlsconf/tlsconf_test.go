@@ -1,7 +1,10 @@
 package tlsconf
 
 import (
+	"crypto/tls"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,4 +146,67 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatal("no error and no key")
 		}
 	})
+}
+
+// TestOptionalClientCert: the proxy's port (ServerConfig(false)) takes a
+// client without a certificate, checks one that is sent, and refuses one
+// of another CA.
+func TestOptionalClientCert(t *testing.T) {
+	dir, _ := writePKI(t)
+	server, err := Load(Files{filepath.Join(dir, "ca.crt"), filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherDir, _ := writePKI(t)
+	other, err := Load(Files{filepath.Join(dir, "ca.crt"), filepath.Join(otherDir, "node.crt"), filepath.Join(otherDir, "node.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := Load(Files{filepath.Join(dir, "ca.crt"), filepath.Join(dir, "other.crt"), filepath.Join(dir, "other.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCert := mine.ClientConfig()
+	noCert.GetClientCertificate = nil
+	tests := []struct {
+		name   string
+		client *tls.Config
+		ok     bool
+	}{
+		{"no certificate", noCert, true},
+		{"the cluster's", mine.ClientConfig(), true},
+		{"another CA's", other.ClientConfig(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cn, sn := net.Pipe()
+			defer cn.Close()
+			defer sn.Close()
+			done := make(chan error, 1)
+			go func() {
+				s := tls.Server(sn, server.ServerConfig(false))
+				done <- s.Handshake()
+			}()
+			cfg := tt.client.Clone()
+			cfg.ServerName = "localhost"
+			c := tls.Client(cn, cfg)
+			cerr := c.Handshake()
+			// TLS 1.3: the server's verdict on the client comes after the
+			// client's handshake; drain what it sends until the pipe closes.
+			drained := make(chan struct{})
+			go func() {
+				defer close(drained)
+				io.Copy(io.Discard, c)
+			}()
+			serr := <-done
+			cn.Close()
+			<-drained
+			if tt.ok && serr != nil {
+				t.Fatalf("server refused: %v (client %v)", serr, cerr)
+			}
+			if !tt.ok && !errors.Is(serr, ErrPeerRefused) {
+				t.Fatalf("server: %v, want ErrPeerRefused", serr)
+			}
+		})
+	}
 }

@@ -103,3 +103,30 @@ func FuzzAuthRecords(f *testing.F) {
 		checkPassword(string(data), "pw") // must not panic or allocate without bound
 	})
 }
+
+// TestAuthAddressLimit: a source address may fail addrAuthBurst times, then
+// waits for the bucket to refill; another address is not affected.
+func TestAuthAddressLimit(t *testing.T) {
+	a := &authority{fails: map[string]*bucket{}}
+	for i := range addrAuthBurst {
+		if !a.allowAttempt("10.0.0.1") {
+			t.Fatalf("attempt %d refused", i)
+		}
+		a.failed("10.0.0.1")
+	}
+	if a.allowAttempt("10.0.0.1") {
+		t.Fatalf("attempt %d allowed", addrAuthBurst+1)
+	}
+	if !a.allowAttempt("10.0.0.2") {
+		t.Fatal("another address refused")
+	}
+	// One refill period later (moved back, not waited for), one more try.
+	a.fails["10.0.0.1"].last = a.fails["10.0.0.1"].last.Add(-addrAuthRefill)
+	if !a.allowAttempt("10.0.0.1") {
+		t.Fatal("no attempt after a refill period")
+	}
+	a.failed("10.0.0.1")
+	if a.allowAttempt("10.0.0.1") {
+		t.Fatal("two attempts after one refill period")
+	}
+}

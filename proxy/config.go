@@ -177,6 +177,8 @@ func (c *Config) Validate() error {
 		return bad("in-flight bytes %d below one connection's pipeline bytes %d", c.MaxInflightBytes, c.MaxPipelineBytes)
 	case c.QueueBytes < int64(c.MaxValue)+minPipelineSlack:
 		return bad("queue bytes %d below the largest value plus %d", c.QueueBytes, minPipelineSlack)
+	case c.BootstrapAdmin != "" && (!line.ValidName(c.BootstrapAdmin) || !line.ValidPassword(c.BootstrapPassword)):
+		return bad("bootstrap admin %.64q: a name of letters, digits, . _ @ - and a password of printable bytes", c.BootstrapAdmin)
 	}
 	for id, addr := range c.Nodes {
 		if id == 0 || addr == "" {

@@ -47,6 +47,7 @@ const (
 	msgNoRead      = "no read permission"
 	msgNoWrite     = "no write permission"
 	msgAuthLimited = "too many failed AUTH attempts from this address; try again later"
+	msgAuthOff     = "users are off on this proxy (synod proxy --auth)"
 )
 
 // authority is a Server's users and permissions.
@@ -396,18 +397,21 @@ func (c *conn) listFilter() func(string) bool {
 func (c *conn) authCommand(cl *call) (*call, bool) {
 	a := c.s.auth
 	req := cl.req
+	if !c.s.cfg.Auth {
+		// A proxy that checks nobody must not let anybody make users that
+		// the proxies with --auth would then trust.
+		return authReply(cl, line.CodeBadRequest, msgAuthOff), true
+	}
 	if req.Cmd == line.CmdAuth {
 		return c.authenticate(cl)
 	}
-	if c.s.cfg.Auth {
-		t := a.table.Load()
-		self := req.Cmd == line.CmdUserPasswd && req.Name == c.user && c.user != ""
-		if c.user == "" {
-			return authReply(cl, line.CodeNoPerm, msgAuthFirst), true
-		}
-		if !self && !t.isAdmin(c.user) {
-			return authReply(cl, line.CodeNoPerm, msgAdminOnly), true
-		}
+	t := a.table.Load()
+	self := req.Cmd == line.CmdUserPasswd && req.Name == c.user && c.user != ""
+	if c.user == "" {
+		return authReply(cl, line.CodeNoPerm, msgAuthFirst), true
+	}
+	if !self && !t.isAdmin(c.user) {
+		return authReply(cl, line.CodeNoPerm, msgAdminOnly), true
 	}
 	lines, err := a.change(req)
 	if err != nil {
@@ -431,9 +435,6 @@ func (c *conn) authCommand(cl *call) (*call, bool) {
 func (c *conn) authenticate(cl *call) (*call, bool) {
 	a := c.s.auth
 	addr := sourceAddr(c.nc)
-	if !c.s.cfg.Auth {
-		return authReply(cl, line.CodeBadRequest, "users are off on this proxy (synod proxy --auth)"), true
-	}
 	if !a.ready.Load() {
 		// Not a failure of the client's: no user could pass yet.
 		return authReply(cl, line.CodeUnavailable, "users not loaded yet; try again"), true

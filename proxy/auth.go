@@ -346,6 +346,9 @@ func (c *conn) gate(req line.Request) (*call, bool) {
 	}
 	if !c.s.cfg.Auth {
 		if keyOf(req) != "" && reserved(keyOf(req)) {
+			if req.Cmd.IsWrite() {
+				return authReply(cl, line.CodeNoPerm, msgNoWrite), true
+			}
 			return authReply(cl, line.CodeNoPerm, msgNoRead), true
 		}
 		return nil, true

@@ -41,6 +41,7 @@ import (
 
 	"synod/filestore/wal"
 	"synod/paxos"
+	"synod/wire/tlsconf"
 )
 
 // Config configures a Node. Durations are wall-clock; the node turns them
@@ -132,6 +133,11 @@ type Config struct {
 	// TestAckBeforeFsync is a planted bug: votes and answers go out before
 	// the batch they depend on is fsynced.
 	TestAckBeforeFsync bool
+
+	// TLS, when not nil, runs every connection of the replica over mutual
+	// TLS 1.3 with certificates from its CA: peers, proxies and the
+	// replica's own dials (see node/tls.go). nil means plaintext.
+	TLS *tlsconf.Bundle
 
 	// Logger receives the node's logs.
 	Logger zerolog.Logger

@@ -86,6 +86,7 @@ type Node struct {
 	}
 	storageErr chan error
 	removedCh  chan struct{} // this replica was found removed
+	tlsLog     logLimiter    // refused TLS handshakes logged (tls.go)
 	wg         sync.WaitGroup
 }
 

@@ -149,7 +149,7 @@ func (n *Node) fetchSnapshot(ctx context.Context, from uint64) {
 		}
 		cl, err := wire.DialClient(ctx, n.addrOf(from),
 			wire.Hello{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Role: wire.RoleClient},
-			wire.Options{MaxFrame: n.cfg.MaxFrame})
+			wire.Options{MaxFrame: n.cfg.MaxFrame, TLS: n.cfg.clientTLS()})
 		if err != nil {
 			continue
 		}

@@ -76,7 +76,7 @@ func (n *Node) hello() wire.Hello {
 }
 
 func (n *Node) wireOptions() wire.Options {
-	return wire.Options{MaxFrame: n.cfg.MaxFrame, WriteTimeout: 5 * time.Second}
+	return wire.Options{MaxFrame: n.cfg.MaxFrame, WriteTimeout: 5 * time.Second, TLS: n.cfg.clientTLS()}
 }
 
 // runPeer keeps one outbound connection to p, backing off 5 ms doubling to
@@ -90,6 +90,7 @@ func (n *Node) runPeer(ctx context.Context, p *peer) {
 		cancel()
 		if err != nil {
 			n.noteRefusal(p.id, err)
+			n.logDialTLS(p.id, p.addr, err)
 			select {
 			case <-ctx.Done():
 				return
@@ -182,9 +183,11 @@ func (n *Node) checkHello(h wire.Hello) error {
 }
 
 func (n *Node) handleConn(ctx context.Context, nc net.Conn) {
-	c, hello, err := wire.Accept(nc, n.hello(), n.checkHello, n.wireOptions())
+	opts := n.wireOptions()
+	opts.TLS = n.cfg.serverTLS()
+	c, hello, err := wire.Accept(nc, n.hello(), n.checkHello, opts)
 	if err != nil {
-		n.log.Debug().Err(err).Str("remote", nc.RemoteAddr().String()).Msg("handshake refused")
+		n.logRefused(err, nc.RemoteAddr())
 		return
 	}
 	// Closing the connection when the node stops ends the reader below.

@@ -40,11 +40,12 @@ const busyReply = "ERR " + line.CodeBusy + " too many connections\r\n"
 // through a failover. Create it with New; it polls the replicas from then
 // on, until Shutdown or Close.
 type Server struct {
-	cfg Config
-	log zerolog.Logger
-	rt  *router
-	cnt *counters
-	mem atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
+	cfg  Config
+	log  zerolog.Logger
+	rt   *router
+	cnt  *counters
+	auth *authority   // users and permissions (auth.go)
+	mem  atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
 
 	backups atomic.Int32 // backups being streamed (backup.go)
 
@@ -74,6 +75,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rt = newRouter(&s.cfg, s.cnt)
 	s.rt.start()
+	s.startAuth()
 	return s, nil
 }
 
@@ -97,6 +99,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrServerClosed
 	}
+	ln = s.cfg.wrapListener(ln)
 	s.lns[ln] = struct{}{}
 	s.mu.Unlock()
 	defer func() {

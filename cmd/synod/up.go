@@ -30,7 +30,6 @@ import (
 
 	"synod/internal/proc"
 	"synod/node"
-	"synod/wire/line"
 )
 
 // maxUpNodes bounds --nodes: `up` is for a cluster on one machine, and Paxos
@@ -51,6 +50,9 @@ type upConfig struct {
 	// directories of replicas added while an earlier up ran): they start
 	// with --join instead of --peers.
 	Joined []int
+	// Secure, when set, runs the cluster with TLS and users (up --secure,
+	// upsecure.go).
+	Secure *upSecure
 }
 
 func (u upConfig) validate() error {
@@ -131,6 +133,7 @@ func (u upConfig) nodeSpec(id int, join string) childSpec {
 		args = append(args, "--join", join)
 	}
 	args = append(args, "--dir", u.nodeDir(id), "--cluster", u.Cluster)
+	args = append(args, u.Secure.nodeFlags()...)
 	return childSpec{name: fmt.Sprintf("node%d", id), id: id, args: args}
 }
 
@@ -149,6 +152,7 @@ func (u upConfig) children() []childSpec {
 		"--listen", u.Listen,
 		"--nodes", strings.Join(nodes, ","),
 		"--cluster", u.Cluster}
+	args = append(args, u.Secure.proxyFlags()...)
 	return append(specs, childSpec{name: "proxy", args: args})
 }
 
@@ -196,6 +200,7 @@ func upCommand() *cli.Command {
 			&cli.IntFlag{Name: "base-port", Value: 7100, Usage: "replica i listens on 127.0.0.1:<base-port>+i", EnvVars: env("base-port")},
 			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "cluster id", EnvVars: env("cluster")},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long a child may take to stop after SIGTERM before it is killed", EnvVars: env("grace")},
+			&cli.BoolFlag{Name: "secure", Usage: "TLS on every link (certificates made in <dir>/certs) and users on, with a first admin whose password is in <dir>/admin.password", EnvVars: env("secure")},
 		},
 		Action: runUp,
 	}
@@ -244,6 +249,11 @@ func runUp(c *cli.Context) error {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("up: %w", err)
 	}
+	if c.Bool("secure") {
+		if cfg.Secure, err = prepareSecure(cfg.Dir); err != nil {
+			return err
+		}
+	}
 
 	// SIGHUP too: closing the terminal should stop the cluster cleanly,
 	// not kill up and leave the children to the parent-death signal.
@@ -276,7 +286,7 @@ func runUp(c *cli.Context) error {
 	}()
 	go func() {
 		defer bg.Done()
-		watchMembers(ctx, cfg.Listen, memberPoll, news)
+		watchMembersVia(ctx, cfg.Listen, cfg.dial, memberPoll, news)
 	}()
 	stop := func() {
 		cancel()
@@ -394,7 +404,7 @@ func announce(ctx context.Context, cfg upConfig, w io.Writer, lg zerolog.Logger)
 	start := time.Now()
 	warnAt := 10 * time.Second
 	for {
-		master, err := proxyMaster(ctx, cfg.Listen)
+		master, err := proxyMaster(ctx, cfg.dial, cfg.Listen)
 		if err == nil && master != 0 {
 			fmt.Fprint(w, banner(cfg, master, cliName()))
 			return
@@ -420,10 +430,10 @@ func announce(ctx context.Context, cfg upConfig, w io.Writer, lg zerolog.Logger)
 
 // proxyMaster asks the proxy at addr for the cluster's status and returns
 // the master's id, 0 if there is none yet.
-func proxyMaster(ctx context.Context, addr string) (uint64, error) {
+func proxyMaster(ctx context.Context, dial upDialer, addr string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	cl, err := line.Dial(ctx, addr, line.Options{})
+	cl, err := dial(ctx, addr)
 	if err != nil {
 		return 0, err
 	}
@@ -458,6 +468,9 @@ func banner(cfg upConfig, master uint64, cli string) string {
 	addrFlag := ""
 	if cfg.Listen != "127.0.0.1:7000" {
 		addrFlag = " --addr " + net.JoinHostPort(host, port)
+	}
+	if cfg.Secure != nil {
+		return cfg.Secure.banner(cfg, master, cli)
 	}
 	var b strings.Builder
 	var reps []string

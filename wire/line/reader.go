@@ -96,6 +96,9 @@ func (r *Reader) parse(line []byte) (Request, error) {
 	if equalFold(tok, "MEMBER") {
 		return parseMemberRequest(rest)
 	}
+	if isAuthWord(tok) {
+		return parseAuthRequest(tok, rest)
+	}
 	cmd := lookupCmd(tok)
 	if cmd == 0 {
 		return Request{}, badRequest("unknown command %.32q (try HELP)", tok)

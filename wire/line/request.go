@@ -40,6 +40,10 @@ const (
 	// (snapshot.go): a client sends it with Client.Snapshot, not Do or
 	// Send, which read one reply.
 	CmdSnapshot
+
+	// cmdCore ends the commands of this file: the auth commands
+	// (auth.go) number from it, so no two commands share a value.
+	cmdCore
 )
 
 var cmdNames = [...]string{
@@ -69,6 +73,9 @@ const longestCmd = len("CONSISTENCY")
 
 // String returns the protocol verb of c, or "UNKNOWN".
 func (c Cmd) String() string {
+	if name, ok := authCmdNames[c]; ok {
+		return name
+	}
 	if c == 0 || int(c) >= len(cmdNames) {
 		return "UNKNOWN"
 	}
@@ -228,6 +235,14 @@ type Request struct {
 	// Chunk is the bytes per piece of a SNAPSHOT stream, within
 	// MinSnapshotChunk and MaxSnapshotChunk; 0 leaves it to the server.
 	Chunk uint64
+	// Name is the user or role of AUTH, USER and ROLE requests (see
+	// auth.go); Password the password of AUTH, USER ADD and USER PASSWD;
+	// Role the role USER GRANT and REVOKE name; Perm what ROLE GRANT and
+	// REVOKE give or take on Prefix (AllKeys: every key).
+	Name     string
+	Password string
+	Role     string
+	Perm     Perm
 }
 
 // MaxMemberAddr is the longest member address in bytes.
@@ -284,6 +299,9 @@ func validKeyChars(s string) bool {
 // unknown command, an invalid key or prefix (also ErrInvalidKey) or level,
 // a member id 0 or a member address ValidMemberAddr refuses.
 func AppendRequest(dst []byte, req Request) ([]byte, error) {
+	if req.Cmd.IsAuth() {
+		return appendAuthRequest(dst, req)
+	}
 	name := req.Cmd.String()
 	if name == "UNKNOWN" {
 		return dst, fmt.Errorf("line: encode: unknown command %d: %w", req.Cmd, ErrBadRequest)

@@ -121,6 +121,9 @@ type Config struct {
 	// TestClockRate makes the node's clock run at this rate of real time
 	// (1.05: five percent fast); 0 means 1.
 	TestClockRate float64
+
+	// onSync is the log's fsync hook (metrics); New sets it.
+	onSync func(bytes int, d time.Duration)
 	// TestLossyFsync keeps written log bytes in the process until their
 	// fsync, so a kill -9 loses them as a power cut would.
 	TestLossyFsync bool
@@ -209,6 +212,7 @@ func (c *Config) walOptions(repair bool) wal.Options {
 	opts.SegmentBytes = c.SegmentBytes
 	opts.TestSyncDelay = c.FsyncDelay
 	opts.TestLossy = c.TestLossyFsync
+	opts.OnSync = c.onSync
 	return opts
 }
 

@@ -46,6 +46,8 @@ type Server struct {
 	cnt *counters
 	mem atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
 
+	prom *promMetrics // Prometheus figures (metrics.go), the router's
+
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
 	conns  map[*conn]struct{}
@@ -71,6 +73,8 @@ func New(cfg Config) (*Server, error) {
 		done: make(chan struct{}),
 	}
 	s.rt = newRouter(&s.cfg, s.cnt)
+	s.prom = s.rt.prom
+	s.prom.reg.MustRegister(&proxyCollector{s: s})
 	s.rt.start()
 	return s, nil
 }

@@ -118,21 +118,30 @@ func (e *env) eventually(d time.Duration, what string, f func() error) {
 	}
 }
 
-// get scrapes replica id (0: the proxy) and returns one value; it fails
-// the test if the scrape fails or the sample is absent.
-func (e *env) get(id uint64, name string, labels ...string) float64 {
-	e.t.Helper()
+// try scrapes replica id (0: the proxy) and returns one value, or why it
+// could not.
+func (e *env) try(id uint64, name string, labels ...string) (float64, error) {
 	addr := e.pmet
 	if id != 0 {
 		addr = e.metrics[id]
 	}
 	fams, err := scrape(e.t, addr)
 	if err != nil {
-		e.t.Fatalf("scrape %d: %v", id, err)
+		return 0, fmt.Errorf("scrape %d: %w", id, err)
 	}
 	v, ok := value(fams, name, labels...)
 	if !ok {
-		e.t.Fatalf("scrape %d: no %s%v", id, name, labels)
+		return 0, fmt.Errorf("scrape %d: no %s%v", id, name, labels)
+	}
+	return v, nil
+}
+
+// get is try that fails the test on an error.
+func (e *env) get(id uint64, name string, labels ...string) float64 {
+	e.t.Helper()
+	v, err := e.try(id, name, labels...)
+	if err != nil {
+		e.t.Fatal(err)
 	}
 	return v
 }
@@ -142,7 +151,11 @@ func (e *env) grows(id uint64, was float64, name string, labels ...string) float
 	e.t.Helper()
 	var now float64
 	e.eventually(20*time.Second, fmt.Sprintf("process %d: %s%v above %v", id, name, labels, was), func() error {
-		if now = e.get(id, name, labels...); now <= was {
+		var err error
+		if now, err = e.try(id, name, labels...); err != nil {
+			return err
+		}
+		if now <= was {
 			return fmt.Errorf("still %v", now)
 		}
 		return nil
@@ -154,12 +167,16 @@ func (e *env) master() uint64 {
 	e.t.Helper()
 	var m uint64
 	e.eventually(30*time.Second, "a master every replica and the proxy agree on", func() error {
-		pm := uint64(e.get(0, "synod_proxy_master_id"))
+		v, err := e.try(0, "synod_proxy_master_id")
+		if err != nil {
+			return err
+		}
+		pm := uint64(v)
 		if pm == 0 {
 			return fmt.Errorf("the proxy knows no master")
 		}
-		if e.get(pm, "synod_replica_role", "role", "master") != 1 {
-			return fmt.Errorf("the proxy's master %d is not master", pm)
+		if role, err := e.try(pm, "synod_replica_role", "role", "master"); err != nil || role != 1 {
+			return fmt.Errorf("the proxy's master %d is not master (%v)", pm, err)
 		}
 		if ok, why := ready(e.pmet); !ok {
 			return fmt.Errorf("proxy: %s", why)
@@ -275,6 +292,16 @@ func TestMetricsEndToEnd(t *testing.T) {
 	if reads < n {
 		t.Errorf("per-replica reads sum to %v, want at least %v", reads, n)
 	}
+	// Everything the dashboard and the alert rules name exists.
+	var all []map[string]*dto.MetricFamily
+	for _, addr := range []string{e.pmet, e.metrics[1], e.metrics[2], e.metrics[3]} {
+		fams, err := scrape(t, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, fams)
+	}
+	checkShippedNames(t, all)
 
 	// A follower cut off from the master turns unready, and ready again
 	// once the link heals.
@@ -351,7 +378,11 @@ func TestMetricsEndToEnd(t *testing.T) {
 		}
 	}
 	e.eventually(30*time.Second, "a new master after the kill", func() error {
-		pm := uint64(e.get(0, "synod_proxy_master_id"))
+		v, err := e.try(0, "synod_proxy_master_id")
+		if err != nil {
+			return err
+		}
+		pm := uint64(v)
 		if pm == 0 || pm == killed {
 			return fmt.Errorf("the proxy's master is %d", pm)
 		}
@@ -383,8 +414,8 @@ func TestMetricsEndToEnd(t *testing.T) {
 	// The survivors count the dead peer down.
 	for _, id := range others {
 		e.eventually(10*time.Second, fmt.Sprintf("replica %d sees peer %d down", id, killed), func() error {
-			if up := e.get(id, "synod_replica_peer_up", "peer", fmt.Sprint(killed)); up != 0 {
-				return fmt.Errorf("peer_up %v", up)
+			if up, err := e.try(id, "synod_replica_peer_up", "peer", fmt.Sprint(killed)); err != nil || up != 0 {
+				return fmt.Errorf("peer_up %v (%v)", up, err)
 			}
 			return nil
 		})

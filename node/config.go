@@ -121,9 +121,6 @@ type Config struct {
 	// TestClockRate makes the node's clock run at this rate of real time
 	// (1.05: five percent fast); 0 means 1.
 	TestClockRate float64
-
-	// onSync is the log's fsync hook (metrics); New sets it.
-	onSync func(bytes int, d time.Duration)
 	// TestLossyFsync keeps written log bytes in the process until their
 	// fsync, so a kill -9 loses them as a power cut would.
 	TestLossyFsync bool
@@ -133,6 +130,9 @@ type Config struct {
 
 	// Logger receives the node's logs.
 	Logger zerolog.Logger
+
+	// onSync is the log's fsync hook (metrics.go); New sets it.
+	onSync func(bytes int, d time.Duration)
 }
 
 // DefaultConfig returns the design's defaults; ID, ClusterID, Listen, Peers

@@ -219,6 +219,7 @@ func (n *Node) install(f *fetched) {
 	if !installed {
 		return
 	}
+	n.met.snapInstalls.Inc()
 	// Every command up to the snapshot's index was chosen.
 	n.commitIndex.raise(rs.index)
 	n.log.Info().Uint64("slot", rs.slot).Uint64("index", rs.index).Msg("installed a snapshot from a peer")

@@ -141,6 +141,9 @@ type Config struct {
 
 	// Logger receives the node's logs.
 	Logger zerolog.Logger
+
+	// onSync is the log's fsync hook (metrics.go); New sets it.
+	onSync func(bytes int, d time.Duration)
 }
 
 // DefaultConfig returns the design's defaults; ID, ClusterID, Listen, Peers
@@ -220,6 +223,7 @@ func (c *Config) walOptions(repair bool) wal.Options {
 	opts.SegmentBytes = c.SegmentBytes
 	opts.TestSyncDelay = c.FsyncDelay
 	opts.TestLossy = c.TestLossyFsync
+	opts.OnSync = c.onSync
 	return opts
 }
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"synod/paxos"
@@ -31,6 +32,7 @@ type peer struct {
 	addr string
 	out  chan paxos.Message
 	stop context.CancelFunc
+	up   atomic.Bool // a connection to the peer is open (metrics)
 }
 
 // startPeers starts the connections to the members of the configuration
@@ -101,7 +103,9 @@ func (n *Node) runPeer(ctx context.Context, p *peer) {
 		}
 		backoff = 5 * time.Millisecond
 		n.log.Debug().Uint64("peer", p.id).Msg("peer connected")
+		p.up.Store(true)
 		err = n.writePeer(ctx, c, p)
+		p.up.Store(false)
 		c.Close()
 		if ctx.Err() == nil {
 			n.log.Debug().Err(err).Uint64("peer", p.id).Msg("peer connection lost")

@@ -49,6 +49,8 @@ type Server struct {
 
 	backups atomic.Int32 // backups being streamed (backup.go)
 
+	prom *promMetrics // Prometheus figures (metrics.go), the router's
+
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
 	conns  map[*conn]struct{}
@@ -74,6 +76,8 @@ func New(cfg Config) (*Server, error) {
 		done: make(chan struct{}),
 	}
 	s.rt = newRouter(&s.cfg, s.cnt)
+	s.prom = s.rt.prom
+	s.prom.reg.MustRegister(&proxyCollector{s: s})
 	s.rt.start()
 	s.startAuth()
 	return s, nil

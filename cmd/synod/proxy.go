@@ -46,7 +46,7 @@ func proxyCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-inflight-bytes", Value: def.MaxInflightBytes, Usage: "bytes of requests and unwritten replies of all clients; a value that does not fit is refused BUSY", EnvVars: env("max-inflight-bytes")},
 			&cli.IntFlag{Name: "max-pipeline", Value: def.MaxPipeline, Usage: "unanswered requests per connection before it is read no further", EnvVars: env("max-pipeline")},
 			&cli.Int64Flag{Name: "max-pipeline-bytes", Value: def.MaxPipelineBytes, Usage: "bytes of requests and unwritten replies per connection before it is read no further (a read counts as a --max-value reply)", EnvVars: env("max-pipeline-bytes")},
-		}, append(tlsServerFlags(), proxyAuthFlags()...)...),
+		}, append(append(tlsServerFlags(), proxyAuthFlags()...), metricsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			lg, err := newLogger(c)
 			if err != nil {
@@ -104,6 +104,13 @@ func proxyCommand() *cli.Command {
 				ln.Close()
 				return err
 			}
+			stopMetrics, err := startMetrics(c, lg, srv.Registry(), srv.Ready)
+			if err != nil {
+				srv.Close()
+				ln.Close()
+				return err
+			}
+			defer stopMetrics()
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			reloadOnSIGHUP(ctx, cfg.TLS, lg)

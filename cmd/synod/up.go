@@ -53,6 +53,9 @@ type upConfig struct {
 	// Secure, when set, runs the cluster with TLS and users (up --secure,
 	// upsecure.go).
 	Secure *upSecure
+	// MetricsBase: the proxy serves metrics on 127.0.0.1:MetricsBase,
+	// replica i on MetricsBase+i; 0 is off (upmetrics.go).
+	MetricsBase int
 }
 
 func (u upConfig) validate() error {
@@ -73,6 +76,9 @@ func (u upConfig) validate() error {
 	}
 	if u.Grace <= 0 {
 		return usageError("--grace %v: want a positive duration", u.Grace)
+	}
+	if err := u.validateMetrics(); err != nil {
+		return err
 	}
 	for i := 1; i <= u.Nodes; i++ {
 		if u.replicaAddr(i) == u.Listen {
@@ -134,6 +140,7 @@ func (u upConfig) nodeSpec(id int, join string) childSpec {
 	}
 	args = append(args, "--dir", u.nodeDir(id), "--cluster", u.Cluster)
 	args = append(args, u.Secure.nodeFlags()...)
+	args = append(args, u.metricsArgs(id)...)
 	return childSpec{name: fmt.Sprintf("node%d", id), id: id, args: args}
 }
 
@@ -153,6 +160,7 @@ func (u upConfig) children() []childSpec {
 		"--nodes", strings.Join(nodes, ","),
 		"--cluster", u.Cluster}
 	args = append(args, u.Secure.proxyFlags()...)
+	args = append(args, u.metricsArgs(0)...)
 	return append(specs, childSpec{name: "proxy", args: args})
 }
 
@@ -199,6 +207,7 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7000", Usage: "the proxy's address for clients", EnvVars: env("listen")},
 			&cli.IntFlag{Name: "base-port", Value: 7100, Usage: "replica i listens on 127.0.0.1:<base-port>+i", EnvVars: env("base-port")},
 			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "cluster id", EnvVars: env("cluster")},
+			&cli.IntFlag{Name: "metrics-base-port", Value: 7200, Usage: "the proxy serves /metrics, /healthz and /readyz on 127.0.0.1:<metrics-base-port>, replica i on <metrics-base-port>+i; 0 turns them off", EnvVars: env("metrics-base-port")},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long a child may take to stop after SIGTERM before it is killed", EnvVars: env("grace")},
 			&cli.BoolFlag{Name: "secure", Usage: "TLS on every link (certificates made in <dir>/certs) and users on, with a first admin whose password is in <dir>/admin.password", EnvVars: env("secure")},
 		},
@@ -219,6 +228,8 @@ func runUp(c *cli.Context) error {
 		Grace:     c.Duration("grace"),
 		LogLevel:  c.String("log-level"),
 		LogFormat: c.String("log-format"),
+
+		MetricsBase: c.Int("metrics-base-port"),
 	}
 	if err := cfg.validate(); err != nil {
 		return err
@@ -240,10 +251,16 @@ func runUp(c *cli.Context) error {
 	addrs := []string{cfg.Listen}
 	for _, id := range cfg.ids() {
 		addrs = append(addrs, cfg.replicaAddr(id))
+		if a := cfg.metricsAddr(id); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if a := cfg.metricsAddr(0); a != "" {
+		addrs = append(addrs, a)
 	}
 	for _, a := range addrs {
 		if err := checkFree(a); err != nil {
-			return &exitError{code: exitUnavailable, err: fmt.Errorf("up: %w (is another synod up running? choose --listen / --base-port)", err)}
+			return &exitError{code: exitUnavailable, err: fmt.Errorf("up: %w (is another synod up running? choose --listen / --base-port / --metrics-base-port)", err)}
 		}
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -482,6 +499,7 @@ func banner(cfg upConfig, master uint64, cli string) string {
 	fmt.Fprintf(&b, "  try       printf 'PUT hello world\\nGET hello\\nQUIT\\n' | nc %s %s\n", host, port)
 	fmt.Fprintf(&b, "  or        nc %s %s    (then type HELP)\n", host, port)
 	fmt.Fprintf(&b, "  cli       %s put%s hello world && %s get%s hello\n", cli, addrFlag, cli, addrFlag)
+	b.WriteString(cfg.metricsBanner())
 	fmt.Fprintf(&b, "Ctrl-C stops the cluster; `up` again on the same --dir resumes its data.\n")
 	return b.String()
 }

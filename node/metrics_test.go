@@ -186,6 +186,9 @@ func TestReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { n.ln.Close(); n.store.close() }()
+	// A clock that started a while ago, so "ticks ago" never reaches
+	// before its start (-1 is "never heard").
+	n.met.clock = &clock{start: sinceBoot() - 10*time.Second, rate: 1}
 	now := func() int64 { return int64(n.met.clock.elapsed() / cfg.TickInterval) }
 	for _, tc := range []struct {
 		name      string

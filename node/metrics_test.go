@@ -9,52 +9,20 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
+	"synod/internal/obs"
 	"synod/paxos"
 	"synod/wire"
 )
 
 // metricValue returns the value of family name's sample whose labels
-// include labels (name, value pairs): a counter's or gauge's value, a
-// histogram's count; -1 if there is none.
+// include labels (name, value pairs), -1 if there is none (obs.Sample).
 func metricValue(t *testing.T, n *Node, name string, labels ...string) float64 {
 	t.Helper()
-	fams, err := n.Registry().Gather()
+	v, err := obs.Sample(n.Registry(), name, labels...)
 	if err != nil {
-		t.Fatalf("gather: %v", err)
+		t.Fatal(err)
 	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !labelIs(m, labels[i], labels[i+1]) {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return -1
-}
-
-func labelIs(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
+	return v
 }
 
 // startNodes runs a three-replica cluster in the test process until the

@@ -4,51 +4,19 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
+	"synod/internal/obs"
 	"synod/wire"
 )
 
 // gathered returns the value of family name's sample whose labels include
-// labels (name, value pairs): a counter's or gauge's value, a histogram's
-// count; -1 if there is none.
+// labels (name, value pairs), -1 if there is none (obs.Sample).
 func gathered(t *testing.T, s *Server, name string, labels ...string) float64 {
 	t.Helper()
-	fams, err := s.Registry().Gather()
+	v, err := obs.Sample(s.Registry(), name, labels...)
 	if err != nil {
-		t.Fatalf("gather: %v", err)
+		t.Fatal(err)
 	}
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !hasLabel(m, labels[i], labels[i+1]) {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return -1
-}
-
-func hasLabel(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
+	return v
 }
 
 // TestMetricsThroughTheProxy sends requests through a proxy in front of
@@ -145,23 +113,15 @@ func TestObserve(t *testing.T) {
 			if got := m.replies[tc.code].Load(); got != 1 {
 				t.Errorf("replies[%d] = %d, want 1", tc.code, got)
 			}
-			fams, err := m.reg.Gather()
+			latency, err := obs.Sample(m.reg, "synod_proxy_request_duration_seconds", "op", tc.op, "consistency", tc.level)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var latency, held float64
-			for _, f := range fams {
-				for _, mm := range f.GetMetric() {
-					switch f.GetName() {
-					case "synod_proxy_request_duration_seconds":
-						if hasLabel(mm, "op", tc.op) && hasLabel(mm, "consistency", tc.level) {
-							latency += float64(mm.Histogram.GetSampleCount())
-						}
-					case "synod_proxy_failover_held_requests_total":
-						held = mm.Counter.GetValue()
-					}
-				}
+			held, err := obs.Sample(m.reg, "synod_proxy_failover_held_requests_total")
+			if err != nil {
+				t.Fatal(err)
 			}
+			latency, held = max(latency, 0), max(held, 0)
 			if latency != tc.wantLatency || held != tc.wantHeld {
 				t.Errorf("latency count %v held %v, want %v and %v", latency, held, tc.wantLatency, tc.wantHeld)
 			}

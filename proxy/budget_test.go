@@ -108,6 +108,10 @@ func TestByteBudgetManyWriters(t *testing.T) {
 	f.record = false
 	s, addr := startServer(t, fakeNodes(m, f), func(c *Config) {
 		c.Poll = 10 * time.Millisecond
+		// The fakes answer STATUS from this test's process, which the
+		// load starves of CPU: a poll may wait seconds. This test is
+		// about memory, not about noticing a dead replica.
+		c.ProbeTimeout = 10 * time.Second
 		c.MaxInflightBytes = budget
 		c.MaxPipelineBytes = 4 << 20
 	})

@@ -328,10 +328,13 @@ func TestReadBalance(t *testing.T) {
 	if share := float64(d[master]) / float64(total); share >= 0.10 {
 		t.Errorf("master served %.1f%% of reads, want under 10%%", 100*share)
 	}
-	even := float64(total-d[master]) / float64(len(followers))
+	// Equal followers share within 35-65 % (issue 19's bound): tighter
+	// would fail on noise, a machine shared with other work makes one
+	// follower's process slower for seconds at a time.
+	served := total - d[master]
 	for _, f := range followers {
-		if dev := (float64(d[f]) - even) / even; dev < -0.15 || dev > 0.15 {
-			t.Errorf("follower %d served %d reads, %.1f%% off the even %.0f", f, d[f], 100*dev, even)
+		if share := float64(d[f]) / float64(served); share < 0.35 || share > 0.65 {
+			t.Errorf("follower %d served %d of the followers' %d reads (%.1f%%), want 35-65%%", f, d[f], served, 100*share)
 		}
 	}
 

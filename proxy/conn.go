@@ -19,6 +19,7 @@ import (
 
 	"synod/wire"
 	"synod/wire/line"
+	"synod/wire/resp"
 )
 
 // call is one client request awaiting its reply, in the connection's order.
@@ -31,6 +32,10 @@ type call struct {
 	nodes []line.NodeStatus // STATUS
 	stats []line.Stat       // STATS
 	close bool              // close the connection after this reply
+	rc    *respCmd          // RESP: the command this call is part of (resp.go); nil for the line protocol
+	// waited: the reader waits for this reply itself (a RESP command that
+	// needs it for its next request), so it is never redone (monotonic).
+	waited bool
 
 	charge  int64 // bytes counted in the connection's pipeline budget, under budget.mu
 	gcharge int64 // bytes counted in the server's in-flight budget, under budget.mu
@@ -117,7 +122,8 @@ type conn struct {
 	blockGot int64    // in-flight bytes the current request's block was admitted with
 
 	// Writer-owned.
-	written uint64 // the newest state a reply written so far showed (applied index)
+	written uint64       // the newest state a reply written so far showed (applied index)
+	rw      *resp.Writer // RESP replies (resp.go), on the same buffer as the line writer
 
 	lastIndex atomic.Uint64 // newest state this connection saw, for session reads
 	aborted   atomic.Bool   // a write's outcome is unknown: the connection closes, nothing more starts
@@ -295,7 +301,12 @@ func requestBytes(req line.Request) int64 {
 }
 
 func (c *conn) readLoop() {
-	r := line.NewReader(bufio.NewReaderSize(c.nc, 4096), c.s.cfg.limits())
+	br := bufio.NewReaderSize(c.nc, 4096)
+	if c.sniffRESP(br) {
+		c.readRESP(br)
+		return
+	}
+	r := line.NewReader(br, c.s.cfg.limits())
 	r.SetAdmit(c.admitBlock)
 	for c.armRead() {
 		c.blockGot = 0
@@ -516,7 +527,9 @@ func toWire(req line.Request, level line.Level) wire.Request {
 func (c *conn) writeLoop() {
 	defer close(c.wdone)
 	defer c.nc.Close()
-	w := line.NewWriter(bufio.NewWriterSize(c.nc, 8192))
+	bw := bufio.NewWriterSize(c.nc, 8192)
+	w := line.NewWriter(bw)
+	c.rw = resp.NewWriter(bw)
 	var next *call
 	for {
 		cl := next
@@ -571,7 +584,7 @@ const maxRedos = 3
 func (c *conn) monotonic(cl *call) {
 	for redo := 0; ; redo++ {
 		rep := cl.res.rep
-		if cl.res.node == 0 || cl.req.Cmd.IsWrite() || cl.req.Cmd.IsMember() || cl.level != line.LevelSession ||
+		if cl.res.node == 0 || cl.waited || cl.req.Cmd.IsWrite() || cl.req.Cmd.IsMember() || cl.level != line.LevelSession ||
 			rep.Applied == 0 || rep.Applied >= c.written || redo == maxRedos || c.aborted.Load() {
 			break
 		}
@@ -600,6 +613,9 @@ func (c *conn) flush(w *line.Writer) error {
 
 // reply writes cl's reply.
 func (c *conn) reply(w *line.Writer, cl *call) error {
+	if cl.rc != nil {
+		return c.replyRESP(cl)
+	}
 	if cl.perr != nil {
 		return w.ReplyError(cl.perr)
 	}

@@ -47,7 +47,7 @@ func (l Limits) withDefaults() Limits {
 // ErrProtocol is matched (errors.Is) by every error the Reader returns for
 // input that breaks RESP. After one the stream cannot be resynchronised:
 // answer the error (Error's text is what Redis says) and close.
-var ErrProtocol = errors.New("Protocol error")
+var ErrProtocol = errors.New("resp: protocol error")
 
 // ProtoError is a request the Reader refused. Msg is the reply text after
 // "-ERR ", in Redis's words.
@@ -114,9 +114,6 @@ func (r *Reader) ReadRequest() ([][]byte, error) {
 		// A blank line is skipped, as Redis does.
 	}
 }
-
-// errLong is line's report of a line over MaxInline.
-var errLong = errors.New("line too long")
 
 // line reads one line up to "\n", without its "\r\n" or "\n".
 func (r *Reader) line() ([]byte, error) {

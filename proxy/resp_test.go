@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRESPLocal sends raw RESP to a proxy (no replica behind it: these
+// commands are the proxy's own, or refused before any replica is asked)
+// and checks the exact reply bytes, and whether the proxy then closes.
+func TestRESPLocal(t *testing.T) {
+	_, addr := startServer(t, nil, func(c *Config) { c.MaxValue = 1000 })
+	bulk := func(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
+	cmd := func(args ...string) string {
+		out := "*" + strconv.Itoa(len(args)) + "\r\n"
+		for _, a := range args {
+			out += bulk(a)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		send   string
+		want   string
+		closes bool
+	}{
+		{"ping", cmd("PING"), "+PONG\r\n", false},
+		{"pipelined in order", cmd("PING") + cmd("ECHO", "a\r\nb") + cmd("SELECT", "0") + cmd("PING", "x"),
+			"+PONG\r\n$4\r\na\r\nb\r\n+OK\r\n$1\r\nx\r\n", false},
+		{"inline after multibulk", cmd("PING") + "ECHO \"two words\"\r\n", "+PONG\r\n$9\r\ntwo words\r\n", false},
+		{"case-insensitive", cmd("pInG"), "+PONG\r\n", false},
+		{"unknown command", cmd("FLUSHALL", "ASYNC"), "-ERR unknown command 'FLUSHALL', with args beginning with: 'ASYNC' \r\n", false},
+		{"wrong arity", cmd("GET"), "-ERR wrong number of arguments for 'get' command\r\n", false},
+		{"invalid key", cmd("GET", "a b"), "-ERR invalid key: synod keys are 1 to 1024 bytes of printable UTF-8 without spaces\r\n", false},
+		{"select 1", cmd("SELECT", "1"), "-ERR DB index is out of range\r\n", false},
+		{"expiry", cmd("SET", "k", "v", "PX", "5"), "-ERR synod keeps no expiry: PX is not supported\r\n", false},
+		{"set syntax", cmd("SET", "k", "v", "BOGUS"), "-ERR syntax error\r\n", false},
+		{"hello 3", cmd("HELLO", "3"), "-NOPROTO unsupported protocol version\r\n", false},
+		{"client id then name", cmd("CLIENT", "SETNAME", "x") + cmd("CLIENT", "GETNAME"), "+OK\r\n$1\r\nx\r\n", false},
+		{"scan bad cursor", cmd("SCAN", "x"), "-ERR invalid cursor\r\n", false},
+		{"quit", cmd("QUIT") + cmd("PING"), "+OK\r\n", true},
+		{"bulk over max value", "*2\r\n$3\r\nGET\r\n$1025\r\n", "-ERR Protocol error: invalid bulk length\r\n", true},
+		{"too many args", "*99999999\r\n", "-ERR Protocol error: invalid multibulk length\r\n", true},
+		{"nested array", "*1\r\n*1\r\n", "-ERR Protocol error: expected '$', got '*'\r\n", true},
+		{"inline too long", cmd("PING") + strings.Repeat("a", 70<<10) + "\r\n", "+PONG\r\n-ERR Protocol error: too big inline request\r\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.send(tt.send)
+			c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got := make([]byte, len(tt.want))
+			if _, err := io.ReadFull(c.br, got); err != nil || string(got) != tt.want {
+				t.Fatalf("got %q (%v), want %q", got, err, tt.want)
+			}
+			if !tt.closes {
+				c.send(cmd("PING"))
+				tt.want = "+PONG\r\n"
+				got = make([]byte, len(tt.want))
+				if _, err := io.ReadFull(c.br, got); err != nil || string(got) != tt.want {
+					t.Fatalf("after: got %q (%v), want +PONG", got, err)
+				}
+				return
+			}
+			c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			// Closed with the rest of the request unread: EOF, or a reset.
+			if b, err := c.br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("connection not closed: read %q, %v", b, err)
+			}
+		})
+	}
+
+	// The line protocol still answers on the same port.
+	c := dialRaw(t, addr)
+	c.send("PING\r\n")
+	c.expect("PONG")
+}

@@ -136,6 +136,15 @@ bench-compare: build
 	$(GO) build -o bin/benchcompare ./bench/cmd/benchcompare
 	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
 
+## bench-redis: Redis's own redis-benchmark (-t set,get -c 64, without and with
+## -P 16) against a fresh local cluster through the proxy's RESP front door;
+## prints a table (about a minute; not part of test). REDIS_BENCH_FLAGS passes
+## more, e.g. -n 200000 or -P 1,4,16.
+.PHONY: bench-redis
+bench-redis: build redis-tools
+	$(GO) build -o bin/redisbench ./bench/cmd/redisbench
+	./bin/redisbench -synod $(BIN) $(REDIS_BENCH_FLAGS)
+
 ## nemesis: a Jepsen-style fault run of a real cluster (5 replicas, 2 proxies,
 ## every peer and proxy link through a fault relay; kills, power cuts, pauses,
 ## partitions, overlapping faults, skewed clocks, lossy and slow disks, lost

@@ -867,7 +867,7 @@ func respCommandCmd(c *conn, _ *respState, args [][]byte) bool {
 		case "COUNT":
 			return c.respLocal(false, func(w *resp.Writer) error { return w.Int(int64(len(names))) })
 		case "DOCS":
-			return c.respLocal(false, func(w *resp.Writer) error { return w.Array(0) })
+			return c.respLocal(false, func(w *resp.Writer) error { return w.Map(0) })
 		case "INFO":
 			names = names[:0]
 			for _, a := range args[2:] {
@@ -904,18 +904,21 @@ func respCommandCmd(c *conn, _ *respState, args [][]byte) bool {
 	})
 }
 
-// respHello answers HELLO [2] with the server's description; RESP3 is not
-// spoken yet, so HELLO 3 is refused with NOPROTO (clients such as go-redis
-// then go on in RESP2).
+// respHello answers HELLO [2|3] [AUTH u p] [SETNAME n] with the server's
+// description, as a map; after HELLO 3 every reply is RESP3 (the writer
+// switches when it writes this reply, so the replies before it, already
+// rendered or not, keep the protocol they were asked in).
 func respHello(c *conn, st *respState, args [][]byte) bool {
+	proto := 0 // unchanged
 	if len(args) > 1 {
 		v, err := strconv.Atoi(string(args[1]))
 		if err != nil {
 			return c.respError("ERR", "Protocol version is not an integer or out of range")
 		}
-		if v != 2 {
+		if v != 2 && v != 3 {
 			return c.respError("NOPROTO", "unsupported protocol version")
 		}
+		proto = v
 	}
 	for i := 2; i < len(args); i++ {
 		switch strings.ToUpper(string(args[i])) {
@@ -933,13 +936,16 @@ func respHello(c *conn, st *respState, args [][]byte) bool {
 	}
 	id := st.id
 	return c.respLocal(false, func(w *resp.Writer) error {
-		w.Array(14)
+		if proto != 0 {
+			w.SetProto(proto)
+		}
+		w.Map(7)
 		w.BulkString("server")
 		w.BulkString("synod")
 		w.BulkString("version")
 		w.BulkString(respRedisVersion)
 		w.BulkString("proto")
-		w.Int(2)
+		w.Int(int64(w.Proto()))
 		w.BulkString("id")
 		w.Int(id)
 		w.BulkString("mode")

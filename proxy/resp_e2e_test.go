@@ -102,7 +102,11 @@ func TestRESPRedisCli(t *testing.T) {
 		{[]string{"COMMAND", "INFO", "get"}, "*\"get\""},
 		{[]string{"COMMAND", "DOCS"}, "(empty array)"},
 		{[]string{"WAIT", "1", "0"}, "(integer) 2"},
-		{[]string{"HELLO", "3"}, "(error) NOPROTO unsupported protocol version"},
+		{[]string{"HELLO", "4"}, "(error) NOPROTO unsupported protocol version"},
+		{[]string{"HELLO", "3"}, "*\"synod\""},
+		{[]string{"-3", "GET", "nothing"}, "(nil)"},
+		{[]string{"-3", "MGET", "docs/c", "nothing"}, "1) \"3\"\n2) (nil)"},
+		{[]string{"-3", "SYNOD.STAT", "nothing"}, "(nil)"},
 		{[]string{"HELLO", "2"}, "*\"synod\""},
 		{[]string{"AUTH", "pw"}, "*(error) ERR AUTH <password> called without any password"},
 		{[]string{"INCR", "other"}, "(error) ERR unknown command 'INCR', with args beginning with: 'other'"},
@@ -164,9 +168,16 @@ func TestRESPRedisCli(t *testing.T) {
 }
 
 // TestRESPGoRedisFailover runs go-redis clients (appends, pipelined MSETs
-// and MGETs) through a SIGKILL of the master: no client sees an error,
-// and every acknowledged append is in its key exactly once, in order.
+// and MGETs), in RESP2 and in RESP3, through a SIGKILL of the master: no
+// client sees an error, and every acknowledged append is in its key
+// exactly once, in order.
 func TestRESPGoRedisFailover(t *testing.T) {
+	for _, proto := range []int{2, 3} {
+		t.Run("RESP"+strconv.Itoa(proto), func(t *testing.T) { goRedisFailover(t, proto) })
+	}
+}
+
+func goRedisFailover(t *testing.T, proto int) {
 	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
 	p := c.StartProxy(t, "--poll=50ms")
 	rc := dialRaw(t, p.Addr)
@@ -174,7 +185,7 @@ func TestRESPGoRedisFailover(t *testing.T) {
 
 	const clients = 12
 	rdb := redis.NewClient(&redis.Options{
-		Addr: p.Addr, PoolSize: clients, MaxRetries: -1, // a retry here could hide an error, or double an append
+		Addr: p.Addr, Protocol: proto, PoolSize: clients, MaxRetries: -1, // a retry here could hide an error, or double an append
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, DialTimeout: 5 * time.Second,
 	})
 	defer rdb.Close()

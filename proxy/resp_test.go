@@ -40,7 +40,7 @@ func TestRESPLocal(t *testing.T) {
 		{"select 1", cmd("SELECT", "1"), "-ERR DB index is out of range\r\n", false},
 		{"expiry", cmd("SET", "k", "v", "PX", "5"), "-ERR synod keeps no expiry: PX is not supported\r\n", false},
 		{"set syntax", cmd("SET", "k", "v", "BOGUS"), "-ERR syntax error\r\n", false},
-		{"hello 3", cmd("HELLO", "3"), "-NOPROTO unsupported protocol version\r\n", false},
+		{"hello 4", cmd("HELLO", "4"), "-NOPROTO unsupported protocol version\r\n", false},
 		{"client id then name", cmd("CLIENT", "SETNAME", "x") + cmd("CLIENT", "GETNAME"), "+OK\r\n$1\r\nx\r\n", false},
 		{"scan bad cursor", cmd("SCAN", "x"), "-ERR invalid cursor\r\n", false},
 		{"quit", cmd("QUIT") + cmd("PING"), "+OK\r\n", true},
@@ -74,6 +74,27 @@ func TestRESPLocal(t *testing.T) {
 			}
 		})
 	}
+
+	// HELLO 3: the replies before it stay RESP2, the ones after are RESP3.
+	c3 := dialRaw(t, addr)
+	c3.send(cmd("CLIENT", "GETNAME") + cmd("HELLO", "3") + cmd("CLIENT", "GETNAME") + cmd("SYNOD.CONSISTENCY"))
+	c3.expect("$-1")
+	c3.expect("%7")
+	for range 5 * 2 {
+		if l := c3.line(); strings.HasPrefix(l, "$") {
+			c3.line()
+		}
+	}
+	c3.expect("$4")
+	c3.expect("role")
+	c3.expect("$6")
+	c3.expect("master")
+	c3.expect("$7")
+	c3.expect("modules")
+	c3.expect("*0")
+	c3.expect("_")
+	c3.expect("$12")
+	c3.expect("linearizable")
 
 	// The line protocol still answers on the same port.
 	c := dialRaw(t, addr)

@@ -1,4 +1,4 @@
-// Package resp speaks RESP2, Redis's serialization protocol, as a server:
+// Package resp speaks RESP2 and RESP3, Redis's serialization protocol, as a server:
 // a Reader that parses client requests (multibulk arrays of bulk strings,
 // and inline commands for telnet) within limits the caller sets, a Writer
 // for Redis's reply types, and Match, Redis's glob for KEYS and SCAN.

@@ -101,6 +101,11 @@ func TestWriter(t *testing.T) {
 		{"null", (*Writer).Null, "$-1\r\n"},
 		{"null array", (*Writer).NullArray, "*-1\r\n"},
 		{"strings", func(w *Writer) error { return w.Strings([]string{"a", "bc"}) }, "*2\r\n$1\r\na\r\n$2\r\nbc\r\n"},
+		{"map in RESP2", func(w *Writer) error { w.Map(1); w.BulkString("k"); return w.Int(1) }, "*2\r\n$1\r\nk\r\n:1\r\n"},
+		{"map in RESP3", func(w *Writer) error { w.SetProto(3); w.Map(1); w.BulkString("k"); return w.Int(1) }, "%1\r\n$1\r\nk\r\n:1\r\n"},
+		{"null in RESP3", func(w *Writer) error { w.SetProto(3); return w.Null() }, "_\r\n"},
+		{"null array in RESP3", func(w *Writer) error { w.SetProto(3); return w.NullArray() }, "_\r\n"},
+		{"proto 4 ignored", func(w *Writer) error { w.SetProto(4); return w.Null() }, "$-1\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

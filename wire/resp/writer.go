@@ -1,7 +1,8 @@
 package resp
 
-// writer.go owns Writer, the RESP2 reply writer: simple strings, errors,
-// integers, bulk strings, nulls and arrays. Not safe for concurrent use:
+// writer.go owns Writer, the reply writer: simple strings, errors,
+// integers, bulk strings, nulls, arrays and maps, in RESP2 or, after
+// SetProto(3), RESP3 (where null and maps have types of their own). Not safe for concurrent use:
 // the proxy's connection writer goroutine (conn.writeLoop) alone uses one.
 
 import (
@@ -14,15 +15,27 @@ import (
 // Writer writes replies. Replies are buffered until Flush. Once a write
 // fails, every later call returns that error.
 type Writer struct {
-	bw  *bufio.Writer
-	buf []byte
-	err error
+	bw    *bufio.Writer
+	buf   []byte
+	err   error
+	proto int // 2 or 3
 }
 
 // NewWriter returns a Writer of replies to bw.
 func NewWriter(bw *bufio.Writer) *Writer {
-	return &Writer{bw: bw, buf: make([]byte, 0, 64)}
+	return &Writer{bw: bw, buf: make([]byte, 0, 64), proto: 2}
 }
+
+// SetProto makes the replies from now on RESP2 (2) or RESP3 (3), as a
+// client's HELLO asked.
+func (w *Writer) SetProto(v int) {
+	if v == 2 || v == 3 {
+		w.proto = v
+	}
+}
+
+// Proto returns the protocol version replies are written in.
+func (w *Writer) Proto() int { return w.proto }
 
 // Flush writes the buffered replies out.
 func (w *Writer) Flush() error {
@@ -117,16 +130,38 @@ func (w *Writer) BulkString(s string) error {
 	return w.writeBuf()
 }
 
-// Null writes the null bulk string "$-1" (a missing key).
+// Null writes a null (a missing key): the null bulk string "$-1" in
+// RESP2, "_" in RESP3.
 func (w *Writer) Null() error {
-	w.buf = append(w.buf, "$-1\r\n"...)
+	if w.proto == 3 {
+		w.buf = append(w.buf, "_\r\n"...)
+	} else {
+		w.buf = append(w.buf, "$-1\r\n"...)
+	}
 	return w.writeBuf()
 }
 
-// NullArray writes the null array "*-1".
+// NullArray writes a null where an array was expected: "*-1" in RESP2,
+// "_" in RESP3.
 func (w *Writer) NullArray() error {
-	w.buf = append(w.buf, "*-1\r\n"...)
+	if w.proto == 3 {
+		w.buf = append(w.buf, "_\r\n"...)
+	} else {
+		w.buf = append(w.buf, "*-1\r\n"...)
+	}
 	return w.writeBuf()
+}
+
+// Map writes the header of a map of n pairs: "%n" in RESP3, an array of
+// 2n elements in RESP2; the caller writes the n keys and values after it.
+func (w *Writer) Map(n int) error {
+	if w.proto == 3 {
+		w.buf = append(w.buf, '%')
+		w.buf = strconv.AppendInt(w.buf, int64(n), 10)
+		w.buf = append(w.buf, "\r\n"...)
+		return w.writeBuf()
+	}
+	return w.Array(2 * n)
 }
 
 // Array writes the header of an array of n elements; the caller writes the

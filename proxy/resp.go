@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"errors"
 	"hash/fnv"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,10 +131,20 @@ func (c *conn) respOps(reqs []line.Request, render func(w *resp.Writer, parts []
 // the reader goroutine, for a command whose next request depends on it.
 // The part is never redone for session monotonicity (monotonic skips
 // waited calls): its result is read here.
+//
+// A read here is linearizable whatever the connection's level: its
+// version is what the CAS after it compares against, and a stale one would
+// only make the CAS fail again.
 func (c *conn) respWait(rc *respCmd, req line.Request) (result, bool) {
 	cl := &call{req: req, rc: rc, waited: true}
 	rc.parts = append(rc.parts, cl)
-	if !c.remote(cl) {
+	level := c.level
+	if !req.Cmd.IsWrite() {
+		c.level = line.LevelLinearizable
+	}
+	started := c.remote(cl)
+	c.level = level
+	if !started {
 		return result{}, false
 	}
 	<-cl.done
@@ -799,9 +810,9 @@ func respInfo(c *conn, _ *respState, args [][]byte) bool {
 		}
 		b.WriteString("connected_slaves:" + strconv.Itoa(len(others)) + "\r\n")
 		for i, n := range others {
-			host, port, _ := strings.Cut(n.Addr, ":")
-			if j := strings.LastIndexByte(n.Addr, ':'); j >= 0 {
-				host, port = n.Addr[:j], n.Addr[j+1:]
+			host, port, err := net.SplitHostPort(n.Addr)
+			if err != nil {
+				host, port = n.Addr, "0"
 			}
 			state := "online"
 			if n.Role != string(wire.NodeFollower) {

@@ -129,12 +129,15 @@ clean:
 ## bench-compare: synod and etcd through the same workloads on this machine,
 ## alternating on a fresh cluster each run (about 10 minutes; not part of test).
 ## The etcd peer is a module of its own so etcd never enters synod's go.mod.
+## redis-benchmark's figures against synod's RESP front door follow the
+## table (bench-redis), also in bin/bench-compare/redis.md.
 ## BENCH_COMPARE_FLAGS passes more flags, e.g. -runs 1 or -direct.
 .PHONY: bench-compare
 bench-compare: build
 	cd bench/peers/etcd && $(GO) build -o ../../../bin/etcdbench .
 	$(GO) build -o bin/benchcompare ./bench/cmd/benchcompare
 	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
+	@echo; $(MAKE) --no-print-directory bench-redis | tee bin/bench-compare/redis.md
 
 ## bench-redis: Redis's own redis-benchmark (-t set,get -c 64, without and with
 ## -P 16) against a fresh local cluster through the proxy's RESP front door;

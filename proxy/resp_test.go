@@ -6,8 +6,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"synod/wire"
 )
 
 // TestRESPLocal sends raw RESP to a proxy (no replica behind it: these
@@ -100,4 +103,67 @@ func TestRESPLocal(t *testing.T) {
 	c := dialRaw(t, addr)
 	c.send("PING\r\n")
 	c.expect("PONG")
+}
+
+// TestRESPParts checks how the replies of a multi-key command's parts are
+// combined, and how replica codes become Redis replies, against a fake
+// master: keys under gone/ do not exist, under bad/ are refused, under
+// conflict/ lose every CAS.
+func TestRESPParts(t *testing.T) {
+	a := startFake(t, 1, "master")
+	var mu sync.Mutex
+	var index uint64
+	a.set("master", func(req wire.Request) (wire.Reply, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case strings.HasPrefix(req.Key, "gone/"):
+			return wire.Reply{Code: wire.CodeNotFound, NotApplied: true}, true
+		case strings.HasPrefix(req.Key, "bad/"):
+			return wire.Reply{Code: wire.CodeBadRequest, Msg: "no good", NotApplied: true}, true
+		case strings.HasPrefix(req.Key, "conflict/") && req.Op == wire.OpCAS:
+			return wire.Reply{Code: wire.CodeConflict, Version: 7, NotApplied: true}, true
+		case !req.Op.IsWrite():
+			return wire.Reply{Code: wire.CodeOK, Value: []byte("v" + req.Key), Version: 1, Size: 3, Keys: []string{"a", "b", "docs/x"}}, true
+		}
+		index++
+		return wire.Reply{Code: wire.CodeOK, Index: index, Version: index}, true
+	})
+	s, addr := startServer(t, fakeNodes(a), func(c *Config) { c.Poll = 10 * time.Millisecond })
+	eventually(t, "a master", func() bool { return s.rt.nodes()[0].Role == "master" })
+	cmd := func(args ...string) string {
+		out := "*" + strconv.Itoa(len(args)) + "\r\n"
+		for _, a := range args {
+			out += "$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n"
+		}
+		return out
+	}
+	tests := []struct {
+		name, send, want string
+	}{
+		{"mget", cmd("MGET", "a", "gone/x", "b"), "*3\r\n$2\r\nva\r\n$-1\r\n$2\r\nvb\r\n"},
+		{"mget with a refused part", cmd("MGET", "a", "bad/x"), "-ERR no good\r\n"},
+		{"del counts what existed", cmd("DEL", "a", "gone/x", "b"), ":2\r\n"},
+		{"mset with a refused part", cmd("MSET", "a", "1", "bad/x", "2"), "-ERR no good\r\n"},
+		{"exists", cmd("EXISTS", "a", "gone/y", "a"), ":2\r\n"},
+		{"cas conflict", cmd("SYNOD.CAS", "conflict/x", "1", "v"), "-CONFLICT version 7\r\n"},
+		{"setnx lost", cmd("SETNX", "conflict/x", "v"), ":0\r\n"},
+		{"set nx lost", cmd("SET", "conflict/x", "v", "NX"), "$-1\r\n"},
+		{"strlen", cmd("STRLEN", "a"), ":3\r\n"},
+		{"keys", cmd("KEYS", "docs/*"), "*1\r\n$6\r\ndocs/x\r\n"},
+		{"type", cmd("TYPE", "gone/x") + cmd("TYPE", "a"), "+none\r\n+string\r\n"},
+		{"pipelined in order", cmd("MGET", "a", "b") + cmd("PING") + cmd("DEL", "a") + cmd("GET", "gone/z") + cmd("SET", "k", "v"),
+			"*2\r\n$2\r\nva\r\n$2\r\nvb\r\n+PONG\r\n:1\r\n$-1\r\n+OK\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.send(tt.send)
+			c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+			got := make([]byte, len(tt.want))
+			if _, err := io.ReadFull(c.br, got); err != nil || string(got) != tt.want {
+				t.Fatalf("got %q (%v), want %q", got, err, tt.want)
+			}
+		})
+	}
 }

@@ -133,11 +133,13 @@ clean:
 ## table (bench-redis), also in bin/bench-compare/redis.md.
 ## BENCH_COMPARE_FLAGS passes more flags, e.g. -runs 1 or -direct.
 .PHONY: bench-compare
-bench-compare: build
+bench-compare: build redis-tools
 	cd bench/peers/etcd && $(GO) build -o ../../../bin/etcdbench .
 	$(GO) build -o bin/benchcompare ./bench/cmd/benchcompare
 	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
-	@echo; $(MAKE) --no-print-directory bench-redis | tee bin/bench-compare/redis.md
+	$(GO) build -o bin/redisbench ./bench/cmd/redisbench
+	mkdir -p bin/bench-compare && ./bin/redisbench -synod $(BIN) $(REDIS_BENCH_FLAGS) > bin/bench-compare/redis.md
+	@echo; cat bin/bench-compare/redis.md
 
 ## bench-redis: Redis's own redis-benchmark (-t set,get -c 64, without and with
 ## -P 16) against a fresh local cluster through the proxy's RESP front door;

@@ -241,14 +241,15 @@ func clip(b []byte) string {
 	return string(b)
 }
 
-// respKey checks a key for synod's rules; the error is written if not.
+// respKey checks a key for synod's rules.
 func (c *conn) respKey(k []byte) (string, bool) {
 	key := string(k)
-	if !line.ValidKey(key, c.s.cfg.limits().MaxKey) {
-		c.respError("ERR", "invalid key: synod keys are 1 to "+strconv.Itoa(c.s.cfg.limits().MaxKey)+" bytes of printable UTF-8 without spaces")
-		return "", false
-	}
-	return key, true
+	return key, line.ValidKey(key, c.s.cfg.limits().MaxKey)
+}
+
+// respInvalidKey answers a key respKey refused.
+func (c *conn) respInvalidKey() bool {
+	return c.respError("ERR", "invalid key: synod keys are 1 to "+strconv.Itoa(c.s.cfg.limits().MaxKey)+" bytes of printable UTF-8 without spaces")
 }
 
 // respKeys checks every key of args.
@@ -316,7 +317,7 @@ func init() {
 func respGet(c *conn, _ *respState, args [][]byte) bool {
 	key, ok := c.respKey(args[1])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	return c.respOps([]line.Request{{Cmd: line.CmdGet, Key: key}}, func(w *resp.Writer, parts []*call) error {
 		res := parts[0].res
@@ -337,7 +338,7 @@ const casTries = 16
 func respSet(c *conn, st *respState, args [][]byte) bool {
 	key, ok := c.respKey(args[1])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	var nx, xx, get bool
 	for _, a := range args[3:] {
@@ -458,7 +459,7 @@ func (c *conn) respLocalIn(rc *respCmd, reply func(w *resp.Writer) error) bool {
 func respSetNX(c *conn, _ *respState, args [][]byte) bool {
 	key, ok := c.respKey(args[1])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	return c.respOps([]line.Request{{Cmd: line.CmdCAS, Key: key, Value: args[2]}}, func(w *resp.Writer, parts []*call) error {
 		res := parts[0].res
@@ -475,7 +476,7 @@ func respSetNX(c *conn, _ *respState, args [][]byte) bool {
 func respGetSet(c *conn, _ *respState, args [][]byte) bool {
 	key, ok := c.respKey(args[1])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	return c.respSetWith(key, args[2], false, false, true)
 }
@@ -485,7 +486,7 @@ func respGetSet(c *conn, _ *respState, args [][]byte) bool {
 func respDel(c *conn, _ *respState, args [][]byte) bool {
 	keys, ok := c.respKeys(args[1:])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	reqs := make([]line.Request, len(keys))
 	for i, k := range keys {
@@ -511,7 +512,7 @@ func respCount(w *resp.Writer, parts []*call) error {
 func respExists(c *conn, _ *respState, args [][]byte) bool {
 	keys, ok := c.respKeys(args[1:])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	reqs := make([]line.Request, len(keys))
 	for i, k := range keys {
@@ -526,7 +527,7 @@ func respExists(c *conn, _ *respState, args [][]byte) bool {
 func respAppend(c *conn, _ *respState, args [][]byte) bool {
 	key, ok := c.respKey(args[1])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	reqs := []line.Request{{Cmd: line.CmdAppend, Key: key, Value: args[2]}, {Cmd: line.CmdStat, Key: key}}
 	return c.respOps(reqs, func(w *resp.Writer, parts []*call) error {
@@ -542,7 +543,7 @@ func respAppend(c *conn, _ *respState, args [][]byte) bool {
 func respStrlen(c *conn, _ *respState, args [][]byte) bool {
 	key, ok := c.respKey(args[1])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	return c.respOps([]line.Request{{Cmd: line.CmdStat, Key: key}}, func(w *resp.Writer, parts []*call) error {
 		if bad, err := respFailed(w, parts[0].res, false); bad {
@@ -555,7 +556,7 @@ func respStrlen(c *conn, _ *respState, args [][]byte) bool {
 func respType(c *conn, _ *respState, args [][]byte) bool {
 	key, ok := c.respKey(args[1])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	return c.respOps([]line.Request{{Cmd: line.CmdStat, Key: key}}, func(w *resp.Writer, parts []*call) error {
 		res := parts[0].res
@@ -572,7 +573,7 @@ func respType(c *conn, _ *respState, args [][]byte) bool {
 func respMGet(c *conn, _ *respState, args [][]byte) bool {
 	keys, ok := c.respKeys(args[1:])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	reqs := make([]line.Request, len(keys))
 	for i, k := range keys {
@@ -607,7 +608,7 @@ func respMSet(c *conn, _ *respState, args [][]byte) bool {
 	for i := 1; i < len(args); i += 2 {
 		key, ok := c.respKey(args[i])
 		if !ok {
-			return true
+			return c.respInvalidKey()
 		}
 		reqs = append(reqs, line.Request{Cmd: line.CmdPut, Key: key, Value: args[i+1]})
 	}
@@ -1003,7 +1004,7 @@ func respWaitCmd(c *conn, _ *respState, args [][]byte) bool {
 func respCAS(c *conn, _ *respState, args [][]byte) bool {
 	key, ok := c.respKey(args[1])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	ver, err := strconv.ParseUint(string(args[2]), 10, 64)
 	if err != nil {
@@ -1021,7 +1022,7 @@ func respCAS(c *conn, _ *respState, args [][]byte) bool {
 func respStat(c *conn, _ *respState, args [][]byte) bool {
 	key, ok := c.respKey(args[1])
 	if !ok {
-		return true
+		return c.respInvalidKey()
 	}
 	return c.respOps([]line.Request{{Cmd: line.CmdStat, Key: key}}, func(w *resp.Writer, parts []*call) error {
 		res := parts[0].res

@@ -867,7 +867,7 @@ func respClient(c *conn, st *respState, args [][]byte) bool {
 
 // respCommandCmd answers COMMAND (each command's name, arity, flags and
 // key positions, as Redis 7 gives them), COMMAND COUNT, COMMAND INFO and
-// COMMAND DOCS (an empty map: redis-cli then uses its built-in help).
+// COMMAND DOCS.
 func respCommandCmd(c *conn, _ *respState, args [][]byte) bool {
 	names := make([]string, 0, len(respCommands))
 	for n := range respCommands {
@@ -879,7 +879,7 @@ func respCommandCmd(c *conn, _ *respState, args [][]byte) bool {
 		case "COUNT":
 			return c.respLocal(false, func(w *resp.Writer) error { return w.Int(int64(len(names))) })
 		case "DOCS":
-			return c.respLocal(false, func(w *resp.Writer) error { return w.Map(0) })
+			return respDocsCmd(c, names, args[2:])
 		case "INFO":
 			names = names[:0]
 			for _, a := range args[2:] {
@@ -911,6 +911,69 @@ func respCommandCmd(c *conn, _ *respState, args [][]byte) bool {
 			w.Array(0) // tips
 			w.Array(0) // key specs
 			w.Array(0) // subcommands
+		}
+		return nil
+	})
+}
+
+// respDocs is what COMMAND DOCS tells of each command: its group and a
+// summary saying what synod does. redis-cli builds its HELP from it.
+var respDocs = map[string][2]string{
+	"GET":               {"string", "Returns the value of a key (a linearizable read from a follower, by default)."},
+	"SET":               {"string", "Sets a key's value; NX, XX and GET are atomic (a CAS on the version read). No expiry."},
+	"SETNX":             {"string", "Sets a key's value only if it does not exist (CAS at version 0)."},
+	"GETSET":            {"string", "Sets a key's value and returns the old one, atomically."},
+	"DEL":               {"generic", "Deletes keys, one write per key, in order; returns how many existed."},
+	"UNLINK":            {"generic", "Same as DEL."},
+	"EXISTS":            {"generic", "Returns how many of the keys exist."},
+	"APPEND":            {"string", "Appends to a key's value; returns the length read right after."},
+	"STRLEN":            {"string", "Returns the length of a key's value (0 if it does not exist)."},
+	"TYPE":              {"generic", "Returns string, or none for a key that does not exist."},
+	"MGET":              {"string", "Returns the values of keys, one read per key."},
+	"MSET":              {"string", "Sets keys, one write per key, in order: each is atomic, the whole is not."},
+	"KEYS":              {"generic", "Returns the keys matching a glob pattern."},
+	"SCAN":              {"generic", "Iterates over the keys in hash order; any connection may continue a cursor."},
+	"DBSIZE":            {"server", "Returns the number of keys."},
+	"PING":              {"connection", "Returns PONG, or the argument."},
+	"ECHO":              {"connection", "Returns the argument."},
+	"QUIT":              {"connection", "Closes the connection."},
+	"SELECT":            {"connection", "Only database 0 exists."},
+	"INFO":              {"server", "Server and replication sections: the replicas and the master."},
+	"CLIENT":            {"connection", "ID, SETNAME, GETNAME, SETINFO."},
+	"COMMAND":           {"server", "Describes the commands synod speaks."},
+	"HELLO":             {"connection", "Chooses RESP2 or RESP3."},
+	"AUTH":              {"connection", "Refused: synod has no users yet."},
+	"WAIT":              {"generic", "Returns how many other replicas hold this connection's writes, by the majority rule; never waits."},
+	"SYNOD.CAS":         {"synod", "SYNOD.CAS key version value: writes if the key is at version (0: does not exist); returns the write's index."},
+	"SYNOD.STAT":        {"synod", "Returns a key's length and version."},
+	"SYNOD.STATUS":      {"synod", "Returns one status line per replica."},
+	"SYNOD.CONSISTENCY": {"synod", "Sets or returns this connection's read level: linearizable, session or stale."},
+}
+
+// respDocsCmd answers COMMAND DOCS [name...]: a map of each command to its
+// summary, since and group.
+func respDocsCmd(c *conn, all []string, asked [][]byte) bool {
+	names := all
+	if len(asked) > 0 {
+		names = nil
+		for _, a := range asked {
+			if n := strings.ToUpper(string(a)); slices.Contains(all, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return c.respLocal(false, func(w *resp.Writer) error {
+		w.Map(len(names))
+		for _, n := range names {
+			d := respDocs[n]
+			w.BulkString(strings.ToLower(n))
+			w.Map(3)
+			w.BulkString("summary")
+			w.BulkString(d[1])
+			w.BulkString("since")
+			w.BulkString("1.0.0")
+			w.BulkString("group")
+			w.BulkString(d[0])
 		}
 		return nil
 	})

@@ -167,3 +167,17 @@ func TestRESPParts(t *testing.T) {
 		})
 	}
 }
+
+// TestRESPDocs: every command has its COMMAND DOCS entry, and only those.
+func TestRESPDocs(t *testing.T) {
+	for name := range respCommands {
+		if d, ok := respDocs[name]; !ok || d[0] == "" || d[1] == "" {
+			t.Errorf("%s has no COMMAND DOCS entry", name)
+		}
+	}
+	for name := range respDocs {
+		if _, ok := respCommands[name]; !ok {
+			t.Errorf("COMMAND DOCS describes %s, which synod does not speak", name)
+		}
+	}
+}

@@ -79,9 +79,27 @@ func (c *conn) respLimits() resp.Limits {
 func (c *conn) readRESP(br *bufio.Reader) {
 	st := &respState{id: respClientIDs.Add(1)}
 	r := resp.NewReader(br, c.respLimits())
+	// A large bulk string is counted in the server's in-flight bytes before
+	// it is read, as the line protocol's blocks are (admitBlock), so many
+	// connections sending large requests at once cannot outgrow the budget
+	// while they parse. Once parsed, the request's parts charge themselves
+	// (remote) and the admission is given back.
+	r.SetAdmit(c.admitBlock)
 	for c.armRead() {
+		c.blockGot = 0
 		args, err := r.ReadRequest()
+		c.chargeGlobal(-c.blockGot, false)
+		c.blockGot = 0
 		if err != nil {
+			var re *resp.RefusedError
+			if errors.As(err, &re) {
+				c.s.cnt.requests.Add(1)
+				msg := re.Err.Error()
+				if !c.respLocal(false, func(w *resp.Writer) error { return w.Error("BUSY", msg) }) {
+					return
+				}
+				continue
+			}
 			var pe *resp.ProtoError
 			if !errors.As(err, &pe) {
 				return // the client left, stalled or broke the connection: nobody to answer

@@ -17,7 +17,7 @@ import (
 // commands are the proxy's own, or refused before any replica is asked)
 // and checks the exact reply bytes, and whether the proxy then closes.
 func TestRESPLocal(t *testing.T) {
-	_, addr := startServer(t, nil, func(c *Config) { c.MaxValue = 1000 })
+	s, addr := startServer(t, nil, func(c *Config) { c.MaxValue = 10000 })
 	bulk := func(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
 	cmd := func(args ...string) string {
 		out := "*" + strconv.Itoa(len(args)) + "\r\n"
@@ -47,7 +47,7 @@ func TestRESPLocal(t *testing.T) {
 		{"client id then name", cmd("CLIENT", "SETNAME", "x") + cmd("CLIENT", "GETNAME"), "+OK\r\n$1\r\nx\r\n", false},
 		{"scan bad cursor", cmd("SCAN", "x"), "-ERR invalid cursor\r\n", false},
 		{"quit", cmd("QUIT") + cmd("PING"), "+OK\r\n", true},
-		{"bulk over max value", "*2\r\n$3\r\nGET\r\n$1025\r\n", "-ERR Protocol error: invalid bulk length\r\n", true},
+		{"bulk over max value", "*2\r\n$3\r\nGET\r\n$10001\r\n", "-ERR Protocol error: invalid bulk length\r\n", true},
 		{"too many args", "*99999999\r\n", "-ERR Protocol error: invalid multibulk length\r\n", true},
 		{"nested array", "*1\r\n*1\r\n", "-ERR Protocol error: expected '$', got '*'\r\n", true},
 		{"inline too long", cmd("PING") + strings.Repeat("a", 70<<10) + "\r\n", "+PONG\r\n-ERR Protocol error: too big inline request\r\n", true},
@@ -77,6 +77,16 @@ func TestRESPLocal(t *testing.T) {
 			}
 		})
 	}
+
+	// A large bulk string the in-flight byte budget has no room for is read,
+	// dropped and answered BUSY; the connection goes on.
+	full := s.cfg.MaxInflightBytes
+	s.mem.Add(full)
+	cb := dialRaw(t, addr)
+	cb.send(cmd("SET", "k", strings.Repeat("v", 8000)) + cmd("PING"))
+	cb.expect("-BUSY proxy in-flight byte budget")
+	cb.expect("+PONG")
+	s.mem.Add(-full)
 
 	// HELLO 3: the replies before it stay RESP2, the ones after are RESP3.
 	c3 := dialRaw(t, addr)

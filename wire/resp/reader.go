@@ -66,10 +66,29 @@ func protoErr(format string, args ...any) error {
 
 // Reader parses requests from a client.
 type Reader struct {
-	br  *bufio.Reader
-	lim Limits
-	acc []byte // a header or inline line longer than br's buffer
+	br    *bufio.Reader
+	lim   Limits
+	acc   []byte // a header or inline line longer than br's buffer
+	admit func(n int) error
 }
+
+// RefusedError is a request the admission function (SetAdmit) refused: it
+// was read to its end and dropped, so the stream is still in sync and the
+// connection can go on. Err is what admit returned.
+type RefusedError struct {
+	Err error
+}
+
+func (e *RefusedError) Error() string { return "resp: request refused: " + e.Err.Error() }
+
+// Unwrap returns what admit returned.
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// SetAdmit makes the Reader ask f before it allocates a bulk string of n
+// bytes, so a server can count them against a budget before they are
+// read. Once f refuses one, the rest of that request is read and dropped
+// and ReadRequest returns a *RefusedError.
+func (r *Reader) SetAdmit(f func(n int) error) { r.admit = f }
 
 // NewReader returns a Reader of br within lim.
 func NewReader(br *bufio.Reader, lim Limits) *Reader {
@@ -187,6 +206,7 @@ func (r *Reader) multibulk() ([][]byte, error) {
 	}
 	args := make([][]byte, 0, min(n, 1024))
 	total := 0
+	var refused error
 	for range n {
 		size, err := r.header('$', "bulk")
 		if err != nil {
@@ -198,6 +218,15 @@ func (r *Reader) multibulk() ([][]byte, error) {
 		if total += size; total > r.lim.MaxRequest {
 			return nil, protoErr("request over %d bytes", r.lim.MaxRequest)
 		}
+		if refused == nil && r.admit != nil {
+			refused = r.admit(size)
+		}
+		if refused != nil {
+			if err := r.drop(size); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		arg := make([]byte, size+2)
 		if _, err := io.ReadFull(r.br, arg); err != nil {
 			return nil, unexpected(err)
@@ -207,7 +236,25 @@ func (r *Reader) multibulk() ([][]byte, error) {
 		}
 		args = append(args, arg[:size:size])
 	}
+	if refused != nil {
+		return nil, &RefusedError{Err: refused}
+	}
 	return args, nil
+}
+
+// drop reads a bulk string of size bytes and its CRLF without keeping it.
+func (r *Reader) drop(size int) error {
+	if _, err := r.br.Discard(size); err != nil {
+		return unexpected(err)
+	}
+	var crlf [2]byte
+	if _, err := io.ReadFull(r.br, crlf[:]); err != nil {
+		return unexpected(err)
+	}
+	if crlf != [2]byte{'\r', '\n'} {
+		return protoErr("bulk string not followed by CRLF")
+	}
+	return nil
 }
 
 func unexpected(err error) error {

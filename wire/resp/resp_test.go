@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -166,5 +167,31 @@ func TestPrefix(t *testing.T) {
 		if got := Prefix(tt.pattern); got != tt.want {
 			t.Errorf("Prefix(%q) = %q, want %q", tt.pattern, got, tt.want)
 		}
+	}
+}
+
+func TestReaderAdmit(t *testing.T) {
+	in := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n*1\r\n$4\r\nPING\r\n"
+	r := NewReader(bufio.NewReaderSize(strings.NewReader(in), 16), Limits{})
+	var asked []int
+	full := errors.New("full")
+	r.SetAdmit(func(n int) error {
+		asked = append(asked, n)
+		if n > 5 {
+			return full
+		}
+		return nil
+	})
+	_, err := r.ReadRequest()
+	var re *RefusedError
+	if !errors.As(err, &re) || !errors.Is(err, full) {
+		t.Fatalf("err %v, want a RefusedError of full", err)
+	}
+	args, err := r.ReadRequest()
+	if err != nil || len(args) != 1 || string(args[0]) != "PING" {
+		t.Fatalf("after the refused request: %q, %v; want PING in sync", args, err)
+	}
+	if fmt.Sprint(asked) != "[3 1 10 4]" {
+		t.Fatalf("admit asked for %v", asked)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"synod/wire"
 	"synod/wire/line"
@@ -1056,30 +1057,71 @@ func respAuth(c *conn, _ *respState, _ [][]byte) bool {
 	return c.respError("ERR", "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 }
 
-// respWaitCmd answers WAIT from the majority rule: a write synod
-// acknowledged was accepted by a majority, so by at least half the other
-// replicas (rounded down); more if the proxy's last poll saw more
-// followers applied as far as this connection's newest write. It answers
-// at once, never waiting for numreplicas.
+// respWaitCmd answers WAIT numreplicas timeout-ms from the majority rule:
+// a write synod acknowledged was accepted by a majority, so by at least
+// half the other replicas (rounded down) — that many hold this
+// connection's writes as soon as they were answered. A follower counts
+// besides once the proxy's polls show it applied that far. WAIT answers
+// when numreplicas are reached or the timeout ends (0: no end, as in
+// Redis, but the connection closing or the server stopping ends it too).
+// The reader waits here, as a Redis client waits on WAIT.
 func respWaitCmd(c *conn, _ *respState, args [][]byte) bool {
-	if _, err := strconv.ParseInt(string(args[1]), 10, 64); err != nil {
+	want, err := strconv.ParseInt(string(args[1]), 10, 64)
+	if err != nil {
 		return c.respError("ERR", "value is not an integer or out of range")
 	}
-	if t, err := strconv.ParseInt(string(args[2]), 10, 64); err != nil || t < 0 {
+	ms, err := strconv.ParseInt(string(args[2]), 10, 64)
+	if err != nil || ms < 0 {
 		return c.respError("ERR", "timeout is not an integer or out of range")
 	}
-	nodes := c.s.rt.nodes()
+	// The writes before WAIT must be answered first: their indexes are
+	// what it counts.
+	for _, prev := range c.run {
+		<-prev.done
+	}
 	idx := c.lastIndex.Load()
-	caught := 0
-	for _, n := range nodes {
-		if n.Role == string(wire.NodeFollower) && n.Applied >= idx {
-			caught++
+	var deadline <-chan time.Time
+	if ms > 0 {
+		t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(c.s.cfg.Poll)
+	defer tick.Stop()
+	caught := c.replicasAt(idx)
+	for int64(caught) < want {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			want = 0
+		case <-c.stop:
+			return false
+		case <-c.wdone:
+			return false
+		case <-c.s.done:
+			return false
+		}
+		caught = c.replicasAt(idx)
+	}
+	return c.respLocal(false, func(w *resp.Writer) error { return w.Int(int64(caught)) })
+}
+
+// replicasAt counts the replicas other than the master that hold index
+// idx, as far as the proxy knows: at least half of them (rounded down)
+// once a write was answered; more if its last polls saw more followers
+// applied that far.
+func (c *conn) replicasAt(idx uint64) int {
+	nodes := c.s.rt.nodes()
+	n := 0
+	for _, nd := range nodes {
+		if nd.Role == string(wire.NodeFollower) && nd.Applied >= idx {
+			n++
 		}
 	}
 	if idx > 0 {
-		caught = max(caught, len(nodes)/2)
+		n = max(n, len(nodes)/2)
 	}
-	return c.respLocal(false, func(w *resp.Writer) error { return w.Int(int64(caught)) })
+	return n
 }
 
 func respCAS(c *conn, _ *respState, args [][]byte) bool {

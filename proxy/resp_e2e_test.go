@@ -103,6 +103,7 @@ func TestRESPRedisCli(t *testing.T) {
 		{[]string{"COMMAND", "DOCS", "get", "nosuch"}, "*1) \"get\"\n2) 1) \"summary\"\n   2) \"Returns the value of a key"},
 		{[]string{"COMMAND", "DOCS", "nosuch"}, "(empty array)"},
 		{[]string{"WAIT", "1", "0"}, "(integer) 2"},
+		{[]string{"WAIT", "3", "100"}, "(integer) 2"}, // two followers: the timeout ends it
 		{[]string{"HELLO", "4"}, "(error) NOPROTO unsupported protocol version"},
 		{[]string{"HELLO", "3"}, "*\"synod\""},
 		{[]string{"-3", "GET", "nothing"}, "(nil)"},

@@ -45,6 +45,8 @@ func TestRESPLocal(t *testing.T) {
 		{"set syntax", cmd("SET", "k", "v", "BOGUS"), "-ERR syntax error\r\n", false},
 		{"hello 4", cmd("HELLO", "4"), "-NOPROTO unsupported protocol version\r\n", false},
 		{"client id then name", cmd("CLIENT", "SETNAME", "x") + cmd("CLIENT", "GETNAME"), "+OK\r\n$1\r\nx\r\n", false},
+		{"wait with no replica", cmd("WAIT", "1", "50"), ":0\r\n", false},
+		{"wait bad timeout", cmd("WAIT", "1", "-1"), "-ERR timeout is not an integer or out of range\r\n", false},
 		{"scan bad cursor", cmd("SCAN", "x"), "-ERR invalid cursor\r\n", false},
 		{"quit", cmd("QUIT") + cmd("PING"), "+OK\r\n", true},
 		{"bulk over max value", "*2\r\n$3\r\nGET\r\n$10001\r\n", "-ERR Protocol error: invalid bulk length\r\n", true},

@@ -23,9 +23,9 @@ build:
 run: build
 	./$(BIN) up
 
-## test: what CI runs: format, vet, staticcheck, the paxos purity check, every test under -race,
-## the etcd peer module's tests, the simulator's seeds and a nemesis run
-test: check unit peer-test sim-ci nemesis-ci
+## test: what CI runs: format, vet, staticcheck, the paxos purity check, the alert rules,
+## every test under -race, the etcd peer module's tests, the simulator's seeds and a nemesis run
+test: check rules-check unit peer-test sim-ci nemesis-ci
 
 ## check: format, vet, staticcheck (both modules) and the paxos purity check
 check: fmt-check vet staticcheck purity peer-check
@@ -125,6 +125,22 @@ bench:
 
 clean:
 	rm -rf bin
+
+## rules-check: promtool checks the shipped alert rules (monitoring/alerts.yml),
+## runs their unit tests (monitoring/alerts_test.yml) and checks the example
+## Prometheus configuration. promtool comes with Debian's prometheus package,
+## installed here when it is missing.
+PROMTOOL ?= promtool
+.PHONY: rules-check promtool
+promtool:
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+
+rules-check: promtool
+	$(PROMTOOL) check rules monitoring/alerts.yml
+	$(PROMTOOL) test rules monitoring/alerts_test.yml
+	$(PROMTOOL) check config monitoring/prometheus.yml
 
 ## bench-compare: synod and etcd through the same workloads on this machine,
 ## alternating on a fresh cluster each run (about 10 minutes; not part of test).

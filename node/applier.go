@@ -99,6 +99,9 @@ type readReq struct {
 	reply    replyFunc
 	slot     uint64 // linearizable: the read index (a slot)
 	deadline time.Time
+	// then, if set, is called instead of serving the read once the state
+	// machine is far enough (a backup clones it then: backup.go).
+	then func()
 }
 
 // runApplier is the applier's goroutine; it runs as long as the node.
@@ -216,6 +219,7 @@ func (n *Node) install(f *fetched) {
 	if !installed {
 		return
 	}
+	n.met.snapInstalls.Inc()
 	// Every command up to the snapshot's index was chosen.
 	n.commitIndex.raise(rs.index)
 	n.log.Info().Uint64("slot", rs.slot).Uint64("index", rs.index).Msg("installed a snapshot from a peer")
@@ -292,6 +296,10 @@ func (n *Node) failWaiting(code wire.Code) {
 // serveRead answers a read from the state machine, on whichever goroutine
 // found it ready.
 func (n *Node) serveRead(rq *readReq) {
+	if rq.then != nil {
+		rq.then()
+		return
+	}
 	a := &n.app
 	n.stats.reads.Add(1)
 	var rep wire.Reply

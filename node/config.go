@@ -41,6 +41,7 @@ import (
 
 	"synod/filestore/wal"
 	"synod/paxos"
+	"synod/wire/tlsconf"
 )
 
 // Config configures a Node. Durations are wall-clock; the node turns them
@@ -133,8 +134,16 @@ type Config struct {
 	// the batch they depend on is fsynced.
 	TestAckBeforeFsync bool
 
+	// TLS, when not nil, runs every connection of the replica over mutual
+	// TLS 1.3 with certificates from its CA: peers, proxies and the
+	// replica's own dials (see node/tls.go). nil means plaintext.
+	TLS *tlsconf.Bundle
+
 	// Logger receives the node's logs.
 	Logger zerolog.Logger
+
+	// onSync is the log's fsync hook (metrics.go); New sets it.
+	onSync func(bytes int, d time.Duration)
 }
 
 // DefaultConfig returns the design's defaults; ID, ClusterID, Listen, Peers
@@ -214,6 +223,7 @@ func (c *Config) walOptions(repair bool) wal.Options {
 	opts.SegmentBytes = c.SegmentBytes
 	opts.TestSyncDelay = c.FsyncDelay
 	opts.TestLossy = c.TestLossyFsync
+	opts.OnSync = c.onSync
 	return opts
 }
 

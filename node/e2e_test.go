@@ -204,7 +204,17 @@ func checkTokens(ctx context.Context, t *testing.T, c *cluster.Cluster, id uint6
 	defer cl.Close()
 	total := 0
 	for key, toks := range acked {
-		rep, err := cl.Do(ctx, &wire.Request{Op: wire.OpGet, Key: key, Consistency: wire.Linearizable})
+		// A replica refuses a linearizable read it cannot serve yet (no
+		// master confirmed the read index: one being elected, or busy on a
+		// loaded machine); a proxy would send it again, and so does this.
+		var rep wire.Reply
+		for {
+			rep, err = cl.Do(ctx, &wire.Request{Op: wire.OpGet, Key: key, Consistency: wire.Linearizable})
+			if err != nil || !rep.NotApplied || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		if err != nil || rep.Code != wire.CodeOK {
 			t.Fatalf("get %s: %v %+v", key, err, rep)
 		}

@@ -131,11 +131,12 @@ func (n *Node) loop(ctx context.Context) {
 			call()
 		case m := <-n.inbox:
 			n.catchUp()
-			e.r.Step(m)
+			master := n.soft.Load().Master
+			n.step(m, master)
 			for i := 0; i < 256; i++ { // drain what is queued: one Ready for all of it
 				select {
 				case m = <-n.inbox:
-					e.r.Step(m)
+					n.step(m, master)
 					continue
 				default:
 				}
@@ -161,6 +162,9 @@ func (n *Node) loop(ctx context.Context) {
 			n.onSoftState(*rd.SoftState)
 		}
 		if rd.MembershipChanged {
+			if rd.Membership == paxos.Learner {
+				n.met.learnerRejoins.Inc()
+			}
 			n.log.Info().Str("membership", rd.Membership.String()).Msg(membershipNews[rd.Membership])
 		}
 		for _, en := range rd.Chosen {
@@ -197,6 +201,15 @@ func (n *Node) loop(ctx context.Context) {
 	}
 }
 
+// step hands the core message m, noting when it came from master (the
+// master this replica followed when the loop took m).
+func (n *Node) step(m paxos.Message, master paxos.NodeID) {
+	if m.From == master && master != paxos.None {
+		n.met.lastMaster.Store(n.eng.ticked)
+	}
+	n.eng.r.Step(m)
+}
+
 // handleMail hands the core what the other goroutines reported.
 func (n *Node) handleMail(m notices) {
 	e := &n.eng
@@ -223,6 +236,12 @@ var membershipNews = map[paxos.Membership]string{
 
 func (n *Node) onSoftState(ss paxos.SoftState) {
 	prev := n.soft.Load()
+	if ss.Role == paxos.Candidate && prev.Role != paxos.Candidate {
+		n.met.elections.Inc()
+	}
+	if ss.Master != prev.Master && ss.Master != paxos.None {
+		n.met.masterChanges.Inc()
+	}
 	if ss.Role != prev.Role || ss.Master != prev.Master || ss.Ballot != prev.Ballot {
 		n.log.Info().Str("role", ss.Role.String()).Uint64("master", uint64(ss.Master)).
 			Str("ballot", ss.Ballot.String()).Msg("role changed")
@@ -267,6 +286,8 @@ func (n *Node) propose(first *proposal) {
 		return
 	}
 	n.stats.proposed.Add(uint64(len(batch)))
+	n.met.proposals.Inc()
+	n.met.batchCommands.Observe(float64(len(batch)))
 	n.pending.add(slot, batch)
 }
 

@@ -288,7 +288,7 @@ func askToJoin(ctx context.Context, cfg Config) (*joinInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cl, err := wire.DialClient(ctx, cfg.Join, wire.Hello{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Role: wire.RoleClient},
-		wire.Options{MaxFrame: cfg.MaxFrame})
+		wire.Options{MaxFrame: cfg.MaxFrame, TLS: cfg.clientTLS()})
 	if err != nil {
 		return nil, fmt.Errorf("node: join %s: %w", cfg.Join, err)
 	}

@@ -75,6 +75,8 @@ type Node struct {
 	degraded    atomic.Bool     // storage failed: no voting, no writes, reads go on
 	runCtx      context.Context // set by Run before the peers start
 
+	bk backups // online backups being streamed (backup.go)
+
 	snapshotting atomic.Bool // a snapshot is being written
 	fetching     atomic.Bool // a snapshot is being fetched
 	cutOnce      atomic.Bool // test knob: cut the first snapshot transfer served
@@ -82,8 +84,10 @@ type Node struct {
 	stats struct {
 		dropped, proposed, applied, reads, fsyncs atomic.Uint64
 	}
+	met        *metrics // Prometheus figures (metrics.go)
 	storageErr chan error
 	removedCh  chan struct{} // this replica was found removed
+	tlsLog     logLimiter    // refused TLS handshakes logged (tls.go)
 	wg         sync.WaitGroup
 }
 
@@ -122,6 +126,8 @@ func New(cfg Config) (*Node, error) {
 		}
 		lg.Info().Str("from", cfg.Join).Uint64("slot", join.slot).Str("members", join.conf.String()).Msg("joining a running cluster")
 	}
+	met := newMetrics()
+	cfg.onSync = met.onSync
 	store, hs, fsm, err := openStorage(cfg.Dir, cfg.ClusterID, cfg.ID, join, cfg.walOptions(cfg.Repair), filestore.Options{MaxValue: cfg.MaxValue}, lg)
 	if err != nil {
 		return nil, err
@@ -151,9 +157,14 @@ func New(cfg Config) (*Node, error) {
 		applyQ:     make(chan applyWork, 256),
 		storageErr: make(chan error, 1),
 		removedCh:  make(chan struct{}, 1),
+		met:        met,
 	}
 	n.trunc.sig = make(chan struct{}, 1)
 	n.eng = newEngine(r, newClock(cfg.TestClockRate), hs.Applied, fsm.Applied())
+	met.register(n)
+	if hs.Membership == paxos.Learner {
+		met.learnerRejoins.Inc()
+	}
 	conf, confSlot := hs.Config, hs.ConfigSlot
 	if len(conf.Members) == 0 {
 		conf = paxos.NewConfiguration(pc.Members, pc.Addrs)
@@ -379,6 +390,7 @@ func (n *Node) Handover(d time.Duration) {
 	if target == paxos.None {
 		return
 	}
+	n.met.handovers.Inc()
 	n.log.Info().Uint64("target", uint64(target)).Msg("handing mastership over")
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && n.soft.Load().Role == paxos.Master {

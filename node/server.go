@@ -164,6 +164,7 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 	}()
 	defer wg.Wait()
 	defer q.close()
+	defer n.dropBackups(c)
 	send := q.push
 	for q.waitRoom(ctx) {
 		env, err := c.Recv()
@@ -187,6 +188,10 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 			}
 			ch := n.serveSnapshotChunk(req)
 			send(outFrame{kind: wire.KindSnapshotChunk, id: id, body: &ch, size: frameOverhead + len(ch.Data)})
+		case wire.KindBackup, wire.KindBackupAsk:
+			if !n.serveBackup(ctx, c, env, send) {
+				return
+			}
 		case wire.KindRequest:
 			var req wire.Request
 			reply := func(r wire.Reply) {

@@ -47,9 +47,11 @@ func (n *Node) maybeSnapshot(ctx context.Context) {
 		start := time.Now()
 		path, err := filestore.SaveSnapshot(snapDir, clone, meta)
 		if err != nil {
+			n.met.snapSaveFailed.Inc()
 			n.log.Warn().Err(err).Msg("snapshot failed; the log keeps growing until one succeeds")
 			return
 		}
+		n.met.snapSave.Observe(time.Since(start).Seconds())
 		if err := filestore.PruneSnapshots(snapDir, keepSnapshots); err != nil {
 			n.log.Warn().Err(err).Msg("pruning snapshots")
 		}
@@ -119,6 +121,8 @@ func (n *Node) serveSnapshotChunk(req wire.SnapshotAck) wire.SnapshotChunk {
 // a part file, resuming from where it got after a broken connection, then
 // installs it unless this replica already applied past it.
 func (n *Node) fetchSnapshot(ctx context.Context, from uint64) {
+	start := time.Now()
+	defer func() { n.met.snapFetch.Observe(time.Since(start).Seconds()) }()
 	dir := filepath.Join(n.cfg.Dir, "snap")
 	part := filepath.Join(dir, "incoming.part")
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
@@ -149,7 +153,7 @@ func (n *Node) fetchSnapshot(ctx context.Context, from uint64) {
 		}
 		cl, err := wire.DialClient(ctx, n.addrOf(from),
 			wire.Hello{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Role: wire.RoleClient},
-			wire.Options{MaxFrame: n.cfg.MaxFrame})
+			wire.Options{MaxFrame: n.cfg.MaxFrame, TLS: n.cfg.clientTLS()})
 		if err != nil {
 			continue
 		}

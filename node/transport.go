@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"synod/paxos"
@@ -31,6 +32,7 @@ type peer struct {
 	addr string
 	out  chan paxos.Message
 	stop context.CancelFunc
+	up   atomic.Bool // a connection to the peer is open (metrics)
 }
 
 // startPeers starts the connections to the members of the configuration
@@ -76,7 +78,7 @@ func (n *Node) hello() wire.Hello {
 }
 
 func (n *Node) wireOptions() wire.Options {
-	return wire.Options{MaxFrame: n.cfg.MaxFrame, WriteTimeout: 5 * time.Second}
+	return wire.Options{MaxFrame: n.cfg.MaxFrame, WriteTimeout: 5 * time.Second, TLS: n.cfg.clientTLS()}
 }
 
 // runPeer keeps one outbound connection to p, backing off 5 ms doubling to
@@ -90,6 +92,7 @@ func (n *Node) runPeer(ctx context.Context, p *peer) {
 		cancel()
 		if err != nil {
 			n.noteRefusal(p.id, err)
+			n.logDialTLS(p.id, p.addr, err)
 			select {
 			case <-ctx.Done():
 				return
@@ -100,7 +103,9 @@ func (n *Node) runPeer(ctx context.Context, p *peer) {
 		}
 		backoff = 5 * time.Millisecond
 		n.log.Debug().Uint64("peer", p.id).Msg("peer connected")
+		p.up.Store(true)
 		err = n.writePeer(ctx, c, p)
+		p.up.Store(false)
 		c.Close()
 		if ctx.Err() == nil {
 			n.log.Debug().Err(err).Uint64("peer", p.id).Msg("peer connection lost")
@@ -182,9 +187,11 @@ func (n *Node) checkHello(h wire.Hello) error {
 }
 
 func (n *Node) handleConn(ctx context.Context, nc net.Conn) {
-	c, hello, err := wire.Accept(nc, n.hello(), n.checkHello, n.wireOptions())
+	opts := n.wireOptions()
+	opts.TLS = n.cfg.serverTLS()
+	c, hello, err := wire.Accept(nc, n.hello(), n.checkHello, opts)
 	if err != nil {
-		n.log.Debug().Err(err).Str("remote", nc.RemoteAddr().String()).Msg("handshake refused")
+		n.logRefused(err, nc.RemoteAddr())
 		return
 	}
 	// Closing the connection when the node stops ends the reader below.

@@ -33,7 +33,7 @@ func (r *Replica) TransferMastership() (NodeID, error) {
 	best, bestMatch := None, uint64(0)
 	for _, id := range r.conf.cur.Voters() {
 		pr := r.lead.prs[id]
-		if id == r.id || pr.learner || !pr.active {
+		if id == r.id || !r.live(pr) {
 			continue
 		}
 		if best == None || pr.match > bestMatch {

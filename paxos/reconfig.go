@@ -283,7 +283,7 @@ func (r *Replica) ProposeConfig(c Configuration) (uint64, error) {
 	}
 	live := &NotLiveError{Need: c.Quorum()}
 	for _, id := range c.Voters() {
-		if pr := r.lead.prs[id]; id == r.id || (pr != nil && pr.heard && pr.active && !pr.learner) {
+		if id == r.id || r.live(r.lead.prs[id]) {
 			live.Have++
 		} else {
 			live.Unreachable = append(live.Unreachable, id)

@@ -22,6 +22,7 @@ type progress struct {
 	readRound  uint64 // highest read round acknowledged
 	learner    bool   // it may not vote yet: send it no Accepts
 	heard      bool   // it answered under this ballot, so learner is known
+	heardAt    int    // timer.now of its last answer under this ballot
 }
 
 // mastership is a master's state: its followers and its proposals, its
@@ -242,8 +243,17 @@ func (r *Replica) answerToMaster(m Message) *progress {
 	if pr == nil || m.Ballot != r.masterBallot {
 		return nil
 	}
-	pr.heard = true
+	pr.heard, pr.heardAt = true, r.timer.now
 	return pr
+}
+
+// live reports whether the follower answered within the last election
+// timeout, as a voter. Unlike active, which the check-quorum window clears
+// when it turns over, it holds for a follower that answered a moment
+// before that: a membership change and a handover must not be refused
+// then.
+func (r *Replica) live(pr *progress) bool {
+	return pr != nil && pr.heard && !pr.learner && r.timer.now-pr.heardAt <= r.cfg.ElectionTicks
 }
 
 func (r *Replica) handleAccepted(m Message) {

@@ -13,6 +13,7 @@ import (
 
 	"synod/wire"
 	"synod/wire/line"
+	"synod/wire/tlsconf"
 )
 
 // Config configures a Server. Start from DefaultConfig; the fields after
@@ -100,6 +101,24 @@ type Config struct {
 	// the newer state. Default 10,000.
 	MaxLag uint64
 
+	// TLS, when not nil, runs the proxy over TLS 1.3 with the bundle's
+	// certificate: mutual TLS to every replica (the certificate must be a
+	// proxy's of the cluster CA), and TLS on the line-protocol port, where
+	// a client certificate is checked if one is sent (see tls.go). nil
+	// means plaintext on both.
+	TLS *tlsconf.Bundle
+
+	// Auth turns on users and permissions (auth.go): a connection may
+	// only PING, AUTH, HELP and QUIT until AUTH succeeds, and then only
+	// what its user's roles grant. Off, every client may do everything
+	// but touch the reserved keys under .synod/.
+	Auth bool
+	// BootstrapAdmin, if set, is a user the proxy creates with the admin
+	// role and BootstrapPassword when no user of that name exists (the
+	// first admin of a new cluster). An existing one is left alone.
+	BootstrapAdmin    string
+	BootstrapPassword string
+
 	// Logger receives the proxy's logs.
 	Logger zerolog.Logger
 }
@@ -159,6 +178,8 @@ func (c *Config) Validate() error {
 		return bad("in-flight bytes %d below one connection's pipeline bytes %d", c.MaxInflightBytes, c.MaxPipelineBytes)
 	case c.QueueBytes < int64(c.MaxValue)+minPipelineSlack:
 		return bad("queue bytes %d below the largest value plus %d", c.QueueBytes, minPipelineSlack)
+	case c.BootstrapAdmin != "" && (!line.ValidName(c.BootstrapAdmin) || !line.ValidPassword(c.BootstrapPassword)):
+		return bad("bootstrap admin %.64q: a name of letters, digits, . _ @ - and a password of printable bytes", c.BootstrapAdmin)
 	}
 	for id, addr := range c.Nodes {
 		if id == 0 || addr == "" {

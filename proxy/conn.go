@@ -24,15 +24,20 @@ import (
 
 // call is one client request awaiting its reply, in the connection's order.
 type call struct {
-	req   line.Request
-	level line.Level        // reads: the consistency asked for
-	done  chan struct{}     // closed once the reply below is known
-	res   result            // reads and writes
-	perr  *line.ProtoError  // a request the parser refused
-	nodes []line.NodeStatus // STATUS
-	stats []line.Stat       // STATS
-	close bool              // close the connection after this reply
-	rc    *respCmd          // RESP: the command this call is part of (resp.go); nil for the line protocol
+	req    line.Request
+	level  line.Level               // reads: the consistency asked for
+	done   chan struct{}            // closed once the reply below is known
+	res    result                   // reads and writes
+	perr   *line.ProtoError         // a request the parser refused
+	nodes  []line.NodeStatus        // STATUS
+	stats  []line.Stat              // STATS
+	close  bool                     // close the connection after this reply
+	custom func(*line.Writer) error // the auth layer's reply (auth.go), instead of the above
+	filter func(string) bool        // LIST: the keys the connection may see
+
+	backup *backupCall // SNAPSHOT: streamed by the writer (backup.go)
+
+	rc *respCmd // RESP: the command this call is part of (resp.go); nil for the line protocol
 	// waited: the reader waits for this reply itself (a RESP command that
 	// needs it for its next request), so it is never redone (monotonic).
 	waited bool
@@ -115,11 +120,13 @@ type conn struct {
 	wdone chan struct{} // closed when the writer has stopped
 
 	// Reader-owned.
-	level    line.Level
-	run      []*call  // the current run of reads, of writes or one membership op, not known to be finished
-	runKind  runKind  // what run holds
-	sess     *session // this connection's writes, once it wrote (router-owned inside)
-	blockGot int64    // in-flight bytes the current request's block was admitted with
+	level     line.Level
+	run       []*call  // the current run of reads, of writes or one membership op, not known to be finished
+	runKind   runKind  // what run holds
+	sess      *session // this connection's writes, once it wrote (router-owned inside)
+	blockGot  int64    // in-flight bytes the current request's block was admitted with
+	user      string   // the user AUTH authenticated, "" before (auth.go)
+	authFails int      // failed AUTHs on this connection
 
 	// Writer-owned.
 	written uint64       // the newest state a reply written so far showed (applied index)
@@ -144,6 +151,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 // serve runs the connection until the client leaves, an error closes it or
 // the server stops it.
 func (c *conn) serve() {
+	if !c.handshakeTLS() {
+		c.nc.Close()
+		c.release()
+		return
+	}
 	go c.writeLoop()
 	c.readLoop()
 	close(c.calls)
@@ -352,7 +364,13 @@ func (c *conn) push(cl *call) bool {
 
 // handle starts one request and reports whether to read on.
 func (c *conn) handle(req line.Request) bool {
+	if cl, more := c.gate(req); cl != nil {
+		return c.push(cl) && more && !cl.close
+	}
 	cl := &call{req: req, done: answered}
+	if req.Cmd == line.CmdList {
+		cl.filter = c.listFilter()
+	}
 	switch req.Cmd {
 	case line.CmdPing, line.CmdHelp:
 	case line.CmdQuit:
@@ -365,6 +383,8 @@ func (c *conn) handle(req line.Request) bool {
 		cl.nodes = c.s.rt.nodes()
 	case line.CmdStats:
 		cl.stats = c.s.stats()
+	case line.CmdSnapshot:
+		return c.snapshot(cl)
 	default:
 		return c.remote(cl)
 	}
@@ -619,6 +639,9 @@ func (c *conn) reply(w *line.Writer, cl *call) error {
 	if cl.perr != nil {
 		return w.ReplyError(cl.perr)
 	}
+	if cl.custom != nil {
+		return cl.custom(w)
+	}
 	switch cl.req.Cmd {
 	case line.CmdPing:
 		return w.Pong()
@@ -632,6 +655,8 @@ func (c *conn) reply(w *line.Writer, cl *call) error {
 		return w.Nodes(cl.nodes)
 	case line.CmdStats:
 		return w.Stats(cl.stats)
+	case line.CmdSnapshot:
+		return c.writeBackup(w, cl)
 	}
 	rep := cl.res.rep
 	if cl.req.Cmd.IsMember() {
@@ -645,6 +670,9 @@ func (c *conn) reply(w *line.Writer, cl *call) error {
 		case line.CmdStat:
 			return w.Stat(rep.Size, rep.Version)
 		case line.CmdList:
+			if cl.filter != nil {
+				return w.Keys(slices.DeleteFunc(rep.Keys, func(k string) bool { return !cl.filter(k) }))
+			}
 			return w.Keys(rep.Keys)
 		default:
 			return w.OKIndex(rep.Index)

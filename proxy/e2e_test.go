@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -370,10 +371,34 @@ func TestReadBalance(t *testing.T) {
 // TestFailoverKill9: sixteen clients append through the proxy while the
 // master is killed with SIGKILL. No client sees an error, and every
 // acknowledged append is in its file exactly once, in order.
-func TestFailoverKill9(t *testing.T) {
-	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
-	p := c.StartProxy(t, "--poll=50ms")
-	rc := dialRaw(t, p.Addr)
+func TestFailoverKill9(t *testing.T) { failoverKill9(t, failoverRig{}) }
+
+// failoverRig is how TestFailoverKill9 reaches the cluster; the zero value
+// is plaintext without users (tls_e2e_test.go runs it with both).
+type failoverRig struct {
+	cluster    cluster.Options
+	proxyFlags []string
+	ready      func(t testing.TB, p *cluster.Proxy)                         // nil: nothing to wait for
+	raw        func(t testing.TB, addr string) *rawConn                     // nil: dialRaw
+	dial       func(ctx context.Context, addr string) (*line.Client, error) // nil: plaintext line.Dial
+}
+
+func failoverKill9(t *testing.T, rig failoverRig) {
+	rig.cluster.NodeFlags = append(slices.Clone(fastFlags), rig.cluster.NodeFlags...)
+	if rig.raw == nil {
+		rig.raw = dialRaw
+	}
+	if rig.dial == nil {
+		rig.dial = func(ctx context.Context, addr string) (*line.Client, error) {
+			return line.Dial(ctx, addr, line.Options{})
+		}
+	}
+	c := cluster.New(t, rig.cluster)
+	p := c.StartProxy(t, append([]string{"--poll=50ms"}, rig.proxyFlags...)...)
+	if rig.ready != nil {
+		rig.ready(t, p)
+	}
+	rc := rig.raw(t, p.Addr)
 	master := waitMaster(t, rc)
 
 	const clients = 16
@@ -383,12 +408,14 @@ func TestFailoverKill9(t *testing.T) {
 	acked := make([]int, clients)
 	stalls := make([]time.Duration, clients)
 	errs := make(chan error, clients)
-	var wg sync.WaitGroup
+	var wg, dialled sync.WaitGroup
 	for i := range clients {
 		wg.Add(1)
+		dialled.Add(1)
 		go func() {
 			defer wg.Done()
-			cl, err := line.Dial(ctx, p.Addr, line.Options{})
+			cl, err := rig.dial(ctx, p.Addr)
+			dialled.Done()
 			if err != nil {
 				errs <- err
 				return
@@ -410,6 +437,7 @@ func TestFailoverKill9(t *testing.T) {
 			}
 		}()
 	}
+	dialled.Wait() // with users on, AUTH (argon2id) takes a while under -race
 	time.Sleep(time.Second)
 	c.Nodes[master].Kill()
 	killed := time.Now()

@@ -129,6 +129,7 @@ func FuzzSession(f *testing.F) {
 		"MEMBER LIST\r\nMEMBER ADD 4 127.0.0.1:7104\r\nmember remove 3\r\nMEMBER PROMOTE 4\r\n",
 		"PUT k v\r\nMEMBER LIST\r\nGET k\r\nMEMBER\r\nMEMBER ADD 0 h:1\r\nMEMBER ADD 4 h\r\n",
 		strings.Repeat("x", 3000) + "\r\nPING\r\n",
+		"PUT k v\r\nSNAPSHOT\r\nPING\r\nsnapshot 4096\r\nSNAPSHOT 1\r\nCONSISTENCY stale\r\nSNAPSHOT\r\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -250,7 +250,7 @@ func (rt *router) probe(addr string) (wire.Status, error) {
 	cfg := rt.cfg
 	ctx, cancel := context.WithTimeout(rt.ctx, cfg.ProbeTimeout)
 	defer cancel()
-	opts := wire.Options{WriteTimeout: cfg.ProbeTimeout, ReadTimeout: cfg.ProbeTimeout, HandshakeTimeout: cfg.ProbeTimeout}
+	opts := wire.Options{WriteTimeout: cfg.ProbeTimeout, ReadTimeout: cfg.ProbeTimeout, HandshakeTimeout: cfg.ProbeTimeout, TLS: cfg.replicaTLS()}
 	c, _, err := wire.Dial(ctx, addr, wire.Hello{ClusterID: cfg.ClusterID, Role: wire.RoleProxy}, opts)
 	if err != nil {
 		return wire.Status{}, fmt.Errorf("proxy: dial seed %s: %w", addr, err)

@@ -32,6 +32,7 @@ type op struct {
 	sentAt    time.Time
 	timer     *time.Timer // bounds the current attempt
 	held      bool        // counted in the router's held requests
+	heldAt    time.Time   // when it was first held with no master known; zero if never
 
 	// Writes: the session the write belongs to (its connection's), its
 	// place in it, and what its attempts so far tell of its fate.

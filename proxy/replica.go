@@ -116,7 +116,7 @@ func (rp *replica) connected() bool {
 
 func (rp *replica) dialOptions() wire.Options {
 	cfg := rp.rt.cfg
-	return wire.Options{MaxFrame: cfg.maxFrame(), WriteTimeout: cfg.ProbeTimeout, HandshakeTimeout: cfg.ProbeTimeout}
+	return wire.Options{MaxFrame: cfg.maxFrame(), WriteTimeout: cfg.ProbeTimeout, HandshakeTimeout: cfg.ProbeTimeout, TLS: cfg.replicaTLS()}
 }
 
 func (rp *replica) dialConn(ctx context.Context, opts wire.Options) (*wire.Conn, error) {

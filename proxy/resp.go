@@ -133,6 +133,9 @@ func (c *conn) respError(code, msg string) bool {
 // respOps starts reqs as the parts of one command whose reply render
 // writes once all are answered.
 func (c *conn) respOps(reqs []line.Request, render func(w *resp.Writer, parts []*call) error) bool {
+	if ok, more := c.respGate(reqs); !ok {
+		return more
+	}
 	rc := &respCmd{render: render, parts: make([]*call, len(reqs))}
 	for i, req := range reqs {
 		rc.parts[i] = &call{req: req, rc: rc}
@@ -234,6 +237,9 @@ func (c *conn) respCommand(st *respState, args [][]byte) bool {
 	}
 	if n := len(args); (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
 		return c.respError("ERR", "wrong number of arguments for '"+strings.ToLower(name)+"' command")
+	}
+	if c.respNeedsAuth(name) {
+		return c.respError("NOAUTH", "Authentication required.")
 	}
 	return cmd.run(c, st, args)
 }
@@ -404,6 +410,9 @@ func (c *conn) respSetWith(key string, value []byte, nx, xx, get bool) bool {
 	readCmd := line.CmdStat
 	if get {
 		readCmd = line.CmdGet
+	}
+	if ok, more := c.respGate([]line.Request{{Cmd: line.CmdCAS, Key: key, Value: value}, {Cmd: readCmd, Key: key}}); !ok {
+		return more
 	}
 	var reply func(w *resp.Writer) error
 	for try := 0; reply == nil; try++ {
@@ -636,6 +645,7 @@ func respMSet(c *conn, _ *respState, args [][]byte) bool {
 
 func respKeysCmd(c *conn, _ *respState, args [][]byte) bool {
 	pattern := string(args[1])
+	may := c.listFilter()
 	return c.respOps([]line.Request{{Cmd: line.CmdList, Prefix: listPrefix(pattern)}}, func(w *resp.Writer, parts []*call) error {
 		res := parts[0].res
 		if bad, err := respFailed(w, res, false); bad {
@@ -643,7 +653,7 @@ func respKeysCmd(c *conn, _ *respState, args [][]byte) bool {
 		}
 		var keys []string
 		for _, k := range res.rep.Keys {
-			if resp.Match(pattern, k) {
+			if resp.Match(pattern, k) && may(k) {
 				keys = append(keys, k)
 			}
 		}
@@ -704,6 +714,7 @@ func respScan(c *conn, _ *respState, args [][]byte) bool {
 			return c.respError("ERR", "syntax error")
 		}
 	}
+	may := c.listFilter()
 	return c.respOps([]line.Request{{Cmd: line.CmdList, Prefix: listPrefix(pattern)}}, func(w *resp.Writer, parts []*call) error {
 		res := parts[0].res
 		if bad, err := respFailed(w, res, false); bad {
@@ -738,7 +749,7 @@ func respScan(c *conn, _ *respState, args [][]byte) bool {
 		}
 		var keys []string
 		for _, e := range all[:n] {
-			if resp.Match(pattern, e.k) && (typ == "" || typ == "string") {
+			if resp.Match(pattern, e.k) && may(e.k) && (typ == "" || typ == "string") {
 				keys = append(keys, e.k)
 			}
 		}
@@ -749,11 +760,18 @@ func respScan(c *conn, _ *respState, args [][]byte) bool {
 }
 
 func respDBSize(c *conn, _ *respState, _ [][]byte) bool {
+	may := c.listFilter()
 	return c.respOps([]line.Request{{Cmd: line.CmdList}}, func(w *resp.Writer, parts []*call) error {
 		if bad, err := respFailed(w, parts[0].res, false); bad {
 			return err
 		}
-		return w.Int(int64(len(parts[0].res.rep.Keys)))
+		n := 0
+		for _, k := range parts[0].res.rep.Keys {
+			if may(k) {
+				n++
+			}
+		}
+		return w.Int(int64(n))
 	})
 }
 
@@ -961,7 +979,7 @@ var respDocs = map[string][2]string{
 	"CLIENT":            {"connection", "ID, SETNAME, GETNAME, SETINFO."},
 	"COMMAND":           {"server", "Describes the commands synod speaks."},
 	"HELLO":             {"connection", "Chooses RESP2 or RESP3."},
-	"AUTH":              {"connection", "Refused: synod has no users yet."},
+	"AUTH":              {"connection", "AUTH [user] password: authenticates as a synod user (with --auth); a password alone is the user default."},
 	"WAIT":              {"generic", "Returns how many other replicas hold this connection's writes, by the majority rule; never waits."},
 	"SYNOD.CAS":         {"synod", "SYNOD.CAS key version value: writes if the key is at version (0: does not exist); returns the write's index."},
 	"SYNOD.STAT":        {"synod", "Returns a key's length and version."},
@@ -1017,7 +1035,16 @@ func respHello(c *conn, st *respState, args [][]byte) bool {
 	for i := 2; i < len(args); i++ {
 		switch strings.ToUpper(string(args[i])) {
 		case "AUTH":
-			return c.respError("ERR", "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+			if i+2 >= len(args) {
+				return c.respError("ERR", "syntax error")
+			}
+			if !c.s.cfg.Auth {
+				return c.respError("ERR", "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+			}
+			if ok, more := c.respAuthenticate(args[i+1], args[i+2]); !ok {
+				return more
+			}
+			i += 2
 		case "SETNAME":
 			if i+1 == len(args) {
 				return c.respError("ERR", "syntax error")
@@ -1049,12 +1076,6 @@ func respHello(c *conn, st *respState, args [][]byte) bool {
 		w.BulkString("modules")
 		return w.Array(0)
 	})
-}
-
-// respAuth: synod has no users yet, so AUTH is refused as Redis refuses
-// it without a password configured.
-func respAuth(c *conn, _ *respState, _ [][]byte) bool {
-	return c.respError("ERR", "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 }
 
 // respWaitCmd answers WAIT numreplicas timeout-ms from the majority rule:

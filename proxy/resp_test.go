@@ -193,3 +193,49 @@ func TestRESPDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestRESPAuthGate: RESP passes the auth layer as the line protocol does,
+// with users off and on, before any user can be checked (no replica).
+func TestRESPAuthGate(t *testing.T) {
+	cmd := func(args ...string) string {
+		out := "*" + strconv.Itoa(len(args)) + "\r\n"
+		for _, a := range args {
+			out += "$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n"
+		}
+		return out
+	}
+	tests := []struct {
+		auth bool
+		args []string
+		want string
+	}{
+		{false, []string{"GET", ".synod/auth/epoch"}, "-NOPERM no read permission"},
+		{false, []string{"SET", ".synod/auth/users/x", "v"}, "-NOPERM no write permission"},
+		{false, []string{"SET", ".synod/auth/users/x", "v", "GET"}, "-NOPERM no write permission"},
+		{false, []string{"MSET", "a", "1", ".synod/auth/users/x", "v"}, "-NOPERM no write permission"},
+		{false, []string{"DEL", "a", ".synod/auth/epoch"}, "-NOPERM no write permission"},
+		{false, []string{"KEYS", ".synod/*"}, "-NOPERM no read permission"},
+		{false, []string{"AUTH", "x", "pw"}, "-ERR AUTH <password> called without any password configured"},
+		{false, []string{"PING"}, "+PONG"},
+		{true, []string{"PING"}, "+PONG"},
+		{true, []string{"GET", "a"}, "-NOAUTH Authentication required."},
+		{true, []string{"INFO"}, "-NOAUTH Authentication required."},
+		{true, []string{"SYNOD.STATUS"}, "-NOAUTH Authentication required."},
+		{true, []string{"AUTH", "x", "pw"}, "-UNAVAILABLE users not loaded yet"},
+		{true, []string{"HELLO", "3", "AUTH", "x", "pw"}, "-UNAVAILABLE users not loaded yet"},
+		{true, []string{"AUTH", "a", "b", "c"}, "-ERR syntax error"},
+	}
+	for _, auth := range []bool{false, true} {
+		_, addr := startServer(t, nil, func(c *Config) { c.Auth = auth })
+		rc := dialRaw(t, addr)
+		for _, tt := range tests {
+			if tt.auth != auth {
+				continue
+			}
+			rc.send(cmd(tt.args...))
+			if got := rc.line(); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("auth %v: %q: %q, want %q...", auth, tt.args, got, tt.want)
+			}
+		}
+	}
+}

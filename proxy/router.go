@@ -35,6 +35,8 @@ type router struct {
 	log zerolog.Logger
 	cnt *counters
 
+	prom *promMetrics // what the request path observes (metrics.go)
+
 	ctx    context.Context // ends when the router closes
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -68,7 +70,7 @@ type router struct {
 func newRouter(cfg *Config, cnt *counters) *router {
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &router{
-		cfg: cfg, log: cfg.Logger, cnt: cnt,
+		cfg: cfg, log: cfg.Logger, cnt: cnt, prom: newPromMetrics(),
 		clientBase: rand.Uint64(),
 		ctx:        ctx, cancel: cancel,
 		kick:    make(chan struct{}, 1),
@@ -157,6 +159,9 @@ func made(code wire.Code, msg string) result {
 
 // hold counts o among the requests waiting to be sent.
 func (rt *router) hold(o *op) {
+	if rt.master == nil && o.heldAt.IsZero() {
+		o.heldAt = time.Now() // held for a failover: see promMetrics.observe
+	}
 	if !o.held {
 		o.held = true
 		rt.held++
@@ -189,6 +194,7 @@ func (rt *router) submit(o *op) {
 	if rt.inflight.Add(1) > int64(rt.cfg.MaxInflight) {
 		rt.inflight.Add(-1)
 		rt.cnt.busy.Add(1)
+		rt.prom.replies[wire.CodeBusy].Add(1)
 		o.finish(made(wire.CodeBusy, "too many requests in flight"))
 		return
 	}
@@ -560,12 +566,14 @@ func (rt *router) readExpired(o *op) result {
 // end finishes o. Called without mu.
 func (rt *router) end(o *op, res result) {
 	rt.inflight.Add(-1)
+	took := time.Since(o.arrived)
 	switch {
 	case o.write:
-		rt.cnt.writeLat.record(time.Since(o.arrived))
+		rt.cnt.writeLat.record(took)
 	case !o.change(): // a change waits for consensus and catch-up: not a read's latency
-		rt.cnt.readLat.record(time.Since(o.arrived))
+		rt.cnt.readLat.record(took)
 	}
+	rt.prom.observe(o, res, took)
 	switch {
 	case res.abort:
 		rt.cnt.aborts.Add(1)

@@ -40,11 +40,16 @@ const busyReply = "ERR " + line.CodeBusy + " too many connections\r\n"
 // through a failover. Create it with New; it polls the replicas from then
 // on, until Shutdown or Close.
 type Server struct {
-	cfg Config
-	log zerolog.Logger
-	rt  *router
-	cnt *counters
-	mem atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
+	cfg  Config
+	log  zerolog.Logger
+	rt   *router
+	cnt  *counters
+	auth *authority   // users and permissions (auth.go)
+	mem  atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
+
+	backups atomic.Int32 // backups being streamed (backup.go)
+
+	prom *promMetrics // Prometheus figures (metrics.go), the router's
 
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
@@ -71,7 +76,10 @@ func New(cfg Config) (*Server, error) {
 		done: make(chan struct{}),
 	}
 	s.rt = newRouter(&s.cfg, s.cnt)
+	s.prom = s.rt.prom
+	s.prom.reg.MustRegister(&proxyCollector{s: s})
 	s.rt.start()
+	s.startAuth()
 	return s, nil
 }
 
@@ -95,6 +103,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrServerClosed
 	}
+	ln = s.cfg.wrapListener(ln)
 	s.lns[ln] = struct{}{}
 	s.mu.Unlock()
 	defer func() {

@@ -7,6 +7,7 @@ package wire
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -53,6 +54,12 @@ type Options struct {
 	// HandshakeTimeout bounds Dial's and Accept's handshake. 0 means
 	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+
+	// TLS, when not nil, runs every connection over TLS: Dial uses it as
+	// the client's config (ServerName defaults to the dialled host), Accept
+	// as the server's. Both then hold the peer's certificate to the role
+	// it claims (see wire/tlsconf). nil means plaintext.
+	TLS *tls.Config
 }
 
 // DefaultOptions returns Options with every default filled in.

@@ -91,6 +91,9 @@ func TestRoundTrip(t *testing.T) {
 		{KindSnapshotChunk, &[]byte{1, 2, 3}},
 		{KindSnapshotAck, new(uint64)},
 		{KindPong, new(string)},
+		{KindBackup, &BackupRequest{Consistency: Session, MinIndex: 42, Chunk: MinBackupChunk}},
+		{KindBackupAsk, &BackupAsk{Stream: 7, Seq: 3}},
+		{KindBackupChunk, fullBackupChunk()},
 	}
 	covered := map[Kind]bool{KindPing: true} // ping is echoed as pong, below
 	for i, tt := range tests {

@@ -43,6 +43,16 @@ const (
 	KindPing
 	// KindPong answers a KindPing.
 	KindPong
+	// KindBackup starts an online backup; body: BackupRequest. It is
+	// answered with a KindBackupChunk of the same ID (the stream's
+	// header, or its refusal).
+	KindBackup
+	// KindBackupAsk asks for the next piece of a backup stream; body:
+	// BackupAsk. Answered with a KindBackupChunk of the same ID.
+	KindBackupAsk
+	// KindBackupChunk answers KindBackup and KindBackupAsk; body:
+	// BackupChunk.
+	KindBackupChunk
 
 	kindEnd // one past the last kind; keep last
 )
@@ -60,6 +70,9 @@ var kindNames = [...]string{
 	KindSnapshotAck:   "snapshot-ack",
 	KindPing:          "ping",
 	KindPong:          "pong",
+	KindBackup:        "backup",
+	KindBackupAsk:     "backup-ask",
+	KindBackupChunk:   "backup-chunk",
 }
 
 // Valid reports whether k is a kind this protocol version defines.

@@ -29,6 +29,9 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(good(KindStatusReply, 3, fullStatus()))
 	f.Add(good(KindPaxos, 0, &testAccept{Round: 1, Entries: []testEntry{{Slot: 1, Cmds: [][]byte{[]byte("x")}}}}))
 	f.Add(good(KindHello, 0, replicaHello(1)))
+	f.Add(good(KindBackup, 9, &BackupRequest{Consistency: Stale, MinIndex: 3, Chunk: DefaultBackupChunk}))
+	f.Add(good(KindBackupAsk, 10, &BackupAsk{Stream: 1, Seq: 2}))
+	f.Add(good(KindBackupChunk, 10, fullBackupChunk()))
 	f.Add(req[:2])                                                // truncated header
 	f.Add(req[:len(req)-3])                                       // truncated body
 	f.Add(binary.BigEndian.AppendUint32(nil, fuzzMax+1))          // oversize
@@ -73,7 +76,8 @@ func FuzzReadFrame(f *testing.F) {
 			}
 			// Whatever the body is, decoding it into a message must fail
 			// cleanly or round trip.
-			for _, into := range []any{new(Request), new(Reply), new(Status), new(Hello), new(testAccept)} {
+			for _, into := range []any{new(Request), new(Reply), new(Status), new(Hello), new(testAccept),
+				new(BackupRequest), new(BackupAsk), new(BackupChunk)} {
 				roundTrip(t, env.Body, into)
 			}
 		}
@@ -84,13 +88,15 @@ func FuzzReadFrame(f *testing.F) {
 // only ErrBadBody, and what decodes re-encodes to something that decodes
 // equal.
 func FuzzUnmarshal(f *testing.F) {
-	for _, v := range []any{fullRequest(), fullReply(), fullStatus(), replicaHello(1), &refusal{Reason: "r"}, &testAccept{Entries: []testEntry{{Cmds: [][]byte{{1}}}}}} {
+	for _, v := range []any{fullRequest(), fullReply(), fullStatus(), replicaHello(1), &refusal{Reason: "r"}, &testAccept{Entries: []testEntry{{Cmds: [][]byte{{1}}}}},
+		&BackupRequest{Consistency: Session, MinIndex: 1 << 40, Chunk: MaxBackupChunk}, &BackupAsk{Stream: 1 << 33, Seq: 1}, fullBackupChunk()} {
 		f.Add(mustMarshal(f, v))
 	}
 	f.Add([]byte{0x81, 0xa1, 'x', 0x91, 0x91, 0xc0})
 	f.Add([]byte{0xdc, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, into := range []any{new(Request), new(Reply), new(Status), new(StatusRequest), new(Hello), new(refusal), new(testAccept)} {
+		for _, into := range []any{new(Request), new(Reply), new(Status), new(StatusRequest), new(Hello), new(refusal), new(testAccept),
+			new(BackupRequest), new(BackupAsk), new(BackupChunk)} {
 			roundTrip(t, b, into)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 )
@@ -101,10 +102,34 @@ func Dial(ctx context.Context, addr string, hello Hello, opts Options) (*Conn, H
 	if err != nil {
 		return nil, Hello{}, fmt.Errorf("wire: dial %s: %w", addr, err)
 	}
+	if opts.TLS != nil {
+		tc, err := tlsHandshake(ctx, nc, opts.TLS, addr, false, deadline)
+		if err == nil {
+			// Every wire server is a replica.
+			err = certGrants(tc, RoleReplica)
+		}
+		if err != nil {
+			nc.Close()
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+			}
+			return nil, Hello{}, fmt.Errorf("wire: dial %s: %w", addr, err)
+		}
+		nc = tc
+	}
 	c := NewConn(nc, opts)
 	peer, err := c.clientHandshake(ctx, hello, deadline)
 	if err != nil {
 		c.Close()
+		if opts.TLS != nil && isTLSAlert(err) {
+			// In TLS 1.3 the server judges the client's certificate after
+			// the client's handshake returned: its refusal is an alert on
+			// the first read.
+			err = fmt.Errorf("%w: the server refused this side's certificate: %w", ErrTLS, err)
+		}
+		if opts.TLS == nil && errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: the peer closed a plaintext handshake, as one that requires TLS does: %w", ErrTLS, err)
+		}
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
@@ -193,6 +218,14 @@ func Accept(nc net.Conn, local Hello, check func(peer Hello) error, opts Options
 		nc.Close()
 		return nil, Hello{}, err
 	}
+	if opts.TLS != nil {
+		tc, err := tlsHandshake(context.Background(), nc, opts.TLS, "", true, time.Now().Add(opts.withDefaults().HandshakeTimeout))
+		if err != nil {
+			nc.Close()
+			return nil, Hello{}, fmt.Errorf("wire: handshake from %s: %w", nc.RemoteAddr(), err)
+		}
+		nc = tc
+	}
 	c := NewConn(nc, opts)
 	peer, err := c.serverHandshake(local, check)
 	if err != nil {
@@ -228,6 +261,10 @@ func (c *Conn) serverHandshake(local Hello, check func(Hello) error) (Hello, err
 	}
 	if err := peer.Validate(); err != nil {
 		return Hello{}, c.refuse(refuseBadHello, err.Error(), fmt.Errorf("%w: %w", ErrBadBody, err))
+	}
+	if err := certGrants(c.nc, peer.Role); err != nil {
+		err = fmt.Errorf("node %d (%s) refused: %w", peer.NodeID, peer.Role, err)
+		return Hello{}, c.refuse(refuseOther, err.Error(), err)
 	}
 	if check != nil {
 		if err := check(peer); err != nil {

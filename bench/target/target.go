@@ -11,6 +11,7 @@ package target
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"strings"
 	"time"
@@ -50,6 +51,10 @@ func connError(ctx context.Context, err error) error {
 type Line struct {
 	addr  string
 	level line.Level
+	// TLS, if set, makes every connection speak TLS; User and Password,
+	// if User is set, authenticate it (AUTH) first.
+	TLS            *tls.Config
+	User, Password string
 }
 
 // NewLine returns a Target for the proxy at addr whose reads use
@@ -77,9 +82,15 @@ type lineConn struct {
 }
 
 func (c *lineConn) dial(ctx context.Context) error {
-	cl, err := line.Dial(ctx, c.t.addr, line.Options{})
+	cl, err := line.Dial(ctx, c.t.addr, line.Options{TLS: c.t.TLS})
 	if err != nil {
 		return connError(ctx, err)
+	}
+	if c.t.User != "" {
+		if _, err := cl.Do(ctx, line.Request{Cmd: line.CmdAuth, Name: c.t.User, Password: c.t.Password}); err != nil {
+			cl.Close()
+			return connError(ctx, err)
+		}
 	}
 	if c.t.level != line.LevelLinearizable {
 		if err := cl.SetConsistency(ctx, c.t.level); err != nil {

@@ -27,6 +27,7 @@ const (
 	exitNotFound    = 1 // not found, CAS conflict
 	exitUsage       = 2
 	exitUnavailable = 3
+	exitNoPerm      = 4 // ERR NOPERM: not authenticated, or not allowed
 )
 
 // exitError carries an exit code out of a command.

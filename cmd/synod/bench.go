@@ -36,11 +36,11 @@ func synodBench() benchcli.System {
 		Name:        "synod",
 		DefaultAddr: "127.0.0.1:7000",
 		AddrUsage:   "the proxy's address; with --direct, replica addresses a,b,c (any of them; the bench finds the master). Ignored with --spawn",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "direct", Usage: "talk to the master over the wire protocol, without a proxy", EnvVars: env("bench-direct")},
 			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "with --direct: the cluster id", EnvVars: env("bench-cluster")},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "with --spawn: write a CPU profile of every replica and the proxy over the measured window to DIR/<name>.pprof", EnvVars: env("bench-cpuprofile")},
-		},
+		}, append(tlsClientFlags(), authFlags()...)...),
 		Spawn: func(ctx context.Context, c *cli.Context, n int, w bench.Workload) (*benchcli.Spawned, error) {
 			exe, err := os.Executable()
 			if err != nil {
@@ -86,7 +86,17 @@ func synodBench() benchcli.System {
 			if err != nil {
 				return nil, "", usageError("%v", err)
 			}
-			return t, "proxy " + addr, nil
+			if t.TLS, err = clientTLS(c); err != nil {
+				return nil, "", err
+			}
+			if t.User, t.Password, err = credentials(c); err != nil {
+				return nil, "", err
+			}
+			via := "proxy " + addr
+			if t.TLS != nil {
+				via += " over TLS"
+			}
+			return t, via, nil
 		},
 	}
 }

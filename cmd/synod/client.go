@@ -35,6 +35,8 @@ func clientFlags(read bool) []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "print results (and server errors) as one JSON object on stdout", EnvVars: env("json")},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "give up after this long", EnvVars: env("timeout")},
 	}
+	flags = append(flags, tlsClientFlags()...)
+	flags = append(flags, authFlags()...)
 	if read {
 		flags = append(flags, &cli.StringFlag{Name: "consistency", Usage: "read level: linearizable (the server's default), session or stale", EnvVars: env("consistency")})
 	}
@@ -169,12 +171,28 @@ func openSession(c *cli.Context) (*session, error) {
 		return nil, usageError("--timeout %v: want a positive duration", timeout)
 	}
 	s.ctx, s.cancel = context.WithTimeout(c.Context, timeout)
-	cl, err := line.Dial(s.ctx, s.addr, line.Options{})
+	tcfg, err := clientTLS(c)
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	user, password, err := credentials(c)
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	cl, err := line.Dial(s.ctx, s.addr, line.Options{TLS: tcfg})
 	if err != nil {
 		s.cancel()
 		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("cannot reach synod at %s (is `synod up` running? --addr / SYNOD_ADDR choose another): %w", s.addr, err)}
 	}
 	s.cl = cl
+	if user != "" {
+		if _, err := cl.Do(s.ctx, line.Request{Cmd: line.CmdAuth, Name: user, Password: password}); err != nil {
+			s.close()
+			return nil, s.fail("auth", err)
+		}
+	}
 	if hasLevel {
 		if err := cl.SetConsistency(s.ctx, level); err != nil {
 			s.close()
@@ -280,9 +298,12 @@ func (e *verbError) Unwrap() error { return e.err }
 // clientExitCode maps an error from the line client to the exit codes of
 // the client verbs: 1 the key was not found or a CAS found another version,
 // 2 the request itself is wrong, 3 the cluster could not serve it (down,
-// busy, timed out, broken connection or a server bug).
+// busy, timed out, broken connection or a server bug), 4 the user may not
+// do it (ERR NOPERM).
 func clientExitCode(err error) int {
 	switch {
+	case errors.Is(err, line.ErrNoPerm):
+		return exitNoPerm
 	case errors.Is(err, line.ErrNotFound), errors.Is(err, line.ErrConflict):
 		return exitNotFound
 	case errors.Is(err, line.ErrBadRequest), errors.Is(err, line.ErrTooLarge), errors.Is(err, line.ErrInvalidKey):

@@ -67,7 +67,7 @@ func nodeCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "snapshot-window", Value: def.SnapshotWindow, Usage: "log slots kept behind a snapshot for catch-up", EnvVars: env("snapshot-window")},
 			&cli.Int64Flag{Name: "segment-bytes", Value: def.SegmentBytes, Usage: "log segment size; compaction deletes whole segments", EnvVars: env("segment-bytes")},
 			&cli.IntFlag{Name: "snapshot-chunk", Value: def.SnapshotChunk, Usage: "bytes per piece of a snapshot transfer", EnvVars: env("snapshot-chunk")},
-		}, testHookFlags()...),
+		}, append(append(tlsServerFlags(), metricsFlags()...), testHookFlags()...)...),
 		Action: func(c *cli.Context) error {
 			lg, err := newLogger(c)
 			if err != nil {
@@ -107,13 +107,22 @@ func nodeCommand() *cli.Command {
 			cfg.SnapshotChunk = c.Int("snapshot-chunk")
 			cfg.SegmentBytes = c.Int64("segment-bytes")
 			applyTestHooks(c, &cfg)
+			if cfg.TLS, err = loadServerBundle(c); err != nil {
+				return err
+			}
 			cfg.Logger = lg
 			n, err := node.New(cfg)
 			if err != nil {
 				return err
 			}
+			stopMetrics, err := startMetrics(c, lg, n.Registry(), n.Ready)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			reloadOnSIGHUP(ctx, cfg.TLS, lg)
 			lg.Info().Uint64("id", cfg.ID).Str("addr", n.Addr().String()).Str("dir", cfg.Dir).Msg("replica serving")
 			if err := n.Run(ctx); err != nil {
 				return err

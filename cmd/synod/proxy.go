@@ -31,7 +31,7 @@ func proxyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "proxy",
 		Usage: "serve the line protocol to clients: writes to the master, reads spread over the followers",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: def.Listen, Usage: "address for clients", EnvVars: env("listen")},
 			&cli.StringFlag{Name: "nodes", Required: true, Usage: "replicas to start from: id=host:port entries, or bare host:port addresses whose id the proxy asks; one reachable replica is enough, the proxy learns every member from it", EnvVars: env("nodes")},
 			&cli.StringFlag{Name: "cluster", Value: def.ClusterID, Usage: "cluster id, equal on every replica and proxy", EnvVars: env("cluster")},
@@ -46,7 +46,7 @@ func proxyCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-inflight-bytes", Value: def.MaxInflightBytes, Usage: "bytes of requests and unwritten replies of all clients; a value that does not fit is refused BUSY", EnvVars: env("max-inflight-bytes")},
 			&cli.IntFlag{Name: "max-pipeline", Value: def.MaxPipeline, Usage: "unanswered requests per connection before it is read no further", EnvVars: env("max-pipeline")},
 			&cli.Int64Flag{Name: "max-pipeline-bytes", Value: def.MaxPipelineBytes, Usage: "bytes of requests and unwritten replies per connection before it is read no further (a read counts as a --max-value reply)", EnvVars: env("max-pipeline-bytes")},
-		},
+		}, append(append(tlsServerFlags(), proxyAuthFlags()...), metricsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			lg, err := newLogger(c)
 			if err != nil {
@@ -85,6 +85,12 @@ func proxyCommand() *cli.Command {
 					}
 				}
 			}
+			if cfg.TLS, err = loadServerBundle(c); err != nil {
+				return err
+			}
+			if err := applyProxyAuth(c, &cfg); err != nil {
+				return err
+			}
 			cfg.Logger = lg
 			if err := cfg.Validate(); err != nil {
 				return usageError("%v", err)
@@ -98,11 +104,19 @@ func proxyCommand() *cli.Command {
 				ln.Close()
 				return err
 			}
+			stopMetrics, err := startMetrics(c, lg, srv.Registry(), srv.Ready)
+			if err != nil {
+				srv.Close()
+				ln.Close()
+				return err
+			}
+			defer stopMetrics()
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			reloadOnSIGHUP(ctx, cfg.TLS, lg)
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()
-			lg.Info().Str("addr", ln.Addr().String()).Int("replicas", len(nodes)).Int("seeds", len(seeds)).Msg("proxy serving")
+			lg.Info().Str("addr", ln.Addr().String()).Int("replicas", len(nodes)).Int("seeds", len(seeds)).Bool("tls", cfg.TLS != nil).Msg("proxy serving")
 			select {
 			case err := <-served:
 				srv.Close()

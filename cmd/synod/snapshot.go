@@ -40,7 +40,7 @@ func snapshotCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "snapshot",
-		Usage: "backups: what a snapshot file holds, and a new cluster seeded from one",
+		Usage: "backups: take one while the cluster serves, see what one holds, seed a new cluster from one",
 		Description: "A backup is a snapshot file: the whole store at one index, one file per line, every\n" +
 			"line and the whole body under CRC-32C. A replica keeps its newest snapshots in\n" +
 			"<dir>/snap/<slot>.snap; any of them is a backup.",

@@ -30,7 +30,6 @@ import (
 
 	"synod/internal/proc"
 	"synod/node"
-	"synod/wire/line"
 )
 
 // maxUpNodes bounds --nodes: `up` is for a cluster on one machine, and Paxos
@@ -51,6 +50,12 @@ type upConfig struct {
 	// directories of replicas added while an earlier up ran): they start
 	// with --join instead of --peers.
 	Joined []int
+	// Secure, when set, runs the cluster with TLS and users (up --secure,
+	// upsecure.go).
+	Secure *upSecure
+	// MetricsBase: the proxy serves metrics on 127.0.0.1:MetricsBase,
+	// replica i on MetricsBase+i; 0 is off (upmetrics.go).
+	MetricsBase int
 }
 
 func (u upConfig) validate() error {
@@ -71,6 +76,9 @@ func (u upConfig) validate() error {
 	}
 	if u.Grace <= 0 {
 		return usageError("--grace %v: want a positive duration", u.Grace)
+	}
+	if err := u.validateMetrics(); err != nil {
+		return err
 	}
 	for i := 1; i <= u.Nodes; i++ {
 		if u.replicaAddr(i) == u.Listen {
@@ -131,6 +139,8 @@ func (u upConfig) nodeSpec(id int, join string) childSpec {
 		args = append(args, "--join", join)
 	}
 	args = append(args, "--dir", u.nodeDir(id), "--cluster", u.Cluster)
+	args = append(args, u.Secure.nodeFlags()...)
+	args = append(args, u.metricsArgs(id)...)
 	return childSpec{name: fmt.Sprintf("node%d", id), id: id, args: args}
 }
 
@@ -149,6 +159,8 @@ func (u upConfig) children() []childSpec {
 		"--listen", u.Listen,
 		"--nodes", strings.Join(nodes, ","),
 		"--cluster", u.Cluster}
+	args = append(args, u.Secure.proxyFlags()...)
+	args = append(args, u.metricsArgs(0)...)
 	return append(specs, childSpec{name: "proxy", args: args})
 }
 
@@ -195,7 +207,9 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7000", Usage: "the proxy's address for clients", EnvVars: env("listen")},
 			&cli.IntFlag{Name: "base-port", Value: 7100, Usage: "replica i listens on 127.0.0.1:<base-port>+i", EnvVars: env("base-port")},
 			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "cluster id", EnvVars: env("cluster")},
+			&cli.IntFlag{Name: "metrics-base-port", Value: 7200, Usage: "the proxy serves /metrics, /healthz and /readyz on 127.0.0.1:<metrics-base-port>, replica i on <metrics-base-port>+i; 0 turns them off", EnvVars: env("metrics-base-port")},
 			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "how long a child may take to stop after SIGTERM before it is killed", EnvVars: env("grace")},
+			&cli.BoolFlag{Name: "secure", Usage: "TLS on every link (certificates made in <dir>/certs) and users on, with a first admin whose password is in <dir>/admin.password", EnvVars: env("secure")},
 		},
 		Action: runUp,
 	}
@@ -214,6 +228,8 @@ func runUp(c *cli.Context) error {
 		Grace:     c.Duration("grace"),
 		LogLevel:  c.String("log-level"),
 		LogFormat: c.String("log-format"),
+
+		MetricsBase: c.Int("metrics-base-port"),
 	}
 	if err := cfg.validate(); err != nil {
 		return err
@@ -235,14 +251,25 @@ func runUp(c *cli.Context) error {
 	addrs := []string{cfg.Listen}
 	for _, id := range cfg.ids() {
 		addrs = append(addrs, cfg.replicaAddr(id))
+		if a := cfg.metricsAddr(id); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if a := cfg.metricsAddr(0); a != "" {
+		addrs = append(addrs, a)
 	}
 	for _, a := range addrs {
 		if err := checkFree(a); err != nil {
-			return &exitError{code: exitUnavailable, err: fmt.Errorf("up: %w (is another synod up running? choose --listen / --base-port)", err)}
+			return &exitError{code: exitUnavailable, err: fmt.Errorf("up: %w (is another synod up running? choose --listen / --base-port / --metrics-base-port)", err)}
 		}
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("up: %w", err)
+	}
+	if c.Bool("secure") {
+		if cfg.Secure, err = prepareSecure(cfg.Dir); err != nil {
+			return err
+		}
 	}
 
 	// SIGHUP too: closing the terminal should stop the cluster cleanly,
@@ -276,7 +303,7 @@ func runUp(c *cli.Context) error {
 	}()
 	go func() {
 		defer bg.Done()
-		watchMembers(ctx, cfg.Listen, memberPoll, news)
+		watchMembersVia(ctx, cfg.Listen, cfg.dial, memberPoll, news)
 	}()
 	stop := func() {
 		cancel()
@@ -394,7 +421,7 @@ func announce(ctx context.Context, cfg upConfig, w io.Writer, lg zerolog.Logger)
 	start := time.Now()
 	warnAt := 10 * time.Second
 	for {
-		master, err := proxyMaster(ctx, cfg.Listen)
+		master, err := proxyMaster(ctx, cfg.dial, cfg.Listen)
 		if err == nil && master != 0 {
 			fmt.Fprint(w, banner(cfg, master, cliName()))
 			return
@@ -420,10 +447,10 @@ func announce(ctx context.Context, cfg upConfig, w io.Writer, lg zerolog.Logger)
 
 // proxyMaster asks the proxy at addr for the cluster's status and returns
 // the master's id, 0 if there is none yet.
-func proxyMaster(ctx context.Context, addr string) (uint64, error) {
+func proxyMaster(ctx context.Context, dial upDialer, addr string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	cl, err := line.Dial(ctx, addr, line.Options{})
+	cl, err := dial(ctx, addr)
 	if err != nil {
 		return 0, err
 	}
@@ -459,6 +486,9 @@ func banner(cfg upConfig, master uint64, cli string) string {
 	if cfg.Listen != "127.0.0.1:7000" {
 		addrFlag = " --addr " + net.JoinHostPort(host, port)
 	}
+	if cfg.Secure != nil {
+		return cfg.Secure.banner(cfg, master, cli)
+	}
 	var b strings.Builder
 	var reps []string
 	for _, id := range cfg.ids() {
@@ -470,6 +500,7 @@ func banner(cfg upConfig, master uint64, cli string) string {
 	fmt.Fprintf(&b, "  or        nc %s %s    (then type HELP)\n", host, port)
 	fmt.Fprintf(&b, "  cli       %s put%s hello world && %s get%s hello\n", cli, addrFlag, cli, addrFlag)
 	fmt.Fprintf(&b, "  redis     redis-cli -h %s -p %s    (Redis's protocol, on the same port)\n", host, port)
+	b.WriteString(cfg.metricsBanner())
 	fmt.Fprintf(&b, "Ctrl-C stops the cluster; `up` again on the same --dir resumes its data.\n")
 	return b.String()
 }

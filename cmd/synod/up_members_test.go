@@ -50,7 +50,7 @@ func TestUpGrowsAndShrinks(t *testing.T) {
 	}
 	base, listen := freeBase(t, 4)
 	dataDir := filepath.Join(t.TempDir(), "synod-data")
-	upArgs := []string{"up", "--dir", dataDir, "--listen", listen, "--base-port", strconv.Itoa(base), "--grace", "20s"}
+	upArgs := []string{"up", "--dir", dataDir, "--listen", listen, "--base-port", strconv.Itoa(base), "--metrics-base-port", "0", "--grace", "20s"}
 	r := cliRunner{t: t, bin: bin, addr: listen}
 	addr4 := net.JoinHostPort("127.0.0.1", strconv.Itoa(base+4))
 

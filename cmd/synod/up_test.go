@@ -318,7 +318,7 @@ func TestUpEndToEnd(t *testing.T) {
 	requireProxy(t, bin)
 	base, listen := freeBase(t, 3)
 	dataDir := filepath.Join(t.TempDir(), "synod-data")
-	upArgs := []string{"up", "--dir", dataDir, "--listen", listen, "--base-port", strconv.Itoa(base), "--grace", "20s"}
+	upArgs := []string{"up", "--dir", dataDir, "--listen", listen, "--base-port", strconv.Itoa(base), "--metrics-base-port", "0", "--grace", "20s"}
 	r := cliRunner{t: t, bin: bin, addr: listen}
 
 	// First run: write through the CLI.
@@ -501,7 +501,7 @@ func TestUpRefusesATakenPort(t *testing.T) {
 	}
 	defer ln.Close()
 	base, _ := freeBase(t, 3)
-	u := startUp(t, bin, "up", "up", "--dir", t.TempDir(), "--listen", ln.Addr().String(), "--base-port", strconv.Itoa(base))
+	u := startUp(t, bin, "up", "up", "--dir", t.TempDir(), "--listen", ln.Addr().String(), "--base-port", strconv.Itoa(base), "--metrics-base-port", "0")
 	if code := u.wait(); code != exitUnavailable {
 		t.Fatalf("up on a taken port exited %d, want %d", code, exitUnavailable)
 	}

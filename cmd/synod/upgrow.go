@@ -46,6 +46,11 @@ type memberNews struct {
 // and sends each list whose configuration slot is higher than the last
 // one sent (a lagging replica's older list is dropped), until ctx ends.
 func watchMembers(ctx context.Context, addr string, every time.Duration, out chan<- memberNews) {
+	watchMembersVia(ctx, addr, plainDial, every, out)
+}
+
+// watchMembersVia is watchMembers connecting with dial.
+func watchMembersVia(ctx context.Context, addr string, dial upDialer, every time.Duration, out chan<- memberNews) {
 	var cl *line.Client
 	defer func() {
 		if cl != nil {
@@ -65,7 +70,7 @@ func watchMembers(ctx context.Context, addr string, every time.Duration, out cha
 	for {
 		if cl == nil {
 			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			cl, _ = line.Dial(dctx, addr, line.Options{})
+			cl, _ = dial(dctx, addr)
 			cancel()
 		}
 		if cl != nil {

@@ -54,6 +54,11 @@ type Options struct {
 	// until its fsync, so a kill -9 before the fsync loses it as a power
 	// cut would; without it the page cache keeps what was written.
 	TestLossy bool
+
+	// OnSync, if set, is called after every successful fsync of a batch
+	// with the batch's bytes and the time the fsync alone took, on the
+	// goroutine that called Append (for metrics; it must not block).
+	OnSync func(bytes int, d time.Duration)
 }
 
 // DefaultOptions returns the options Open uses for zero fields.
@@ -339,9 +344,16 @@ func (l *Log) Append(recs []Record) error {
 	if !l.opts.TestLossy {
 		time.Sleep(l.opts.TestSyncDelay)
 	}
+	var synced time.Time
+	if l.opts.OnSync != nil {
+		synced = time.Now()
+	}
 	if err := l.f.Sync(); err != nil {
 		l.err = fmt.Errorf("wal: fsync %s: %w: %w", seg.path, ErrSync, err)
 		return l.err
+	}
+	if l.opts.OnSync != nil {
+		l.opts.OnSync(len(batch), time.Since(synced))
 	}
 	seg.size += int64(len(batch))
 	seg.batches++

@@ -14,7 +14,9 @@ package cluster
 // or for convergence. See the package comment for the goroutines.
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
@@ -198,6 +200,7 @@ type Cluster struct {
 	MountErr error
 
 	nodeFlags []string
+	tls       *tls.Config
 }
 
 // Options shape a test cluster.
@@ -218,6 +221,15 @@ type Options struct {
 	// NodeFlagsFor, if set, gives more flags for replica id's first start,
 	// after NodeFlags (a clock rate of its own, say).
 	NodeFlagsFor func(id uint64) []string
+	// ID is the cluster id; default "test".
+	ID string
+	// Prepare, if set, runs once the addresses are chosen and before any
+	// node starts: to seed the data directories (synod snapshot restore).
+	Prepare func(c *Cluster)
+	// TLS, if set, is the config the test's own connections to replicas
+	// (Dial, Statuses, WaitMaster) use: a cluster started with TLS flags
+	// in NodeFlags refuses plaintext ones.
+	TLS *tls.Config
 }
 
 // New starts a cluster of opts.Nodes replicas (3 by default) and registers
@@ -227,7 +239,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
-	c := &Cluster{t: t, group: proc.NewGroup(), ID: "test", Dir: t.TempDir(), Addrs: map[uint64]string{}, Nodes: map[uint64]*Proc{}, nodeFlags: opts.NodeFlags}
+	c := &Cluster{t: t, group: proc.NewGroup(), ID: cmp.Or(opts.ID, "test"), Dir: t.TempDir(), Addrs: map[uint64]string{}, Nodes: map[uint64]*Proc{}, nodeFlags: opts.NodeFlags, tls: opts.TLS}
 	// Registered first, so it runs last: after every process is killed and
 	// its log printed, it ends the group's goroutine.
 	t.Cleanup(func() { c.group.Close(time.Second) })
@@ -258,6 +270,9 @@ func New(t testing.TB, opts Options) *Cluster {
 			}
 			t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 		}
+	}
+	if opts.Prepare != nil {
+		opts.Prepare(c)
 	}
 	for i := 1; i <= opts.Nodes; i++ {
 		id := uint64(i)
@@ -328,7 +343,7 @@ func (c *Cluster) NodeDir(id uint64) string { return filepath.Join(c.Dir, fmt.Sp
 
 // Dial connects to replica id as a proxy would.
 func (c *Cluster) Dial(ctx context.Context, id uint64) (*wire.Client, error) {
-	return wire.DialClient(ctx, c.Addrs[id], wire.Hello{ClusterID: c.ID, Role: wire.RoleProxy}, wire.Options{})
+	return wire.DialClient(ctx, c.Addrs[id], wire.Hello{ClusterID: c.ID, Role: wire.RoleProxy}, wire.Options{TLS: c.tls})
 }
 
 // Statuses asks every running replica for its status.

@@ -9,6 +9,7 @@ package line
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,9 @@ type Options struct {
 	MaxKeys int
 	// MaxLines is the most lines of a NODES, STATS or HELP reply. Default 4096.
 	MaxLines int
+	// TLS, when not nil, makes Dial speak TLS (ServerName defaults to the
+	// host dialled); the handshake ends within DialTimeout too.
+	TLS *tls.Config
 }
 
 func (o Options) withDefaults() Options {
@@ -94,6 +98,11 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("line: dial %s: %w", addr, err)
+	}
+	if opts.TLS != nil {
+		if conn, err = handshakeTLS(ctx, conn, addr, opts); err != nil {
+			return nil, err
+		}
 	}
 	return NewClient(conn, opts), nil
 }
@@ -425,4 +434,26 @@ func (c *Client) MemberRemove(ctx context.Context, id uint64) (uint64, error) {
 func (c *Client) MemberPromote(ctx context.Context, id uint64) (uint64, error) {
 	rep, err := c.Do(ctx, Request{Cmd: CmdMemberPromote, MemberID: id})
 	return rep.ConfigSlot, err
+}
+
+// handshakeTLS runs the client side of a TLS handshake on conn, closing it
+// on failure.
+func handshakeTLS(ctx context.Context, conn net.Conn, addr string, opts Options) (net.Conn, error) {
+	cfg := opts.TLS
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	defer cancel()
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("line: TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
 }

@@ -25,6 +25,8 @@
 //	MEMBER ADD <id> <host:port>  OK <config-slot>
 //	MEMBER REMOVE <id>           OK <config-slot>
 //	MEMBER PROMOTE <id>          OK <config-slot>
+//	SNAPSHOT [<chunk-bytes>]     SNAPSHOT <index> <slot> <keys> <bytes> <digest> <replica>, then
+//	                             "$<n>" blocks of the backup file, then END <size> <crc32c> (snapshot.go)
 //
 // The MEMBER commands (paxos/RECONFIG.md) read or change the cluster's
 // configuration: LIST answers the configuration in force and the slot that

@@ -28,6 +28,9 @@ const (
 	CodeTimeout = "TIMEOUT"
 	// CodeInternal: a bug on the server side.
 	CodeInternal = "INTERNAL"
+	// CodeNoPerm: the connection is not authenticated, or its user may
+	// not do this (or AUTH failed). Permanent for this connection's user.
+	CodeNoPerm = "NOPERM"
 	// CodeNotFound: the key does not exist (the NOT_FOUND reply).
 	CodeNotFound = "NOT_FOUND"
 )
@@ -59,6 +62,8 @@ var (
 	ErrTimeout = errors.New("line: timeout")
 	// ErrInternal is matched by the ServerError for ERR INTERNAL.
 	ErrInternal = errors.New("line: internal error")
+	// ErrNoPerm is matched by the ServerError for ERR NOPERM.
+	ErrNoPerm = errors.New("line: permission denied")
 
 	// ErrBadReply is returned by the Client when a server's reply does not
 	// follow the protocol; the connection is unusable afterwards.
@@ -90,6 +95,8 @@ func codeSentinel(code string) error {
 		return ErrTimeout
 	case CodeInternal:
 		return ErrInternal
+	case CodeNoPerm:
+		return ErrNoPerm
 	case CodeNotFound:
 		return ErrNotFound
 	}

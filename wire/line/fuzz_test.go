@@ -32,7 +32,9 @@ var requestSeeds = []string{
 	"GET café/日本\r\nGET a\u00a0b\r\n",
 	"\x00\xff\xfe\r\n$5\r\n",
 	"MEMBER LIST\r\nmember add 4 127.0.0.1:7104\r\nMEMBER REMOVE 3\nMEMBER PROMOTE 4\r\n",
+	"AUTH alice s3cret pw\r\nUSER ADD bob pw\r\nROLE GRANT r read a/\r\nROLE GRANT r write *\r\nUSER LIST\r\n",
 	"MEMBER\r\nMEMBER ADD 0 h:1\r\nMEMBER ADD 4 [::1]:7\r\nMEMBER ADD 4 h:99999\r\nMEMBER REMOVE x y\r\n",
+	"SNAPSHOT\r\nsnapshot 4096\r\nSNAPSHOT 4194304\nSNAPSHOT 4095\r\nSNAPSHOT 1 2\r\nSNAPSHOT x\r\n",
 }
 
 // FuzzReadRequest checks that the parser never panics, that every error is

@@ -96,6 +96,9 @@ func (r *Reader) parse(line []byte) (Request, error) {
 	if equalFold(tok, "MEMBER") {
 		return parseMemberRequest(rest)
 	}
+	if isAuthWord(tok) {
+		return parseAuthRequest(tok, rest)
+	}
 	cmd := lookupCmd(tok)
 	if cmd == 0 {
 		return Request{}, badRequest("unknown command %.32q (try HELP)", tok)
@@ -156,6 +159,17 @@ func (r *Reader) parse(line []byte) (Request, error) {
 			return Request{}, badRequest("unknown consistency level %.32q (want linearizable, session or stale)", args[0])
 		}
 		req.Level = l
+	case CmdSnapshot:
+		if n > 1 {
+			return Request{}, badRequest("usage: SNAPSHOT [<chunk-bytes>]")
+		}
+		if n == 1 {
+			v, ok := parseUint(args[0])
+			if !ok || v < MinSnapshotChunk || v > MaxSnapshotChunk {
+				return Request{}, badRequest("SNAPSHOT chunk %.32q: want %d to %d bytes", args[0], MinSnapshotChunk, MaxSnapshotChunk)
+			}
+			req.Chunk = v
+		}
 	default: // STATUS, STATS, PING, QUIT, HELP
 		if n != 0 {
 			return Request{}, badRequest("%s takes no arguments", cmd)

@@ -254,7 +254,7 @@ func equalRequest(a, b Request) bool {
 	}
 	return a.Cmd == b.Cmd && a.Key == b.Key && bytes.Equal(a.Value, b.Value) &&
 		a.Version == b.Version && a.MinIndex == b.MinIndex && a.Prefix == b.Prefix && a.Level == b.Level &&
-		a.MemberID == b.MemberID && a.MemberAddr == b.MemberAddr
+		a.MemberID == b.MemberID && a.MemberAddr == b.MemberAddr && a.Chunk == b.Chunk
 }
 
 // TestReadRequestEveryByte sends a block holding every byte value, twice

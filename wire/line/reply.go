@@ -74,6 +74,9 @@ func (rr *replyReader) read(cmd Cmd) (Reply, error) {
 		}
 	}
 
+	if cmd.IsAuth() {
+		return rr.authReply(cmd, l)
+	}
 	switch cmd {
 	case CmdPut, CmdAppend, CmdCAS, CmdDel:
 		if string(head) == "OK" {

@@ -36,6 +36,14 @@ const (
 	CmdMemberAdd
 	CmdMemberRemove
 	CmdMemberPromote
+	// CmdSnapshot asks for an online backup, answered with a stream
+	// (snapshot.go): a client sends it with Client.Snapshot, not Do or
+	// Send, which read one reply.
+	CmdSnapshot
+
+	// cmdCore ends the commands of this file: the auth commands
+	// (auth.go) number from it, so no two commands share a value.
+	cmdCore
 )
 
 var cmdNames = [...]string{
@@ -57,6 +65,7 @@ var cmdNames = [...]string{
 	CmdMemberAdd:     "MEMBER ADD",
 	CmdMemberRemove:  "MEMBER REMOVE",
 	CmdMemberPromote: "MEMBER PROMOTE",
+	CmdSnapshot:      "SNAPSHOT",
 }
 
 // longestCmd bounds the token lookupCmd upper-cases.
@@ -64,6 +73,9 @@ const longestCmd = len("CONSISTENCY")
 
 // String returns the protocol verb of c, or "UNKNOWN".
 func (c Cmd) String() string {
+	if name, ok := authCmdNames[c]; ok {
+		return name
+	}
 	if c == 0 || int(c) >= len(cmdNames) {
 		return "UNKNOWN"
 	}
@@ -137,6 +149,8 @@ func lookupCmd(tok []byte) Cmd {
 		return CmdQuit
 	case "HELP":
 		return CmdHelp
+	case "SNAPSHOT":
+		return CmdSnapshot
 	}
 	return 0
 }
@@ -218,6 +232,17 @@ type Request struct {
 	// MemberAddr the address MEMBER ADD gives it (see ValidMemberAddr).
 	MemberID   uint64
 	MemberAddr string
+	// Chunk is the bytes per piece of a SNAPSHOT stream, within
+	// MinSnapshotChunk and MaxSnapshotChunk; 0 leaves it to the server.
+	Chunk uint64
+	// Name is the user or role of AUTH, USER and ROLE requests (see
+	// auth.go); Password the password of AUTH, USER ADD and USER PASSWD;
+	// Role the role USER GRANT and REVOKE name; Perm what ROLE GRANT and
+	// REVOKE give or take on Prefix (AllKeys: every key).
+	Name     string
+	Password string
+	Role     string
+	Perm     Perm
 }
 
 // MaxMemberAddr is the longest member address in bytes.
@@ -274,6 +299,9 @@ func validKeyChars(s string) bool {
 // unknown command, an invalid key or prefix (also ErrInvalidKey) or level,
 // a member id 0 or a member address ValidMemberAddr refuses.
 func AppendRequest(dst []byte, req Request) ([]byte, error) {
+	if req.Cmd.IsAuth() {
+		return appendAuthRequest(dst, req)
+	}
 	name := req.Cmd.String()
 	if name == "UNKNOWN" {
 		return dst, fmt.Errorf("line: encode: unknown command %d: %w", req.Cmd, ErrBadRequest)
@@ -292,6 +320,9 @@ func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	}
 	if req.Cmd == CmdMemberAdd && !ValidMemberAddr(req.MemberAddr) {
 		return dst, fmt.Errorf("line: encode %s: address %.64q is not host:port: %w", name, req.MemberAddr, ErrBadRequest)
+	}
+	if req.Cmd == CmdSnapshot && req.Chunk != 0 && (req.Chunk < MinSnapshotChunk || req.Chunk > MaxSnapshotChunk) {
+		return dst, fmt.Errorf("line: encode SNAPSHOT: chunk of %d bytes, want %d to %d: %w", req.Chunk, MinSnapshotChunk, MaxSnapshotChunk, ErrBadRequest)
 	}
 	dst = append(dst, name...)
 	if req.Cmd.hasKey() {
@@ -323,6 +354,10 @@ func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	if req.Cmd == CmdMemberAdd {
 		dst = append(dst, ' ')
 		dst = append(dst, req.MemberAddr...)
+	}
+	if req.Cmd == CmdSnapshot && req.Chunk != 0 {
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, req.Chunk, 10)
 	}
 	if req.Cmd.hasValue() {
 		dst = append(dst, " $"...)

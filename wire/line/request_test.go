@@ -228,3 +228,24 @@ func TestErrorsMatchSentinels(t *testing.T) {
 		t.Errorf("ServerError text lacks its code")
 	}
 }
+
+// TestCmdsDistinct: every command has a value of its own and a name:
+// commands declared in different files (auth.go numbers after
+// request.go) never share one.
+func TestCmdsDistinct(t *testing.T) {
+	seen := map[string]Cmd{}
+	for c := Cmd(1); c <= CmdRoleList; c++ {
+		name := c.String()
+		if name == "UNKNOWN" {
+			t.Errorf("command %d has no name", c)
+			continue
+		}
+		if prev, ok := seen[name]; ok {
+			t.Errorf("commands %d and %d are both %s", prev, c, name)
+		}
+		seen[name] = c
+	}
+	if CmdSnapshot == CmdAuth || CmdSnapshot.String() != "SNAPSHOT" || CmdAuth.String() != "AUTH" {
+		t.Errorf("SNAPSHOT is %d (%s), AUTH is %d (%s)", CmdSnapshot, CmdSnapshot, CmdAuth, CmdAuth)
+	}
+}

@@ -66,6 +66,10 @@ var helpLines = []string{
 	"MEMBER ADD <id> <host:port>       add a replica as a learner -> OK <config-slot>",
 	"MEMBER REMOVE <id>                remove a replica          -> OK <config-slot>",
 	"MEMBER PROMOTE <id>               make a learner a voter    -> OK <config-slot>",
+	"SNAPSHOT [<chunk-bytes>]          a backup of the whole store -> SNAPSHOT <index> <slot> <keys> <bytes> <digest> <replica>, $<n> blocks, END <size> <crc32c>",
+	"AUTH <user> <password>            authenticate (proxies with --auth) -> OK | ERR NOPERM",
+	"USER ADD|PASSWD <user> <password> | USER DEL <user> | USER GRANT|REVOKE <user> <role> | USER LIST   (admin)",
+	"ROLE ADD|DEL <role> | ROLE GRANT|REVOKE <role> read|write|readwrite <prefix|*> | ROLE LIST        (admin)",
 	"PING | QUIT | HELP                -> PONG | BYE | this text + END",
 	"A value is the rest of the line after one space, or $<n> then \\r\\n, n raw bytes and \\r\\n.",
 }

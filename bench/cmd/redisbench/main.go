@@ -120,7 +120,9 @@ func run(synodBin string, requests, clients, valueSize int, pipelines, out strin
 		return err
 	}
 	defer logf.Close()
-	up := exec.Command(synodBin, "up", "--dir", dir, "--listen", addr, "--base-port", strconv.Itoa(base))
+	// No metrics listeners: their fixed default ports could be taken, and
+	// they are not what is measured.
+	up := exec.Command(synodBin, "up", "--dir", dir, "--listen", addr, "--base-port", strconv.Itoa(base), "--metrics-base-port", "0")
 	up.Stdout, up.Stderr = logf, logf
 	if err := up.Start(); err != nil {
 		return fmt.Errorf("start synod up: %w", err)

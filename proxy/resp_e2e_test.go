@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -281,5 +283,40 @@ func goRedisFailover(t *testing.T, proto int) {
 		total, st["failovers"], st["retries"], st["write_max_ms"])
 	if statInt(t, st, "failovers") < 1 {
 		t.Errorf("failovers = %s, want at least 1", st["failovers"])
+	}
+}
+
+// TestRESPTLSAuth drives redis-cli over TLS against a proxy with users:
+// nothing but AUTH before it, the same users and permissions as the line
+// protocol after it, and .synod/ hidden from KEYS.
+func TestRESPTLSAuth(t *testing.T) {
+	needRedisCli(t)
+	tc := makeCerts(t)
+	pwFile := writePassword(t, "root pw")
+	c := cluster.New(t, cluster.Options{NodeFlags: append(certFlags(tc.dir, "node"), fastFlags...), TLS: tc.bundle(t, "proxy").ClientConfig()})
+	p := c.StartProxy(t, append(certFlags(tc.dir, "proxy"), "--poll=50ms", "--auth", "--bootstrap-admin=root", "--bootstrap-password-file="+pwFile)...)
+	logShows(t, "the bootstrap admin", p.Proc, 0, "bootstrap admin created")
+	tlsArgs := []string{"--tls", "--cacert", filepath.Join(tc.dir, "ca.crt"), "--no-auth-warning"}
+	root := append(slices.Clone(tlsArgs), "--user", "root", "--pass", "root pw")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{append(slices.Clone(tlsArgs), "PING"), "PONG"},
+		{append(slices.Clone(tlsArgs), "GET", "a"), "(error) NOAUTH Authentication required."},
+		{append(slices.Clone(tlsArgs), "INFO"), "NOAUTH Authentication required."}, // redis-cli prints INFO replies raw
+		{append(slices.Clone(tlsArgs), "AUTH", "root", "wrong"), "(error) NOPERM invalid user name or password"},
+		{append(slices.Clone(root), "SET", "a", "1"), "OK"},
+		{append(slices.Clone(root), "GET", "a"), `"1"`},
+		{append(slices.Clone(root), "KEYS", "*"), `1) "a"`},
+		{append(slices.Clone(root), "GET", ".synod/auth/epoch"), "(error) NOPERM no read permission"},
+		{append(slices.Clone(root), "MSET", "b", "2", ".synod/x", "3"), "(error) NOPERM no write permission"},
+		{append(slices.Clone(root), "EXISTS", "b"), "(integer) 0"}, // the refused MSET started nothing
+	}
+	for _, tt := range tests {
+		got := redisCli(t, p.Addr, tt.args...)
+		if got != tt.want {
+			t.Errorf("%q: got %q, want %q", tt.args, got, tt.want)
+		}
 	}
 }

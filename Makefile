@@ -11,7 +11,7 @@ PKGS      := ./...
 # go.mod), outside ./...: the peer-* targets check and test it from there.
 PEER      := bench/peers/etcd
 
-.PHONY: all build run test check fmt-check vet staticcheck purity unit sim sim-ci fuzz bench tools clean
+.PHONY: all build run test check fmt-check vet staticcheck purity unit sim sim-ci fuzz bench tools clean redis-tools
 .PHONY: peer-check peer-vet peer-staticcheck peer-test
 
 all: build
@@ -40,7 +40,13 @@ vet:
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-tools: $(STATICCHECK)
+tools: $(STATICCHECK) redis-tools
+
+## redis-tools: redis-cli and redis-benchmark (Debian's redis-tools), which the
+## proxy's RESP tests drive as clients nobody here wrote; skipped when present.
+redis-tools:
+	@command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools; }
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) $(PKGS)
@@ -75,7 +81,7 @@ purity:
 # One test binary at a time: the end-to-end tests start real clusters, and on
 # two cores several at once starve each other (a read-balance test then sees
 # one follower twice as slow as the other). Builds still run in parallel.
-unit:
+unit: redis-tools
 	$(GO) test -race -count=1 -timeout 20m -p 1 $(PKGS)
 
 # peer-check and peer-test: vet, staticcheck and the tests of the etcd
@@ -139,12 +145,26 @@ rules-check: promtool
 ## bench-compare: synod and etcd through the same workloads on this machine,
 ## alternating on a fresh cluster each run (about 10 minutes; not part of test).
 ## The etcd peer is a module of its own so etcd never enters synod's go.mod.
+## redis-benchmark's figures against synod's RESP front door follow the
+## table (bench-redis), also in bin/bench-compare/redis.md.
 ## BENCH_COMPARE_FLAGS passes more flags, e.g. -runs 1 or -direct.
 .PHONY: bench-compare
-bench-compare: build
+bench-compare: build redis-tools
 	cd bench/peers/etcd && $(GO) build -o ../../../bin/etcdbench .
 	$(GO) build -o bin/benchcompare ./bench/cmd/benchcompare
 	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
+	$(GO) build -o bin/redisbench ./bench/cmd/redisbench
+	mkdir -p bin/bench-compare && ./bin/redisbench -synod $(BIN) $(REDIS_BENCH_FLAGS) > bin/bench-compare/redis.md
+	@echo; cat bin/bench-compare/redis.md
+
+## bench-redis: Redis's own redis-benchmark (-t set,get -c 64, without and with
+## -P 16) against a fresh local cluster through the proxy's RESP front door;
+## prints a table (about a minute; not part of test). REDIS_BENCH_FLAGS passes
+## more, e.g. -n 200000 or -P 1,4,16.
+.PHONY: bench-redis
+bench-redis: build redis-tools
+	$(GO) build -o bin/redisbench ./bench/cmd/redisbench
+	./bin/redisbench -synod $(BIN) $(REDIS_BENCH_FLAGS)
 
 ## nemesis: a Jepsen-style fault run of a real cluster (5 replicas, 2 proxies,
 ## every peer and proxy link through a fault relay; kills, power cuts, pauses,

@@ -19,6 +19,7 @@ import (
 
 	"synod/wire"
 	"synod/wire/line"
+	"synod/wire/resp"
 )
 
 // call is one client request awaiting its reply, in the connection's order.
@@ -35,6 +36,11 @@ type call struct {
 	filter func(string) bool        // LIST: the keys the connection may see
 
 	backup *backupCall // SNAPSHOT: streamed by the writer (backup.go)
+
+	rc *respCmd // RESP: the command this call is part of (resp.go); nil for the line protocol
+	// waited: the reader waits for this reply itself (a RESP command that
+	// needs it for its next request), so it is never redone (monotonic).
+	waited bool
 
 	charge  int64 // bytes counted in the connection's pipeline budget, under budget.mu
 	gcharge int64 // bytes counted in the server's in-flight budget, under budget.mu
@@ -123,7 +129,8 @@ type conn struct {
 	authFails int      // failed AUTHs on this connection
 
 	// Writer-owned.
-	written uint64 // the newest state a reply written so far showed (applied index)
+	written uint64       // the newest state a reply written so far showed (applied index)
+	rw      *resp.Writer // RESP replies (resp.go), on the same buffer as the line writer
 
 	lastIndex atomic.Uint64 // newest state this connection saw, for session reads
 	aborted   atomic.Bool   // a write's outcome is unknown: the connection closes, nothing more starts
@@ -306,7 +313,12 @@ func requestBytes(req line.Request) int64 {
 }
 
 func (c *conn) readLoop() {
-	r := line.NewReader(bufio.NewReaderSize(c.nc, 4096), c.s.cfg.limits())
+	br := bufio.NewReaderSize(c.nc, 4096)
+	if c.sniffRESP(br) {
+		c.readRESP(br)
+		return
+	}
+	r := line.NewReader(br, c.s.cfg.limits())
 	r.SetAdmit(c.admitBlock)
 	for c.armRead() {
 		c.blockGot = 0
@@ -535,7 +547,9 @@ func toWire(req line.Request, level line.Level) wire.Request {
 func (c *conn) writeLoop() {
 	defer close(c.wdone)
 	defer c.nc.Close()
-	w := line.NewWriter(bufio.NewWriterSize(c.nc, 8192))
+	bw := bufio.NewWriterSize(c.nc, 8192)
+	w := line.NewWriter(bw)
+	c.rw = resp.NewWriter(bw)
 	var next *call
 	for {
 		cl := next
@@ -590,7 +604,7 @@ const maxRedos = 3
 func (c *conn) monotonic(cl *call) {
 	for redo := 0; ; redo++ {
 		rep := cl.res.rep
-		if cl.res.node == 0 || cl.req.Cmd.IsWrite() || cl.req.Cmd.IsMember() || cl.level != line.LevelSession ||
+		if cl.res.node == 0 || cl.waited || cl.req.Cmd.IsWrite() || cl.req.Cmd.IsMember() || cl.level != line.LevelSession ||
 			rep.Applied == 0 || rep.Applied >= c.written || redo == maxRedos || c.aborted.Load() {
 			break
 		}
@@ -619,6 +633,9 @@ func (c *conn) flush(w *line.Writer) error {
 
 // reply writes cl's reply.
 func (c *conn) reply(w *line.Writer, cl *call) error {
+	if cl.rc != nil {
+		return c.replyRESP(cl)
+	}
 	if cl.perr != nil {
 		return w.ReplyError(cl.perr)
 	}

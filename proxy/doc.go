@@ -114,4 +114,14 @@
 // does not fit is drained unread); Config.MaxConns connections (one more is
 // answered ERR BUSY and closed); Config.IdleTimeout without a complete
 // request; Config.WriteTimeout for a client that does not read its replies.
+//
+// # Redis's protocol
+//
+// A connection whose first byte is '*' speaks RESP (package wire/resp)
+// instead of the line protocol, on the same port: no flag, no second
+// listener. Each Redis command is translated into the line requests above
+// and runs through the same connection machinery (budgets, pipeline order,
+// sessions, hold queue, retries); a multi-key command (DEL, EXISTS, MGET,
+// MSET) is several of them, one per key, and the writer renders one reply
+// from all their results once it reaches the last (resp.go).
 package proxy

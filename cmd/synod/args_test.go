@@ -428,6 +428,7 @@ func TestBanner(t *testing.T) {
 		"proxy on 127.0.0.1:7000, 3 replicas (master: 2), data in ./synod-data",
 		"| nc 127.0.0.1 7000",
 		"./bin/synod put hello world && ./bin/synod get hello",
+		"redis-cli -h 127.0.0.1 -p 7000",
 	} {
 		if !strings.Contains(b, want) {
 			t.Errorf("banner lacks %q:\n%s", want, b)
@@ -435,7 +436,8 @@ func TestBanner(t *testing.T) {
 	}
 	u.Listen = "0.0.0.0:7500"
 	b = banner(u, 1, "synod")
-	if !strings.Contains(b, "nc 127.0.0.1 7500") || !strings.Contains(b, "synod put --addr 127.0.0.1:7500 hello world") {
+	if !strings.Contains(b, "nc 127.0.0.1 7500") || !strings.Contains(b, "synod put --addr 127.0.0.1:7500 hello world") ||
+		!strings.Contains(b, "redis-cli -h 127.0.0.1 -p 7500") {
 		t.Errorf("banner for 0.0.0.0 should point clients at loopback:\n%s", b)
 	}
 }

@@ -198,7 +198,7 @@ func upCommand() *cli.Command {
 		Name:  "up",
 		Usage: "start a local cluster: replicas and a proxy as child processes (Ctrl-C stops them)",
 		Description: "Replica i listens on 127.0.0.1:<base-port>+i and keeps its data in <dir>/n<i>;\n" +
-			"the proxy serves the line protocol on --listen. Running up again on the same\n" +
+			"the proxy serves the line protocol and Redis's on --listen. Running up again on the same\n" +
 			"--dir resumes the same data. A child that dies is reported, not restarted.",
 		OnUsageError: onUsageError,
 		Flags: []cli.Flag{
@@ -499,6 +499,7 @@ func banner(cfg upConfig, master uint64, cli string) string {
 	fmt.Fprintf(&b, "  try       printf 'PUT hello world\\nGET hello\\nQUIT\\n' | nc %s %s\n", host, port)
 	fmt.Fprintf(&b, "  or        nc %s %s    (then type HELP)\n", host, port)
 	fmt.Fprintf(&b, "  cli       %s put%s hello world && %s get%s hello\n", cli, addrFlag, cli, addrFlag)
+	fmt.Fprintf(&b, "  redis     redis-cli -h %s -p %s    (Redis's protocol, on the same port)\n", host, port)
 	b.WriteString(cfg.metricsBanner())
 	fmt.Fprintf(&b, "Ctrl-C stops the cluster; `up` again on the same --dir resumes its data.\n")
 	return b.String()

@@ -146,7 +146,8 @@ rules-check: promtool
 ## alternating on a fresh cluster each run (about 10 minutes; not part of test).
 ## The etcd peer is a module of its own so etcd never enters synod's go.mod.
 ## redis-benchmark's figures against synod's RESP front door follow the
-## table (bench-redis), also in bin/bench-compare/redis.md.
+## table (bench-redis), in the same bin/bench-compare/compare.md and alone in
+## redis.md.
 ## BENCH_COMPARE_FLAGS passes more flags, e.g. -runs 1 or -direct.
 .PHONY: bench-compare
 bench-compare: build redis-tools
@@ -155,6 +156,7 @@ bench-compare: build redis-tools
 	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
 	$(GO) build -o bin/redisbench ./bench/cmd/redisbench
 	mkdir -p bin/bench-compare && ./bin/redisbench -synod $(BIN) $(REDIS_BENCH_FLAGS) > bin/bench-compare/redis.md
+	printf '\n' >> bin/bench-compare/compare.md && cat bin/bench-compare/redis.md >> bin/bench-compare/compare.md
 	@echo; cat bin/bench-compare/redis.md
 
 ## bench-redis: Redis's own redis-benchmark (-t set,get -c 64, without and with

@@ -223,7 +223,11 @@ func TestRunKillHeld(t *testing.T) {
 	if f.Unavailable < outage.Seconds() || f.FirstWrite < outage.Seconds() || f.Errors != 0 || res.Total.Errors != 0 {
 		t.Fatalf("failover %+v, errors %v; want a gap and first write of at least %v and no errors", f, res.Errors, outage)
 	}
-	if f.GapStart > f.KillAt+0.001 || f.GapStart+f.Unavailable < f.KillAt+outage.Seconds() {
+	// A write already inside the target when the kill lands may still
+	// finish just after it (the memory target fails only the writes that
+	// arrive during the outage), later still on a loaded machine: the gap
+	// may start a little after the kill, never before the outage ends.
+	if f.GapStart > f.KillAt+0.025 || f.GapStart+f.Unavailable < f.KillAt+outage.Seconds() {
 		t.Fatalf("gap [%v, +%v] does not cover the outage from %v", f.GapStart, f.Unavailable, f.KillAt)
 	}
 	if res.LongestWriteGap != f.Unavailable {

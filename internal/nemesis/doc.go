@@ -4,9 +4,15 @@
 // # The cluster
 //
 // Run starts replicas and proxies as processes on loopback (package
-// internal/cluster). Every link goes through a Relay, one listener per
-// directed link: the peer links, and (Config.ProxyRelay) each proxy's
-// connection to each replica. The relay cuts a link one way or both,
+// internal/cluster). Every link goes through a Relay, each directed link
+// apart: the peer links, and (Config.ProxyRelay) each proxy's connection
+// to each replica. The configuration names every replica at one address
+// that every peer dials, so each replica has a member listener there,
+// which tells the senders apart by the hello that opens each connection
+// (a replica added during the run gets one too); a proxy reaches the
+// replicas it was started with at listeners of its own, one per link, and
+// a replica added later at its member listener, on a link shared by the
+// proxies (AnyProxy). The relay cuts a link one way or both,
 // dropping bytes like a firewall that drops packets or refusing
 // connections like one that rejects them; on a proxy's link, whose one
 // connection carries requests and replies, it can drop only the requests or

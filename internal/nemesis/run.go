@@ -234,7 +234,16 @@ func Run(t testing.TB, cfg Config) *Result {
 	}
 	lv := newLives(cfg.Lives, cfg.Seed^0x5eed)
 	c := cluster.New(t, cluster.Options{Nodes: cfg.Replicas, NodeFlags: cfg.NodeFlags,
-		PeerAddr: func(from, to uint64, addr string) string { return via(Link{from, to}, addr) },
+		// Every replica is named at its member listener, in every
+		// --peers list and so in the configuration: peers reach each
+		// other over a link per direction, told apart by their hellos.
+		MemberAddr: func(id uint64, addr string) string {
+			a, err := relay.AddMember(id, addr)
+			if err != nil {
+				t.Fatalf("nemesis: %v", err)
+			}
+			return a
+		},
 		NodeFlagsFor: func(id uint64) []string {
 			l := lv.draw(id, 0, -1)
 			t.Logf("nemesis: %s", l)

@@ -88,6 +88,16 @@ type nemesis struct {
 	unnoticed []string // lost state a replica did not notice
 	unsettled int
 	exited    []string // replicas that exited by themselves
+
+	// Membership (members.go): the proxies' line-protocol addresses for
+	// the changes, the next new replica id, the replicas removed (gone,
+	// not dead: out of c.Nodes), the ids whose proxy links go through
+	// listeners of their own, and the changes that went wrong.
+	proxyAddrs []string
+	nextID     uint64
+	gone       map[uint64]*cluster.Proc
+	proxied    map[uint64]bool
+	memberErrs []string
 }
 
 func newNemesis(c *cluster.Cluster, relay *Relay, rec *Recorder, lv *lives, cfg Config, proxies int, logf func(string, ...any)) *nemesis {
@@ -95,10 +105,13 @@ func newNemesis(c *cluster.Cluster, relay *Relay, rec *Recorder, lv *lives, cfg 
 		first: cfg.FirstFaults, timing: cfg.Timing, logf: logf, lives: lv, proxies: proxies,
 		baseArgs: map[uint64][]string{}, learning: map[uint64]int64{}, started: map[uint64]int64{},
 		mustLearn: map[uint64]string{},
-		counts:    map[FaultKind]int{}, details: map[string]int{}}
+		counts:    map[FaultKind]int{}, details: map[string]int{},
+		gone: map[uint64]*cluster.Proc{}, proxied: map[uint64]bool{}}
 	for id, p := range c.Nodes {
 		args := p.Args[:len(p.Args)-len(lv.current(id).Flags())]
 		n.baseArgs[id] = append([]string(nil), args...)
+		n.nextID = max(n.nextID, id+1)
+		n.proxied[id] = proxies > 0
 	}
 	return n
 }
@@ -172,6 +185,10 @@ func (n *nemesis) scenario(ctx context.Context, kind FaultKind) {
 	case PowerCutLagging:
 		n.count(kind)
 		n.powerCutLagging(ctx)
+	case ReplaceMember:
+		n.replaceMember(ctx)
+	case GrowShrink:
+		n.growShrink(ctx)
 	default:
 		if a := n.begin(n.build(kind)...); a != nil {
 			sleep(ctx, a.hold)
@@ -745,6 +762,19 @@ func (n *nemesis) start(id uint64, rate float64, fsync time.Duration) {
 	}
 	l := n.lives.draw(id, rate, fsync)
 	p.Args = append(append([]string(nil), n.baseArgs[id]...), l.Flags()...)
+	for i, a := range p.Args {
+		// A replica that joined during the run joins again (on a wiped
+		// directory) through a member still running: the one it first
+		// joined through may be gone.
+		if strings.HasPrefix(a, "--join=") {
+			for _, o := range n.others(id) {
+				if n.c.Nodes[o].Running() {
+					p.Args[i] = "--join=" + n.c.Addrs[o]
+					break
+				}
+			}
+		}
+	}
 	n.started[id] = logSize(p.Log)
 	p.Start()
 	n.rec.Note(l.String())

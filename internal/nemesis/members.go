@@ -85,7 +85,7 @@ func (n *nemesis) growShrink(ctx context.Context) {
 	}
 	// Admitted like a kill: the replicas left must hold a connected
 	// majority.
-	b := n.begin(&active{kind: GrowShrink, procs: []uint64{victim}, what: fmt.Sprintf("%s: remove %d", GrowShrink, victim)})
+	b := n.begin(&active{kind: GrowShrink, step: true, procs: []uint64{victim}, what: fmt.Sprintf("%s: remove %d", GrowShrink, victim)})
 	if b == nil {
 		return
 	}

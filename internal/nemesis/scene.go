@@ -40,6 +40,9 @@ type active struct {
 	delays map[Link]time.Duration
 	// exclusive faults (a power cut) run alone.
 	exclusive bool
+	// step marks a later step of a fault begun and counted already (the
+	// removal that ends a grow-shrink): begin admits it, does not count it.
+	step bool
 	// apply injects the fault, heal undoes what it did to processes; the
 	// links are restored by nemesis.end.
 	apply, heal func()
@@ -408,7 +411,9 @@ func (n *nemesis) begin(cands ...*active) *active {
 		for l := range a.delays {
 			n.relay.SetDelay(l, n.delayOf(l))
 		}
-		n.count(a.kind)
+		if !a.step {
+			n.count(a.kind)
+		}
 		n.logf("nemesis: + %s", a.what)
 		if a.apply != nil {
 			a.apply()

@@ -441,6 +441,15 @@ func (n *nemesis) loseFile(id uint64, hold time.Duration) *active {
 		if want == fileSegment {
 			must = listedSegment(filepath.Join(dir, "log", "SEGMENTS"), filepath.Base(victim))
 		}
+		if _, err := os.Stat(victim); err != nil {
+			n.logf("nemesis: %s: replica %d has no %s: %v", LoseFile, id, want, err)
+			return
+		}
+		if _, err := os.Stat(filepath.Join(dir, "IDENTITY")); err != nil {
+			// A directory without its IDENTITY is a new one (a replica
+			// killed while it joined): the replica starts afresh.
+			must = false
+		}
 		if err := os.RemoveAll(victim); err != nil {
 			n.logf("nemesis: %s %s: %v", LoseFile, victim, err)
 			return

@@ -11,6 +11,7 @@ package nemesis
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"synod/wire"
@@ -176,6 +177,7 @@ func (n *nemesis) removeMember(ctx context.Context, id uint64) bool {
 func (n *nemesis) retire(id uint64) {
 	n.gone[id] = n.c.Nodes[id]
 	delete(n.c.Nodes, id)
+	delete(n.joining, id)
 	delete(n.learning, id)
 	delete(n.mustLearn, id)
 	n.rec.Note(fmt.Sprintf("replica %d removed from the cluster", id))
@@ -200,33 +202,87 @@ func (n *nemesis) addMember(ctx context.Context) uint64 {
 		return 0
 	}
 	n.detail("member-added")
+	n.joining[id] = true
 	m, _ := n.master() // a member to join through; start points --join at a running one
 	p := n.c.JoinProc(id, m)
 	n.baseArgs[id] = append([]string(nil), p.Args...)
 	n.start(id, 0, -1)
 	n.rec.Note(fmt.Sprintf("replica %d joins at %s (relay %s) through %d", id, real, addr, m))
-	byHand := n.rng.Intn(3) == 0
-	n.logf("nemesis: replica %d promoted by hand: %v", id, byHand)
-	if byHand {
-		if !sleep(ctx, n.between(0, time.Second)) {
-			return id
+	if n.rng.Intn(4) == 0 {
+		// Killed while it joins: asking for the configuration, creating
+		// its directory, or just after. It starts again on what it wrote.
+		sleep(ctx, n.between(0, 300*time.Millisecond))
+		n.sigkill(id)
+		n.logf("nemesis: replica %d killed while joining: %s", id, lastLine(logFrom(p.Log, n.started[id])))
+		n.detail("member-killed-joining")
+		n.start(id, 0, -1)
+	}
+	// Half the time a single fault overlaps the new replica's catch-up
+	// and its promotion: it may take the new replica itself (kill it,
+	// wipe its directory, cut it off) or a minority of the voters. It
+	// starts once the new replica serves: a SIGTERM before the process
+	// handles it kills it outright, and a file lost before its directory
+	// exists is lost state of nothing.
+	var f *active
+	var fEnd time.Time
+	if n.rng.Intn(2) == 0 && n.waitServing(ctx, id, memberTimeout) {
+		pool := n.overlapping()
+		if f = n.begin(n.build(pool[n.rng.Intn(len(pool))])...); f != nil {
+			fEnd = time.Now().Add(f.hold)
+			n.detail("member-joined-under-fault")
 		}
-	} else if n.waitVoter(ctx, id, memberTimeout) {
+	}
+	endFault := func() {
+		if f != nil {
+			sleep(ctx, time.Until(fEnd))
+			n.end(f)
+			f = nil
+		}
+	}
+	defer endFault()
+	promote := func() bool {
+		return n.change(ctx, fmt.Sprintf("MEMBER PROMOTE %d", id), func(ctx context.Context, cl *line.Client) (uint64, error) {
+			return cl.MemberPromote(ctx, id)
+		})
+	}
+	if n.rng.Intn(3) == 0 {
+		n.logf("nemesis: replica %d: promoting it by hand", id)
+		if sleep(ctx, n.between(0, time.Second)) && promote() {
+			delete(n.joining, id)
+			n.detail("member-promoted(by hand)")
+		}
+		return id
+	}
+	endFault()
+	if n.waitVoter(ctx, id, memberTimeout) {
+		delete(n.joining, id)
 		n.detail("member-promoted(auto)")
 		return id
 	}
 	if ctx.Err() != nil {
 		return id
 	}
-	if n.change(ctx, fmt.Sprintf("MEMBER PROMOTE %d", id), func(ctx context.Context, cl *line.Client) (uint64, error) {
-		return cl.MemberPromote(ctx, id)
-	}) {
-		if !byHand {
-			n.memberFail(fmt.Sprintf("replica %d, added, was not promoted within %v of its start (promoted by hand)", id, memberTimeout))
-		}
-		n.detail("member-promoted(by hand)")
+	n.memberFail(fmt.Sprintf("replica %d, added, was not promoted within %v of its start; promoting it by hand", id, memberTimeout))
+	if promote() {
+		delete(n.joining, id)
 	}
 	return id
+}
+
+// waitServing waits up to d for replica id's current run to say that it
+// serves.
+func (n *nemesis) waitServing(ctx context.Context, id uint64, d time.Duration) bool {
+	p := n.c.Nodes[id]
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		if strings.Contains(logFrom(p.Log, n.started[id]), `"replica serving"`) {
+			return true
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			return false
+		}
+	}
+	n.logf("nemesis: replica %d does not serve %v after its start", id, d)
+	return false
 }
 
 // waitVoter waits up to d for the configuration in force to make id a

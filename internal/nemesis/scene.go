@@ -99,6 +99,7 @@ type nemesis struct {
 	proxyAddrs []string
 	nextID     uint64
 	gone       map[uint64]*cluster.Proc
+	joining    map[uint64]bool // added, not promoted yet: members that do not vote
 	proxied    map[uint64]bool
 	memberErrs []string
 }
@@ -109,7 +110,7 @@ func newNemesis(c *cluster.Cluster, relay *Relay, rec *Recorder, lv *lives, cfg 
 		baseArgs: map[uint64][]string{}, learning: map[uint64]int64{}, started: map[uint64]int64{},
 		mustLearn: map[uint64]string{},
 		counts:    map[FaultKind]int{}, details: map[string]int{},
-		gone: map[uint64]*cluster.Proc{}, proxied: map[uint64]bool{}}
+		gone: map[uint64]*cluster.Proc{}, proxied: map[uint64]bool{}, joining: map[uint64]bool{}}
 	for id, p := range c.Nodes {
 		args := p.Args[:len(p.Args)-len(lv.current(id).Flags())]
 		n.baseArgs[id] = append([]string(nil), args...)
@@ -334,23 +335,7 @@ func (n *nemesis) powerCutLagging(ctx context.Context) {
 // while the one before it still lasts; a fault not admitted is replaced
 // by another kind, up to three tries.
 func (n *nemesis) mixed(ctx context.Context) {
-	single := map[FaultKind]bool{}
-	for _, k := range Singles {
-		single[k] = true
-	}
-	var pool []FaultKind
-	for _, k := range n.kinds {
-		if k != PowerCut && single[k] {
-			pool = append(pool, k)
-		}
-	}
-	if len(pool) == 0 {
-		for _, k := range Singles {
-			if k != PowerCut && (n.proxies > 0 || !proxyFaults[k]) {
-				pool = append(pool, k)
-			}
-		}
-	}
+	pool := n.overlapping()
 	k := 2 + n.rng.Intn(2)
 	starts := []time.Duration{0}
 	for len(starts) < k {
@@ -389,6 +374,29 @@ func (n *nemesis) mixed(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// overlapping returns the single faults that may overlap others: those
+// of the run's kinds but a power cut, or every one if it has none.
+func (n *nemesis) overlapping() []FaultKind {
+	single := map[FaultKind]bool{}
+	for _, k := range Singles {
+		single[k] = true
+	}
+	var pool []FaultKind
+	for _, k := range n.kinds {
+		if k != PowerCut && single[k] {
+			pool = append(pool, k)
+		}
+	}
+	if len(pool) == 0 {
+		for _, k := range Singles {
+			if k != PowerCut && (n.proxies > 0 || !proxyFaults[k]) {
+				pool = append(pool, k)
+			}
+		}
+	}
+	return pool
 }
 
 // begin starts the first of cands that admit accepts and returns it, or
@@ -516,7 +524,7 @@ func (n *nemesis) admit(a *active) error {
 		out[id] = true
 	}
 	for id, p := range n.c.Nodes {
-		if !p.Running() || n.stillLearning(id) {
+		if !p.Running() || n.stillLearning(id) || n.joining[id] {
 			out[id] = true
 		}
 	}
@@ -526,6 +534,14 @@ func (n *nemesis) admit(a *active) error {
 			up = append(up, id)
 		}
 	}
+	// A member added and not yet promoted does not vote: a majority of
+	// the voters must stay.
+	voters := len(n.c.Nodes)
+	for id := range n.joining {
+		if n.c.Nodes[id] != nil {
+			voters--
+		}
+	}
 	cut := func(x, y uint64) bool {
 		l := Link{x, y}
 		if f, ok := a.links[l]; ok && f != Pass {
@@ -533,7 +549,7 @@ func (n *nemesis) admit(a *active) error {
 		}
 		return n.faultOf(l) != Pass
 	}
-	if !connectedMajority(up, len(n.c.Nodes), cut) {
+	if !connectedMajority(up, voters, cut) {
 		return fmt.Errorf("no majority would stay running, voting and connected (up: %v)", up)
 	}
 	return nil

@@ -386,7 +386,9 @@ func (c *Cluster) WaitConverged(ctx context.Context, minApplied uint64) (string,
 	var last map[uint64]wire.Status
 	for {
 		sts := c.Statuses(ctx)
-		last = sts
+		if len(sts) > 0 || last == nil {
+			last = sts // the last answers, not the empty round the deadline cut short
+		}
 		running := 0
 		for _, p := range c.Nodes {
 			if p.Running() {

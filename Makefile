@@ -171,7 +171,7 @@ bench-redis: build redis-tools
 ## nemesis: a Jepsen-style fault run of a real cluster (5 replicas, 2 proxies,
 ## every peer and proxy link through a fault relay; kills, power cuts, pauses,
 ## partitions, overlapping faults, skewed clocks, lossy and slow disks, lost
-## files, proxy-link cuts) checked with porcupine, for lost writes, and for
+## files, proxy-link cuts, members replaced, added and removed) checked with porcupine, for lost writes, and for
 ## the order of pipelined writes. DURATION=120s long; RUNS=n runs in a row
 ## (stops at the first failure); SEED=n replays a run's choices; a failed
 ## run's history, HTML view and logs go to NEMESIS_OUT/seed-<n>.
@@ -187,10 +187,10 @@ nemesis:
 	  -nemesis.duration=$(DURATION) -nemesis.out=$(abspath $(NEMESIS_OUT)) $(if $(SEED),-nemesis.seed=$(SEED)) $(NEMESIS_FLAGS)
 
 # nemesis-ci: a 45 s run of every fault (at least 5,000 operations) that
-# begins with a pause during a partition and a power cut, then the two
-# planted bugs (stale follower reads; votes before fsync), which the checks
-# must catch.
+# begins with a pause during a partition, a power cut and a replaced
+# member, then the two planted bugs (stale follower reads; votes before
+# fsync), which the checks must catch.
 nemesis-ci:
 	$(GO) test ./internal/nemesis -run 'TestNemesis$$|TestPlanted' -count=1 -timeout 15m \
-	  -nemesis.duration=45s -nemesis.minops=5000 -nemesis.planted -nemesis.first=pause-in-partition,power-cut \
+	  -nemesis.duration=45s -nemesis.minops=5000 -nemesis.planted -nemesis.first=pause-in-partition,power-cut,replace-member \
 	  -nemesis.out=$(abspath $(NEMESIS_OUT))

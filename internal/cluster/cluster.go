@@ -218,6 +218,12 @@ type Options struct {
 	// that directed link, say. Proxies and the test itself still use the
 	// real addresses.
 	PeerAddr func(from, to uint64, addr string) string
+	// MemberAddr, if set, gives the address every replica's --peers names
+	// replica id at, its own entry included, so the configuration the
+	// first master chooses names the same address for a replica as every
+	// other does (a fault relay's listener for it, say). PeerAddr, if also
+	// set, is applied to the result for the other replicas' entries.
+	MemberAddr func(id uint64, addr string) string
 	// NodeFlagsFor, if set, gives more flags for replica id's first start,
 	// after NodeFlags (a clock rate of its own, say).
 	NodeFlagsFor func(id uint64) []string
@@ -246,11 +252,18 @@ func New(t testing.TB, opts Options) *Cluster {
 	for i, a := range FreePorts(t, opts.Nodes) {
 		c.Addrs[uint64(i+1)] = a
 	}
+	memberAddrs := map[uint64]string{}
+	for id, a := range c.Addrs {
+		memberAddrs[id] = a
+		if opts.MemberAddr != nil {
+			memberAddrs[id] = opts.MemberAddr(id, a)
+		}
+	}
 	peersOf := func(from uint64) string {
 		var peers []string
 		for i := 1; i <= opts.Nodes; i++ {
 			to := uint64(i)
-			addr := c.Addrs[to]
+			addr := memberAddrs[to]
 			if opts.PeerAddr != nil && to != from {
 				addr = opts.PeerAddr(from, to, addr)
 			}
@@ -388,7 +401,9 @@ func (c *Cluster) WaitConverged(ctx context.Context, minApplied uint64) (string,
 	var last map[uint64]wire.Status
 	for {
 		sts := c.Statuses(ctx)
-		last = sts
+		if len(sts) > 0 || last == nil {
+			last = sts // the last answers, not the empty round the deadline cut short
+		}
 		running := 0
 		for _, p := range c.Nodes {
 			if p.Running() {

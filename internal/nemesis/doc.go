@@ -4,9 +4,15 @@
 // # The cluster
 //
 // Run starts replicas and proxies as processes on loopback (package
-// internal/cluster). Every link goes through a Relay, one listener per
-// directed link: the peer links, and (Config.ProxyRelay) each proxy's
-// connection to each replica. The relay cuts a link one way or both,
+// internal/cluster). Every link goes through a Relay, each directed link
+// apart: the peer links, and (Config.ProxyRelay) each proxy's connection
+// to each replica. The configuration names every replica at one address
+// that every peer dials, so each replica has a member listener there,
+// which tells the senders apart by the hello that opens each connection
+// (a replica added during the run gets one too); a proxy reaches the
+// replicas it was started with at listeners of its own, one per link, and
+// a replica added later at its member listener, on a link shared by the
+// proxies (AnyProxy). The relay cuts a link one way or both,
 // dropping bytes like a firewall that drops packets or refusing
 // connections like one that rejects them; on a proxy's link, whose one
 // connection carries requests and replies, it can drop only the requests or
@@ -51,6 +57,20 @@
 // lasts, and a power cut while every follower's disk is slower than the
 // master's.
 //
+// The membership faults change the cluster while the clients run, with
+// MEMBER REMOVE, ADD and PROMOTE through a proxy: replace-member removes a
+// follower or the master (which hands over first), waits for it to exit
+// by itself and, half the time, restarts it on its data directory, where
+// it must refuse to run; then it adds a new replica id at a new address,
+// behind a member listener of the relay, starts it with --join on an
+// empty directory, and waits until it is a voter (promoted by the master
+// once it caught up, or by MEMBER PROMOTE). grow-shrink adds a sixth
+// replica the same way and later removes one again. A removed replica is
+// gone, not dead: no fault picks it, nothing restarts it, the checks at
+// the end are over the members in force then. A change not done within
+// 30 s, a removed replica that does not exit or that runs again, and a
+// caught-up learner left unpromoted fail the run.
+//
 // A fault is admitted only if, with it and every fault still live, some
 // majority of the replicas stays running, unpaused, voting (not a learner
 // that lost state) and connected to each other both ways; otherwise the
@@ -69,7 +89,7 @@
 // the checks hold it to that.
 //
 // After the run everything is healed, every key is read once more, and the
-// replicas must reach one state digest. Check then judges the history:
+// replicas (the members in force) must reach one state digest. Check then judges the history:
 //
 //   - porcupine checks the writes and linearizable reads, key by key,
 //     against a model of versioned files (Model); running out of time is a

@@ -79,7 +79,7 @@ var (
 )
 
 // AllFaults lists every fault kind.
-var AllFaults = append(append([]FaultKind(nil), Singles...), Combined...)
+var AllFaults = append(append(append([]FaultKind(nil), Singles...), Combined...), Membership...)
 
 // proxyFaults are the kinds that need the proxies' links to go through
 // the relay.
@@ -441,6 +441,15 @@ func (n *nemesis) loseFile(id uint64, hold time.Duration) *active {
 		if want == fileSegment {
 			must = listedSegment(filepath.Join(dir, "log", "SEGMENTS"), filepath.Base(victim))
 		}
+		if _, err := os.Stat(victim); err != nil {
+			n.logf("nemesis: %s: replica %d has no %s: %v", LoseFile, id, want, err)
+			return
+		}
+		if _, err := os.Stat(filepath.Join(dir, "IDENTITY")); err != nil {
+			// A directory without its IDENTITY is a new one (a replica
+			// killed while it joined): the replica starts afresh.
+			must = false
+		}
 		if err := os.RemoveAll(victim); err != nil {
 			n.logf("nemesis: %s %s: %v", LoseFile, victim, err)
 			return
@@ -483,7 +492,18 @@ func (n *nemesis) proxyFault(kind FaultKind, m uint64, hold time.Duration) *acti
 		return nil
 	}
 	p := n.rng.Intn(n.proxies)
-	r := n.ids()[n.rng.Intn(len(n.ids()))]
+	// Only the replicas the proxies were started with have a link of
+	// each proxy's own; those added later share AnyProxy.
+	var linked []uint64
+	for _, id := range n.ids() {
+		if n.proxied[id] {
+			linked = append(linked, id)
+		}
+	}
+	if len(linked) == 0 || (kind == ProxyMaster && !n.proxied[m]) {
+		return nil
+	}
+	r := linked[n.rng.Intn(len(linked))]
 	a := &active{kind: kind, hold: hold, links: map[Link]Fault{}, delays: map[Link]time.Duration{}}
 	switch kind {
 	case ProxyCut:
@@ -495,7 +515,7 @@ func (n *nemesis) proxyFault(kind FaultKind, m uint64, hold time.Duration) *acti
 		a.links[ProxyLink(p, m)] = f
 		a.what = fmt.Sprintf("%s proxy %d -/- master %d (%v)", kind, p, m, f)
 	case ProxyOneWay:
-		if n.rng.Intn(2) == 0 {
+		if n.rng.Intn(2) == 0 && n.proxied[m] {
 			r = m
 		}
 		f := DropForward
@@ -508,7 +528,7 @@ func (n *nemesis) proxyFault(kind FaultKind, m uint64, hold time.Duration) *acti
 		d := time.Duration(20+n.rng.Intn(280)) * time.Millisecond
 		targets := []uint64{r}
 		if n.rng.Intn(2) == 0 {
-			targets = n.ids()
+			targets = linked
 		}
 		for _, id := range targets {
 			a.delays[ProxyLink(p, id)] = d

@@ -7,8 +7,10 @@ package nemesis
 // one goroutine per direction.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -93,11 +95,13 @@ type Relay struct {
 	links  map[Link]*link
 	closed bool
 	wg     sync.WaitGroup
+	// members are the listeners of AddMember, one per replica, by id.
+	members map[uint64]*member
 }
 
 type link struct {
 	target string
-	ln     net.Listener
+	ln     net.Listener // nil for a link reached through a member listener
 	fault  atomic.Int32
 	delay  atomic.Int64       // time.Duration added to every chunk relayed
 	pipes  map[*pipe]struct{} // guarded by Relay.mu
@@ -126,7 +130,7 @@ func (p *pipe) close() {
 }
 
 // NewRelay returns a relay without links.
-func NewRelay() *Relay { return &Relay{links: map[Link]*link{}} }
+func NewRelay() *Relay { return &Relay{links: map[Link]*link{}, members: map[uint64]*member{}} }
 
 // relayHost is the loopback address the relay listens on: 127.0.0.2 where
 // it can, so a listener of its own, taken on a port the kernel chose, never
@@ -172,7 +176,7 @@ func (r *Relay) Add(l Link, target string) (string, error) {
 func (r *Relay) Set(l Link, f Fault) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	lk := r.links[l]
+	lk := r.linkLocked(l)
 	if lk == nil {
 		return
 	}
@@ -195,7 +199,7 @@ func (r *Relay) Set(l Link, f Fault) {
 func (r *Relay) SetDelay(l Link, d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if lk := r.links[l]; lk != nil {
+	if lk := r.linkLocked(l); lk != nil {
 		lk.delay.Store(int64(d))
 	}
 }
@@ -288,8 +292,13 @@ func (r *Relay) Faulty() []Link {
 func (r *Relay) Close() error {
 	r.mu.Lock()
 	r.closed = true
+	for _, m := range r.members {
+		m.ln.Close()
+	}
 	for _, lk := range r.links {
-		lk.ln.Close()
+		if lk.ln != nil {
+			lk.ln.Close()
+		}
 		for p := range lk.pipes {
 			p.close()
 		}
@@ -308,12 +317,14 @@ func (r *Relay) accept(lk *link) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.serve(lk, nc)
+			r.serve(lk, nc, nil)
 		}()
 	}
 }
 
-func (r *Relay) serve(lk *link, client net.Conn) {
+// serve relays client's connection over lk; first is what the relay has
+// read from client already (a member listener's hello), sent on first.
+func (r *Relay) serve(lk *link, client net.Conn, first []byte) {
 	p := &pipe{client: client}
 	switch Fault(lk.fault.Load()) {
 	case Refuse:
@@ -334,8 +345,12 @@ func (r *Relay) serve(lk *link, client net.Conn) {
 		return
 	}
 	defer r.untrack(lk, p)
+	var src io.Reader = client
+	if len(first) > 0 {
+		src = io.MultiReader(bytes.NewReader(first), client)
+	}
 	if p.server == nil {
-		r.pump(lk, p, client, nil, true)
+		r.pump(lk, p, src, nil, true)
 		return
 	}
 	done := make(chan struct{})
@@ -343,7 +358,7 @@ func (r *Relay) serve(lk *link, client net.Conn) {
 		defer close(done)
 		r.pump(lk, p, p.server, client, false)
 	}()
-	r.pump(lk, p, client, p.server, true)
+	r.pump(lk, p, src, p.server, true)
 	<-done
 }
 
@@ -372,7 +387,7 @@ func (r *Relay) untrack(lk *link, p *pipe) {
 // either fails, discarding instead while the link drops that way or once
 // that way lost bytes, and holding each chunk for the link's delay. A nil
 // dst always discards.
-func (r *Relay) pump(lk *link, p *pipe, src, dst net.Conn, forward bool) {
+func (r *Relay) pump(lk *link, p *pipe, src io.Reader, dst net.Conn, forward bool) {
 	defer p.close()
 	lost, drops := &p.lost, DropForward
 	if !forward {

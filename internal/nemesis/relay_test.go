@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"synod/wire"
 )
 
 // echoServer echoes lines and remembers every byte it received and how many
@@ -303,4 +305,60 @@ func TestProxyLink(t *testing.T) {
 	if l := ProxyLink(1, 3); l != (Link{ProxyLinkBase + 1, 3}) || l.String() != "101->3" {
 		t.Fatalf("ProxyLink(1, 3) = %v", l)
 	}
+}
+
+// dialMember dials a member listener and sends a hello saying id and
+// role, which the echo server behind it sends back.
+func dialMember(t *testing.T, addr string, id uint64, role string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, r := dialRelay(t, addr)
+	body, err := wire.Marshal(wire.Hello{ClusterID: "test", NodeID: id, Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := wire.AppendFrame(nil, wire.AppendEnvelope(nil, wire.KindHello, 0, body))
+	if _, err := nc.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(frame))
+	if _, err := io.ReadFull(r, got); err != nil || string(got) != string(frame) {
+		t.Fatalf("hello through the member listener: %q, %v", got, err)
+	}
+	return nc, r
+}
+
+// TestRelayMemberListener: one listener for replica 2 carries every
+// sender's connections, each on the link its hello names, and a fault set
+// on a link before its first connection applies to it.
+func TestRelayMemberListener(t *testing.T) {
+	s := newEchoServer(t)
+	r := NewRelay()
+	t.Cleanup(func() { r.Close() })
+	addr, err := r.AddMember(2, s.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddMember(2, s.ln.Addr().String()); err == nil {
+		t.Fatal("a second member listener for replica 2 was added")
+	}
+	r.Set(Link{3, 2}, Refuse)
+	nc1, r1 := dialMember(t, addr, 1, wire.RoleReplica)
+	echo(t, nc1, r1, "from 1")
+	ncp, rp := dialMember(t, addr, 0, wire.RoleProxy)
+	echo(t, ncp, rp, "from a proxy")
+	if r.conns(Link{1, 2}) != 1 || r.conns(Link{AnyProxy, 2}) != 1 {
+		t.Fatalf("links 1->2 and proxy->2 relay %d and %d connections, want 1 each", r.conns(Link{1, 2}), r.conns(Link{AnyProxy, 2}))
+	}
+
+	nc3, r3 := dialRelay(t, addr)
+	body, _ := wire.Marshal(wire.Hello{ClusterID: "test", NodeID: 3, Role: wire.RoleReplica})
+	nc3.Write(wire.AppendFrame(nil, wire.AppendEnvelope(nil, wire.KindHello, 0, body)))
+	waitClosed(t, r3)
+
+	r.Set(Link{1, 2}, Refuse)
+	waitClosed(t, r1)
+	echo(t, ncp, rp, "the proxy still passes")
+	r.Heal()
+	nc3, r3 = dialMember(t, addr, 3, wire.RoleClient)
+	echo(t, nc3, r3, "from 3 after healing")
 }

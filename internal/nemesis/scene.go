@@ -40,6 +40,9 @@ type active struct {
 	delays map[Link]time.Duration
 	// exclusive faults (a power cut) run alone.
 	exclusive bool
+	// step marks a later step of a fault begun and counted already (the
+	// removal that ends a grow-shrink): begin admits it, does not count it.
+	step bool
 	// apply injects the fault, heal undoes what it did to processes; the
 	// links are restored by nemesis.end.
 	apply, heal func()
@@ -88,6 +91,17 @@ type nemesis struct {
 	unnoticed []string // lost state a replica did not notice
 	unsettled int
 	exited    []string // replicas that exited by themselves
+
+	// Membership (members.go): the proxies' line-protocol addresses for
+	// the changes, the next new replica id, the replicas removed (gone,
+	// not dead: out of c.Nodes), the ids whose proxy links go through
+	// listeners of their own, and the changes that went wrong.
+	proxyAddrs []string
+	nextID     uint64
+	gone       map[uint64]*cluster.Proc
+	joining    map[uint64]bool // added, not promoted yet: members that do not vote
+	proxied    map[uint64]bool
+	memberErrs []string
 }
 
 func newNemesis(c *cluster.Cluster, relay *Relay, rec *Recorder, lv *lives, cfg Config, proxies int, logf func(string, ...any)) *nemesis {
@@ -95,10 +109,13 @@ func newNemesis(c *cluster.Cluster, relay *Relay, rec *Recorder, lv *lives, cfg 
 		first: cfg.FirstFaults, timing: cfg.Timing, logf: logf, lives: lv, proxies: proxies,
 		baseArgs: map[uint64][]string{}, learning: map[uint64]int64{}, started: map[uint64]int64{},
 		mustLearn: map[uint64]string{},
-		counts:    map[FaultKind]int{}, details: map[string]int{}}
+		counts:    map[FaultKind]int{}, details: map[string]int{},
+		gone: map[uint64]*cluster.Proc{}, proxied: map[uint64]bool{}, joining: map[uint64]bool{}}
 	for id, p := range c.Nodes {
 		args := p.Args[:len(p.Args)-len(lv.current(id).Flags())]
 		n.baseArgs[id] = append([]string(nil), args...)
+		n.nextID = max(n.nextID, id+1)
+		n.proxied[id] = proxies > 0
 	}
 	return n
 }
@@ -172,6 +189,10 @@ func (n *nemesis) scenario(ctx context.Context, kind FaultKind) {
 	case PowerCutLagging:
 		n.count(kind)
 		n.powerCutLagging(ctx)
+	case ReplaceMember:
+		n.replaceMember(ctx)
+	case GrowShrink:
+		n.growShrink(ctx)
 	default:
 		if a := n.begin(n.build(kind)...); a != nil {
 			sleep(ctx, a.hold)
@@ -314,23 +335,7 @@ func (n *nemesis) powerCutLagging(ctx context.Context) {
 // while the one before it still lasts; a fault not admitted is replaced
 // by another kind, up to three tries.
 func (n *nemesis) mixed(ctx context.Context) {
-	single := map[FaultKind]bool{}
-	for _, k := range Singles {
-		single[k] = true
-	}
-	var pool []FaultKind
-	for _, k := range n.kinds {
-		if k != PowerCut && single[k] {
-			pool = append(pool, k)
-		}
-	}
-	if len(pool) == 0 {
-		for _, k := range Singles {
-			if k != PowerCut && (n.proxies > 0 || !proxyFaults[k]) {
-				pool = append(pool, k)
-			}
-		}
-	}
+	pool := n.overlapping()
 	k := 2 + n.rng.Intn(2)
 	starts := []time.Duration{0}
 	for len(starts) < k {
@@ -371,6 +376,29 @@ func (n *nemesis) mixed(ctx context.Context) {
 	}
 }
 
+// overlapping returns the single faults that may overlap others: those
+// of the run's kinds but a power cut, or every one if it has none.
+func (n *nemesis) overlapping() []FaultKind {
+	single := map[FaultKind]bool{}
+	for _, k := range Singles {
+		single[k] = true
+	}
+	var pool []FaultKind
+	for _, k := range n.kinds {
+		if k != PowerCut && single[k] {
+			pool = append(pool, k)
+		}
+	}
+	if len(pool) == 0 {
+		for _, k := range Singles {
+			if k != PowerCut && (n.proxies > 0 || !proxyFaults[k]) {
+				pool = append(pool, k)
+			}
+		}
+	}
+	return pool
+}
+
 // begin starts the first of cands that admit accepts and returns it, or
 // nil (and counts a skip) if none is admitted.
 func (n *nemesis) begin(cands ...*active) *active {
@@ -391,7 +419,9 @@ func (n *nemesis) begin(cands ...*active) *active {
 		for l := range a.delays {
 			n.relay.SetDelay(l, n.delayOf(l))
 		}
-		n.count(a.kind)
+		if !a.step {
+			n.count(a.kind)
+		}
 		n.logf("nemesis: + %s", a.what)
 		if a.apply != nil {
 			a.apply()
@@ -494,7 +524,7 @@ func (n *nemesis) admit(a *active) error {
 		out[id] = true
 	}
 	for id, p := range n.c.Nodes {
-		if !p.Running() || n.stillLearning(id) {
+		if !p.Running() || n.stillLearning(id) || n.joining[id] {
 			out[id] = true
 		}
 	}
@@ -504,6 +534,14 @@ func (n *nemesis) admit(a *active) error {
 			up = append(up, id)
 		}
 	}
+	// A member added and not yet promoted does not vote: a majority of
+	// the voters must stay.
+	voters := len(n.c.Nodes)
+	for id := range n.joining {
+		if n.c.Nodes[id] != nil {
+			voters--
+		}
+	}
 	cut := func(x, y uint64) bool {
 		l := Link{x, y}
 		if f, ok := a.links[l]; ok && f != Pass {
@@ -511,7 +549,7 @@ func (n *nemesis) admit(a *active) error {
 		}
 		return n.faultOf(l) != Pass
 	}
-	if !connectedMajority(up, len(n.c.Nodes), cut) {
+	if !connectedMajority(up, voters, cut) {
 		return fmt.Errorf("no majority would stay running, voting and connected (up: %v)", up)
 	}
 	return nil
@@ -745,6 +783,19 @@ func (n *nemesis) start(id uint64, rate float64, fsync time.Duration) {
 	}
 	l := n.lives.draw(id, rate, fsync)
 	p.Args = append(append([]string(nil), n.baseArgs[id]...), l.Flags()...)
+	for i, a := range p.Args {
+		// A replica that joined during the run joins again (on a wiped
+		// directory) through a member still running: the one it first
+		// joined through may be gone.
+		if strings.HasPrefix(a, "--join=") {
+			for _, o := range n.others(id) {
+				if n.c.Nodes[o].Running() {
+					p.Args[i] = "--join=" + n.c.Addrs[o]
+					break
+				}
+			}
+		}
+	}
 	n.started[id] = logSize(p.Log)
 	p.Start()
 	n.rec.Note(l.String())

@@ -31,9 +31,11 @@ func TestMain(m *testing.M) {
 	case "":
 		goleak.VerifyTestMain(m)
 	case "sleep": // print, then wait for SIGTERM
-		fmt.Println("child up", os.Getenv("PROC_TEST_EXTRA"))
+		// The handler goes in before "child up": a test stops the
+		// child as soon as it reads that line.
 		c := make(chan os.Signal, 1)
 		signal.Notify(c, syscall.SIGTERM)
+		fmt.Println("child up", os.Getenv("PROC_TEST_EXTRA"))
 		<-c
 		fmt.Println("child stopping")
 		os.Exit(0)

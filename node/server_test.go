@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -18,30 +17,7 @@ import (
 // once it serves.
 func startMaster(t *testing.T) *Node {
 	t.Helper()
-	peers := map[uint64]string{}
-	for id := uint64(1); id <= 3; id++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers[id] = ln.Addr().String()
-		ln.Close()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	nodes := map[uint64]*Node{}
-	for id := uint64(1); id <= 3; id++ {
-		cfg := DefaultConfig()
-		cfg.ID, cfg.Listen, cfg.Peers, cfg.Dir = id, peers[id], peers, t.TempDir()
-		n, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[id] = n
-		wg.Add(1)
-		go func() { defer wg.Done(); n.Run(ctx) }()
-	}
+	nodes := startNodes(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		for _, n := range nodes {

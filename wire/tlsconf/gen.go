@@ -80,26 +80,34 @@ func serial() (*big.Int, error) {
 
 // NewCA makes a self-signed CA named name.
 func NewCA(name string, v Validity) (*Issued, error) {
+	key, tmpl, err := newKeyAndTemplate(name, v)
+	if err != nil {
+		return nil, err
+	}
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	tmpl.BasicConstraintsValid, tmpl.IsCA, tmpl.MaxPathLenZero = true, true, true
+	return sign(tmpl, tmpl, key, key)
+}
+
+// newKeyAndTemplate makes a P-256 key and the part of a certificate
+// template every certificate shares: a random serial, the subject name and
+// the validity.
+func newKeyAndTemplate(name string, v Validity) (*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("tlsconf: CA key: %w", err)
+		return nil, nil, fmt.Errorf("tlsconf: key: %w", err)
 	}
 	sn, err := serial()
 	if err != nil {
-		return nil, fmt.Errorf("tlsconf: serial: %w", err)
+		return nil, nil, fmt.Errorf("tlsconf: serial: %w", err)
 	}
 	start, end := v.bounds(time.Now())
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"synod"}},
-		NotBefore:             start,
-		NotAfter:              end,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	return sign(tmpl, tmpl, key, key)
+	return key, &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"synod"}},
+		NotBefore:    start,
+		NotAfter:     end,
+	}, nil
 }
 
 // LoadCA reads a CA certificate and key written by NewCA and WriteFiles.
@@ -134,22 +142,11 @@ func LoadCA(certFile, keyFile string) (*Issued, error) {
 // names or IP addresses it serves; 127.0.0.1, ::1 and localhost are always
 // added, so a local cluster needs none.
 func (ca *Issued) Issue(kind Kind, name string, hosts []string, v Validity) (*Issued, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, tmpl, err := newKeyAndTemplate(name, v)
 	if err != nil {
-		return nil, fmt.Errorf("tlsconf: key: %w", err)
+		return nil, err
 	}
-	sn, err := serial()
-	if err != nil {
-		return nil, fmt.Errorf("tlsconf: serial: %w", err)
-	}
-	start, end := v.bounds(time.Now())
-	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: name, Organization: []string{"synod"}},
-		NotBefore:    start,
-		NotAfter:     end,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	switch kind {
 	case KindNode:
 		tmpl.Subject.OrganizationalUnit = []string{RoleReplica}

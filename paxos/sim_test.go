@@ -311,6 +311,7 @@ type sim struct {
 	// Global record, for the invariants.
 	initial   Configuration
 	confs     []simConf                             // configurations chosen (by the vote record), by slot
+	quiet     bool                                  // the clients stopped: the run's end
 	nextID    NodeID                                // the next spare to add
 	proposals map[uint64]map[Ballot]string          // slot -> ballot -> the value its proposer gave it
 	votes     map[uint64]map[Ballot]map[NodeID]bool // slot -> ballot -> who claimed a vote
@@ -1204,6 +1205,9 @@ func (s *sim) masterNode() *simNode {
 // clientsAct proposes and reads. A client keeps one command in flight and
 // sends it again (same command) to whoever is master when it lingers.
 func (s *sim) clientsAct() {
+	if s.quiet {
+		return
+	}
 	for _, c := range s.clients {
 		if c.pending != "" {
 			if _, ok := s.acked[c.pending]; ok {
@@ -1361,12 +1365,68 @@ func (s *sim) run() *simViolation {
 			}
 		}
 		if len(stuck) == 0 && s.masterNode() != nil {
+			break
+		}
+	}
+	if s.err != nil {
+		return s.err
+	}
+	if len(stuck) > 0 || s.masterNode() == nil {
+		return &simViolation{kind: invLiveness, msg: fmt.Sprintf("%d ticks after the faults stopped, still pending %v (master %v)",
+			(s.now-healed)/s.o.res, stuck, s.masterNode() != nil)}
+	}
+	// And every member votes again and learns everything chosen, a wiped
+	// one whatever configuration it started with: the clients stop
+	// writing, and a member may take a learner's wait, then ten election
+	// timeouts, then two ticks a slot it lacks to catch up.
+	s.quiet = true
+	var target, low uint64
+	for _, n := range s.nodes {
+		if n.alive {
+			target = max(target, n.r.committed)
+		}
+	}
+	low = target
+	for _, n := range s.nodes {
+		if n.alive && !n.dormant {
+			low = min(low, n.r.committed)
+		}
+	}
+	caughtUp := s.now
+	limit = caughtUp + s.steps(10*2*cfg.ElectionTicks+learnerWait(cfg)+2*int(target-low))
+	var behind []string
+	for s.now < limit && s.err == nil {
+		s.step(false)
+		if behind = s.membersBehind(target); len(behind) == 0 {
 			return s.err
 		}
 	}
 	if s.err != nil {
 		return s.err
 	}
-	return &simViolation{kind: invLiveness, msg: fmt.Sprintf("%d ticks after the faults stopped, still pending %v (master %v)",
-		(s.now-healed)/s.o.res, stuck, s.masterNode() != nil)}
+	return &simViolation{kind: invLiveness, msg: fmt.Sprintf("%d ticks after the clients stopped, members %v still do not vote or lack slots up to %d",
+		(s.now-caughtUp)/s.o.res, behind, target)}
+}
+
+// membersBehind lists the members of the configuration in force (by the
+// vote record) that do not vote again, or have not learned every slot up to
+// target, once the faults stop: a wiped replica, whatever it started
+// with, must find the master and catch up.
+func (s *sim) membersBehind(target uint64) []string {
+	var behind []string
+	conf := s.initial
+	if k := len(s.confs); k > 0 {
+		conf = s.confs[k-1].conf
+	}
+	for _, mm := range conf.Members {
+		n := s.node(mm.ID)
+		switch {
+		case n.dormant:
+		case !n.alive:
+			behind = append(behind, fmt.Sprintf("%d (down)", n.id))
+		case n.r.learn.membership != Voter || n.r.committed < target:
+			behind = append(behind, fmt.Sprintf("%d (%v, chosen %d)", n.id, n.r.learn.membership, n.r.committed))
+		}
+	}
+	return behind
 }

@@ -9,6 +9,7 @@ package paxos
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -54,6 +55,12 @@ type confState struct {
 	// serving fetches, so the members that must learn of the change can
 	// learn it from it too; then SoftState.Removed tells the node to stop.
 	removedFor int
+	// guests are replicas outside cur whose messages this replica takes,
+	// because they know a newer configuration (admits): the slot that chose
+	// it, by sender. A replica restarted on its --peers list after its
+	// directory was wiped knows only that list; a master added since is
+	// one, and so is a member added while this one was down.
+	guests map[NodeID]uint64
 }
 
 // removalGrace is how long a removed replica lingers before it reports
@@ -119,6 +126,7 @@ func (r *Replica) applyConfig(slot uint64, v Value) {
 	}
 	prev := r.conf.cur
 	r.conf.cur, r.conf.curSlot = c, slot
+	maps.DeleteFunc(r.conf.guests, func(_ NodeID, s uint64) bool { return s <= slot })
 	_, member := c.Member(r.id)
 	r.conf.removed = !member
 	if r.role != Master {
@@ -404,4 +412,34 @@ func (r *Replica) CaughtUpLearners(maxLag uint64) []NodeID {
 // Peers returns the replicas this one sends to now, itself excluded: the
 // members of the configuration in force, and on a master also those of the
 // one it is changing to and those the last change removed, for a while.
-func (r *Replica) Peers() []NodeID { return r.others() }
+func (r *Replica) Peers() []NodeID {
+	ids := r.others()
+	for id, slot := range r.conf.guests {
+		if slot > r.conf.curSlot && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// admits reports whether Step takes m from its sender: a replica this one
+// talks to (members), or one that knows a configuration newer than the one
+// in force here, which may well include it. Only members' votes and
+// promises count toward a quorum (votersIn), so hearing a guest changes
+// whom this replica learns from and answers, never what a quorum is; and a
+// removed replica knows no configuration newer than the one that removed
+// it, so a replica that applied that one does not hear it.
+func (r *Replica) admits(m Message) bool {
+	if r.isMember(m.From) {
+		return true
+	}
+	if m.ConfSlot <= r.conf.curSlot {
+		return false
+	}
+	if r.conf.guests == nil {
+		r.conf.guests = map[NodeID]uint64{}
+	}
+	r.conf.guests[m.From] = max(r.conf.guests[m.From], m.ConfSlot)
+	return true
+}

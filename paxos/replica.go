@@ -188,12 +188,12 @@ func (r *Replica) softState() SoftState {
 }
 
 func (r *Replica) send(m Message) {
-	m.From = r.id
+	m.From, m.ConfSlot = r.id, r.conf.curSlot
 	r.msgs = append(r.msgs, m)
 }
 
 func (r *Replica) sendAfterPersist(m Message) {
-	m.From = r.id
+	m.From, m.ConfSlot = r.id, r.conf.curSlot
 	r.msgsAfter = append(r.msgsAfter, m)
 }
 
@@ -223,13 +223,14 @@ func (r *Replica) wellFormed(m Message) bool {
 	return true
 }
 
-// Step feeds one message from a peer into the replica. Messages from
-// non-members, to other replicas, or with a ballot that is not the
-// sender's (or, for answers, ours) are dropped. Every replica is an acceptor
+// Step feeds one message from a peer into the replica. Messages to other
+// replicas, with a ballot that is not the sender's (or, for answers, ours),
+// or from a replica outside the configuration that knows no newer one
+// (admits) are dropped. Every replica is an acceptor
 // and a learner whatever its role, so those messages are handled here; the
 // rest go to the role's step function.
 func (r *Replica) Step(m Message) {
-	if m.To != r.id || m.From == r.id || !r.isMember(m.From) || !r.wellFormed(m) {
+	if m.To != r.id || m.From == r.id || !r.admits(m) || !r.wellFormed(m) {
 		return
 	}
 	r.seeRound(m.Ballot)

@@ -182,6 +182,10 @@ type Message struct {
 	Force    bool
 	Transfer NodeID
 	Token    uint64
+	// ConfSlot is the slot that chose the sender's configuration in force.
+	// A replica takes messages from outside its own configuration only from
+	// a sender that knows a newer one: a member it has not heard of yet.
+	ConfSlot uint64
 }
 
 // Role is what a replica currently does.

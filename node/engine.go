@@ -162,6 +162,7 @@ func (n *Node) loop(ctx context.Context) {
 			n.onSoftState(*rd.SoftState)
 		}
 		if rd.MembershipChanged {
+			n.membership.Store(int32(rd.Membership))
 			if rd.Membership == paxos.Learner {
 				n.met.learnerRejoins.Inc()
 			}

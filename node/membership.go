@@ -53,6 +53,9 @@ func (n *Node) addrOf(id uint64) string {
 			return m.Addr
 		}
 	}
+	if a, ok := n.guestAddrs.Load(id); ok {
+		return a.(string) // a replica of a newer configuration (checkHello)
+	}
 	return n.cfg.Peers[id]
 }
 

@@ -72,6 +72,8 @@ type Node struct {
 	commitIndex atomicMax                       // the highest command index known chosen
 	view        atomic.Pointer[memberView]      // the configuration (membership.go)
 	peers       atomic.Pointer[map[uint64]*peer]
+	guestAddrs  sync.Map        // replica id -> address, of replicas of a newer configuration (checkHello)
+	membership  atomic.Int32    // paxos.Membership: a replica that lost state does not vote yet
 	degraded    atomic.Bool     // storage failed: no voting, no writes, reads go on
 	runCtx      context.Context // set by Run before the peers start
 
@@ -162,6 +164,7 @@ func New(cfg Config) (*Node, error) {
 	n.trunc.sig = make(chan struct{}, 1)
 	n.eng = newEngine(r, newClock(cfg.TestClockRate), hs.Applied, fsm.Applied())
 	met.register(n)
+	n.membership.Store(int32(hs.Membership))
 	if hs.Membership == paxos.Learner {
 		met.learnerRejoins.Inc()
 	}

@@ -356,7 +356,9 @@ func (n *Node) Status() wire.Status {
 		st.Role = wire.NodeMaster
 	case si.Role == paxos.Master || si.Role == paxos.Candidate:
 		st.Role = wire.NodeCandidate
-	case !v.conf.IsVoter(paxos.NodeID(n.cfg.ID)):
+	case !v.conf.IsVoter(paxos.NodeID(n.cfg.ID)) || paxos.Membership(n.membership.Load()) != paxos.Voter:
+		// Not a voter of the configuration, or one that lost state and
+		// does not vote yet (on a fresh directory, or rejoining).
 		st.Role = wire.NodeLearner
 	}
 	// A read lock: the digest is cached per applied index (computed at

@@ -73,8 +73,16 @@ func (n *Node) sendTo(msgs []paxos.Message) {
 	}
 }
 
+// hello is what this replica says first on a connection it dials: with
+// the address members dial it at and its configuration's slot, so a peer
+// whose configuration does not know it yet can still hear and answer it.
 func (n *Node) hello() wire.Hello {
-	return wire.Hello{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Role: wire.RoleReplica}
+	addr := n.addrOf(n.cfg.ID)
+	if addr == "" {
+		addr = n.cfg.Listen
+	}
+	return wire.Hello{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Role: wire.RoleReplica,
+		Addr: addr, ConfigSlot: n.members().slot}
 }
 
 func (n *Node) wireOptions() wire.Options {
@@ -176,14 +184,26 @@ func (n *Node) serve(ctx context.Context, ln net.Listener) {
 	}
 }
 
+// checkHello admits a replica of the configuration this one talks to, or
+// one that knows a newer configuration (a member added since: this
+// replica's configuration may be its --peers list after a wipe), whose
+// address it then keeps to answer it. Anyone else is refused, naming this
+// replica's configuration slot, so a removed replica learns it was removed
+// (noteRefusal).
 func (n *Node) checkHello(h wire.Hello) error {
-	if h.Role == wire.RoleReplica {
-		if !n.isPeer(h.NodeID) || h.NodeID == n.cfg.ID {
-			v := n.members()
-			return fmt.Errorf("replica %d is not a member of the configuration in force on replica %d (%v) %s%d", h.NodeID, n.cfg.ID, v.conf, configSlotMark, v.slot)
-		}
+	if h.Role != wire.RoleReplica {
+		return nil
 	}
-	return nil
+	v := n.members()
+	switch {
+	case h.NodeID == n.cfg.ID:
+	case n.isPeer(h.NodeID):
+		return nil
+	case h.ConfigSlot > v.slot && h.Addr != "":
+		n.guestAddrs.Store(h.NodeID, h.Addr)
+		return nil
+	}
+	return fmt.Errorf("replica %d is not a member of the configuration in force on replica %d (%v) %s%d", h.NodeID, n.cfg.ID, v.conf, configSlotMark, v.slot)
 }
 
 func (n *Node) handleConn(ctx context.Context, nc net.Conn) {

@@ -20,8 +20,10 @@ import (
 // encoding does; peers of different versions refuse each other.
 //
 // Version 2 appended Request.Ack, Request.Retry and Reply.NotApplied and the
-// session refusal codes (ordered, exactly-once sessions).
-const ProtocolVersion uint32 = 2
+// session refusal codes (ordered, exactly-once sessions). Version 3 appended
+// paxos.Message.ConfSlot and gave replicas' hellos Addr and ConfigSlot (a
+// replica hears a member it has not heard of yet).
+const ProtocolVersion uint32 = 3
 
 // Roles a peer announces in its Hello.
 const (
@@ -33,6 +35,8 @@ const (
 const (
 	// MaxClusterIDLen bounds Hello.ClusterID, in bytes.
 	MaxClusterIDLen = 256
+	// MaxAddrLen bounds Hello.Addr, in bytes.
+	MaxAddrLen = 256
 
 	// handshakeMaxFrame bounds handshake frames, whatever MaxFrame is: a
 	// peer that has not identified itself gets little memory.
@@ -51,10 +55,16 @@ type Hello struct {
 	ClusterID string `msgpack:"cluster_id"` // must be equal on both sides
 	NodeID    uint64 `msgpack:"node_id"`    // replicas: their id; others: 0 or any id they like
 	Role      string `msgpack:"role"`       // RoleReplica, RoleProxy or RoleClient
+	// Replicas only: where the sender listens (its address in the
+	// configuration), and the slot that chose its configuration in force.
+	// A replica whose own configuration is older admits a sender it does
+	// not know, and dials it back at Addr.
+	Addr       string `msgpack:"addr,omitempty"`
+	ConfigSlot uint64 `msgpack:"config_slot,omitempty"`
 }
 
-// Validate reports whether h is well formed: a known role and a cluster id
-// within MaxClusterIDLen. It does not compare h with anything.
+// Validate reports whether h is well formed: a known role, a cluster id
+// within MaxClusterIDLen and an address within MaxAddrLen. It does not compare h with anything.
 func (h Hello) Validate() error {
 	switch h.Role {
 	case RoleReplica, RoleProxy, RoleClient:
@@ -63,6 +73,9 @@ func (h Hello) Validate() error {
 	}
 	if len(h.ClusterID) > MaxClusterIDLen {
 		return fmt.Errorf("wire: hello: cluster id of %d bytes, max %d", len(h.ClusterID), MaxClusterIDLen)
+	}
+	if len(h.Addr) > MaxAddrLen {
+		return fmt.Errorf("wire: hello: address of %d bytes, max %d", len(h.Addr), MaxAddrLen)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -26,11 +27,12 @@ func TestHandshakeRefused(t *testing.T) {
 		wantClient error // Dial's error, besides ErrRefused
 		reason     string
 	}{
-		{"wrong version", Hello{Version: ProtocolVersion + 1, ClusterID: testCluster, Role: RoleReplica}, ErrVersion, ErrVersion, "version 3"},
+		{"wrong version", Hello{Version: ProtocolVersion + 1, ClusterID: testCluster, Role: RoleReplica}, ErrVersion, ErrVersion, fmt.Sprintf("this side %d", ProtocolVersion)},
 		{"older version", Hello{Version: 1, ClusterID: testCluster, Role: RoleReplica}, ErrVersion, ErrVersion, "version 1"},
 		{"wrong cluster", Hello{ClusterID: "other", Role: RoleReplica}, ErrClusterMismatch, ErrClusterMismatch, `"other"`},
 		{"empty cluster", Hello{Role: RoleClient}, ErrClusterMismatch, ErrClusterMismatch, "cluster"},
 		{"unknown role", Hello{ClusterID: testCluster, Role: "admin"}, ErrBadBody, ErrBadBody, "admin"},
+		{"address too long", Hello{ClusterID: testCluster, Role: RoleReplica, Addr: strings.Repeat("a", MaxAddrLen+1)}, ErrBadBody, ErrBadBody, "address of 257 bytes"},
 		{"check refuses", Hello{ClusterID: testCluster, NodeID: 13, Role: RoleReplica}, errNotMember, nil, "not a member"},
 	}
 	s := startServer(t, serverConfig{check: check})
@@ -39,7 +41,7 @@ func TestHandshakeRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var c *Conn
 			var err error
-			if tt.hello.Role == "admin" { // Dial itself refuses to send an unknown role
+			if tt.hello.Validate() != nil { // Dial itself refuses to send a malformed hello
 				err = rawDialHello(t, s.addr(), tt.hello)
 			} else {
 				c, _, err = Dial(context.Background(), s.addr(), tt.hello, Options{})

@@ -143,6 +143,9 @@ type memberWait struct {
 func (n *Node) memberReply(code wire.Code, msg string) wire.Reply {
 	v := n.members()
 	rep := wire.Reply{Code: code, Msg: msg, ConfigSlot: v.slot, NotApplied: code != wire.CodeOK}
+	if si := n.soft.Load(); si != nil && si.Master != paxos.None {
+		rep.MasterID, rep.MasterAddr = uint64(si.Master), n.addrOf(uint64(si.Master)) // who knows the newest
+	}
 	for _, m := range v.conf.Members {
 		rep.Members = append(rep.Members, wire.Member{ID: uint64(m.ID), Addr: m.Addr, Voter: m.Voter})
 	}
@@ -285,23 +288,53 @@ type joinInfo struct {
 	slot uint64
 }
 
-// askToJoin asks the member at addr for the configuration in force, in
-// which replica id must be a member already.
+// joinWait is how long a joining replica keeps asking for a configuration
+// that includes it: the member it asks may not have applied the MEMBER ADD
+// yet, though it is in force on the master.
+const joinWait = 10 * time.Second
+
+// askToJoin asks the member at cfg.Join for the configuration in force, in
+// which replica id must be a member already. A member that answers with a
+// configuration without it may be behind: askToJoin then asks the master
+// that member names, and both again until joinWait has passed.
 func askToJoin(ctx context.Context, cfg Config) (*joinInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, joinWait)
 	defer cancel()
-	cl, err := wire.DialClient(ctx, cfg.Join, wire.Hello{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Role: wire.RoleClient},
+	var last error
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		info, master, err := askMembers(ctx, cfg, cfg.Join)
+		if errors.Is(err, ErrNotMember) && master != "" && master != cfg.Join {
+			info, _, err = askMembers(ctx, cfg, master)
+		}
+		if err == nil {
+			return info, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, last
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// askMembers asks the replica at addr for its configuration, and returns
+// it with the master's address that replica knows.
+func askMembers(ctx context.Context, cfg Config, addr string) (*joinInfo, string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cl, err := wire.DialClient(cctx, addr, wire.Hello{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Role: wire.RoleClient},
 		wire.Options{MaxFrame: cfg.MaxFrame, TLS: cfg.clientTLS()})
 	if err != nil {
-		return nil, fmt.Errorf("node: join %s: %w", cfg.Join, err)
+		return nil, "", fmt.Errorf("node: join %s: %w", addr, err)
 	}
 	defer cl.Close()
-	rep, err := cl.Do(ctx, &wire.Request{Op: wire.OpMembers})
+	rep, err := cl.Do(cctx, &wire.Request{Op: wire.OpMembers})
 	if err != nil {
-		return nil, fmt.Errorf("node: join %s: %w", cfg.Join, err)
+		return nil, "", fmt.Errorf("node: join %s: %w", addr, err)
 	}
 	if rep.Code != wire.CodeOK || len(rep.Members) == 0 {
-		return nil, fmt.Errorf("node: join %s: %v %s", cfg.Join, rep.Code, rep.Msg)
+		return nil, rep.MasterAddr, fmt.Errorf("node: join %s: %v %s", addr, rep.Code, rep.Msg)
 	}
 	var c paxos.Configuration
 	for _, m := range rep.Members {
@@ -309,13 +342,13 @@ func askToJoin(ctx context.Context, cfg Config) (*joinInfo, error) {
 	}
 	c = normalized(c)
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("node: join %s: %w", cfg.Join, err)
+		return nil, "", fmt.Errorf("node: join %s: %w", addr, err)
 	}
 	if _, ok := c.Member(paxos.NodeID(cfg.ID)); !ok {
-		return nil, fmt.Errorf("%w: replica %d is not a member of the cluster (configuration of slot %d: %v); add it first: synod member add %d %s",
-			ErrNotMember, cfg.ID, rep.ConfigSlot, c, cfg.ID, cfg.Listen)
+		return nil, rep.MasterAddr, fmt.Errorf("%w: replica %d is not a member of the cluster (configuration of slot %d at %s: %v); add it first: synod member add %d %s",
+			ErrNotMember, cfg.ID, rep.ConfigSlot, addr, c, cfg.ID, cfg.Listen)
 	}
-	return &joinInfo{conf: c, slot: rep.ConfigSlot}, nil
+	return &joinInfo{conf: c, slot: rep.ConfigSlot}, rep.MasterAddr, nil
 }
 
 // ErrNotMember is returned by New for a replica asked to join a cluster

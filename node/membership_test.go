@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,4 +196,45 @@ func TestWipedMemberRejoinsUnderAddedMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("master %d killed; write chosen at %d", master, rep.Index)
+}
+
+// TestJoinThroughMemberBehind: a replica joins through a follower that was
+// stopped while the master added it, so the follower answers with the
+// configuration before the change. The joining replica must not give up:
+// it asks the master the follower names, and joins.
+func TestJoinThroughMemberBehind(t *testing.T) {
+	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	master, err := c.WaitMaster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	behind := master%3 + 1
+	joiner := c.JoinProc(4, behind)
+	if err := c.Nodes[behind].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	rep := changeMembers(ctx, t, c, wire.Request{Op: wire.OpMemberAdd, MemberID: 4, MemberAddr: c.Addrs[4]})
+	t.Logf("added 4 while replica %d was stopped: %s (slot %d)", behind, voters(rep), rep.ConfigSlot)
+	joiner.Start()
+	time.Sleep(300 * time.Millisecond) // the joiner's request waits on the stopped follower
+	if err := c.Nodes[behind].Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	for {
+		if c.Statuses(wctx)[4].Role == wire.NodeFollower {
+			break
+		}
+		if !joiner.Running() {
+			t.Fatalf("replica 4 joining through %d exited:\n%s", behind, joiner.Output())
+		}
+		select {
+		case <-wctx.Done():
+			t.Fatalf("replica 4 did not join through %d", behind)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

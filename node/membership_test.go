@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -236,5 +237,42 @@ func TestJoinThroughMemberBehind(t *testing.T) {
 			t.Fatalf("replica 4 did not join through %d", behind)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// TestSIGTERMWhileJoining: a replica asked to stop while it waits to join
+// (its --join member does not answer) stops cleanly, with status 0,
+// instead of being killed by the signal.
+func TestSIGTERMWhileJoining(t *testing.T) {
+	c := cluster.New(t, cluster.Options{Nodes: 1, NodeFlags: fastFlags})
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if nc, err := silent.Accept(); err == nil {
+			accepted <- nc // held open, never answered
+		}
+	}()
+	c.Addrs[9] = silent.Addr().String()
+	p := c.JoinProc(4, 9)
+	p.Start()
+	select {
+	case nc := <-accepted:
+		defer nc.Close()
+	case <-time.After(30 * time.Second):
+		t.Fatal("the joining replica never dialled its --join member")
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err, exited := p.Wait(30 * time.Second)
+	if !exited || err != nil {
+		t.Fatalf("SIGTERM while joining: exited %v, %v; want status 0\n%s", exited, err, p.Output())
+	}
+	if out := p.Output(); !strings.Contains(out, "stopped during start-up") {
+		t.Fatalf("the replica did not say it stopped:\n%s", out)
 	}
 }

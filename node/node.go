@@ -112,7 +112,11 @@ func (a *atomicMax) raise(x uint64) {
 // the log) and binds the listen address; Run starts it. Corruption of
 // acknowledged log data is an error naming file and line (errors.Is
 // wal.ErrCorrupt), unless cfg.Repair.
-func New(cfg Config) (*Node, error) {
+func New(cfg Config) (*Node, error) { return NewContext(context.Background(), cfg) }
+
+// NewContext is New whose start-up ends early when ctx does: a replica
+// asking to join stops asking, and NewContext returns ctx's error.
+func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -123,7 +127,10 @@ func New(cfg Config) (*Node, error) {
 	var join *joinInfo
 	if cfg.Join != "" && errors.Is(wal.CheckIdentity(cfg.Dir, cfg.ClusterID, cfg.ID), wal.ErrNoIdentity) {
 		var err error
-		if join, err = askToJoin(context.Background(), cfg); err != nil {
+		if join, err = askToJoin(ctx, cfg); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("node: stopped while joining: %w", ctx.Err())
+			}
 			return nil, err
 		}
 		lg.Info().Str("from", cfg.Join).Uint64("slot", join.slot).Str("members", join.conf.String()).Msg("joining a running cluster")

@@ -111,8 +111,17 @@ func nodeCommand() *cli.Command {
 				return err
 			}
 			cfg.Logger = lg
-			n, err := node.New(cfg)
+			// SIGINT and SIGTERM stop the replica from here on: one that
+			// comes while it joins or replays its log ends the start-up
+			// cleanly instead of killing the process.
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			n, err := node.NewContext(ctx, cfg)
 			if err != nil {
+				if ctx.Err() != nil {
+					lg.Info().Err(err).Msg("replica stopped during start-up")
+					return nil
+				}
 				return err
 			}
 			stopMetrics, err := startMetrics(c, lg, n.Registry(), n.Ready)
@@ -120,8 +129,6 @@ func nodeCommand() *cli.Command {
 				return err
 			}
 			defer stopMetrics()
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			reloadOnSIGHUP(ctx, cfg.TLS, lg)
 			lg.Info().Uint64("id", cfg.ID).Str("addr", n.Addr().String()).Str("dir", cfg.Dir).Msg("replica serving")
 			if err := n.Run(ctx); err != nil {

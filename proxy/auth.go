@@ -544,6 +544,8 @@ func (a *authority) change(req line.Request) ([]string, error) {
 		prefix := usersPrefix
 		if req.Cmd == line.CmdRoleDel {
 			prefix = rolesPrefix
+		} else if err := a.keepsAnAdmin(req.Name); err != nil {
+			return nil, err
 		}
 		found, err := a.remove(prefix + req.Name)
 		if err != nil {
@@ -575,6 +577,26 @@ func (a *authority) change(req line.Request) ([]string, error) {
 		}
 	}
 	return nil, errConflict
+}
+
+// keepsAnAdmin refuses to delete user, or take its admin role, when it is
+// the last admin: nobody could manage users again short of restarting a
+// proxy with --bootstrap-admin. Two such changes racing through two
+// proxies may still both pass; the bootstrap is the way back then.
+func (a *authority) keepsAnAdmin(user string) error {
+	if err := a.reload(); err != nil {
+		return err
+	}
+	t := a.table.Load()
+	if !t.isAdmin(user) {
+		return nil
+	}
+	for name := range t.users {
+		if name != user && t.isAdmin(name) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %s is the last admin: grant %s to another user first", line.CodeConflict, user, AdminRole)
 }
 
 // modify applies one USER PASSWD, GRANT, REVOKE or ROLE GRANT, REVOKE.
@@ -614,6 +636,11 @@ func (a *authority) modify(req line.Request) error {
 			}
 			u = u.withRole(req.Role, true)
 		case line.CmdUserRevoke:
+			if req.Role == AdminRole {
+				if err := a.keepsAnAdmin(req.Name); err != nil {
+					return err
+				}
+			}
 			u = u.withRole(req.Role, false)
 		}
 		value = encodeUser(u)

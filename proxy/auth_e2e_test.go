@@ -138,6 +138,20 @@ func TestAuthEndToEnd(t *testing.T) {
 		t.Errorf("after %d failed AUTHs: %v, want the connection closed", maxConnAuthFails, err)
 	}
 
+	// The last admin stays one.
+	for _, req := range []string{"USER DEL root", "USER REVOKE root admin"} {
+		admin.send(req + "\r\n")
+		if got := admin.line(); got != "ERR CONFLICT root is the last admin: grant admin to another user first" {
+			t.Errorf("%s: %q, want it refused", req, got)
+		}
+	}
+	for _, req := range []string{"USER ADD bob bob pw", "USER GRANT bob admin", "USER REVOKE bob admin", "USER GRANT bob admin", "USER DEL bob"} {
+		admin.send(req + "\r\n")
+		if got := admin.line(); got != "OK" {
+			t.Errorf("%s: %q", req, got)
+		}
+	}
+
 	// The CLI, as a person would use it.
 	cli := exec.Command(cluster.Binary(t), "put", "--addr", p.Addr, "--cacert", tc.dir+"/ca.crt", "--user", "alice", "a/x", "v")
 	cli.Env = append(cli.Environ(), "SYNOD_PASSWORD=alice pw")

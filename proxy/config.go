@@ -49,7 +49,8 @@ type Config struct {
 	// replica), counted from its arrival. Default 10 s.
 	Hold time.Duration
 	// MaxConns bounds the client connections served at once; one more is
-	// answered "ERR BUSY too many connections" and closed. Default 10,000.
+	// answered "ERR BUSY too many connections" (a Redis client: "-BUSY …")
+	// and closed. Default 10,000.
 	MaxConns int
 	// IdleTimeout closes a client connection that sent no complete request
 	// for this long, including one that stalls halfway through a line.

@@ -35,6 +35,10 @@ const (
 // it.
 const busyReply = "ERR " + line.CodeBusy + " too many connections\r\n"
 
+// busyRESP is busyReply for a connection whose first byte says it speaks
+// Redis's protocol.
+const busyRESP = "-BUSY too many connections\r\n"
+
 // Server is the client-facing proxy: it serves the line protocol, sends
 // writes to the master and reads to the followers, and holds requests
 // through a failover. Create it with New; it polls the replicas from then
@@ -153,9 +157,17 @@ func (s *Server) admit(nc net.Conn) {
 		s.cnt.connsRefused.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer nc.Close()
+			// Answer in the client's protocol: a Redis client that sent its
+			// first command in the next 200 ms gets a RESP error.
+			reply := busyReply
+			nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			var first [1]byte
+			if n, _ := nc.Read(first[:]); n == 1 && first[0] == '*' {
+				reply = busyRESP
+			}
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write([]byte(busyReply))
-			nc.Close()
+			nc.Write([]byte(reply))
 		}()
 		return
 	}

@@ -183,6 +183,10 @@ func TestMaxConns(t *testing.T) {
 	over := dialRaw(t, addr)
 	over.expect("ERR BUSY too many connections")
 	over.expectClosed()
+	overRESP := dialRaw(t, addr) // a Redis client is told in its own protocol
+	overRESP.send("*1\r\n$4\r\nPING\r\n")
+	overRESP.expect("-BUSY too many connections")
+	overRESP.expectClosed()
 	served[0].send("QUIT\r\n")
 	served[0].expect("BYE")
 	served[0].expectClosed()

@@ -144,6 +144,11 @@ var regressionSeeds = []struct {
 	// promoted, another member removed) nothing more was chosen.
 	{7525, "liveness: accept window counted below the compacted offset"},
 	{7562, "liveness: accept window counted below the compacted offset"},
+	// A replica wiped and restarted on its first --peers list dropped
+	// every message of a master added since (not in its configuration):
+	// it never learned anything again.
+	{6, "liveness: a wiped replica deaf to a master added after its --peers"},
+	{239, "liveness: a wiped replica deaf to a master added after its --peers"},
 }
 
 func TestSimulationRegressions(t *testing.T) {

@@ -255,6 +255,10 @@ type simNode struct {
 	// joinConf: the configuration it starts with when its disk has none.
 	dormant  bool
 	joinConf Configuration
+	// joining: wiped, it restarts with --join, which asks for the
+	// configuration in force when it starts and waits until one lists it
+	// (askToJoin): it stays down until then.
+	joining bool
 
 	// The clock: it runs at rate per mille of real time, also while the
 	// process is stopped; ticked is what the replica has been handed.
@@ -607,16 +611,34 @@ func (s *sim) allVoters() bool {
 // wipe empties n's disk, as an operator deleting its data directory.
 func (s *sim) wipe(n *simNode) {
 	n.disk = simDisk{membership: Fresh}
-	if n.joinConf.Equal(s.initial) {
-		// A replica of the initial configuration starts from --peers.
-	} else if k := len(s.confs); k > 0 {
-		// One that joined later starts with --join: it asks a peer for
-		// the configuration in force.
-		n.disk.snapConf, n.disk.snapConfAt = s.confs[k-1].conf, s.confs[k-1].slot
-	}
+	// A replica of the initial configuration starts from --peers; one
+	// that joined later starts with --join (mayJoin).
+	n.joining = !n.joinConf.Equal(s.initial)
 	s.stats.wipes++
 	s.logf("node %d: wiped", n.id)
 	s.mix(19, uint64(n.id))
+}
+
+// mayJoin reports whether n may start now: a wiped replica that joins
+// with --join asks a peer for the configuration in force (the newest
+// chosen, by the vote record) and starts with it only once it lists n.
+func (s *sim) mayJoin(n *simNode) bool {
+	if !n.joining {
+		return true
+	}
+	k := len(s.confs)
+	if k == 0 {
+		return false
+	}
+	c := s.confs[k-1]
+	if _, ok := c.conf.Member(n.id); !ok {
+		s.logf("node %d: --join: the configuration of slot %d does not list it yet", n.id, c.slot)
+		return false
+	}
+	n.joining = false
+	n.disk.snapConf, n.disk.snapConfAt = c.conf, c.slot
+	s.logf("node %d: --join: starts with the configuration of slot %d: %v", n.id, c.slot, c.conf)
+	return true
 }
 
 func (s *sim) send(from NodeID, msgs []Message) {
@@ -1013,7 +1035,7 @@ func (s *sim) faults() {
 			s.stall(n)
 		case !n.alive && !n.dormant:
 			n.downFor--
-			if n.downFor <= 0 {
+			if n.downFor <= 0 && s.mayJoin(n) {
 				s.restart(n)
 			}
 		}
@@ -1313,6 +1335,12 @@ func (s *sim) step(faulty bool) {
 	s.clientsAct()
 	if faulty {
 		s.faults()
+	} else {
+		for _, n := range s.nodes {
+			if !n.alive && !n.dormant && n.joining && s.mayJoin(n) {
+				s.start(n) // a wiped replica whose configuration came in force
+			}
+		}
 	}
 	for _, n := range s.nodes {
 		s.handleReady(n)
@@ -1328,7 +1356,7 @@ func (s *sim) heal() {
 	s.o.loss, s.o.dup, s.o.lateRate, s.o.fsyncFail = 0, 0, 0, 0
 	for _, n := range s.nodes {
 		n.stalledUntil = 0
-		if !n.alive && !n.dormant {
+		if !n.alive && !n.dormant && s.mayJoin(n) {
 			s.start(n)
 		}
 	}

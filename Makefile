@@ -152,22 +152,36 @@ rules-check: promtool
 	$(PROMTOOL) test rules monitoring/alerts_test.yml
 	$(PROMTOOL) check config monitoring/prometheus.yml
 
-## bench-compare: synod and etcd through the same workloads on this machine,
-## alternating on a fresh cluster each run (about 10 minutes; not part of test).
-## The etcd peer is a module of its own so etcd never enters synod's go.mod.
-## redis-benchmark's figures against synod's RESP front door follow the
-## table (bench-redis), in the same bin/bench-compare/compare.md and alone in
-## redis.md.
-## BENCH_COMPARE_FLAGS passes more flags, e.g. -runs 1 or -direct.
-.PHONY: bench-compare
-bench-compare: build redis-tools
+## bench-compare: synod, etcd and ZooKeeper through the same workloads on this
+## machine, alternating on a fresh cluster each run, one table (not part of
+## test). BENCH_CASES picks the workloads: core (issue 8's six, the default,
+## about 12 minutes), or any of the groups reads, sizes, clients, pipeline,
+## tls, or workload names, or all (bench-compare-full). The peers are modules
+## of their own so neither etcd nor the ZooKeeper client enters synod's go.mod;
+## ZooKeeper is Debian's package (the zookeeper target installs it).
+## redis-benchmark's figures against synod's RESP front door follow the table
+## (bench-redis), in the same bin/bench-compare/compare.md and alone in
+## redis.md. BENCH_COMPARE_FLAGS passes more flags, e.g. -runs 1, -duration 10s,
+## -peers etcd or -direct.
+BENCH_CASES ?= core
+.PHONY: bench-compare bench-compare-full bench-peers
+bench-peers: build zookeeper
 	cd bench/peers/etcd && $(GO) build -o ../../../bin/etcdbench .
+	cd bench/peers/zookeeper && $(GO) build -o ../../../bin/zkbench .
 	$(GO) build -o bin/benchcompare ./bench/cmd/benchcompare
-	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
+
+bench-compare: bench-peers redis-tools
+	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -zookeeper bin/zkbench -out bin/bench-compare -cases $(BENCH_CASES) $(BENCH_COMPARE_FLAGS)
 	$(GO) build -o bin/redisbench ./bench/cmd/redisbench
 	mkdir -p bin/bench-compare && ./bin/redisbench -synod $(BIN) $(REDIS_BENCH_FLAGS) > bin/bench-compare/redis.md
 	printf '\n' >> bin/bench-compare/compare.md && cat bin/bench-compare/redis.md >> bin/bench-compare/compare.md
 	@echo; cat bin/bench-compare/redis.md
+
+## bench-compare-full: every workload of bench-compare, each group, 2 runs per
+## system and workload (about 14 minutes; not part of test; no
+## redis-benchmark). BENCH_COMPARE_FLAGS passes more flags.
+bench-compare-full: bench-peers
+	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -zookeeper bin/zkbench -out bin/bench-compare-full -cases all -runs 2 $(BENCH_COMPARE_FLAGS)
 
 ## bench-redis: Redis's own redis-benchmark (-t set,get -c 64, without and with
 ## -P 16) against a fresh local cluster through the proxy's RESP front door;

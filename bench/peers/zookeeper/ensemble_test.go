@@ -89,7 +89,7 @@ func TestParseLevel(t *testing.T) {
 }
 
 // TestEnsembleRunAndKill starts a real three-server ensemble from Debian's
-// package (make peer-test installs it), runs a pipelined workload of plain
+// package (make peer-test installs it), warms its JIT, runs a pipelined workload of plain
 // reads and writes and a workload with sync reads and a leader kill
 // through it, and checks it stops without leaving a process or a file.
 func TestEnsembleRunAndKill(t *testing.T) {
@@ -113,6 +113,9 @@ func TestEnsembleRunAndKill(t *testing.T) {
 			t.Errorf("data left in %s", e.dir)
 		}
 	}()
+	if err := warmJIT(e.clientAddrs(), 300*time.Millisecond); err != nil {
+		t.Fatalf("JIT warm-up: %v", err)
+	}
 	for _, tc := range []struct {
 		name      string
 		level     string

@@ -12,7 +12,11 @@
 // data directory. The configuration is the package's zoo.cfg (tickTime
 // 2000, initLimit 10, syncLimit 5) with the ensemble's addresses, and
 // nothing that changes durability: forceSync stays on, so a write is
-// acknowledged only after a quorum fsynced its transaction log.
+// acknowledged only after a quorum fsynced its transaction log. A fresh
+// JVM interprets what it runs until it has run it some thousands of times,
+// so before the run the ensemble is driven for --jit-warmup (4 s) with
+// writes and reads on nodes of its own; the measured run then meets servers
+// warmed up as a long-running ensemble is.
 //
 // Reads: ZooKeeper's plain read is served by the server the client is
 // connected to, without asking the leader (--consistency plain, or session

@@ -228,11 +228,16 @@ func zkSystem() benchcli.System {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "route", Value: routeAuto, Usage: "which servers the clients talk to: auto, leader, spread or all", EnvVars: []string{"ZKBENCH_ROUTE"}},
 			&cli.StringFlag{Name: "java", Value: defaultJava, Usage: "with --spawn: the java binary", EnvVars: []string{"ZKBENCH_JAVA"}},
+			&cli.DurationFlag{Name: "jit-warmup", Value: defaultJITWarmup, Usage: "with --spawn: drive the fresh ensemble this long with writes and reads of its own before the run, so the JVM has compiled what it serves (0: no)", EnvVars: []string{"ZKBENCH_JIT_WARMUP"}},
 			&cli.StringFlag{Name: "classpath", Value: defaultClasspath, Usage: "with --spawn: the servers' classpath (Debian's zookeeper package)", EnvVars: []string{"ZKBENCH_CLASSPATH"}},
 		},
 		Spawn: func(ctx context.Context, c *cli.Context, n int, w bench.Workload) (*benchcli.Spawned, error) {
 			e, err := startEnsemble(ctx, n, c.Bool("keep"), javaOptions{Java: c.String("java"), Classpath: c.String("classpath")})
 			if err != nil {
+				return nil, err
+			}
+			if err := warmJIT(e.clientAddrs(), c.Duration("jit-warmup")); err != nil {
+				e.Close()
 				return nil, err
 			}
 			t, err := newTarget(e.clientAddrs(), c.String("route"), w)

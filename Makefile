@@ -155,7 +155,7 @@ rules-check: promtool
 ## bench-compare: synod, etcd and ZooKeeper through the same workloads on this
 ## machine, alternating on a fresh cluster each run, one table (not part of
 ## test). BENCH_CASES picks the workloads: core (issue 8's six, the default,
-## about 12 minutes), or any of the groups reads, sizes, clients, pipeline,
+## 3 runs each, about 12 minutes), or any of the groups reads, sizes, clients, pipeline,
 ## tls, or workload names, or all (bench-compare-full). The peers are modules
 ## of their own so neither etcd nor the ZooKeeper client enters synod's go.mod;
 ## ZooKeeper is Debian's package (the zookeeper target installs it).
@@ -177,11 +177,12 @@ bench-compare: bench-peers redis-tools
 	printf '\n' >> bin/bench-compare/compare.md && cat bin/bench-compare/redis.md >> bin/bench-compare/compare.md
 	@echo; cat bin/bench-compare/redis.md
 
-## bench-compare-full: every workload of bench-compare, each group, 2 runs per
-## system and workload (about 14 minutes; not part of test; no
-## redis-benchmark). BENCH_COMPARE_FLAGS passes more flags.
+## bench-compare-full: every workload of every group, one run per system and
+## workload, in one table (about 10 minutes; not part of test; no
+## redis-benchmark). BENCH_COMPARE_FLAGS passes more flags (-runs 3 for
+## medians, at three times the length).
 bench-compare-full: bench-peers
-	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -zookeeper bin/zkbench -out bin/bench-compare-full -cases all -runs 2 $(BENCH_COMPARE_FLAGS)
+	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -zookeeper bin/zkbench -out bin/bench-compare-full -cases all -runs 1 $(BENCH_COMPARE_FLAGS)
 
 ## bench-redis: Redis's own redis-benchmark (-t set,get -c 64, without and with
 ## -P 16) against a fresh local cluster through the proxy's RESP front door;

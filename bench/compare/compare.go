@@ -67,7 +67,14 @@ type Case struct {
 	Skip map[string]string
 	// Kill marks the failover case, judged by its unavailability.
 	Kill bool
+	// Window, if longer than Options.Duration, is this case's measured
+	// window: the failover case must see the longest outage (a 5 s client
+	// timeout after the kill) whole.
+	Window time.Duration
 }
+
+// window is c's measured window under o.
+func (o Options) window(c Case) time.Duration { return max(o.Duration, c.Window) }
 
 // valueSize is the case's value size in bytes.
 func (c Case) valueSize() int {
@@ -124,7 +131,7 @@ func Cases(killAt time.Duration) []Case {
 			Args: []string{"--clients", "64", "--reads", "0.9"}, PerSystem: levels("linearizable", "linearizable", "sync")},
 		{Name: "linread-64", Title: "linearizable reads, 64 clients (ZooKeeper: sync+read)", Group: GroupCore,
 			Args: []string{"--clients", "64", "--reads", "1"}, PerSystem: levels("linearizable", "linearizable", "sync")},
-		{Name: "kill-16", Title: "master kill, 16 writers", Group: GroupCore, Kill: true,
+		{Name: "kill-16", Title: "master kill, 16 writers", Group: GroupCore, Kill: true, Window: killAt + 6*time.Second,
 			Args: []string{"--clients", "16", "--reads", "0", "--kill-master-at", killAt.String()}},
 		{Name: "session-64", Title: "session reads, 64 clients (etcd: serializable, ZooKeeper: plain)", Group: GroupReads,
 			Args: []string{"--clients", "64", "--reads", "1"}, PerSystem: levels("session", "serializable", "plain")},
@@ -213,7 +220,7 @@ func (o Options) Args(sys System, c Case, index int) (name string, args []string
 	base := fmt.Sprintf("%s-%s-%d", sys.Name, c.Name, index)
 	jsonPath = filepath.Join(o.OutDir, base+".json")
 	args = append(args, sys.Command[1:]...)
-	args = append(args, "--spawn", fmt.Sprint(o.Nodes), "--duration", o.Duration.String(), "--warmup", o.Warmup.String(),
+	args = append(args, "--spawn", fmt.Sprint(o.Nodes), "--duration", o.window(c).String(), "--warmup", o.Warmup.String(),
 		"--value-size", fmt.Sprint(c.valueSize()), "--keys", "1000", "--dist", "uniform", "--quiet", "--json", jsonPath)
 	if c.Kill {
 		args = append(args, "--timeline", filepath.Join(o.OutDir, base+".svg"))
@@ -285,7 +292,7 @@ func (o Options) runOne(ctx context.Context, sys System, c Case, index int) Run 
 		return r
 	}
 	defer logf.Close()
-	rctx, cancel := context.WithTimeout(ctx, o.Warmup+o.Duration+o.Slack)
+	rctx, cancel := context.WithTimeout(ctx, o.Warmup+o.window(c)+o.Slack)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, name, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -105,6 +105,7 @@ func TestCasesAndArgs(t *testing.T) {
 		{synod, "kill-16", "bench --spawn 3 --duration 10s --warmup 2s --value-size 100 --keys 1000 --dist uniform --quiet " +
 			"--json out/synod-kill-16-2.json --timeline out/synod-kill-16-2.svg --clients 16 --reads 0 --kill-master-at 3s --op-timeout 5s --direct"},
 		{etcd, "linread-64", "…--reads 1 --consistency linearizable --op-timeout 5s"},
+		{etcd, "write-16", "…--spawn 3 --duration 10s --warmup 2s"},
 		{zk, "linread-64", "…--reads 1 --consistency sync --op-timeout 5s"},
 		{synod, "session-64", "…--reads 1 --consistency session --op-timeout 5s --direct"},
 		{etcd, "stale-64", "…--reads 1 --consistency serializable --op-timeout 5s"},
@@ -128,6 +129,11 @@ func TestCasesAndArgs(t *testing.T) {
 		if tc.sys.Name != Synod && (strings.Contains(line, "--direct") || strings.Contains(line, "--timeline")) {
 			t.Errorf("%s %s: %q", tc.sys.Name, tc.c, line)
 		}
+	}
+	short := o
+	short.Duration = 4 * time.Second
+	if _, args, _ := short.Args(zk, byName["kill-16"], 1); !strings.Contains(strings.Join(args, " "), "--duration 9s") {
+		t.Errorf("a kill 3 s into a 4 s window: %q, want the window stretched to 9 s", args)
 	}
 	if !byName["write-1m-16"].Skips(ZooKeeper) || !byName["tls-write-64"].Skips(ZooKeeper) || byName["tls-write-64"].Skips(Etcd) {
 		t.Error("skips: ZooKeeper sits out 1 MiB values and TLS, etcd neither")

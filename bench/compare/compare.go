@@ -143,6 +143,11 @@ func Cases(killAt time.Duration) []Case {
 		write(256), write(1024),
 		{Name: "pipe16-write", Title: "pipelined writes, 1 connection, 16 in flight", Group: GroupPipeline,
 			Args: []string{"--clients", "1", "--pipeline", "16", "--reads", "0"}},
+		// The plaintext twin of tls-write-64, run right before it: the cost
+		// of TLS is their ratio, and on a shared machine only figures
+		// measured minutes apart compare.
+		{Name: "plain-write-64", Title: "writes, 64 clients, plaintext (beside TLS)", Group: GroupTLS,
+			Args: []string{"--clients", "64", "--reads", "0"}, Skip: map[string]string{ZooKeeper: skipZKTLS}},
 		{Name: "tls-write-64", Title: "writes, 64 clients, TLS on every link", Group: GroupTLS,
 			Args: []string{"--clients", "64", "--reads", "0"}, PerSystem: map[string][]string{Synod: {"--secure"}, Etcd: {"--secure"}},
 			Skip: map[string]string{ZooKeeper: skipZKTLS}},

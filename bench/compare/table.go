@@ -229,22 +229,37 @@ func (t *Table) ratioTo(r Row, peer string) (float64, bool) {
 }
 
 // tlsCost says, for each system that ran writes at 64 clients both
-// without and with TLS, what TLS cost it in throughput and server CPU.
+// without and with TLS, what TLS cost it in throughput and server CPU:
+// against the plaintext twin run beside the TLS case where the system ran
+// it, else against the core case.
 func (t *Table) tlsCost() []string {
-	plain, ok1 := t.row("write-64", opsPerSec.name)
-	secure, ok2 := t.row("tls-write-64", opsPerSec.name)
-	if !ok1 || !ok2 {
+	secure, ok := t.row("tls-write-64", opsPerSec.name)
+	if !ok {
 		return nil
 	}
+	twin, hasTwin := t.row("plain-write-64", opsPerSec.name)
+	core, hasCore := t.row("write-64", opsPerSec.name)
 	var out []string
 	for i, sys := range t.Systems {
+		var plain Row
+		switch {
+		case hasTwin && twin.Stats[i].N > 0:
+			plain = twin
+		case hasCore && core.Stats[i].N > 0:
+			plain = core
+		default:
+			continue
+		}
 		a, b := plain.Stats[i], secure.Stats[i]
-		if a.N == 0 || b.N == 0 || a.Median == 0 {
+		if b.N == 0 || a.Median == 0 {
 			continue
 		}
 		s := fmt.Sprintf("%s: %.0f → %.0f ops/s (%+.0f%%)", sys, a.Median, b.Median, 100*(b.Median/a.Median-1))
 		if ca, cb := plain.ServerUsPerOp[i], secure.ServerUsPerOp[i]; ca.N > 0 && cb.N > 0 {
 			s += fmt.Sprintf(", server CPU %.0f → %.0f µs per write (%+.0f µs)", ca.Median, cb.Median, cb.Median-ca.Median)
+		}
+		if plain.Case != "plain-write-64" {
+			s += " (plaintext from " + plain.Workload + ", run apart)"
 		}
 		out = append(out, s)
 	}

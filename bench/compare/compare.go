@@ -102,7 +102,7 @@ func levels(synod, etcd, zk string) map[string][]string {
 
 // Why some systems sit out some cases.
 const (
-	skipZKMiB = "over ZooKeeper's default request limit, jute.maxbuffer = 1 MiB − 1 byte"
+	skipZKMiB  = "over ZooKeeper's default request limit, jute.maxbuffer = 1 MiB − 1 byte"
 	skipZKTLS  = "ZooKeeper's TLS needs its Netty connection factory and Java keystores; not set up"
 	skipZKTwin = "the plaintext twin of the TLS case, which ZooKeeper sits out"
 )

@@ -153,17 +153,19 @@ rules-check: promtool
 	$(PROMTOOL) check config monitoring/prometheus.yml
 
 ## bench-compare: synod, etcd and ZooKeeper through the same workloads on this
-## machine, alternating on a fresh cluster each run, one table (not part of
-## test). BENCH_CASES picks the workloads: core (issue 8's six, the default,
-## 3 runs each, about 12 minutes), or any of the groups reads, sizes, clients, pipeline,
-## tls, or workload names, or all (bench-compare-full). The peers are modules
-## of their own so neither etcd nor the ZooKeeper client enters synod's go.mod;
-## ZooKeeper is Debian's package (the zookeeper target installs it).
-## redis-benchmark's figures against synod's RESP front door follow the table
-## (bench-redis), in the same bin/bench-compare/compare.md and alone in
-## redis.md. BENCH_COMPARE_FLAGS passes more flags, e.g. -runs 1, -duration 10s,
-## -peers etcd or -direct.
-BENCH_CASES ?= core
+## machine, alternating on a fresh cluster each run, in one table (not part of
+## test). BENCH_CASES picks the workloads: all (the default: every group once,
+## about 11 minutes), or groups (core, reads, sizes, clients, pipeline, tls) or
+## workload names; BENCH_RUNS runs each that many times for medians (core with
+## BENCH_RUNS=3 took 14 minutes). The peers are modules of their own so neither
+## etcd nor the ZooKeeper client enters synod's go.mod; ZooKeeper is Debian's
+## package (the zookeeper target installs it). redis-benchmark's figures
+## against synod's RESP front door follow the table (bench-redis), in the same
+## bin/bench-compare/compare.md and alone in redis.md. BENCH_COMPARE_FLAGS
+## passes more flags, e.g. -duration 10s, -peers etcd or -direct.
+BENCH_CASES ?= all
+BENCH_RUNS  ?= 1
+BENCH_COMPARE = ./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -zookeeper bin/zkbench -cases $(BENCH_CASES) -runs $(BENCH_RUNS)
 .PHONY: bench-compare bench-compare-full bench-peers
 bench-peers: build zookeeper
 	cd bench/peers/etcd && $(GO) build -o ../../../bin/etcdbench .
@@ -171,18 +173,16 @@ bench-peers: build zookeeper
 	$(GO) build -o bin/benchcompare ./bench/cmd/benchcompare
 
 bench-compare: bench-peers redis-tools
-	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -zookeeper bin/zkbench -out bin/bench-compare -cases $(BENCH_CASES) $(BENCH_COMPARE_FLAGS)
+	$(BENCH_COMPARE) -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
 	$(GO) build -o bin/redisbench ./bench/cmd/redisbench
 	mkdir -p bin/bench-compare && ./bin/redisbench -synod $(BIN) $(REDIS_BENCH_FLAGS) > bin/bench-compare/redis.md
 	printf '\n' >> bin/bench-compare/compare.md && cat bin/bench-compare/redis.md >> bin/bench-compare/compare.md
 	@echo; cat bin/bench-compare/redis.md
 
-## bench-compare-full: every workload of every group, one run per system and
-## workload, in one table (about 10 minutes; not part of test; no
-## redis-benchmark). BENCH_COMPARE_FLAGS passes more flags (-runs 3 for
-## medians, at three times the length).
+## bench-compare-full: bench-compare's table alone, without redis-benchmark,
+## into bin/bench-compare-full (not part of test).
 bench-compare-full: bench-peers
-	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -zookeeper bin/zkbench -out bin/bench-compare-full -cases all -runs 1 $(BENCH_COMPARE_FLAGS)
+	$(BENCH_COMPARE) -out bin/bench-compare-full $(BENCH_COMPARE_FLAGS)
 
 ## bench-redis: Redis's own redis-benchmark (-t set,get -c 64, without and with
 ## -P 16) against a fresh local cluster through the proxy's RESP front door;

@@ -124,6 +124,9 @@ func TestValidate(t *testing.T) {
 		{"no timeout", func(w *Workload) { w.OpTimeout = 0 }, false},
 		{"kill after the end", func(w *Workload) { w.KillMasterAt = w.Duration }, false},
 		{"negative kill", func(w *Workload) { w.KillMasterAt = -time.Second }, false},
+		{"pipelined", func(w *Workload) { w.Pipeline = 16 }, true},
+		{"pipeline too deep", func(w *Workload) { w.Pipeline = MaxPipeline + 1 }, false},
+		{"negative pipeline", func(w *Workload) { w.Pipeline = -1 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := DefaultWorkload()
@@ -309,6 +312,7 @@ func TestSummarize(t *testing.T) {
 func sampleResult() *Result {
 	w := DefaultWorkload()
 	w.KillMasterAt = 3 * time.Second
+	w.Pipeline = 16
 	w.Reads = 0
 	return &Result{
 		System: "synod", Via: "proxy 127.0.0.1:7000", Workload: w,
@@ -330,7 +334,8 @@ func TestResultJSONRoundTrip(t *testing.T) {
 	if err := r.WriteJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), `"duration": "20s"`) || !strings.Contains(buf.String(), `"kill_master_at": "3s"`) {
+	if !strings.Contains(buf.String(), `"duration": "20s"`) || !strings.Contains(buf.String(), `"kill_master_at": "3s"`) ||
+		!strings.Contains(buf.String(), `"pipeline": 16`) {
 		t.Fatalf("durations not written as strings:\n%s", buf.String())
 	}
 	got, err := DecodeResult(&buf)
@@ -378,7 +383,7 @@ func TestReport(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{
-		"synod via proxy 127.0.0.1:7000: 64 clients, 20s (+2s warm-up), 0% reads, 100-byte values, 1000 keys uniform, master killed at 3s",
+		"synod via proxy 127.0.0.1:7000: 64 clients, 20s (+2s warm-up), 0% reads, 100-byte values, 1000 keys uniform, 16 in flight per connection, master killed at 3s",
 		"machine: 2 × Test CPU, linux/amd64 6.1, go1.26",
 		"p99.9 ms",
 		"errors: timeout 2",

@@ -167,7 +167,7 @@ func (e *ensemble) waitWrite(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("zookeeper: ensemble not ready: %v (last error: %v)", ctx.Err(), last)
+			return fmt.Errorf("zookeeper: ensemble not ready: %w (last error: %w)", ctx.Err(), last)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

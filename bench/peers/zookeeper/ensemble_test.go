@@ -1,5 +1,10 @@
 package main
 
+// This file owns the ZooKeeper peer's tests: the configuration, the srvr
+// and level parsing (pure, on the test's goroutine), and one real ensemble
+// driven through bench.Run, whose clients run on goroutines of their own
+// and are gone, as goleak checks, when the tests end.
+
 import (
 	"context"
 	"errors"

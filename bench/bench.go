@@ -5,7 +5,7 @@
 // unavailability it caused, and the CPU the servers and the generator itself
 // spent. The system under test is reached through a Target, so the same runner
 // and the same report serve synod (package bench/target) and the systems it is
-// compared with (the etcd peer under bench/peers/etcd).
+// compared with (the etcd and ZooKeeper peers under bench/peers).
 package bench
 
 // This file owns the workload (its shape, defaults, checks and JSON form)

@@ -1,5 +1,5 @@
 // Package benchcli is the command line shared by every bench binary: `synod
-// bench` and the etcd peer under bench/peers/etcd take the same flags, run
+// bench` and the peers under bench/peers (etcd, ZooKeeper) take the same flags, run
 // the same workload through bench.Run and print, save and plot the same
 // report, so their figures can be put side by side.
 package benchcli

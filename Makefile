@@ -7,11 +7,12 @@ SEEDS     ?= 10000
 SEED      ?=
 FUZZTIME  ?= 30s
 PKGS      := ./...
-# The etcd peer is a Go module of its own (so etcd never enters synod's
-# go.mod), outside ./...: the peer-* targets check and test it from there.
-PEER      := bench/peers/etcd
+# The benchmark's peers, etcd and ZooKeeper, are Go modules of their own (so
+# neither etcd nor the ZooKeeper client ever enters synod's go.mod), outside
+# ./...: the peer-* targets check and test each from its directory.
+PEERS     := bench/peers/etcd bench/peers/zookeeper
 
-.PHONY: all build run test check fmt-check vet staticcheck purity unit sim sim-ci fuzz bench tools clean redis-tools
+.PHONY: all build run test check fmt-check vet staticcheck purity unit sim sim-ci fuzz bench tools clean redis-tools zookeeper
 .PHONY: peer-check peer-vet peer-staticcheck peer-test
 
 all: build
@@ -24,7 +25,7 @@ run: build
 	./$(BIN) up
 
 ## test: what CI runs: format, vet, staticcheck, the paxos purity check, the alert rules,
-## every test under -race, the etcd peer module's tests, the simulator's seeds and a nemesis run
+## every test under -race, the peer modules' tests (etcd, ZooKeeper), the simulator's seeds and a nemesis run
 test: check rules-check unit peer-test sim-ci nemesis-ci
 
 ## check: format, vet, staticcheck (both modules) and the paxos purity check
@@ -40,7 +41,7 @@ vet:
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-tools: $(STATICCHECK) redis-tools
+tools: $(STATICCHECK) redis-tools zookeeper
 
 ## redis-tools: redis-cli and redis-benchmark (Debian's redis-tools), which the
 ## proxy's RESP tests drive as clients nobody here wrote; skipped when present.
@@ -50,6 +51,14 @@ redis-tools:
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) $(PKGS)
+
+## zookeeper: Debian's zookeeper package (3.8) and a java to run it, which the
+## ZooKeeper peer of the benchmark starts as a three-server ensemble; skipped
+## when present.
+ZK_JAR := /usr/share/java/zookeeper.jar
+zookeeper:
+	@test -f $(ZK_JAR) && command -v java >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper; }
 
 # purity: the paxos core must stay pure (DESIGN.md): standard library only,
 # and none of it that touches the network, the disk or the process. It reads
@@ -84,20 +93,21 @@ purity:
 unit: redis-tools
 	$(GO) test -race -count=1 -timeout 20m -p 1 $(PKGS)
 
-# peer-check and peer-test: vet, staticcheck and the tests of the etcd
-# peer module. Its tests run without -race: a race build of etcd costs about
-# 45 s more on two cores with a cold cache, and the synod packages the peer
-# uses (bench, bench/benchcli, internal/proc) are race-tested by unit.
+# peer-check and peer-test: vet, staticcheck and the tests of each peer
+# module. Their tests run without -race: a race build of etcd costs about
+# 45 s more on two cores with a cold cache, and the synod packages the peers
+# use (bench, bench/benchcli, internal/proc) are race-tested by unit. The
+# ZooKeeper peer's test starts a real ensemble, so it needs the package.
 peer-check: peer-vet peer-staticcheck
 
 peer-vet:
-	cd $(PEER) && $(GO) vet ./...
+	@set -e; for p in $(PEERS); do echo "== vet $$p"; (cd $$p && $(GO) vet ./...); done
 
 peer-staticcheck: $(STATICCHECK)
-	cd $(PEER) && $(STATICCHECK) ./...
+	@set -e; for p in $(PEERS); do echo "== staticcheck $$p"; (cd $$p && $(STATICCHECK) ./...); done
 
-peer-test:
-	cd $(PEER) && $(GO) test -count=1 -timeout 5m ./...
+peer-test: zookeeper
+	@set -e; for p in $(PEERS); do echo "== test $$p"; (cd $$p && $(GO) test -count=1 -p 1 -timeout 5m ./...); done
 
 ## sim: the seeded simulator. SEEDS=n runs n seeds; SEED=n replays one seed.
 sim:
@@ -142,22 +152,37 @@ rules-check: promtool
 	$(PROMTOOL) test rules monitoring/alerts_test.yml
 	$(PROMTOOL) check config monitoring/prometheus.yml
 
-## bench-compare: synod and etcd through the same workloads on this machine,
-## alternating on a fresh cluster each run (about 10 minutes; not part of test).
-## The etcd peer is a module of its own so etcd never enters synod's go.mod.
-## redis-benchmark's figures against synod's RESP front door follow the
-## table (bench-redis), in the same bin/bench-compare/compare.md and alone in
-## redis.md.
-## BENCH_COMPARE_FLAGS passes more flags, e.g. -runs 1 or -direct.
-.PHONY: bench-compare
-bench-compare: build redis-tools
+## bench-compare: synod, etcd and ZooKeeper through the same workloads on this
+## machine, alternating on a fresh cluster each run, in one table (not part of
+## test). BENCH_CASES picks the workloads: all (the default: every group once,
+## about 11 minutes), or groups (core, reads, sizes, clients, pipeline, tls) or
+## workload names; BENCH_RUNS runs each that many times for medians (core with
+## BENCH_RUNS=3 took 14 minutes). The peers are modules of their own so neither
+## etcd nor the ZooKeeper client enters synod's go.mod; ZooKeeper is Debian's
+## package (the zookeeper target installs it). redis-benchmark's figures
+## against synod's RESP front door follow the table (bench-redis), in the same
+## bin/bench-compare/compare.md and alone in redis.md. BENCH_COMPARE_FLAGS
+## passes more flags, e.g. -duration 10s, -peers etcd or -direct.
+BENCH_CASES ?= all
+BENCH_RUNS  ?= 1
+BENCH_COMPARE = ./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -zookeeper bin/zkbench -cases $(BENCH_CASES) -runs $(BENCH_RUNS)
+.PHONY: bench-compare bench-compare-full bench-peers
+bench-peers: build zookeeper
 	cd bench/peers/etcd && $(GO) build -o ../../../bin/etcdbench .
+	cd bench/peers/zookeeper && $(GO) build -o ../../../bin/zkbench .
 	$(GO) build -o bin/benchcompare ./bench/cmd/benchcompare
-	./bin/benchcompare -synod $(BIN) -etcd bin/etcdbench -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
+
+bench-compare: bench-peers redis-tools
+	$(BENCH_COMPARE) -out bin/bench-compare $(BENCH_COMPARE_FLAGS)
 	$(GO) build -o bin/redisbench ./bench/cmd/redisbench
 	mkdir -p bin/bench-compare && ./bin/redisbench -synod $(BIN) $(REDIS_BENCH_FLAGS) > bin/bench-compare/redis.md
 	printf '\n' >> bin/bench-compare/compare.md && cat bin/bench-compare/redis.md >> bin/bench-compare/compare.md
 	@echo; cat bin/bench-compare/redis.md
+
+## bench-compare-full: bench-compare's table alone, without redis-benchmark,
+## into bin/bench-compare-full (not part of test).
+bench-compare-full: bench-peers
+	$(BENCH_COMPARE) -out bin/bench-compare-full $(BENCH_COMPARE_FLAGS)
 
 ## bench-redis: Redis's own redis-benchmark (-t set,get -c 64, without and with
 ## -P 16) against a fresh local cluster through the proxy's RESP front door;

@@ -5,7 +5,7 @@
 // unavailability it caused, and the CPU the servers and the generator itself
 // spent. The system under test is reached through a Target, so the same runner
 // and the same report serve synod (package bench/target) and the systems it is
-// compared with (the etcd peer under bench/peers/etcd).
+// compared with (the etcd and ZooKeeper peers under bench/peers).
 package bench
 
 // This file owns the workload (its shape, defaults, checks and JSON form)
@@ -34,6 +34,7 @@ const (
 	MaxValueSize = 1 << 20
 	MaxKeys      = 10_000_000
 	MaxDuration  = 24 * time.Hour
+	MaxPipeline  = 1024
 )
 
 // ErrWorkload is returned by Workload.Validate and Run for a workload that
@@ -71,6 +72,10 @@ type Workload struct {
 	// KillMasterAt, if positive, SIGKILLs the master this long into the
 	// measured window.
 	KillMasterAt time.Duration
+	// Pipeline is how many operations each client keeps in flight on its
+	// one connection; 0 or 1 means one at a time. Above 1 the Target's
+	// connections must be AsyncConns.
+	Pipeline int
 }
 
 // DefaultWorkload returns the design's defaults: 64 clients, 20 s measured
@@ -118,6 +123,8 @@ func (w Workload) Validate() error {
 		return bad("no read consistency")
 	case w.OpTimeout <= 0 || w.OpTimeout > time.Hour:
 		return bad("operation timeout %v not in (0, 1h]", w.OpTimeout)
+	case w.Pipeline < 0 || w.Pipeline > MaxPipeline:
+		return bad("pipeline %d not in [0, %d]", w.Pipeline, MaxPipeline)
 	case w.KillMasterAt < 0 || w.KillMasterAt >= w.Duration && w.KillMasterAt > 0:
 		return bad("kill-master-at %v must lie inside the %v measured", w.KillMasterAt, w.Duration)
 	}
@@ -138,6 +145,7 @@ type workloadJSON struct {
 	OpTimeout    string  `json:"op_timeout"`
 	Seed         uint64  `json:"seed"`
 	KillMasterAt string  `json:"kill_master_at,omitempty"`
+	Pipeline     int     `json:"pipeline,omitempty"`
 }
 
 // MarshalJSON writes durations as strings such as "10s".
@@ -146,6 +154,7 @@ func (w Workload) MarshalJSON() ([]byte, error) {
 		Clients: w.Clients, Duration: w.Duration.String(), Warmup: w.Warmup.String(),
 		Reads: w.Reads, ValueSize: w.ValueSize, Keys: w.Keys, Dist: w.Dist,
 		Theta: w.Theta, Consistency: w.Consistency, OpTimeout: w.OpTimeout.String(), Seed: w.Seed,
+		Pipeline: w.Pipeline,
 	}
 	if w.KillMasterAt > 0 {
 		j.KillMasterAt = w.KillMasterAt.String()
@@ -160,7 +169,7 @@ func (w *Workload) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	out := Workload{Clients: j.Clients, Reads: j.Reads, ValueSize: j.ValueSize, Keys: j.Keys,
-		Dist: j.Dist, Theta: j.Theta, Consistency: j.Consistency, Seed: j.Seed}
+		Dist: j.Dist, Theta: j.Theta, Consistency: j.Consistency, Seed: j.Seed, Pipeline: j.Pipeline}
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration
@@ -192,6 +201,38 @@ type Conn interface {
 	// Get reads key; a key that does not exist is a success.
 	Get(ctx context.Context, key string) error
 	Close() error
+}
+
+// Op is one operation of a pipelined client: a write (Put) of Value, or a
+// read (Get).
+type Op struct {
+	Write bool
+	Key   string
+	Value []byte
+}
+
+// AsyncConn is a Conn that keeps many operations in flight on its one
+// connection, for a workload with Pipeline above 1. The runner calls Start
+// from one goroutine at a time, as it calls a Conn's methods.
+type AsyncConn interface {
+	Conn
+	// Start begins op and returns without waiting for it. done is called
+	// exactly once with the outcome (nil, or an error as Put and Get
+	// return), from any goroutine, possibly before Start returns.
+	Start(ctx context.Context, op Op, done func(error))
+}
+
+// StartOnGoroutine runs op on c on a goroutine of its own and hands the
+// outcome to done: Start for a Conn that is safe for concurrent use and
+// multiplexes its callers onto one connection (gRPC, ZooKeeper's client).
+func StartOnGoroutine(ctx context.Context, c Conn, op Op, done func(error)) {
+	go func() {
+		if op.Write {
+			done(c.Put(ctx, op.Key, op.Value))
+		} else {
+			done(c.Get(ctx, op.Key))
+		}
+	}()
 }
 
 // OpError is an operation's failure with a short kind for the report:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -123,6 +124,9 @@ func TestValidate(t *testing.T) {
 		{"no timeout", func(w *Workload) { w.OpTimeout = 0 }, false},
 		{"kill after the end", func(w *Workload) { w.KillMasterAt = w.Duration }, false},
 		{"negative kill", func(w *Workload) { w.KillMasterAt = -time.Second }, false},
+		{"pipelined", func(w *Workload) { w.Pipeline = 16 }, true},
+		{"pipeline too deep", func(w *Workload) { w.Pipeline = MaxPipeline + 1 }, false},
+		{"negative pipeline", func(w *Workload) { w.Pipeline = -1 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := DefaultWorkload()
@@ -308,6 +312,7 @@ func TestSummarize(t *testing.T) {
 func sampleResult() *Result {
 	w := DefaultWorkload()
 	w.KillMasterAt = 3 * time.Second
+	w.Pipeline = 16
 	w.Reads = 0
 	return &Result{
 		System: "synod", Via: "proxy 127.0.0.1:7000", Workload: w,
@@ -329,7 +334,8 @@ func TestResultJSONRoundTrip(t *testing.T) {
 	if err := r.WriteJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), `"duration": "20s"`) || !strings.Contains(buf.String(), `"kill_master_at": "3s"`) {
+	if !strings.Contains(buf.String(), `"duration": "20s"`) || !strings.Contains(buf.String(), `"kill_master_at": "3s"`) ||
+		!strings.Contains(buf.String(), `"pipeline": 16`) {
 		t.Fatalf("durations not written as strings:\n%s", buf.String())
 	}
 	got, err := DecodeResult(&buf)
@@ -377,7 +383,7 @@ func TestReport(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{
-		"synod via proxy 127.0.0.1:7000: 64 clients, 20s (+2s warm-up), 0% reads, 100-byte values, 1000 keys uniform, master killed at 3s",
+		"synod via proxy 127.0.0.1:7000: 64 clients, 20s (+2s warm-up), 0% reads, 100-byte values, 1000 keys uniform, 16 in flight per connection, master killed at 3s",
 		"machine: 2 × Test CPU, linux/amd64 6.1, go1.26",
 		"p99.9 ms",
 		"errors: timeout 2",
@@ -415,4 +421,112 @@ func FuzzDecodeResult(f *testing.F) {
 		var rep bytes.Buffer
 		_ = r.WriteReport(&rep)
 	})
+}
+
+// asyncMem is memTarget's connection as an AsyncConn that counts its
+// operations in flight. Every operation waits until the connection has once
+// had depth of them in flight, so a runner that kept fewer would see its
+// operations time out instead of passing.
+type asyncMem struct {
+	memConn
+	depth int
+
+	mu       sync.Mutex
+	inflight int
+	max      int
+	full     chan struct{} // closed when inflight first reaches depth
+}
+
+type asyncTarget struct {
+	m     *memTarget
+	depth int
+	mu    sync.Mutex
+	conns []*asyncMem
+}
+
+func (t *asyncTarget) Connect(ctx context.Context, i int) (Conn, error) {
+	c := &asyncMem{memConn: memConn{t.m}, depth: t.depth, full: make(chan struct{})}
+	t.mu.Lock()
+	t.conns = append(t.conns, c)
+	t.mu.Unlock()
+	return c, nil
+}
+
+func (c *asyncMem) Start(ctx context.Context, op Op, done func(error)) {
+	c.mu.Lock()
+	c.inflight++
+	c.max = max(c.max, c.inflight)
+	if c.inflight == c.depth && c.max == c.depth {
+		select {
+		case <-c.full:
+		default:
+			close(c.full)
+		}
+	}
+	c.mu.Unlock()
+	StartOnGoroutine(ctx, &c.memConn, op, func(err error) {
+		if err == nil {
+			select {
+			case <-c.full:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		c.mu.Lock()
+		c.inflight--
+		c.mu.Unlock()
+		done(err)
+	})
+}
+
+func TestRunPipelined(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		clients int
+		depth   int
+		reads   float64
+	}{
+		{"one client, 16 writes in flight", 1, 16, 0},
+		{"three clients, 4 mixed in flight each", 3, 4, 0.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMem()
+			tg := &asyncTarget{m: m, depth: tc.depth}
+			w := quick()
+			w.Clients, w.Pipeline, w.Reads = tc.clients, tc.depth, tc.reads
+			res, err := Run(context.Background(), w, Options{Target: tg, System: "mem"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Total.Count == 0 || res.Total.Errors != 0 {
+				t.Fatalf("total %+v, errors %v", res.Total, res.Errors)
+			}
+			if (tc.reads == 0) != (res.Reads.Count == 0) {
+				t.Fatalf("reads %d with a read fraction of %v", res.Reads.Count, tc.reads)
+			}
+			if len(tg.conns) != tc.clients {
+				t.Fatalf("%d connections, want %d", len(tg.conns), tc.clients)
+			}
+			for i, c := range tg.conns {
+				c.mu.Lock()
+				if c.max != tc.depth {
+					t.Errorf("connection %d: at most %d in flight, want %d", i, c.max, tc.depth)
+				}
+				c.mu.Unlock()
+			}
+			if !strings.Contains(res.Workload.Describe(), fmt.Sprintf("%d in flight per connection", tc.depth)) {
+				t.Errorf("description %q", res.Workload.Describe())
+			}
+		})
+	}
+}
+
+// TestRunPipelineNeedsAsync: a target whose connections take one operation
+// at a time cannot run a pipelined workload.
+func TestRunPipelineNeedsAsync(t *testing.T) {
+	w := quick()
+	w.Pipeline = 4
+	if _, err := Run(context.Background(), w, Options{Target: newMem(), System: "mem"}); !errors.Is(err, ErrWorkload) {
+		t.Fatalf("pipelined run on a one-at-a-time target: %v", err)
+	}
 }

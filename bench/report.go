@@ -22,6 +22,9 @@ func (w Workload) Describe() string {
 	if w.Reads > 0 {
 		s += ", " + w.Consistency + " reads"
 	}
+	if w.Pipeline > 1 {
+		s += fmt.Sprintf(", %d in flight per connection", w.Pipeline)
+	}
 	if w.KillMasterAt > 0 {
 		s += fmt.Sprintf(", master killed at %v", w.KillMasterAt)
 	}

@@ -1,10 +1,12 @@
 package bench
 
 // This file owns a run: Run connects the clients, preloads the keys and
-// starts one goroutine per client (client.loop), which share the timeline
-// under runState.mu; Run's own goroutine then coordinates (CPU readings,
-// the master kill, progress) until the window ends, waits for the clients
-// and sums their figures.
+// starts one goroutine per client (client.loop, or client.pipelined when
+// each keeps several operations in flight; their outcomes come back to
+// that goroutine over a channel), which share the timeline under
+// runState.mu; Run's own goroutine then coordinates (CPU readings, the
+// master kill, progress) until the window ends, waits for the clients and
+// sums their figures.
 
 import (
 	"context"
@@ -90,6 +92,13 @@ func Run(ctx context.Context, w Workload, opts Options) (*Result, error) {
 			c.Close()
 		}
 	}()
+	if w.Pipeline > 1 {
+		for _, c := range conns {
+			if _, ok := c.(AsyncConn); !ok {
+				return nil, fmt.Errorf("%w: pipeline %d: %s's connections keep one operation in flight", ErrWorkload, w.Pipeline, opts.System)
+			}
+		}
+	}
 	if w.Reads > 0 {
 		progress(Progress{Phase: "preload"})
 		if err := preload(ctx, conns, keys, value, w.OpTimeout); err != nil {
@@ -114,6 +123,10 @@ func Run(ctx context.Context, w Workload, opts Options) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if ac, ok := conn.(AsyncConn); ok && w.Pipeline > 1 {
+				c.pipelined(runCtx, ac)
+				return
+			}
 			c.loop(runCtx)
 		}()
 	}
@@ -319,7 +332,6 @@ func (c *client) key() string {
 }
 
 func (c *client) loop(ctx context.Context) {
-	r := c.run
 	for ctx.Err() == nil {
 		write := c.rng.Float64() >= c.w.Reads
 		key := c.key()
@@ -333,27 +345,78 @@ func (c *client) loop(ctx context.Context) {
 		}
 		done := time.Now()
 		cancel()
-		if done.Before(r.t0) {
-			continue // warm-up
-		}
-		if !done.Before(r.end) || ctx.Err() != nil {
-			return // cut off by the window's end
-		}
-		r.record(write, begin, done, err)
-		switch {
-		case err != nil && write:
-			c.writeErrs++
-		case err != nil:
-			c.readErrs++
-		case write:
-			recordLatency(c.writes, done.Sub(begin))
-		default:
-			recordLatency(c.reads, done.Sub(begin))
-		}
-		if err != nil {
-			c.errs[errorKind(err)]++
+		if !c.note(ctx, outcome{write: write, begin: begin, done: done, err: err}) {
+			return
 		}
 	}
+}
+
+// outcome is one finished operation.
+type outcome struct {
+	write       bool
+	begin, done time.Time
+	err         error
+}
+
+// pipelined is loop for a client that keeps w.Pipeline operations in
+// flight on its connection: it starts operations until that many are
+// outstanding, then one more for each that finishes. Outcomes come back
+// over a channel with room for all of them, so a callback never blocks,
+// even after the client has stopped listening at the window's end.
+func (c *client) pipelined(ctx context.Context, ac AsyncConn) {
+	results := make(chan outcome, c.w.Pipeline)
+	inflight := 0
+	for {
+		for inflight < c.w.Pipeline && ctx.Err() == nil {
+			op := Op{Write: c.rng.Float64() >= c.w.Reads, Key: c.key()}
+			if op.Write {
+				op.Value = c.value
+			}
+			octx, cancel := context.WithTimeout(ctx, c.w.OpTimeout)
+			begin := time.Now()
+			ac.Start(octx, op, func(err error) {
+				cancel()
+				results <- outcome{write: op.Write, begin: begin, done: time.Now(), err: err}
+			})
+			inflight++
+		}
+		select {
+		case o := <-results:
+			inflight--
+			if !c.note(ctx, o) {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// note records o unless it completed in the warm-up, and reports whether
+// the client goes on: false once an operation completed after the window.
+func (c *client) note(ctx context.Context, o outcome) bool {
+	r := c.run
+	if o.done.Before(r.t0) {
+		return true // warm-up
+	}
+	if !o.done.Before(r.end) || ctx.Err() != nil {
+		return false // cut off by the window's end
+	}
+	r.record(o.write, o.begin, o.done, o.err)
+	switch {
+	case o.err != nil && o.write:
+		c.writeErrs++
+	case o.err != nil:
+		c.readErrs++
+	case o.write:
+		recordLatency(c.writes, o.done.Sub(o.begin))
+	default:
+		recordLatency(c.reads, o.done.Sub(o.begin))
+	}
+	if o.err != nil {
+		c.errs[errorKind(o.err)]++
+	}
+	return true
 }
 
 // cpuSampler keeps the latest readable CPU time of each server process, so a

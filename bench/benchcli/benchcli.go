@@ -1,5 +1,5 @@
 // Package benchcli is the command line shared by every bench binary: `synod
-// bench` and the etcd peer under bench/peers/etcd take the same flags, run
+// bench` and the peers under bench/peers (etcd, ZooKeeper) take the same flags, run
 // the same workload through bench.Run and print, save and plot the same
 // report, so their figures can be put side by side.
 package benchcli
@@ -78,6 +78,7 @@ func Flags(sys System) []cli.Flag {
 		&cli.Float64Flag{Name: "zipf-theta", Value: d.Theta, Usage: "skew of --dist zipf, in (0, 1)", EnvVars: env("zipf-theta")},
 		&cli.StringFlag{Name: "consistency", Value: d.Consistency, Usage: "read consistency", EnvVars: env("consistency")},
 		&cli.DurationFlag{Name: "op-timeout", Value: d.OpTimeout, Usage: "an operation taking longer fails", EnvVars: env("op-timeout")},
+		&cli.IntFlag{Name: "pipeline", Value: 1, Usage: "operations each client keeps in flight on its one connection", EnvVars: env("pipeline")},
 		&cli.Uint64Flag{Name: "seed", Value: d.Seed, Usage: "seed of the key and operation choices", EnvVars: env("seed")},
 		&cli.IntFlag{Name: "spawn", Usage: "start a fresh cluster of this many members for the run, and stop it after", EnvVars: env("spawn")},
 		&cli.BoolFlag{Name: "keep", Usage: "with --spawn: keep the cluster's data and logs", EnvVars: env("keep")},
@@ -109,6 +110,7 @@ func Workload(c *cli.Context) (bench.Workload, error) {
 		Reads: c.Float64("reads"), ValueSize: c.Int("value-size"), Keys: c.Int("keys"),
 		Dist: c.String("dist"), Theta: c.Float64("zipf-theta"), Consistency: c.String("consistency"),
 		OpTimeout: c.Duration("op-timeout"), Seed: c.Uint64("seed"), KillMasterAt: c.Duration("kill-master-at"),
+		Pipeline: c.Int("pipeline"),
 	}
 	if err := w.Validate(); err != nil {
 		return w, fmt.Errorf("%w: %w", ErrUsage, err)

@@ -79,6 +79,8 @@ func TestActionUsage(t *testing.T) {
 		{"--dist", "normal"},
 		{"--kill-master-at", "1s"}, // without --spawn
 		{"--spawn", "100"},
+		{"--pipeline", "-1"},
+		{"--pipeline", "5000"},
 		{"stray-argument"},
 	} {
 		var out bytes.Buffer

@@ -1,10 +1,11 @@
-// Package compare runs two bench binaries (synod's and a peer's, such as the
-// etcd one under bench/peers/etcd) through the same workloads, alternating
-// between them on a fresh cluster each run, and puts the figures side by side:
-// medians, their ratio, the servers' CPU per operation and the load
-// generators' own CPU, and whether the aims set for synod were met. Both
-// binaries take the flags of bench/benchcli and write the JSON of
-// bench.Result, so this package only builds command lines and reads files.
+// Package compare runs synod's bench binary and its peers' (etcd under
+// bench/peers/etcd, ZooKeeper under bench/peers/zookeeper) through the same
+// workloads, alternating between them on a fresh cluster each run, and puts
+// the figures side by side: medians, synod's ratio to each peer, the
+// servers' CPU per operation and the load generators' own CPU, and whether
+// the aims set for synod were met. Every binary takes the flags of
+// bench/benchcli and writes the JSON of bench.Result, so this package only
+// builds command lines and reads files.
 package compare
 
 // This file owns the cases, each bench's command line, and Execute, which
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,35 +31,156 @@ import (
 // System is a bench binary: the command that runs it, before the shared
 // flags.
 type System struct {
-	Name    string   // "synod", "etcd"
+	Name    string   // "synod", "etcd", "zookeeper"
 	Command []string // e.g. {"bin/synod", "bench"}
 }
 
+// The systems' names as the cases refer to them.
+const (
+	Synod     = "synod"
+	Etcd      = "etcd"
+	ZooKeeper = "zookeeper"
+)
+
+// Groups of cases, for selecting some (benchcompare -cases).
+const (
+	GroupCore     = "core"     // issue 8's: writes at 1, 16, 64 clients, reads at 64, a master kill
+	GroupReads    = "reads"    // the weaker read levels
+	GroupSizes    = "sizes"    // values of 4 KiB, 64 KiB, 1 MiB
+	GroupClients  = "clients"  // 256 and 1,024 clients
+	GroupPipeline = "pipeline" // one connection, 16 requests in flight
+	GroupTLS      = "tls"      // TLS on every link
+)
+
 // Case is one workload of the comparison.
 type Case struct {
-	Name  string   // short, used in file names: "write-64"
-	Title string   // for the table: "writes, 64 clients"
-	Args  []string // workload flags
+	Name  string // short, used in file names: "write-64"
+	Title string // for the table: "writes, 64 clients"
+	Group string
+	// Args are the workload flags of every system; PerSystem adds each
+	// system's own (the read level it is compared at, TLS).
+	Args      []string
+	PerSystem map[string][]string
+	// ValueSize is the bytes per value; 0 means 100.
+	ValueSize int
+	// Skip names the systems that do not run this case, and why.
+	Skip map[string]string
 	// Kill marks the failover case, judged by its unavailability.
 	Kill bool
+	// Window, if longer than Options.Duration, is this case's measured
+	// window: the failover case must see the longest outage (a 5 s client
+	// timeout after the kill) whole.
+	Window time.Duration
 }
 
-// Cases returns the workloads issue 8 names: writes at 1, 16 and 64 clients
-// (100-byte values over 1,000 keys), 90% reads at 64 clients, linearizable
-// reads at 64 clients, and a master kill under 16 writing clients, killAt
-// into the window.
+// window is c's measured window under o.
+func (o Options) window(c Case) time.Duration { return max(o.Duration, c.Window) }
+
+// valueSize is the case's value size in bytes.
+func (c Case) valueSize() int {
+	if c.ValueSize > 0 {
+		return c.ValueSize
+	}
+	return 100
+}
+
+// Skips reports whether sys does not run c.
+func (c Case) Skips(sys string) bool {
+	_, ok := c.Skip[sys]
+	return ok
+}
+
+// Read levels each system is compared at: synod's linearizable reads with
+// etcd's linearizable ones and ZooKeeper's sync+read; synod's session and
+// stale reads with etcd's serializable ones and ZooKeeper's plain ones
+// (served by the server the client is on, in session order).
+func levels(synod, etcd, zk string) map[string][]string {
+	return map[string][]string{
+		Synod: {"--consistency", synod}, Etcd: {"--consistency", etcd}, ZooKeeper: {"--consistency", zk},
+	}
+}
+
+// Why some systems sit out some cases.
+const (
+	skipZKMiB  = "over ZooKeeper's default request limit, jute.maxbuffer = 1 MiB − 1 byte"
+	skipZKTLS  = "ZooKeeper's TLS needs its Netty connection factory and Java keystores; not set up"
+	skipZKTwin = "the plaintext twin of the TLS case, which ZooKeeper sits out"
+)
+
+// Cases returns every workload: issue 8's (writes at 1, 16 and 64 clients,
+// 90% and 100% linearizable reads at 64 clients, a master kill under 16
+// writers, killAt into the window) and issue 19's and 15's (session and
+// stale reads; values of 4 KiB, 64 KiB and 1 MiB; 256 and 1,024 clients;
+// one pipelined connection; TLS), each in its group. Values are 100 bytes
+// over 1,000 uniform keys unless a case says otherwise.
 func Cases(killAt time.Duration) []Case {
 	write := func(n int) Case {
-		return Case{Name: fmt.Sprintf("write-%d", n), Title: fmt.Sprintf("writes, %d client%s", n, plural(n)),
+		g := GroupCore
+		if n > 64 {
+			g = GroupClients
+		}
+		return Case{Name: fmt.Sprintf("write-%d", n), Title: fmt.Sprintf("writes, %d client%s", n, plural(n)), Group: g,
 			Args: []string{"--clients", fmt.Sprint(n), "--reads", "0"}}
+	}
+	size := func(name, title string, bytes int, skip map[string]string) Case {
+		return Case{Name: "write-" + name + "-16", Title: "writes of " + title + ", 16 clients", Group: GroupSizes,
+			Args: []string{"--clients", "16", "--reads", "0"}, ValueSize: bytes, Skip: skip}
 	}
 	return []Case{
 		write(1), write(16), write(64),
-		{Name: "read90-64", Title: "90% reads, 64 clients", Args: []string{"--clients", "64", "--reads", "0.9", "--consistency", "linearizable"}},
-		{Name: "linread-64", Title: "linearizable reads, 64 clients", Args: []string{"--clients", "64", "--reads", "1", "--consistency", "linearizable"}},
-		{Name: "kill-16", Title: "master kill, 16 writers", Kill: true,
+		{Name: "read90-64", Title: "90% reads, 64 clients (ZooKeeper: sync+read)", Group: GroupCore,
+			Args: []string{"--clients", "64", "--reads", "0.9"}, PerSystem: levels("linearizable", "linearizable", "sync")},
+		{Name: "linread-64", Title: "linearizable reads, 64 clients (ZooKeeper: sync+read)", Group: GroupCore,
+			Args: []string{"--clients", "64", "--reads", "1"}, PerSystem: levels("linearizable", "linearizable", "sync")},
+		{Name: "kill-16", Title: "master kill, 16 writers", Group: GroupCore, Kill: true, Window: killAt + 6*time.Second,
 			Args: []string{"--clients", "16", "--reads", "0", "--kill-master-at", killAt.String()}},
+		{Name: "session-64", Title: "session reads, 64 clients (etcd: serializable, ZooKeeper: plain)", Group: GroupReads,
+			Args: []string{"--clients", "64", "--reads", "1"}, PerSystem: levels("session", "serializable", "plain")},
+		{Name: "stale-64", Title: "stale reads, 64 clients (etcd: serializable, ZooKeeper: plain)", Group: GroupReads,
+			Args: []string{"--clients", "64", "--reads", "1"}, PerSystem: levels("stale", "serializable", "plain")},
+		size("4k", "4 KiB", 4<<10, nil),
+		size("64k", "64 KiB", 64<<10, nil),
+		size("1m", "1 MiB", 1<<20, map[string]string{ZooKeeper: skipZKMiB}),
+		write(256), write(1024),
+		{Name: "pipe16-write", Title: "pipelined writes, 1 connection, 16 in flight", Group: GroupPipeline,
+			Args: []string{"--clients", "1", "--pipeline", "16", "--reads", "0"}},
+		// The plaintext twin of tls-write-64, run right before it: the cost
+		// of TLS is their ratio, and on a shared machine only figures
+		// measured minutes apart compare.
+		{Name: "plain-write-64", Title: "writes, 64 clients, plaintext (beside TLS)", Group: GroupTLS,
+			Args: []string{"--clients", "64", "--reads", "0"}, Skip: map[string]string{ZooKeeper: skipZKTwin}},
+		{Name: "tls-write-64", Title: "writes, 64 clients, TLS on every link", Group: GroupTLS,
+			Args: []string{"--clients", "64", "--reads", "0"}, PerSystem: map[string][]string{Synod: {"--secure"}, Etcd: {"--secure"}},
+			Skip: map[string]string{ZooKeeper: skipZKTLS}},
 	}
+}
+
+// Select picks cases by name or group from all, in all's order; "all" or
+// an empty list picks every one.
+func Select(all []Case, names []string) ([]Case, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
+		}
+	}
+	if len(want) == 0 || want["all"] {
+		return all, nil
+	}
+	known := map[string]bool{"all": true}
+	var sel []Case
+	for _, c := range all {
+		known[c.Name], known[c.Group] = true, true
+		if want[c.Name] || want[c.Group] {
+			sel = append(sel, c)
+		}
+	}
+	for n := range want {
+		if !known[n] {
+			return nil, fmt.Errorf("compare: unknown workload or group %q", n)
+		}
+	}
+	return sel, nil
 }
 
 func plural(n int) string {
@@ -69,7 +192,7 @@ func plural(n int) string {
 
 // Options configure a comparison.
 type Options struct {
-	Systems  [2]System // the first is the one judged: ratios are first/second
+	Systems  []System // the first is the one judged: ratios are first/each other
 	Cases    []Case
 	Runs     int
 	Duration time.Duration
@@ -103,22 +226,24 @@ func (o Options) Args(sys System, c Case, index int) (name string, args []string
 	base := fmt.Sprintf("%s-%s-%d", sys.Name, c.Name, index)
 	jsonPath = filepath.Join(o.OutDir, base+".json")
 	args = append(args, sys.Command[1:]...)
-	args = append(args, "--spawn", fmt.Sprint(o.Nodes), "--duration", o.Duration.String(), "--warmup", o.Warmup.String(),
-		"--value-size", "100", "--keys", "1000", "--dist", "uniform", "--quiet", "--json", jsonPath)
+	args = append(args, "--spawn", fmt.Sprint(o.Nodes), "--duration", o.window(c).String(), "--warmup", o.Warmup.String(),
+		"--value-size", fmt.Sprint(c.valueSize()), "--keys", "1000", "--dist", "uniform", "--quiet", "--json", jsonPath)
 	if c.Kill {
 		args = append(args, "--timeline", filepath.Join(o.OutDir, base+".svg"))
 	}
 	args = append(args, c.Args...)
+	args = append(args, c.PerSystem[sys.Name]...)
 	args = append(args, o.Extra...)
 	args = append(args, o.PerExtra[sys.Name]...)
 	return sys.Command[0], args, jsonPath
 }
 
-// Execute runs every case Runs times on both systems, alternating which goes
-// first, and returns every run, failed ones included. It stops early only
-// when ctx ends.
+// Execute runs every case Runs times on every system that does not skip
+// it, in the systems' order on odd runs and the reverse on even ones, and
+// returns every run, failed ones included. It stops early only when ctx
+// ends.
 func Execute(ctx context.Context, o Options) ([]Run, error) {
-	if o.Runs < 1 || len(o.Cases) == 0 || o.Nodes < 1 {
+	if o.Runs < 1 || len(o.Cases) == 0 || o.Nodes < 1 || len(o.Systems) < 2 {
 		return nil, errors.New("compare: nothing to run")
 	}
 	if o.Slack <= 0 {
@@ -130,13 +255,25 @@ func Execute(ctx context.Context, o Options) ([]Run, error) {
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
-	total := o.Runs * len(o.Cases) * 2
+	total := 0
+	for _, c := range o.Cases {
+		for _, sys := range o.Systems {
+			if !c.Skips(sys.Name) {
+				total += o.Runs
+			}
+		}
+	}
 	var runs []Run
 	for i := 1; i <= o.Runs; i++ {
 		for _, c := range o.Cases {
-			order := []System{o.Systems[0], o.Systems[1]}
+			var order []System
+			for _, sys := range o.Systems {
+				if !c.Skips(sys.Name) {
+					order = append(order, sys)
+				}
+			}
 			if i%2 == 0 {
-				order[0], order[1] = order[1], order[0]
+				slices.Reverse(order)
 			}
 			for _, sys := range order {
 				if err := ctx.Err(); err != nil {
@@ -161,7 +298,7 @@ func (o Options) runOne(ctx context.Context, sys System, c Case, index int) Run 
 		return r
 	}
 	defer logf.Close()
-	rctx, cancel := context.WithTimeout(ctx, o.Warmup+o.Duration+o.Slack)
+	rctx, cancel := context.WithTimeout(ctx, o.Warmup+o.window(c)+o.Slack)
 	defer cancel()
 	cmd := exec.CommandContext(rctx, name, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -183,7 +320,7 @@ func (o Options) runOne(ctx context.Context, sys System, c Case, index int) Run 
 }
 
 func (r Run) summary() string {
-	head := fmt.Sprintf("%-6s %-11s run %d: ", r.System, r.Case, r.Index)
+	head := fmt.Sprintf("%-9s %-13s run %d: ", r.System, r.Case, r.Index)
 	if r.Result == nil {
 		return head + "FAILED: " + r.Err
 	}

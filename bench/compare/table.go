@@ -1,9 +1,10 @@
 package compare
 
 // This file owns the comparison table: the figures picked out of each run,
-// their medians and ratios, the aims set for synod, and the Markdown and
-// JSON it is written as. Pure: the caller's goroutine (benchcompare's
-// main, after Execute has run every bench).
+// their medians and synod's ratio to each peer, the cost of TLS, the aims
+// set for synod, and the Markdown and JSON it is written as. Pure: the
+// caller's goroutine (benchcompare's main, after Execute has run every
+// bench).
 
 import (
 	"encoding/json"
@@ -15,33 +16,39 @@ import (
 	"synod/bench"
 )
 
-// Row is one line of the comparison: a figure of one case on both systems.
+// Row is one line of the comparison: a figure of one case on every system.
 type Row struct {
-	Case     string  `json:"case"`
-	Workload string  `json:"workload"`
-	Metric   string  `json:"metric"`
-	Stats    [2]Stat `json:"stats"`
-	// Ratio is the first system's median over the second's; NaN (null in
-	// JSON) when undefined.
-	Ratio float64 `json:"ratio"`
-	// ServerUsPerOp and LoadgenPercent are filled on a case's first row:
-	// the servers' CPU µs per operation and the load generator's CPU as a
-	// percentage of one core.
-	ServerUsPerOp  *[2]Stat `json:"server_us_per_op,omitempty"`
-	LoadgenPercent *[2]Stat `json:"loadgen_percent,omitempty"`
+	Case     string `json:"case"`
+	Workload string `json:"workload"`
+	Metric   string `json:"metric"`
+	// Stats holds the figure of each system, in Table.Systems order.
+	Stats []Stat `json:"stats"`
+	// Ratios[j] is the first system's median over system j+1's; NaN
+	// (null in JSON) when undefined.
+	Ratios []float64 `json:"-"`
+	// ServerUsPerOp and LoadgenPercent are filled on a case's first row,
+	// one per system: the servers' CPU µs per operation and the load
+	// generator's CPU as a percentage of one core.
+	ServerUsPerOp  []Stat `json:"server_us_per_op,omitempty"`
+	LoadgenPercent []Stat `json:"loadgen_percent,omitempty"`
+	// Skipped holds, per system, why it did not run the case ("" if it
+	// did); nil when every system ran it.
+	Skipped []string `json:"skipped,omitempty"`
 }
 
-// MarshalJSON writes a NaN ratio as null.
+// MarshalJSON writes the ratios with an undefined one as null.
 func (r Row) MarshalJSON() ([]byte, error) {
 	type plain Row
-	var ratio *float64
-	if !math.IsNaN(r.Ratio) && !math.IsInf(r.Ratio, 0) {
-		ratio = &r.Ratio
+	ratios := make([]*float64, len(r.Ratios))
+	for i := range r.Ratios {
+		if !math.IsNaN(r.Ratios[i]) && !math.IsInf(r.Ratios[i], 0) {
+			ratios[i] = &r.Ratios[i]
+		}
 	}
 	return json.Marshal(struct {
 		plain
-		Ratio *float64 `json:"ratio"`
-	}{plain(r), ratio})
+		Ratios []*float64 `json:"ratios"`
+	}{plain(r), ratios})
 }
 
 // Aim is one target set for the first system, and whether it was met.
@@ -54,13 +61,15 @@ type Aim struct {
 
 // Table is the whole comparison.
 type Table struct {
-	Systems  [2]string     `json:"systems"`
+	Systems  []string      `json:"systems"`
 	Machine  bench.Machine `json:"machine"`
 	Command  string        `json:"command"`
 	Runs     int           `json:"runs_per_case"`
 	Nodes    int           `json:"nodes"`
 	Duration string        `json:"duration"`
+	Warmup   string        `json:"warmup"`
 	Rows     []Row         `json:"rows"`
+	TLSCost  []string      `json:"tls_cost,omitempty"`
 	Aims     []Aim         `json:"aims"`
 	Failed   []string      `json:"failed,omitempty"`
 	Files    []Run         `json:"runs"`
@@ -76,8 +85,14 @@ type metric struct {
 
 var (
 	opsPerSec = metric{"ops/s", "%.0f", func(r *bench.Result) (float64, bool) { return r.Total.PerSec, true }}
-	p99       = metric{"p99 ms", "%.2f", func(r *bench.Result) (float64, bool) { return r.Total.P99Ms, r.Total.Count > 0 }}
-	unavail   = metric{"unavailable s", "%.3f", func(r *bench.Result) (float64, bool) {
+	mbPerSec  = metric{"MB/s", "%.1f", func(r *bench.Result) (float64, bool) {
+		return r.Total.PerSec * float64(r.Workload.ValueSize) / 1e6, true
+	}}
+	p50 = metric{"p50 ms", "%.2f", func(r *bench.Result) (float64, bool) { return r.Total.P50Ms, r.Total.Count > 0 }}
+	p99 = metric{"p99 ms", "%.2f", func(r *bench.Result) (float64, bool) { return r.Total.P99Ms, r.Total.Count > 0 }}
+	// unavail, firstWrite and killErrors keep issue 8's names, which
+	// earlier tables and tools use.
+	unavail = metric{"unavailable s", "%.3f", func(r *bench.Result) (float64, bool) {
 		return failover(r, func(f *bench.Failover) float64 { return f.Unavailable })
 	}}
 	firstWrite = metric{"first write after kill s", "%.3f", func(r *bench.Result) (float64, bool) {
@@ -93,6 +108,9 @@ var (
 	loadgen   = metric{"", "%.0f", func(r *bench.Result) (float64, bool) { return r.CPU.LoadgenPercent, true }}
 )
 
+// higherIsBetter reports whether a larger figure of m is better for synod.
+func higherIsBetter(m string) bool { return m == opsPerSec.name || m == mbPerSec.name }
+
 func failover(r *bench.Result, f func(*bench.Failover) float64) (float64, bool) {
 	if r.Failover == nil {
 		return 0, false
@@ -100,10 +118,26 @@ func failover(r *bench.Result, f func(*bench.Failover) float64) (float64, bool) 
 	return f(r.Failover), true
 }
 
+// metricsOf lists the figures a case's rows show.
+func metricsOf(c Case) []metric {
+	switch {
+	case c.Kill:
+		return []metric{unavail, firstWrite, killErrors}
+	case c.valueSize() > 100:
+		return []metric{opsPerSec, mbPerSec, p99}
+	case c.Name == "write-1":
+		return []metric{opsPerSec, p50, p99}
+	}
+	return []metric{opsPerSec, p99}
+}
+
 // Build puts the runs of a comparison into a Table.
 func Build(o Options, runs []Run, command string) *Table {
-	t := &Table{Systems: [2]string{o.Systems[0].Name, o.Systems[1].Name}, Command: command,
-		Runs: o.Runs, Nodes: o.Nodes, Duration: o.Duration.String(), Machine: bench.ThisMachine(), Files: runs}
+	t := &Table{Command: command, Runs: o.Runs, Nodes: o.Nodes, Duration: o.Duration.String(), Warmup: o.Warmup.String(),
+		Machine: bench.ThisMachine(), Files: runs}
+	for _, s := range o.Systems {
+		t.Systems = append(t.Systems, s.Name)
+	}
 	byKey := map[[2]string][]*bench.Result{}
 	for _, r := range runs {
 		if r.Result == nil {
@@ -114,9 +148,12 @@ func Build(o Options, runs []Run, command string) *Table {
 		byKey[k] = append(byKey[k], r.Result)
 		t.Machine = r.Result.Machine
 	}
-	stats := func(c Case, m metric) [2]Stat {
-		var s [2]Stat
+	stats := func(c Case, m metric) []Stat {
+		s := make([]Stat, len(t.Systems))
 		for i, sys := range t.Systems {
+			if c.Skips(sys) {
+				continue // a result for it would come from elsewhere
+			}
 			var vs []float64
 			for _, r := range byKey[[2]string{sys, c.Name}] {
 				if v, ok := m.get(r); ok {
@@ -128,29 +165,49 @@ func Build(o Options, runs []Run, command string) *Table {
 		return s
 	}
 	for _, c := range o.Cases {
-		metrics := []metric{opsPerSec, p99}
-		if c.Kill {
-			metrics = []metric{unavail, firstWrite, killErrors}
+		var skipped []string
+		for i, sys := range t.Systems {
+			if why, ok := c.Skip[sys]; ok {
+				if skipped == nil {
+					skipped = make([]string, len(t.Systems))
+				}
+				skipped[i] = why
+			}
 		}
-		for i, m := range metrics {
-			row := Row{Case: c.Name, Workload: c.Title, Metric: m.name, Stats: stats(c, m)}
-			row.Ratio = ratio(row.Stats)
+		for i, m := range metricsOf(c) {
+			row := Row{Case: c.Name, Workload: c.Title, Metric: m.name, Stats: stats(c, m), Skipped: skipped}
+			row.Ratios = ratios(row.Stats)
 			if i == 0 {
-				cpu, lg := stats(c, serverCPU), stats(c, loadgen)
-				row.ServerUsPerOp, row.LoadgenPercent = &cpu, &lg
+				row.ServerUsPerOp, row.LoadgenPercent = stats(c, serverCPU), stats(c, loadgen)
 			}
 			t.Rows = append(t.Rows, row)
 		}
 	}
+	t.TLSCost = t.tlsCost()
 	t.Aims = t.judge()
 	return t
 }
 
-func ratio(s [2]Stat) float64 {
-	if s[0].N == 0 || s[1].N == 0 || s[1].Median == 0 {
-		return math.NaN()
+func indexOf(names []string, name string) int {
+	for i, n := range names {
+		if n == name {
+			return i
+		}
 	}
-	return s[0].Median / s[1].Median
+	return -1
+}
+
+// ratios returns the first system's median over each other's.
+func ratios(s []Stat) []float64 {
+	out := make([]float64, 0, max(len(s)-1, 0))
+	for _, o := range s[1:] {
+		r := math.NaN()
+		if s[0].N > 0 && o.N > 0 && o.Median != 0 {
+			r = s[0].Median / o.Median
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func (t *Table) row(caseName, metricName string) (Row, bool) {
@@ -162,94 +219,263 @@ func (t *Table) row(caseName, metricName string) (Row, bool) {
 	return Row{}, false
 }
 
-// judge checks the aims of issue 8: writes at 64 clients at least twice the
-// peer's throughput with a p99 no worse; linearizable reads at 64 clients at
-// least twice; a failover window at most half the peer's, with no client
-// errors.
+// ratioTo returns r's ratio of the first system to peer, if measured.
+func (t *Table) ratioTo(r Row, peer string) (float64, bool) {
+	j := indexOf(t.Systems, peer)
+	if j < 1 || j-1 >= len(r.Ratios) || math.IsNaN(r.Ratios[j-1]) || math.IsInf(r.Ratios[j-1], 0) {
+		return 0, false
+	}
+	return r.Ratios[j-1], true
+}
+
+// tlsCost says, for each system that ran writes at 64 clients both
+// without and with TLS, what TLS cost it in throughput and server CPU:
+// against the plaintext twin run beside the TLS case where the system ran
+// it, else against the core case.
+func (t *Table) tlsCost() []string {
+	secure, ok := t.row("tls-write-64", opsPerSec.name)
+	if !ok {
+		return nil
+	}
+	twin, hasTwin := t.row("plain-write-64", opsPerSec.name)
+	core, hasCore := t.row("write-64", opsPerSec.name)
+	var out []string
+	for i, sys := range t.Systems {
+		var plain Row
+		switch {
+		case hasTwin && twin.Stats[i].N > 0:
+			plain = twin
+		case hasCore && core.Stats[i].N > 0:
+			plain = core
+		default:
+			continue
+		}
+		a, b := plain.Stats[i], secure.Stats[i]
+		if b.N == 0 || a.Median == 0 {
+			continue
+		}
+		s := fmt.Sprintf("%s: %.0f → %.0f ops/s (%+.0f%%)", sys, a.Median, b.Median, 100*(b.Median/a.Median-1))
+		if ca, cb := plain.ServerUsPerOp[i], secure.ServerUsPerOp[i]; ca.N > 0 && cb.N > 0 {
+			s += fmt.Sprintf(", server CPU %.0f → %.0f µs per write (%+.0f µs)", ca.Median, cb.Median, cb.Median-ca.Median)
+		}
+		if plain.Case != "plain-write-64" {
+			s += " (plaintext from " + plain.Workload + ", run apart)"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// judge checks issue 19's aims for the first system against etcd and,
+// where it says so, ZooKeeper. An aim whose rows were not run is "not
+// measured".
 func (t *Table) judge() []Aim {
-	a, b := t.Systems[0], t.Systems[1]
+	a := t.Systems[0]
 	var aims []Aim
-	atLeast := func(text string, r Row, ok bool, want float64) {
-		if !ok || math.IsNaN(r.Ratio) {
-			aims = append(aims, Aim{Text: text})
+	notMeasured := func(text string) { aims = append(aims, Aim{Text: text}) }
+	// ratio aims: the median ratio to etcd at least (or at most) want.
+	ratioAim := func(text, caseName, metricName string, want float64, atLeast bool) {
+		r, ok := t.row(caseName, metricName)
+		if !ok {
+			notMeasured(text)
 			return
 		}
-		d := fmt.Sprintf("%.2f×", r.Ratio)
-		if r.Ratio < want {
-			d += fmt.Sprintf(": missed, %.0f%% short of %.0f×", 100*(1-r.Ratio/want), want)
+		v, ok := t.ratioTo(r, Etcd)
+		if !ok {
+			notMeasured(text)
+			return
 		}
-		aims = append(aims, Aim{Text: text, Measured: true, Met: r.Ratio >= want, Detail: d})
-	}
-	r, ok := t.row("write-64", opsPerSec.name)
-	atLeast(fmt.Sprintf("writes at 64 clients: %s ≥ 2× %s's throughput", a, b), r, ok, 2)
-	if r, ok := t.row("write-64", p99.name); ok && !math.IsNaN(r.Ratio) {
-		d := fmt.Sprintf("%.2f ms vs %.2f ms (%.2f×)", r.Stats[0].Median, r.Stats[1].Median, r.Ratio)
-		if r.Ratio > 1 {
-			d += fmt.Sprintf(": missed, %.0f%% worse", 100*(r.Ratio-1))
+		met := v >= want
+		if !atLeast {
+			met = v <= want
 		}
-		aims = append(aims, Aim{Text: fmt.Sprintf("writes at 64 clients: %s's p99 no worse than %s's", a, b), Measured: true, Met: r.Ratio <= 1, Detail: d})
-	} else {
-		aims = append(aims, Aim{Text: "writes at 64 clients: p99 no worse"})
-	}
-	r, ok = t.row("linread-64", opsPerSec.name)
-	atLeast(fmt.Sprintf("linearizable reads at 64 clients: %s ≥ 2× %s's throughput", a, b), r, ok, 2)
-	if r, ok := t.row("kill-16", unavail.name); ok && !math.IsNaN(r.Ratio) {
-		d := fmt.Sprintf("%.3f s vs %.3f s (%.2f×)", r.Stats[0].Median, r.Stats[1].Median, r.Ratio)
-		if r.Ratio > 0.5 {
-			d += fmt.Sprintf(": missed, %.0f%% over ½", 100*(r.Ratio/0.5-1))
+		d := fmt.Sprintf("%.2f×", v)
+		if !met {
+			d += fmt.Sprintf(": missed (aim %s %.2f×)", map[bool]string{true: "≥", false: "≤"}[atLeast], want)
 		}
-		aims = append(aims, Aim{Text: fmt.Sprintf("failover: %s's unavailability ≤ ½ of %s's", a, b), Measured: true, Met: r.Ratio <= 0.5, Detail: d})
-	} else {
-		aims = append(aims, Aim{Text: "failover: unavailability ≤ ½"})
+		aims = append(aims, Aim{Text: text, Measured: true, Met: met, Detail: d})
 	}
+	// cpu aims: the first system's median server CPU per operation.
+	cpuAim := func(text, caseName string, limit float64) {
+		r, ok := t.row(caseName, opsPerSec.name)
+		if !ok || r.ServerUsPerOp == nil || r.ServerUsPerOp[0].N == 0 {
+			notMeasured(text)
+			return
+		}
+		v := r.ServerUsPerOp[0].Median
+		d := fmt.Sprintf("%.0f µs", v)
+		if v > limit {
+			d += fmt.Sprintf(": missed by %.0f µs", v-limit)
+		}
+		aims = append(aims, Aim{Text: text, Measured: true, Met: v <= limit, Detail: d})
+	}
+	ratioAim(fmt.Sprintf("writes at 64 clients: %s ≥ 6× etcd's throughput", a), "write-64", opsPerSec.name, 6, true)
+	cpuAim("writes at 64 clients: server CPU ≤ 35 µs per write", "write-64", 35)
+	ratioAim(fmt.Sprintf("linearizable reads at 64 clients: %s ≥ 7× etcd's throughput", a), "linread-64", opsPerSec.name, 7, true)
+	cpuAim("linearizable reads at 64 clients: server CPU ≤ 20 µs per read", "linread-64", 20)
+	ratioAim("writes, 1 client: p50 ≤ ⅓ of etcd's", "write-1", p50.name, 1.0/3, false)
+	ratioAim("failover: unavailability ≤ 0.3× etcd's", "kill-16", unavail.name, 0.3, false)
 	if r, ok := t.row("kill-16", killErrors.name); ok && r.Stats[0].N > 0 {
 		aims = append(aims, Aim{Text: fmt.Sprintf("failover: zero client errors on %s", a), Measured: true, Met: r.Stats[0].Max == 0,
 			Detail: fmt.Sprintf("%.0f at most over %d runs", r.Stats[0].Max, r.Stats[0].N)})
 	} else {
-		aims = append(aims, Aim{Text: "failover: zero client errors"})
+		notMeasured("failover: zero client errors")
 	}
+	aims = append(aims, t.everyRow("p99 below etcd's on every row", func(r Row) (bool, bool) {
+		if r.Metric != p99.name {
+			return false, false
+		}
+		v, ok := t.ratioTo(r, Etcd)
+		return v < 1, ok
+	}))
+	aims = append(aims, t.everyRow(fmt.Sprintf("%s ahead of both peers on every row", a), func(r Row) (bool, bool) {
+		if r.Metric == firstWrite.name || r.Metric == killErrors.name {
+			return false, false // judged by the failover aims
+		}
+		measured, ahead := false, true
+		for _, peer := range t.Systems[1:] {
+			v, ok := t.ratioTo(r, peer)
+			if !ok {
+				continue
+			}
+			measured = true
+			if higherIsBetter(r.Metric) {
+				ahead = ahead && v > 1
+			} else {
+				ahead = ahead && v < 1
+			}
+		}
+		return ahead, measured
+	}))
+	aims = append(aims, t.holds())
 	return aims
 }
 
+// everyRow is an aim met when check holds on every row it applies to (ok);
+// the detail names the rows that missed.
+func (t *Table) everyRow(text string, check func(Row) (met, ok bool)) Aim {
+	n := 0
+	var missed []string
+	for _, r := range t.Rows {
+		met, ok := check(r)
+		if !ok {
+			continue
+		}
+		n++
+		if !met {
+			missed = append(missed, r.Workload+" "+r.Metric)
+		}
+	}
+	if n == 0 {
+		return Aim{Text: text}
+	}
+	d := fmt.Sprintf("%d of %d rows", n-len(missed), n)
+	if len(missed) > 0 {
+		d += "; missed: " + strings.Join(missed, "; ")
+	}
+	return Aim{Text: text, Measured: true, Met: len(missed) == 0, Detail: d}
+}
+
+// holds is the aim that throughput does not collapse with many clients:
+// the first system's writes at 256 and 1,024 clients keep at least 90% of
+// its writes at 64.
+func (t *Table) holds() Aim {
+	text := "writes at 256 and 1,024 clients keep ≥ 90% of the throughput at 64 (no collapse)"
+	base, ok := t.row("write-64", opsPerSec.name)
+	if !ok || base.Stats[0].N == 0 || base.Stats[0].Median == 0 {
+		return Aim{Text: text}
+	}
+	var parts []string
+	met, measured := true, false
+	for _, name := range []string{"write-256", "write-1024"} {
+		r, ok := t.row(name, opsPerSec.name)
+		if !ok || r.Stats[0].N == 0 {
+			continue
+		}
+		measured = true
+		f := r.Stats[0].Median / base.Stats[0].Median
+		met = met && f >= 0.9
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", name, 100*f))
+	}
+	if !measured {
+		return Aim{Text: text}
+	}
+	return Aim{Text: text, Measured: true, Met: met, Detail: strings.Join(parts, ", ")}
+}
+
 // WriteMarkdown writes the table as Markdown, cells "median (min–max)",
-// followed by the aims and any failed runs.
+// followed by what was not run and why, the cost of TLS, the aims and any
+// failed runs.
 func (t *Table) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
-	a, o := t.Systems[0], t.Systems[1]
-	fmt.Fprintf(&b, "| workload | metric | %s | %s | %s/%s | server CPU µs/op (%s / %s) | load-gen CPU %% of a core (%s / %s) |\n", a, o, a, o, a, o, a, o)
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	a := t.Systems[0]
+	cols := []string{"workload", "metric"}
+	cols = append(cols, t.Systems...)
+	for _, p := range t.Systems[1:] {
+		cols = append(cols, a+"/"+p)
+	}
+	joined := strings.Join(t.Systems, " / ")
+	cols = append(cols, "server CPU µs/op ("+joined+")", "load-gen CPU % of a core ("+joined+")")
+	fmt.Fprintf(&b, "| %s |\n|---|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---:|", len(cols)-2))
 	formats := map[string]string{}
-	for _, m := range []metric{opsPerSec, p99, unavail, firstWrite, killErrors} {
+	for _, m := range []metric{opsPerSec, mbPerSec, p50, p99, unavail, firstWrite, killErrors} {
 		formats[m.name] = m.format
 	}
 	last := ""
+	var notRun []string
 	for _, r := range t.Rows {
 		workload := r.Workload
 		if workload == last {
 			workload = ""
 		}
-		last = r.Workload
 		f := formats[r.Metric]
-		ratio := "–"
-		if !math.IsNaN(r.Ratio) && !math.IsInf(r.Ratio, 0) {
-			ratio = fmt.Sprintf("%.2f×", r.Ratio)
+		cells := []string{workload, r.Metric}
+		for i, s := range r.Stats {
+			switch {
+			case r.Skipped != nil && r.Skipped[i] != "":
+				cells = append(cells, "n/a")
+				if r.Workload != last {
+					notRun = append(notRun, fmt.Sprintf("%s, %s: %s", t.Systems[i], r.Workload, r.Skipped[i]))
+				}
+			default:
+				cells = append(cells, cell(s, f, true))
+			}
+		}
+		last = r.Workload
+		for _, v := range r.Ratios {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				cells = append(cells, "–")
+			} else {
+				cells = append(cells, fmt.Sprintf("%.2f×", v))
+			}
 		}
 		cpu, lg := "", ""
 		if r.ServerUsPerOp != nil {
-			cpu = fmt.Sprintf("%s / %s", cell(r.ServerUsPerOp[0], "%.0f", false), cell(r.ServerUsPerOp[1], "%.0f", false))
-			lg = fmt.Sprintf("%s / %s", cell(r.LoadgenPercent[0], "%.0f", false), cell(r.LoadgenPercent[1], "%.0f", false))
+			cpu, lg = joinCells(r.ServerUsPerOp, r.Skipped), joinCells(r.LoadgenPercent, r.Skipped)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", workload, r.Metric,
-			cell(r.Stats[0], f, true), cell(r.Stats[1], f, true), ratio, cpu, lg)
+		cells = append(cells, cpu, lg)
+		fmt.Fprintf(&b, "| %s |\n", strings.Join(cells, " | "))
 	}
-	fmt.Fprintf(&b, "\nMedian (min–max) of %d run(s) per system and workload, %s measured each, alternating %s and %s on a fresh %d-member cluster per run.\n",
-		t.Runs, t.Duration, a, o, t.Nodes)
+	fmt.Fprintf(&b, "\nMedian (min–max) of %d run(s) per system and workload, %s measured after %s of warm-up each, alternating %s on a fresh %d-member cluster per run.\n",
+		t.Runs, t.Duration, t.Warmup, strings.Join(t.Systems, ", "), t.Nodes)
 	fmt.Fprintf(&b, "Machine: %s.\n", t.Machine)
 	if t.Command != "" {
 		fmt.Fprintf(&b, "Command: `%s`.\n", t.Command)
 	}
+	if len(notRun) > 0 {
+		b.WriteString("\nNot run (n/a):\n")
+		for _, n := range notRun {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	if len(t.TLSCost) > 0 {
+		b.WriteString("\nCost of TLS on every link (writes, 64 clients, medians):\n")
+		for _, c := range t.TLSCost {
+			fmt.Fprintf(&b, "- %s\n", c)
+		}
+	}
 	if len(t.Aims) > 0 {
-		b.WriteString("\nAims:\n")
+		b.WriteString("\nAims (issue 19):\n")
 		for _, aim := range t.Aims {
 			mark := "missed"
 			switch {
@@ -273,6 +499,20 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// joinCells writes one median per system, "a / b / c", "n/a" for a system
+// that skipped the case.
+func joinCells(s []Stat, skipped []string) string {
+	parts := make([]string, len(s))
+	for i := range s {
+		if skipped != nil && skipped[i] != "" {
+			parts[i] = "n/a"
+		} else {
+			parts[i] = cell(s[i], "%.0f", false)
+		}
+	}
+	return strings.Join(parts, " / ")
 }
 
 // cell formats a Stat: "median (min–max)", or the median alone when the

@@ -1,8 +1,9 @@
 // Package proc is the process supervisor, synod/internal/proc, as code
 // outside the synod module sees it: the etcd peer (bench/peers/etcd, the
-// module etcdbench) starts its members with it. Go lets only code under
-// synod/ import synod/internal/..., so that module cannot reach the
-// supervisor itself; these aliases give it the very same types and
+// module etcdbench) starts its members with it, and the ZooKeeper peer
+// (bench/peers/zookeeper, the module zkbench) its servers. Go lets only
+// code under synod/ import synod/internal/..., so those modules cannot
+// reach the supervisor itself; these aliases give it the very same types and
 // functions, and nothing here is a second copy. Code inside the synod
 // module imports synod/internal/proc directly.
 //

@@ -1,8 +1,9 @@
 // Package spawn starts a synod cluster for one benchmark run: N replicas and,
 // if asked, a proxy, each a process of the synod binary, on loopback ports
-// chosen at run time, with their data and logs in a fresh directory. It waits
-// until the cluster takes writes, can SIGKILL the master, and tears everything
-// down on Close.
+// chosen at run time, with their data and logs in a fresh directory, and if
+// asked with TLS on every link (certificates of its own, made in that
+// directory as `synod up --secure` makes them). It waits until the cluster
+// takes writes, can SIGKILL the master, and tears everything down on Close.
 //
 // Goroutines: the bench's, which calls every method; the processes are run
 // by the supervisor, internal/proc, which reaps each on a goroutine of its
@@ -14,6 +15,7 @@ package spawn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -29,6 +31,7 @@ import (
 	"synod/internal/proc"
 	"synod/wire"
 	"synod/wire/line"
+	"synod/wire/tlsconf"
 )
 
 // MaxNodes bounds Options.Nodes: one machine, a handful of replicas.
@@ -62,6 +65,11 @@ type Options struct {
 	// ProfileDir, if set, is where StartProfiles and StopProfiles have
 	// every process write a CPU profile, <name>.pprof (package profile).
 	ProfileDir string
+	// TLS turns on TLS on every link: mutual TLS between replicas and
+	// from the proxy to them, and TLS from clients to the proxy, with a CA
+	// and certificates made for this cluster (ClientTLS is the clients'
+	// side). Users and permissions stay off.
+	TLS bool
 }
 
 // Cluster is a started cluster.
@@ -75,6 +83,12 @@ type Cluster struct {
 	nodes     map[uint64]*proc.Proc
 	proxy     *proc.Proc
 	proxyAddr string
+	// With Options.TLS: how the cluster's own connections dial replicas
+	// (as a replica, whose certificate may claim any role) and the proxy
+	// (as a client).
+	wireTLS, clientTLS *tls.Config
+	nodeFlags          []string
+	proxyFlags         []string
 }
 
 // Start starts the cluster and waits until it takes a write: through the
@@ -111,6 +125,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			c.Close()
 		}
 	}()
+	if opts.TLS {
+		if err := c.makeCerts(); err != nil {
+			return nil, err
+		}
+	}
 	var peers []string
 	for i := 1; i <= opts.Nodes; i++ {
 		id := uint64(i)
@@ -125,6 +144,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			"--id", strconv.FormatUint(id, 10), "--listen", c.addrs[id],
 			"--peers", strings.Join(peers, ","), "--dir", filepath.Join(dir, name),
 			"--cluster", c.clusterID)
+		args = append(args, c.nodeFlags...)
 		p, err := c.group.Start(proc.Spec{Name: name, Path: opts.Exe, Args: append(args, opts.NodeFlags...),
 			Log: filepath.Join(dir, name+".log"), Env: c.profileEnv(name)})
 		if err != nil {
@@ -136,6 +156,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		c.proxyAddr = ports[opts.Nodes]
 		args := append(append([]string{}, global...), "proxy",
 			"--listen", c.proxyAddr, "--nodes", strings.Join(peers, ","), "--cluster", c.clusterID)
+		args = append(args, c.proxyFlags...)
 		if c.proxy, err = c.group.Start(proc.Spec{Name: "proxy", Path: opts.Exe, Args: append(args, opts.ProxyFlags...),
 			Log: filepath.Join(dir, "proxy.log"), Env: c.profileEnv("proxy")}); err != nil {
 			return nil, err
@@ -174,7 +195,7 @@ func (c *Cluster) tryWrite(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if c.proxy != nil {
-		cl, err := line.Dial(wctx, c.proxyAddr, line.Options{})
+		cl, err := line.Dial(wctx, c.proxyAddr, line.Options{TLS: c.clientTLS})
 		if err != nil {
 			return err
 		}
@@ -186,7 +207,7 @@ func (c *Cluster) tryWrite(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := wire.DialClient(wctx, c.addrs[id], c.hello(), wire.Options{})
+	cl, err := wire.DialClient(wctx, c.addrs[id], c.hello(), wire.Options{TLS: c.wireTLS})
 	if err != nil {
 		return err
 	}
@@ -215,6 +236,50 @@ func (c *Cluster) all() []*proc.Proc {
 	}
 	return ps
 }
+
+// certValidity is how long a spawned cluster's certificates are valid: a
+// benchmark run, with room to spare.
+const certValidity = 24 * time.Hour
+
+// makeCerts makes a CA and a node, a proxy and a client certificate in
+// <dir>/certs, and the flags and client configs that use them.
+func (c *Cluster) makeCerts() error {
+	dir := filepath.Join(c.dir, "certs")
+	ca, err := tlsconf.NewCA("synod bench CA", tlsconf.Validity{For: certValidity})
+	if err != nil {
+		return fmt.Errorf("spawn: %w", err)
+	}
+	caFile, _, err := ca.WriteFiles(dir, "ca", false)
+	if err != nil {
+		return fmt.Errorf("spawn: %w", err)
+	}
+	bundles := map[string]*tlsconf.Bundle{}
+	flags := map[string][]string{}
+	for _, k := range []struct {
+		name string
+		kind tlsconf.Kind
+	}{{"node", tlsconf.KindNode}, {"proxy", tlsconf.KindProxy}, {"client", tlsconf.KindClient}} {
+		is, err := ca.Issue(k.kind, k.name, nil, tlsconf.Validity{For: certValidity})
+		if err != nil {
+			return fmt.Errorf("spawn: %w", err)
+		}
+		cert, key, err := is.WriteFiles(dir, k.name, false)
+		if err != nil {
+			return fmt.Errorf("spawn: %w", err)
+		}
+		if bundles[k.name], err = tlsconf.Load(tlsconf.Files{CA: caFile, Cert: cert, Key: key}); err != nil {
+			return fmt.Errorf("spawn: %w", err)
+		}
+		flags[k.name] = []string{"--cacert", caFile, "--cert", cert, "--key", key}
+	}
+	c.nodeFlags, c.proxyFlags = flags["node"], flags["proxy"]
+	c.wireTLS, c.clientTLS = bundles["node"].ClientConfig(), bundles["client"].ClientConfig()
+	return nil
+}
+
+// ClientTLS is the TLS config a client of the proxy dials with (nil
+// without Options.TLS): the cluster's CA, and a client certificate.
+func (c *Cluster) ClientTLS() *tls.Config { return c.clientTLS }
 
 // ClusterID is the id the cluster's processes share.
 func (c *Cluster) ClusterID() string { return c.clusterID }
@@ -250,7 +315,7 @@ func (c *Cluster) Master(ctx context.Context) (uint64, error) {
 		if !c.nodes[id].Running() {
 			continue
 		}
-		cl, err := wire.DialClient(ctx, c.addrs[id], c.hello(), wire.Options{})
+		cl, err := wire.DialClient(ctx, c.addrs[id], c.hello(), wire.Options{TLS: c.wireTLS})
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -197,3 +197,54 @@ func alive(cmdline string) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	return i >= 0 && !strings.HasPrefix(string(b[i:]), ") Z")
 }
+
+// TestSecurePipelined spawns a cluster with TLS on every link and runs a
+// pipelined workload through the proxy over TLS: the certificates the
+// cluster made are the ones its processes and its clients use, and a
+// client without TLS is refused.
+func TestSecurePipelined(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Exe: cluster.Binary(t), Nodes: 3, Proxy: true, Dir: t.TempDir(), TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndCheck(t, c)
+	if c.ClientTLS() == nil {
+		t.Fatal("no client TLS config")
+	}
+	for _, tc := range []struct {
+		name     string
+		tls      bool
+		pipeline int
+		wantOK   bool
+	}{
+		{"TLS, 8 in flight", true, 8, true},
+		{"plaintext", false, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, err := target.NewLine(c.ProxyAddr(), "session")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.tls {
+				tg.TLS = c.ClientTLS()
+			}
+			w := quick()
+			w.Clients, w.Pipeline, w.Duration = 2, tc.pipeline, time.Second
+			res, err := bench.Run(ctx, w, bench.Options{Target: tg, System: "synod", Via: "proxy over TLS"})
+			if !tc.wantOK {
+				if err == nil && res.Total.Errors == 0 {
+					t.Fatalf("a plaintext client was served: %+v", res.Total)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Writes.Count == 0 || res.Reads.Count == 0 || res.Total.Errors != 0 {
+				t.Fatalf("writes %+v reads %+v errors %v", res.Writes, res.Reads, res.Errors)
+			}
+		})
+	}
+}

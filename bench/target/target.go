@@ -7,12 +7,15 @@ package target
 
 // This file owns Line, the Target through a proxy, and what both targets
 // share: the pause after a failed dial and the errors they report. A
-// lineConn is used by one client goroutine only.
+// lineConn is used by one client goroutine only; a pipelined one (Start)
+// also has a receiver goroutine of its own that reads the replies in order
+// and hands each to its request's callback.
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"os"
 	"strings"
 	"time"
 
@@ -79,6 +82,16 @@ func (t *Line) Connect(ctx context.Context, i int) (bench.Conn, error) {
 type lineConn struct {
 	t *Line
 	c *line.Client // nil after a failure broke it
+	// sent queues the requests Start sent, oldest first, for the receiver
+	// goroutine (receive) of c; nil until the first Start on c.
+	sent chan pending
+}
+
+// pending is a request sent on a pipelined connection, awaiting its reply.
+type pending struct {
+	deadline time.Time // the reply must come by then; zero: no bound
+	get      bool      // a GET, for which NOT_FOUND is an answer, not an error
+	done     func(error)
 }
 
 func (c *lineConn) dial(ctx context.Context) error {
@@ -121,9 +134,80 @@ func (c *lineConn) fail(ctx context.Context, err error) error {
 	if errors.As(err, &se) {
 		return &bench.OpError{Kind: strings.ToLower(se.Code), Err: err}
 	}
-	c.c.Close()
-	c.c = nil
+	c.drop()
 	return connError(ctx, err)
+}
+
+// drop closes the connection; a receiver fails every request still
+// awaiting its reply and ends.
+func (c *lineConn) drop() error {
+	if c.c == nil {
+		return nil
+	}
+	if c.sent != nil {
+		close(c.sent)
+		c.sent = nil
+	}
+	err := c.c.Close()
+	c.c = nil
+	return err
+}
+
+// Start sends op without waiting for its reply, for a pipelined client: the
+// receiver goroutine, started with the first Start on a connection, reads
+// the replies in request order and calls each request's done. A failed
+// connection fails what it had sent and is dialled afresh by the next
+// Start.
+func (c *lineConn) Start(ctx context.Context, op bench.Op, done func(error)) {
+	if err := c.ready(ctx); err != nil {
+		done(err)
+		return
+	}
+	if c.sent == nil {
+		c.sent = make(chan pending, bench.MaxPipeline)
+		go receive(c.c, c.sent)
+	}
+	req := line.Request{Cmd: line.CmdGet, Key: op.Key}
+	if op.Write {
+		req = line.Request{Cmd: line.CmdPut, Key: op.Key, Value: op.Value}
+	}
+	if err := c.c.Send(req); err != nil {
+		if errors.Is(err, line.ErrBadRequest) {
+			done(&bench.OpError{Kind: "bad_request", Err: err})
+			return
+		}
+		c.drop()
+		done(connError(ctx, err))
+		return
+	}
+	deadline, _ := ctx.Deadline()
+	c.sent <- pending{deadline: deadline, get: !op.Write, done: done}
+	if err := c.c.Flush(); err != nil {
+		c.drop() // the receiver fails the request
+	}
+}
+
+// receive reads cl's replies in order, one per request queued on sent, and
+// hands each outcome to its callback, until sent is closed and drained. It
+// runs on a goroutine of its own per pipelined connection.
+func receive(cl *line.Client, sent <-chan pending) {
+	for p := range sent {
+		if !p.deadline.IsZero() {
+			_ = cl.SetDeadline(p.deadline) // a failure shows in Recv
+		}
+		_, err := cl.Recv()
+		var se *line.ServerError
+		switch {
+		case err == nil || p.get && errors.Is(err, line.ErrNotFound):
+			p.done(nil)
+		case errors.As(err, &se):
+			p.done(&bench.OpError{Kind: strings.ToLower(se.Code), Err: err})
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			p.done(&bench.OpError{Kind: "timeout", Err: err})
+		default:
+			p.done(&bench.OpError{Kind: "conn", Err: err})
+		}
+	}
 }
 
 func (c *lineConn) Put(ctx context.Context, key string, value []byte) error {
@@ -146,11 +230,4 @@ func (c *lineConn) Get(ctx context.Context, key string) error {
 	return nil
 }
 
-func (c *lineConn) Close() error {
-	if c.c == nil {
-		return nil
-	}
-	err := c.c.Close()
-	c.c = nil
-	return err
-}
+func (c *lineConn) Close() error { return c.drop() }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -241,5 +242,77 @@ func TestDirectNoMaster(t *testing.T) {
 	}
 	if _, err := tg.Connect(context.Background(), 0); kind(err) != "conn" {
 		t.Fatalf("Connect: %v", err)
+	}
+}
+
+// TestLinePipelined keeps many requests in flight on one connection with
+// Start: replies come back in order to the right callbacks, a server error
+// fails only its request, and a broken connection fails what it had sent
+// and is dialled afresh by the next Start.
+func TestLinePipelined(t *testing.T) {
+	s := newLineServer(t)
+	tg, err := NewLine(s.ln.Addr().String(), "linearizable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	conn, err := tg.Connect(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ac := conn.(bench.AsyncConn)
+	start := func(ops []bench.Op) []string {
+		kinds := make([]chan string, len(ops))
+		for i, op := range ops {
+			kinds[i] = make(chan string, 1)
+			ac.Start(ctx, op, func(err error) { kinds[i] <- kind(err) })
+		}
+		got := make([]string, len(ops))
+		for i := range kinds {
+			got[i] = <-kinds[i]
+		}
+		return got
+	}
+	var ops []bench.Op
+	var want []string
+	for i := range 16 {
+		switch i % 4 {
+		case 0, 1:
+			ops = append(ops, bench.Op{Write: true, Key: fmt.Sprintf("k%d", i), Value: []byte("v")})
+			want = append(want, "")
+		case 2:
+			ops = append(ops, bench.Op{Key: "missing"})
+			want = append(want, "")
+		case 3:
+			ops = append(ops, bench.Op{Write: true, Key: "unavailable", Value: []byte("v")})
+			want = append(want, "unavailable")
+		}
+	}
+	if got := start(ops); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("outcomes %q, want %q", got, want)
+	}
+	s.mu.Lock()
+	stored := len(s.data)
+	s.mu.Unlock()
+	if stored != 8 {
+		t.Fatalf("server holds %d keys, want 8", stored)
+	}
+
+	// A request that is never answered, then the connection breaks: it
+	// fails as a connection error, and the next Start dials again.
+	kinds := make(chan string, 1)
+	ac.Start(ctx, bench.Op{Key: "hang"}, func(err error) { kinds <- kind(err) })
+	s.dropAll()
+	if k := <-kinds; k != "conn" {
+		t.Fatalf("request on a broken connection: kind %q, want conn", k)
+	}
+	// The receiver saw the break before it failed the request, so the
+	// next Start finds the connection broken, and the one after dials.
+	if got := start([]bench.Op{{Write: true, Key: "again", Value: []byte("v")}}); got[0] != "conn" {
+		t.Fatalf("first Start after the break: %q, want conn", got)
+	}
+	if got := start([]bench.Op{{Write: true, Key: "again", Value: []byte("v")}}); got[0] != "" || s.connCount() != 2 {
+		t.Fatalf("after a break: %q, %d connections", got, s.connCount())
 	}
 }

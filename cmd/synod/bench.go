@@ -39,6 +39,7 @@ func synodBench() benchcli.System {
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "direct", Usage: "talk to the master over the wire protocol, without a proxy", EnvVars: env("bench-direct")},
 			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "with --direct: the cluster id", EnvVars: env("bench-cluster")},
+			&cli.BoolFlag{Name: "secure", Usage: "with --spawn: TLS on every link, as synod up --secure makes it (certificates of the run's own; users stay off)", EnvVars: env("bench-secure")},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "with --spawn: write a CPU profile of every replica and the proxy over the measured window to DIR/<name>.pprof", EnvVars: env("bench-cpuprofile")},
 		}, append(tlsClientFlags(), authFlags()...)...),
 		Spawn: func(ctx context.Context, c *cli.Context, n int, w bench.Workload) (*benchcli.Spawned, error) {
@@ -53,7 +54,11 @@ func synodBench() benchcli.System {
 					return nil, fmt.Errorf("bench: --cpuprofile: %w", err)
 				}
 			}
-			cl, err := spawn.Start(ctx, spawn.Options{Exe: exe, Nodes: n, Proxy: !direct, Keep: c.Bool("keep"), ProfileDir: profDir})
+			secure := c.Bool("secure")
+			if secure && direct {
+				return nil, usageError("--secure measures TLS through the proxy; it does not go with --direct")
+			}
+			cl, err := spawn.Start(ctx, spawn.Options{Exe: exe, Nodes: n, Proxy: !direct, Keep: c.Bool("keep"), ProfileDir: profDir, TLS: secure})
 			if err != nil {
 				return nil, err
 			}
@@ -65,7 +70,14 @@ func synodBench() benchcli.System {
 			} else {
 				sp.Where = fmt.Sprintf("%d replicas and a proxy in %s", n, cl.Dir())
 				sp.Via = "proxy"
-				sp.Target, err = target.NewLine(cl.ProxyAddr(), w.Consistency)
+				var t *target.Line
+				if t, err = target.NewLine(cl.ProxyAddr(), w.Consistency); err == nil {
+					t.TLS = cl.ClientTLS()
+					sp.Target = t
+				}
+				if secure {
+					sp.Via = "proxy, TLS on every link"
+				}
 			}
 			if err != nil {
 				cl.Close()

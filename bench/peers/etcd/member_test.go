@@ -52,3 +52,45 @@ func TestMemberConfigIsDefault(t *testing.T) {
 		t.Fatal("bad URL accepted")
 	}
 }
+
+// TestMemberConfigTLS: the TLS files turn on mutual TLS on both the client
+// and the peer side, and nothing else; some of them without the others is
+// refused.
+func TestMemberConfigTLS(t *testing.T) {
+	base := memberFlags{Name: "m1", Dir: "/tmp/x", ClientURL: "https://127.0.0.1:1", PeerURL: "https://127.0.0.1:2",
+		InitialCluster: "m1=https://127.0.0.1:2", Token: "tok"}
+	for _, tc := range []struct {
+		name         string
+		ca, crt, key string
+		ok, tls      bool
+	}{
+		{"none", "", "", "", true, false},
+		{"all three", "ca.crt", "m.crt", "m.key", true, true},
+		{"no key", "ca.crt", "m.crt", "", false, false},
+		{"only the CA", "ca.crt", "", "", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base
+			m.TLSCA, m.TLSCert, m.TLSKey = tc.ca, tc.crt, tc.key
+			cfg, err := memberConfig(m)
+			if (err == nil) != tc.ok {
+				t.Fatalf("error %v, want ok %v", err, tc.ok)
+			}
+			if err != nil {
+				return
+			}
+			for _, info := range []struct {
+				side                      string
+				cert, key, ca             string
+				clientCertAuth, withFiles bool
+			}{
+				{"client", cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile, cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth, !cfg.ClientTLSInfo.Empty()},
+				{"peer", cfg.PeerTLSInfo.CertFile, cfg.PeerTLSInfo.KeyFile, cfg.PeerTLSInfo.TrustedCAFile, cfg.PeerTLSInfo.ClientCertAuth, !cfg.PeerTLSInfo.Empty()},
+			} {
+				if info.withFiles != tc.tls || info.clientCertAuth != tc.tls || info.cert != tc.crt || info.key != tc.key || info.ca != tc.ca {
+					t.Errorf("%s side: %+v", info.side, info)
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,6 +31,7 @@ const (
 // closed-loop client.
 type target struct {
 	endpoints    []string
+	tls          *tls.Config // nil: plaintext
 	leader       int
 	route        string
 	serializable bool
@@ -39,8 +41,8 @@ type target struct {
 // sends them to the master; reads are spread over all members, as etcd
 // serves them from any; with a leader kill every client knows every member,
 // or the clients of the dead one could never recover.
-func newTarget(ctx context.Context, endpoints []string, route string, w bench.Workload) (*target, error) {
-	t := &target{endpoints: endpoints, route: route}
+func newTarget(ctx context.Context, endpoints []string, tlsCfg *tls.Config, route string, w bench.Workload) (*target, error) {
+	t := &target{endpoints: endpoints, tls: tlsCfg, route: route}
 	switch strings.ToLower(w.Consistency) {
 	case "linearizable":
 	case "serializable", "stale":
@@ -60,7 +62,7 @@ func newTarget(ctx context.Context, endpoints []string, route string, w bench.Wo
 	}
 	switch t.route {
 	case routeLeader:
-		i, err := leaderOf(ctx, endpoints, nil)
+		i, err := leaderOf(ctx, endpoints, tlsCfg, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -73,13 +75,19 @@ func newTarget(ctx context.Context, endpoints []string, route string, w bench.Wo
 }
 
 func (t *target) via() string {
+	var s string
 	switch t.route {
 	case routeLeader:
-		return "clientv3 to the leader"
+		s = "clientv3 to the leader"
 	case routeSpread:
-		return "clientv3, client i to member i mod 3"
+		s = "clientv3, client i to member i mod 3"
+	default:
+		s = "clientv3 balancing over all members"
 	}
-	return "clientv3 balancing over all members"
+	if t.tls != nil {
+		s += ", TLS on every link"
+	}
+	return s
 }
 
 func (t *target) Connect(ctx context.Context, i int) (bench.Conn, error) {
@@ -90,7 +98,7 @@ func (t *target) Connect(ctx context.Context, i int) (bench.Conn, error) {
 	case routeSpread:
 		eps = eps[i%len(eps) : i%len(eps)+1]
 	}
-	cl, err := newClient(eps)
+	cl, err := newClient(eps, t.tls)
 	if err != nil {
 		return nil, fmt.Errorf("etcd: client %d: %w", i, err)
 	}
@@ -115,6 +123,13 @@ func (c *conn) Get(ctx context.Context, key string) error {
 		_, err = c.cl.Get(ctx, key)
 	}
 	return classify(ctx, err)
+}
+
+// Start runs op on a goroutine of its own: a clientv3.Client is safe for
+// concurrent use and multiplexes its callers' requests onto its one gRPC
+// connection.
+func (c *conn) Start(ctx context.Context, op bench.Op, done func(error)) {
+	bench.StartOnGoroutine(ctx, c, op, done)
 }
 
 func (c *conn) Close() error { return c.cl.Close() }
@@ -143,13 +158,14 @@ func etcdSystem() benchcli.System {
 		AddrUsage:   "client URLs of a running etcd cluster, comma-separated (ignored with --spawn)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "route", Value: routeAuto, Usage: "which members the clients talk to: auto, leader, spread or all", EnvVars: []string{"ETCDBENCH_ROUTE"}},
+			&cli.BoolFlag{Name: "secure", Usage: "with --spawn: mutual TLS on every client and peer link, with certificates of the run's own", EnvVars: []string{"ETCDBENCH_SECURE"}},
 		},
 		Spawn: func(ctx context.Context, c *cli.Context, n int, w bench.Workload) (*benchcli.Spawned, error) {
-			cl, err := startCluster(ctx, n, c.Bool("keep"))
+			cl, err := startCluster(ctx, n, c.Bool("keep"), c.Bool("secure"))
 			if err != nil {
 				return nil, err
 			}
-			t, err := newTarget(ctx, cl.endpoints, c.String("route"), w)
+			t, err := newTarget(ctx, cl.endpoints, cl.tls, c.String("route"), w)
 			if err != nil {
 				cl.Close()
 				return nil, err
@@ -158,7 +174,7 @@ func etcdSystem() benchcli.System {
 				Where: fmt.Sprintf("%d etcd members in %s", n, cl.dir)}, nil
 		},
 		Connect: func(ctx context.Context, c *cli.Context, addr string, w bench.Workload) (bench.Target, string, error) {
-			t, err := newTarget(ctx, strings.Split(addr, ","), c.String("route"), w)
+			t, err := newTarget(ctx, strings.Split(addr, ","), nil, c.String("route"), w)
 			if err != nil {
 				return nil, "", err
 			}

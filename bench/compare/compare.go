@@ -50,6 +50,7 @@ const (
 	GroupClients  = "clients"  // 256 and 1,024 clients
 	GroupPipeline = "pipeline" // one connection, 16 requests in flight
 	GroupTLS      = "tls"      // TLS on every link
+	GroupMetrics  = "metrics"  // synod's metrics endpoints scraped every second
 )
 
 // Case is one workload of the comparison.
@@ -102,9 +103,10 @@ func levels(synod, etcd, zk string) map[string][]string {
 
 // Why some systems sit out some cases.
 const (
-	skipZKMiB  = "over ZooKeeper's default request limit, jute.maxbuffer = 1 MiB − 1 byte"
-	skipZKTLS  = "ZooKeeper's TLS needs its Netty connection factory and Java keystores; not set up"
-	skipZKTwin = "the plaintext twin of the TLS case, which ZooKeeper sits out"
+	skipZKMiB       = "over ZooKeeper's default request limit, jute.maxbuffer = 1 MiB − 1 byte"
+	skipZKTLS       = "ZooKeeper's TLS needs its Netty connection factory and Java keystores; not set up"
+	skipZKTwin      = "the plaintext twin of the TLS case, which ZooKeeper sits out"
+	skipPeerMetrics = "prices synod's own metrics; the peers are not measured here"
 )
 
 // Cases returns every workload: issue 8's (writes at 1, 16 and 64 clients,
@@ -152,6 +154,14 @@ func Cases(killAt time.Duration) []Case {
 		{Name: "tls-write-64", Title: "writes, 64 clients, TLS on every link", Group: GroupTLS,
 			Args: []string{"--clients", "64", "--reads", "0"}, PerSystem: map[string][]string{Synod: {"--secure"}, Etcd: {"--secure"}},
 			Skip: map[string]string{ZooKeeper: skipZKTLS}},
+		// synod with no metrics endpoint, then with every process's
+		// endpoint scraped each second, as Prometheus would: their ratio is
+		// what observability costs (the counters themselves are always kept).
+		{Name: "nometrics-write-64", Title: "writes, 64 clients, no metrics endpoint (beside the next)", Group: GroupMetrics,
+			Args: []string{"--clients", "64", "--reads", "0"}, Skip: map[string]string{Etcd: skipPeerMetrics, ZooKeeper: skipPeerMetrics}},
+		{Name: "metrics-write-64", Title: "writes, 64 clients, every /metrics scraped each second", Group: GroupMetrics,
+			Args: []string{"--clients", "64", "--reads", "0"}, PerSystem: map[string][]string{Synod: {"--scrape-metrics", "1s"}},
+			Skip: map[string]string{Etcd: skipPeerMetrics, ZooKeeper: skipPeerMetrics}},
 	}
 }
 

@@ -84,7 +84,7 @@ func TestCasesAndArgs(t *testing.T) {
 		names = append(names, c.Name)
 	}
 	want := "write-1,write-16,write-64,read90-64,linread-64,kill-16,session-64,stale-64," +
-		"write-4k-16,write-64k-16,write-1m-16,write-256,write-1024,pipe16-write,plain-write-64,tls-write-64"
+		"write-4k-16,write-64k-16,write-1m-16,write-256,write-1024,pipe16-write,plain-write-64,tls-write-64,nometrics-write-64,metrics-write-64"
 	if got := strings.Join(names, ","); got != want {
 		t.Fatalf("cases %s", got)
 	}
@@ -113,6 +113,7 @@ func TestCasesAndArgs(t *testing.T) {
 		{etcd, "write-1m-16", "…--value-size 1048576 --keys 1000"},
 		{zk, "pipe16-write", "…--clients 1 --pipeline 16 --reads 0"},
 		{etcd, "tls-write-64", "…--clients 64 --reads 0 --secure --op-timeout 5s"},
+		{synod, "metrics-write-64", "…--clients 64 --reads 0 --scrape-metrics 1s --op-timeout 5s --direct"},
 	} {
 		name, args, jsonPath := o.Args(tc.sys, byName[tc.c], 2)
 		line := strings.Join(args, " ")
@@ -146,8 +147,9 @@ func TestSelect(t *testing.T) {
 		names []string
 		want  string // case names, or "error"
 	}{
-		{nil, "16 cases"},
-		{[]string{"all"}, "16 cases"},
+		{nil, "18 cases"},
+		{[]string{"all"}, "18 cases"},
+		{[]string{"metrics"}, "nometrics-write-64,metrics-write-64"},
 		{[]string{"kill-16"}, "kill-16"},
 		{[]string{"sizes", "write-1"}, "write-1,write-4k-16,write-64k-16,write-1m-16"},
 		{[]string{" tls ", "pipeline", "clients"}, "write-256,write-1024,pipe16-write,plain-write-64,tls-write-64"},
@@ -278,6 +280,8 @@ func synthetic() []Run {
 		add(Synod, "tls-write-64", i+1, result(Synod, 18000*f, 11, 60, 30))
 		add(Synod, "plain-write-64", i+1, result(Synod, 24000*f, 10, 45, 30))
 		add(Etcd, "tls-write-64", i+1, result(Etcd, 6000*f, 20, 200, 50))
+		add(Synod, "nometrics-write-64", i+1, result(Synod, 20000*f, 10, 50, 30))
+		add(Synod, "metrics-write-64", i+1, result(Synod, 19800*f, 10, 51, 30))
 		add(Synod, "write-1024", i+1, result(Synod, 13000*f, 90, 55, 60))
 		add(Etcd, "write-1024", i+1, result(Etcd, 7000*f, 200, 170, 90))
 		add(ZooKeeper, "write-1024", i+1, result(ZooKeeper, 9000*f, 150, 120, 40))
@@ -290,8 +294,8 @@ func TestBuildAndJudge(t *testing.T) {
 	o := opts("", 3, Cases(3*time.Second)...)
 	o.Systems = []System{{Name: Synod}, {Name: Etcd}, {Name: ZooKeeper}}
 	tab := Build(o, synthetic(), "make bench-compare")
-	// 3 metrics for write-1, the kill and each size; 2 for the other 11.
-	if len(tab.Rows) != 3*5+2*11 {
+	// 3 metrics for write-1, the kill and each size; 2 for the other 13.
+	if len(tab.Rows) != 3*5+2*13 {
 		t.Fatalf("%d rows", len(tab.Rows))
 	}
 	r, _ := tab.row("write-64", "ops/s")
@@ -317,6 +321,9 @@ func TestBuildAndJudge(t *testing.T) {
 	}
 	if strings.Join(tab.TLSCost, "\n") != strings.Join(wantCost, "\n") {
 		t.Fatalf("TLS cost %q", tab.TLSCost)
+	}
+	if got, want := strings.Join(tab.MetricsCost, "\n"), "synod: 20000 → 19800 ops/s (-1%), server CPU 50 → 51 µs per write (+1 µs)"; got != want {
+		t.Fatalf("metrics cost %q, want %q", got, want)
 	}
 	aims := map[string]Aim{}
 	for _, a := range tab.Aims {

@@ -70,9 +70,11 @@ type Table struct {
 	Warmup   string        `json:"warmup"`
 	Rows     []Row         `json:"rows"`
 	TLSCost  []string      `json:"tls_cost,omitempty"`
-	Aims     []Aim         `json:"aims"`
-	Failed   []string      `json:"failed,omitempty"`
-	Files    []Run         `json:"runs"`
+	// MetricsCost is what metrics scraped every second cost, per system.
+	MetricsCost []string `json:"metrics_cost,omitempty"`
+	Aims        []Aim    `json:"aims"`
+	Failed      []string `json:"failed,omitempty"`
+	Files       []Run    `json:"runs"`
 }
 
 // metric picks one figure out of a result; ok is false when the result does
@@ -184,6 +186,7 @@ func Build(o Options, runs []Run, command string) *Table {
 		}
 	}
 	t.TLSCost = t.tlsCost()
+	t.MetricsCost = t.metricsCost()
 	t.Aims = t.judge()
 	return t
 }
@@ -232,12 +235,23 @@ func (t *Table) ratioTo(r Row, peer string) (float64, bool) {
 // without and with TLS, what TLS cost it in throughput and server CPU:
 // against the plaintext twin run beside the TLS case where the system ran
 // it, else against the core case.
-func (t *Table) tlsCost() []string {
-	secure, ok := t.row("tls-write-64", opsPerSec.name)
+func (t *Table) tlsCost() []string { return t.twinCost("tls-write-64", "plain-write-64", "plaintext") }
+
+// metricsCost says what serving metrics and having them scraped every
+// second cost synod: against its twin run just before without them.
+func (t *Table) metricsCost() []string {
+	return t.twinCost("metrics-write-64", "nometrics-write-64", "without metrics")
+}
+
+// twinCost compares each system's run of the case named with against its
+// run of twinName beside it (else the core write-64 case, run apart, which
+// the line says, calling it baseline).
+func (t *Table) twinCost(with, twinName, baseline string) []string {
+	secure, ok := t.row(with, opsPerSec.name)
 	if !ok {
 		return nil
 	}
-	twin, hasTwin := t.row("plain-write-64", opsPerSec.name)
+	twin, hasTwin := t.row(twinName, opsPerSec.name)
 	core, hasCore := t.row("write-64", opsPerSec.name)
 	var out []string
 	for i, sys := range t.Systems {
@@ -258,8 +272,8 @@ func (t *Table) tlsCost() []string {
 		if ca, cb := plain.ServerUsPerOp[i], secure.ServerUsPerOp[i]; ca.N > 0 && cb.N > 0 {
 			s += fmt.Sprintf(", server CPU %.0f → %.0f µs per write (%+.0f µs)", ca.Median, cb.Median, cb.Median-ca.Median)
 		}
-		if plain.Case != "plain-write-64" {
-			s += " (plaintext from " + plain.Workload + ", run apart)"
+		if plain.Case != twinName {
+			s += " (" + baseline + " from " + plain.Workload + ", run apart)"
 		}
 		out = append(out, s)
 	}
@@ -471,6 +485,12 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 	if len(t.TLSCost) > 0 {
 		b.WriteString("\nCost of TLS on every link (writes, 64 clients, medians):\n")
 		for _, c := range t.TLSCost {
+			fmt.Fprintf(&b, "- %s\n", c)
+		}
+	}
+	if len(t.MetricsCost) > 0 {
+		b.WriteString("\nCost of metrics, every endpoint scraped each second (writes, 64 clients, medians):\n")
+		for _, c := range t.MetricsCost {
 			fmt.Fprintf(&b, "- %s\n", c)
 		}
 	}

@@ -70,6 +70,9 @@ type Options struct {
 	// and certificates made for this cluster (ClientTLS is the clients'
 	// side). Users and permissions stay off.
 	TLS bool
+	// Metrics gives every process a metrics endpoint (--metrics-listen)
+	// on a free loopback port of its own; MetricsURLs lists them.
+	Metrics bool
 }
 
 // Cluster is a started cluster.
@@ -89,6 +92,7 @@ type Cluster struct {
 	wireTLS, clientTLS *tls.Config
 	nodeFlags          []string
 	proxyFlags         []string
+	metricsURLs        []string
 }
 
 // Start starts the cluster and waits until it takes a write: through the
@@ -115,6 +119,13 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	var metricsPorts []string
+	if opts.Metrics {
+		if metricsPorts, err = proc.FreePorts(opts.Nodes + 1); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	c := &Cluster{opts: opts, dir: dir, group: proc.NewGroup(),
 		// A cluster id of its own, so nothing left over from another run
 		// can talk to this one.
@@ -125,6 +136,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			c.Close()
 		}
 	}()
+	// metricsFlag gives process i (the proxy is Nodes) its endpoint.
+	metricsFlag := func(i int) []string {
+		if !opts.Metrics {
+			return nil
+		}
+		c.metricsURLs = append(c.metricsURLs, "http://"+metricsPorts[i]+"/metrics")
+		return []string{"--metrics-listen", metricsPorts[i]}
+	}
 	if opts.TLS {
 		if err := c.makeCerts(); err != nil {
 			return nil, err
@@ -144,7 +163,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			"--id", strconv.FormatUint(id, 10), "--listen", c.addrs[id],
 			"--peers", strings.Join(peers, ","), "--dir", filepath.Join(dir, name),
 			"--cluster", c.clusterID)
-		args = append(args, c.nodeFlags...)
+		args = append(append(args, c.nodeFlags...), metricsFlag(int(id)-1)...)
 		p, err := c.group.Start(proc.Spec{Name: name, Path: opts.Exe, Args: append(args, opts.NodeFlags...),
 			Log: filepath.Join(dir, name+".log"), Env: c.profileEnv(name)})
 		if err != nil {
@@ -156,7 +175,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		c.proxyAddr = ports[opts.Nodes]
 		args := append(append([]string{}, global...), "proxy",
 			"--listen", c.proxyAddr, "--nodes", strings.Join(peers, ","), "--cluster", c.clusterID)
-		args = append(args, c.proxyFlags...)
+		args = append(append(args, c.proxyFlags...), metricsFlag(opts.Nodes)...)
 		if c.proxy, err = c.group.Start(proc.Spec{Name: "proxy", Path: opts.Exe, Args: append(args, opts.ProxyFlags...),
 			Log: filepath.Join(dir, "proxy.log"), Env: c.profileEnv("proxy")}); err != nil {
 			return nil, err
@@ -283,6 +302,10 @@ func (c *Cluster) ClientTLS() *tls.Config { return c.clientTLS }
 
 // ClusterID is the id the cluster's processes share.
 func (c *Cluster) ClusterID() string { return c.clusterID }
+
+// MetricsURLs returns every process's /metrics URL (Options.Metrics), the
+// replicas' then the proxy's.
+func (c *Cluster) MetricsURLs() []string { return c.metricsURLs }
 
 // Dir is the cluster's directory: a data directory and a log per process.
 func (c *Cluster) Dir() string { return c.dir }

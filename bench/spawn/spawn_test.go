@@ -3,6 +3,8 @@ package spawn
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,5 +248,36 @@ func TestSecurePipelined(t *testing.T) {
 				t.Fatalf("writes %+v reads %+v errors %v", res.Writes, res.Reads, res.Errors)
 			}
 		})
+	}
+}
+
+// TestMetricsEndpoints: with Options.Metrics every replica and the proxy
+// serve Prometheus metrics at the URLs MetricsURLs gives.
+func TestMetricsEndpoints(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := Start(ctx, Options{Exe: cluster.Binary(t), Nodes: 3, Proxy: true, Dir: t.TempDir(), Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAndCheck(t, c)
+	urls := c.MetricsURLs()
+	if len(urls) != 4 {
+		t.Fatalf("metrics URLs %v, want 4", urls)
+	}
+	for i, u := range urls {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := "synod_replica_"
+		if i == 3 {
+			want = "synod_proxy_"
+		}
+		if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Fatalf("%s: %v %v, body without %s:\n%.300s", u, resp.Status, err, want, body)
+		}
 	}
 }

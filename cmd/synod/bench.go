@@ -3,14 +3,17 @@ package main
 // This file owns `synod bench`: synod as a benchcli.System, reached through
 // a proxy or straight to the master, or a cluster of its own spawned per
 // run (bench/spawn). The command's goroutine runs it; bench.Run starts the
-// clients' goroutines.
+// clients' goroutines, and --scrape-metrics a scraper goroutine.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -40,6 +43,7 @@ func synodBench() benchcli.System {
 			&cli.BoolFlag{Name: "direct", Usage: "talk to the master over the wire protocol, without a proxy", EnvVars: env("bench-direct")},
 			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "with --direct: the cluster id", EnvVars: env("bench-cluster")},
 			&cli.BoolFlag{Name: "secure", Usage: "with --spawn: TLS on every link, as synod up --secure makes it (certificates of the run's own; users stay off)", EnvVars: env("bench-secure")},
+			&cli.DurationFlag{Name: "scrape-metrics", Usage: "with --spawn: every process serves its metrics endpoint, and the bench scrapes each this often, as Prometheus would (the cost of observability)", EnvVars: env("bench-scrape-metrics")},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "with --spawn: write a CPU profile of every replica and the proxy over the measured window to DIR/<name>.pprof", EnvVars: env("bench-cpuprofile")},
 		}, append(tlsClientFlags(), authFlags()...)...),
 		Spawn: func(ctx context.Context, c *cli.Context, n int, w bench.Workload) (*benchcli.Spawned, error) {
@@ -58,11 +62,19 @@ func synodBench() benchcli.System {
 			if secure && direct {
 				return nil, usageError("--secure measures TLS through the proxy; it does not go with --direct")
 			}
-			cl, err := spawn.Start(ctx, spawn.Options{Exe: exe, Nodes: n, Proxy: !direct, Keep: c.Bool("keep"), ProfileDir: profDir, TLS: secure})
+			scrape := c.Duration("scrape-metrics")
+			if scrape < 0 {
+				return nil, usageError("--scrape-metrics %v: want a positive interval", scrape)
+			}
+			cl, err := spawn.Start(ctx, spawn.Options{Exe: exe, Nodes: n, Proxy: !direct, Keep: c.Bool("keep"), ProfileDir: profDir, TLS: secure, Metrics: scrape > 0})
 			if err != nil {
 				return nil, err
 			}
 			sp := &benchcli.Spawned{Cluster: cl, Close: cl.Close}
+			if scrape > 0 {
+				stop := scrapeMetrics(cl.MetricsURLs(), scrape)
+				sp.Close = func() error { stop(); return cl.Close() }
+			}
 			if direct {
 				sp.Where = fmt.Sprintf("%d replicas in %s", n, cl.Dir())
 				sp.Via = "direct to the master"
@@ -77,6 +89,9 @@ func synodBench() benchcli.System {
 				}
 				if secure {
 					sp.Via = "proxy, TLS on every link"
+				}
+				if scrape > 0 {
+					sp.Via += fmt.Sprintf(", metrics scraped every %v", scrape)
 				}
 			}
 			if err != nil {
@@ -133,4 +148,31 @@ func benchCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// scrapeMetrics fetches every url each interval on a goroutine of its own,
+// reading each reply whole, until the returned stop is called.
+func scrapeMetrics(urls []string, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	hc := &http.Client{Timeout: interval}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			for _, u := range urls {
+				if resp, err := hc.Get(u); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

@@ -308,7 +308,7 @@ func (rt *router) pickRead(o *op) *replica {
 	}
 	cands := rt.scr[:0]
 	for _, rp := range rt.reps {
-		if rp != m && rt.eligible(rp, m, o.req.Consistency, need) {
+		if rp != m && rt.eligible(rp, m, o.req.Consistency, need) && !slices.Contains(o.avoid, rp.id) {
 			cands = append(cands, rp)
 		}
 	}
@@ -319,7 +319,7 @@ func (rt *router) pickRead(o *op) *replica {
 	}, rt.rnd); i >= 0 {
 		return cands[i]
 	}
-	if m != nil && rt.eligible(m, m, o.req.Consistency, need) {
+	if m != nil && rt.eligible(m, m, o.req.Consistency, need) && !slices.Contains(o.avoid, m.id) {
 		return m
 	}
 	return nil
@@ -379,7 +379,9 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 		rt.end(o, result{rep: rep, node: rp.id})
 		return
 	}
-	rp.lat.observe(now.Sub(o.sentAt), now)
+	if !o.watch() {
+		rp.lat.observe(now.Sub(o.sentAt), now)
+	}
 	final := true
 	switch rep.Code {
 	case wire.CodeNotMaster, wire.CodeTimeout, wire.CodeBusy, wire.CodeUnavailable:
@@ -570,11 +572,15 @@ func (rt *router) end(o *op, res result) {
 	switch {
 	case o.write:
 		rt.cnt.writeLat.record(took)
-	case !o.change(): // a change waits for consensus and catch-up: not a read's latency
+	case !o.change() && !o.watch(): // a change waits for consensus and catch-up, a watch poll for a change: no read's latency
 		rt.cnt.readLat.record(took)
 	}
-	rt.prom.observe(o, res, took)
+	if !o.watch() {
+		rt.prom.observe(o, res, took)
+	}
 	switch {
+	case res.node != 0 && o.watch():
+		rt.cnt.watchPolls.Add(1)
 	case res.abort:
 		rt.cnt.aborts.Add(1)
 	case res.node != 0 && o.change():

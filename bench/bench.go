@@ -71,6 +71,12 @@ type Workload struct {
 	// KillMasterAt, if positive, SIGKILLs the master this long into the
 	// measured window.
 	KillMasterAt time.Duration
+	// Watchers, if positive, watch every key from the start of the run,
+	// each on its own connection, reading every event (watch.go);
+	// StalledWatchers watch every key and never read one, as a watcher
+	// that hangs would. The Target must be a WatchTarget.
+	Watchers        int
+	StalledWatchers int
 }
 
 // DefaultWorkload returns the design's defaults: 64 clients, 20 s measured
@@ -118,6 +124,8 @@ func (w Workload) Validate() error {
 		return bad("no read consistency")
 	case w.OpTimeout <= 0 || w.OpTimeout > time.Hour:
 		return bad("operation timeout %v not in (0, 1h]", w.OpTimeout)
+	case w.Watchers < 0 || w.StalledWatchers < 0 || w.Watchers+w.StalledWatchers > MaxClients:
+		return bad("watchers %d and stalled watchers %d: want at most %d in all", w.Watchers, w.StalledWatchers, MaxClients)
 	case w.KillMasterAt < 0 || w.KillMasterAt >= w.Duration && w.KillMasterAt > 0:
 		return bad("kill-master-at %v must lie inside the %v measured", w.KillMasterAt, w.Duration)
 	}
@@ -138,6 +146,8 @@ type workloadJSON struct {
 	OpTimeout    string  `json:"op_timeout"`
 	Seed         uint64  `json:"seed"`
 	KillMasterAt string  `json:"kill_master_at,omitempty"`
+	Watchers     int     `json:"watchers,omitempty"`
+	Stalled      int     `json:"stalled_watchers,omitempty"`
 }
 
 // MarshalJSON writes durations as strings such as "10s".
@@ -146,6 +156,7 @@ func (w Workload) MarshalJSON() ([]byte, error) {
 		Clients: w.Clients, Duration: w.Duration.String(), Warmup: w.Warmup.String(),
 		Reads: w.Reads, ValueSize: w.ValueSize, Keys: w.Keys, Dist: w.Dist,
 		Theta: w.Theta, Consistency: w.Consistency, OpTimeout: w.OpTimeout.String(), Seed: w.Seed,
+		Watchers: w.Watchers, Stalled: w.StalledWatchers,
 	}
 	if w.KillMasterAt > 0 {
 		j.KillMasterAt = w.KillMasterAt.String()
@@ -160,7 +171,8 @@ func (w *Workload) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	out := Workload{Clients: j.Clients, Reads: j.Reads, ValueSize: j.ValueSize, Keys: j.Keys,
-		Dist: j.Dist, Theta: j.Theta, Consistency: j.Consistency, Seed: j.Seed}
+		Dist: j.Dist, Theta: j.Theta, Consistency: j.Consistency, Seed: j.Seed,
+		Watchers: j.Watchers, StalledWatchers: j.Stalled}
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration

@@ -123,6 +123,9 @@ func TestValidate(t *testing.T) {
 		{"no timeout", func(w *Workload) { w.OpTimeout = 0 }, false},
 		{"kill after the end", func(w *Workload) { w.KillMasterAt = w.Duration }, false},
 		{"negative kill", func(w *Workload) { w.KillMasterAt = -time.Second }, false},
+		{"watchers", func(w *Workload) { w.Watchers, w.StalledWatchers = 100, 1 }, true},
+		{"negative watchers", func(w *Workload) { w.Watchers = -1 }, false},
+		{"too many watchers", func(w *Workload) { w.Watchers, w.StalledWatchers = MaxClients, 1 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := DefaultWorkload()
@@ -272,6 +275,11 @@ func TestRunRefuses(t *testing.T) {
 	w.KillMasterAt = 100 * time.Millisecond
 	if _, err := Run(context.Background(), w, Options{Target: m}); !errors.Is(err, ErrNoCluster) {
 		t.Fatalf("kill without a cluster: %v", err)
+	}
+	w = quick()
+	w.Watchers = 1
+	if _, err := Run(context.Background(), w, Options{Target: m}); !errors.Is(err, ErrNoWatch) {
+		t.Fatalf("watchers on a target without watches: %v", err)
 	}
 	w = quick()
 	w.Clients = 0

@@ -321,7 +321,7 @@ func Run(t testing.TB, cfg Config) *Result {
 		watchWG.Add(1)
 		go func() {
 			defer watchWG.Done()
-			runWatcher(watchCtx, proxies, i, wl, i%2 == 0)
+			runWatcher(watchCtx, proxies, i, wl, i%2 == 0, cfg.Seed)
 		}()
 	}
 

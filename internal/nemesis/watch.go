@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -77,8 +78,11 @@ var watchPatterns = []struct {
 }
 
 // runWatcher watches w's keys from index 1 (from1) or from now, through
-// proxies in turn, until ctx ends.
-func runWatcher(ctx context.Context, proxies []string, first int, w *WatcherLog, from1 bool) {
+// proxies in turn, until ctx ends. It drops its own connection now and
+// then (after 1 to 6 s, drawn from seed), as a client that reconnects
+// would, and resumes through the other proxy.
+func runWatcher(ctx context.Context, proxies []string, first int, w *WatcherLog, from1 bool, seed int64) {
+	rnd := rand.New(rand.NewPCG(uint64(seed), uint64(first)))
 	var next uint64 // where the current segment resumes; 0 before the first WATCH
 	if from1 {
 		next = 1
@@ -124,11 +128,12 @@ func runWatcher(ctx context.Context, proxies []string, first int, w *WatcherLog,
 		}
 		w.mu.Unlock()
 		stop := context.AfterFunc(ctx, func() { cl.Close() })
+		drop := time.AfterFunc(time.Second+time.Duration(rnd.Int64N(int64(5*time.Second))), func() { cl.Close() })
 		for {
 			m, err := lw.Next()
 			if err != nil {
-				if ctx.Err() == nil {
-					w.note(err)
+				if ctx.Err() == nil && drop.Stop() {
+					w.note(err) // not the drop's doing
 				}
 				break
 			}
@@ -141,6 +146,7 @@ func runWatcher(ctx context.Context, proxies []string, first int, w *WatcherLog,
 			next = seg.Through + 1
 			w.mu.Unlock()
 		}
+		drop.Stop()
 		stop()
 		cl.Close()
 	}

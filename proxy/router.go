@@ -227,6 +227,13 @@ func (rt *router) submit(o *op) {
 		return
 	}
 	t := rt.pick(o)
+	if t == nil && o.watch() {
+		// A watch poll is never held, so watches cannot crowd writes out
+		// of the hold queue: its pump asks again, from the same index.
+		rt.mu.Unlock()
+		rt.end(o, made(wire.CodeUnavailable, "no replica can serve the watch now"))
+		return
+	}
 	if t == nil {
 		if rt.holdFull(o) {
 			rt.mu.Unlock()
@@ -520,6 +527,11 @@ func (rt *router) connLost(rp *replica, ops []lostOp, err error) {
 // backoff, or ends it if its hold window is over.
 func (rt *router) retryRead(o *op, backoff time.Duration) {
 	rt.cnt.retries.Add(1)
+	if o.watch() {
+		// Not held either (see submit): the pump asks elsewhere.
+		rt.end(o, made(wire.CodeUnavailable, "the replica asked for the watch did not answer"))
+		return
+	}
 	now := time.Now()
 	rt.mu.Lock()
 	o.tries++

@@ -286,6 +286,7 @@ func (c *conn) runWatch(wt *watch, cl *call) {
 	next := wt.req.From // 0 until the first answer says where "now" is
 	var avoid []uint64
 	tries := 0
+	began := time.Now()
 	for {
 		maxBytes, ok := c.waitRoom(wt, next)
 		if !ok {
@@ -323,10 +324,11 @@ func (c *conn) runWatch(wt *watch, cl *call) {
 			c.cut(wt, next, line.CodeInternal, rep.Msg)
 			return
 		case res.node == 0 || rep.Code != wire.CodeOK:
-			// No replica could answer in time (the router tried them):
-			// the watch waits for one.
+			// No replica could answer (none is up, or the one asked
+			// failed): the watch waits for one, a new WATCH for at most
+			// the hold window.
 			tries++
-			if first && tries >= 3 {
+			if first && time.Since(began) >= cfg.Hold {
 				refuse(lineCode(rep.Code), "no replica could serve the watch: "+rep.Msg)
 				return
 			}

@@ -165,6 +165,7 @@ func (c *conn) serve() {
 	close(c.calls)
 	<-c.wdone
 	c.watches.wg.Wait()
+	c.dropWatches()
 	c.release()
 }
 

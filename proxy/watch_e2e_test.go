@@ -315,6 +315,8 @@ func TestWatchEndToEnd(t *testing.T) {
 			t.Errorf("a watch connection failed: %v", err)
 		}
 	}
+	// Closed connections give their watches back.
+	eventually(t, "no watch left open", func() bool { return statInt(t, rc.stats(), "watches") == 0 })
 
 	// The truth: the log of the replica that was never killed.
 	if err := c.Nodes[next].Stop(); err != nil {

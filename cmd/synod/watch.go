@@ -85,9 +85,6 @@ func runWatch(c *cli.Context) error {
 		w, err := s.cl.Watch(s.ctx, req)
 		if err != nil {
 			s.close()
-			if oldest, ok := line.IsCompacted(err); ok {
-				return s.fail("watch "+arg, fmt.Errorf("index %d is older than the watch history, which starts at %d: %w", req.From, oldest, err))
-			}
 			return s.fail("watch "+arg, err)
 		}
 		if req.From == 0 {

@@ -404,7 +404,11 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 		rt.retryRead(o, 0)
 		return
 	}
-	rp.reads.Add(1)
+	if o.watch() {
+		rp.watchPolls.Add(1)
+	} else {
+		rp.reads.Add(1)
+	}
 	rt.end(o, result{rep: rep, node: rp.id})
 }
 
@@ -878,6 +882,7 @@ func (rt *router) stats(out []line.Stat) []line.Stat {
 			line.Stat{Name: p + "ejected", Value: boolDigit(f.ej)},
 			line.Stat{Name: p + "applied", Value: strconv.FormatUint(f.applied, 10)},
 			line.Stat{Name: p + "reads", Value: strconv.FormatUint(f.rep.reads.Load(), 10)},
+			line.Stat{Name: p + "watch_polls", Value: strconv.FormatUint(f.rep.watchPolls.Load(), 10)},
 			line.Stat{Name: p + "writes", Value: strconv.FormatUint(f.rep.writes.Load(), 10)},
 			line.Stat{Name: p + "inflight", Value: strconv.Itoa(f.inflight)},
 			line.Stat{Name: p + "ewma_ms", Value: fmtMs(f.ewma)},

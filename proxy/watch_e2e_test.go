@@ -340,6 +340,8 @@ func TestWatchEndToEnd(t *testing.T) {
 	total := acked.Load()
 	t.Logf("%d watchers saw %d events (of %d changes in %d commands, %d writes acknowledged); proxy: watch_polls=%s watch_events=%s watch_moves=%s retries=%s",
 		len(all), events, len(changes), final, total, st["watch_polls"], st["watch_events"], st["watch_moves"], st["retries"])
+	t.Logf("watch polls answered by replica 1/2/3: %s/%s/%s (first master %d, killed; then master %d; follower %d killed)",
+		st["node.1.watch_polls"], st["node.2.watch_polls"], st["node.3.watch_polls"], master, next, follower)
 }
 
 // TestWatchCompacted: a WATCH FROM an index older than every replica's

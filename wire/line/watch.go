@@ -447,21 +447,19 @@ func (c *Client) Watch(ctx context.Context, req Request) (*Watch, error) {
 // connection unusable. It blocks until something comes or the connection
 // is closed.
 func (w *Watch) Next() (WatchMessage, error) {
-	for {
-		m, err := w.wr.Next()
-		if err != nil {
-			return m, w.c.fail(err)
-		}
-		switch {
-		case m.ID != w.id:
-			return m, w.c.fail(badWatch("a line of watch %d on watch %d's connection", m.ID, w.id))
-		case m.Kind == WatchCanceled:
-			return m, fmt.Errorf("line: watch %d cut (%s %s), resume from %d: %w", m.ID, m.Code, m.Msg, m.Index, ErrWatchCanceled)
-		case m.Kind == WatchEvent || m.Kind == WatchProgress:
-			return m, nil
-		}
-		return m, w.c.fail(badWatch("unexpected kind %d", m.Kind))
+	m, err := w.wr.Next()
+	if err != nil {
+		return m, w.c.fail(err)
 	}
+	switch {
+	case m.ID != w.id:
+		return m, w.c.fail(badWatch("a line of watch %d on watch %d's connection", m.ID, w.id))
+	case m.Kind == WatchCanceled:
+		return m, fmt.Errorf("line: watch %d cut (%s %s), resume from %d: %w", m.ID, m.Code, m.Msg, m.Index, ErrWatchCanceled)
+	case m.Kind == WatchEvent || m.Kind == WatchProgress:
+		return m, nil
+	}
+	return m, w.c.fail(badWatch("unexpected kind %d", m.Kind))
 }
 
 // Close ends the watch by closing its connection.

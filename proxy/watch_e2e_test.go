@@ -499,3 +499,50 @@ func caughtUp(t *testing.T, c *cluster.Cluster, id, master uint64) {
 		return ok && st.Applied >= target
 	})
 }
+
+// TestWatchLimits: the bounds on watches per connection and per proxy
+// answer ERR BUSY and name the bound; an ended watch gives its place
+// back; a bad WATCH or UNWATCH is refused and the connection stays in
+// sync.
+func TestWatchLimits(t *testing.T) {
+	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
+	p := c.StartProxy(t, "--poll=50ms", "--max-watches=2", "--max-watches-total=3")
+	rc := dialRaw(t, p.Addr)
+	waitMaster(t, rc)
+	a, b := dialRaw(t, p.Addr), dialRaw(t, p.Addr)
+	tests := []struct {
+		conn *rawConn
+		req  string
+		want string // the reply's start
+	}{
+		{a, "WATCH k", "WATCHING 1 "},
+		{a, "WATCH k/*", "WATCHING 2 "},
+		{a, "WATCH x", "ERR BUSY too many watches on this connection (2)"},
+		{a, "UNWATCH 1", "UNWATCHED 1"},
+		{a, "UNWATCH 1", "ERR BAD_REQUEST no watch 1 on this connection"},
+		{a, "WATCH x", "WATCHING 3 "}, // a refused WATCH took no id
+		{b, "WATCH y", "WATCHING 1 "},
+		{b, "WATCH z", "ERR BUSY too many watches on this proxy (3)"},
+		{b, "WATCH a b", "ERR BAD_REQUEST usage: WATCH <key>|<prefix>* [FROM <index>] [PREV]"},
+		{b, "WATCH k FROM 0", "ERR BAD_REQUEST FROM index \"0\" is not a positive decimal number"},
+		{b, "UNWATCH 1", "UNWATCHED 1"},
+		{b, "WATCH z", "WATCHING 2 "},
+		{b, "PING", "PONG"},
+	}
+	for _, tt := range tests {
+		tt.conn.send(tt.req + "\r\n")
+		for {
+			l := tt.conn.line()
+			if strings.HasPrefix(l, "PROGRESS ") {
+				continue // an idle watch's marks come between the replies
+			}
+			if !strings.HasPrefix(l, tt.want) {
+				t.Fatalf("%s: %q, want %q", tt.req, l, tt.want)
+			}
+			break
+		}
+	}
+	if n := statInt(t, rc.stats(), "watches"); n != 3 {
+		t.Fatalf("STATS watches = %d, want 3", n)
+	}
+}

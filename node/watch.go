@@ -119,6 +119,13 @@ func (h *history) reset(applied uint64) {
 	close(w)
 }
 
+// figures returns the history's first index, its changes and their bytes.
+func (h *history) figures() (from uint64, changes int, bytes int64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.from, h.n, h.bytes
+}
+
 // watchScan is what one look at the history found for a poll.
 type watchScan struct {
 	events  []wire.Event

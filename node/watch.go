@@ -32,6 +32,9 @@ const (
 	maxWatchBytes = 4 << 20
 	// histOverhead is what an entry costs besides its key and values.
 	histOverhead = 64
+	// watchLinger is how long a poll that found a few changes waits for
+	// more before it answers (see handleWatch).
+	watchLinger = 5 * time.Millisecond
 )
 
 // history is the replica's bounded, in-memory record of the changes it
@@ -129,6 +132,7 @@ func (h *history) figures() (from uint64, changes int, bytes int64) {
 // watchScan is what one look at the history found for a poll.
 type watchScan struct {
 	events  []wire.Event
+	bytes   int64  // of events
 	through uint64 // the last index looked at
 	last    uint64 // the history's last index
 	oldest  uint64 // the history's first index (Reply.Oldest)
@@ -171,6 +175,7 @@ func (h *history) scan(from uint64, match func(string) bool, prev bool, maxBytes
 			break
 		}
 	}
+	s.bytes = size
 	return s
 }
 
@@ -230,7 +235,13 @@ func (n *Node) handleWatch(ctx context.Context, req wire.Request, reply replyFun
 	}
 	s := h.scan(from, match, w.Prev, maxBytes)
 	wait := min(time.Duration(w.Wait)*time.Millisecond, maxWatchWait)
-	if s.compact || len(s.events) > 0 || wait <= 0 {
+	// A poll that may wait and found only a little lingers a moment for
+	// more: under a stream of writes each poll then carries several
+	// changes instead of one, which costs the replica and the proxy a
+	// frame, a flush and a round trip per few changes instead of per
+	// change, for at most watchLinger of delay.
+	linger := func(s watchScan) bool { return len(s.events) > 0 && s.bytes < maxBytes/4 }
+	if s.compact || wait <= 0 || len(s.events) > 0 && !linger(s) {
 		answer(s)
 		return
 	}
@@ -245,7 +256,7 @@ func (n *Node) handleWatch(ctx context.Context, req wire.Request, reply replyFun
 		defer n.watchPolls.Add(-1)
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
-		for {
+		for len(s.events) == 0 {
 			select {
 			case <-s.wake:
 			case <-timer.C:
@@ -255,10 +266,17 @@ func (n *Node) handleWatch(ctx context.Context, req wire.Request, reply replyFun
 				reply(wire.Reply{Code: wire.CodeUnavailable, Msg: "replica stopping"})
 				return
 			}
-			if s = h.scan(from, match, w.Prev, maxBytes); s.compact || len(s.events) > 0 {
+			if s = h.scan(from, match, w.Prev, maxBytes); s.compact || len(s.events) > 0 && !linger(s) {
 				answer(s)
 				return
 			}
 		}
+		lt := time.NewTimer(watchLinger)
+		defer lt.Stop()
+		select {
+		case <-lt.C:
+		case <-ctx.Done():
+		}
+		answer(h.scan(from, match, w.Prev, maxBytes))
 	}()
 }

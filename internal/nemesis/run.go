@@ -231,9 +231,9 @@ func (r *Result) Summary() string {
 		resumes += w.Resumes
 		compacted += w.Compacted
 	}
-	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s (%s); %d skipped, %d kill -9, %d port clashes, unsettled %d; members at the end %v, removed %v; %s; %d watchers saw %d events, resumed %d times (%d refused COMPACTED); replicas logged: %s",
+	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s (%s); %d skipped, %d kill -9, %d port clashes, unsettled %d; members at the end %v, removed %v; %s; %d watchers saw %d events, resumed %d times (%d refused COMPACTED), %d reads held against their replay; replicas logged: %s",
 		r.Seed, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Report.Summary(), strings.Join(kinds, " "), strings.Join(details, " "),
-		r.Skipped, r.Kills, r.PortClashes, r.Unsettled, r.Members, r.Gone, summarizeLives(r.Lives), len(r.Watchers), events, resumes, compacted, strings.Join(seen, " "))
+		r.Skipped, r.Kills, r.PortClashes, r.Unsettled, r.Members, r.Gone, summarizeLives(r.Lives), len(r.Watchers), events, resumes, compacted, r.Report.WatchReads, strings.Join(seen, " "))
 }
 
 // Run starts a cluster whose peer links go through a fault relay, runs the

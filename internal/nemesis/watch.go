@@ -166,6 +166,7 @@ const (
 	VWatchBogus    = "watch-bogus"    // an event no write explains, or out of order, or twice
 	VWatchDisagree = "watch-disagree" // two watchers saw different changes at one index
 	VWatchShort    = "watch-short"    // a watcher never caught up with the last write
+	VWatchState    = "watch-state"    // replaying a watcher's events does not give what a read saw
 )
 
 // checkWatchers holds what the watchers saw against the history's writes
@@ -233,6 +234,57 @@ func checkWatchers(r *Report, ops []Op, logs []*WatcherLog, last uint64) {
 		}
 		if t := w.through(); t < last {
 			r.violate(VWatchShort, "%s (%s): complete to %d only, the last acknowledged write is %d (%v)", w.Name, w.pattern(), t, last, w.Errs)
+		}
+	}
+	checkReplay(r, ops, logs)
+}
+
+// checkReplay replays the events of every watcher whose first segment
+// starts at index 1 (so it holds each of its keys' whole history) and
+// holds every read of those keys against it: a read that found a key at
+// version V must see the value the events up to V build, and the watcher
+// must have an event of that key at V itself (a version is the index of
+// the key's last write).
+func checkReplay(r *Report, ops []Op, logs []*WatcherLog) {
+	type state struct {
+		index uint64
+		value string
+	}
+	for _, w := range logs {
+		if len(w.Segments) == 0 || w.Segments[0].From != 1 {
+			continue
+		}
+		seg := w.Segments[0]
+		byKey := map[string][]state{}
+		cur := map[string]string{}
+		for _, ev := range seg.Events {
+			switch ev.Op {
+			case line.EventPut:
+				cur[ev.Key] = string(ev.Value)
+			case line.EventAppend:
+				cur[ev.Key] += string(ev.Value)
+			case line.EventDel:
+				delete(cur, ev.Key)
+			}
+			byKey[ev.Key] = append(byKey[ev.Key], state{index: ev.Index, value: cur[ev.Key]})
+		}
+		for i := range ops {
+			op := &ops[i]
+			if op.Kind != KindGet || op.Outcome != OK || op.Index == 0 || op.Index > seg.Through || !w.matches(op.Key) {
+				continue
+			}
+			r.WatchReads++
+			states := byKey[op.Key]
+			j := len(states) - 1
+			for j >= 0 && states[j].index > op.Index {
+				j--
+			}
+			switch {
+			case j < 0 || states[j].index != op.Index:
+				r.violate(VWatchState, "%s (%s): a read found %s at version %d, and the watcher saw no change of it there", w.Name, w.pattern(), op.Key, op.Index)
+			case states[j].value != op.Value:
+				r.violate(VWatchState, "%s (%s): a read found %s = %q at version %d, the watcher's events make it %q", w.Name, w.pattern(), op.Key, op.Value, op.Index, states[j].value)
+			}
 		}
 	}
 }

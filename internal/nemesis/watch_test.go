@@ -62,3 +62,37 @@ func TestCheckWatchers(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckReplay checks that replaying a watcher's events from index 1
+// must give what every read of its keys saw at the read's version.
+func TestCheckReplay(t *testing.T) {
+	w := &WatcherLog{Name: "all", Prefix: true, Segments: []WatchSegment{{From: 1, Through: 9, Events: []line.Event{
+		{Index: 2, Op: line.EventAppend, Key: "log/1", Value: []byte("a;")},
+		{Index: 4, Op: line.EventAppend, Key: "log/1", Value: []byte("b;")},
+		{Index: 5, Op: line.EventPut, Key: "k", Value: []byte("x;")},
+	}}}}
+	read := func(key, value string, version uint64) Op {
+		return Op{Kind: KindGet, Key: key, Value: value, Outcome: OK, Index: version}
+	}
+	tests := []struct {
+		name string
+		read Op
+		ok   bool
+	}{
+		{"the whole log", read("log/1", "a;b;", 4), true},
+		{"an older version", read("log/1", "a;", 2), true},
+		{"a put", read("k", "x;", 5), true},
+		{"beyond what the watcher covers", read("k", "y;", 12), true},
+		{"a value the events do not build", read("log/1", "b;", 4), false},
+		{"a version the watcher has no change at", read("log/1", "a;", 3), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r Report
+			checkReplay(&r, []Op{tt.read}, []*WatcherLog{w})
+			if tt.ok != (r.ViolationCount == 0) || !tt.ok && r.ByKind[VWatchState] == 0 {
+				t.Fatalf("violations %v, want ok=%v", r.Violations, tt.ok)
+			}
+		})
+	}
+}

@@ -76,6 +76,12 @@ type Workload struct {
 	// one connection; 0 or 1 means one at a time. Above 1 the Target's
 	// connections must be AsyncConns.
 	Pipeline int
+	// Watchers, if positive, watch every key from the start of the run,
+	// each on its own connection, reading every event (watch.go);
+	// StalledWatchers watch every key and never read one, as a watcher
+	// that hangs would. The Target must be a WatchTarget.
+	Watchers        int
+	StalledWatchers int
 }
 
 // DefaultWorkload returns the design's defaults: 64 clients, 20 s measured
@@ -125,6 +131,8 @@ func (w Workload) Validate() error {
 		return bad("operation timeout %v not in (0, 1h]", w.OpTimeout)
 	case w.Pipeline < 0 || w.Pipeline > MaxPipeline:
 		return bad("pipeline %d not in [0, %d]", w.Pipeline, MaxPipeline)
+	case w.Watchers < 0 || w.StalledWatchers < 0 || w.Watchers+w.StalledWatchers > MaxClients:
+		return bad("watchers %d and stalled watchers %d: want at most %d in all", w.Watchers, w.StalledWatchers, MaxClients)
 	case w.KillMasterAt < 0 || w.KillMasterAt >= w.Duration && w.KillMasterAt > 0:
 		return bad("kill-master-at %v must lie inside the %v measured", w.KillMasterAt, w.Duration)
 	}
@@ -146,6 +154,8 @@ type workloadJSON struct {
 	Seed         uint64  `json:"seed"`
 	KillMasterAt string  `json:"kill_master_at,omitempty"`
 	Pipeline     int     `json:"pipeline,omitempty"`
+	Watchers     int     `json:"watchers,omitempty"`
+	Stalled      int     `json:"stalled_watchers,omitempty"`
 }
 
 // MarshalJSON writes durations as strings such as "10s".
@@ -155,6 +165,7 @@ func (w Workload) MarshalJSON() ([]byte, error) {
 		Reads: w.Reads, ValueSize: w.ValueSize, Keys: w.Keys, Dist: w.Dist,
 		Theta: w.Theta, Consistency: w.Consistency, OpTimeout: w.OpTimeout.String(), Seed: w.Seed,
 		Pipeline: w.Pipeline,
+		Watchers: w.Watchers, Stalled: w.StalledWatchers,
 	}
 	if w.KillMasterAt > 0 {
 		j.KillMasterAt = w.KillMasterAt.String()
@@ -169,7 +180,8 @@ func (w *Workload) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	out := Workload{Clients: j.Clients, Reads: j.Reads, ValueSize: j.ValueSize, Keys: j.Keys,
-		Dist: j.Dist, Theta: j.Theta, Consistency: j.Consistency, Seed: j.Seed, Pipeline: j.Pipeline}
+		Dist: j.Dist, Theta: j.Theta, Consistency: j.Consistency, Seed: j.Seed, Pipeline: j.Pipeline,
+		Watchers: j.Watchers, StalledWatchers: j.Stalled}
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration

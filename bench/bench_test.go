@@ -127,6 +127,9 @@ func TestValidate(t *testing.T) {
 		{"pipelined", func(w *Workload) { w.Pipeline = 16 }, true},
 		{"pipeline too deep", func(w *Workload) { w.Pipeline = MaxPipeline + 1 }, false},
 		{"negative pipeline", func(w *Workload) { w.Pipeline = -1 }, false},
+		{"watchers", func(w *Workload) { w.Watchers, w.StalledWatchers = 100, 1 }, true},
+		{"negative watchers", func(w *Workload) { w.Watchers = -1 }, false},
+		{"too many watchers", func(w *Workload) { w.Watchers, w.StalledWatchers = MaxClients, 1 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := DefaultWorkload()
@@ -276,6 +279,11 @@ func TestRunRefuses(t *testing.T) {
 	w.KillMasterAt = 100 * time.Millisecond
 	if _, err := Run(context.Background(), w, Options{Target: m}); !errors.Is(err, ErrNoCluster) {
 		t.Fatalf("kill without a cluster: %v", err)
+	}
+	w = quick()
+	w.Watchers = 1
+	if _, err := Run(context.Background(), w, Options{Target: m}); !errors.Is(err, ErrNoWatch) {
+		t.Fatalf("watchers on a target without watches: %v", err)
 	}
 	w = quick()
 	w.Clients = 0

@@ -28,6 +28,9 @@ func (w Workload) Describe() string {
 	if w.KillMasterAt > 0 {
 		s += fmt.Sprintf(", master killed at %v", w.KillMasterAt)
 	}
+	if w.Watchers > 0 || w.StalledWatchers > 0 {
+		s += fmt.Sprintf(", %d watchers (%d stalled)", w.Watchers+w.StalledWatchers, w.StalledWatchers)
+	}
 	return s
 }
 
@@ -76,6 +79,10 @@ func (r *Result) WriteReport(out io.Writer) error {
 		c.LoadgenSeconds, c.LoadgenPercent, c.MachinePercent, r.Machine.NumCPU)
 	if r.Workload.Reads < 1 {
 		fmt.Fprintf(&b, "longest gap without a successful write: %.3f s\n", r.LongestWriteGap)
+	}
+	if ws := r.Watch; ws != nil {
+		fmt.Fprintf(&b, "watchers: %d reading, %d stalled; %d events in the window (%.0f/s), %d resumed after a cut; watches the server cut: %d\n",
+			ws.Watchers, ws.Stalled, ws.Events, ws.PerSec, ws.Resumes, ws.Cuts)
 	}
 	if f := r.Failover; f != nil {
 		first := "no write issued after the kill succeeded"

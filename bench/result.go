@@ -40,8 +40,10 @@ type Result struct {
 
 	CPU      CPUStats  `json:"cpu"`
 	Failover *Failover `json:"failover,omitempty"`
-	Timeline Timeline  `json:"timeline"`
-	Events   []Event   `json:"events"`
+	// Watch holds the watchers' figures, when the workload had any.
+	Watch    *WatchStats `json:"watch,omitempty"`
+	Timeline Timeline    `json:"timeline"`
+	Events   []Event     `json:"events"`
 }
 
 // OpStats summarises one kind of operation over the measured window.

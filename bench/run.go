@@ -106,8 +106,15 @@ func Run(ctx context.Context, w Workload, opts Options) (*Result, error) {
 		}
 	}
 
+	ws, err := startWatchers(ctx, opts.Target, w)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	r := newRunState(w, start.Add(w.Warmup))
+	if ws != nil {
+		ws.measure(r.t0)
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	clients := make([]*client, len(conns))
@@ -136,6 +143,9 @@ func Run(ctx context.Context, w Workload, opts Options) (*Result, error) {
 	runErr := r.coordinate(ctx, opts, progress, res)
 	stop()
 	wg.Wait()
+	if ws != nil {
+		ws.stop(context.WithoutCancel(ctx), w, res)
+	}
 	if runErr != nil {
 		return nil, runErr
 	}

@@ -229,6 +229,37 @@ func New(opts Options) *Machine {
 // else is refused (wire.CodeSessionUnknown). So losing a session, to expiry or
 // eviction, costs refusals, never a second application.
 func (m *Machine) Apply(index uint64, cmd []byte) Result {
+	return m.apply(index, cmd, nil)
+}
+
+// Change is what one applied command did to the files, for watchers: the
+// key it changed, how, and the bytes involved. Its slices share memory
+// with the Machine's files, which never write within a stored value's
+// length (see file), so they stay valid and unchanged; nobody may write
+// to them.
+type Change struct {
+	// Op is wire.OpPut (a PUT or a CAS that swapped), wire.OpAppend or
+	// wire.OpDel; 0 when the command changed no file (a refused, failed
+	// or duplicate write).
+	Op  wire.Op
+	Key string
+	// Value is the file's new value after a PUT, the bytes appended after
+	// an APPEND, and nil after a DEL.
+	Value []byte
+	// Prev is the file's value before the command, and HadPrev whether
+	// the file existed.
+	Prev    []byte
+	HadPrev bool
+}
+
+// ApplyChange is Apply that also reports the change the command made.
+func (m *Machine) ApplyChange(index uint64, cmd []byte) (Result, Change) {
+	var ch Change
+	r := m.apply(index, cmd, &ch)
+	return r, ch
+}
+
+func (m *Machine) apply(index uint64, cmd []byte, ch *Change) Result {
 	if index != m.applied+1 {
 		panic(fmt.Sprintf("filestore: Apply(%d) after %d: commands must be applied in order", index, m.applied))
 	}
@@ -242,11 +273,11 @@ func (m *Machine) Apply(index uint64, cmd []byte) Result {
 	}
 	m.expireSessions()
 	if c.client == 0 {
-		return m.exec(index, &c)
+		return m.exec(index, &c, ch)
 	}
 	s := m.sessions[c.client]
 	if c.legacy {
-		return m.applyLegacy(index, &c, s)
+		return m.applyLegacy(index, &c, s, ch)
 	}
 	if s == nil {
 		if c.seq != 1 || c.retry {
@@ -268,7 +299,7 @@ func (m *Machine) Apply(index uint64, cmd []byte) Result {
 			return Result{Code: wire.CodeOutOfOrder, Index: index}
 		}
 	}
-	r := m.exec(index, &c)
+	r := m.exec(index, &c, ch)
 	m.remember(s, c.client, c.seq, c.ack, r)
 	return r
 }
@@ -278,7 +309,7 @@ func (m *Machine) Apply(index uint64, cmd []byte) Result {
 // state it produced then: a seq at or below the session's last is a
 // duplicate (the last one answered from the cache, older ones ErrStale),
 // any later seq applies, and a missing session is created.
-func (m *Machine) applyLegacy(index uint64, c *commandView, s *session) Result {
+func (m *Machine) applyLegacy(index uint64, c *commandView, s *session, ch *Change) Result {
 	if s != nil && c.seq <= s.last {
 		m.touch(s)
 		if c.seq == s.last {
@@ -288,17 +319,37 @@ func (m *Machine) applyLegacy(index uint64, c *commandView, s *session) Result {
 		}
 		return Result{Code: wire.CodeBadRequest, Index: index, Err: ErrStale}
 	}
-	r := m.exec(index, c)
+	r := m.exec(index, c, ch)
 	m.remember(s, c.client, c.seq, c.seq, r)
 	return r
 }
 
-// exec performs the write itself.
-func (m *Machine) exec(index uint64, c *commandView) Result {
+// exec performs the write itself, and describes it in ch if ch is not nil.
+func (m *Machine) exec(index uint64, c *commandView, ch *Change) Result {
 	f := m.files[string(c.key)]
 	var cur uint64
 	if f != nil {
 		cur = f.version
+	}
+	if ch != nil {
+		if f != nil {
+			ch.Key, ch.Prev, ch.HadPrev = f.key, f.value[:len(f.value):len(f.value)], true
+		}
+		r := m.exec(index, c, nil)
+		if r.Code != wire.CodeOK {
+			*ch = Change{}
+			return r
+		}
+		ch.Op = c.op
+		switch c.op {
+		case wire.OpPut, wire.OpCAS:
+			nf := m.files[string(c.key)]
+			ch.Op, ch.Key, ch.Value = wire.OpPut, nf.key, nf.value
+		case wire.OpAppend:
+			nf := m.files[string(c.key)]
+			ch.Key, ch.Value = nf.key, nf.value[len(ch.Prev):len(nf.value):len(nf.value)]
+		}
+		return r
 	}
 	written := Result{Code: wire.CodeOK, Index: index, Version: index}
 	switch c.op {

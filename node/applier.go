@@ -136,6 +136,7 @@ func (n *Node) apply(chosen []paxos.Entry) {
 		inDoubt bool // the slot's value is not known here: it may hold these writes
 	}
 	var answers []answer
+	var events []wire.Event
 	a.mu.Lock()
 	for _, e := range chosen {
 		if e.Slot <= a.slot {
@@ -150,7 +151,12 @@ func (n *Node) apply(chosen []paxos.Entry) {
 		switch e.Value.Kind {
 		case paxos.ValueCmds:
 			for _, cmd := range e.Value.Cmds {
-				results = append(results, a.fsm.Apply(a.fsm.Applied()+1, cmd))
+				index := a.fsm.Applied() + 1
+				res, ch := a.fsm.ApplyChange(index, cmd)
+				results = append(results, res)
+				if ev, ok := changeEvent(index, ch); ok {
+					events = append(events, ev)
+				}
 			}
 		case paxos.ValueConfig:
 			a.applyConfigLocked(e.Slot, e.Value)
@@ -166,7 +172,9 @@ func (n *Node) apply(chosen []paxos.Entry) {
 	}
 	n.stats.applied.Store(a.fsm.Applied())
 	ready := a.readyReadsLocked()
+	applied := a.fsm.Applied()
 	a.mu.Unlock()
+	n.hist.record(events, applied)
 	for _, an := range answers {
 		for i, p := range an.props {
 			switch {
@@ -205,6 +213,7 @@ func (n *Node) install(f *fetched) {
 	installed := f.meta.Slot > a.slot
 	if installed {
 		a.fsm, a.slot, a.snapIndex = f.fsm, f.meta.Slot, f.fsm.Applied()
+		n.hist.reset(f.fsm.Applied())
 		if f.confSlot >= a.confSlot && len(f.conf.Members) > 0 {
 			a.conf, a.confSlot = f.conf, f.confSlot
 		}

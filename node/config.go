@@ -109,6 +109,17 @@ type Config struct {
 	// Default 1 MiB.
 	SnapshotChunk int
 
+	// WatchHistory bounds the changes the replica keeps in memory for
+	// watches (watch.go), and WatchHistoryBytes their bytes (keys, values
+	// and previous values, counted even where they share memory with the
+	// files); the oldest go first. A watch from an index older than what
+	// is kept is refused COMPACTED. Defaults 100,000 and 64 MiB.
+	WatchHistory      int
+	WatchHistoryBytes int64
+	// MaxWatchPolls bounds the watch polls parked waiting for a change at
+	// once; one more is answered BUSY. Default 10,000.
+	MaxWatchPolls int
+
 	// The fields below are test hooks: fault injection and planted bugs.
 	// The synod binary sets them only when built with the synodtest tag,
 	// and a node with any of them on says so loudly when it starts.
@@ -150,21 +161,24 @@ type Config struct {
 // and Dir are left for the caller.
 func DefaultConfig() Config {
 	return Config{
-		ClusterID:       "synod",
-		TickInterval:    10 * time.Millisecond,
-		Heartbeat:       50 * time.Millisecond,
-		ElectionTimeout: 500 * time.Millisecond,
-		Lease:           400 * time.Millisecond,
-		MaxValue:        1 << 20,
-		MaxBatchBytes:   1 << 20,
-		ReadTimeout:     5 * time.Second,
-		MaxFrame:        64 << 20,
-		SnapshotEvery:   10000,
-		SnapshotWindow:  10000,
-		SnapshotChunk:   1 << 20,
-		SegmentBytes:    64 << 20,
-		Logger:          zerolog.Nop(),
-		AutoPromote:     true,
+		ClusterID:         "synod",
+		TickInterval:      10 * time.Millisecond,
+		Heartbeat:         50 * time.Millisecond,
+		ElectionTimeout:   500 * time.Millisecond,
+		Lease:             400 * time.Millisecond,
+		MaxValue:          1 << 20,
+		MaxBatchBytes:     1 << 20,
+		ReadTimeout:       5 * time.Second,
+		MaxFrame:          64 << 20,
+		SnapshotEvery:     10000,
+		SnapshotWindow:    10000,
+		SnapshotChunk:     1 << 20,
+		WatchHistory:      100000,
+		WatchHistoryBytes: 64 << 20,
+		MaxWatchPolls:     10000,
+		SegmentBytes:      64 << 20,
+		Logger:            zerolog.Nop(),
+		AutoPromote:       true,
 	}
 }
 
@@ -197,6 +211,8 @@ func (c *Config) Validate() error {
 			c.Lease, c.MaxLease(), paxos.MaxDriftPercent, c.ElectionTimeout)
 	case c.TestClockRate < 0:
 		return bad("clock rate %v must be positive", c.TestClockRate)
+	case c.WatchHistory <= 0 || c.WatchHistoryBytes <= 0 || c.MaxWatchPolls <= 0:
+		return bad("watch history, its bytes and the parked watch polls must be positive")
 	case c.MaxValue <= 0 || c.MaxBatchBytes <= 0 || c.MaxFrame <= 0:
 		return bad("limits must be positive")
 	case c.SnapshotEvery == 0 || c.SnapshotChunk <= 0 || c.SnapshotChunk > c.MaxFrame/2 || c.SegmentBytes <= 0:

@@ -177,6 +177,10 @@ var (
 	descFsyncs        = replicaDesc("fsyncs_total", "Fsyncs of the log and the acceptor file.")
 	descSnapshotting  = replicaDesc("snapshot_in_progress", "1 while a snapshot is being written.")
 	descFetching      = replicaDesc("snapshot_fetch_in_progress", "1 while a snapshot is being fetched from a peer.")
+	descWatchOldest   = replicaDesc("watch_history_oldest_index", "The oldest index a watch can start from at this replica; older is refused COMPACTED.")
+	descWatchChanges  = replicaDesc("watch_history_changes", "Changes kept in memory for watches (--watch-history).")
+	descWatchBytes    = replicaDesc("watch_history_bytes", "Bytes of the changes kept for watches (--watch-history-bytes).")
+	descWatchParked   = replicaDesc("watch_polls_parked", "Watch polls waiting for a change now.")
 	replicaRoleValues = []wire.NodeRole{wire.NodeMaster, wire.NodeCandidate, wire.NodeFollower, wire.NodeLearner, wire.NodeDegraded}
 )
 
@@ -187,7 +191,8 @@ func replicaDesc(name, help string, labels ...string) *prometheus.Desc {
 func (c *replicaCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRole, descBallot, descMaster, descCommit, descApplied, descLag, descContact,
 		descReady, descVoter, descLogBytes, descLogSegs, descSnapBytes, descDiskFree, descDiskSize, descPeerUp,
-		descProposedCmds, descDropped, descReadsServed, descFsyncs, descSnapshotting, descFetching} {
+		descProposedCmds, descDropped, descReadsServed, descFsyncs, descSnapshotting, descFetching,
+		descWatchOldest, descWatchChanges, descWatchBytes, descWatchParked} {
 		ch <- d
 	}
 }
@@ -236,6 +241,11 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReadsServed, n.stats.reads.Load())
 	counter(descFsyncs, n.stats.fsyncs.Load())
 	gauge(descSnapshotting, b2f(n.snapshotting.Load()))
+	oldest, changes, bytes := n.hist.figures()
+	gauge(descWatchOldest, float64(oldest))
+	gauge(descWatchChanges, float64(changes))
+	gauge(descWatchBytes, float64(bytes))
+	gauge(descWatchParked, float64(n.watchPolls.Load()))
 	gauge(descFetching, b2f(n.fetching.Load()))
 }
 

@@ -91,6 +91,9 @@ type Node struct {
 	removedCh  chan struct{} // this replica was found removed
 	tlsLog     logLimiter    // refused TLS handshakes logged (tls.go)
 	wg         sync.WaitGroup
+
+	hist       *history     // the changes watches read (watch.go)
+	watchPolls atomic.Int64 // watch polls parked now
 }
 
 // atomicMax is a counter that only goes up.
@@ -180,6 +183,7 @@ func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 		conf = paxos.NewConfiguration(pc.Members, pc.Addrs)
 	}
 	n.app = applier{fsm: fsm, slot: hs.Applied, snapIndex: fsm.Applied(), conf: conf, confSlot: confSlot}
+	n.hist = newHistory(fsm.Applied(), cfg.WatchHistory, cfg.WatchHistoryBytes)
 	n.commitIndex.raise(fsm.Applied())
 	n.peers.Store(&map[uint64]*peer{})
 	n.noteConfig()

@@ -49,6 +49,9 @@ func replySize(r *wire.Reply) int {
 	for _, k := range r.Keys {
 		n += len(k) + 2
 	}
+	for i := range r.Events {
+		n += int(eventBytes(&r.Events[i]))
+	}
 	return n
 }
 
@@ -247,6 +250,10 @@ func (n *Node) notMaster(reply replyFunc) {
 func (n *Node) handleRequest(ctx context.Context, req wire.Request, reply replyFunc) {
 	if req.Op == wire.OpMembers || req.Op.IsMemberChange() {
 		n.handleMembers(ctx, req, reply)
+		return
+	}
+	if req.Op == wire.OpWatch {
+		n.handleWatch(ctx, req, reply)
 		return
 	}
 	if req.Op != wire.OpList {

@@ -102,6 +102,24 @@ type Config struct {
 	// the newer state. Default 10,000.
 	MaxLag uint64
 
+	// MaxWatches bounds the watches open on one connection, and
+	// MaxWatchesTotal those of all connections; one more WATCH is
+	// answered BUSY. Defaults 64 and 10,000.
+	MaxWatches      int
+	MaxWatchesTotal int
+	// WatchBuffer bounds, in bytes, the events of one watch fetched from
+	// the replicas and not yet written to its client (at least one event
+	// is always fetched). Default 256 KiB.
+	WatchBuffer int
+	// WatchStall is how long a watch's buffer may stay full, its client
+	// not reading, before the watch is cut with CANCELED ... SLOW (the
+	// client resumes it FROM the index that line names). Default 2 s.
+	WatchStall time.Duration
+	// WatchProgress is how long a replica holds a watch poll that has
+	// nothing to send: an idle watch gets a PROGRESS line about this
+	// often. Below ReadTimeout. Default 1 s.
+	WatchProgress time.Duration
+
 	// TLS, when not nil, runs the proxy over TLS 1.3 with the bundle's
 	// certificate: mutual TLS to every replica (the certificate must be a
 	// proxy's of the cluster CA), and TLS on the line-protocol port, where
@@ -146,6 +164,11 @@ func DefaultConfig() Config {
 		ProbeTimeout:     time.Second,
 		WriteTimeout:     30 * time.Second,
 		MaxLag:           10000,
+		MaxWatches:       64,
+		MaxWatchesTotal:  10000,
+		WatchBuffer:      256 << 10,
+		WatchStall:       2 * time.Second,
+		WatchProgress:    time.Second,
 		Logger:           zerolog.Nop(),
 	}
 }
@@ -171,6 +194,10 @@ func (c *Config) Validate() error {
 		return bad("queue, connection, pipeline and in-flight bounds must be positive")
 	case c.MaxValue <= 0 || c.MaxValue > wire.MaxFrameLimit/4:
 		return bad("max value %d not in [1, %d]", c.MaxValue, wire.MaxFrameLimit/4)
+	case c.MaxWatches <= 0 || c.MaxWatchesTotal <= 0 || c.WatchBuffer <= 0 || c.WatchStall <= 0:
+		return bad("watch bounds must be positive")
+	case c.WatchProgress <= 0 || c.WatchProgress >= c.ReadTimeout || c.WatchProgress > time.Minute:
+		return bad("watch progress interval %v must be positive, below the read timeout %v and at most a minute", c.WatchProgress, c.ReadTimeout)
 	case c.MaxPipeline > wire.MaxSessionWindow:
 		return bad("pipeline %d over %d, the writes of a session replicas keep replies for", c.MaxPipeline, wire.MaxSessionWindow)
 	case c.MaxPipelineBytes < int64(c.MaxValue)+minPipelineSlack:

@@ -132,6 +132,8 @@ type conn struct {
 	written uint64       // the newest state a reply written so far showed (applied index)
 	rw      *resp.Writer // RESP replies (resp.go), on the same buffer as the line writer
 
+	watches watchSet // the connection's watches (watch.go)
+
 	lastIndex atomic.Uint64 // newest state this connection saw, for session reads
 	aborted   atomic.Bool   // a write's outcome is unknown: the connection closes, nothing more starts
 	mem       budget
@@ -145,6 +147,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{
 		s: s, nc: nc, calls: make(chan *call, s.cfg.MaxPipeline), wdone: make(chan struct{}),
 		mem: budget{room: make(chan struct{}, 1)}, stop: make(chan struct{}),
+		watches: watchSet{wake: make(chan struct{}, 1)},
 	}
 }
 
@@ -158,8 +161,11 @@ func (c *conn) serve() {
 	}
 	go c.writeLoop()
 	c.readLoop()
+	c.endWatches()
 	close(c.calls)
 	<-c.wdone
+	c.watches.wg.Wait()
+	c.dropWatches()
 	c.release()
 }
 
@@ -194,14 +200,29 @@ func (c *conn) stopReading() {
 }
 
 // armRead sets the idle deadline for the next request, unless stopping.
+// A connection with a watch open is never idle: it has no deadline.
 func (c *conn) armRead() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopping {
 		return false
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	if c.watching() {
+		c.nc.SetReadDeadline(time.Time{})
+	} else {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	}
 	return true
+}
+
+// armIdle sets the idle deadline again once the last watch has ended,
+// unless stopping. Any goroutine.
+func (c *conn) armIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.stopping {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	}
 }
 
 // admitBlock is the line reader's admission of a value block: it takes the
@@ -385,6 +406,10 @@ func (c *conn) handle(req line.Request) bool {
 		cl.stats = c.s.stats()
 	case line.CmdSnapshot:
 		return c.snapshot(cl)
+	case line.CmdWatch:
+		return c.startWatch(cl)
+	case line.CmdUnwatch:
+		return c.unwatch(cl)
 	default:
 		return c.remote(cl)
 	}
@@ -554,14 +579,30 @@ func (c *conn) writeLoop() {
 	for {
 		cl := next
 		next = nil
-		if cl == nil {
+		for cl == nil {
 			var ok bool
-			if cl, ok = <-c.calls; !ok {
-				c.flush(w)
-				return
+			select {
+			case cl, ok = <-c.calls:
+				if !ok {
+					c.flush(w)
+					return
+				}
+			case <-c.watches.wake:
+				if c.writeWatches(w) != nil || c.flush(w) != nil {
+					return
+				}
 			}
 		}
-		<-cl.done
+		for waiting := true; waiting; {
+			select {
+			case <-cl.done:
+				waiting = false
+			case <-c.watches.wake:
+				if c.writeWatches(w) != nil || c.flush(w) != nil {
+					return
+				}
+			}
+		}
 		c.monotonic(cl)
 		if cl.res.abort {
 			c.s.log.Warn().Str("client", c.nc.RemoteAddr().String()).

@@ -169,13 +169,17 @@ var (
 	pdRepLatency   = proxyDesc("replica_latency_ewma_seconds", "Decaying average of the replica's reply latency, what read balancing compares.", "replica")
 	pdRepEjections = proxyDesc("replica_ejections_total", "Times the replica was taken out of read balancing.", "replica")
 	pdRepFreeDisk  = proxyDesc("replica_disk_free_bytes", "Bytes free in the replica's data directory, as its last poll said.", "replica")
+	pdWatches      = proxyDesc("watches", "Watches open now.")
+	pdWatchEvents  = proxyDesc("watch_events_total", "Watch events handed to clients' connections.")
+	pdWatchCuts    = proxyDesc("watch_cuts_total", "Watches cut because their client did not read (CANCELED ... SLOW).")
+	pdWatchPolls   = proxyDesc("replica_watch_polls_total", "Watch polls the replica answered for this proxy.", "replica")
 )
 
 func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{pdConns, pdConnsTotal, pdConnsRefused, pdRequests, pdReplies, pdRetries,
 		pdFailovers, pdOverflows, pdExpired, pdRebases, pdHeld, pdHeldBytes, pdInflight, pdInflightB, pdMaster,
 		pdMembers, pdRepUp, pdRepMaster, pdRepEjected, pdRepApplied, pdRepLag, pdRepReads, pdRepWrites,
-		pdRepInflight, pdRepLatency, pdRepEjections, pdRepFreeDisk} {
+		pdRepInflight, pdRepLatency, pdRepEjections, pdRepFreeDisk, pdWatches, pdWatchEvents, pdWatchCuts, pdWatchPolls} {
 		ch <- d
 	}
 }
@@ -198,6 +202,9 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(pdOverflows, cnt.bufferOverflows.Load())
 	counter(pdExpired, cnt.bufferExpired.Load())
 	counter(pdRebases, cnt.rebases.Load())
+	gauge(pdWatches, float64(max(cnt.watches.Load(), 0)))
+	counter(pdWatchEvents, cnt.watchEvents.Load())
+	counter(pdWatchCuts, cnt.watchCuts.Load())
 	gauge(pdInflightB, float64(max(s.mem.Load(), 0)))
 	gauge(pdInflight, float64(s.rt.inflight.Load()))
 	// Replies: the router's, plus the two refusals made before a request
@@ -230,6 +237,7 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 		up, master, ej         bool
 		applied, lag, freeDisk uint64
 		reads, writes, ejects  uint64
+		watchPolls             uint64
 		inflight               int
 		ewmaMs                 float64
 	}
@@ -246,7 +254,7 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 		applied := max(rp.applied, rp.status.Applied)
 		f := fig{id: strconv.FormatUint(rp.id, 10), up: rp.alive, master: rp == rt.master, ej: rp.ejected,
 			applied: applied, freeDisk: rp.status.FreeDisk, reads: rp.reads.Load(), writes: rp.writes.Load(),
-			ejects: rp.ejections.Load(), inflight: rp.inflight, ewmaMs: rp.lat.value(now)}
+			ejects: rp.ejections.Load(), inflight: rp.inflight, ewmaMs: rp.lat.value(now), watchPolls: rp.watchPolls.Load()}
 		if rt.master != nil && commit > applied {
 			f.lag = commit - applied
 		}
@@ -268,6 +276,7 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(pdRepInflight, float64(f.inflight), f.id)
 		gauge(pdRepLatency, f.ewmaMs/1000, f.id)
 		counter(pdRepEjections, f.ejects, f.id)
+		counter(pdWatchPolls, f.watchPolls, f.id)
 		if f.up {
 			gauge(pdRepFreeDisk, float64(f.freeDisk), f.id)
 		}

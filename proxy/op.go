@@ -42,8 +42,16 @@ type op struct {
 	mayApplied bool   // an attempt may have been proposed (writes: resend as a retry; if lost, outcome unknown; changes: may be in force)
 	unknown    bool   // the last attempt found the session unknown
 
+	// avoid names replicas a watch poll must not go to: they answered
+	// COMPACTED for its index, and another may still have it.
+	avoid []uint64
+
 	finish func(result) // called exactly once, by the router
 }
+
+// watch reports whether o is a watch poll: a read that may wait for a
+// change for as long as it asked, so its time is no read latency.
+func (o *op) watch() bool { return o.req.Op == wire.OpWatch }
 
 // memberOp reports whether o reads (MEMBER LIST) or changes the
 // membership. Such an op belongs to no session: a change is safe to send

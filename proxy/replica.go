@@ -45,9 +45,10 @@ type replica struct {
 	inflight int         // ops sent here and not answered
 	lat      ewma
 
-	reads     atomic.Uint64 // reads answered here for good
-	writes    atomic.Uint64 // writes answered here for good
-	ejections atomic.Uint64
+	reads      atomic.Uint64 // reads answered here for good
+	watchPolls atomic.Uint64 // watch polls answered here
+	writes     atomic.Uint64 // writes answered here for good
+	ejections  atomic.Uint64
 
 	// The data connection, guarded by cmu. The lock is only ever held for
 	// map and slice updates, never across network I/O, and is taken after

@@ -227,6 +227,13 @@ func (rt *router) submit(o *op) {
 		return
 	}
 	t := rt.pick(o)
+	if t == nil && o.watch() {
+		// A watch poll is never held, so watches cannot crowd writes out
+		// of the hold queue: its pump asks again, from the same index.
+		rt.mu.Unlock()
+		rt.end(o, made(wire.CodeUnavailable, "no replica can serve the watch now"))
+		return
+	}
 	if t == nil {
 		if rt.holdFull(o) {
 			rt.mu.Unlock()
@@ -308,7 +315,7 @@ func (rt *router) pickRead(o *op) *replica {
 	}
 	cands := rt.scr[:0]
 	for _, rp := range rt.reps {
-		if rp != m && rt.eligible(rp, m, o.req.Consistency, need) {
+		if rp != m && rt.eligible(rp, m, o.req.Consistency, need) && !slices.Contains(o.avoid, rp.id) {
 			cands = append(cands, rp)
 		}
 	}
@@ -319,7 +326,7 @@ func (rt *router) pickRead(o *op) *replica {
 	}, rt.rnd); i >= 0 {
 		return cands[i]
 	}
-	if m != nil && rt.eligible(m, m, o.req.Consistency, need) {
+	if m != nil && rt.eligible(m, m, o.req.Consistency, need) && !slices.Contains(o.avoid, m.id) {
 		return m
 	}
 	return nil
@@ -379,7 +386,9 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 		rt.end(o, result{rep: rep, node: rp.id})
 		return
 	}
-	rp.lat.observe(now.Sub(o.sentAt), now)
+	if !o.watch() {
+		rp.lat.observe(now.Sub(o.sentAt), now)
+	}
 	final := true
 	switch rep.Code {
 	case wire.CodeNotMaster, wire.CodeTimeout, wire.CodeBusy, wire.CodeUnavailable:
@@ -395,7 +404,11 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 		rt.retryRead(o, 0)
 		return
 	}
-	rp.reads.Add(1)
+	if o.watch() {
+		rp.watchPolls.Add(1)
+	} else {
+		rp.reads.Add(1)
+	}
 	rt.end(o, result{rep: rep, node: rp.id})
 }
 
@@ -518,6 +531,11 @@ func (rt *router) connLost(rp *replica, ops []lostOp, err error) {
 // backoff, or ends it if its hold window is over.
 func (rt *router) retryRead(o *op, backoff time.Duration) {
 	rt.cnt.retries.Add(1)
+	if o.watch() {
+		// Not held either (see submit): the pump asks elsewhere.
+		rt.end(o, made(wire.CodeUnavailable, "the replica asked for the watch did not answer"))
+		return
+	}
 	now := time.Now()
 	rt.mu.Lock()
 	o.tries++
@@ -570,11 +588,15 @@ func (rt *router) end(o *op, res result) {
 	switch {
 	case o.write:
 		rt.cnt.writeLat.record(took)
-	case !o.change(): // a change waits for consensus and catch-up: not a read's latency
+	case !o.change() && !o.watch(): // a change waits for consensus and catch-up, a watch poll for a change: no read's latency
 		rt.cnt.readLat.record(took)
 	}
-	rt.prom.observe(o, res, took)
+	if !o.watch() {
+		rt.prom.observe(o, res, took)
+	}
 	switch {
+	case res.node != 0 && o.watch():
+		rt.cnt.watchPolls.Add(1)
 	case res.abort:
 		rt.cnt.aborts.Add(1)
 	case res.node != 0 && o.change():
@@ -860,6 +882,7 @@ func (rt *router) stats(out []line.Stat) []line.Stat {
 			line.Stat{Name: p + "ejected", Value: boolDigit(f.ej)},
 			line.Stat{Name: p + "applied", Value: strconv.FormatUint(f.applied, 10)},
 			line.Stat{Name: p + "reads", Value: strconv.FormatUint(f.rep.reads.Load(), 10)},
+			line.Stat{Name: p + "watch_polls", Value: strconv.FormatUint(f.rep.watchPolls.Load(), 10)},
 			line.Stat{Name: p + "writes", Value: strconv.FormatUint(f.rep.writes.Load(), 10)},
 			line.Stat{Name: p + "inflight", Value: strconv.Itoa(f.inflight)},
 			line.Stat{Name: p + "ewma_ms", Value: fmtMs(f.ewma)},

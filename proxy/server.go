@@ -307,6 +307,12 @@ func (s *Server) stats() []line.Stat {
 		u("member_changes", c.memberChanges.Load()),
 		u("members_added", c.membersAdded.Load()),
 		u("members_removed", c.membersRemoved.Load()),
+		u("watches", uint64(max(c.watches.Load(), 0))),
+		u("watches_total", c.watchesTotal.Load()),
+		u("watch_polls", c.watchPolls.Load()),
+		u("watch_events", c.watchEvents.Load()),
+		u("watch_cuts", c.watchCuts.Load()),
+		u("watch_moves", c.watchMoves.Load()),
 	}
 	for _, l := range []struct {
 		name string

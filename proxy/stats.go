@@ -65,6 +65,12 @@ type counters struct {
 	memberChanges   atomic.Uint64 // membership changes a master answered
 	membersAdded    atomic.Uint64 // replicas the proxy started using after a configuration change
 	membersRemoved  atomic.Uint64 // replicas the proxy stopped using after a configuration change
+	watchPolls      atomic.Uint64 // watch polls a replica answered
+	watches         atomic.Int64  // watches open now
+	watchesTotal    atomic.Uint64 // watches started ever
+	watchEvents     atomic.Uint64 // events handed to clients' connections
+	watchCuts       atomic.Uint64 // watches cut because their client read too slowly
+	watchMoves      atomic.Uint64 // watch polls sent elsewhere after a replica's history fell short
 	readLat         *latency
 	writeLat        *latency
 }

@@ -27,6 +27,11 @@ const (
 	OpMemberAdd     // add MemberID at MemberAddr as a learner
 	OpMemberRemove  // remove MemberID (the master hands over first if it is the one)
 	OpMemberPromote // make the learner MemberID a voter
+	// OpWatch is one poll of a watch (see WatchPoll in Request): any
+	// replica that applied far enough answers, from its history of
+	// applied commands, with the changes to Key (or under it, with
+	// WatchPrefix) at or after From.
+	OpWatch
 )
 
 // IsMemberChange reports whether op changes the membership.
@@ -60,6 +65,8 @@ func (op Op) String() string {
 		return "MEMBER REMOVE"
 	case OpMemberPromote:
 		return "MEMBER PROMOTE"
+	case OpWatch:
+		return "WATCH"
 	}
 	return "UNKNOWN"
 }
@@ -111,6 +118,9 @@ const (
 	CodeOutOfOrder     // an earlier write of the session is not applied yet: send again, in order
 	CodeSessionUnknown // the session is gone (or not started) and this write cannot start it
 	CodeAnswered       // a retry of a write whose reply the session no longer holds (a client bug)
+	// CodeCompacted refuses a watch poll whose From is older than the
+	// replica's history; Reply.Oldest is the oldest index it still has.
+	CodeCompacted
 )
 
 // MaxSessionWindow is the most writes of one session a client may have
@@ -147,6 +157,8 @@ func (c Code) String() string {
 		return "SESSION_UNKNOWN"
 	case CodeAnswered:
 		return "ANSWERED"
+	case CodeCompacted:
+		return "COMPACTED"
 	}
 	return "UNKNOWN"
 }
@@ -184,6 +196,44 @@ type Request struct {
 	// MemberID and MemberAddr name the member of a membership change.
 	MemberID   uint64
 	MemberAddr string
+	// Watch is set on an OpWatch poll.
+	Watch WatchPoll
+}
+
+// WatchPoll asks a replica for the changes at or after From to Key, or
+// with Prefix to every key that starts with Key ("" for every key). The
+// replica answers with the changes it has applied, at most MaxBytes of
+// them but always whole commands and at least one, or, when there is none
+// yet, waits up to Wait milliseconds for one before it answers with none.
+// Either way Reply.Through is the last index the answer covers: the next
+// poll asks From Through+1.
+type WatchPoll struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Prefix bool
+	// From is the first index wanted; 0 means from what the replica
+	// applied next (a new watch "from now").
+	From     uint64
+	Prev     bool   // send each change's previous value too
+	Wait     uint32 // milliseconds
+	MaxBytes uint32
+}
+
+// Event is one change a watch reports: the command at Index changed Key.
+// Op is OpPut (a PUT, or a CAS that swapped), OpAppend (Value is the
+// bytes appended) or OpDel. Prev and HadPrev, when the poll asked for
+// them, are the value before and whether the file existed.
+type Event struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Index   uint64
+	Op      Op
+	Key     string
+	Value   []byte
+	Prev    []byte
+	HadPrev bool
 }
 
 // Member is one replica of the cluster's configuration.
@@ -221,6 +271,11 @@ type Reply struct {
 	// the configuration in force and the slot that chose it.
 	Members    []Member
 	ConfigSlot uint64
+	// Events, Through and Oldest answer OpWatch (see WatchPoll); Oldest
+	// is also the oldest index a CodeCompacted refusal can still serve.
+	Events  []Event
+	Through uint64
+	Oldest  uint64
 }
 
 // StatusRequest asks a replica for its Status (KindStatus). It has no fields.

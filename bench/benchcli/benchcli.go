@@ -83,6 +83,8 @@ func Flags(sys System) []cli.Flag {
 		&cli.IntFlag{Name: "spawn", Usage: "start a fresh cluster of this many members for the run, and stop it after", EnvVars: env("spawn")},
 		&cli.BoolFlag{Name: "keep", Usage: "with --spawn: keep the cluster's data and logs", EnvVars: env("keep")},
 		&cli.DurationFlag{Name: "kill-master-at", Usage: "with --spawn: SIGKILL the master this far into the measured window", EnvVars: env("kill-master-at")},
+		&cli.IntFlag{Name: "watchers", Usage: "watchers of every key, each on its own connection, reading every event through the run", EnvVars: env("watchers")},
+		&cli.IntFlag{Name: "stalled-watchers", Usage: "watchers of every key that never read an event (the server should cut them, not slow down)", EnvVars: env("stalled-watchers")},
 		&cli.StringFlag{Name: "json", Usage: "write every figure to this file as JSON", EnvVars: env("json")},
 		&cli.StringFlag{Name: "timeline", Usage: "plot throughput and p99 per 100 ms to this SVG file", EnvVars: env("timeline")},
 		&cli.BoolFlag{Name: "quiet", Usage: "no progress bar and no report on stdout", EnvVars: env("quiet")},
@@ -111,6 +113,7 @@ func Workload(c *cli.Context) (bench.Workload, error) {
 		Dist: c.String("dist"), Theta: c.Float64("zipf-theta"), Consistency: c.String("consistency"),
 		OpTimeout: c.Duration("op-timeout"), Seed: c.Uint64("seed"), KillMasterAt: c.Duration("kill-master-at"),
 		Pipeline: c.Int("pipeline"),
+		Watchers: c.Int("watchers"), StalledWatchers: c.Int("stalled-watchers"),
 	}
 	if err := w.Validate(); err != nil {
 		return w, fmt.Errorf("%w: %w", ErrUsage, err)

@@ -67,6 +67,8 @@ func nodeCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "snapshot-window", Value: def.SnapshotWindow, Usage: "log slots kept behind a snapshot for catch-up", EnvVars: env("snapshot-window")},
 			&cli.Int64Flag{Name: "segment-bytes", Value: def.SegmentBytes, Usage: "log segment size; compaction deletes whole segments", EnvVars: env("segment-bytes")},
 			&cli.IntFlag{Name: "snapshot-chunk", Value: def.SnapshotChunk, Usage: "bytes per piece of a snapshot transfer", EnvVars: env("snapshot-chunk")},
+			&cli.IntFlag{Name: "watch-history", Value: def.WatchHistory, Usage: "changes kept in memory for watches; a watch from an older index is refused COMPACTED", EnvVars: env("watch-history")},
+			&cli.Int64Flag{Name: "watch-history-bytes", Value: def.WatchHistoryBytes, Usage: "bytes of the changes kept for watches (keys, values and previous values)", EnvVars: env("watch-history-bytes")},
 		}, append(append(tlsServerFlags(), metricsFlags()...), testHookFlags()...)...),
 		Action: func(c *cli.Context) error {
 			lg, err := newLogger(c)
@@ -105,6 +107,8 @@ func nodeCommand() *cli.Command {
 			cfg.SnapshotEvery = c.Uint64("snapshot-every")
 			cfg.SnapshotWindow = c.Uint64("snapshot-window")
 			cfg.SnapshotChunk = c.Int("snapshot-chunk")
+			cfg.WatchHistory = c.Int("watch-history")
+			cfg.WatchHistoryBytes = c.Int64("watch-history-bytes")
 			cfg.SegmentBytes = c.Int64("segment-bytes")
 			applyTestHooks(c, &cfg)
 			if cfg.TLS, err = loadServerBundle(c); err != nil {

@@ -46,6 +46,11 @@ func proxyCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-inflight-bytes", Value: def.MaxInflightBytes, Usage: "bytes of requests and unwritten replies of all clients; a value that does not fit is refused BUSY", EnvVars: env("max-inflight-bytes")},
 			&cli.IntFlag{Name: "max-pipeline", Value: def.MaxPipeline, Usage: "unanswered requests per connection before it is read no further", EnvVars: env("max-pipeline")},
 			&cli.Int64Flag{Name: "max-pipeline-bytes", Value: def.MaxPipelineBytes, Usage: "bytes of requests and unwritten replies per connection before it is read no further (a read counts as a --max-value reply)", EnvVars: env("max-pipeline-bytes")},
+			&cli.IntFlag{Name: "max-watches", Value: def.MaxWatches, Usage: "watches open on one connection; one more is refused BUSY", EnvVars: env("max-watches")},
+			&cli.IntFlag{Name: "max-watches-total", Value: def.MaxWatchesTotal, Usage: "watches open on all connections; one more is refused BUSY", EnvVars: env("max-watches-total")},
+			&cli.IntFlag{Name: "watch-buffer", Value: def.WatchBuffer, Usage: "bytes of events one watch holds for a client that does not read them", EnvVars: env("watch-buffer")},
+			&cli.DurationFlag{Name: "watch-stall", Value: def.WatchStall, Usage: "how long a watch's buffer may stay full before the watch is cut (CANCELED ... SLOW)", EnvVars: env("watch-stall")},
+			&cli.DurationFlag{Name: "watch-progress", Value: def.WatchProgress, Usage: "how often an idle watch gets a PROGRESS line (below the read timeout)", EnvVars: env("watch-progress")},
 		}, append(append(tlsServerFlags(), proxyAuthFlags()...), metricsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			lg, err := newLogger(c)
@@ -72,6 +77,11 @@ func proxyCommand() *cli.Command {
 			cfg.MaxInflightBytes = c.Int64("max-inflight-bytes")
 			cfg.MaxPipeline = c.Int("max-pipeline")
 			cfg.MaxPipelineBytes = c.Int64("max-pipeline-bytes")
+			cfg.MaxWatches = c.Int("max-watches")
+			cfg.MaxWatchesTotal = c.Int("max-watches-total")
+			cfg.WatchBuffer = c.Int("watch-buffer")
+			cfg.WatchStall = c.Duration("watch-stall")
+			cfg.WatchProgress = c.Duration("watch-progress")
 			// Byte bounds left at their defaults grow with a larger
 			// --max-value, so each holds as many largest values as it
 			// does at the default.

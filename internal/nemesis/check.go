@@ -75,6 +75,9 @@ type Report struct {
 
 	// Pipelined counts the operations sent in pipelines.
 	Pipelined int
+	// WatchReads counts the reads held against a watcher's replayed
+	// events (watch.go), one per read and watcher.
+	WatchReads int
 
 	// Violations are what the other checks found, each prefixed with its
 	// kind (VLost, ...): acknowledged writes lost, writes applied twice or

@@ -82,6 +82,11 @@ type Config struct {
 	// OutDir receives a failed run's history, visualisation and logs, in
 	// a subdirectory named after the seed ("": a new temporary directory).
 	OutDir string
+	// Watchers watch keys and prefixes through the proxies for the whole
+	// run, half from index 1 and half from when they start, resuming
+	// after every broken connection (watch.go); afterwards each must have
+	// seen exactly the changes of its keys.
+	Watchers int
 }
 
 // DefaultConfig is a run of every fault against 5 replicas and 2 proxies
@@ -116,6 +121,7 @@ func DefaultConfig() Config {
 		Hot:        0.3, HotKeys: 4,
 		OpTimeout:    8 * time.Second,
 		CheckTimeout: 5 * time.Minute,
+		Watchers:     6,
 	}
 }
 
@@ -168,6 +174,8 @@ type Result struct {
 	// Dir holds the artifacts of a failed run ("" if none were written).
 	Dir     string
 	History History
+	// Watchers are what the watchers saw.
+	Watchers []*WatcherLog
 }
 
 // OpsPerSec is the rate of operations the clients completed.
@@ -215,9 +223,17 @@ func (r *Result) Summary() string {
 	for _, m := range logMarkers {
 		seen = append(seen, fmt.Sprintf("%s×%d", m.name, r.Seen[m.name]))
 	}
-	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s (%s); %d skipped, %d kill -9, %d port clashes, unsettled %d; members at the end %v, removed %v; %s; replicas logged: %s",
+	var events, resumes, compacted int
+	for _, w := range r.Watchers {
+		for _, seg := range w.Segments {
+			events += len(seg.Events)
+		}
+		resumes += w.Resumes
+		compacted += w.Compacted
+	}
+	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s (%s); %d skipped, %d kill -9, %d port clashes, unsettled %d; members at the end %v, removed %v; %s; %d watchers saw %d events, resumed %d times (%d refused COMPACTED), %d reads held against their replay; replicas logged: %s",
 		r.Seed, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Report.Summary(), strings.Join(kinds, " "), strings.Join(details, " "),
-		r.Skipped, r.Kills, r.PortClashes, r.Unsettled, r.Members, r.Gone, summarizeLives(r.Lives), strings.Join(seen, " "))
+		r.Skipped, r.Kills, r.PortClashes, r.Unsettled, r.Members, r.Gone, summarizeLives(r.Lives), len(r.Watchers), events, resumes, compacted, r.Report.WatchReads, strings.Join(seen, " "))
 }
 
 // Run starts a cluster whose peer links go through a fault relay, runs the
@@ -295,6 +311,20 @@ func Run(t testing.TB, cfg Config) *Result {
 	nem := newNemesis(c, relay, rec, lv, cfg, proxyLinks, t.Logf)
 	nem.proxyAddrs = proxies
 
+	watchCtx, stopWatchers := context.WithCancel(context.Background())
+	defer stopWatchers()
+	var watchWG sync.WaitGroup
+	for i := range cfg.Watchers {
+		p := watchPatterns[i%len(watchPatterns)]
+		wl := &WatcherLog{Name: fmt.Sprintf("watcher %d", i), Key: p.key, Prefix: p.prefix}
+		res.Watchers = append(res.Watchers, wl)
+		watchWG.Add(1)
+		go func() {
+			defer watchWG.Done()
+			runWatcher(watchCtx, proxies, i, wl, i%2 == 0, cfg.Seed)
+		}()
+	}
+
 	runCtx, stop := context.WithTimeout(context.Background(), cfg.Duration)
 	defer stop()
 	began := time.Now()
@@ -360,6 +390,12 @@ func Run(t testing.TB, cfg Config) *Result {
 	if _, err := c.WaitConverged(convCtx, maxIndex); err != nil {
 		res.ConvergeErr = fmt.Errorf("replicas did not converge after healing: %w", err)
 	}
+	watchErr := waitWatchers(convCtx, res.Watchers, maxIndex)
+	stopWatchers()
+	watchWG.Wait()
+	if watchErr != nil {
+		t.Logf("nemesis: %v", watchErr)
+	}
 	nem.checkAlive()
 	for _, id := range nem.ids() {
 		nem.stillLearning(id) // a replica that lost state at the very end came back as it must
@@ -385,6 +421,7 @@ func Run(t testing.TB, cfg Config) *Result {
 		}
 	}
 	res.Report = Check(h, CheckOptions{Timeout: cfg.CheckTimeout, Order: cfg.CheckOrder})
+	checkWatchers(&res.Report, h.Ops, res.Watchers, maxIndex)
 	t.Logf("nemesis: %s", res.Summary())
 	if len(res.Failures()) > 0 {
 		res.Dir = saveArtifacts(t, cfg, c, res)

@@ -33,6 +33,13 @@ const (
 	CodeNoPerm = "NOPERM"
 	// CodeNotFound: the key does not exist (the NOT_FOUND reply).
 	CodeNotFound = "NOT_FOUND"
+	// CodeCompacted: a WATCH FROM an index older than the history kept;
+	// the message starts with the oldest index that can be watched from.
+	// Permanent for that index: read the state, then watch from there.
+	CodeCompacted = "COMPACTED"
+	// CodeSlow: a watch was cut because its client did not read its
+	// events fast enough (a CANCELED line's code). Resume it.
+	CodeSlow = "SLOW"
 )
 
 // Sentinel errors, testable with errors.Is on a *ProtoError (server side) or a
@@ -64,6 +71,12 @@ var (
 	ErrInternal = errors.New("line: internal error")
 	// ErrNoPerm is matched by the ServerError for ERR NOPERM.
 	ErrNoPerm = errors.New("line: permission denied")
+	// ErrCompacted is matched by the ServerError for ERR COMPACTED: a
+	// WATCH FROM an index the server's history no longer holds.
+	ErrCompacted = errors.New("line: watch history compacted")
+	// ErrWatchCanceled is returned by Watch.Next when the server cut the
+	// watch (a CANCELED line); the WatchMessage says where to resume.
+	ErrWatchCanceled = errors.New("line: watch canceled")
 
 	// ErrBadReply is returned by the Client when a server's reply does not
 	// follow the protocol; the connection is unusable afterwards.
@@ -99,6 +112,8 @@ func codeSentinel(code string) error {
 		return ErrNoPerm
 	case CodeNotFound:
 		return ErrNotFound
+	case CodeCompacted:
+		return ErrCompacted
 	}
 	return nil
 }

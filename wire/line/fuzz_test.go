@@ -34,6 +34,7 @@ var requestSeeds = []string{
 	"MEMBER LIST\r\nmember add 4 127.0.0.1:7104\r\nMEMBER REMOVE 3\nMEMBER PROMOTE 4\r\n",
 	"AUTH alice s3cret pw\r\nUSER ADD bob pw\r\nROLE GRANT r read a/\r\nROLE GRANT r write *\r\nUSER LIST\r\n",
 	"MEMBER\r\nMEMBER ADD 0 h:1\r\nMEMBER ADD 4 [::1]:7\r\nMEMBER ADD 4 h:99999\r\nMEMBER REMOVE x y\r\n",
+	"WATCH k\r\nwatch a/* FROM 7 PREV\r\nWATCH * prev from 1\r\nWATCH k FROM 0\r\nWATCH k FROM 3 FROM 4\r\nWATCH\r\nUNWATCH 3\r\nUNWATCH 0\r\nWATCH a** PREV PREV\r\n",
 	"SNAPSHOT\r\nsnapshot 4096\r\nSNAPSHOT 4194304\nSNAPSHOT 4095\r\nSNAPSHOT 1 2\r\nSNAPSHOT x\r\n",
 }
 

@@ -107,6 +107,9 @@ func (r *Reader) parse(line []byte) (Request, error) {
 		return r.parseWrite(cmd, rest)
 	}
 
+	if cmd == CmdWatch || cmd == CmdUnwatch {
+		return r.parseWatch(cmd, rest)
+	}
 	var args [3][]byte
 	n := fields(rest, args[:])
 	req := Request{Cmd: cmd}

@@ -40,6 +40,10 @@ const (
 	// (snapshot.go): a client sends it with Client.Snapshot, not Do or
 	// Send, which read one reply.
 	CmdSnapshot
+	// CmdWatch starts a watch and CmdUnwatch ends one (watch.go): the
+	// connection then carries the watch's stream between its replies.
+	CmdWatch
+	CmdUnwatch
 
 	// cmdCore ends the commands of this file: the auth commands
 	// (auth.go) number from it, so no two commands share a value.
@@ -66,6 +70,8 @@ var cmdNames = [...]string{
 	CmdMemberRemove:  "MEMBER REMOVE",
 	CmdMemberPromote: "MEMBER PROMOTE",
 	CmdSnapshot:      "SNAPSHOT",
+	CmdWatch:         "WATCH",
+	CmdUnwatch:       "UNWATCH",
 }
 
 // longestCmd bounds the token lookupCmd upper-cases.
@@ -151,6 +157,10 @@ func lookupCmd(tok []byte) Cmd {
 		return CmdHelp
 	case "SNAPSHOT":
 		return CmdSnapshot
+	case "WATCH":
+		return CmdWatch
+	case "UNWATCH":
+		return CmdUnwatch
 	}
 	return 0
 }
@@ -243,6 +253,13 @@ type Request struct {
 	Password string
 	Role     string
 	Perm     Perm
+	// WATCH: Key is the key watched, or with WatchPrefix the prefix ("":
+	// every key); From the first index wanted (0: from now); Prev asks
+	// for each change's previous value. UNWATCH: WatchID.
+	WatchPrefix bool
+	From        uint64
+	Prev        bool
+	WatchID     uint64
 }
 
 // MaxMemberAddr is the longest member address in bytes.
@@ -320,6 +337,9 @@ func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	}
 	if req.Cmd == CmdMemberAdd && !ValidMemberAddr(req.MemberAddr) {
 		return dst, fmt.Errorf("line: encode %s: address %.64q is not host:port: %w", name, req.MemberAddr, ErrBadRequest)
+	}
+	if req.Cmd == CmdWatch || req.Cmd == CmdUnwatch {
+		return appendWatchRequest(dst, req)
 	}
 	if req.Cmd == CmdSnapshot && req.Chunk != 0 && (req.Chunk < MinSnapshotChunk || req.Chunk > MaxSnapshotChunk) {
 		return dst, fmt.Errorf("line: encode SNAPSHOT: chunk of %d bytes, want %d to %d: %w", req.Chunk, MinSnapshotChunk, MaxSnapshotChunk, ErrBadRequest)

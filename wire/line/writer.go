@@ -67,6 +67,8 @@ var helpLines = []string{
 	"MEMBER REMOVE <id>                remove a replica          -> OK <config-slot>",
 	"MEMBER PROMOTE <id>               make a learner a voter    -> OK <config-slot>",
 	"SNAPSHOT [<chunk-bytes>]          a backup of the whole store -> SNAPSHOT <index> <slot> <keys> <bytes> <digest> <replica>, $<n> blocks, END <size> <crc32c>",
+	"WATCH <key>|<prefix>* [FROM <index>] [PREV]  stream changes   -> WATCHING <id> <from>, then EVENT/PROGRESS/CANCELED lines | ERR COMPACTED <oldest> ...",
+	"UNWATCH <id>                      end a watch               -> UNWATCHED <id>",
 	"AUTH <user> <password>            authenticate (proxies with --auth) -> OK | ERR NOPERM",
 	"USER ADD|PASSWD <user> <password> | USER DEL <user> | USER GRANT|REVOKE <user> <role> | USER LIST   (admin)",
 	"ROLE ADD|DEL <role> | ROLE GRANT|REVOKE <role> read|write|readwrite <prefix|*> | ROLE LIST        (admin)",

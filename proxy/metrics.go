@@ -246,7 +246,7 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 		applied := max(rp.applied, rp.status.Applied)
 		f := fig{id: strconv.FormatUint(rp.id, 10), up: rp.alive, master: rp == rt.master, ej: rp.ejected,
 			applied: applied, freeDisk: rp.status.FreeDisk, reads: rp.reads.Load(), writes: rp.writes.Load(),
-			ejects: rp.ejections.Load(), inflight: rp.inflight, ewmaMs: rp.lat.value(now)}
+			ejects: rp.ejections.Load(), inflight: rp.inflight, ewmaMs: rp.lat.value(now, rt.peerLatency(rp))}
 		if rt.master != nil && commit > applied {
 			f.lag = commit - applied
 		}

@@ -43,7 +43,8 @@ type replica struct {
 	polled   bool        // status holds a real answer
 	applied  uint64      // highest applied index seen in polls and replies
 	inflight int         // ops sent here and not answered
-	lat      ewma
+	lat      ewma        // read latency average (balance.go)
+	picked   time.Time   // when a read was last routed here (balance.go: probes)
 
 	reads     atomic.Uint64 // reads answered here for good
 	writes    atomic.Uint64 // writes answered here for good

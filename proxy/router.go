@@ -314,15 +314,39 @@ func (rt *router) pickRead(o *op) *replica {
 	}
 	rt.scr = cands
 	now := time.Now()
-	if i := pickTwo(len(cands), func(i int) float64 {
-		return cost(cands[i].lat.value(now), cands[i].inflight)
+	if i := pickTwo(len(cands), func(i int) choice {
+		rp := cands[i]
+		return choice{
+			latMs:    rp.lat.value(now, rt.peerLatency(rp)),
+			inflight: rp.inflight,
+			due:      rp.inflight == 0 && now.Sub(rp.picked) >= probeAfter,
+		}
 	}, rt.rnd); i >= 0 {
+		cands[i].picked = now
 		return cands[i]
 	}
 	if m != nil && rt.eligible(m, m, o.req.Consistency, need) {
 		return m
 	}
 	return nil
+}
+
+// peerLatency returns the mean latency average of the followers other
+// than rp that have one (0 if none): what rp's average drifts toward while
+// it gets no samples (balance.go). Called with mu held.
+func (rt *router) peerLatency(rp *replica) float64 {
+	var sum float64
+	n := 0
+	for _, p := range rt.reps {
+		if p != rp && p != rt.master && !p.lat.at.IsZero() {
+			sum += p.lat.ms
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }
 
 // eligible reports whether rp may serve a read at level c that needs
@@ -379,7 +403,7 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 		rt.end(o, result{rep: rep, node: rp.id})
 		return
 	}
-	rp.lat.observe(now.Sub(o.sentAt), now)
+	rp.lat.observe(now.Sub(o.sentAt), now, rt.peerLatency(rp))
 	final := true
 	switch rep.Code {
 	case wire.CodeNotMaster, wire.CodeTimeout, wire.CodeBusy, wire.CodeUnavailable:
@@ -844,7 +868,7 @@ func (rt *router) stats(out []line.Stat) []line.Stat {
 	}
 	figs := make([]nodeFig, 0, len(rt.reps))
 	for _, rp := range rt.reps {
-		figs = append(figs, nodeFig{id: rp.id, inflight: rp.inflight, ewma: rp.lat.value(now),
+		figs = append(figs, nodeFig{id: rp.id, inflight: rp.inflight, ewma: rp.lat.value(now, rt.peerLatency(rp)),
 			alive: rp.alive, ej: rp.ejected, applied: rp.applied, rep: rp})
 	}
 	rt.mu.Unlock()

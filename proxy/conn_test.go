@@ -113,3 +113,41 @@ func TestReadsAfterMasterLoss(t *testing.T) {
 	a.kill()
 	c.expectValue("v", 1)
 }
+
+// TestMasterSearchAfterLoss: once the master is lost, the proxy looks for
+// the next one without waiting for its poll interval (an hour here), so a
+// request held meanwhile goes as soon as a replica reports itself master.
+// Before, the proxy polled once when the master was lost and then only at
+// its interval: a new master elected just after that one poll was found
+// up to an interval later (100 ms by default, a tenth of the failover gap).
+func TestMasterSearchAfterLoss(t *testing.T) {
+	tests := []struct {
+		name, req, want string
+	}{
+		{"a write", "PUT k v\r\n", "OK 1"},
+		{"a linearizable read", "GET k\r\n", "VALUE 1 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := startFake(t, 1, "master")
+			b := startFake(t, 2, "follower")
+			a.set("master", okWrites())
+			b.set("follower", okWrites())
+			s, addr := startServer(t, fakeNodes(a, b), func(c *Config) {
+				c.Poll = time.Hour
+				c.Hold = time.Minute // longer than the test waits for the reply
+			})
+			eventually(t, "replica 1 as master", func() bool { return s.rt.nodes()[0].Role == "master" })
+			a.kill()
+			eventually(t, "replica 1 down, no master", func() bool {
+				n := s.rt.nodes()
+				return n[0].Role == "down" && n[1].Role == "follower"
+			})
+			c := dialRaw(t, addr)
+			c.send(tt.req)
+			time.Sleep(20 * time.Millisecond) // the loss's own poll is over
+			b.set("master", nil)
+			c.expect(tt.want)
+		})
+	}
+}

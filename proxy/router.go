@@ -441,6 +441,13 @@ func (rt *router) notMaster(rp *replica, hint uint64) bool {
 	return false
 }
 
+// hasMaster reports whether a live master is known.
+func (rt *router) hasMaster() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.master != nil && rt.master.alive
+}
+
 // lookForMaster has every replica polled now rather than at its next
 // tick: the master the proxy knew is gone and no replica it can reach has
 // named another, so writes wait until a poll finds one. Called with mu
@@ -512,6 +519,7 @@ func (rt *router) connLost(rp *replica, ops []lostOp, err error) {
 	lost := rt.master == rp
 	if lost {
 		rt.master = nil
+		rt.lookForMaster() // and from then on every searchPoll (replica.go)
 		if !rt.closed {
 			rt.log.Warn().Uint64("replica", rp.id).Err(err).Int("in_flight", len(ops)).Msg("lost the master; holding writes")
 		}

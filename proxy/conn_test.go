@@ -151,3 +151,55 @@ func TestMasterSearchAfterLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestReadRefusedByTheMaster: a linearizable read the master itself
+// refuses as not master (it stepped down) is held, and the proxy looks for
+// the next master at once, as it does for a refused write, instead of
+// waiting for its next poll (an hour here). Before, the read only cleared
+// the master, and it and every write waited for the poll.
+func TestReadRefusedByTheMaster(t *testing.T) {
+	notMaster := func(req wire.Request) (wire.Reply, bool) {
+		return wire.Reply{Code: wire.CodeNotMaster, Msg: "not the master", NotApplied: true}, true
+	}
+	tests := []struct {
+		name string
+		hint bool // the refusal names the next master
+	}{
+		{"without a hint", false},
+		{"with a hint", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := startFake(t, 1, "master")
+			b := startFake(t, 2, "follower")
+			a.set("master", okWrites())
+			b.set("follower", okWrites())
+			// b follows nobody, so a linearizable read can go only to a.
+			b.status = func(st *wire.Status) { st.MasterID = 0 }
+			s, addr := startServer(t, fakeNodes(a, b), func(c *Config) {
+				c.Poll = time.Hour
+				c.Hold = time.Minute // longer than the test waits for the reply
+			})
+			eventually(t, "replica 1 as master", func() bool {
+				n := s.rt.nodes()
+				return n[0].Role == "master" && n[1].Role == "follower"
+			})
+			// The master steps down and b takes over; the proxy has not
+			// polled since.
+			b.set("master", nil)
+			refuse := notMaster
+			if tt.hint {
+				refuse = func(req wire.Request) (wire.Reply, bool) {
+					rep, _ := notMaster(req)
+					rep.MasterID, rep.MasterAddr = 2, b.addr()
+					return rep, true
+				}
+			}
+			a.set("follower", refuse)
+			c := dialRaw(t, addr)
+			c.send("GET k\r\nPUT k w\r\n")
+			c.expectValue("v", 1)
+			c.expect("OK ")
+		})
+	}
+}

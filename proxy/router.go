@@ -411,7 +411,10 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 		o.lastCode = rep.Code
 		rt.eject(rp)
 		if rep.Code == wire.CodeNotMaster && rt.master == rp {
-			rt.master = nil
+			// The master stepped down: as for a refused write, go to the
+			// master it names, or look for the next one now rather than
+			// at the next poll (writes wait for it too).
+			rt.notMaster(rp, rep.MasterID)
 		}
 	}
 	rt.mu.Unlock()

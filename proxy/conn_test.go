@@ -105,12 +105,19 @@ func TestReadsAfterMasterLoss(t *testing.T) {
 		c.Poll = 10 * time.Millisecond
 		c.ReadTimeout = time.Minute // longer than the test waits for the reply
 	})
-	eventually(t, "replica 1 as master", func() bool { return s.rt.nodes()[0].Role == "master" })
+	// Both polled: before b is, the read would go to the master.
+	eventually(t, "replica 1 as master, 2 following", func() bool {
+		n := s.rt.nodes()
+		return n[0].Role == "master" && n[1].Role == "follower"
+	})
 	c := dialRaw(t, addr)
 	c.send("GET k\r\n")
 	nextRequest(t, b)
-	b.set("master", okWrites())
+	// The kill first: a poll that found b master while a still served
+	// would move the proxy to b without losing a, and the fake, unlike a
+	// real follower, never fails the read it parked when it takes over.
 	a.kill()
+	b.set("master", okWrites())
 	c.expectValue("v", 1)
 }
 

@@ -48,7 +48,7 @@ func TestPickTwo(t *testing.T) {
 		{"one", []choice{{latMs: 5}}, nil},
 		{"two, the much faster always wins", []choice{{latMs: 6}, {latMs: 1}}, []int{0}},
 		{"the slowest of three never wins", []choice{{latMs: 1}, {latMs: 9}, {latMs: 2.5}}, []int{1}},
-		{"the busiest of three never wins", []choice{{latMs: 1, inflight: 3}, {latMs: 1}, {latMs: 1, inflight: 1}}, []int{0}},
+		{"the busiest of three never wins", []choice{{latMs: 1, inflight: 5}, {latMs: 1}, {latMs: 1, inflight: 1}}, []int{0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,47 +105,54 @@ func TestPickTwoShares(t *testing.T) {
 	}
 }
 
-// TestEWMA: samples, and the drift toward the other followers' mean while
-// no sample comes.
-func TestEWMA(t *testing.T) {
+// TestReplyLatency: the estimate is the median of the last replies, and
+// drifts toward the other followers' mean while no reply comes.
+func TestReplyLatency(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	var e ewma
-	if v := e.value(t0, 0); v != 0 {
-		t.Fatalf("value before any sample, no mean = %v, want 0", v)
-	}
-	if v := e.value(t0, 3); v != 3 {
-		t.Fatalf("value before any sample, mean 3 = %v, want 3 (as good as the others)", v)
-	}
-	e.observe(8*time.Millisecond, t0, 0)
-	if v := e.value(t0, 0); v != 8 {
-		t.Fatalf("after first sample = %v, want 8", v)
-	}
-	e.observe(4*time.Millisecond, t0, 0)
-	if v := e.value(t0, 0); v != 6 {
-		t.Fatalf("after second sample = %v, want 6 (the first samples average)", v)
-	}
-	for range 10 {
-		e.observe(4*time.Millisecond, t0, 0)
-	}
-	v0 := e.value(t0, 0)
-	e.observe(8*time.Millisecond, t0, 0)
-	if v, want := e.value(t0, 0), v0+ewmaAlpha*(8-v0); v != want {
-		t.Fatalf("a sample after many = %v, want %v (weighs ewmaAlpha)", v, want)
-	}
-	e = ewma{}
-	for range 10 {
-		e.observe(500*time.Microsecond, t0, 0.5)
-	}
-	e.observe(100*time.Millisecond, t0, 0.5) // a stall: capped
-	e.observe(100*time.Millisecond, t0, 0.5) // in full as an outlier, yet capped
-	if v, most := e.value(t0, 0.5), 0.5+2*ewmaAlpha*(stallCap*(0.5+latencyBandMs)); v > most {
-		t.Fatalf("two 100 ms stalls over 0.5 ms peers: average %.2f ms, want at most %.2f", v, most)
-	}
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	tests := []struct {
-		name  string
-		idle  time.Duration
-		mean  float64
-		lo, h float64
+		name    string
+		samples []float64 // ms, one a millisecond apart
+		want    float64
+	}{
+		{"one", []float64{8}, 8},
+		{"the median of three", []float64{8, 1, 2}, 2},
+		{"a stall or two among normal replies is ignored", []float64{0.3, 0.3, 30, 0.3, 40, 0.3, 0.3}, 0.3},
+		{"three slow of the last five show", []float64{0.3, 0.3, 5, 5, 5}, 5},
+		{"only the last five count", []float64{9, 9, 9, 9, 9, 1, 1, 1}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var l replyLatency
+			now := t0
+			for _, v := range tt.samples {
+				now = now.Add(time.Millisecond)
+				l.observe(ms(v), now)
+			}
+			if got := l.value(now, 0); got != tt.want {
+				t.Fatalf("estimate %v, want %v", got, tt.want)
+			}
+		})
+	}
+	var l replyLatency
+	if v := l.value(t0, 0); v != 0 {
+		t.Fatalf("before any sample, no mean: %v, want 0", v)
+	}
+	if v := l.value(t0, 3); v != 3 {
+		t.Fatalf("before any sample, mean 3: %v, want 3 (as good as the others)", v)
+	}
+	for range latencyWindow {
+		l.observe(ms(9), t0)
+	}
+	l.observe(ms(1), t0.Add(latencyMemory+time.Millisecond))
+	if v := l.value(t0.Add(latencyMemory+time.Millisecond), 0); v != 1 {
+		t.Fatalf("a reply after more than %v: %v, want 1 (the old ones forgotten)", latencyMemory, v)
+	}
+	drift := []struct {
+		name   string
+		idle   time.Duration
+		mean   float64
+		lo, hi float64
 	}{
 		{"no time: as sampled", 0, 1, 10, 10},
 		{"one half-life toward a lower mean", idleHalfLife, 2, 5.999, 6.001},
@@ -154,12 +161,12 @@ func TestEWMA(t *testing.T) {
 		{"no mean known: kept", 60 * idleHalfLife, 0, 10, 10},
 		{"a clock before the sample: kept", -time.Second, 2, 10, 10},
 	}
-	for _, tt := range tests {
+	for _, tt := range drift {
 		t.Run(tt.name, func(t *testing.T) {
-			var e ewma
-			e.observe(10*time.Millisecond, t0, 0)
-			if v := e.value(t0.Add(tt.idle), tt.mean); v < tt.lo || v > tt.h {
-				t.Fatalf("value = %v, want %v-%v", v, tt.lo, tt.h)
+			var l replyLatency
+			l.observe(10*time.Millisecond, t0)
+			if v := l.value(t0.Add(tt.idle), tt.mean); v < tt.lo || v > tt.hi {
+				t.Fatalf("value = %v, want %v-%v", v, tt.lo, tt.hi)
 			}
 		})
 	}
@@ -182,28 +189,5 @@ func TestRetryBackoff(t *testing.T) {
 		if got := retryBackoff(tt.tries, tt.ceil); got != tt.want {
 			t.Errorf("retryBackoff(%d, %v) = %v, want %v", tt.tries, tt.ceil, got, tt.want)
 		}
-	}
-}
-
-// TestEWMAOutlier: one stalled reply (a GC pause, a scheduling hiccup)
-// must not make a replica look several times slower, or power of two
-// choices starves it until the average decays, seconds later; a replica
-// that really is slow still shows it within a few samples.
-func TestEWMAOutlier(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	var e ewma
-	for range 20 {
-		e.observe(300*time.Microsecond, t0, 0)
-	}
-	e.observe(30*time.Millisecond, t0, 0)
-	if v := e.value(t0, 0); v > 0.6 {
-		t.Fatalf("one 30 ms outlier over 0.3 ms replies: average %.2f ms", v)
-	}
-	for i := range 12 {
-		e.observe(5*time.Millisecond, t0, 0)
-		t.Logf("slow sample %d: %.2f ms", i+1, e.value(t0, 0))
-	}
-	if v := e.value(t0, 0); v < 3.5 {
-		t.Fatalf("a replica answering in 5 ms averages %.2f ms after 12 replies", v)
 	}
 }

@@ -35,16 +35,16 @@ type replica struct {
 	stop chan struct{} // closed (under rt.mu) when the replica leaves the configuration
 
 	// Guarded by rt.mu.
-	voter    bool        // a voter of the configuration; a learner gets no reads
-	removed  bool        // no longer a member: nothing is routed here
-	alive    bool        // connected, and the last poll answered
-	ejected  bool        // a read failed here; lifted by the next good poll
-	status   wire.Status // last STATUS answer
-	polled   bool        // status holds a real answer
-	applied  uint64      // highest applied index seen in polls and replies
-	inflight int         // ops sent here and not answered
-	lat      ewma        // read latency average (balance.go)
-	picked   time.Time   // when a read was last routed here (balance.go: probes)
+	voter    bool         // a voter of the configuration; a learner gets no reads
+	removed  bool         // no longer a member: nothing is routed here
+	alive    bool         // connected, and the last poll answered
+	ejected  bool         // a read failed here; lifted by the next good poll
+	status   wire.Status  // last STATUS answer
+	polled   bool         // status holds a real answer
+	applied  uint64       // highest applied index seen in polls and replies
+	inflight int          // ops sent here and not answered
+	lat      replyLatency // read latency estimate (balance.go)
+	picked   time.Time    // when a read was last routed here (balance.go: probes)
 
 	reads     atomic.Uint64 // reads answered here for good
 	writes    atomic.Uint64 // writes answered here for good

@@ -331,8 +331,8 @@ func (rt *router) pickRead(o *op) *replica {
 	return nil
 }
 
-// peerLatency returns the mean latency average of the followers other
-// than rp that have one (0 if none): what rp's average drifts toward while
+// peerLatency returns the mean latency estimate of the followers other
+// than rp that have one (0 if none): what rp's estimate drifts toward while
 // it gets no samples (balance.go). Called with mu held.
 func (rt *router) peerLatency(rp *replica) float64 {
 	var sum float64
@@ -403,7 +403,7 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 		rt.end(o, result{rep: rep, node: rp.id})
 		return
 	}
-	rp.lat.observe(now.Sub(o.sentAt), now, rt.peerLatency(rp))
+	rp.lat.observe(now.Sub(o.sentAt), now)
 	final := true
 	switch rep.Code {
 	case wire.CodeNotMaster, wire.CodeTimeout, wire.CodeBusy, wire.CodeUnavailable:

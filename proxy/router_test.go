@@ -37,7 +37,7 @@ func testRouter(t *testing.T, master uint64, states ...repState) *router {
 		rp := rt.reps[i]
 		rp.alive, rp.ejected, rp.applied, rp.inflight = st.alive, st.ejected, st.applied, st.inflight
 		if st.ewmaMs > 0 {
-			rp.lat = ewma{ms: st.ewmaMs, at: now}
+			rp.lat = replyLatency{ms: st.ewmaMs, at: now}
 		}
 		if !st.idle {
 			rp.picked = now

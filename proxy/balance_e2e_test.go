@@ -147,8 +147,10 @@ func (r *balanceRig) restart(t *testing.T, id uint64, delay time.Duration) {
 }
 
 // readWindow is how long each test counts reads. Under -race on two
-// loaded cores one client still makes several hundred reads in it.
-const readWindow = 2 * time.Second
+// loaded cores one client still makes over a thousand reads in it; a
+// window of 2 s was now and then half covered by one follower process
+// starved of CPU, which the balancer rightly avoids while it lasts.
+const readWindow = 3 * time.Second
 
 // TestReadBalance: equal followers share the reads within 35-65 % at every
 // load, one client reading in a loop included, and the master serves
@@ -196,7 +198,7 @@ func TestReadBalance(t *testing.T) {
 
 // TestReadBalanceSlowFollower: a follower whose read answers are delayed
 // by 5 ms gets under 10 % of the reads; restarted without the delay (the
-// proxy still holding its slow average) it has its share back, 35-65 % of
+// proxy still holding its slow estimate) it has its share back, 35-65 % of
 // the followers' reads, in a window that starts 2 s after it serves again.
 func TestReadBalanceSlowFollower(t *testing.T) {
 	r := newBalanceRig(t)

@@ -6,26 +6,57 @@ import (
 	"time"
 )
 
+// TestBetter: which of two candidates takes a read (balance.go's rules).
+func TestBetter(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b choice
+		want bool // b takes it
+	}{
+		{"equal: the first draw keeps it", choice{latMs: 1}, choice{latMs: 1}, false},
+		{"no samples anywhere: fewer in flight wins", choice{inflight: 3}, choice{inflight: 1}, true},
+		{"one more in flight is a tie", choice{inflight: 2}, choice{inflight: 1}, false},
+		{"latencies within the band are equal: in flight decides", choice{latMs: 0.4, inflight: 2}, choice{latMs: 0.75}, true},
+		{"within the band, equal in flight: a tie", choice{latMs: 0.4}, choice{latMs: 0.75}, false},
+		{"within the band the lower latency does not win", choice{latMs: 0.75}, choice{latMs: 0.4}, false},
+		{"beyond the band the lower latency wins", choice{latMs: 5}, choice{latMs: 0.5}, true},
+		{"beyond the band, the fast one keeps it with a queue", choice{latMs: 5.5}, choice{latMs: 0.5, inflight: 5}, true},
+		{"beyond the band, a long enough queue sends it to the slow one", choice{latMs: 0.5, inflight: 150}, choice{latMs: 5.5}, true},
+		{"at the band's edge, in flight decides", choice{latMs: 10, inflight: 2}, choice{latMs: 19.9}, true},
+		{"just beyond it, latency does", choice{latMs: 10, inflight: 1}, choice{latMs: 21}, false},
+		{"within 3 ms, in flight decides", choice{latMs: 0.3, inflight: 2}, choice{latMs: 2.2}, true},
+		{"a probe due wins over a faster one", choice{latMs: 0.5}, choice{latMs: 5, due: true}, true},
+		{"both due: the other rules decide", choice{latMs: 5, due: true}, choice{latMs: 0.5, due: true}, true},
+		{"the first draw due keeps it", choice{latMs: 5, due: true}, choice{latMs: 0.5}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := better(tt.a, tt.b); got != tt.want {
+				t.Errorf("better(%+v, %+v) = %v, want %v", tt.a, tt.b, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestPickTwo(t *testing.T) {
 	tests := []struct {
-		name  string
-		costs []float64
-		never []int // indexes that must never be picked
-		only  int   // if >= 0, the only index ever picked
+		name    string
+		choices []choice
+		never   []int // indexes that must never be picked
 	}{
-		{"none", nil, nil, -1},
-		{"one", []float64{5}, nil, 0},
-		{"two, the cheaper always wins", []float64{3, 1}, []int{0}, 1},
-		{"the dearest of three never wins", []float64{1, 9, 2}, []int{1}, -1},
-		{"the cheapest of four can lose only to nobody", []float64{4, 4, 0.5, 4}, nil, -1},
+		{"none", nil, nil},
+		{"one", []choice{{latMs: 5}}, nil},
+		{"two, the much faster always wins", []choice{{latMs: 6}, {latMs: 1}}, []int{0}},
+		{"the slowest of three never wins", []choice{{latMs: 1}, {latMs: 9}, {latMs: 2.5}}, []int{1}},
+		{"the busiest of three never wins", []choice{{latMs: 1, inflight: 5}, {latMs: 1}, {latMs: 1, inflight: 1}}, []int{0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(1, 2))
-			counts := make([]int, len(tt.costs))
+			counts := make([]int, len(tt.choices))
 			for range 2000 {
-				i := pickTwo(len(tt.costs), func(i int) float64 { return tt.costs[i] }, rnd)
-				if len(tt.costs) == 0 {
+				i := pickTwo(len(tt.choices), func(i int) choice { return tt.choices[i] }, rnd)
+				if len(tt.choices) == 0 {
 					if i != -1 {
 						t.Fatalf("pickTwo of none = %d", i)
 					}
@@ -38,89 +69,106 @@ func TestPickTwo(t *testing.T) {
 					t.Errorf("index %d picked %d times: %v", n, counts[n], counts)
 				}
 			}
-			if tt.only >= 0 && len(tt.costs) > 0 && counts[tt.only] != 2000 {
-				t.Errorf("counts %v, want all on %d", counts, tt.only)
+		})
+	}
+}
+
+// TestPickTwoShares: equal candidates, and candidates whose latencies
+// differ by less than the band, split the picks evenly; the fastest of n
+// wins every pair it is drawn into, 2/n of them.
+func TestPickTwoShares(t *testing.T) {
+	tests := []struct {
+		name  string
+		lat   []float64
+		index int     // whose share is checked
+		want  float64 // its expected share
+	}{
+		{"four equal", []float64{1, 1, 1, 1}, 2, 0.25},
+		{"two within the band", []float64{1, 1.9}, 1, 0.5},
+		{"the fastest of four, by more than the band", []float64{4, 10, 10, 10}, 0, 0.5},
+		{"sub-millisecond differences are noise", []float64{0.2, 0.5}, 0, 0.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rnd := rand.New(rand.NewPCG(7, 7))
+			const draws = 40000
+			got := 0
+			for range draws {
+				if pickTwo(len(tt.lat), func(i int) choice { return choice{latMs: tt.lat[i]} }, rnd) == tt.index {
+					got++
+				}
+			}
+			if share := float64(got) / draws; share < tt.want-0.03 || share > tt.want+0.03 {
+				t.Errorf("index %d got %.3f of the picks, want about %.2f", tt.index, share, tt.want)
 			}
 		})
 	}
 }
 
-// TestPickTwoShares: with equal costs the picks spread evenly, and the
-// cheapest of n candidates wins every pair it is drawn into, 2/n of them.
-func TestPickTwoShares(t *testing.T) {
-	rnd := rand.New(rand.NewPCG(7, 7))
-	const draws = 40000
-	equal := make([]int, 4)
-	for range draws {
-		equal[pickTwo(4, func(int) float64 { return 1 }, rnd)]++
-	}
-	for i, c := range equal {
-		if share := float64(c) / draws; share < 0.23 || share > 0.27 {
-			t.Errorf("equal costs: index %d got %.3f of picks, want about 0.25 (%v)", i, share, equal)
-		}
-	}
-	cheap := 0
-	for range draws {
-		if pickTwo(4, func(i int) float64 { return float64(i + 1) }, rnd) == 0 {
-			cheap++
-		}
-	}
-	// Index 0 is in half of the 6 distinct pairs.
-	if share := float64(cheap) / draws; share < 0.47 || share > 0.53 {
-		t.Errorf("cheapest of 4 got %.3f of picks, want about 0.5", share)
-	}
-	// Costs within the tie band (noise between equal replicas) split
-	// evenly; outside it the cheaper one always wins.
-	near := 0
-	for range draws {
-		if pickTwo(2, func(i int) float64 { return []float64{1, 0.85}[i] }, rnd) == 1 {
-			near++
-		}
-	}
-	if share := float64(near) / draws; share < 0.47 || share > 0.53 {
-		t.Errorf("costs 1 and 0.85: the cheaper got %.3f of picks, want about 0.5 (a tie)", share)
-	}
-}
-
-func TestEWMA(t *testing.T) {
+// TestReplyLatency: the estimate is the median of the last replies, and
+// drifts toward the other followers' mean while no reply comes.
+func TestReplyLatency(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	var e ewma
-	if v := e.value(t0); v != 0 {
-		t.Fatalf("value before any sample = %v, want 0", v)
-	}
-	e.observe(8*time.Millisecond, t0)
-	if v := e.value(t0); v != 8 {
-		t.Fatalf("after first sample = %v, want 8", v)
-	}
-	e.observe(4*time.Millisecond, t0)
-	if v, want := e.value(t0), 8+ewmaAlpha*(4-8); v != want {
-		t.Fatalf("after second sample = %v, want %v", v, want)
-	}
-	e = ewma{}
-	e.observe(10*time.Millisecond, t0)
-	if v := e.value(t0.Add(ewmaHalfLife)); v < 4.999 || v > 5.001 {
-		t.Fatalf("after one half-life = %v, want 5", v)
-	}
-	if v := e.value(t0.Add(-time.Second)); v != 10 {
-		t.Fatalf("value before the sample's time = %v, want 10 (no growth)", v)
-	}
-}
-
-func TestCost(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	tests := []struct {
-		ms       float64
-		inflight int
-		want     float64
+		name    string
+		samples []float64 // ms, one a millisecond apart
+		want    float64
 	}{
-		{0, 0, costFloorMs},
-		{0, 9, 10 * costFloorMs},
-		{2, 0, 2 + costFloorMs},
-		{2, 3, 4 * (2 + costFloorMs)},
+		{"one", []float64{8}, 8},
+		{"the median of three", []float64{8, 1, 2}, 2},
+		{"a stall or two among normal replies is ignored", []float64{0.3, 0.3, 30, 0.3, 40, 0.3, 0.3}, 0.3},
+		{"three slow of the last five show", []float64{0.3, 0.3, 5, 5, 5}, 5},
+		{"only the last five count", []float64{9, 9, 9, 9, 9, 1, 1, 1}, 1},
 	}
 	for _, tt := range tests {
-		if got := cost(tt.ms, tt.inflight); got != tt.want {
-			t.Errorf("cost(%v, %d) = %v, want %v", tt.ms, tt.inflight, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			var l replyLatency
+			now := t0
+			for _, v := range tt.samples {
+				now = now.Add(time.Millisecond)
+				l.observe(ms(v), now)
+			}
+			if got := l.value(now, 0); got != tt.want {
+				t.Fatalf("estimate %v, want %v", got, tt.want)
+			}
+		})
+	}
+	var l replyLatency
+	if v := l.value(t0, 0); v != 0 {
+		t.Fatalf("before any sample, no mean: %v, want 0", v)
+	}
+	if v := l.value(t0, 3); v != 3 {
+		t.Fatalf("before any sample, mean 3: %v, want 3 (as good as the others)", v)
+	}
+	for range latencyWindow {
+		l.observe(ms(9), t0)
+	}
+	l.observe(ms(1), t0.Add(latencyMemory+time.Millisecond))
+	if v := l.value(t0.Add(latencyMemory+time.Millisecond), 0); v != 1 {
+		t.Fatalf("a reply after more than %v: %v, want 1 (the old ones forgotten)", latencyMemory, v)
+	}
+	drift := []struct {
+		name   string
+		idle   time.Duration
+		mean   float64
+		lo, hi float64
+	}{
+		{"no time: as sampled", 0, 1, 10, 10},
+		{"one half-life toward a lower mean", idleHalfLife, 2, 5.999, 6.001},
+		{"one half-life toward a higher mean", idleHalfLife, 20, 14.999, 15.001},
+		{"long idle: the mean", 60 * idleHalfLife, 2, 1.999, 2.001},
+		{"no mean known: kept", 60 * idleHalfLife, 0, 10, 10},
+		{"a clock before the sample: kept", -time.Second, 2, 10, 10},
+	}
+	for _, tt := range drift {
+		t.Run(tt.name, func(t *testing.T) {
+			var l replyLatency
+			l.observe(10*time.Millisecond, t0)
+			if v := l.value(t0.Add(tt.idle), tt.mean); v < tt.lo || v > tt.hi {
+				t.Fatalf("value = %v, want %v-%v", v, tt.lo, tt.hi)
+			}
+		})
 	}
 }
 
@@ -141,28 +189,5 @@ func TestRetryBackoff(t *testing.T) {
 		if got := retryBackoff(tt.tries, tt.ceil); got != tt.want {
 			t.Errorf("retryBackoff(%d, %v) = %v, want %v", tt.tries, tt.ceil, got, tt.want)
 		}
-	}
-}
-
-// TestEWMAOutlier: one stalled reply (a GC pause, a scheduling hiccup)
-// must not make a replica look several times slower, or power of two
-// choices starves it until the average decays, seconds later; a replica
-// that really is slow still shows it within a few samples.
-func TestEWMAOutlier(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	var e ewma
-	for range 20 {
-		e.observe(300*time.Microsecond, t0)
-	}
-	e.observe(30*time.Millisecond, t0)
-	if v := e.value(t0); v > 0.6 {
-		t.Fatalf("one 30 ms outlier over 0.3 ms replies: average %.2f ms", v)
-	}
-	for i := range 6 {
-		e.observe(5*time.Millisecond, t0)
-		t.Logf("slow sample %d: %.2f ms", i+1, e.value(t0))
-	}
-	if v := e.value(t0); v < 3.5 {
-		t.Fatalf("a replica answering in 5 ms averages %.2f ms after 6 replies", v)
 	}
 }

@@ -105,11 +105,108 @@ func TestReadsAfterMasterLoss(t *testing.T) {
 		c.Poll = 10 * time.Millisecond
 		c.ReadTimeout = time.Minute // longer than the test waits for the reply
 	})
-	eventually(t, "replica 1 as master", func() bool { return s.rt.nodes()[0].Role == "master" })
+	// Both polled: before b is, the read would go to the master.
+	eventually(t, "replica 1 as master, 2 following", func() bool {
+		n := s.rt.nodes()
+		return n[0].Role == "master" && n[1].Role == "follower"
+	})
 	c := dialRaw(t, addr)
 	c.send("GET k\r\n")
 	nextRequest(t, b)
-	b.set("master", okWrites())
+	// The kill first: a poll that found b master while a still served
+	// would move the proxy to b without losing a, and the fake, unlike a
+	// real follower, never fails the read it parked when it takes over.
 	a.kill()
+	b.set("master", okWrites())
 	c.expectValue("v", 1)
+}
+
+// TestMasterSearchAfterLoss: once the master is lost, the proxy looks for
+// the next one without waiting for its poll interval (an hour here), so a
+// request held meanwhile goes as soon as a replica reports itself master.
+// Before, the proxy polled once when the master was lost and then only at
+// its interval: a new master elected just after that one poll was found
+// up to an interval later (100 ms by default, a tenth of the failover gap).
+func TestMasterSearchAfterLoss(t *testing.T) {
+	tests := []struct {
+		name, req, want string
+	}{
+		{"a write", "PUT k v\r\n", "OK 1"},
+		{"a linearizable read", "GET k\r\n", "VALUE 1 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := startFake(t, 1, "master")
+			b := startFake(t, 2, "follower")
+			a.set("master", okWrites())
+			b.set("follower", okWrites())
+			s, addr := startServer(t, fakeNodes(a, b), func(c *Config) {
+				c.Poll = time.Hour
+				c.Hold = time.Minute // longer than the test waits for the reply
+			})
+			eventually(t, "replica 1 as master", func() bool { return s.rt.nodes()[0].Role == "master" })
+			a.kill()
+			eventually(t, "replica 1 down, no master", func() bool {
+				n := s.rt.nodes()
+				return n[0].Role == "down" && n[1].Role == "follower"
+			})
+			c := dialRaw(t, addr)
+			c.send(tt.req)
+			time.Sleep(20 * time.Millisecond) // the loss's own poll is over
+			b.set("master", nil)
+			c.expect(tt.want)
+		})
+	}
+}
+
+// TestReadRefusedByTheMaster: a linearizable read the master itself
+// refuses as not master (it stepped down) is held, and the proxy looks for
+// the next master at once, as it does for a refused write, instead of
+// waiting for its next poll (an hour here). Before, the read only cleared
+// the master, and it and every write waited for the poll.
+func TestReadRefusedByTheMaster(t *testing.T) {
+	notMaster := func(req wire.Request) (wire.Reply, bool) {
+		return wire.Reply{Code: wire.CodeNotMaster, Msg: "not the master", NotApplied: true}, true
+	}
+	tests := []struct {
+		name string
+		hint bool // the refusal names the next master
+	}{
+		{"without a hint", false},
+		{"with a hint", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := startFake(t, 1, "master")
+			b := startFake(t, 2, "follower")
+			a.set("master", okWrites())
+			b.set("follower", okWrites())
+			// b follows nobody, so a linearizable read can go only to a.
+			b.status = func(st *wire.Status) { st.MasterID = 0 }
+			s, addr := startServer(t, fakeNodes(a, b), func(c *Config) {
+				c.Poll = time.Hour
+				c.Hold = time.Minute // longer than the test waits for the reply
+			})
+			eventually(t, "replica 1 as master", func() bool {
+				n := s.rt.nodes()
+				return n[0].Role == "master" && n[1].Role == "follower"
+			})
+			// The master steps down and b takes over; the proxy has not
+			// polled since.
+			b.set("master", nil)
+			refuse := notMaster
+			if tt.hint {
+				refuse = func(req wire.Request) (wire.Reply, bool) {
+					rep, _ := notMaster(req)
+					rep.MasterID, rep.MasterAddr = 2, b.addr()
+					return rep, true
+				}
+			}
+			a.set("follower", refuse)
+			c := dialRaw(t, addr)
+			c.send("GET k\r\nPUT k w\r\n")
+			c.expectValue("v", 1)
+			c.expect("OK ")
+		})
+	}
 }

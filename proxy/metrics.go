@@ -166,7 +166,7 @@ var (
 	pdRepReads     = proxyDesc("replica_reads_total", "Reads the replica answered for this proxy; each replica's share is its rate over the sum.", "replica")
 	pdRepWrites    = proxyDesc("replica_writes_total", "Writes the replica answered for this proxy.", "replica")
 	pdRepInflight  = proxyDesc("replica_inflight_requests", "Requests sent to the replica and not answered.", "replica")
-	pdRepLatency   = proxyDesc("replica_latency_ewma_seconds", "Decaying average of the replica's reply latency, what read balancing compares.", "replica")
+	pdRepLatency   = proxyDesc("replica_latency_ewma_seconds", "The replica's reply latency estimate (median of its last replies, drifting toward the other followers' while idle), what read balancing compares; the name is kept for dashboards.", "replica")
 	pdRepEjections = proxyDesc("replica_ejections_total", "Times the replica was taken out of read balancing.", "replica")
 	pdRepFreeDisk  = proxyDesc("replica_disk_free_bytes", "Bytes free in the replica's data directory, as its last poll said.", "replica")
 	pdWatches      = proxyDesc("watches", "Watches open now.")
@@ -254,7 +254,7 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 		applied := max(rp.applied, rp.status.Applied)
 		f := fig{id: strconv.FormatUint(rp.id, 10), up: rp.alive, master: rp == rt.master, ej: rp.ejected,
 			applied: applied, freeDisk: rp.status.FreeDisk, reads: rp.reads.Load(), writes: rp.writes.Load(),
-			ejects: rp.ejections.Load(), inflight: rp.inflight, ewmaMs: rp.lat.value(now), watchPolls: rp.watchPolls.Load()}
+			ejects: rp.ejections.Load(), inflight: rp.inflight, ewmaMs: rp.lat.value(now, rt.peerLatency(rp)), watchPolls: rp.watchPolls.Load()}
 		if rt.master != nil && commit > applied {
 			f.lag = commit - applied
 		}

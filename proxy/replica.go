@@ -35,15 +35,16 @@ type replica struct {
 	stop chan struct{} // closed (under rt.mu) when the replica leaves the configuration
 
 	// Guarded by rt.mu.
-	voter    bool        // a voter of the configuration; a learner gets no reads
-	removed  bool        // no longer a member: nothing is routed here
-	alive    bool        // connected, and the last poll answered
-	ejected  bool        // a read failed here; lifted by the next good poll
-	status   wire.Status // last STATUS answer
-	polled   bool        // status holds a real answer
-	applied  uint64      // highest applied index seen in polls and replies
-	inflight int         // ops sent here and not answered
-	lat      ewma
+	voter    bool         // a voter of the configuration; a learner gets no reads
+	removed  bool         // no longer a member: nothing is routed here
+	alive    bool         // connected, and the last poll answered
+	ejected  bool         // a read failed here; lifted by the next good poll
+	status   wire.Status  // last STATUS answer
+	polled   bool         // status holds a real answer
+	applied  uint64       // highest applied index seen in polls and replies
+	inflight int          // ops sent here and not answered
+	lat      replyLatency // read latency estimate (balance.go)
+	picked   time.Time    // when a read was last routed here (balance.go: probes)
 
 	reads      atomic.Uint64 // reads answered here for good
 	watchPolls atomic.Uint64 // watch polls answered here
@@ -422,12 +423,20 @@ func (rp *replica) poll(ctx context.Context) (wire.Status, error) {
 // proxy that keeps losing its master cannot flood the replicas with STATUS.
 const nudgeGap = 5 * time.Millisecond
 
+// searchPoll is the poll interval while the proxy knows no master (at most
+// cfg.Poll): the next master is found within this of being ready, not up
+// to a whole interval later, and every request held through the failover
+// waits that much less. It lasts only while there is no master; a cluster
+// without a quorum for long gets a STATUS from each proxy this often.
+const searchPoll = 10 * time.Millisecond
+
 // pollLoop keeps the connections to the replica and polls its status every
-// cfg.Poll, and sooner when nudged, until the router closes or the replica
-// leaves the configuration; then it closes both connections.
+// cfg.Poll (searchPoll while there is no master), and sooner when nudged,
+// until the router closes or the replica leaves the configuration; then it
+// closes both connections.
 func (rp *replica) pollLoop() {
 	cfg := rp.rt.cfg
-	tick := time.NewTicker(cfg.Poll)
+	tick := time.NewTimer(cfg.Poll)
 	defer tick.Stop()
 	defer rp.close()
 	var lastErr string
@@ -448,6 +457,11 @@ func (rp *replica) pollLoop() {
 			rp.rt.log.Info().Uint64("replica", rp.id).Msg("replica reachable again")
 			lastErr = ""
 		}
+		wait := cfg.Poll
+		if !rp.rt.hasMaster() {
+			wait = min(wait, searchPoll)
+		}
+		tick.Reset(max(wait-time.Since(last), 0))
 		select {
 		case <-rp.rt.ctx.Done():
 			return

@@ -321,15 +321,39 @@ func (rt *router) pickRead(o *op) *replica {
 	}
 	rt.scr = cands
 	now := time.Now()
-	if i := pickTwo(len(cands), func(i int) float64 {
-		return cost(cands[i].lat.value(now), cands[i].inflight)
+	if i := pickTwo(len(cands), func(i int) choice {
+		rp := cands[i]
+		return choice{
+			latMs:    rp.lat.value(now, rt.peerLatency(rp)),
+			inflight: rp.inflight,
+			due:      rp.inflight == 0 && now.Sub(rp.picked) >= probeAfter,
+		}
 	}, rt.rnd); i >= 0 {
+		cands[i].picked = now
 		return cands[i]
 	}
 	if m != nil && rt.eligible(m, m, o.req.Consistency, need) && !slices.Contains(o.avoid, m.id) {
 		return m
 	}
 	return nil
+}
+
+// peerLatency returns the mean latency estimate of the followers other
+// than rp that have one (0 if none): what rp's estimate drifts toward while
+// it gets no samples (balance.go). Called with mu held.
+func (rt *router) peerLatency(rp *replica) float64 {
+	var sum float64
+	n := 0
+	for _, p := range rt.reps {
+		if p != rp && p != rt.master && !p.lat.at.IsZero() {
+			sum += p.lat.ms
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }
 
 // eligible reports whether rp may serve a read at level c that needs
@@ -396,7 +420,10 @@ func (rt *router) answered(o *op, rp *replica, rep wire.Reply) {
 		o.lastCode = rep.Code
 		rt.eject(rp)
 		if rep.Code == wire.CodeNotMaster && rt.master == rp {
-			rt.master = nil
+			// The master stepped down: as for a refused write, go to the
+			// master it names, or look for the next one now rather than
+			// at the next poll (writes wait for it too).
+			rt.notMaster(rp, rep.MasterID)
 		}
 	}
 	rt.mu.Unlock()
@@ -428,6 +455,13 @@ func (rt *router) notMaster(rp *replica, hint uint64) bool {
 	}
 	rt.lookForMaster()
 	return false
+}
+
+// hasMaster reports whether a live master is known.
+func (rt *router) hasMaster() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.master != nil && rt.master.alive
 }
 
 // lookForMaster has every replica polled now rather than at its next
@@ -501,6 +535,7 @@ func (rt *router) connLost(rp *replica, ops []lostOp, err error) {
 	lost := rt.master == rp
 	if lost {
 		rt.master = nil
+		rt.lookForMaster() // and from then on every searchPoll (replica.go)
 		if !rt.closed {
 			rt.log.Warn().Uint64("replica", rp.id).Err(err).Int("in_flight", len(ops)).Msg("lost the master; holding writes")
 		}
@@ -866,7 +901,7 @@ func (rt *router) stats(out []line.Stat) []line.Stat {
 	}
 	figs := make([]nodeFig, 0, len(rt.reps))
 	for _, rp := range rt.reps {
-		figs = append(figs, nodeFig{id: rp.id, inflight: rp.inflight, ewma: rp.lat.value(now),
+		figs = append(figs, nodeFig{id: rp.id, inflight: rp.inflight, ewma: rp.lat.value(now, rt.peerLatency(rp)),
 			alive: rp.alive, ej: rp.ejected, applied: rp.applied, rep: rp})
 	}
 	rt.mu.Unlock()

@@ -15,6 +15,7 @@ type repState struct {
 	applied        uint64
 	inflight       int
 	ewmaMs         float64
+	idle           bool // no read routed here for a while: owed a probe
 }
 
 func up(applied uint64) repState { return repState{alive: true, applied: applied} }
@@ -36,7 +37,10 @@ func testRouter(t *testing.T, master uint64, states ...repState) *router {
 		rp := rt.reps[i]
 		rp.alive, rp.ejected, rp.applied, rp.inflight = st.alive, st.ejected, st.applied, st.inflight
 		if st.ewmaMs > 0 {
-			rp.lat = ewma{ms: st.ewmaMs, at: now}
+			rp.lat = replyLatency{ms: st.ewmaMs, at: now}
+		}
+		if !st.idle {
+			rp.picked = now
 		}
 		rp.status.Commit = st.applied
 		rp.polled = true
@@ -73,6 +77,7 @@ func TestPick(t *testing.T) {
 		{name: "linearizable reads need the master's commit", master: 1, states: []repState{up(1000), up(100), up(990)}, level: lin, want: set(3)},
 		{name: "an index beyond everyone: held", master: 1, states: []repState{up(5), up(5), up(5)}, level: sess, min: 1000, want: set()},
 		{name: "two followers: the much faster one wins", master: 1, states: []repState{up(5), {alive: true, applied: 5, ewmaMs: 5}, {alive: true, applied: 5, ewmaMs: 0.2}}, level: lin, want: set(3)},
+		{name: "a slow follower idle for a while is probed", master: 1, states: []repState{up(5), {alive: true, applied: 5, ewmaMs: 5, idle: true}, {alive: true, applied: 5, ewmaMs: 0.2}}, level: lin, want: set(2, 3), all: true},
 		{name: "in-flight requests make a fast follower dear", master: 1, states: []repState{up(5), {alive: true, applied: 5, ewmaMs: 1, inflight: 20}, {alive: true, applied: 5, ewmaMs: 2}}, level: lin, want: set(3)},
 	}
 	for _, tt := range tests {

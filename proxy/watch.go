@@ -153,30 +153,27 @@ func (c *conn) dropWatch(wt *watch) {
 // dropWatches forgets every watch once the pumps and the writer are done:
 // the connection is closed.
 func (c *conn) dropWatches() {
-	ws := &c.watches
-	ws.mu.Lock()
-	all := make([]*watch, 0, len(ws.byID))
-	for _, wt := range ws.byID {
-		all = append(all, wt)
-	}
-	ws.mu.Unlock()
-	for _, wt := range all {
+	for _, wt := range c.watches.all() {
 		c.dropWatch(wt)
 	}
 }
 
 // endWatches stops every pump; the connection is closing.
 func (c *conn) endWatches() {
-	ws := &c.watches
+	for _, wt := range c.watches.all() {
+		wt.cancel()
+	}
+}
+
+// all returns the watches open now.
+func (ws *watchSet) all() []*watch {
 	ws.mu.Lock()
+	defer ws.mu.Unlock()
 	all := make([]*watch, 0, len(ws.byID))
 	for _, wt := range ws.byID {
 		all = append(all, wt)
 	}
-	ws.mu.Unlock()
-	for _, wt := range all {
-		wt.cancel()
-	}
+	return all
 }
 
 // watching reports whether the connection has a watch open.

@@ -34,7 +34,8 @@ var (
 
 // opWords are the words the command encoding writes for the write
 // operations (wire.Op.IsWrite): put, append, cas, del.
-var opWords = map[wire.Op]string{wire.OpPut: "put", wire.OpAppend: "append", wire.OpCAS: "cas", wire.OpDel: "del"}
+// putfile carries a large file's manifest (ParseManifest) as its value.
+var opWords = map[wire.Op]string{wire.OpPut: "put", wire.OpAppend: "append", wire.OpCAS: "cas", wire.OpDel: "del", wire.OpPutFile: "putfile"}
 
 // OpWord is the word the log writes for op ("put"), or op's name for an
 // operation no log line carries.
@@ -153,6 +154,7 @@ type commandView struct {
 	key         []byte
 	version     uint64
 	value       []byte
+	size        uint64 // putfile: the large file's size, from its manifest
 }
 
 func badCommand(what string) error {
@@ -175,6 +177,8 @@ func parseCommand(b []byte) (commandView, error) {
 		v.op = wire.OpCAS
 	case "del":
 		v.op = wire.OpDel
+	case "putfile":
+		v.op = wire.OpPutFile
 	default:
 		return v, badCommand("unknown op")
 	}
@@ -223,6 +227,13 @@ func parseCommand(b []byte) (commandView, error) {
 	}
 	if !validKeyBytes(v.key) {
 		return v, fmt.Errorf("%w: %w", ErrBadCommand, ErrBadKey)
+	}
+	if v.op == wire.OpPutFile {
+		m, err := ParseManifest(v.value)
+		if err != nil {
+			return v, fmt.Errorf("%w: %w", ErrBadCommand, err)
+		}
+		v.size = m.Size
 	}
 	return v, nil
 }

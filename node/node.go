@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"synod/filestore"
+	"synod/filestore/chunks"
 	"synod/filestore/wal"
 	"synod/paxos"
 	"synod/wire"
@@ -78,6 +80,9 @@ type Node struct {
 	runCtx      context.Context // set by Run before the peers start
 
 	bk backups // online backups being streamed (backup.go)
+
+	chunks   *chunks.Store // large files' chunks, <dir>/chunks (chunks.go)
+	rangeSem chan struct{} // range reads being served (chunks.go)
 
 	snapshotting atomic.Bool // a snapshot is being written
 	fetching     atomic.Bool // a snapshot is being fetched
@@ -147,6 +152,11 @@ func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 		store.close()
 		return nil, err
 	}
+	cs, err := chunks.Open(filepath.Join(cfg.Dir, "chunks"))
+	if err != nil {
+		store.close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		store.close()
@@ -167,6 +177,8 @@ func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 		storageErr: make(chan error, 1),
 		removedCh:  make(chan struct{}, 1),
 		met:        met,
+		chunks:     cs,
+		rangeSem:   make(chan struct{}, rangeSlots),
 	}
 	n.trunc.sig = make(chan struct{}, 1)
 	n.eng = newEngine(r, newClock(cfg.TestClockRate), hs.Applied, fsm.Applied())

@@ -27,13 +27,19 @@ const (
 	OpMemberAdd     // add MemberID at MemberAddr as a learner
 	OpMemberRemove  // remove MemberID (the master hands over first if it is the one)
 	OpMemberPromote // make the learner MemberID a voter
+	// OpPutFile is a write of a large file whose chunks the sender has
+	// already stored on a majority (KindChunkPut): Value is the file's
+	// manifest (filestore.Manifest's text), not its bytes.
+	OpPutFile
+	// OpGetRange reads Length bytes at Offset of a file (a read).
+	OpGetRange
 )
 
 // IsMemberChange reports whether op changes the membership.
 func (op Op) IsMemberChange() bool { return op >= OpMemberAdd && op <= OpMemberPromote }
 
 // IsWrite reports whether op changes state and must go through the master.
-func (op Op) IsWrite() bool { return op >= OpPut && op <= OpDel }
+func (op Op) IsWrite() bool { return op >= OpPut && op <= OpDel || op == OpPutFile }
 
 // String returns the line-protocol verb for op.
 func (op Op) String() string {
@@ -60,6 +66,10 @@ func (op Op) String() string {
 		return "MEMBER REMOVE"
 	case OpMemberPromote:
 		return "MEMBER PROMOTE"
+	case OpPutFile:
+		return "PUTFILE"
+	case OpGetRange:
+		return "GET RANGE"
 	}
 	return "UNKNOWN"
 }
@@ -184,6 +194,8 @@ type Request struct {
 	// MemberID and MemberAddr name the member of a membership change.
 	MemberID   uint64
 	MemberAddr string
+	// Offset and Length are the range of OpGetRange.
+	Offset, Length uint64
 }
 
 // Member is one replica of the cluster's configuration.
@@ -221,6 +233,9 @@ type Reply struct {
 	// the configuration in force and the slot that chose it.
 	Members    []Member
 	ConfigSlot uint64
+	// Sum is, for OpGetRange, the SHA-256 of the whole file in hex (Size
+	// is its length, Value the bytes of the range).
+	Sum string
 }
 
 // StatusRequest asks a replica for its Status (KindStatus). It has no fields.

@@ -229,7 +229,7 @@ func parseCommand(b []byte) (commandView, error) {
 		return v, fmt.Errorf("%w: %w", ErrBadCommand, ErrBadKey)
 	}
 	if v.op == wire.OpPutFile {
-		m, err := ParseManifest(v.value)
+		m, err := wire.ParseManifest(v.value)
 		if err != nil {
 			return v, fmt.Errorf("%w: %w", ErrBadCommand, err)
 		}

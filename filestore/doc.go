@@ -28,7 +28,7 @@
 // machine's clock is the largest stamp it has applied ("log-ordered time"),
 // which expires idle sessions the same way on every replica.
 //
-// A large file's write, putfile, carries its manifest (see Manifest)
+// A large file's write, putfile, carries its manifest (see wire.Manifest)
 // instead of its bytes, which the proxy stored as chunk files on a
 // majority of replicas (package filestore/chunks) before it proposed it:
 //

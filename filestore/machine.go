@@ -153,7 +153,7 @@ type Result struct {
 // stored (PUT replaces the slice, APPEND writes past the end), so slices
 // handed out by Get stay valid and unchanged.
 //
-// A large file (large set) holds its manifest as value (see Manifest) and
+// A large file (large set) holds its manifest as value (wire.Manifest) and
 // its bytes in chunk files; size is its length in bytes.
 type file struct {
 	key     string
@@ -442,7 +442,7 @@ func (m *Machine) Get(key string) (value []byte, version uint64, ok bool) {
 }
 
 // IsLarge reports whether the file at key exists and is a large file,
-// whose Get value is its manifest (ParseManifest) and whose bytes live in
+// whose Get value is its manifest (wire.ParseManifest) and whose bytes live in
 // chunk files.
 func (m *Machine) IsLarge(key string) bool {
 	f := m.files[key]

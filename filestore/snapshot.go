@@ -505,7 +505,7 @@ func (sr *snapshotReader) readFile(line []byte, meta *SnapshotMeta, fb [][]byte)
 	value := slices.Clone(sr.scratch)
 	file := &file{key: key, value: value, version: version}
 	if line[0] == 'L' {
-		mf, err := ParseManifest(value)
+		mf, err := wire.ParseManifest(value)
 		if err != nil {
 			return sr.corrupt("bad manifest: %v", err)
 		}

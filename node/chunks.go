@@ -15,13 +15,16 @@ import (
 	"fmt"
 	"time"
 
-	"synod/filestore"
 	"synod/filestore/chunks"
 	"synod/wire"
 )
 
 // MaxRange bounds the bytes one GET RANGE answers.
 const MaxRange = chunks.MaxSize
+
+// A chunk the wire allows fits the store (a negative constant does not
+// compile).
+const _ = uint(chunks.MaxSize - wire.MaxChunkSize)
 
 // rangeSlots bounds the range reads a replica serves at once.
 const rangeSlots = 8
@@ -104,7 +107,7 @@ func (n *Node) startRange(rq *readReq, rep wire.Reply, manifest []byte) {
 // readRange reads the range req asks of the large file whose manifest is
 // given; rep holds the version and applied index read with it.
 func (n *Node) readRange(req wire.Request, rep wire.Reply, manifest []byte) wire.Reply {
-	m, err := filestore.ParseManifest(manifest)
+	m, err := wire.ParseManifest(manifest)
 	if err != nil {
 		// The state machine parsed it when it applied it.
 		return wire.Reply{Code: wire.CodeInternal, Msg: err.Error()}
@@ -117,7 +120,7 @@ func (n *Node) readRange(req wire.Request, rep wire.Reply, manifest []byte) wire
 	out := make([]byte, 0, end-req.Offset)
 	for off := req.Offset; off < end; {
 		i := int(off / m.ChunkSize)
-		data, err := n.chunk(m.Chunks[i], m.ChunkLen(i))
+		data, err := n.chunk(chunks.Sum(m.Chunks[i]), m.ChunkLen(i))
 		if err != nil {
 			return wire.Reply{Code: wire.CodeUnavailable, Msg: err.Error()}
 		}

@@ -296,7 +296,7 @@ func (n *Node) handleWrite(ctx context.Context, req wire.Request, reply replyFun
 		return
 	}
 	if req.Op == wire.OpPutFile {
-		if _, err := filestore.ParseManifest(req.Value); err != nil {
+		if _, err := wire.ParseManifest(req.Value); err != nil {
 			refuse(wire.CodeBadRequest, err.Error())
 			return
 		}

@@ -40,6 +40,13 @@ const (
 	// (snapshot.go): a client sends it with Client.Snapshot, not Do or
 	// Send, which read one reply.
 	CmdSnapshot
+	// CmdPutFile uploads a large file: "PUTFILE <key> <size> <sha256>",
+	// then exactly size raw bytes and "\r\n" (file.go). The server reads
+	// the bytes in pieces: the Reader hands them over with Body.
+	CmdPutFile
+	// CmdGetRange reads a piece of a file: "GET <key> [MIN <index>] RANGE
+	// <offset> <length>", answered with RANGE (file.go).
+	CmdGetRange
 
 	// cmdCore ends the commands of this file: the auth commands
 	// (auth.go) number from it, so no two commands share a value.
@@ -66,6 +73,8 @@ var cmdNames = [...]string{
 	CmdMemberRemove:  "MEMBER REMOVE",
 	CmdMemberPromote: "MEMBER PROMOTE",
 	CmdSnapshot:      "SNAPSHOT",
+	CmdPutFile:       "PUTFILE",
+	CmdGetRange:      "GET RANGE",
 }
 
 // longestCmd bounds the token lookupCmd upper-cases.
@@ -151,6 +160,8 @@ func lookupCmd(tok []byte) Cmd {
 		return CmdHelp
 	case "SNAPSHOT":
 		return CmdSnapshot
+	case "PUTFILE":
+		return CmdPutFile
 	}
 	return 0
 }
@@ -243,6 +254,12 @@ type Request struct {
 	Password string
 	Role     string
 	Perm     Perm
+	// Size and Sum are the length and the SHA-256 (64 lowercase hex
+	// digits) of the file PUTFILE uploads; Offset and Length the range
+	// GET ... RANGE reads.
+	Size           uint64
+	Sum            string
+	Offset, Length uint64
 }
 
 // MaxMemberAddr is the longest member address in bytes.
@@ -301,6 +318,9 @@ func validKeyChars(s string) bool {
 func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	if req.Cmd.IsAuth() {
 		return appendAuthRequest(dst, req)
+	}
+	if req.Cmd == CmdPutFile || req.Cmd == CmdGetRange {
+		return appendFileRequest(dst, req)
 	}
 	name := req.Cmd.String()
 	if name == "UNKNOWN" {

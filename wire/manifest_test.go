@@ -90,4 +90,3 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
-

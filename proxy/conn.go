@@ -121,12 +121,13 @@ type conn struct {
 
 	// Reader-owned.
 	level     line.Level
-	run       []*call  // the current run of reads, of writes or one membership op, not known to be finished
-	runKind   runKind  // what run holds
-	sess      *session // this connection's writes, once it wrote (router-owned inside)
-	blockGot  int64    // in-flight bytes the current request's block was admitted with
-	user      string   // the user AUTH authenticated, "" before (auth.go)
-	authFails int      // failed AUTHs on this connection
+	run       []*call      // the current run of reads, of writes or one membership op, not known to be finished
+	runKind   runKind      // what run holds
+	sess      *session     // this connection's writes, once it wrote (router-owned inside)
+	blockGot  int64        // in-flight bytes the current request's block was admitted with
+	user      string       // the user AUTH authenticated, "" before (auth.go)
+	authFails int          // failed AUTHs on this connection
+	lr        *line.Reader // the request reader, for PUTFILE's bytes (upload.go)
 
 	// Writer-owned.
 	written uint64       // the newest state a reply written so far showed (applied index)
@@ -320,6 +321,7 @@ func (c *conn) readLoop() {
 	}
 	r := line.NewReader(br, c.s.cfg.limits())
 	r.SetAdmit(c.admitBlock)
+	c.lr = r
 	for c.armRead() {
 		c.blockGot = 0
 		req, err := r.ReadRequest()
@@ -385,6 +387,8 @@ func (c *conn) handle(req line.Request) bool {
 		cl.stats = c.s.stats()
 	case line.CmdSnapshot:
 		return c.snapshot(cl)
+	case line.CmdPutFile:
+		return c.putFile(cl)
 	default:
 		return c.remote(cl)
 	}
@@ -416,6 +420,8 @@ func (c *conn) remote(cl *call) bool {
 		cl.charge = size + replyOverhead
 	case kind == runMember:
 		cl.charge = size + memberReplyBytes
+	case cl.req.Cmd == line.CmdGetRange:
+		cl.charge = size + int64(cl.req.Length) + replyOverhead
 	default: // GET, LIST: the largest reply they may get
 		cl.charge = size + int64(c.s.cfg.MaxValue) + replyOverhead
 	}
@@ -523,6 +529,7 @@ var wireOps = map[line.Cmd]wire.Op{
 	line.CmdDel: wire.OpDel, line.CmdGet: wire.OpGet, line.CmdStat: wire.OpStat, line.CmdList: wire.OpList,
 	line.CmdMemberList: wire.OpMembers, line.CmdMemberAdd: wire.OpMemberAdd,
 	line.CmdMemberRemove: wire.OpMemberRemove, line.CmdMemberPromote: wire.OpMemberPromote,
+	line.CmdPutFile: wire.OpPutFile, line.CmdGetRange: wire.OpGetRange,
 }
 
 // toWire translates a parsed request for the replicas. A MEMBER request
@@ -535,6 +542,7 @@ func toWire(req line.Request, level line.Level) wire.Request {
 	w := wire.Request{
 		Op: wireOps[req.Cmd], Key: req.Key, Value: req.Value, Version: req.Version,
 		Consistency: wire.Consistency(level), MinIndex: req.MinIndex,
+		Offset: req.Offset, Length: req.Length,
 	}
 	if req.Cmd == line.CmdList {
 		w.Key = req.Prefix
@@ -669,6 +677,8 @@ func (c *conn) reply(w *line.Writer, cl *call) error {
 			return w.Value(rep.Value, rep.Version)
 		case line.CmdStat:
 			return w.Stat(rep.Size, rep.Version)
+		case line.CmdGetRange:
+			return w.Range(rep.Value, rep.Version, rep.Size, rep.Sum)
 		case line.CmdList:
 			if cl.filter != nil {
 				return w.Keys(slices.DeleteFunc(rep.Keys, func(k string) bool { return !cl.filter(k) }))

@@ -91,8 +91,8 @@ func (c Cmd) String() string {
 	return cmdNames[c]
 }
 
-// IsWrite reports whether c changes state (PUT, APPEND, CAS, DEL).
-func (c Cmd) IsWrite() bool { return c >= CmdPut && c <= CmdDel }
+// IsWrite reports whether c changes state (PUT, APPEND, CAS, DEL, PUTFILE).
+func (c Cmd) IsWrite() bool { return c >= CmdPut && c <= CmdDel || c == CmdPutFile }
 
 // IsMember reports whether c is one of the MEMBER commands.
 func (c Cmd) IsMember() bool { return c >= CmdMemberList && c <= CmdMemberPromote }

@@ -193,6 +193,9 @@ func (rr *replyReader) rangeReply(rep Reply, rest []byte) (Reply, error) {
 	if !ok1 || !ok2 || !ok3 || !ValidSum(string(f[3])) || n > MaxRange || n > size {
 		return Reply{}, badReply(CmdGetRange, "bad RANGE line %.100q", rest)
 	}
+	if n > uint64(rr.opts.MaxValue) {
+		return Reply{}, fmt.Errorf("line: reply to GET RANGE: %d bytes over the client's limit %d: %w", n, rr.opts.MaxValue, ErrTooLarge)
+	}
 	rep.Version, rep.Len, rep.Sum = ver, size, string(f[3])
 	rep.Value = make([]byte, n)
 	if _, err := io.ReadFull(rr.br, rep.Value); err != nil {

@@ -124,7 +124,7 @@ func (r *Reader) parse(line []byte) (Request, error) {
 		}
 		req.Key = key
 	case CmdGet:
-		if n > 3 && equalFold(args[n-3], "RANGE") {
+		if n > 3 && n <= len(args) && equalFold(args[n-3], "RANGE") {
 			return r.parseGetRange(args[:n])
 		}
 		if n != 1 && n != 3 {

@@ -151,7 +151,12 @@ func (n *Node) apply(chosen []paxos.Entry) {
 		switch e.Value.Kind {
 		case paxos.ValueCmds:
 			for _, cmd := range e.Value.Cmds {
-				results = append(results, a.fsm.Apply(a.fsm.Applied()+1, cmd))
+				idx := a.fsm.Applied() + 1
+				r := a.fsm.Apply(idx, cmd)
+				results = append(results, r)
+				if r.Code == wire.CodeOK && r.Index == idx && bytes.HasPrefix(cmd, putfilePrefix) {
+					n.queueChunkCheck(cmd)
+				}
 			}
 		case paxos.ValueConfig:
 			a.applyConfigLocked(e.Slot, e.Value)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"time"
 
+	"synod/filestore"
 	"synod/filestore/chunks"
 	"synod/wire"
 )
@@ -205,4 +206,52 @@ func rangeOfSmall(rep *wire.Reply, req wire.Request, v []byte) {
 	n := min(req.Length, MaxRange, size-req.Offset)
 	rep.Size, rep.Sum = size, chunks.Of(v).String()
 	rep.Value = bytes.Clone(v[req.Offset : req.Offset+n])
+}
+
+// putfilePrefix starts a putfile command (filestore's encoding).
+var putfilePrefix = []byte(filestore.OpWord(wire.OpPutFile) + " ")
+
+// queueChunkCheck asks the chunk fetcher to make sure this replica holds
+// every chunk of the large file a putfile just applied wrote (it may have
+// been down, or slow, while the proxy stored them on a majority). The
+// applier calls it and never waits: with the queue full the check is
+// dropped, and a read of a missing chunk still fetches it.
+func (n *Node) queueChunkCheck(cmd []byte) {
+	c, err := filestore.DecodeCommand(cmd)
+	if err != nil {
+		return
+	}
+	m, err := wire.ParseManifest(c.Value)
+	if err != nil {
+		return
+	}
+	select {
+	case n.fetchQ <- m:
+	default:
+		n.log.Warn().Str("key", c.Key).Msg("chunk check queue full: missing chunks of this file are fetched when read")
+	}
+}
+
+// runChunkFetcher fetches, one file at a time, the chunks of applied
+// large files this replica lacks, until ctx ends. Its own goroutine,
+// started by Run.
+func (n *Node) runChunkFetcher(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-n.fetchQ:
+			for i, sum := range m.Chunks {
+				if ctx.Err() != nil {
+					return
+				}
+				if n.chunks.Has(chunks.Sum(sum)) {
+					continue
+				}
+				if _, err := n.fetchChunk(chunks.Sum(sum), m.ChunkLen(i)); err != nil {
+					n.log.Warn().Err(err).Msg("could not fetch a chunk this replica lacks; a read of it tries again")
+				}
+			}
+		}
+	}
 }

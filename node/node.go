@@ -81,8 +81,9 @@ type Node struct {
 
 	bk backups // online backups being streamed (backup.go)
 
-	chunks   *chunks.Store // large files' chunks, <dir>/chunks (chunks.go)
-	rangeSem chan struct{} // range reads being served (chunks.go)
+	chunks   *chunks.Store      // large files' chunks, <dir>/chunks (chunks.go)
+	rangeSem chan struct{}      // range reads being served (chunks.go)
+	fetchQ   chan wire.Manifest // large files applied, whose chunks the fetcher checks (chunks.go)
 
 	snapshotting atomic.Bool // a snapshot is being written
 	fetching     atomic.Bool // a snapshot is being fetched
@@ -179,6 +180,7 @@ func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 		met:        met,
 		chunks:     cs,
 		rangeSem:   make(chan struct{}, rangeSlots),
+		fetchQ:     make(chan wire.Manifest, 256),
 	}
 	n.trunc.sig = make(chan struct{}, 1)
 	n.eng = newEngine(r, newClock(cfg.TestClockRate), hs.Applied, fsm.Applied())
@@ -255,9 +257,10 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n.startPeers(runCtx)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.serve(runCtx, n.ln) }()
 	go func() { defer n.wg.Done(); n.runApplier(runCtx) }()
+	go func() { defer n.wg.Done(); n.runChunkFetcher(runCtx) }()
 	// shutdown stops everything Run started and returns err, or the log's
 	// close error.
 	shutdown := func(err error) error {

@@ -92,6 +92,35 @@ func TestLargeFileEndToEnd(t *testing.T) {
 		t.Fatalf("replica %d stored %d fetched chunks, want %d", wiped, len(ents), size/wire.DefaultChunkSize)
 	}
 
+	// A follower down during an upload: a majority is enough, and once it
+	// is back and applies the file it fetches the chunks it lacks, before
+	// anyone reads them.
+	down := c.Nodes[wiped]
+	if err := down.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := down.Wait(time.Minute); !ok {
+		t.Fatal("replica did not stop")
+	}
+	second := data[:2*wire.DefaultChunkSize+1]
+	sum2 := sha256.Sum256(second)
+	idx2, err := cl.PutFile(ctx, "big/second", uint64(len(second)), hex.EncodeToString(sum2[:]), bytes.NewReader(second))
+	if err != nil {
+		t.Fatalf("PUTFILE with a replica down: %v", err)
+	}
+	down.Start()
+	if _, err := c.WaitConverged(ctx, idx2); err != nil {
+		t.Fatal(err)
+	}
+	last := wire.SumOf(second[2*wire.DefaultChunkSize:])
+	for !fileExists(filepath.Join(chunkDir, last.String())) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("replica %d never fetched the chunks of a file applied while it lacked them", wiped)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
 	// A checksum that does not match: refused, nothing visible, and the
 	// connection goes on.
 	small := data[:5<<20]
@@ -157,4 +186,9 @@ func readAll(ctx context.Context, t *testing.T, c *cluster.Cluster, id uint64, k
 			return out
 		}
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -580,6 +580,12 @@ func (c *conn) writeLoop() {
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 		err := c.reply(w, cl)
 		c.uncharge(cl)
+		if cl.rc == nil && !cl.waited {
+			// The reader's run of reads keeps up to 64 calls for
+			// ordering: written, their values (up to 8 MiB a RANGE)
+			// must not stay with them.
+			cl.res.rep.Value = nil
+		}
 		if err != nil {
 			return
 		}

@@ -85,8 +85,9 @@ type Config struct {
 	// MaxLine is the longest request line in bytes. Default 64 KiB.
 	MaxLine int
 	// MaxFileSize is the largest file a client may upload with PUTFILE,
-	// in bytes. Default 16 GiB; its manifest (65 bytes per chunk) must
-	// fit in MaxValue.
+	// in bytes. Default 16 GiB. A file's manifest (65 bytes per chunk)
+	// must also fit in MaxValue: an upload whose would not is refused
+	// before its bytes are read.
 	MaxFileSize int64
 	// ChunkSize is the size of the chunks an upload is cut into, each
 	// stored on a majority of replicas before the file's write is
@@ -194,9 +195,6 @@ func (c *Config) Validate() error {
 		return bad("chunk size %d not in [%d, %d]", c.ChunkSize, wire.MinChunkSize, wire.MaxChunkSize)
 	case c.MaxFileSize <= 0:
 		return bad("max file size %d: want at least 1 byte", c.MaxFileSize)
-	case manifestLen(c.MaxFileSize, c.ChunkSize) > int64(c.MaxValue):
-		return bad("a file of %d bytes in chunks of %d has a manifest of %d bytes, over the max value %d: raise the chunk size or lower the max file size",
-			c.MaxFileSize, c.ChunkSize, manifestLen(c.MaxFileSize, c.ChunkSize), c.MaxValue)
 	case c.BootstrapAdmin != "" && (!line.ValidName(c.BootstrapAdmin) || !line.ValidPassword(c.BootstrapPassword)):
 		return bad("bootstrap admin %.64q: a name of letters, digits, . _ @ - and a password of printable bytes", c.BootstrapAdmin)
 	}

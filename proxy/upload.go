@@ -39,6 +39,10 @@ func (c *conn) putFile(cl *call) bool {
 		return c.push(cl) && !fatal
 	}
 	chunk := c.s.cfg.ChunkSize
+	if n := manifestLen(int64(req.Size), chunk); n > int64(c.s.cfg.MaxValue) {
+		return refuse(wire.CodeTooLarge, fmt.Sprintf("a file of %d bytes in chunks of %d has a manifest of about %d bytes, over the max value %d: raise --chunk-size or --max-value",
+			req.Size, chunk, n, c.s.cfg.MaxValue), true)
+	}
 	// The chunk buffer counts in the server's in-flight bytes. Refused,
 	// the bytes are not read: the connection closes after the answer.
 	if !c.chargeGlobal(int64(chunk), true) {
@@ -82,10 +86,7 @@ func (c *conn) putFile(cl *call) bool {
 	if got := hex.EncodeToString(m.Sum[:]); got != req.Sum {
 		return refuse(wire.CodeBadRequest, fmt.Sprintf("checksum mismatch: the bytes have sha256 %s, the request said %s; nothing stored", got, req.Sum), false)
 	}
-	cl.req.Value = m.Append(nil)
-	if len(cl.req.Value) > c.s.cfg.MaxValue {
-		return refuse(wire.CodeTooLarge, fmt.Sprintf("a manifest of %d chunks is over the max value: raise --chunk-size", len(m.Chunks)), false)
-	}
+	cl.req.Value = m.Append(nil) // within MaxValue: manifestLen bounds it
 	return c.remote(cl)
 }
 

@@ -449,6 +449,18 @@ func (m *Machine) IsLarge(key string) bool {
 	return f != nil && f.large
 }
 
+// EachLarge calls fn with the key and manifest of every large file, in key
+// order, until fn returns false. The manifest shares memory with the
+// Machine: fn must not modify it or keep it past its call.
+func (m *Machine) EachLarge(fn func(key string, manifest []byte) bool) {
+	m.keys.each(func(k string) bool {
+		if f := m.files[k]; f.large {
+			return fn(k, f.value)
+		}
+		return true
+	})
+}
+
 // Stat returns the size and version of the file at key; for a large file,
 // the size of its bytes, not of its manifest.
 func (m *Machine) Stat(key string) (size uint64, version uint64, ok bool) {

@@ -68,6 +68,17 @@ func TestPutFileCommand(t *testing.T) {
 	if !back.IsLarge("big/file") || back.Digest() != m.Digest() {
 		t.Fatal("the snapshot lost the large file")
 	}
+	var large []string
+	m.EachLarge(func(k string, manifest []byte) bool {
+		if !bytes.Equal(manifest, mf.Append(nil)) {
+			t.Errorf("EachLarge gave %s another manifest", k)
+		}
+		large = append(large, k)
+		return true
+	})
+	if len(large) != 1 || large[0] != "big/file" {
+		t.Fatalf("EachLarge: %q", large)
+	}
 	// A PUT makes it small again.
 	m.Apply(3, EncodeCommand(nil, Command{Op: wire.OpPut, Stamp: 3, Key: "big/file", Value: []byte("v")}))
 	if m.IsLarge("big/file") {

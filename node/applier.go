@@ -226,6 +226,7 @@ func (n *Node) install(f *fetched) {
 		return
 	}
 	n.met.snapInstalls.Inc()
+	n.scanChunks() // the snapshot's large files: their chunks may be missing here
 	// Every command up to the snapshot's index was chosen.
 	n.commitIndex.raise(rs.index)
 	n.log.Info().Uint64("slot", rs.slot).Uint64("index", rs.index).Msg("installed a snapshot from a peer")

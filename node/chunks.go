@@ -232,26 +232,62 @@ func (n *Node) queueChunkCheck(cmd []byte) {
 	}
 }
 
-// runChunkFetcher fetches, one file at a time, the chunks of applied
-// large files this replica lacks, until ctx ends. Its own goroutine,
-// started by Run.
+// scanChunks asks the chunk fetcher to check every large file of the
+// state, as after a snapshot install (a wiped replica learns its files
+// from one) and at start. It never waits.
+func (n *Node) scanChunks() { signal(n.scanQ) }
+
+// runChunkFetcher fetches, one file at a time, the chunks of large files
+// this replica lacks, until ctx ends: files just applied (fetchQ), and
+// every large file of the state when asked to scan (scanQ), which it does
+// once at start. Its own goroutine, started by Run.
 func (n *Node) runChunkFetcher(ctx context.Context) {
+	n.scanChunks()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-n.fetchQ:
-			for i, sum := range m.Chunks {
-				if ctx.Err() != nil {
+		case <-n.scanQ:
+			for _, m := range n.largeManifests() {
+				if !n.fetchMissing(ctx, m) {
 					return
 				}
-				if n.chunks.Has(chunks.Sum(sum)) {
-					continue
-				}
-				if _, err := n.fetchChunk(chunks.Sum(sum), m.ChunkLen(i)); err != nil {
-					n.log.Warn().Err(err).Msg("could not fetch a chunk this replica lacks; a read of it tries again")
-				}
+			}
+		case m := <-n.fetchQ:
+			if !n.fetchMissing(ctx, m) {
+				return
 			}
 		}
 	}
+}
+
+// largeManifests returns the manifests of the state's large files.
+func (n *Node) largeManifests() []wire.Manifest {
+	var out []wire.Manifest
+	n.app.mu.RLock()
+	n.app.fsm.EachLarge(func(_ string, text []byte) bool {
+		if m, err := wire.ParseManifest(text); err == nil {
+			out = append(out, m)
+		}
+		return true
+	})
+	n.app.mu.RUnlock()
+	return out
+}
+
+// fetchMissing fetches the chunks of m this replica lacks; false once ctx
+// ended.
+func (n *Node) fetchMissing(ctx context.Context, m wire.Manifest) bool {
+	for i, sum := range m.Chunks {
+		if ctx.Err() != nil {
+			return false
+		}
+		if n.chunks.Has(chunks.Sum(sum)) {
+			continue
+		}
+		if _, err := n.fetchChunk(chunks.Sum(sum), m.ChunkLen(i)); err != nil {
+			n.log.Warn().Err(err).Msg("could not fetch a chunk this replica lacks; a read of it tries again")
+		}
+	}
+	return true
 }

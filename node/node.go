@@ -84,6 +84,7 @@ type Node struct {
 	chunks   *chunks.Store      // large files' chunks, <dir>/chunks (chunks.go)
 	rangeSem chan struct{}      // range reads being served (chunks.go)
 	fetchQ   chan wire.Manifest // large files applied, whose chunks the fetcher checks (chunks.go)
+	scanQ    chan struct{}      // asks the fetcher to check every large file (chunks.go)
 
 	snapshotting atomic.Bool // a snapshot is being written
 	fetching     atomic.Bool // a snapshot is being fetched
@@ -181,6 +182,7 @@ func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 		chunks:     cs,
 		rangeSem:   make(chan struct{}, rangeSlots),
 		fetchQ:     make(chan wire.Manifest, 256),
+		scanQ:      make(chan struct{}, 1),
 	}
 	n.trunc.sig = make(chan struct{}, 1)
 	n.eng = newEngine(r, newClock(cfg.TestClockRate), hs.Applied, fsm.Applied())

@@ -94,7 +94,7 @@ func TestLargeFileEndToEnd(t *testing.T) {
 
 	// A follower down during an upload: a majority is enough, and once it
 	// is back and applies the file it fetches the chunks it lacks, before
-	// anyone reads them.
+	// anyone reads them (and those of files it held already).
 	down := c.Nodes[wiped]
 	if err := down.Stop(); err != nil {
 		t.Fatal(err)
@@ -108,12 +108,18 @@ func TestLargeFileEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("PUTFILE with a replica down: %v", err)
 	}
+	// While it is down it also loses the first file's chunks again: at
+	// start it checks every large file it holds.
+	if err := os.RemoveAll(chunkDir); err != nil {
+		t.Fatal(err)
+	}
 	down.Start()
 	if _, err := c.WaitConverged(ctx, idx2); err != nil {
 		t.Fatal(err)
 	}
 	last := wire.SumOf(second[2*wire.DefaultChunkSize:])
-	for !fileExists(filepath.Join(chunkDir, last.String())) {
+	lastOfFirst := wire.SumOf(data[size-wire.DefaultChunkSize:])
+	for !fileExists(filepath.Join(chunkDir, last.String())) || !fileExists(filepath.Join(chunkDir, lastOfFirst.String())) {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("replica %d never fetched the chunks of a file applied while it lacked them", wiped)

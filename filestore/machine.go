@@ -345,9 +345,12 @@ func (m *Machine) exec(index uint64, c *commandView) Result {
 		}
 		m.setValue(f, index, slices.Clone(c.value))
 		return written
-	case wire.OpPutFile:
+	case wire.OpPutFile, wire.OpCASFile:
 		if len(c.value) > m.opts.MaxValue {
 			return Result{Code: wire.CodeTooLarge, Index: index, Version: cur}
+		}
+		if c.op == wire.OpCASFile && cur != c.version {
+			return Result{Code: wire.CodeConflict, Index: index, Version: cur}
 		}
 		if f == nil {
 			f = m.create(c.key)
@@ -365,7 +368,7 @@ func (m *Machine) exec(index uint64, c *commandView) Result {
 		m.dirtyFiles.drop(f, &m.sum)
 		return Result{Code: wire.CodeOK, Index: index}
 	}
-	// parseCommand only yields the five ops above.
+	// parseCommand only yields the six ops above.
 	panic("filestore: unreachable op " + c.op.String())
 }
 

@@ -79,8 +79,24 @@ func TestPutFileCommand(t *testing.T) {
 	if len(large) != 1 || large[0] != "big/file" {
 		t.Fatalf("EachLarge: %q", large)
 	}
+	// casfile: the version must match, as for cas.
+	casfile := func(version uint64) []byte {
+		return EncodeCommand(nil, Command{Op: wire.OpCASFile, Stamp: 3, Key: "big/file", Version: version, Value: mf.Append(nil)})
+	}
+	if enc := casfile(1); !bytes.HasPrefix(enc, []byte("casfile 0 0 3 big/file 1 10485760 ")) {
+		t.Fatalf("casfile encoding %.60q", enc)
+	}
+	if r := m.Apply(3, casfile(2)); r.Code != wire.CodeConflict || r.Version != 1 {
+		t.Fatalf("casfile at a wrong version: %+v", r)
+	}
+	if r := m.Apply(4, casfile(1)); r.Code != wire.CodeOK || !m.IsLarge("big/file") {
+		t.Fatalf("casfile at the right version: %+v", r)
+	}
+	if r := m.Apply(5, EncodeCommand(nil, Command{Op: wire.OpCASFile, Stamp: 3, Key: "new", Value: mf.Append(nil)})); r.Code != wire.CodeOK {
+		t.Fatalf("casfile 0 of a new key: %+v", r)
+	}
 	// A PUT makes it small again.
-	m.Apply(3, EncodeCommand(nil, Command{Op: wire.OpPut, Stamp: 3, Key: "big/file", Value: []byte("v")}))
+	m.Apply(6, EncodeCommand(nil, Command{Op: wire.OpPut, Stamp: 3, Key: "big/file", Value: []byte("v")}))
 	if m.IsLarge("big/file") {
 		t.Fatal("PUT left the file large")
 	}

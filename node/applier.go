@@ -154,7 +154,7 @@ func (n *Node) apply(chosen []paxos.Entry) {
 				idx := a.fsm.Applied() + 1
 				r := a.fsm.Apply(idx, cmd)
 				results = append(results, r)
-				if r.Code == wire.CodeOK && r.Index == idx && bytes.HasPrefix(cmd, putfilePrefix) {
+				if r.Code == wire.CodeOK && r.Index == idx && (bytes.HasPrefix(cmd, putfilePrefix) || bytes.HasPrefix(cmd, casfilePrefix)) {
 					n.queueChunkCheck(cmd)
 				}
 			}

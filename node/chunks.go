@@ -208,8 +208,12 @@ func rangeOfSmall(rep *wire.Reply, req wire.Request, v []byte) {
 	rep.Value = bytes.Clone(v[req.Offset : req.Offset+n])
 }
 
-// putfilePrefix starts a putfile command (filestore's encoding).
-var putfilePrefix = []byte(filestore.OpWord(wire.OpPutFile) + " ")
+// putfilePrefix and casfilePrefix start the commands that write a large
+// file (filestore's encoding).
+var (
+	putfilePrefix = []byte(filestore.OpWord(wire.OpPutFile) + " ")
+	casfilePrefix = []byte(filestore.OpWord(wire.OpCASFile) + " ")
+)
 
 // queueChunkCheck asks the chunk fetcher to make sure this replica holds
 // every chunk of the large file a putfile just applied wrote (it may have

@@ -295,7 +295,7 @@ func (n *Node) handleWrite(ctx context.Context, req wire.Request, reply replyFun
 		refuse(wire.CodeTooLarge, "value exceeds the maximum size")
 		return
 	}
-	if req.Op == wire.OpPutFile {
+	if req.Op == wire.OpPutFile || req.Op == wire.OpCASFile {
 		if _, err := wire.ParseManifest(req.Value); err != nil {
 			refuse(wire.CodeBadRequest, err.Error())
 			return

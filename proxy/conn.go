@@ -547,6 +547,9 @@ func toWire(req line.Request, level line.Level) wire.Request {
 	if req.Cmd == line.CmdList {
 		w.Key = req.Prefix
 	}
+	if req.Cmd == line.CmdPutFile && req.CAS {
+		w.Op = wire.OpCASFile
+	}
 	return w
 }
 

@@ -127,6 +127,15 @@ func TestLargeFileEndToEnd(t *testing.T) {
 		}
 	}
 
+	// A version check, as CAS: the wrong version is a conflict, the right
+	// one replaces the file.
+	if _, err := cl.PutFileCAS(ctx, "big/second", idx, uint64(len(second)), hex.EncodeToString(sum2[:]), bytes.NewReader(second)); !errors.Is(err, line.ErrConflict) {
+		t.Fatalf("PUTFILE VERSION at a stale version: %v, want CONFLICT", err)
+	}
+	if _, err := cl.PutFileCAS(ctx, "big/second", idx2, uint64(len(second)), hex.EncodeToString(sum2[:]), bytes.NewReader(second)); err != nil {
+		t.Fatalf("PUTFILE VERSION at the file's version: %v", err)
+	}
+
 	// A checksum that does not match: refused, nothing visible, and the
 	// connection goes on.
 	small := data[:5<<20]

@@ -33,13 +33,16 @@ const (
 	OpPutFile
 	// OpGetRange reads Length bytes at Offset of a file (a read).
 	OpGetRange
+	// OpCASFile is OpPutFile only if the file is at Version (0: must not
+	// exist), as OpCAS.
+	OpCASFile
 )
 
 // IsMemberChange reports whether op changes the membership.
 func (op Op) IsMemberChange() bool { return op >= OpMemberAdd && op <= OpMemberPromote }
 
 // IsWrite reports whether op changes state and must go through the master.
-func (op Op) IsWrite() bool { return op >= OpPut && op <= OpDel || op == OpPutFile }
+func (op Op) IsWrite() bool { return op >= OpPut && op <= OpDel || op == OpPutFile || op == OpCASFile }
 
 // String returns the line-protocol verb for op.
 func (op Op) String() string {
@@ -70,6 +73,8 @@ func (op Op) String() string {
 		return "PUTFILE"
 	case OpGetRange:
 		return "GET RANGE"
+	case OpCASFile:
+		return "PUTFILE VERSION"
 	}
 	return "UNKNOWN"
 }
@@ -179,7 +184,7 @@ type Request struct {
 	Op          Op
 	Key         string // for OpList, the prefix
 	Value       []byte
-	Version     uint64      // OpCAS: expected version, 0 = must not exist
+	Version     uint64      // OpCAS, OpCASFile: expected version, 0 = must not exist
 	ClientID    uint64      // writes: the session, 0 for none (no exactly-once, no order)
 	Seq         uint64      // writes: the place in the session, from 1
 	Consistency Consistency // reads

@@ -7,7 +7,7 @@ package line
 // reading goroutine of a server connection; the Client's methods on the
 // caller's goroutine, under the Client's locks.
 //
-//	PUTFILE <key> <size> <sha256>\r\n<size raw bytes>\r\n   ->  OK <index>
+//	PUTFILE <key> <size> <sha256> [VERSION <v>]\r\n<size raw bytes>\r\n   ->  OK <index> | ERR CONFLICT version <v>
 //	GET <key> [MIN <index>] RANGE <offset> <length>          ->  RANGE <n> <version> <size> <sha256>\r\n<n bytes>\r\n
 //
 // size is 1 to Limits.MaxFileSize; sha256 is the whole file's SHA-256 in
@@ -46,16 +46,18 @@ func ValidSum(s string) bool {
 	return true
 }
 
-// parsePutFile parses "<key> <size> <sha256>". The raw bytes follow the
+// parsePutFile parses "<key> <size> <sha256> [VERSION <v>]". The raw bytes follow the
 // line, so any refusal is fatal: the stream cannot be trusted to hold
 // what the line says.
 func (r *Reader) parsePutFile(rest []byte) (Request, error) {
 	fatal := func(code, format string, args ...any) (Request, error) {
 		return Request{}, &ProtoError{Code: code, Msg: fmt.Sprintf(format, args...), Fatal: true}
 	}
-	var args [3][]byte
-	if fields(rest, args[:]) != 3 {
-		return fatal(CodeBadRequest, "usage: PUTFILE <key> <size> <sha256>, then the bytes and \\r\\n")
+	const usage = "usage: PUTFILE <key> <size> <sha256> [VERSION <v>], then the bytes and \\r\\n"
+	var args [5][]byte
+	n := fields(rest, args[:])
+	if n != 3 && (n != 5 || !equalFold(args[3], "VERSION")) {
+		return fatal(CodeBadRequest, usage)
 	}
 	key, perr := r.key(args[0])
 	if perr != nil {
@@ -74,7 +76,14 @@ func (r *Reader) parsePutFile(rest []byte) (Request, error) {
 	if !ValidSum(string(args[2])) {
 		return fatal(CodeBadRequest, "PUTFILE sha256 %.80q is not 64 lowercase hex digits", args[2])
 	}
-	return Request{Cmd: CmdPutFile, Key: key, Size: size, Sum: string(args[2])}, nil
+	req := Request{Cmd: CmdPutFile, Key: key, Size: size, Sum: string(args[2])}
+	if n == 5 {
+		if req.Version, ok = parseUint(args[4]); !ok {
+			return fatal(CodeBadRequest, "PUTFILE VERSION %.32q is not a decimal number", args[4])
+		}
+		req.CAS = true
+	}
+	return req, nil
 }
 
 // parseGetRange parses the fields of "GET <key> [MIN <index>] RANGE
@@ -145,6 +154,10 @@ func appendFileRequest(dst []byte, req Request) ([]byte, error) {
 		dst = strconv.AppendUint(dst, req.Size, 10)
 		dst = append(dst, ' ')
 		dst = append(dst, req.Sum...)
+		if req.CAS {
+			dst = append(dst, " VERSION "...)
+			dst = strconv.AppendUint(dst, req.Version, 10)
+		}
 		return append(dst, "\r\n"...), nil
 	}
 	if req.Length == 0 || req.Length > MaxRange {
@@ -223,6 +236,17 @@ func (c *Client) GetRange(ctx context.Context, key string, offset, length, minIn
 // bytes: fewer is an error and the connection is closed, so the server
 // sees a short upload and stores nothing. ctx bounds the whole upload.
 func (c *Client) PutFile(ctx context.Context, key string, size uint64, sum string, body io.Reader) (uint64, error) {
+	return c.putFile(ctx, Request{Cmd: CmdPutFile, Key: key, Size: size, Sum: sum}, body)
+}
+
+// PutFileCAS is PutFile only if key is at version (0: must not exist);
+// otherwise the error matches ErrConflict.
+func (c *Client) PutFileCAS(ctx context.Context, key string, version, size uint64, sum string, body io.Reader) (uint64, error) {
+	return c.putFile(ctx, Request{Cmd: CmdPutFile, Key: key, Size: size, Sum: sum, CAS: true, Version: version}, body)
+}
+
+func (c *Client) putFile(ctx context.Context, req Request, body io.Reader) (uint64, error) {
+	key, size := req.Key, req.Size
 	c.callMu.Lock()
 	defer c.callMu.Unlock()
 	if err := c.broken(); err != nil {
@@ -256,7 +280,7 @@ func (c *Client) PutFile(ctx context.Context, key string, size uint64, sum strin
 		}
 	}()
 
-	head, err := AppendRequest(nil, Request{Cmd: CmdPutFile, Key: key, Size: size, Sum: sum})
+	head, err := AppendRequest(nil, req)
 	if err != nil {
 		return 0, err
 	}

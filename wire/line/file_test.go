@@ -20,6 +20,10 @@ func TestParsePutFile(t *testing.T) {
 	}{
 		{"good", "PUTFILE big/f 10 " + testSum, Request{Cmd: CmdPutFile, Key: "big/f", Size: 10, Sum: testSum}, ""},
 		{"lower case verb", "putfile k 1000 " + testSum, Request{Cmd: CmdPutFile, Key: "k", Size: 1000, Sum: testSum}, ""},
+		{"version", "PUTFILE k 10 " + testSum + " VERSION 7", Request{Cmd: CmdPutFile, Key: "k", Size: 10, Sum: testSum, CAS: true, Version: 7}, ""},
+		{"must not exist", "PUTFILE k 10 " + testSum + " version 0", Request{Cmd: CmdPutFile, Key: "k", Size: 10, Sum: testSum, CAS: true}, ""},
+		{"bad version", "PUTFILE k 10 " + testSum + " VERSION x", Request{}, CodeBadRequest},
+		{"not VERSION", "PUTFILE k 10 " + testSum + " FOO 7", Request{}, CodeBadRequest},
 		{"over the limit", "PUTFILE k 1001 " + testSum, Request{}, CodeTooLarge},
 		{"empty file", "PUTFILE k 0 " + testSum, Request{}, CodeBadRequest},
 		{"no sum", "PUTFILE k 10", Request{}, CodeBadRequest},

@@ -35,6 +35,7 @@ var requestSeeds = []string{
 	"AUTH alice s3cret pw\r\nUSER ADD bob pw\r\nROLE GRANT r read a/\r\nROLE GRANT r write *\r\nUSER LIST\r\n",
 	"MEMBER\r\nMEMBER ADD 0 h:1\r\nMEMBER ADD 4 [::1]:7\r\nMEMBER ADD 4 h:99999\r\nMEMBER REMOVE x y\r\n",
 	"PUTFILE big 5 " + strings.Repeat("ab", 32) + "\r\nhello\r\nPING\r\n",
+	"PUTFILE big 3 " + strings.Repeat("ab", 32) + " VERSION 0\r\nabc\r\n",
 	"putfile big 0 " + strings.Repeat("0", 64) + "\r\nPUTFILE big 99999999999999999999 x\r\n",
 	"GET big RANGE 0 10\r\nget big MIN 3 range 5 8388608\r\nGET big RANGE 0 0\r\nGET big RANGE 1\r\n",
 	"SNAPSHOT\r\nsnapshot 4096\r\nSNAPSHOT 4194304\nSNAPSHOT 4095\r\nSNAPSHOT 1 2\r\nSNAPSHOT x\r\n",

@@ -260,6 +260,9 @@ type Request struct {
 	Size           uint64
 	Sum            string
 	Offset, Length uint64
+	// CAS makes a PUTFILE conditional: "PUTFILE ... VERSION <v>" stores
+	// the file only if it is at Version (0: must not exist).
+	CAS bool
 }
 
 // MaxMemberAddr is the longest member address in bytes.

@@ -58,7 +58,7 @@ var helpLines = []string{
 	"DEL <key>                         delete                    -> OK <index> | NOT_FOUND",
 	"GET <key> [MIN <index>]           read                      -> VALUE <len> <version> + bytes | NOT_FOUND",
 	"GET <key> [MIN <index>] RANGE <offset> <length>   a piece of a file -> RANGE <n> <version> <size> <sha256> + bytes",
-	"PUTFILE <key> <size> <sha256>     upload a large file: then size raw bytes and \\r\\n -> OK <index>",
+	"PUTFILE <key> <size> <sha256> [VERSION <v>]   upload a large file: then size raw bytes and \\r\\n -> OK <index> | ERR CONFLICT version <v>",
 	"STAT <key>                        size and version          -> STAT <len> <version> | NOT_FOUND",
 	"LIST [<prefix>]                   keys                      -> KEYS <n> + one key per line",
 	"CONSISTENCY linearizable|session|stale   read level of this connection -> OK",

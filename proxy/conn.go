@@ -367,6 +367,11 @@ func (c *conn) push(cl *call) bool {
 // handle starts one request and reports whether to read on.
 func (c *conn) handle(req line.Request) bool {
 	if cl, more := c.gate(req); cl != nil {
+		if req.Cmd == line.CmdPutFile {
+			// Refused before its bytes were read: they cannot be
+			// told from requests, so the connection ends here.
+			cl.close = true
+		}
 		return c.push(cl) && more && !cl.close
 	}
 	cl := &call{req: req, done: answered}

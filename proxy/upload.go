@@ -1,8 +1,10 @@
 package proxy
 
 // This file owns PUTFILE on the proxy: the connection's reader goroutine
-// reads the file's bytes one chunk at a time (never the whole file),
-// stores each chunk on the replicas over connections of the upload's own
+// reads the file's bytes one chunk at a time (never the whole file; two
+// chunk buffers, so one chunk is read while the one before is stored, by
+// a goroutine of its own), stores each chunk on the replicas over
+// connections of the upload's own
 // (KindChunkPut, answered once the chunk is fsynced), and only when a
 // majority of voters holds every chunk and the whole file's SHA-256
 // matches the client's does it send the file's manifest as a write
@@ -43,35 +45,59 @@ func (c *conn) putFile(cl *call) bool {
 		return refuse(wire.CodeTooLarge, fmt.Sprintf("a file of %d bytes in chunks of %d has a manifest of about %d bytes, over the max value %d: raise --chunk-size or --max-value",
 			req.Size, chunk, n, c.s.cfg.MaxValue), true)
 	}
-	// The chunk buffer counts in the server's in-flight bytes. Refused,
-	// the bytes are not read: the connection closes after the answer.
-	if !c.chargeGlobal(int64(chunk), true) {
+	// The two chunk buffers count in the server's in-flight bytes.
+	// Refused, the bytes are not read: the connection closes after the
+	// answer.
+	charge := 2 * int64(min(uint64(chunk), req.Size))
+	if !c.chargeGlobal(charge, true) {
 		c.s.cnt.memBusy.Add(1)
 		return refuse(wire.CodeBusy, fmt.Sprintf("proxy in-flight byte budget (%d bytes) full", c.s.cfg.MaxInflightBytes), true)
 	}
-	defer c.chargeGlobal(-int64(chunk), false)
+	defer c.chargeGlobal(-charge, false)
 
 	up := c.s.rt.newUpload()
 	defer up.close()
-	buf := make([]byte, min(uint64(chunk), req.Size))
+	// Two buffers: chunk i+1 is read from the client while chunk i is
+	// being stored. A buffer is refilled only after its store ended.
+	var bufs [2][]byte
+	for i := range bufs {
+		bufs[i] = make([]byte, min(uint64(chunk), req.Size))
+	}
+	var storing chan error // the store in flight, nil for none
+	wait := func() error {
+		if storing == nil {
+			return nil
+		}
+		err := <-storing
+		storing = nil
+		return err
+	}
+	defer wait()
 	whole := sha256.New()
 	m := wire.Manifest{Size: req.Size, ChunkSize: uint64(chunk)}
 	body := c.lr.Body(req.Size)
-	for left := req.Size; left > 0; {
+	for i, left := 0, req.Size; left > 0; i++ {
 		n := min(left, uint64(chunk))
-		if _, err := io.ReadFull(body, buf[:n]); err != nil {
+		b := bufs[i%2][:n]
+		if _, err := io.ReadFull(body, b); err != nil {
 			// A short upload: the client went away or stalled. Nothing
 			// was proposed, and nobody is left to answer.
 			c.s.log.Debug().Err(err).Str("key", req.Key).Msg("upload ended short")
 			return false
 		}
-		whole.Write(buf[:n])
-		sum := wire.SumOf(buf[:n])
-		if err := up.store(sum, buf[:n]); err != nil {
+		whole.Write(b)
+		sum := wire.SumOf(b)
+		if err := wait(); err != nil {
 			return refuse(wire.CodeUnavailable, err.Error(), true)
 		}
+		ch := make(chan error, 1)
+		go func() { ch <- up.store(sum, b) }()
+		storing = ch
 		m.Chunks = append(m.Chunks, sum)
 		left -= n
+	}
+	if err := wait(); err != nil {
+		return refuse(wire.CodeUnavailable, err.Error(), true)
 	}
 	if err := c.lr.EndBody(); err != nil {
 		var pe *line.ProtoError

@@ -34,7 +34,9 @@ var (
 
 // opWords are the words the command encoding writes for the write
 // operations (wire.Op.IsWrite): put, append, cas, del.
-var opWords = map[wire.Op]string{wire.OpPut: "put", wire.OpAppend: "append", wire.OpCAS: "cas", wire.OpDel: "del"}
+// putfile and casfile carry a large file's manifest (wire.ParseManifest)
+// as their value; casfile has cas's version field before it.
+var opWords = map[wire.Op]string{wire.OpPut: "put", wire.OpAppend: "append", wire.OpCAS: "cas", wire.OpDel: "del", wire.OpPutFile: "putfile", wire.OpCASFile: "casfile"}
 
 // OpWord is the word the log writes for op ("put"), or op's name for an
 // operation no log line carries.
@@ -110,7 +112,7 @@ func EncodeCommand(dst []byte, c Command) []byte {
 	switch c.Op {
 	case wire.OpDel:
 		return dst
-	case wire.OpCAS:
+	case wire.OpCAS, wire.OpCASFile:
 		dst = append(dst, ' ')
 		dst = strconv.AppendUint(dst, c.Version, 10)
 	}
@@ -153,6 +155,7 @@ type commandView struct {
 	key         []byte
 	version     uint64
 	value       []byte
+	size        uint64 // putfile: the large file's size, from its manifest
 }
 
 func badCommand(what string) error {
@@ -175,6 +178,10 @@ func parseCommand(b []byte) (commandView, error) {
 		v.op = wire.OpCAS
 	case "del":
 		v.op = wire.OpDel
+	case "putfile":
+		v.op = wire.OpPutFile
+	case "casfile":
+		v.op = wire.OpCASFile
 	default:
 		return v, badCommand("unknown op")
 	}
@@ -211,7 +218,7 @@ func parseCommand(b []byte) (commandView, error) {
 		if v.key, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
 			return v, badCommand("missing value")
 		}
-		if v.op == wire.OpCAS {
+		if v.op == wire.OpCAS || v.op == wire.OpCASFile {
 			if field, rest, ok = bytes.Cut(rest, []byte{' '}); !ok {
 				return v, badCommand("missing value")
 			}
@@ -223,6 +230,13 @@ func parseCommand(b []byte) (commandView, error) {
 	}
 	if !validKeyBytes(v.key) {
 		return v, fmt.Errorf("%w: %w", ErrBadCommand, ErrBadKey)
+	}
+	if v.op == wire.OpPutFile || v.op == wire.OpCASFile {
+		m, err := wire.ParseManifest(v.value)
+		if err != nil {
+			return v, fmt.Errorf("%w: %w", ErrBadCommand, err)
+		}
+		v.size = m.Size
 	}
 	return v, nil
 }

@@ -103,10 +103,15 @@ func (d *dirtySet[E]) flush(sum *digestSum, h *entryHasher) {
 
 func (f *file) track() *tracked { return &f.tracked }
 
-// entryHash is SHA-256 over 'F', the key, version and value, each
-// variable-length part prefixed with its length.
+// entryHash is SHA-256 over 'F' ('L' for a large file, whose value is
+// its manifest), the key, version and value, each variable-length part
+// prefixed with its length.
 func (f *file) entryHash(h *entryHasher) [32]byte {
-	b := append(h.buf[:0], 'F')
+	tag := byte('F')
+	if f.large {
+		tag = 'L'
+	}
+	b := append(h.buf[:0], tag)
 	b = binary.BigEndian.AppendUint64(b, uint64(len(f.key)))
 	b = append(b, f.key...)
 	b = binary.BigEndian.AppendUint64(b, f.version)

@@ -28,6 +28,17 @@
 // machine's clock is the largest stamp it has applied ("log-ordered time"),
 // which expires idle sessions the same way on every replica.
 //
+// A large file's write, putfile, carries its manifest (see wire.Manifest)
+// instead of its bytes, which the proxy stored as chunk files on a
+// majority of replicas (package filestore/chunks) before it proposed it:
+//
+//	putfile 17.8.8 1732000000500 big/iso <size> <chunk-size> <sha256> <chunk sha256>,<chunk sha256>,...
+//
+// The machine keeps the manifest as the file's value and marks the file
+// large: Stat gives the file's size, Get its manifest (IsLarge tells). An
+// APPEND to a large file is refused with wire.CodeTooLarge; a PUT, CAS or
+// DEL replaces it as any file.
+//
 // Version 1 commands, "<op> <client> <seq> <stamp> ..." with a non-zero
 // client, are what logs written before sessions were ordered hold. They
 // still decode (Command.Legacy) and apply by their old rule, so an old log
@@ -81,6 +92,7 @@
 //	SNAP 3 <slot> <index> <logtime> <members> <crc>
 //	C <config-slot> <member>... <crc>
 //	F <key> <version> <value> <crc>
+//	L <key> <version> <manifest> <crc>       (format 4 only: a large file)
 //	S <client> <last> <active> <replies> <crc>
 //	END <files> <sessions> <body-crc> <crc>
 //
@@ -119,7 +131,9 @@
 // *SnapshotError naming the line.
 //
 // The "3" in the header is the format version: this format never changes
-// without bumping it. Version 2 had no C line; version 1 also differed in
+// without bumping it. Format 4 is format 3 with L lines, large files whose
+// value is their manifest; WriteSnapshot writes 4 only when the state holds
+// a large file, so older readers refuse such a snapshot by its number. Version 2 had no C line; version 1 also differed in
 // its session lines,
 // "S <client> <seq> <active> <code> <index> <version>", one reply each;
 // ReadSnapshot still reads it. The command encoding lives in the log: it

@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"synod/filestore/wal"
@@ -26,6 +27,8 @@ func FuzzDecodeCommand(f *testing.F) {
 		"del 2 4 8 a/b",
 		"del 18446744073709551615 0 -9223372036854775808 é",
 		"put 01 2 3 k v",
+		"putfile 7.1.1 1 big 5 4096 " + strings.Repeat("ab", 32) + " " + strings.Repeat("cd", 32),
+		"putfile 0 0 1 big 4097 4096 " + strings.Repeat("ab", 32) + " " + strings.Repeat("cd", 32),
 		"del 1 2 3 a b",
 		"",
 	} {

@@ -152,10 +152,15 @@ type Result struct {
 // file is one stored file. value is never written within its length once
 // stored (PUT replaces the slice, APPEND writes past the end), so slices
 // handed out by Get stay valid and unchanged.
+//
+// A large file (large set) holds its manifest as value (wire.Manifest) and
+// its bytes in chunk files; size is its length in bytes.
 type file struct {
 	key     string
 	value   []byte
 	version uint64
+	large   bool
+	size    uint64
 	tracked
 }
 
@@ -371,7 +376,9 @@ func (m *Machine) exec(index uint64, c *commandView, ch *Change) Result {
 			m.setValue(f, index, slices.Clone(c.value))
 			return written
 		}
-		if len(f.value)+len(c.value) > m.opts.MaxValue {
+		if f.large || len(f.value)+len(c.value) > m.opts.MaxValue {
+			// A large file is not appended to (yet): its chunks are
+			// fixed, and the append would have to rewrite the last.
 			return Result{Code: wire.CodeTooLarge, Index: index, Version: cur}
 		}
 		// Writes only past len(f.value): slices from Get are unaffected.
@@ -389,6 +396,19 @@ func (m *Machine) exec(index uint64, c *commandView, ch *Change) Result {
 		}
 		m.setValue(f, index, slices.Clone(c.value))
 		return written
+	case wire.OpPutFile, wire.OpCASFile:
+		if len(c.value) > m.opts.MaxValue {
+			return Result{Code: wire.CodeTooLarge, Index: index, Version: cur}
+		}
+		if c.op == wire.OpCASFile && cur != c.version {
+			return Result{Code: wire.CodeConflict, Index: index, Version: cur}
+		}
+		if f == nil {
+			f = m.create(c.key)
+		}
+		m.setValue(f, index, slices.Clone(c.value))
+		f.large, f.size = true, c.size
+		return written
 	case wire.OpDel:
 		if f == nil {
 			return Result{Code: wire.CodeNotFound, Index: index}
@@ -399,7 +419,7 @@ func (m *Machine) exec(index uint64, c *commandView, ch *Change) Result {
 		m.dirtyFiles.drop(f, &m.sum)
 		return Result{Code: wire.CodeOK, Index: index}
 	}
-	// parseCommand only yields the four ops above.
+	// parseCommand only yields the six ops above.
 	panic("filestore: unreachable op " + c.op.String())
 }
 
@@ -413,6 +433,7 @@ func (m *Machine) create(key []byte) *file {
 func (m *Machine) setValue(f *file, version uint64, v []byte) {
 	m.valueBytes += int64(len(v)) - int64(len(f.value))
 	f.value, f.version = v, version
+	f.large, f.size = false, 0
 	m.dirtyFiles.mark(f)
 }
 
@@ -464,7 +485,8 @@ func (m *Machine) remember(s *session, client, seq, ack uint64, r Result) {
 
 // Get returns the value and version of the file at key. The value shares
 // memory with the Machine: the caller must not modify it. It stays valid
-// and unchanged after later writes to the file.
+// and unchanged after later writes to the file. For a large file (see
+// IsLarge) the value is its manifest's text, not its bytes.
 func (m *Machine) Get(key string) (value []byte, version uint64, ok bool) {
 	f := m.files[key]
 	if f == nil {
@@ -473,13 +495,37 @@ func (m *Machine) Get(key string) (value []byte, version uint64, ok bool) {
 	return f.value[:len(f.value):len(f.value)], f.version, true
 }
 
-// Stat returns the size and version of the file at key.
-func (m *Machine) Stat(key string) (size int, version uint64, ok bool) {
+// IsLarge reports whether the file at key exists and is a large file,
+// whose Get value is its manifest (wire.ParseManifest) and whose bytes live in
+// chunk files.
+func (m *Machine) IsLarge(key string) bool {
+	f := m.files[key]
+	return f != nil && f.large
+}
+
+// EachLarge calls fn with the key and manifest of every large file, in key
+// order, until fn returns false. The manifest shares memory with the
+// Machine: fn must not modify it or keep it past its call.
+func (m *Machine) EachLarge(fn func(key string, manifest []byte) bool) {
+	m.keys.each(func(k string) bool {
+		if f := m.files[k]; f.large {
+			return fn(k, f.value)
+		}
+		return true
+	})
+}
+
+// Stat returns the size and version of the file at key; for a large file,
+// the size of its bytes, not of its manifest.
+func (m *Machine) Stat(key string) (size uint64, version uint64, ok bool) {
 	f := m.files[key]
 	if f == nil {
 		return 0, 0, false
 	}
-	return len(f.value), f.version, true
+	if f.large {
+		return f.size, f.version, true
+	}
+	return uint64(len(f.value)), f.version, true
 }
 
 // List returns, in byte order, up to limit keys that start with prefix;

@@ -73,7 +73,7 @@ func checkFiles(t *testing.T, m *Machine, files map[string]fileWant) {
 		if !found || string(v) != w.value || ver != w.version {
 			t.Errorf("Get(%q) = %q, %d, %v; want %q, %d", key, v, ver, found, w.value, w.version)
 		}
-		if !sfound || size != len(w.value) || sver != w.version {
+		if !sfound || size != uint64(len(w.value)) || sver != w.version {
 			t.Errorf("Stat(%q) = %d, %d, %v; want %d, %d", key, size, sver, sfound, len(w.value), w.version)
 		}
 	}

@@ -46,6 +46,7 @@ func (e *SnapshotError) Unwrap() error { return ErrCorruptSnapshot }
 // and version 1, whose session lines also hold one reply (the last).
 const (
 	snapshotVersion   = "3"
+	snapshotVersionV4 = "4" // version 3 with L lines: written only when the state holds a large file
 	snapshotVersionV2 = "2"
 	snapshotVersionV1 = "1"
 )
@@ -92,7 +93,16 @@ type SnapshotMeta struct {
 func (m *Machine) WriteSnapshot(w io.Writer, meta SnapshotMeta) error {
 	sw := snapshotWriter{w: bufio.NewWriterSize(w, 64<<10)}
 
-	b := append(sw.line[:0], "SNAP "+snapshotVersion+" "...)
+	version := snapshotVersion
+	for _, f := range m.files {
+		if f.large {
+			// Older readers refuse version 4 by its number rather than
+			// read an L line as damage (or not at all).
+			version = snapshotVersionV4
+			break
+		}
+	}
+	b := append(sw.line[:0], "SNAP "+version+" "...)
 	b = strconv.AppendUint(b, meta.Slot, 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, m.applied, 10)
@@ -122,6 +132,9 @@ func (m *Machine) WriteSnapshot(w io.Writer, meta SnapshotMeta) error {
 	m.keys.each(func(k string) bool {
 		f := m.files[k]
 		b := append(sw.line[:0], "F "...)
+		if f.large {
+			b = append(sw.line[:0], "L "...) // the value is the manifest
+		}
 		b = wal.Escape(b, []byte(f.key))
 		b = append(b, ' ')
 		b = strconv.AppendUint(b, f.version, 10)
@@ -363,7 +376,7 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 	if !ok || string(f[0]) != "SNAP" {
 		return meta, sr.corrupt("not a snapshot header")
 	}
-	if v := string(f[1]); v != snapshotVersion && v != snapshotVersionV2 && v != snapshotVersionV1 {
+	if v := string(f[1]); v != snapshotVersion && v != snapshotVersionV4 && v != snapshotVersionV2 && v != snapshotVersionV1 {
 		return meta, sr.corrupt("unsupported format version %s", quoteShort(f[1]))
 	}
 	sr.version = string(f[1])
@@ -399,14 +412,14 @@ func (sr *snapshotReader) read() (SnapshotMeta, error) {
 			return meta, err
 		}
 		switch {
-		case bytes.HasPrefix(line, []byte("C ")) && sr.version == snapshotVersion:
+		case bytes.HasPrefix(line, []byte("C ")) && (sr.version == snapshotVersion || sr.version == snapshotVersionV4):
 			if len(m.files) > 0 || len(sessions) > 0 || meta.Config != nil {
 				return meta, sr.corrupt("configuration line out of place")
 			}
 			if err := sr.readConfig(line, &meta); err != nil {
 				return meta, err
 			}
-		case bytes.HasPrefix(line, []byte("F ")):
+		case bytes.HasPrefix(line, []byte("F ")), bytes.HasPrefix(line, []byte("L ")) && sr.version == snapshotVersionV4:
 			if len(sessions) > 0 {
 				return meta, sr.corrupt("file after sessions")
 			}
@@ -491,6 +504,13 @@ func (sr *snapshotReader) readFile(line []byte, meta *SnapshotMeta, fb [][]byte)
 	}
 	value := slices.Clone(sr.scratch)
 	file := &file{key: key, value: value, version: version}
+	if line[0] == 'L' {
+		mf, err := wire.ParseManifest(value)
+		if err != nil {
+			return sr.corrupt("bad manifest: %v", err)
+		}
+		file.large, file.size = true, mf.Size
+	}
 	m.files[file.key] = file
 	m.keys.appendMax(file.key)
 	m.valueBytes += int64(len(value))

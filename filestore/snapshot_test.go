@@ -228,7 +228,7 @@ func TestSnapshotRejects(t *testing.T) {
 	}{
 		{"empty", "", 1},
 		{"not a header", build(0, 0, "SNAP1 9 20 500 -"), 1},
-		{"future version", build(0, 0, "SNAP 4 9 20 500 -"), 1},
+		{"future version", build(0, 0, "SNAP 5 9 20 500 -"), 1},
 		{"header field missing", build(0, 0, "SNAP 1 9 20 -"), 1},
 		{"negative log time", build(0, 0, "SNAP 1 9 20 -5 -"), 1},
 		{"bad member", build(0, 0, "SNAP 1 9 20 500 1,,3"), 1},

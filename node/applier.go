@@ -12,6 +12,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -157,6 +158,9 @@ func (n *Node) apply(chosen []paxos.Entry) {
 				if ev, ok := changeEvent(index, ch); ok {
 					events = append(events, ev)
 				}
+				if res.Code == wire.CodeOK && res.Index == index && (bytes.HasPrefix(cmd, putfilePrefix) || bytes.HasPrefix(cmd, casfilePrefix)) {
+					n.queueChunkCheck(cmd)
+				}
 			}
 		case paxos.ValueConfig:
 			a.applyConfigLocked(e.Slot, e.Value)
@@ -229,6 +233,7 @@ func (n *Node) install(f *fetched) {
 		return
 	}
 	n.met.snapInstalls.Inc()
+	n.scanChunks() // the snapshot's large files: their chunks may be missing here
 	// Every command up to the snapshot's index was chosen.
 	n.commitIndex.raise(rs.index)
 	n.log.Info().Uint64("slot", rs.slot).Uint64("index", rs.index).Msg("installed a snapshot from a peer")
@@ -317,15 +322,35 @@ func (n *Node) serveRead(rq *readReq) {
 	switch rq.req.Op {
 	case wire.OpGet:
 		v, ver, ok := a.fsm.Get(rq.req.Key)
-		if ok {
+		switch {
+		case ok && a.fsm.IsLarge(rq.req.Key):
+			size, _, _ := a.fsm.Stat(rq.req.Key)
+			rep.Code, rep.Version = wire.CodeTooLarge, ver
+			rep.Msg = fmt.Sprintf("a large file of %d bytes: read it with GET <key> RANGE <offset> <length>", size)
+		case ok:
 			rep.Value, rep.Version = bytes.Clone(v), ver
-		} else {
+		default:
+			rep.Code = wire.CodeNotFound
+		}
+	case wire.OpGetRange:
+		v, ver, ok := a.fsm.Get(rq.req.Key)
+		switch {
+		case ok && a.fsm.IsLarge(rq.req.Key):
+			rep.Version = ver
+			manifest := bytes.Clone(v)
+			a.mu.RUnlock()
+			n.startRange(rq, rep, manifest)
+			return
+		case ok:
+			rep.Version = ver
+			rangeOfSmall(&rep, rq.req, v)
+		default:
 			rep.Code = wire.CodeNotFound
 		}
 	case wire.OpStat:
 		size, ver, ok := a.fsm.Stat(rq.req.Key)
 		if ok {
-			rep.Size, rep.Version = uint64(size), ver
+			rep.Size, rep.Version = size, ver
 		} else {
 			rep.Code = wire.CodeNotFound
 		}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"synod/filestore"
+	"synod/filestore/chunks"
 	"synod/filestore/wal"
 	"synod/paxos"
 	"synod/wire"
@@ -78,6 +80,11 @@ type Node struct {
 	runCtx      context.Context // set by Run before the peers start
 
 	bk backups // online backups being streamed (backup.go)
+
+	chunks   *chunks.Store      // large files' chunks, <dir>/chunks (chunks.go)
+	rangeSem chan struct{}      // range reads being served (chunks.go)
+	fetchQ   chan wire.Manifest // large files applied, whose chunks the fetcher checks (chunks.go)
+	scanQ    chan struct{}      // asks the fetcher to check every large file (chunks.go)
 
 	snapshotting atomic.Bool // a snapshot is being written
 	fetching     atomic.Bool // a snapshot is being fetched
@@ -150,6 +157,11 @@ func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 		store.close()
 		return nil, err
 	}
+	cs, err := chunks.Open(filepath.Join(cfg.Dir, "chunks"))
+	if err != nil {
+		store.close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		store.close()
@@ -170,6 +182,10 @@ func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 		storageErr: make(chan error, 1),
 		removedCh:  make(chan struct{}, 1),
 		met:        met,
+		chunks:     cs,
+		rangeSem:   make(chan struct{}, rangeSlots),
+		fetchQ:     make(chan wire.Manifest, 256),
+		scanQ:      make(chan struct{}, 1),
 	}
 	n.trunc.sig = make(chan struct{}, 1)
 	n.eng = newEngine(r, newClock(cfg.TestClockRate), hs.Applied, fsm.Applied())
@@ -247,9 +263,10 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n.startPeers(runCtx)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.serve(runCtx, n.ln) }()
 	go func() { defer n.wg.Done(); n.runApplier(runCtx) }()
+	go func() { defer n.wg.Done(); n.runChunkFetcher(runCtx) }()
 	// shutdown stops everything Run started and returns err, or the log's
 	// close error.
 	shutdown := func(err error) error {

@@ -191,6 +191,12 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 			}
 			ch := n.serveSnapshotChunk(req)
 			send(outFrame{kind: wire.KindSnapshotChunk, id: id, body: &ch, size: frameOverhead + len(ch.Data)})
+		case wire.KindChunkPut:
+			ack := n.servePutChunk(env.Body)
+			send(outFrame{kind: wire.KindChunkAck, id: id, body: &ack, size: frameOverhead})
+		case wire.KindChunkGet:
+			d := n.serveGetChunk(env.Body)
+			send(outFrame{kind: wire.KindChunkData, id: id, body: &d, size: frameOverhead + len(d.Data)})
 		case wire.KindBackup, wire.KindBackupAsk:
 			if !n.serveBackup(ctx, c, env, send) {
 				return
@@ -265,7 +271,7 @@ func (n *Node) handleRequest(ctx context.Context, req wire.Request, reply replyF
 	switch {
 	case req.Op.IsWrite():
 		n.handleWrite(ctx, req, reply)
-	case req.Op == wire.OpGet || req.Op == wire.OpStat || req.Op == wire.OpList:
+	case req.Op == wire.OpGet || req.Op == wire.OpStat || req.Op == wire.OpList || req.Op == wire.OpGetRange:
 		n.handleRead(ctx, req, reply)
 	default:
 		reply(wire.Reply{Code: wire.CodeBadRequest, Msg: "unknown operation", NotApplied: true})
@@ -295,6 +301,12 @@ func (n *Node) handleWrite(ctx context.Context, req wire.Request, reply replyFun
 	if len(req.Value) > n.cfg.MaxValue {
 		refuse(wire.CodeTooLarge, "value exceeds the maximum size")
 		return
+	}
+	if req.Op == wire.OpPutFile || req.Op == wire.OpCASFile {
+		if _, err := wire.ParseManifest(req.Value); err != nil {
+			refuse(wire.CodeBadRequest, err.Error())
+			return
+		}
 	}
 	if req.ClientID != 0 && (req.Seq == 0 || req.Ack > req.Seq) {
 		refuse(wire.CodeBadRequest, "a session write needs seq >= 1 and ack <= seq")

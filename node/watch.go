@@ -203,7 +203,11 @@ func watchMatcher(key string, prefix bool) func(string) bool {
 // From 0 starts where the replica is: it is answered at once with nothing
 // and Through the last index applied.
 func (n *Node) handleWatch(ctx context.Context, req wire.Request, reply replyFunc) {
-	w := req.Watch
+	if req.Watch == nil {
+		reply(wire.Reply{Code: wire.CodeBadRequest, Msg: "watch poll without its parameters", NotApplied: true})
+		return
+	}
+	w := *req.Watch
 	if !w.Prefix {
 		if err := filestore.ValidateKey(req.Key); err != nil {
 			reply(wire.Reply{Code: wire.CodeBadRequest, Msg: err.Error(), NotApplied: true})

@@ -371,7 +371,7 @@ func (c *conn) gate(req line.Request) (*call, bool) {
 		if reserved(req.Key) || !t.may(c.user, line.PermWrite, req.Key) {
 			return authReply(cl, line.CodeNoPerm, msgNoWrite), true
 		}
-	case req.Cmd == line.CmdGet, req.Cmd == line.CmdStat, req.Cmd == line.CmdWatch && !req.WatchPrefix:
+	case req.Cmd == line.CmdGet, req.Cmd == line.CmdGetRange, req.Cmd == line.CmdStat, req.Cmd == line.CmdWatch && !req.WatchPrefix:
 		if reserved(req.Key) || !t.may(c.user, line.PermRead, req.Key) {
 			return authReply(cl, line.CodeNoPerm, msgNoRead), true
 		}

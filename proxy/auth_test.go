@@ -17,9 +17,11 @@ func TestAuthGate(t *testing.T) {
 		{false, "GET .synod/auth/epoch", "ERR NOPERM no read permission"},
 		{false, "PUT .synod/auth/users/x v", "ERR NOPERM no write permission"},
 		{false, "LIST .synod/", "ERR NOPERM no read permission"},
+		{false, "GET .synod/auth/epoch RANGE 0 10", "ERR NOPERM no read permission"},
 		{false, "PING", "PONG"},
 		{true, "PING", "PONG"},
 		{true, "GET a", "ERR NOPERM authenticate first"},
+		{true, "GET a RANGE 0 1", "ERR NOPERM authenticate first"},
 		{true, "CONSISTENCY stale", "ERR NOPERM authenticate first"},
 		{true, "MEMBER LIST", "ERR NOPERM authenticate first"},
 		{true, "ROLE LIST", "ERR NOPERM authenticate first"},
@@ -38,5 +40,13 @@ func TestAuthGate(t *testing.T) {
 				t.Errorf("auth %v: %s: %q, want %q...", auth, tt.req, got, tt.want)
 			}
 		}
+		// A PUTFILE refused before its bytes are read ends the
+		// connection: the bytes cannot be told from requests.
+		rc = dialRaw(t, addr)
+		rc.send("PUTFILE .synod/auth/users/x 3 " + strings.Repeat("ab", 32) + "\r\nabc\r\n")
+		if got := rc.line(); !strings.HasPrefix(got, "ERR NOPERM") {
+			t.Errorf("auth %v: refused PUTFILE: %q", auth, got)
+		}
+		rc.expectClosed()
 	}
 }

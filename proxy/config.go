@@ -84,6 +84,16 @@ type Config struct {
 
 	// MaxLine is the longest request line in bytes. Default 64 KiB.
 	MaxLine int
+	// MaxFileSize is the largest file a client may upload with PUTFILE,
+	// in bytes. Default 16 GiB. A file's manifest (65 bytes per chunk)
+	// must also fit in MaxValue: an upload whose would not is refused
+	// before its bytes are read.
+	MaxFileSize int64
+	// ChunkSize is the size of the chunks an upload is cut into, each
+	// stored on a majority of replicas before the file's write is
+	// proposed. Default 4 MiB, within wire.MinChunkSize and
+	// wire.MaxChunkSize.
+	ChunkSize int
 	// ReadTimeout bounds one read attempt at one replica; a replica that
 	// does not answer in time is ejected and the read tried elsewhere.
 	// Default 2 s.
@@ -160,6 +170,8 @@ func DefaultConfig() Config {
 		MaxInflight:      100000,
 		MaxPipeline:      1024,
 		MaxLine:          line.DefaultMaxLine,
+		MaxFileSize:      line.DefaultMaxFileSize,
+		ChunkSize:        wire.DefaultChunkSize,
 		ReadTimeout:      2 * time.Second,
 		ProbeTimeout:     time.Second,
 		WriteTimeout:     30 * time.Second,
@@ -206,6 +218,10 @@ func (c *Config) Validate() error {
 		return bad("in-flight bytes %d below one connection's pipeline bytes %d", c.MaxInflightBytes, c.MaxPipelineBytes)
 	case c.QueueBytes < int64(c.MaxValue)+minPipelineSlack:
 		return bad("queue bytes %d below the largest value plus %d", c.QueueBytes, minPipelineSlack)
+	case c.ChunkSize < wire.MinChunkSize || c.ChunkSize > wire.MaxChunkSize:
+		return bad("chunk size %d not in [%d, %d]", c.ChunkSize, wire.MinChunkSize, wire.MaxChunkSize)
+	case c.MaxFileSize <= 0:
+		return bad("max file size %d: want at least 1 byte", c.MaxFileSize)
 	case c.BootstrapAdmin != "" && (!line.ValidName(c.BootstrapAdmin) || !line.ValidPassword(c.BootstrapPassword)):
 		return bad("bootstrap admin %.64q: a name of letters, digits, . _ @ - and a password of printable bytes", c.BootstrapAdmin)
 	}
@@ -236,6 +252,7 @@ func (c *Config) limits() line.Limits {
 		lim.MaxLine = c.MaxLine
 	}
 	lim.MaxValue = c.MaxValue
+	lim.MaxFileSize = c.MaxFileSize
 	if lim.MaxDiscard < lim.MaxValue {
 		lim.MaxDiscard = lim.MaxValue
 	}
@@ -246,4 +263,10 @@ func (c *Config) limits() line.Limits {
 // value plus envelope, and for a LIST answer of long keys.
 func (c *Config) maxFrame() int {
 	return max(wire.DefaultMaxFrame, 2*c.MaxValue+(1<<20))
+}
+
+// manifestLen bounds the manifest of a file of size bytes in chunks of
+// chunk bytes: three numbers and a sum, then 65 bytes per chunk.
+func manifestLen(size int64, chunk int) int64 {
+	return 128 + (size/int64(chunk)+1)*int64(2*len(wire.ChunkSum{})+1)
 }

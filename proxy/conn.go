@@ -121,12 +121,13 @@ type conn struct {
 
 	// Reader-owned.
 	level     line.Level
-	run       []*call  // the current run of reads, of writes or one membership op, not known to be finished
-	runKind   runKind  // what run holds
-	sess      *session // this connection's writes, once it wrote (router-owned inside)
-	blockGot  int64    // in-flight bytes the current request's block was admitted with
-	user      string   // the user AUTH authenticated, "" before (auth.go)
-	authFails int      // failed AUTHs on this connection
+	run       []*call      // the current run of reads, of writes or one membership op, not known to be finished
+	runKind   runKind      // what run holds
+	sess      *session     // this connection's writes, once it wrote (router-owned inside)
+	blockGot  int64        // in-flight bytes the current request's block was admitted with
+	user      string       // the user AUTH authenticated, "" before (auth.go)
+	authFails int          // failed AUTHs on this connection
+	lr        *line.Reader // the request reader, for PUTFILE's bytes (upload.go)
 
 	// Writer-owned.
 	written uint64       // the newest state a reply written so far showed (applied index)
@@ -341,6 +342,7 @@ func (c *conn) readLoop() {
 	}
 	r := line.NewReader(br, c.s.cfg.limits())
 	r.SetAdmit(c.admitBlock)
+	c.lr = r
 	for c.armRead() {
 		c.blockGot = 0
 		req, err := r.ReadRequest()
@@ -386,6 +388,11 @@ func (c *conn) push(cl *call) bool {
 // handle starts one request and reports whether to read on.
 func (c *conn) handle(req line.Request) bool {
 	if cl, more := c.gate(req); cl != nil {
+		if req.Cmd == line.CmdPutFile {
+			// Refused before its bytes were read: they cannot be
+			// told from requests, so the connection ends here.
+			cl.close = true
+		}
 		return c.push(cl) && more && !cl.close
 	}
 	cl := &call{req: req, done: answered}
@@ -410,6 +417,8 @@ func (c *conn) handle(req line.Request) bool {
 		return c.startWatch(cl)
 	case line.CmdUnwatch:
 		return c.unwatch(cl)
+	case line.CmdPutFile:
+		return c.putFile(cl)
 	default:
 		return c.remote(cl)
 	}
@@ -441,6 +450,8 @@ func (c *conn) remote(cl *call) bool {
 		cl.charge = size + replyOverhead
 	case kind == runMember:
 		cl.charge = size + memberReplyBytes
+	case cl.req.Cmd == line.CmdGetRange:
+		cl.charge = size + int64(cl.req.Length) + replyOverhead
 	default: // GET, LIST: the largest reply they may get
 		cl.charge = size + int64(c.s.cfg.MaxValue) + replyOverhead
 	}
@@ -548,6 +559,7 @@ var wireOps = map[line.Cmd]wire.Op{
 	line.CmdDel: wire.OpDel, line.CmdGet: wire.OpGet, line.CmdStat: wire.OpStat, line.CmdList: wire.OpList,
 	line.CmdMemberList: wire.OpMembers, line.CmdMemberAdd: wire.OpMemberAdd,
 	line.CmdMemberRemove: wire.OpMemberRemove, line.CmdMemberPromote: wire.OpMemberPromote,
+	line.CmdPutFile: wire.OpPutFile, line.CmdGetRange: wire.OpGetRange,
 }
 
 // toWire translates a parsed request for the replicas. A MEMBER request
@@ -560,9 +572,13 @@ func toWire(req line.Request, level line.Level) wire.Request {
 	w := wire.Request{
 		Op: wireOps[req.Cmd], Key: req.Key, Value: req.Value, Version: req.Version,
 		Consistency: wire.Consistency(level), MinIndex: req.MinIndex,
+		Offset: req.Offset, Length: req.Length,
 	}
 	if req.Cmd == line.CmdList {
 		w.Key = req.Prefix
+	}
+	if req.Cmd == line.CmdPutFile && req.CAS {
+		w.Op = wire.OpCASFile
 	}
 	return w
 }
@@ -613,6 +629,12 @@ func (c *conn) writeLoop() {
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 		err := c.reply(w, cl)
 		c.uncharge(cl)
+		if cl.rc == nil && !cl.waited {
+			// The reader's run of reads keeps up to 64 calls for
+			// ordering: written, their values (up to 8 MiB a RANGE)
+			// must not stay with them.
+			cl.res.rep.Value = nil
+		}
 		if err != nil {
 			return
 		}
@@ -710,6 +732,8 @@ func (c *conn) reply(w *line.Writer, cl *call) error {
 			return w.Value(rep.Value, rep.Version)
 		case line.CmdStat:
 			return w.Stat(rep.Size, rep.Version)
+		case line.CmdGetRange:
+			return w.Range(rep.Value, rep.Version, rep.Size, rep.Sum)
 		case line.CmdList:
 			if cl.filter != nil {
 				return w.Keys(slices.DeleteFunc(rep.Keys, func(k string) bool { return !cl.filter(k) }))

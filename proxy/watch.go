@@ -250,7 +250,7 @@ func (c *conn) poll(wt *watch, from uint64, wait time.Duration, maxBytes int64, 
 	o := &op{
 		req: wire.Request{
 			Op: wire.OpWatch, Key: wt.req.Key, Consistency: wire.Stale,
-			Watch: wire.WatchPoll{Prefix: wt.req.WatchPrefix, From: from, Prev: wt.req.Prev,
+			Watch: &wire.WatchPoll{Prefix: wt.req.WatchPrefix, From: from, Prev: wt.req.Prev,
 				Wait: uint32(wait / time.Millisecond), MaxBytes: uint32(min(maxBytes, 1<<31))},
 		},
 		avoid:  avoid,

@@ -50,7 +50,7 @@ func fullRequest() *Request {
 	return &Request{
 		Op: OpCAS, Key: "docs/readme.txt", Value: []byte("hello\x00world\r\n"),
 		Version: 1 << 40, ClientID: 77, Seq: 1<<64 - 1, Consistency: Session, MinIndex: 12345,
-		Ack: 1 << 63, Retry: true,
+		Ack: 1 << 63, Retry: true, Offset: 1 << 36, Length: 4 << 20,
 	}
 }
 
@@ -59,6 +59,7 @@ func fullReply() *Reply {
 		Code: CodeNotMaster, Index: 99, Version: 98, Value: []byte{0, 1, 2, 255},
 		Keys: []string{"a", "b/c", ""}, Msg: "not master", MasterID: 3,
 		MasterAddr: "127.0.0.1:7103", Applied: 1 << 33, NotApplied: true,
+		Sum: SumOf([]byte("file")).String(),
 	}
 }
 
@@ -94,6 +95,10 @@ func TestRoundTrip(t *testing.T) {
 		{KindBackup, &BackupRequest{Consistency: Session, MinIndex: 42, Chunk: MinBackupChunk}},
 		{KindBackupAsk, &BackupAsk{Stream: 7, Seq: 3}},
 		{KindBackupChunk, fullBackupChunk()},
+		{KindChunkPut, &ChunkPut{Sum: []byte{1, 2, 3}, Data: bytes.Repeat([]byte{0, 0xff}, 1000)}},
+		{KindChunkAck, &ChunkAck{Code: CodeUnavailable, Msg: "disk"}},
+		{KindChunkGet, &ChunkGet{Sum: make([]byte, 32)}},
+		{KindChunkData, &ChunkData{Code: CodeOK, Msg: "m", Data: []byte("chunk")}},
 	}
 	covered := map[Kind]bool{KindPing: true} // ping is echoed as pong, below
 	for i, tt := range tests {

@@ -53,6 +53,16 @@ const (
 	// KindBackupChunk answers KindBackup and KindBackupAsk; body:
 	// BackupChunk.
 	KindBackupChunk
+	// KindChunkPut stores a chunk of a large file on a replica; body:
+	// ChunkPut. Answered with a KindChunkAck once the chunk is durable.
+	KindChunkPut
+	// KindChunkAck answers KindChunkPut; body: ChunkAck.
+	KindChunkAck
+	// KindChunkGet asks a replica for a chunk it holds; body: ChunkGet.
+	// Answered with a KindChunkData.
+	KindChunkGet
+	// KindChunkData answers KindChunkGet; body: ChunkData.
+	KindChunkData
 
 	kindEnd // one past the last kind; keep last
 )
@@ -73,6 +83,10 @@ var kindNames = [...]string{
 	KindBackup:        "backup",
 	KindBackupAsk:     "backup-ask",
 	KindBackupChunk:   "backup-chunk",
+	KindChunkPut:      "chunk-put",
+	KindChunkAck:      "chunk-ack",
+	KindChunkGet:      "chunk-get",
+	KindChunkData:     "chunk-data",
 }
 
 // Valid reports whether k is a kind this protocol version defines.

@@ -32,6 +32,8 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(good(KindBackup, 9, &BackupRequest{Consistency: Stale, MinIndex: 3, Chunk: DefaultBackupChunk}))
 	f.Add(good(KindBackupAsk, 10, &BackupAsk{Stream: 1, Seq: 2}))
 	f.Add(good(KindBackupChunk, 10, fullBackupChunk()))
+	f.Add(good(KindChunkPut, 11, &ChunkPut{Sum: make([]byte, 32), Data: []byte("bytes")}))
+	f.Add(good(KindChunkData, 12, &ChunkData{Code: CodeNotFound, Msg: "no"}))
 	f.Add(req[:2])                                                // truncated header
 	f.Add(req[:len(req)-3])                                       // truncated body
 	f.Add(binary.BigEndian.AppendUint32(nil, fuzzMax+1))          // oversize

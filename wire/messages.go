@@ -32,13 +32,22 @@ const (
 	// applied commands, with the changes to Key (or under it, with
 	// WatchPrefix) at or after From.
 	OpWatch
+	// OpPutFile is a write of a large file whose chunks the sender has
+	// already stored on a majority (KindChunkPut): Value is the file's
+	// manifest (filestore.Manifest's text), not its bytes.
+	OpPutFile
+	// OpGetRange reads Length bytes at Offset of a file (a read).
+	OpGetRange
+	// OpCASFile is OpPutFile only if the file is at Version (0: must not
+	// exist), as OpCAS.
+	OpCASFile
 )
 
 // IsMemberChange reports whether op changes the membership.
 func (op Op) IsMemberChange() bool { return op >= OpMemberAdd && op <= OpMemberPromote }
 
 // IsWrite reports whether op changes state and must go through the master.
-func (op Op) IsWrite() bool { return op >= OpPut && op <= OpDel }
+func (op Op) IsWrite() bool { return op >= OpPut && op <= OpDel || op == OpPutFile || op == OpCASFile }
 
 // String returns the line-protocol verb for op.
 func (op Op) String() string {
@@ -67,6 +76,12 @@ func (op Op) String() string {
 		return "MEMBER PROMOTE"
 	case OpWatch:
 		return "WATCH"
+	case OpPutFile:
+		return "PUTFILE"
+	case OpGetRange:
+		return "GET RANGE"
+	case OpCASFile:
+		return "PUTFILE VERSION"
 	}
 	return "UNKNOWN"
 }
@@ -181,7 +196,7 @@ type Request struct {
 	Op          Op
 	Key         string // for OpList, the prefix
 	Value       []byte
-	Version     uint64      // OpCAS: expected version, 0 = must not exist
+	Version     uint64      // OpCAS, OpCASFile: expected version, 0 = must not exist
 	ClientID    uint64      // writes: the session, 0 for none (no exactly-once, no order)
 	Seq         uint64      // writes: the place in the session, from 1
 	Consistency Consistency // reads
@@ -196,8 +211,11 @@ type Request struct {
 	// MemberID and MemberAddr name the member of a membership change.
 	MemberID   uint64
 	MemberAddr string
-	// Watch is set on an OpWatch poll.
-	Watch WatchPoll
+	// Watch is set on an OpWatch poll (nil otherwise: one byte on the
+	// wire for every other request).
+	Watch *WatchPoll
+	// Offset and Length are the range of OpGetRange.
+	Offset, Length uint64
 }
 
 // WatchPoll asks a replica for the changes at or after From to Key, or
@@ -276,6 +294,9 @@ type Reply struct {
 	Events  []Event
 	Through uint64
 	Oldest  uint64
+	// Sum is, for OpGetRange, the SHA-256 of the whole file in hex (Size
+	// is its length, Value the bytes of the range).
+	Sum string
 }
 
 // StatusRequest asks a replica for its Status (KindStatus). It has no fields.

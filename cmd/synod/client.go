@@ -73,6 +73,8 @@ type clientVerb struct {
 	// connecting: reading a value from stdin or a local file, refusing
 	// --json where the output is raw bytes. Its errors are final.
 	prepare func(c *cli.Context) (request, error)
+	// flags are the verb's own, besides the shared ones.
+	flags []cli.Flag
 }
 
 // request is a verb's work once connected.
@@ -111,6 +113,7 @@ func (v clientVerb) command() *cli.Command {
 	if v.min {
 		flags = append(flags, minFlag())
 	}
+	flags = append(flags, v.flags...)
 	argsUsage := v.argsUsage
 	if argsUsage == "" {
 		argsUsage = argShapes[v.name]

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
+
+	"synod/wire/line"
 )
 
 func init() { commandMakers = append(commandMakers, cpVerb.command) }
@@ -32,10 +34,17 @@ var cpVerb = clientVerb{
 	description: "synod cp photo.jpg :img/cat.jpg    upload a file\n" +
 		"synod cp :img/cat.jpg out.jpg      download (into a directory: its last path element)\n" +
 		"synod cp - :notes                  from stdin; synod cp :notes - to stdout\n" +
-		"A download is written to a temporary file, synced and renamed into place.",
+		"A download is written to a temporary file, synced and renamed into place.\n" +
+		"A local file over --chunked-above bytes is uploaded with PUTFILE, streamed in chunks (up to the proxy's\n" +
+		"--max-file-size, 16 GiB by default) and checked by its SHA-256; a large file is downloaded in ranges and\n" +
+		"checked the same way. --timeout bounds the whole copy: raise it for large files.",
 	argsUsage: "SRC DST",
 	read:      true,
 	prepare:   prepareCp,
+	flags: []cli.Flag{
+		&cli.Int64Flag{Name: "chunked-above", Value: line.DefaultMaxValue, Usage: "upload a local file larger than this many bytes with PUTFILE, in chunks (the cluster's --max-value)", EnvVars: env("chunked-above")},
+		&cli.BoolFlag{Name: "progress", Usage: "show a large copy's progress on stderr even when it is not a terminal"},
+	},
 }
 
 // prepareCp checks SRC and DST and reads a local source before connecting:
@@ -48,6 +57,11 @@ func prepareCp(c *cli.Context) (request, error) {
 	if dst.Std && c.Bool("json") {
 		return request{}, usageError("cp to - writes raw bytes to stdout: leave out --json")
 	}
+	if !src.IsKey && !src.Std && dst.IsKey {
+		if fi, err := os.Stat(src.Path); err == nil && fi.Mode().IsRegular() && fi.Size() > c.Int64("chunked-above") {
+			return prepareUpload(c, src, dst, fi.Size())
+		}
+	}
 	var data []byte
 	if !src.IsKey {
 		if data, err = readLocal(c, src); err != nil {
@@ -59,6 +73,10 @@ func prepareCp(c *cli.Context) (request, error) {
 		if src.IsKey {
 			var err error
 			if data, _, err = s.cl.Get(s.ctx, src.Key, 0); err != nil {
+				if errors.Is(err, line.ErrTooLarge) && !dst.IsKey {
+					// A large file: read it in ranges.
+					return download(c, s, src, dst)
+				}
 				return nil, err
 			}
 		}

@@ -41,6 +41,8 @@ func proxyCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-conns", Value: def.MaxConns, Usage: "client connections served at once", EnvVars: env("max-conns")},
 			&cli.DurationFlag{Name: "idle-timeout", Value: def.IdleTimeout, Usage: "close a client connection that sends no request for this long", EnvVars: env("idle-timeout")},
 			&cli.IntFlag{Name: "max-value", Value: def.MaxValue, Usage: "largest value a client may send, in bytes", EnvVars: env("max-value")},
+			&cli.Int64Flag{Name: "max-file-size", Value: def.MaxFileSize, Usage: "largest file a client may upload with PUTFILE (synod cp of a file over --max-value), in bytes; a larger upload is refused TOO_LARGE", EnvVars: env("max-file-size")},
+			&cli.IntFlag{Name: "chunk-size", Value: def.ChunkSize, Usage: "bytes per chunk of an uploaded file, each stored on a majority of replicas before the file's write", EnvVars: env("chunk-size")},
 			&cli.Int64Flag{Name: "queue-bytes", Value: def.QueueBytes, Usage: "bytes of requests held while there is no master; more are refused UNAVAILABLE", EnvVars: env("queue-bytes")},
 			&cli.IntFlag{Name: "max-inflight", Value: def.MaxInflight, Usage: "requests of all clients on their way to replicas; more are refused BUSY", EnvVars: env("max-inflight")},
 			&cli.Int64Flag{Name: "max-inflight-bytes", Value: def.MaxInflightBytes, Usage: "bytes of requests and unwritten replies of all clients; a value that does not fit is refused BUSY", EnvVars: env("max-inflight-bytes")},
@@ -72,6 +74,8 @@ func proxyCommand() *cli.Command {
 			cfg.MaxConns = c.Int("max-conns")
 			cfg.IdleTimeout = c.Duration("idle-timeout")
 			cfg.MaxValue = c.Int("max-value")
+			cfg.MaxFileSize = c.Int64("max-file-size")
+			cfg.ChunkSize = c.Int("chunk-size")
 			cfg.QueueBytes = c.Int64("queue-bytes")
 			cfg.MaxInflight = c.Int("max-inflight")
 			cfg.MaxInflightBytes = c.Int64("max-inflight-bytes")

@@ -362,6 +362,26 @@ func TestUpEndToEnd(t *testing.T) {
 	if out := r.ok(nil, "cp", ":files/blob.bin", "-"); !bytes.Equal(out, blob) {
 		t.Fatalf("cp to stdout: %d bytes differ from the %d sent", len(out), len(blob))
 	}
+	// A file over --chunked-above goes up with PUTFILE, in chunks, and
+	// comes back in ranges, checked by its SHA-256.
+	large := make([]byte, 9<<20+3)
+	for i := range large {
+		large[i] = byte(rng.UintN(256))
+	}
+	localLarge := filepath.Join(t.TempDir(), "large.bin")
+	if err := os.WriteFile(localLarge, large, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.ok(nil, "cp", localLarge, ":files/large.bin")
+	backLarge := filepath.Join(t.TempDir(), "large-back.bin")
+	r.ok(nil, "cp", ":files/large.bin", backLarge)
+	if got, err := os.ReadFile(backLarge); err != nil || !bytes.Equal(got, large) {
+		t.Fatalf("cp of a large file: %d bytes back, %v; want the %d bytes sent", len(got), err, len(large))
+	}
+	if out := r.ok(nil, "cp", ":files/large.bin", "-"); !bytes.Equal(out, large) {
+		t.Fatalf("cp of a large file to stdout: %d bytes differ from the %d sent", len(out), len(large))
+	}
+	r.ok(nil, "del", "files/large.bin") // a large file is deleted like any other
 	r.ok(blob[:1000], "cp", "-", ":files/small")
 	if out := r.ok(nil, "cat", "files/small"); !bytes.Equal(out, blob[:1000]) {
 		t.Fatal("cp from stdin stored other bytes")

@@ -12,6 +12,9 @@ const (
 	DefaultMaxValue   = 1 << 20  // bytes in a value
 	DefaultMaxKey     = 1024     // bytes in a key
 	DefaultMaxDiscard = 64 << 20 // bytes of an oversized block the server reads and drops
+	// DefaultMaxFileSize bounds a PUTFILE upload, 16 GiB: its manifest
+	// (65 bytes per 4 MiB chunk) stays well inside a 1 MiB command.
+	DefaultMaxFileSize = 16 << 30
 )
 
 // Limits bound what a Reader accepts from a client. A zero field takes its
@@ -30,16 +33,20 @@ type Limits struct {
 	// sync after TOO_LARGE. A block announcing more is a fatal TOO_LARGE:
 	// draining it would tie the connection up for too long. At least MaxValue.
 	MaxDiscard int
+	// MaxFileSize is the largest file PUTFILE may upload, in bytes. A
+	// larger one is a fatal TOO_LARGE: its bytes are not drained.
+	MaxFileSize int64
 }
 
 // DefaultLimits returns the limits of the design: 64 KiB lines, 1 MiB values,
 // 1024-byte keys, and oversized blocks up to 64 MiB drained.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxLine:    DefaultMaxLine,
-		MaxValue:   DefaultMaxValue,
-		MaxKey:     DefaultMaxKey,
-		MaxDiscard: DefaultMaxDiscard,
+		MaxLine:     DefaultMaxLine,
+		MaxValue:    DefaultMaxValue,
+		MaxKey:      DefaultMaxKey,
+		MaxDiscard:  DefaultMaxDiscard,
+		MaxFileSize: DefaultMaxFileSize,
 	}
 }
 
@@ -58,6 +65,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxDiscard == 0 {
 		l.MaxDiscard = max(d.MaxDiscard, l.MaxValue)
 	}
+	if l.MaxFileSize == 0 {
+		l.MaxFileSize = d.MaxFileSize
+	}
 	return l
 }
 
@@ -66,7 +76,7 @@ func (l Limits) withDefaults() Limits {
 func (l Limits) Validate() error {
 	l = l.withDefaults()
 	switch {
-	case l.MaxLine < 0 || l.MaxValue < 0 || l.MaxKey < 0 || l.MaxDiscard < 0:
+	case l.MaxLine < 0 || l.MaxValue < 0 || l.MaxKey < 0 || l.MaxDiscard < 0 || l.MaxFileSize < 0:
 		return fmt.Errorf("line: limits must not be negative: %+v", l)
 	case l.MaxLine < l.MaxKey+64:
 		return fmt.Errorf("line: MaxLine %d must be at least MaxKey+64 (%d)", l.MaxLine, l.MaxKey+64)

@@ -106,11 +106,14 @@ func (r *Reader) parse(line []byte) (Request, error) {
 	if cmd.hasValue() {
 		return r.parseWrite(cmd, rest)
 	}
+	if cmd == CmdPutFile {
+		return r.parsePutFile(rest)
+	}
 
 	if cmd == CmdWatch || cmd == CmdUnwatch {
 		return r.parseWatch(cmd, rest)
 	}
-	var args [3][]byte
+	var args [6][]byte
 	n := fields(rest, args[:])
 	req := Request{Cmd: cmd}
 	switch cmd {
@@ -124,6 +127,9 @@ func (r *Reader) parse(line []byte) (Request, error) {
 		}
 		req.Key = key
 	case CmdGet:
+		if n > 3 && n <= len(args) && equalFold(args[n-3], "RANGE") {
+			return r.parseGetRange(args[:n])
+		}
 		if n != 1 && n != 3 {
 			return Request{}, badRequest("usage: GET <key> [MIN <index>]")
 		}

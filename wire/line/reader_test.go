@@ -255,7 +255,8 @@ func equalRequest(a, b Request) bool {
 	return a.Cmd == b.Cmd && a.Key == b.Key && bytes.Equal(a.Value, b.Value) &&
 		a.Version == b.Version && a.MinIndex == b.MinIndex && a.Prefix == b.Prefix && a.Level == b.Level &&
 		a.MemberID == b.MemberID && a.MemberAddr == b.MemberAddr && a.Chunk == b.Chunk &&
-		a.WatchPrefix == b.WatchPrefix && a.From == b.From && a.Prev == b.Prev && a.WatchID == b.WatchID
+		a.WatchPrefix == b.WatchPrefix && a.From == b.From && a.Prev == b.Prev && a.WatchID == b.WatchID &&
+		a.Size == b.Size && a.Sum == b.Sum && a.Offset == b.Offset && a.Length == b.Length && a.CAS == b.CAS
 }
 
 // TestReadRequestEveryByte sends a block holding every byte value, twice

@@ -19,7 +19,8 @@ type Reply struct {
 	Index   uint64            // PUT, APPEND, CAS, DEL: the write's index
 	Value   []byte            // GET
 	Version uint64            // GET, STAT: the file's version
-	Len     uint64            // STAT: the value's length
+	Len     uint64            // STAT: the value's length; GET RANGE: the file's size
+	Sum     string            // GET RANGE: the file's SHA-256, in hex
 	Keys    []string          // LIST
 	Nodes   []NodeStatus      // STATUS
 	Stats   map[string]string // STATS
@@ -78,7 +79,7 @@ func (rr *replyReader) read(cmd Cmd) (Reply, error) {
 		return rr.authReply(cmd, l)
 	}
 	switch cmd {
-	case CmdPut, CmdAppend, CmdCAS, CmdDel:
+	case CmdPut, CmdAppend, CmdCAS, CmdDel, CmdPutFile:
 		if string(head) == "OK" {
 			if v, ok := parseUint(rest); ok {
 				rep.Index = v
@@ -122,6 +123,10 @@ func (rr *replyReader) read(cmd Cmd) (Reply, error) {
 				return Reply{}, badReply(cmd, "value not followed by \\r\\n")
 			}
 			return rep, nil
+		}
+	case CmdGetRange:
+		if string(head) == "RANGE" {
+			return rr.rangeReply(rep, rest)
 		}
 	case CmdStat:
 		if string(head) == "STAT" {

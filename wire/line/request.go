@@ -44,6 +44,13 @@ const (
 	// connection then carries the watch's stream between its replies.
 	CmdWatch
 	CmdUnwatch
+	// CmdPutFile uploads a large file: "PUTFILE <key> <size> <sha256>",
+	// then exactly size raw bytes and "\r\n" (file.go). The server reads
+	// the bytes in pieces: the Reader hands them over with Body.
+	CmdPutFile
+	// CmdGetRange reads a piece of a file: "GET <key> [MIN <index>] RANGE
+	// <offset> <length>", answered with RANGE (file.go).
+	CmdGetRange
 
 	// cmdCore ends the commands of this file: the auth commands
 	// (auth.go) number from it, so no two commands share a value.
@@ -72,6 +79,8 @@ var cmdNames = [...]string{
 	CmdSnapshot:      "SNAPSHOT",
 	CmdWatch:         "WATCH",
 	CmdUnwatch:       "UNWATCH",
+	CmdPutFile:       "PUTFILE",
+	CmdGetRange:      "GET RANGE",
 }
 
 // longestCmd bounds the token lookupCmd upper-cases.
@@ -88,8 +97,8 @@ func (c Cmd) String() string {
 	return cmdNames[c]
 }
 
-// IsWrite reports whether c changes state (PUT, APPEND, CAS, DEL).
-func (c Cmd) IsWrite() bool { return c >= CmdPut && c <= CmdDel }
+// IsWrite reports whether c changes state (PUT, APPEND, CAS, DEL, PUTFILE).
+func (c Cmd) IsWrite() bool { return c >= CmdPut && c <= CmdDel || c == CmdPutFile }
 
 // IsMember reports whether c is one of the MEMBER commands.
 func (c Cmd) IsMember() bool { return c >= CmdMemberList && c <= CmdMemberPromote }
@@ -161,6 +170,8 @@ func lookupCmd(tok []byte) Cmd {
 		return CmdWatch
 	case "UNWATCH":
 		return CmdUnwatch
+	case "PUTFILE":
+		return CmdPutFile
 	}
 	return 0
 }
@@ -260,6 +271,15 @@ type Request struct {
 	From        uint64
 	Prev        bool
 	WatchID     uint64
+	// Size and Sum are the length and the SHA-256 (64 lowercase hex
+	// digits) of the file PUTFILE uploads; Offset and Length the range
+	// GET ... RANGE reads.
+	Size           uint64
+	Sum            string
+	Offset, Length uint64
+	// CAS makes a PUTFILE conditional: "PUTFILE ... VERSION <v>" stores
+	// the file only if it is at Version (0: must not exist).
+	CAS bool
 }
 
 // MaxMemberAddr is the longest member address in bytes.
@@ -318,6 +338,9 @@ func validKeyChars(s string) bool {
 func AppendRequest(dst []byte, req Request) ([]byte, error) {
 	if req.Cmd.IsAuth() {
 		return appendAuthRequest(dst, req)
+	}
+	if req.Cmd == CmdPutFile || req.Cmd == CmdGetRange {
+		return appendFileRequest(dst, req)
 	}
 	name := req.Cmd.String()
 	if name == "UNKNOWN" {

@@ -57,6 +57,8 @@ var helpLines = []string{
 	"CAS <key> <version> <value>|$<n>  replace if at version (0 = must not exist) -> OK <index> | ERR CONFLICT version <v>",
 	"DEL <key>                         delete                    -> OK <index> | NOT_FOUND",
 	"GET <key> [MIN <index>]           read                      -> VALUE <len> <version> + bytes | NOT_FOUND",
+	"GET <key> [MIN <index>] RANGE <offset> <length>   a piece of a file -> RANGE <n> <version> <size> <sha256> + bytes",
+	"PUTFILE <key> <size> <sha256> [VERSION <v>]   upload a large file: then size raw bytes and \\r\\n -> OK <index> | ERR CONFLICT version <v>",
 	"STAT <key>                        size and version          -> STAT <len> <version> | NOT_FOUND",
 	"LIST [<prefix>]                   keys                      -> KEYS <n> + one key per line",
 	"CONSISTENCY linearizable|session|stale   read level of this connection -> OK",

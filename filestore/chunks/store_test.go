@@ -1,0 +1,149 @@
+package chunks
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPutRead(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte{0xa5}, MaxSize)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		sum  func([]byte) Sum
+		want error
+	}{
+		{"empty", nil, Of, nil},
+		{"one byte", []byte{0}, Of, nil},
+		{"binary", []byte("\x00\r\n\xff chunk"), Of, nil},
+		{"largest", big, Of, nil},
+		{"one over", append(big, 1), Of, ErrTooLarge},
+		{"wrong sum", []byte("abc"), func([]byte) Sum { return Of([]byte("abd")) }, ErrChecksum},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sum := tc.sum(tc.data)
+			err := s.Put(sum, tc.data)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Put: %v, want %v", err, tc.want)
+			}
+			if tc.want != nil {
+				if s.Has(sum) {
+					t.Fatal("a refused chunk is in the store")
+				}
+				return
+			}
+			// Twice is fine: the same name holds the same bytes.
+			if err := s.Put(sum, tc.data); err != nil {
+				t.Fatalf("second Put: %v", err)
+			}
+			got, err := s.Read(sum, 0)
+			if err != nil || !bytes.Equal(got, tc.data) {
+				t.Fatalf("Read: %d bytes, %v", len(got), err)
+			}
+			// The file is plain: its name is its SHA-256.
+			raw, err := os.ReadFile(filepath.Join(s.Dir(), sum.String()))
+			if err != nil || !bytes.Equal(raw, tc.data) {
+				t.Fatalf("chunk file: %v", err)
+			}
+		})
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("some chunk bytes")
+	sum := Of(data)
+	if err := s.Put(sum, data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(Of([]byte("absent")), 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("absent chunk: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Read(sum, len(data)-1); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("bounded read: %v, want ErrTooLarge", err)
+	}
+	// Damage on disk is found on read, never served.
+	if err := os.WriteFile(s.Path(sum), []byte("Some chunk bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(sum, 0); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("damaged chunk: %v, want ErrChecksum", err)
+	}
+}
+
+func TestOpenRemovesTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, tmpPrefix+"0123456789abcdef-42")
+	keep := filepath.Join(dir, Of(nil).String())
+	for _, p := range []string{tmp, keep} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a crash's temporary file survived Open: %v", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Fatalf("a chunk was removed: %v", err)
+	}
+}
+
+func TestParseSum(t *testing.T) {
+	good := Of([]byte("x")).String()
+	for _, tc := range []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"good", good, true},
+		{"upper case", strings.ToUpper(good), false},
+		{"short", good[1:], false},
+		{"long", good + "0", false},
+		{"not hex", "g" + good[1:], false},
+		{"empty", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSum([]byte(tc.in))
+			if tc.ok != (err == nil) {
+				t.Fatalf("ParseSum(%q): %v", tc.in, err)
+			}
+			if err != nil && !errors.Is(err, ErrBadSum) {
+				t.Fatalf("error %v does not wrap ErrBadSum", err)
+			}
+			if err == nil && s.String() != tc.in {
+				t.Fatalf("round trip: %s", s)
+			}
+		})
+	}
+}
+
+func FuzzParseSum(f *testing.F) {
+	f.Add([]byte(Of(nil).String()))
+	f.Add([]byte("zz"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSum(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadSum) {
+				t.Fatalf("error %v does not wrap ErrBadSum", err)
+			}
+			return
+		}
+		if s.String() != string(b) {
+			t.Fatalf("not canonical: %q parses to %s", b, s)
+		}
+	})
+}

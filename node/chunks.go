@@ -1,0 +1,297 @@
+package node
+
+// This file owns a replica's side of large files: storing the chunks a
+// proxy streams in (KindChunkPut, on the client connection's goroutine,
+// which answers once the chunk is fsynced), handing chunks to peers that
+// lack them (KindChunkGet), and range reads of large files (OpGetRange),
+// which run on a goroutine of their own per read (bounded by rangeSlots)
+// because they read chunk files and may fetch a missing chunk from a peer:
+// never on the applier's goroutine.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"synod/filestore"
+	"synod/filestore/chunks"
+	"synod/wire"
+)
+
+// MaxRange bounds the bytes one GET RANGE answers.
+const MaxRange = chunks.MaxSize
+
+// A chunk the wire allows fits the store (a negative constant does not
+// compile).
+const _ = uint(chunks.MaxSize - wire.MaxChunkSize)
+
+// rangeSlots bounds the range reads a replica serves at once.
+const rangeSlots = 8
+
+// chunkFetchTimeout bounds one attempt to fetch a chunk from one peer.
+const chunkFetchTimeout = 30 * time.Second
+
+// ErrChunkUnavailable is returned when no peer holds a chunk this replica
+// lacks.
+var ErrChunkUnavailable = errors.New("node: chunk held by no reachable replica")
+
+// servePutChunk stores a chunk durably and says so.
+func (n *Node) servePutChunk(body []byte) wire.ChunkAck {
+	var req wire.ChunkPut
+	if err := wire.Unmarshal(body, &req); err != nil {
+		return wire.ChunkAck{Code: wire.CodeBadRequest, Msg: "undecodable chunk"}
+	}
+	sum, ok := sumOf(req.Sum)
+	if !ok {
+		return wire.ChunkAck{Code: wire.CodeBadRequest, Msg: "a chunk's sum is 32 bytes"}
+	}
+	if n.degraded.Load() {
+		return wire.ChunkAck{Code: wire.CodeUnavailable, Msg: "this replica's disk is failing"}
+	}
+	if err := n.chunks.Put(sum, req.Data); err != nil {
+		switch {
+		case errors.Is(err, chunks.ErrChecksum):
+			return wire.ChunkAck{Code: wire.CodeBadRequest, Msg: err.Error()}
+		case errors.Is(err, chunks.ErrTooLarge):
+			return wire.ChunkAck{Code: wire.CodeTooLarge, Msg: err.Error()}
+		}
+		n.log.Warn().Err(err).Msg("storing a chunk failed")
+		return wire.ChunkAck{Code: wire.CodeUnavailable, Msg: err.Error()}
+	}
+	return wire.ChunkAck{Code: wire.CodeOK}
+}
+
+// serveGetChunk answers a peer's (or a tool's) request for a chunk.
+func (n *Node) serveGetChunk(body []byte) wire.ChunkData {
+	var req wire.ChunkGet
+	if err := wire.Unmarshal(body, &req); err != nil {
+		return wire.ChunkData{Code: wire.CodeBadRequest, Msg: "undecodable chunk request"}
+	}
+	sum, ok := sumOf(req.Sum)
+	if !ok {
+		return wire.ChunkData{Code: wire.CodeBadRequest, Msg: "a chunk's sum is 32 bytes"}
+	}
+	data, err := n.chunks.Read(sum, 0)
+	switch {
+	case errors.Is(err, chunks.ErrNotFound):
+		return wire.ChunkData{Code: wire.CodeNotFound, Msg: err.Error()}
+	case err != nil:
+		// A damaged chunk is as good as missing: the asker tries
+		// another peer.
+		n.log.Warn().Err(err).Msg("a chunk a peer asked for is unreadable")
+		return wire.ChunkData{Code: wire.CodeNotFound, Msg: err.Error()}
+	}
+	return wire.ChunkData{Code: wire.CodeOK, Data: data}
+}
+
+func sumOf(b []byte) (chunks.Sum, bool) {
+	var s chunks.Sum
+	if len(b) != len(s) {
+		return s, false
+	}
+	copy(s[:], b)
+	return s, true
+}
+
+// startRange serves a GET RANGE on a goroutine of its own: it may read
+// megabytes from disk and wait for a peer.
+func (n *Node) startRange(rq *readReq, rep wire.Reply, manifest []byte) {
+	go func() {
+		n.rangeSem <- struct{}{}
+		defer func() { <-n.rangeSem }()
+		rq.reply(n.readRange(rq.req, rep, manifest))
+	}()
+}
+
+// readRange reads the range req asks of the large file whose manifest is
+// given; rep holds the version and applied index read with it.
+func (n *Node) readRange(req wire.Request, rep wire.Reply, manifest []byte) wire.Reply {
+	m, err := wire.ParseManifest(manifest)
+	if err != nil {
+		// The state machine parsed it when it applied it.
+		return wire.Reply{Code: wire.CodeInternal, Msg: err.Error()}
+	}
+	rep.Size, rep.Sum = m.Size, m.Sum.String()
+	if req.Offset > m.Size {
+		return wire.Reply{Code: wire.CodeBadRequest, Msg: fmt.Sprintf("offset %d past the end of a %d-byte file", req.Offset, m.Size)}
+	}
+	end := req.Offset + min(req.Length, MaxRange, m.Size-req.Offset)
+	out := make([]byte, 0, end-req.Offset)
+	for off := req.Offset; off < end; {
+		i := int(off / m.ChunkSize)
+		data, err := n.chunk(chunks.Sum(m.Chunks[i]), m.ChunkLen(i))
+		if err != nil {
+			return wire.Reply{Code: wire.CodeUnavailable, Msg: err.Error()}
+		}
+		if len(data) != m.ChunkLen(i) {
+			return wire.Reply{Code: wire.CodeInternal, Msg: fmt.Sprintf("chunk %s holds %d bytes, the manifest says %d", m.Chunks[i], len(data), m.ChunkLen(i))}
+		}
+		start := off - uint64(i)*m.ChunkSize
+		stop := min(uint64(len(data)), end-uint64(i)*m.ChunkSize)
+		out = append(out, data[start:stop]...)
+		off += stop - start
+	}
+	rep.Value = out
+	return rep
+}
+
+// chunk returns a chunk's bytes from this replica's store or, when it is
+// missing or damaged here, from a peer (stored here on the way).
+func (n *Node) chunk(sum chunks.Sum, size int) ([]byte, error) {
+	data, err := n.chunks.Read(sum, size)
+	if err == nil {
+		return data, nil
+	}
+	if !errors.Is(err, chunks.ErrNotFound) && !errors.Is(err, chunks.ErrChecksum) {
+		return nil, err
+	}
+	return n.fetchChunk(sum, size)
+}
+
+// fetchChunk asks each other member in turn for a chunk, and stores the
+// first good copy.
+func (n *Node) fetchChunk(sum chunks.Sum, size int) ([]byte, error) {
+	ctx := n.runCtx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	for _, m := range n.members().conf.Members {
+		if uint64(m.ID) == n.cfg.ID || m.Addr == "" {
+			continue
+		}
+		data, err := n.fetchChunkFrom(ctx, m.Addr, sum)
+		if err != nil || len(data) != size {
+			continue
+		}
+		if err := n.chunks.Put(sum, data); err != nil {
+			return nil, fmt.Errorf("node: store fetched chunk: %w", err)
+		}
+		return data, nil
+	}
+	return nil, fmt.Errorf("%w: %s", ErrChunkUnavailable, sum)
+}
+
+func (n *Node) fetchChunkFrom(ctx context.Context, addr string, sum chunks.Sum) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, chunkFetchTimeout)
+	defer cancel()
+	cl, err := wire.DialClient(ctx, addr,
+		wire.Hello{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Role: wire.RoleClient},
+		wire.Options{MaxFrame: n.cfg.MaxFrame, TLS: n.cfg.clientTLS()})
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var rep wire.ChunkData
+	if err := cl.Call(ctx, wire.KindChunkGet, &wire.ChunkGet{Sum: sum[:]}, &rep); err != nil {
+		return nil, err
+	}
+	if rep.Code != wire.CodeOK {
+		return nil, fmt.Errorf("node: chunk %s from %s: %s %s", sum, addr, rep.Code, rep.Msg)
+	}
+	if chunks.Of(rep.Data) != sum {
+		return nil, fmt.Errorf("node: chunk %s from %s: %w", sum, addr, chunks.ErrChecksum)
+	}
+	return rep.Data, nil
+}
+
+// rangeOfSmall answers a GET RANGE of a file held in memory.
+func rangeOfSmall(rep *wire.Reply, req wire.Request, v []byte) {
+	size := uint64(len(v))
+	if req.Offset > size {
+		rep.Code, rep.Msg = wire.CodeBadRequest, fmt.Sprintf("offset %d past the end of a %d-byte file", req.Offset, size)
+		return
+	}
+	n := min(req.Length, MaxRange, size-req.Offset)
+	rep.Size, rep.Sum = size, chunks.Of(v).String()
+	rep.Value = bytes.Clone(v[req.Offset : req.Offset+n])
+}
+
+// putfilePrefix and casfilePrefix start the commands that write a large
+// file (filestore's encoding).
+var (
+	putfilePrefix = []byte(filestore.OpWord(wire.OpPutFile) + " ")
+	casfilePrefix = []byte(filestore.OpWord(wire.OpCASFile) + " ")
+)
+
+// queueChunkCheck asks the chunk fetcher to make sure this replica holds
+// every chunk of the large file a putfile just applied wrote (it may have
+// been down, or slow, while the proxy stored them on a majority). The
+// applier calls it and never waits: with the queue full the check is
+// dropped, and a read of a missing chunk still fetches it.
+func (n *Node) queueChunkCheck(cmd []byte) {
+	c, err := filestore.DecodeCommand(cmd)
+	if err != nil {
+		return
+	}
+	m, err := wire.ParseManifest(c.Value)
+	if err != nil {
+		return
+	}
+	select {
+	case n.fetchQ <- m:
+	default:
+		n.log.Warn().Str("key", c.Key).Msg("chunk check queue full: missing chunks of this file are fetched when read")
+	}
+}
+
+// scanChunks asks the chunk fetcher to check every large file of the
+// state, as after a snapshot install (a wiped replica learns its files
+// from one) and at start. It never waits.
+func (n *Node) scanChunks() { signal(n.scanQ) }
+
+// runChunkFetcher fetches, one file at a time, the chunks of large files
+// this replica lacks, until ctx ends: files just applied (fetchQ), and
+// every large file of the state when asked to scan (scanQ), which it does
+// once at start. Its own goroutine, started by Run.
+func (n *Node) runChunkFetcher(ctx context.Context) {
+	n.scanChunks()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.scanQ:
+			for _, m := range n.largeManifests() {
+				if !n.fetchMissing(ctx, m) {
+					return
+				}
+			}
+		case m := <-n.fetchQ:
+			if !n.fetchMissing(ctx, m) {
+				return
+			}
+		}
+	}
+}
+
+// largeManifests returns the manifests of the state's large files.
+func (n *Node) largeManifests() []wire.Manifest {
+	var out []wire.Manifest
+	n.app.mu.RLock()
+	n.app.fsm.EachLarge(func(_ string, text []byte) bool {
+		if m, err := wire.ParseManifest(text); err == nil {
+			out = append(out, m)
+		}
+		return true
+	})
+	n.app.mu.RUnlock()
+	return out
+}
+
+// fetchMissing fetches the chunks of m this replica lacks; false once ctx
+// ended.
+func (n *Node) fetchMissing(ctx context.Context, m wire.Manifest) bool {
+	for i, sum := range m.Chunks {
+		if ctx.Err() != nil {
+			return false
+		}
+		if n.chunks.Has(chunks.Sum(sum)) {
+			continue
+		}
+		if _, err := n.fetchChunk(chunks.Sum(sum), m.ChunkLen(i)); err != nil {
+			n.log.Warn().Err(err).Msg("could not fetch a chunk this replica lacks; a read of it tries again")
+		}
+	}
+	return true
+}

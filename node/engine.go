@@ -56,6 +56,9 @@ type notices struct {
 	compact  uint64         // the slot the core may compact to, from the snapshotter
 	restore  *restore       // the newest snapshot installed, from the applier
 	lost     []paxos.NodeID // peers whose connection to us closed, from the transport
+	// peerSlots: peers that refused this removed replica's handshake,
+	// naming the configuration slot they hold (noteRefusal).
+	peerSlots map[paxos.NodeID]uint64
 }
 
 // restore is a snapshot the applier installed: the core skips to it.
@@ -226,6 +229,9 @@ func (n *Node) handleMail(m notices) {
 	}
 	for _, id := range m.lost {
 		e.r.PeerLost(id)
+	}
+	for id, slot := range m.peerSlots {
+		e.r.PeerConfigSlot(id, slot)
 	}
 }
 

@@ -89,6 +89,7 @@ func (n *Node) noteConfig() {
 		n.log.Info().Uint64("slot", slot).Str("members", cur.String()).Msg("configuration in force")
 	}
 	n.syncPeers()
+	n.closeStrangers()
 }
 
 func sameNext(a, b *paxos.Configuration) bool {
@@ -373,7 +374,23 @@ func (n *Node) noteRefusal(peer uint64, err error) {
 		return
 	}
 	slot, perr := strconv.ParseUint(re.Reason[i+len(configSlotMark):], 10, 64)
-	if perr != nil || slot <= n.members().slot {
+	if perr != nil {
+		return
+	}
+	v := n.members()
+	if _, member := v.conf.Member(paxos.NodeID(n.cfg.ID)); !member {
+		// This replica knows it was removed and lingers until a majority
+		// of the configuration that removed it applied it: a peer that
+		// refuses it naming that configuration or a later one has.
+		n.mail.post(func(m *notices) {
+			if m.peerSlots == nil {
+				m.peerSlots = map[paxos.NodeID]uint64{}
+			}
+			m.peerSlots[paxos.NodeID(peer)] = max(m.peerSlots[paxos.NodeID(peer)], slot)
+		})
+		return
+	}
+	if slot <= v.slot {
 		return // a peer behind this replica: it will learn
 	}
 	n.log.Error().Uint64("peer", peer).Uint64("its_config_slot", slot).Str("reason", re.Reason).

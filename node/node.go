@@ -74,6 +74,7 @@ type Node struct {
 	commitIndex atomicMax                       // the highest command index known chosen
 	view        atomic.Pointer[memberView]      // the configuration (membership.go)
 	peers       atomic.Pointer[map[uint64]*peer]
+	inbound     sync.Map        // *wire.Conn -> replica id: peers' connections to us (closeStrangers)
 	guestAddrs  sync.Map        // replica id -> address, of replicas of a newer configuration (checkHello)
 	membership  atomic.Int32    // paxos.Membership: a replica that lost state does not vote yet
 	degraded    atomic.Bool     // storage failed: no voting, no writes, reads go on

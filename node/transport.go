@@ -219,10 +219,25 @@ func (n *Node) handleConn(ctx context.Context, nc net.Conn) {
 	defer stop()
 	defer c.Close()
 	if hello.Role == wire.RoleReplica {
+		n.inbound.Store(c, hello.NodeID)
+		defer n.inbound.Delete(c)
 		n.readPeer(ctx, c, paxos.NodeID(hello.NodeID))
 		return
 	}
 	n.serveClient(ctx, c)
+}
+
+// closeStrangers closes the connections of replicas this one no longer
+// talks to (the configuration changed): one removed redials, and the
+// handshake's refusal tells it which configuration this replica holds.
+func (n *Node) closeStrangers() {
+	peers := n.members().peers
+	n.inbound.Range(func(k, v any) bool {
+		if !slices.Contains(peers, paxos.NodeID(v.(uint64))) {
+			k.(*wire.Conn).Close()
+		}
+		return true
+	})
 }
 
 // readPeer feeds a peer's messages to the event loop. When the peer's

@@ -31,10 +31,12 @@ func (r *Replica) Elapse(n int) {
 	if n <= 0 {
 		return
 	}
+	before := r.timer.now
 	r.timer.now += n
 	r.timer.sinceMaster += n
 	if r.conf.removed {
 		r.conf.removedFor += n
+		r.probeDeparture(before)
 	} else {
 		r.conf.removedFor = 0
 	}

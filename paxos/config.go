@@ -78,6 +78,7 @@ type bugs struct {
 	earlyNoMargin      bool // (j) a follower that lost its master's connection stops being sticky after exactly the lease
 	fetchCommit        bool // (k) a FetchResp's commit index is read under the ballot of the master followed
 	configAtOnce       bool // (l) a configuration governs the slots after it at once, before it is chosen
+	departEarly        bool // (m) a removed replica leaves after its grace, whether or not the new configuration applied its removal
 }
 
 // MaxDriftPercent is the clock drift the timing rules tolerate: every

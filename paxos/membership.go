@@ -58,6 +58,7 @@ func (r *Replica) setMembership(m Membership) {
 // fresh answers is not enough: a member that never took part answers fresh
 // too, and with the wiped one it would make a quorum that knows nothing.
 func (r *Replica) handleProbeResp(m Message) {
+	r.noteApplied(m.From, max(m.ConfSlot, m.Commit))
 	if r.learn.membership != Fresh {
 		return
 	}

@@ -55,6 +55,12 @@ type confState struct {
 	// serving fetches, so the members that must learn of the change can
 	// learn it from it too; then SoftState.Removed tells the node to stop.
 	removedFor int
+	// departAcks are the voters of cur (the configuration that removed
+	// this replica) known to have applied it: they answered its probe
+	// with a configuration or a chosen prefix at least curSlot, or (the
+	// node's handshake) refused it naming such a configuration. It leaves
+	// once they are a majority (mayDepart).
+	departAcks map[NodeID]bool
 	// guests are replicas outside cur whose messages this replica takes,
 	// because they know a newer configuration (admits): the slot that chose
 	// it, by sender. A replica restarted on its --peers list after its
@@ -126,6 +132,7 @@ func (r *Replica) applyConfig(slot uint64, v Value) {
 	}
 	prev := r.conf.cur
 	r.conf.cur, r.conf.curSlot = c, slot
+	r.conf.departAcks = nil
 	maps.DeleteFunc(r.conf.guests, func(_ NodeID, s uint64) bool { return s <= slot })
 	_, member := c.Member(r.id)
 	r.conf.removed = !member
@@ -422,6 +429,53 @@ func (r *Replica) Peers() []NodeID {
 	slices.Sort(ids)
 	return ids
 }
+
+// mayDepart reports whether a removed replica may stop: a majority of the
+// configuration that removed it applied that configuration. Before that
+// the members of the old configuration may still need its vote for the
+// slots up to the removal (the new configuration governs only the slots
+// after it), and without it, with one more of them lost, those slots
+// could never be decided again.
+func (r *Replica) mayDepart() bool {
+	if r.cfg.bugs.departEarly {
+		return true
+	}
+	return votersIn(r, r.conf.departAcks) > len(r.conf.cur.Voters())/2
+}
+
+// probeDeparture asks, every heartbeat, the voters that have not applied
+// the configuration that removed this replica yet whether they have.
+func (r *Replica) probeDeparture(before int) {
+	if !r.conf.removed || r.mayDepart() {
+		return
+	}
+	if h := r.cfg.HeartbeatTicks; before/h == r.timer.now/h {
+		return
+	}
+	for _, id := range r.conf.cur.Voters() {
+		if id != r.id && !r.conf.departAcks[id] {
+			r.send(Message{Type: MsgProbe, To: id, Commit: r.conf.curSlot})
+		}
+	}
+}
+
+// noteApplied records that voter id applied the configuration of slot at
+// least slot: it answered a probe so, or (PeerConfigSlot) the node's
+// handshake learned it.
+func (r *Replica) noteApplied(id NodeID, slot uint64) {
+	if !r.conf.removed || slot < r.conf.curSlot || !r.conf.cur.IsVoter(id) {
+		return
+	}
+	if r.conf.departAcks == nil {
+		r.conf.departAcks = map[NodeID]bool{}
+	}
+	r.conf.departAcks[id] = true
+}
+
+// PeerConfigSlot tells a removed replica that replica id holds the
+// configuration chosen at slot (the node learns it from a handshake that
+// replica refused: it does not know a replica outside its configuration).
+func (r *Replica) PeerConfigSlot(id NodeID, slot uint64) { r.noteApplied(id, slot) }
 
 // admits reports whether Step takes m from its sender: a replica this one
 // talks to (members), or one that knows a configuration newer than the one

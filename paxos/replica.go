@@ -184,7 +184,7 @@ func (r *Replica) Promise() Ballot { return r.promise }
 
 func (r *Replica) softState() SoftState {
 	return SoftState{Role: r.role, Master: r.master, Ballot: r.masterBallot, Ready: r.isReady(), Transfer: r.lead.transferTo,
-		Removed: r.conf.removed && r.conf.removedFor >= removalGrace(r.cfg), ConfigSlot: r.conf.curSlot}
+		Removed: r.conf.removed && r.conf.removedFor >= removalGrace(r.cfg) && r.mayDepart(), ConfigSlot: r.conf.curSlot}
 }
 
 func (r *Replica) send(m Message) {
@@ -230,7 +230,18 @@ func (r *Replica) wellFormed(m Message) bool {
 // and a learner whatever its role, so those messages are handled here; the
 // rest go to the role's step function.
 func (r *Replica) Step(m Message) {
-	if m.To != r.id || m.From == r.id || !r.admits(m) || !r.wellFormed(m) {
+	if m.To != r.id || m.From == r.id {
+		return
+	}
+	if m.Type == MsgProbe {
+		// Answered whoever asks: a replica on an empty directory asking
+		// whether the cluster is new, or a removed one asking whether
+		// the configuration that removed it is in force here. The answer
+		// tells nothing else.
+		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh(), Commit: r.committed})
+		return
+	}
+	if !r.admits(m) || !r.wellFormed(m) {
 		return
 	}
 	r.seeRound(m.Ballot)
@@ -248,8 +259,6 @@ func (r *Replica) Step(m Message) {
 		r.handleFetch(m)
 	case MsgFetchResp:
 		r.handleFetchResp(m)
-	case MsgProbe:
-		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh()})
 	case MsgProbeResp:
 		r.handleProbeResp(m)
 	case MsgReadIndexResp:

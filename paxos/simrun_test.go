@@ -288,3 +288,34 @@ func TestPlantedConfigAtOnce(t *testing.T) {
 		o.bugs.configAtOnce = true
 	})
 }
+
+// TestPlantedDepartEarly: (m) a removed replica that leaves after its
+// grace whether or not the new configuration applied its removal. The
+// members of the old one that did not learn the removal was chosen still
+// need a majority of the old configuration for its last slots; with the
+// removed one gone and another member wiped, writes stop for good. It is
+// caught by liveness, so the sweep runs with liveness on, and the seed
+// that catches it must pass with the bug off.
+func TestPlantedDepartEarly(t *testing.T) {
+	if raceEnabled {
+		t.Skip("planted-bug sweeps run without -race (make test runs them in sim-ci)")
+	}
+	tweak := func(o *simOptions) {
+		o.reconfRate = max(o.reconfRate, 0.05)
+		o.wipeRate = max(o.wipeRate, 0.004)
+		o.crashRate = max(o.crashRate, 0.01)
+		o.loss = max(o.loss, 0.2)
+	}
+	fails, ran, _ := sweep(1, 20000, true, func(o *simOptions) { tweak(o); o.bugs.departEarly = true })
+	if len(fails) == 0 {
+		t.Fatalf("planted bug (m) a removed replica leaving early: no violation in %d seeds", ran)
+	}
+	f := fails[0]
+	if f.err.kind != invLiveness {
+		t.Fatalf("planted bug (m): seed %d broke %q, want liveness: %v", f.seed, f.err.kind, f.err)
+	}
+	if r := runSeed(f.seed, tweak); r.err != nil {
+		t.Fatalf("planted bug (m): seed %d fails without the bug too: %v", f.seed, r.err)
+	}
+	t.Logf("planted bug (m) caught at seed %d after %d seeds: %v", f.seed, ran, f.err)
+}

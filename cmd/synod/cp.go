@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -128,22 +126,7 @@ func readLocal(c *cli.Context, src cpEnd) ([]byte, error) {
 // is a directory, and returns the path written. The file appears whole or
 // not at all: written to a temporary file beside it, synced, then renamed.
 func writeLocal(dst, key string, data []byte) (string, error) {
-	mode := fs.FileMode(0o644)
-	if fi, err := os.Stat(dst); err == nil {
-		if fi.IsDir() {
-			dst = filepath.Join(dst, path.Base(key))
-			if fi, err := os.Stat(dst); err == nil {
-				mode = fi.Mode().Perm()
-			}
-		} else {
-			mode = fi.Mode().Perm()
-		}
-	}
-	dir, base := filepath.Split(dst)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".synod-*")
+	tmp, dst, err := createBeside(dst, key)
 	if err != nil {
 		return "", err
 	}
@@ -155,9 +138,6 @@ func writeLocal(dst, key string, data []byte) (string, error) {
 		}
 	}()
 	if _, err := tmp.Write(data); err != nil {
-		return "", err
-	}
-	if err := tmp.Chmod(mode); err != nil {
 		return "", err
 	}
 	if err := tmp.Sync(); err != nil {

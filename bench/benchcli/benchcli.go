@@ -246,3 +246,43 @@ type writerFd interface {
 	io.Writer
 	Fd() uintptr
 }
+
+// Main runs a peer's bench command, named name, as its process: the
+// shared flags and sys's, Action, and commands besides; an error that is
+// a usage error (ErrUsage, bench.ErrWorkload, or one of usage) exits 2,
+// any other 1, each printed after the command's name.
+func Main(name, usage string, sys System, commands []*cli.Command, usageErrs ...error) {
+	isUsage := func(err error) bool {
+		if errors.Is(err, ErrUsage) || errors.Is(err, bench.ErrWorkload) {
+			return true
+		}
+		for _, u := range usageErrs {
+			if errors.Is(err, u) {
+				return true
+			}
+		}
+		return false
+	}
+	app := &cli.App{
+		Name:  name,
+		Usage: usage,
+		Flags: Flags(sys),
+		Action: func(c *cli.Context) error {
+			err := Action(sys)(c)
+			if isUsage(err) {
+				return cli.Exit(err.Error(), 2)
+			}
+			return err
+		},
+		Commands:        commands,
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		if ec, ok := err.(cli.ExitCoder); ok {
+			os.Exit(ec.ExitCode())
+		}
+		os.Exit(1)
+	}
+}

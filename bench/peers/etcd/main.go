@@ -16,42 +16,11 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"os"
-
 	"github.com/urfave/cli/v2"
 
-	"synod/bench"
 	"synod/bench/benchcli"
 )
 
 func main() {
-	sys := etcdSystem()
-	app := &cli.App{
-		Name:  "etcdbench",
-		Usage: "run synod's benchmark workloads against etcd",
-		Flags: benchcli.Flags(sys),
-		Action: func(c *cli.Context) error {
-			err := benchcli.Action(sys)(c)
-			if isUsage(err) {
-				return cli.Exit(err.Error(), 2)
-			}
-			return err
-		},
-		Commands:        []*cli.Command{memberCommand()},
-		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {},
-	}
-	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "etcdbench:", err)
-		if ec, ok := err.(cli.ExitCoder); ok {
-			os.Exit(ec.ExitCode())
-		}
-		os.Exit(1)
-	}
-}
-
-func isUsage(err error) bool {
-	return errors.Is(err, benchcli.ErrUsage) || errors.Is(err, bench.ErrWorkload) || errors.Is(err, errConsistency)
+	benchcli.Main("etcdbench", "run synod's benchmark workloads against etcd", etcdSystem(), []*cli.Command{memberCommand()}, errConsistency)
 }

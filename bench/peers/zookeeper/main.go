@@ -30,41 +30,9 @@ package main
 // goroutine.
 
 import (
-	"errors"
-	"fmt"
-	"os"
-
-	"github.com/urfave/cli/v2"
-
-	"synod/bench"
 	"synod/bench/benchcli"
 )
 
 func main() {
-	sys := zkSystem()
-	app := &cli.App{
-		Name:  "zkbench",
-		Usage: "run synod's benchmark workloads against ZooKeeper",
-		Flags: benchcli.Flags(sys),
-		Action: func(c *cli.Context) error {
-			err := benchcli.Action(sys)(c)
-			if isUsage(err) {
-				return cli.Exit(err.Error(), 2)
-			}
-			return err
-		},
-		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {},
-	}
-	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "zkbench:", err)
-		if ec, ok := err.(cli.ExitCoder); ok {
-			os.Exit(ec.ExitCode())
-		}
-		os.Exit(1)
-	}
-}
-
-func isUsage(err error) bool {
-	return errors.Is(err, benchcli.ErrUsage) || errors.Is(err, bench.ErrWorkload) || errors.Is(err, errConsistency)
+	benchcli.Main("zkbench", "run synod's benchmark workloads against ZooKeeper", zkSystem(), nil, errConsistency)
 }

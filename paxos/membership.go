@@ -59,6 +59,7 @@ func (r *Replica) setMembership(m Membership) {
 // too, and with the wiped one it would make a quorum that knows nothing.
 func (r *Replica) handleProbeResp(m Message) {
 	r.noteApplied(m.From, max(m.ConfSlot, m.Commit))
+	r.teachDeparture(m)
 	if r.learn.membership != Fresh {
 		return
 	}

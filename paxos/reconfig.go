@@ -459,6 +459,23 @@ func (r *Replica) probeDeparture(before int) {
 	}
 }
 
+// teachDeparture sends, on a removed replica that lingers, the chosen
+// slots a voter of the configuration that removed it lacks, when its probe
+// answer shows it has not learned that configuration yet. A voter far
+// behind may still be in a configuration where it is a learner and whose
+// voters are all gone or removed; if every voter of the new configuration
+// is behind like that, or has lost its state and waits to be promoted,
+// only the removed replicas know the configuration in force, and without
+// this no one would ever campaign. Chosen values are facts: telling them
+// changes no vote.
+func (r *Replica) teachDeparture(m Message) {
+	if !r.conf.removed || !r.conf.cur.IsVoter(m.From) ||
+		max(m.ConfSlot, m.Commit) >= r.conf.curSlot || m.Commit >= r.committed {
+		return
+	}
+	r.sendChosen(m.From, m.Commit+1)
+}
+
 // noteApplied records that voter id applied the configuration of slot at
 // least slot: it answered a probe so, or (PeerConfigSlot) the node's
 // handshake learned it.

@@ -300,18 +300,22 @@ func (r *Replica) maybeCommit() bool {
 }
 
 // handleFetch answers a catch-up request with chosen entries.
-func (r *Replica) handleFetch(m Message) {
-	if m.Slot < r.offset {
-		// Compacted away: the asker needs this replica's snapshot.
-		r.send(Message{Type: MsgFetchResp, To: m.From, Reject: true, Index: r.offset, Commit: r.committed})
+func (r *Replica) handleFetch(m Message) { r.sendChosen(m.From, m.Slot) }
+
+// sendChosen sends to a peer the chosen entries from slot on, one
+// message's worth, or, if they are compacted away, tells it to fetch this
+// replica's snapshot.
+func (r *Replica) sendChosen(to NodeID, slot uint64) {
+	if slot < r.offset {
+		r.send(Message{Type: MsgFetchResp, To: to, Reject: true, Index: r.offset, Commit: r.committed})
 		return
 	}
 	var out []Entry
-	for s := max(m.Slot, r.offset); s <= r.committed && len(out) < r.cfg.MaxEntriesPerMsg; s++ {
+	for s := max(slot, r.offset); s <= r.committed && len(out) < r.cfg.MaxEntriesPerMsg; s++ {
 		st := r.slot(s, false)
 		out = append(out, Entry{Slot: s, Ballot: st.ballot, Value: st.value})
 	}
-	r.send(Message{Type: MsgFetchResp, To: m.From, Commit: r.committed, Entries: out})
+	r.send(Message{Type: MsgFetchResp, To: to, Commit: r.committed, Entries: out})
 }
 
 // handleFetchResp stores chosen entries and advances the chosen prefix. The

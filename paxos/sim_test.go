@@ -246,6 +246,20 @@ type simWrite struct {
 }
 
 // simNode is one replica process, its clock and its disk.
+// describeNodes sums up every replica's state for a liveness failure: who
+// is up, its role, chosen prefix, configuration and membership.
+func (s *sim) describeNodes() string {
+	var b strings.Builder
+	for _, n := range s.nodes {
+		if n.dormant && !n.alive {
+			continue
+		}
+		fmt.Fprintf(&b, "[%d alive=%v %v committed=%d conf=%v@%d removed=%v %v] ",
+			n.id, n.alive, n.r.role, n.r.committed, n.r.conf.cur, n.r.conf.curSlot, n.r.conf.removed, n.r.learn.membership)
+	}
+	return strings.TrimSpace(b.String())
+}
+
 type simNode struct {
 	id      NodeID
 	r       *Replica
@@ -1400,8 +1414,8 @@ func (s *sim) run() *simViolation {
 		return s.err
 	}
 	if len(stuck) > 0 || s.masterNode() == nil {
-		return &simViolation{kind: invLiveness, msg: fmt.Sprintf("%d ticks after the faults stopped, still pending %v (master %v)",
-			(s.now-healed)/s.o.res, stuck, s.masterNode() != nil)}
+		return &simViolation{kind: invLiveness, msg: fmt.Sprintf("%d ticks after the faults stopped, still pending %v (master %v); %s",
+			(s.now-healed)/s.o.res, stuck, s.masterNode() != nil, s.describeNodes())}
 	}
 	// And every member votes again and learns everything chosen, a wiped
 	// one whatever configuration it started with: the clients stop

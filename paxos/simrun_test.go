@@ -149,6 +149,14 @@ var regressionSeeds = []struct {
 	// it never learned anything again.
 	{6, "liveness: a wiped replica deaf to a master added after its --peers"},
 	{239, "liveness: a wiped replica deaf to a master added after its --peers"},
+	// Every voter of a new configuration lagged (one lost its state and
+	// waited to be promoted, the others had not applied the configurations
+	// that made them voters and thought themselves learners): only the
+	// removed replicas knew the configuration in force, and no one ever
+	// campaigned. A lingering removed replica now teaches such a voter the
+	// chosen slots it lacks (teachDeparture).
+	{3888, "liveness: every new voter behind, only removed replicas knew"},
+	{17628, "liveness: every new voter behind, only removed replicas knew"},
 }
 
 func TestSimulationRegressions(t *testing.T) {

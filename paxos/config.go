@@ -57,6 +57,10 @@ type Config struct {
 	// as slot 1 (a config value), so membership lives in the log and in
 	// snapshots and can later change through it.
 	LogMembers bool
+	// SideState says the application keeps state beside the log that a
+	// replica which lost its disk must hold again before it votes (large
+	// files' chunks): it reports how far it does with SettledUpTo.
+	SideState bool
 	// Rand draws election timeouts. Required.
 	Rand Rand
 

@@ -37,6 +37,9 @@ type learning struct {
 	// newest ballot whose Prepare carrying that token it refused.
 	token      uint64
 	sawPrepare Ballot
+	// settled: the application holds the state it keeps beside the log
+	// (large files' chunks) for every slot up to here (SettledUpTo).
+	settled uint64
 	// Master: the learners' tokens, to put in the Prepares of the next
 	// phase 1.
 	tokens map[NodeID]uint64
@@ -125,7 +128,7 @@ func (r *Replica) maybePromote() {
 	if r.learn.membership != Learner || r.master == None || r.masterBallot != r.learn.sawPrepare || r.fol.masterStart == 0 {
 		return
 	}
-	if r.committed < r.fol.masterStart {
+	if r.committed < r.fol.masterStart || (r.cfg.SideState && r.learn.settled < r.fol.masterStart) {
 		return
 	}
 	if r.promise.Less(r.masterBallot) {
@@ -134,6 +137,22 @@ func (r *Replica) maybePromote() {
 	}
 	r.learn.token, r.learn.sawPrepare = 0, Ballot{}
 	r.setMembership(Voter)
+}
+
+// SettledUpTo tells the replica that the application holds, for every
+// slot up to slot, the state it keeps beside the log (with
+// Config.SideState): the chunks of the large files those slots wrote,
+// which the node stores apart and fetches from peers. A learner votes
+// again only once that reaches the slots its promotion waits for: a
+// quorum counting it must hold every chunk a majority held when the file
+// was chosen, or a second loss could take the last copy. It never goes
+// back; a learner otherwise ready is promoted at once.
+func (r *Replica) SettledUpTo(slot uint64) {
+	if slot <= r.learn.settled {
+		return
+	}
+	r.learn.settled = slot
+	r.maybePromote()
 }
 
 // mayCampaign reports whether this replica may run for master: a voter of

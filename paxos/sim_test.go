@@ -76,8 +76,9 @@ type simOptions struct {
 	proposeRate float64 // per client
 	readRate    float64
 	clients     int
-	snapEvery   uint64 // applied slots between snapshots; 0 = never
-	window      uint64 // slots kept in the log behind a snapshot
+	fileRate    float64 // of the clients' writes, the share that are large files (simfiles_test.go)
+	snapEvery   uint64  // applied slots between snapshots; 0 = never
+	window      uint64  // slots kept in the log behind a snapshot
 	liveness    bool
 	bugs        bugs
 	node        nodeBugs
@@ -92,6 +93,12 @@ type nodeBugs struct {
 	retryFsync bool // after a failed fsync, rebuild from the page cache in place instead of exiting
 	ignoreLoss bool // a missing acceptor file, log or snapshot goes unnoticed: the replica votes on
 	rotAsTorn  bool // a damaged last batch is cut as a torn write, without becoming a learner
+	// fetchOnce: a replica that lacks a large file's chunk asks its peers
+	// once, when it applies the file or starts, and gives up.
+	fetchOnce bool
+	// promoteWithoutChunks: a learner votes again once it holds the log,
+	// whether or not it holds the chunks its state refers to.
+	promoteWithoutChunks bool
 }
 
 // maxDriftPerMille is MaxDriftPercent in the clocks' unit.
@@ -180,6 +187,7 @@ func simOptionsFor(seed uint64) simOptions {
 	if rng.IntN(3) == 0 {
 		o.reconfRate = 0.005 + rng.Float64()*0.03
 	}
+	fileOptions(seed, &o)
 	return o
 }
 
@@ -223,6 +231,7 @@ type simDisk struct {
 	// committedBefore is the commit hint before the last batch, which
 	// carries its own: cutting the batch cuts its hint too.
 	committedBefore uint64
+	chunks          map[string]bool // large files' chunks held (simfiles_test.go)
 }
 
 // compact drops the entries a snapshot covers, up to slot.
@@ -294,6 +303,14 @@ type simNode struct {
 	appConfAt  uint64
 	lastCommit uint64
 	reads      map[uint64]simRead // read context -> read in progress
+
+	// Large files (simfiles_test.go): the chunks of applied files it
+	// lacks, when its fetcher next tries, whether it lost a chunk file it
+	// has not fetched again, and whether it left the cluster for good.
+	missing     map[string]bool
+	fetchAt     int
+	forgotChunk bool
+	departed    bool
 }
 
 func (n *simNode) stalled(now int) bool { return now < n.stalledUntil }
@@ -310,7 +327,8 @@ type simRead struct {
 type simClient struct {
 	id       int
 	seq      int
-	pending  string // command in flight, "" if none
+	pending  string     // command in flight, "" if none
+	upload   *simUpload // its chunks, until a majority stored them
 	sentAt   int
 	lastSend int
 }
@@ -339,6 +357,9 @@ type sim struct {
 	acked     map[string]uint64 // command -> slot, once its proposer applied it
 	ackedMax  uint64
 	proposed  map[string]NodeID // command -> proposer
+	// Large files: the chunks each names, and the slot that chose it.
+	fileChunks map[string][]string
+	fileSlot   map[string]uint64
 
 	clients []*simClient
 	nextCtx uint64
@@ -385,6 +406,7 @@ const (
 type simStats struct {
 	chosen, reads, elections, crashes, snapshots, wipes, handovers                      int
 	stalls, late, resets, lossyCrashes, lostWrites, fsyncFails, losses, rots, reconfigs int
+	files, fetches                                                                      int // large files acknowledged, chunks fetched from peers
 }
 
 func (a *simStats) add(b simStats) {
@@ -404,6 +426,8 @@ func (a *simStats) add(b simStats) {
 	a.losses += b.losses
 	a.rots += b.rots
 	a.reconfigs += b.reconfigs
+	a.files += b.files
+	a.fetches += b.fetches
 }
 
 func valueKey(v Value) string {
@@ -441,6 +465,9 @@ func newSim(seed uint64, o simOptions) *sim {
 		masters:   map[Ballot]NodeID{},
 		acked:     map[string]uint64{},
 		proposed:  map[string]NodeID{},
+
+		fileChunks: map[string][]string{},
+		fileSlot:   map[string]uint64{},
 	}
 	var voters []NodeID
 	for i := 1; i <= o.nodes; i++ {
@@ -515,6 +542,7 @@ func (s *sim) start(n *simNode) {
 	hs := n.hardState(s.o.bugs.skipPromiseOnCrash)
 	cfg := s.o.config(n.id, n.joinConf, rand.New(rand.NewPCG(s.seed, uint64(n.id)<<32|uint64(s.now))))
 	cfg.bugs = s.o.bugs
+	cfg.SideState = s.o.fileRate > 0 && !s.o.node.promoteWithoutChunks
 	r, err := New(cfg, hs)
 	if err != nil {
 		s.fail(invInternal, "start %d: %v", n.id, err)
@@ -528,6 +556,7 @@ func (s *sim) start(n *simNode) {
 		n.rate = 1000 - s.o.drift + s.rng.IntN(2*s.o.drift+1)
 	}
 	n.reads = map[uint64]simRead{}
+	s.scanFiles(n)
 }
 
 // restart boots a crashed replica, first drawing the storage faults a
@@ -559,7 +588,11 @@ func (s *sim) restart(n *simNode) {
 // operator losing one file would; the storage layer notices and the
 // replica rejoins as a learner.
 func (s *sim) losePiece(n *simNode) {
-	switch s.rng.IntN(3) {
+	kinds := 3
+	if s.o.fileRate > 0 {
+		kinds = 4
+	}
+	switch s.rng.IntN(kinds) {
 	case 0: // the acceptor file: the promise and the learner marker
 		n.disk.promise = Ballot{}
 		n.disk.membership = Voter
@@ -570,6 +603,11 @@ func (s *sim) losePiece(n *simNode) {
 			return
 		}
 		n.disk.snapSlot = 0
+	case 3: // a chunk file: the node fetches it again, it does not stop voting
+		if s.loseChunk(n) {
+			s.stats.losses++
+		}
+		return
 	}
 	if !s.o.node.ignoreLoss {
 		n.disk.membership = Learner
@@ -611,11 +649,14 @@ func (s *sim) node(id NodeID) *simNode { return s.nodes[id-1] }
 // allVoters reports whether no replica is fresh or a learner: losses stay
 // within the fault model (a minority forgets at a time).
 func (s *sim) allVoters() bool {
+	if !s.uploadsIntact() {
+		return false
+	}
 	for _, n := range s.nodes {
 		if n.dormant {
 			continue
 		}
-		if n.disk.membership != Voter || (n.r != nil && n.r.learn.membership != Voter) {
+		if n.disk.membership != Voter || (n.r != nil && n.r.learn.membership != Voter) || n.forgotChunk {
 			return false
 		}
 	}
@@ -625,6 +666,8 @@ func (s *sim) allVoters() bool {
 // wipe empties n's disk, as an operator deleting its data directory.
 func (s *sim) wipe(n *simNode) {
 	n.disk = simDisk{membership: Fresh}
+	n.forgotChunk = false
+	s.checkFiles()
 	// A replica of the initial configuration starts from --peers; one
 	// that joined later starts with --join (mayJoin).
 	n.joining = !n.joinConf.Equal(s.initial)
@@ -841,7 +884,8 @@ func (s *sim) handleReady(n *simNode) {
 				// exits, and is never started again.
 				cur, at, _ := n.r.Configuration()
 				s.crash(n)
-				n.dormant = true
+				n.dormant, n.departed = true, true
+				s.checkFiles()
 				s.logf("node %d: removed by the configuration %v of slot %d; it stops", n.id, cur, at)
 				return
 			}
@@ -947,6 +991,9 @@ func (s *sim) apply(n *simNode, chosen []Entry) {
 			s.fail(invAgreement, "node %d applied %q at slot %d where another applied %q", n.id, k, e.Slot, prev)
 		}
 		s.applied[e.Slot] = k
+		if s.o.fileRate > 0 {
+			s.appliedFile(n, e.Slot, e.Value)
+		}
 		if e.Value.Kind != ValueCmds {
 			continue
 		}
@@ -956,6 +1003,9 @@ func (s *sim) apply(n *simNode, chosen []Entry) {
 				if _, ok := s.acked[cmd]; !ok {
 					s.acked[cmd] = e.Slot
 					s.stats.chosen++
+					if strings.HasPrefix(cmd, "f") {
+						s.stats.files++
+					}
 					if e.Slot > s.ackedMax {
 						s.ackedMax = e.Slot
 					}
@@ -1000,6 +1050,7 @@ func (s *sim) installSnapshot(n, from *simNode) {
 	}
 	n.appConf, n.appConfAt = n.disk.snapConf, n.disk.snapConfAt
 	n.disk.compact(slot)
+	s.scanFiles(n)
 	s.stats.snapshots++
 	s.mix(18, uint64(n.id), slot)
 }
@@ -1247,7 +1298,7 @@ func (s *sim) clientsAct() {
 	for _, c := range s.clients {
 		if c.pending != "" {
 			if _, ok := s.acked[c.pending]; ok {
-				c.pending = ""
+				c.pending, c.upload = "", nil
 			}
 		}
 		if c.pending == "" {
@@ -1256,8 +1307,18 @@ func (s *sim) clientsAct() {
 			}
 			c.seq++
 			c.pending = fmt.Sprintf("c%d.%d", c.id, c.seq)
+			if s.o.fileRate > 0 && s.rng.Float64() < s.o.fileRate {
+				c.pending = fmt.Sprintf("f%d.%d", c.id, c.seq)
+				c.upload = s.newUpload(c.pending)
+			}
 			c.sentAt = s.now
 			c.lastSend = -1 << 30
+		}
+		if c.upload != nil && !c.upload.done {
+			if !s.upload(c.upload) {
+				continue
+			}
+			c.upload.done = true
 		}
 		if s.now-c.lastSend < s.steps(20) {
 			continue
@@ -1347,6 +1408,9 @@ func (s *sim) step(faulty bool) {
 		}
 	}
 	s.clientsAct()
+	for _, n := range s.nodes {
+		s.fetchChunks(n)
+	}
 	if faulty {
 		s.faults()
 	} else {
@@ -1468,6 +1532,8 @@ func (s *sim) membersBehind(target uint64) []string {
 			behind = append(behind, fmt.Sprintf("%d (down)", n.id))
 		case n.r.learn.membership != Voter || n.r.committed < target:
 			behind = append(behind, fmt.Sprintf("%d (%v, chosen %d)", n.id, n.r.learn.membership, n.r.committed))
+		case s.chunksBehind(n) != "":
+			behind = append(behind, s.chunksBehind(n))
 		}
 	}
 	return behind

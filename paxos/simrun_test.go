@@ -161,7 +161,8 @@ var regressionSeeds = []struct {
 
 func TestSimulationRegressions(t *testing.T) {
 	for _, rs := range regressionSeeds {
-		if r := runSeed(rs.seed, nil); r.err != nil {
+		// Found before the simulator wrote large files: run as then.
+		if r := runSeed(rs.seed, func(o *simOptions) { o.fileRate = 0 }); r.err != nil {
 			t.Errorf("seed %d (%s) fails again: %v", rs.seed, rs.found, r.err)
 		}
 	}
@@ -170,9 +171,9 @@ func TestSimulationRegressions(t *testing.T) {
 func (st simStats) String() string {
 	return fmt.Sprintf("%d writes chosen, %d linearizable reads checked, %d elections, %d crashes (%d lost unsynced writes, %d writes lost), "+
 		"%d wipes, %d handovers, %d snapshots installed, %d stalls, %d late messages, %d connection resets, %d failed fsyncs, "+
-		"%d lost files, %d damaged last batches, %d membership changes",
+		"%d lost files, %d damaged last batches, %d membership changes, %d large files (%d chunks fetched from peers)",
 		st.chosen, st.reads, st.elections, st.crashes, st.lossyCrashes, st.lostWrites, st.wipes, st.handovers, st.snapshots,
-		st.stalls, st.late, st.resets, st.fsyncFails, st.losses, st.rots, st.reconfigs)
+		st.stalls, st.late, st.resets, st.fsyncFails, st.losses, st.rots, st.reconfigs, st.files, st.fetches)
 }
 
 // TestSimulationDeterministic runs a few seeds twice and compares traces.
@@ -326,4 +327,24 @@ func TestPlantedDepartEarly(t *testing.T) {
 		t.Fatalf("planted bug (m): seed %d fails without the bug too: %v", f.seed, r.err)
 	}
 	t.Logf("planted bug (m) caught at seed %d after %d seeds: %v", f.seed, ran, f.err)
+}
+
+// The node's mistakes with large files (simfiles_test.go): both lose an
+// acknowledged file's last copy of a chunk.
+
+func TestPlantedFetchChunkOnce(t *testing.T) {
+	plantedCaught(t, "a replica that fails to fetch a chunk once gives up", []string{invFileLost}, func(o *simOptions) {
+		o.node.fetchOnce = true
+		o.fileRate = max(o.fileRate, 0.3)
+		o.wipeRate = max(o.wipeRate, 0.004)
+		o.crashRate = max(o.crashRate, 0.01)
+	})
+}
+
+func TestPlantedPromoteWithoutChunks(t *testing.T) {
+	plantedCaught(t, "a learner that votes before it holds its files' chunks", []string{invFileLost}, func(o *simOptions) {
+		o.node.promoteWithoutChunks = true
+		o.fileRate = max(o.fileRate, 0.3)
+		o.wipeRate = max(o.wipeRate, 0.004)
+	})
 }

@@ -1,0 +1,274 @@
+package paxos
+
+// This file owns the simulator's model of large files, which live beside
+// the log: the node stores a file's chunks as files of their own, and the
+// replicated command carries only the file's manifest. The model stands in
+// for the proxy (it stores every chunk on a majority of the voters it
+// knows, durably, before it proposes the manifest) and for the node (a
+// replica that applied a manifest, installed a snapshot or restarted
+// fetches the chunks it lacks from the members of its configuration, and
+// a learner that lacks any does not vote: SettledUpTo). It checks that
+// no acknowledged file ever loses its last copy of a chunk, and that once
+// the faults stop every member holds every chunk of every file it applied.
+// Run by the simulator's single goroutine, like the rest of it.
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// invFileLost: an acknowledged file still needs a chunk no replica holds.
+const invFileLost = "file lost"
+
+// fileOptions draws, from a stream of its own so the seeds that write no
+// large files keep their schedules, whether a seed's clients write large
+// files and how often.
+func fileOptions(seed uint64, o *simOptions) {
+	rng := rand.New(rand.NewPCG(seed, 0xf11e5))
+	if rng.IntN(2) == 0 {
+		o.fileRate = 0.1 + rng.Float64()*0.4
+	}
+}
+
+// simUpload is a client's large file on its way: the chunks it names, the
+// voters it counts a majority of (the proxy's view when the upload began)
+// and who stored each chunk.
+type simUpload struct {
+	chunks []string
+	voters []NodeID
+	stored map[string]map[NodeID]bool
+	done   bool // every chunk reached a majority: the manifest is proposed
+}
+
+// newUpload starts a large file of one to three chunks; the proxy knows the
+// newest configuration chosen.
+func (s *sim) newUpload(cmd string) *simUpload {
+	conf := s.initial
+	if k := len(s.confs); k > 0 {
+		conf = s.confs[k-1].conf
+	}
+	u := &simUpload{voters: conf.Voters(), stored: map[string]map[NodeID]bool{}}
+	for i := 0; i < 1+s.rng.IntN(3); i++ {
+		u.chunks = append(u.chunks, fmt.Sprintf("%s#%d", cmd, i))
+	}
+	s.fileChunks[cmd] = u.chunks
+	return u
+}
+
+// upload stores, this step, the chunks of u on the replicas the proxy
+// reaches (every member it knows, voters and learners alike; a chunk put is
+// fsynced before it is acknowledged), and reports whether every chunk is on
+// a majority of u's voters.
+func (s *sim) upload(u *simUpload) bool {
+	done := true
+	for _, ch := range u.chunks {
+		if u.stored[ch] == nil {
+			u.stored[ch] = map[NodeID]bool{}
+		}
+		for _, n := range s.nodes {
+			if n.dormant || !n.up(s.now) || u.stored[ch][n.id] || s.rng.Float64() < 0.5 {
+				continue
+			}
+			n.disk.hold(ch)
+			u.stored[ch][n.id] = true
+			s.logf("node %d: stores chunk %s (upload)", n.id, ch)
+			s.mix(30, uint64(n.id))
+		}
+		have := 0
+		for _, id := range u.voters {
+			if u.stored[ch][id] {
+				have++
+			}
+		}
+		if have <= len(u.voters)/2 {
+			done = false
+		}
+	}
+	return done
+}
+
+func (d *simDisk) hold(ch string) {
+	if d.chunks == nil {
+		d.chunks = map[string]bool{}
+	}
+	d.chunks[ch] = true
+}
+
+// fileCmds returns the large files among a slot's commands.
+func fileCmds(v Value) []string {
+	var out []string
+	if v.Kind != ValueCmds {
+		return nil
+	}
+	for _, c := range v.Cmds {
+		if strings.HasPrefix(string(c), "f") {
+			out = append(out, string(c))
+		}
+	}
+	return out
+}
+
+// appliedFile records, as n applies a slot, the large files it writes: n
+// now needs their chunks.
+func (s *sim) appliedFile(n *simNode, slot uint64, v Value) {
+	for _, cmd := range fileCmds(v) {
+		if _, ok := s.fileSlot[cmd]; !ok {
+			s.fileSlot[cmd] = slot
+		}
+		s.wantFile(n, cmd)
+	}
+}
+
+func (s *sim) wantFile(n *simNode, cmd string) {
+	for _, ch := range s.fileChunks[cmd] {
+		if !n.disk.chunks[ch] {
+			if n.missing == nil {
+				n.missing = map[string]bool{}
+			}
+			n.missing[ch] = true
+		}
+	}
+}
+
+// scanFiles is the node's check of every large file of its state, at
+// start and after installing a snapshot: every file chosen at or below
+// the slot it has applied.
+func (s *sim) scanFiles(n *simNode) {
+	n.missing = nil
+	if s.o.fileRate == 0 {
+		return
+	}
+	for _, cmd := range slices.Sorted(mapKeys(s.fileSlot)) {
+		if s.fileSlot[cmd] <= n.applied {
+			s.wantFile(n, cmd)
+		}
+	}
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// fetchChunks runs n's chunk fetcher for a step: it asks the members of
+// its configuration, in order, for each chunk it lacks, and stores the
+// first copy it gets. Without the fetchOnce bug it tries again every few
+// ticks until it has them all; a learner lacking any does not vote.
+func (s *sim) fetchChunks(n *simNode) {
+	if s.o.fileRate == 0 || !n.up(s.now) {
+		return
+	}
+	if len(n.missing) == 0 {
+		n.r.SettledUpTo(n.applied)
+	}
+	if len(n.missing) == 0 || s.now < n.fetchAt {
+		return
+	}
+	n.fetchAt = s.now + s.steps(3)
+	cur, _, _ := n.r.Configuration()
+	for _, ch := range slices.Sorted(mapKeys(n.missing)) {
+		for _, m := range cur.Members {
+			p := s.node(m.ID)
+			if p == n || !p.up(s.now) || s.cut[[2]NodeID{n.id, p.id}] || s.cut[[2]NodeID{p.id, n.id}] || !p.disk.chunks[ch] {
+				continue
+			}
+			n.disk.hold(ch)
+			delete(n.missing, ch)
+			s.stats.fetches++
+			s.logf("node %d: fetched chunk %s from %d", n.id, ch, p.id)
+			s.mix(31, uint64(n.id), uint64(p.id))
+			break
+		}
+		if s.o.node.fetchOnce {
+			delete(n.missing, ch) // given up on: a read of it would try again
+		}
+	}
+	if len(n.missing) == 0 {
+		n.forgotChunk = false
+		n.r.SettledUpTo(n.applied)
+	}
+}
+
+// uploadsIntact reports whether every upload whose manifest is proposed
+// but not yet acknowledged still has each chunk on a majority of the voters
+// it counted. The fault model: a replica's chunks are durable state like
+// its votes, and no second replica loses state while a loss still matters;
+// an upload in flight is the one place no replica knows to fetch a chunk
+// again (the state does not name it yet), so two losses inside that window
+// (between the chunk stores and the manifest's choice, one write's
+// latency) lose the file. The README states this limit.
+func (s *sim) uploadsIntact() bool {
+	for _, c := range s.clients {
+		u := c.upload
+		if u == nil || !u.done {
+			continue
+		}
+		for _, ch := range u.chunks {
+			have := 0
+			for _, id := range u.voters {
+				if s.node(id).disk.chunks[ch] {
+					have++
+				}
+			}
+			if have <= len(u.voters)/2 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// loseChunk removes one of n's chunk files, as a disk losing a file: the
+// node finds it missing when it starts.
+func (s *sim) loseChunk(n *simNode) bool {
+	held := slices.Sorted(mapKeys(n.disk.chunks))
+	if len(held) == 0 {
+		return false
+	}
+	ch := held[s.rng.IntN(len(held))]
+	delete(n.disk.chunks, ch)
+	n.forgotChunk = true
+	s.logf("node %d: lost chunk %s", n.id, ch)
+	s.checkFiles()
+	return true
+}
+
+// checkFiles fails the run if an acknowledged large file needs a chunk
+// that no replica's disk holds any more (a replica that left the cluster
+// for good does not count: its host may be gone).
+func (s *sim) checkFiles() {
+	for _, cmd := range slices.Sorted(mapKeys(s.fileChunks)) {
+		if _, ok := s.acked[cmd]; !ok {
+			continue
+		}
+		for _, ch := range s.fileChunks[cmd] {
+			held := false
+			for _, n := range s.nodes {
+				if n.disk.chunks[ch] && !(n.dormant && n.r == nil && n.departed) {
+					held = true
+					break
+				}
+			}
+			if !held {
+				s.fail(invFileLost, "acknowledged file %s (slot %d): no replica holds chunk %s any more", cmd, s.fileSlot[cmd], ch)
+				return
+			}
+		}
+	}
+}
+
+// chunksBehind lists the members that still lack chunks of files they
+// applied, for the liveness check.
+func (s *sim) chunksBehind(n *simNode) string {
+	if len(n.missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d (lacks %d chunks: %v)", n.id, len(n.missing), slices.Sorted(mapKeys(n.missing)))
+}

@@ -175,6 +175,7 @@ func (n *Node) apply(chosen []paxos.Entry) {
 		}
 	}
 	n.stats.applied.Store(a.fsm.Applied())
+	n.debt.applied.Store(a.slot) // after the slots' chunk checks are queued
 	ready := a.readyReadsLocked()
 	applied := a.fsm.Applied()
 	a.mu.Unlock()
@@ -213,6 +214,10 @@ func (a *applier) applyConfigLocked(slot uint64, v paxos.Value) {
 // moves the core on to it.
 func (n *Node) install(f *fetched) {
 	a := &n.app
+	// The snapshot's large files: their chunks may be missing here. Asked
+	// before the applied slot moves, so the state is not taken as settled
+	// before the scan.
+	n.scanChunks()
 	a.mu.Lock()
 	installed := f.meta.Slot > a.slot
 	if installed {
@@ -224,6 +229,7 @@ func (n *Node) install(f *fetched) {
 	}
 	rs := &restore{slot: f.meta.Slot, index: f.fsm.Applied(), conf: a.conf, confSlot: a.confSlot}
 	n.stats.applied.Store(a.fsm.Applied())
+	n.debt.applied.Store(a.slot)
 	ready := a.readyReadsLocked()
 	a.mu.Unlock()
 	for _, rq := range ready {
@@ -233,7 +239,6 @@ func (n *Node) install(f *fetched) {
 		return
 	}
 	n.met.snapInstalls.Inc()
-	n.scanChunks() // the snapshot's large files: their chunks may be missing here
 	// Every command up to the snapshot's index was chosen.
 	n.commitIndex.raise(rs.index)
 	n.log.Info().Uint64("slot", rs.slot).Uint64("index", rs.index).Msg("installed a snapshot from a peer")

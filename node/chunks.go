@@ -229,38 +229,69 @@ func (n *Node) queueChunkCheck(cmd []byte) {
 	if err != nil {
 		return
 	}
+	n.debt.queued.Add(1)
 	select {
 	case n.fetchQ <- m:
 	default:
-		n.log.Warn().Str("key", c.Key).Msg("chunk check queue full: missing chunks of this file are fetched when read")
+		n.debt.queued.Add(-1)
+		n.log.Warn().Str("key", c.Key).Msg("chunk check queue full: every large file is checked again")
+		n.scanChunks()
 	}
 }
 
 // scanChunks asks the chunk fetcher to check every large file of the
 // state, as after a snapshot install (a wiped replica learns its files
 // from one) and at start. It never waits.
-func (n *Node) scanChunks() { signal(n.scanQ) }
+func (n *Node) scanChunks() {
+	n.debt.scansAsk.Add(1)
+	signal(n.scanQ)
+}
 
 // runChunkFetcher fetches, one file at a time, the chunks of large files
 // this replica lacks, until ctx ends: files just applied (fetchQ), and
-// every large file of the state when asked to scan (scanQ), which it does
-// once at start. Its own goroutine, started by Run.
+// every large file of the state when asked to scan (scanQ), which Run asks
+// for at start, and again every chunkRetry while a chunk could not be
+// fetched (its holders may be down, or cut off). Its own goroutine,
+// started by Run.
 func (n *Node) runChunkFetcher(ctx context.Context) {
-	n.scanChunks()
+	retry := time.NewTicker(chunkRetry)
+	defer retry.Stop()
 	for {
+		scan := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.scanQ:
-			for _, m := range n.largeManifests() {
-				if !n.fetchMissing(ctx, m) {
-					return
-				}
-			}
+			scan = true
+		case <-retry.C:
+			scan = n.debt.lacking.Load() > 0
 		case m := <-n.fetchQ:
-			if !n.fetchMissing(ctx, m) {
+			lacks, ok := n.fetchMissing(ctx, m)
+			if !ok {
 				return
 			}
+			n.debt.lacking.Add(int64(lacks))
+			n.debt.queued.Add(-1)
+		}
+		if !scan {
+			continue
+		}
+		asked := n.debt.scansAsk.Load()
+		total := 0
+		for _, m := range n.largeManifests() {
+			lacks, ok := n.fetchMissing(ctx, m)
+			if !ok {
+				return
+			}
+			total += lacks
+		}
+		// A scan covers every file the state holds, so its count replaces
+		// what the checks before it found.
+		n.debt.lacking.Store(int64(total))
+		n.debt.scansDone.Store(asked)
+		if total > 0 {
+			n.log.Warn().Int("chunks", total).Dur("retry", chunkRetry).
+				Msg("chunks of large files missing here and held by no reachable peer; a replica that lost its disk does not vote until it has them")
 		}
 	}
 }
@@ -279,19 +310,21 @@ func (n *Node) largeManifests() []wire.Manifest {
 	return out
 }
 
-// fetchMissing fetches the chunks of m this replica lacks; false once ctx
-// ended.
-func (n *Node) fetchMissing(ctx context.Context, m wire.Manifest) bool {
+// fetchMissing fetches the chunks of m this replica lacks, and returns how
+// many it could not get; false once ctx ended.
+func (n *Node) fetchMissing(ctx context.Context, m wire.Manifest) (int, bool) {
+	lacks := 0
 	for i, sum := range m.Chunks {
 		if ctx.Err() != nil {
-			return false
+			return lacks, false
 		}
 		if n.chunks.Has(chunks.Sum(sum)) {
 			continue
 		}
 		if _, err := n.fetchChunk(chunks.Sum(sum), m.ChunkLen(i)); err != nil {
-			n.log.Warn().Err(err).Msg("could not fetch a chunk this replica lacks; a read of it tries again")
+			lacks++
+			n.log.Warn().Err(err).Msg("could not fetch a chunk this replica lacks; the fetcher tries again")
 		}
 	}
-	return true
+	return lacks, true
 }

@@ -126,6 +126,9 @@ func (n *Node) loop(ctx context.Context) {
 			return
 		case <-ticker.C:
 			n.catchUp()
+			if slot, ok := n.debt.settled(); ok {
+				e.r.SettledUpTo(slot)
+			}
 			if e.tickCount++; e.tickCount%100 == 0 {
 				n.maybePromote()
 			}

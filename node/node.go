@@ -86,6 +86,7 @@ type Node struct {
 	rangeSem chan struct{}      // range reads being served (chunks.go)
 	fetchQ   chan wire.Manifest // large files applied, whose chunks the fetcher checks (chunks.go)
 	scanQ    chan struct{}      // asks the fetcher to check every large file (chunks.go)
+	debt     chunkDebt          // chunks this replica may lack (chunkdebt.go)
 
 	snapshotting atomic.Bool // a snapshot is being written
 	fetching     atomic.Bool // a snapshot is being fetched
@@ -226,6 +227,7 @@ func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 func coreConfig(cfg Config, hs paxos.HardState) paxos.Config {
 	pc := paxos.DefaultConfig()
 	pc.ID = paxos.NodeID(cfg.ID)
+	pc.SideState = true // large files' chunks (chunkdebt.go)
 	pc.Addrs = map[paxos.NodeID]string{}
 	for id, addr := range cfg.Peers {
 		pc.Members = append(pc.Members, paxos.NodeID(id))
@@ -267,6 +269,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.serve(runCtx, n.ln) }()
 	go func() { defer n.wg.Done(); n.runApplier(runCtx) }()
+	n.scanChunks() // before the engine runs: a learner holds its vote until the scan is done
 	go func() { defer n.wg.Done(); n.runChunkFetcher(runCtx) }()
 	// shutdown stops everything Run started and returns err, or the log's
 	// close error.

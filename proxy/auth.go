@@ -387,14 +387,16 @@ func keyOf(req line.Request) string {
 	return req.Key
 }
 
-// listFilter is what a LIST on this connection may show: no reserved key,
+// listFilter is what a LIST or a WATCH on this connection may show: no reserved key,
 // and with auth on only the keys its user may read.
 func (c *conn) listFilter() func(string) bool {
 	if !c.s.cfg.Auth {
 		return func(k string) bool { return !reserved(k) }
 	}
-	t, user := c.s.auth.table.Load(), c.user
-	return func(k string) bool { return !reserved(k) && t.may(user, line.PermRead, k) }
+	// The table is loaded per key, not once: a watch keeps its filter for
+	// as long as it runs, and a revocation must reach it.
+	a, user := c.s.auth, c.user
+	return func(k string) bool { return !reserved(k) && a.table.Load().may(user, line.PermRead, k) }
 }
 
 // authCommand answers AUTH, USER and ROLE.

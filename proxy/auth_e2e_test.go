@@ -115,7 +115,38 @@ func TestAuthEndToEnd(t *testing.T) {
 		t.Errorf("LIST as admin: %s (the reserved keys must not show)", got)
 	}
 
-	// A revocation reaches a live connection within a poll.
+	// A watch of every key shows alice only what she may read.
+	watcher := dialRawTLS(t, p.Addr, ca)
+	watcher.send("AUTH alice alice pw\r\n")
+	if got := watcher.line(); got != "OK" {
+		t.Fatalf("AUTH alice: %q", got)
+	}
+	watcher.send("WATCH *\r\n")
+	if got := watcher.line(); !strings.HasPrefix(got, "WATCHING 1 ") {
+		t.Fatalf("WATCH *: %q", got)
+	}
+	nextEvent := func() string {
+		for {
+			l := watcher.line()
+			if strings.HasPrefix(l, "PROGRESS ") {
+				continue
+			}
+			if f := strings.Fields(l); len(f) == 6 && f[0] == "EVENT" {
+				watcher.line() // the value
+				return f[4]
+			}
+			t.Fatalf("watch: %q, want an event", l)
+		}
+	}
+	for _, key := range []string{"c/z", "a/x"} {
+		admin.send("PUT " + key + " seen\r\n")
+		admin.okIndex()
+	}
+	if got := nextEvent(); got != "a/x" {
+		t.Errorf("alice's watch showed %s first, want a/x (c/z is not hers)", got)
+	}
+
+	// A revocation reaches a live connection within a poll, and its watches.
 	admin.send("ROLE REVOKE reader read a/\r\n")
 	if got := admin.line(); got != "OK" {
 		t.Fatalf("ROLE REVOKE: %q", got)
@@ -124,6 +155,13 @@ func TestAuthEndToEnd(t *testing.T) {
 		_, _, err := alice.Get(ctx, "a/x", 0)
 		return errors.Is(err, line.ErrNoPerm)
 	})
+	for _, key := range []string{"a/x", "b/y"} {
+		admin.send("PUT " + key + " after\r\n")
+		admin.okIndex()
+	}
+	if got := nextEvent(); got != "b/y" {
+		t.Errorf("after the revocation alice's watch showed %s, want b/y only", got)
+	}
 
 	// Failed AUTHs close the connection after the fifth.
 	guess := dialRawTLS(t, p.Addr, ca)

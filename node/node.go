@@ -228,6 +228,9 @@ func coreConfig(cfg Config, hs paxos.HardState) paxos.Config {
 	pc := paxos.DefaultConfig()
 	pc.ID = paxos.NodeID(cfg.ID)
 	pc.SideState = true // large files' chunks (chunkdebt.go)
+	for pc.Incarnation == 0 {
+		pc.Incarnation = rand.Uint64() // this run's probes: a late answer to an earlier run's is ignored
+	}
 	pc.Addrs = map[paxos.NodeID]string{}
 	for id, addr := range cfg.Peers {
 		pc.Members = append(pc.Members, paxos.NodeID(id))

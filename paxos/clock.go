@@ -60,7 +60,7 @@ func (r *Replica) tickOthers(n int) {
 	case Fresh:
 		if h := r.cfg.HeartbeatTicks; before/h != r.timer.electionElapsed/h {
 			for _, to := range r.others() {
-				r.send(Message{Type: MsgProbe, To: to})
+				r.send(Message{Type: MsgProbe, To: to, Token: r.cfg.Incarnation})
 			}
 		}
 	case Learner:

@@ -61,6 +61,13 @@ type Config struct {
 	// replica which lost its disk must hold again before it votes (large
 	// files' chunks): it reports how far it does with SettledUpTo.
 	SideState bool
+	// Incarnation tells this run of the replica from every other run on
+	// the same directory (the node draws it at random when it starts; 0
+	// is allowed where no replica restarts). A replica on an empty
+	// directory puts it in its probes and counts only the answers that
+	// echo it: an answer to a probe of an earlier run, held up in a
+	// queue, may say a peer is fresh that has voted since.
+	Incarnation uint64
 	// Rand draws election timeouts. Required.
 	Rand Rand
 

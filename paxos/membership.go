@@ -63,7 +63,9 @@ func (r *Replica) setMembership(m Membership) {
 func (r *Replica) handleProbeResp(m Message) {
 	r.noteApplied(m.From, max(m.ConfSlot, m.Commit))
 	r.teachDeparture(m)
-	if r.learn.membership != Fresh {
+	if r.learn.membership != Fresh || m.Token != r.cfg.Incarnation {
+		// Not an answer to this run's probes: one held up since an
+		// earlier run may say fresh of a peer that voted since.
 		return
 	}
 	if m.Reject {

@@ -238,7 +238,7 @@ func (r *Replica) Step(m Message) {
 		// whether the cluster is new, or a removed one asking whether
 		// the configuration that removed it is in force here. The answer
 		// tells nothing else.
-		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh(), Commit: r.committed})
+		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh(), Commit: r.committed, Token: m.Token})
 		return
 	}
 	if !r.admits(m) || !r.wellFormed(m) {

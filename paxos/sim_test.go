@@ -305,12 +305,13 @@ type simNode struct {
 	reads      map[uint64]simRead // read context -> read in progress
 
 	// Large files (simfiles_test.go): the chunks of applied files it
-	// lacks, when its fetcher next tries, whether it lost a chunk file it
-	// has not fetched again, and whether it left the cluster for good.
-	missing     map[string]bool
-	fetchAt     int
-	forgotChunk bool
-	departed    bool
+	// lacks, when its fetcher next tries, the chunks it lost and does not
+	// hold again yet (the harness's record), and whether it left the
+	// cluster for good.
+	missing  map[string]bool
+	fetchAt  int
+	lost     map[string]bool
+	departed bool
 }
 
 func (n *simNode) stalled(now int) bool { return now < n.stalledUntil }
@@ -543,6 +544,7 @@ func (s *sim) start(n *simNode) {
 	cfg := s.o.config(n.id, n.joinConf, rand.New(rand.NewPCG(s.seed, uint64(n.id)<<32|uint64(s.now))))
 	cfg.bugs = s.o.bugs
 	cfg.SideState = s.o.fileRate > 0 && !s.o.node.promoteWithoutChunks
+	cfg.Incarnation = uint64(s.now)<<8 | uint64(n.id) // unique per start, and no draw from the seed's stream
 	r, err := New(cfg, hs)
 	if err != nil {
 		s.fail(invInternal, "start %d: %v", n.id, err)
@@ -649,14 +651,11 @@ func (s *sim) node(id NodeID) *simNode { return s.nodes[id-1] }
 // allVoters reports whether no replica is fresh or a learner: losses stay
 // within the fault model (a minority forgets at a time).
 func (s *sim) allVoters() bool {
-	if !s.uploadsIntact() {
-		return false
-	}
 	for _, n := range s.nodes {
 		if n.dormant {
 			continue
 		}
-		if n.disk.membership != Voter || (n.r != nil && n.r.learn.membership != Voter) || n.forgotChunk {
+		if n.disk.membership != Voter || (n.r != nil && n.r.learn.membership != Voter) || s.recovering(n) {
 			return false
 		}
 	}
@@ -665,8 +664,8 @@ func (s *sim) allVoters() bool {
 
 // wipe empties n's disk, as an operator deleting its data directory.
 func (s *sim) wipe(n *simNode) {
+	s.forget(n, n.disk.chunks, true)
 	n.disk = simDisk{membership: Fresh}
-	n.forgotChunk = false
 	s.checkFiles()
 	// A replica of the initial configuration starts from --peers; one
 	// that joined later starts with --join (mayJoin).

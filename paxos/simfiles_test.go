@@ -121,6 +121,8 @@ func (s *sim) appliedFile(n *simNode, slot uint64, v Value) {
 	}
 }
 
+// wantFile adds the chunks of cmd that n lacks to what its fetcher looks
+// for, at once (the node queues a check as it applies a file).
 func (s *sim) wantFile(n *simNode, cmd string) {
 	for _, ch := range s.fileChunks[cmd] {
 		if !n.disk.chunks[ch] {
@@ -128,6 +130,7 @@ func (s *sim) wantFile(n *simNode, cmd string) {
 				n.missing = map[string]bool{}
 			}
 			n.missing[ch] = true
+			n.fetchAt = s.now
 		}
 	}
 }
@@ -159,8 +162,9 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 
 // fetchChunks runs n's chunk fetcher for a step: it asks the members of
 // its configuration, in order, for each chunk it lacks, and stores the
-// first copy it gets. Without the fetchOnce bug it tries again every few
-// ticks until it has them all; a learner lacking any does not vote.
+// first copy it gets. Without the fetchOnce bug it tries again until it
+// has them all, ten election timeouts apart (the node's 5 s against its
+// 500 ms); a learner lacking any does not vote.
 func (s *sim) fetchChunks(n *simNode) {
 	if s.o.fileRate == 0 || !n.up(s.now) {
 		return
@@ -171,7 +175,7 @@ func (s *sim) fetchChunks(n *simNode) {
 	if len(n.missing) == 0 || s.now < n.fetchAt {
 		return
 	}
-	n.fetchAt = s.now + s.steps(3)
+	n.fetchAt = s.now + s.steps(10*n.r.cfg.ElectionTicks)
 	cur, _, _ := n.r.Configuration()
 	for _, ch := range slices.Sorted(mapKeys(n.missing)) {
 		for _, m := range cur.Members {
@@ -191,38 +195,42 @@ func (s *sim) fetchChunks(n *simNode) {
 		}
 	}
 	if len(n.missing) == 0 {
-		n.forgotChunk = false
 		n.r.SettledUpTo(n.applied)
 	}
 }
 
-// uploadsIntact reports whether every upload whose manifest is proposed
-// but not yet acknowledged still has each chunk on a majority of the voters
-// it counted. The fault model: a replica's chunks are durable state like
-// its votes, and no second replica loses state while a loss still matters;
-// an upload in flight is the one place no replica knows to fetch a chunk
-// again (the state does not name it yet), so two losses inside that window
-// (between the chunk stores and the manifest's choice, one write's
-// latency) lose the file. The README states this limit.
-func (s *sim) uploadsIntact() bool {
-	for _, c := range s.clients {
-		u := c.upload
-		if u == nil || !u.done {
-			continue
-		}
-		for _, ch := range u.chunks {
-			have := 0
-			for _, id := range u.voters {
-				if s.node(id).disk.chunks[ch] {
-					have++
-				}
-			}
-			if have <= len(u.voters)/2 {
-				return false
-			}
+// recovering reports whether n lost chunks that no learner's wait covers
+// and does not hold them again yet: a chunk file gone while it votes on,
+// or the chunks of an upload in flight when its disk was lost. The fault
+// model: no second replica loses state while one is recovering from a
+// loss, as for the log (allVoters), and what recovering means is what the
+// node shows: a replica that lost its disk is a learner until it holds
+// every chunk of every file its state names (SettledUpTo), but the chunks
+// of an upload in flight are in no state yet, so it cannot know it lacks
+// them until the manifest is chosen and it fetches them; a lost chunk
+// file shows in its log and metrics only. The README states both limits.
+func (s *sim) recovering(n *simNode) bool {
+	for ch := range n.lost {
+		if n.disk.chunks[ch] {
+			delete(n.lost, ch)
 		}
 	}
-	return true
+	return len(n.lost) > 0
+}
+
+// forget records the chunks n just lost that recovering counts: every
+// one of a lost chunk file, only those of uploads in flight (no file
+// applied anywhere names them yet) of a lost disk.
+func (s *sim) forget(n *simNode, chunks map[string]bool, inFlightOnly bool) {
+	for ch := range chunks {
+		if cmd, _, _ := strings.Cut(ch, "#"); inFlightOnly && s.fileSlot[cmd] != 0 {
+			continue
+		}
+		if n.lost == nil {
+			n.lost = map[string]bool{}
+		}
+		n.lost[ch] = true
+	}
 }
 
 // loseChunk removes one of n's chunk files, as a disk losing a file: the
@@ -234,7 +242,7 @@ func (s *sim) loseChunk(n *simNode) bool {
 	}
 	ch := held[s.rng.IntN(len(held))]
 	delete(n.disk.chunks, ch)
-	n.forgotChunk = true
+	s.forget(n, map[string]bool{ch: true}, false)
 	s.logf("node %d: lost chunk %s", n.id, ch)
 	s.checkFiles()
 	return true

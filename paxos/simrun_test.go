@@ -137,32 +137,49 @@ func TestSimulation(t *testing.T) {
 var regressionSeeds = []struct {
 	seed  uint64
 	found string
+	tweak func(*simOptions) // the options it failed with, if not the seed's own
 }{
 	// A follower last heard from before the master compacted its log kept
 	// a window counted from its stale acknowledgement: it never got an
 	// Accept again, and once it became needed for a quorum (a learner
 	// promoted, another member removed) nothing more was chosen.
-	{7525, "liveness: accept window counted below the compacted offset"},
-	{7562, "liveness: accept window counted below the compacted offset"},
+	{seed: 7525, found: "liveness: accept window counted below the compacted offset"},
+	{seed: 7562, found: "liveness: accept window counted below the compacted offset"},
 	// A replica wiped and restarted on its first --peers list dropped
 	// every message of a master added since (not in its configuration):
 	// it never learned anything again.
-	{6, "liveness: a wiped replica deaf to a master added after its --peers"},
-	{239, "liveness: a wiped replica deaf to a master added after its --peers"},
+	{seed: 6, found: "liveness: a wiped replica deaf to a master added after its --peers"},
+	{seed: 239, found: "liveness: a wiped replica deaf to a master added after its --peers"},
 	// Every voter of a new configuration lagged (one lost its state and
 	// waited to be promoted, the others had not applied the configurations
 	// that made them voters and thought themselves learners): only the
 	// removed replicas knew the configuration in force, and no one ever
 	// campaigned. A lingering removed replica now teaches such a voter the
 	// chosen slots it lacks (teachDeparture).
-	{3888, "liveness: every new voter behind, only removed replicas knew"},
-	{17628, "liveness: every new voter behind, only removed replicas knew"},
+	{seed: 3888, found: "liveness: every new voter behind, only removed replicas knew"},
+	{seed: 17628, found: "liveness: every new voter behind, only removed replicas knew"},
+	// A fresh replica's probe answered "fresh" by a peer of a new
+	// cluster; the answer was held up, the replica was wiped, and its next
+	// run took it as the peer's answer, though that peer had voted since:
+	// it voted at once, and a quorum that knew nothing chose slot 1 again.
+	// Probes now carry the run's incarnation, and answers echo it. Found
+	// with the planted large-file sweeps' options (more wipes).
+	{seed: 7911, found: "agreement: a late fresh answer to an earlier run's probe", tweak: func(o *simOptions) {
+		o.fileRate = max(o.fileRate, 0.3)
+		o.wipeRate = max(o.wipeRate, 0.01)
+		o.crashRate = max(o.crashRate, 0.01)
+		o.partRate = max(o.partRate, 0.02)
+	}},
 }
 
 func TestSimulationRegressions(t *testing.T) {
 	for _, rs := range regressionSeeds {
-		// Found before the simulator wrote large files: run as then.
-		if r := runSeed(rs.seed, func(o *simOptions) { o.fileRate = 0 }); r.err != nil {
+		tweak := rs.tweak
+		if tweak == nil {
+			// Found before the simulator wrote large files: run as then.
+			tweak = func(o *simOptions) { o.fileRate = 0 }
+		}
+		if r := runSeed(rs.seed, tweak); r.err != nil {
 			t.Errorf("seed %d (%s) fails again: %v", rs.seed, rs.found, r.err)
 		}
 	}
@@ -335,16 +352,19 @@ func TestPlantedDepartEarly(t *testing.T) {
 func TestPlantedFetchChunkOnce(t *testing.T) {
 	plantedCaught(t, "a replica that fails to fetch a chunk once gives up", []string{invFileLost}, func(o *simOptions) {
 		o.node.fetchOnce = true
-		o.fileRate = max(o.fileRate, 0.3)
-		o.wipeRate = max(o.wipeRate, 0.004)
-		o.crashRate = max(o.crashRate, 0.01)
+		o.fileRate = max(o.fileRate, 0.5)
+		o.wipeRate = max(o.wipeRate, 0.02)
+		o.crashRate = max(o.crashRate, 0.02)
+		o.partRate = max(o.partRate, 0.05)
 	})
 }
 
 func TestPlantedPromoteWithoutChunks(t *testing.T) {
 	plantedCaught(t, "a learner that votes before it holds its files' chunks", []string{invFileLost}, func(o *simOptions) {
 		o.node.promoteWithoutChunks = true
-		o.fileRate = max(o.fileRate, 0.3)
-		o.wipeRate = max(o.wipeRate, 0.004)
+		o.fileRate = max(o.fileRate, 0.5)
+		o.wipeRate = max(o.wipeRate, 0.02)
+		o.crashRate = max(o.crashRate, 0.02)
+		o.partRate = max(o.partRate, 0.05)
 	})
 }

@@ -152,9 +152,12 @@ func (t MsgType) String() string {
 //	             slots were compacted (Index: the sender's first held slot)
 //	TimeoutNow   the master hands over: campaign now; Ballot: the master's;
 //	             Token: the handover
-//	Probe        sent by a replica that started on an empty directory
+//	Probe        sent by a replica that started on an empty directory;
+//	             Token: its incarnation; by a removed replica, Commit: the
+//	             slot that removed it
 //	ProbeResp    Reject: the responder is not fresh (it has promised or
-//	             accepted something)
+//	             accepted something); Commit: its chosen prefix; Token:
+//	             the probe's, echoed
 //
 // Learner is set on HeartbeatResp by a replica that may not vote yet; its
 // Hint is then the newest ballot whose Prepare carrying its token it

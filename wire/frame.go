@@ -81,25 +81,39 @@ func readFrame(r io.Reader, max int, buf, hdr []byte) ([]byte, error) {
 	return body, nil
 }
 
-// readBody reads exactly n bytes, into buf when it is large enough, or
-// else into a slice grown only as data arrives.
+// readBody reads exactly n bytes: into buf when it is large enough, else
+// into a pooled buffer (bigbuf.go) when one is free, else into a slice
+// grown only as data arrives, whose last growth is rounded up to its pool
+// class so that it can be pooled after use. Memory that is neither pooled
+// nor backed by data received stays below about four times what was sent.
 func readBody(r io.Reader, n int, buf []byte) ([]byte, error) {
 	if n <= cap(buf) {
 		b := buf[:n]
 		_, err := io.ReadFull(r, b)
 		return b, err
 	}
+	if b := getBig(n); b != nil {
+		if _, err := io.ReadFull(r, b); err != nil {
+			putBig(b)
+			return nil, err
+		}
+		return b, nil
+	}
 	b := make([]byte, 0, min(n, growStep))
 	for {
 		got := len(b)
-		b = b[:cap(b)]
+		b = b[:min(cap(b), n)]
 		if _, err := io.ReadFull(r, b[got:]); err != nil {
 			return nil, err
 		}
 		if len(b) == n {
 			return b, nil
 		}
-		nb := make([]byte, len(b), min(n, 2*len(b)))
+		next := min(n, 2*len(b))
+		if next == n {
+			next = pooledCap(n)
+		}
+		nb := make([]byte, len(b), next)
 		copy(nb, b)
 		b = nb
 	}

@@ -37,10 +37,12 @@ const chunkFetchTimeout = 30 * time.Second
 // lacks.
 var ErrChunkUnavailable = errors.New("node: chunk held by no reachable replica")
 
-// servePutChunk stores a chunk durably and says so.
+// servePutChunk stores a chunk durably and says so. The chunk's bytes are
+// read where they arrived, in the connection's read buffer (body), which
+// stays put until this returns.
 func (n *Node) servePutChunk(body []byte) wire.ChunkAck {
-	var req wire.ChunkPut
-	if err := wire.Unmarshal(body, &req); err != nil {
+	req, err := wire.DecodeChunkPut(body)
+	if err != nil {
 		return wire.ChunkAck{Code: wire.CodeBadRequest, Msg: "undecodable chunk"}
 	}
 	sum, ok := sumOf(req.Sum)

@@ -142,3 +142,44 @@ func TestBigClass(t *testing.T) {
 		t.Fatalf("getBig(2 MiB) = len %d cap %d", len(b), cap(b))
 	}
 }
+
+// TestKeepBody checks that a body kept with KeepBody survives the Recvs
+// after it, large and small, while one not kept is reused.
+func TestKeepBody(t *testing.T) {
+	sender, receiver := connPair(t, Options{MaxFrame: 64 << 20})
+	sizes := []int{3 << 20, 3 << 20, 100, 5 << 20, 3 << 20}
+	go func() {
+		for i, n := range sizes {
+			if err := sender.Send(KindPaxos, uint64(i), bytes.Repeat([]byte{byte('a' + i)}, n)); err != nil {
+				return
+			}
+			if err := sender.Flush(); err != nil {
+				return
+			}
+		}
+	}()
+	var kept [][]byte
+	for i, n := range sizes {
+		env, err := receiver.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(env.Body) < n {
+			t.Fatalf("frame %d: %d bytes", i, len(env.Body))
+		}
+		if i%2 == 0 {
+			receiver.KeepBody()
+			kept = append(kept, env.Body)
+		}
+	}
+	for j, b := range kept {
+		var got []byte
+		if err := Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		i := 2 * j
+		if !bytes.Equal(got, bytes.Repeat([]byte{byte('a' + i)}, sizes[i])) {
+			t.Fatalf("kept body of frame %d changed after later frames", i)
+		}
+	}
+}

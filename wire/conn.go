@@ -114,10 +114,11 @@ type Conn struct {
 	peer Hello
 
 	// Read side, owned by the reader goroutine.
-	r    *bufio.Reader
-	rbuf []byte
-	hdr  [HeaderSize]byte
-	rerr error
+	r       *bufio.Reader
+	rbuf    []byte
+	hdr     [HeaderSize]byte
+	rerr    error
+	trusted int // bytes of body the peer has recently sent whole (readBody)
 
 	// Write side, under wmu.
 	wmu  sync.Mutex
@@ -308,9 +309,9 @@ func (c *Conn) Recv() (Envelope, error) {
 	return c.recv(c.opts.MaxFrame)
 }
 
-// recv reads one envelope of at most max bytes, with whatever deadline is
+// recv reads one envelope of at most limit bytes, with whatever deadline is
 // already set.
-func (c *Conn) recv(max int) (Envelope, error) {
+func (c *Conn) recv(limit int) (Envelope, error) {
 	if c.rerr != nil {
 		return Envelope{}, c.rerr
 	}
@@ -324,10 +325,13 @@ func (c *Conn) recv(max int) (Envelope, error) {
 		putBig(c.rbuf)
 		c.rbuf = nil
 	}
-	body, err := readFrame(c.r, max, c.rbuf, c.hdr[:])
+	body, err := readFrame(c.r, limit, c.rbuf, c.hdr[:], c.trusted)
 	if err != nil {
 		return Envelope{}, c.failRead(err)
 	}
+	// The peer has shown it sends frames this large: the next one may be
+	// allocated whole at once, not grown as it arrives (readBody).
+	c.trusted = max(c.trusted, len(body))
 	if cap(body) > cap(c.rbuf) {
 		c.rbuf = body[:0]
 	}
@@ -337,6 +341,13 @@ func (c *Conn) recv(max int) (Envelope, error) {
 	}
 	return env, nil
 }
+
+// KeepBody hands the memory of the last envelope Recv returned over to
+// the caller: the Conn neither reuses nor pools it, so slices of that Body
+// (a decoder's that aliases it, RawReader's) stay valid after the next
+// Recv. For the reader goroutine, between Recvs. The next frame is read
+// into a buffer of its own size.
+func (c *Conn) KeepBody() { c.rbuf = nil }
 
 func (c *Conn) failRead(err error) error {
 	if c.closed.Load() && errors.Is(err, net.ErrClosed) {

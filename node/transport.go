@@ -258,9 +258,13 @@ func (n *Node) readPeer(ctx context.Context, c *wire.Conn, from paxos.NodeID) {
 			continue
 		}
 		var m paxos.Message
-		if err := wire.Unmarshal(env.Body, &m); err != nil {
+		aliased, err := decodePeerMessage(env.Body, &m)
+		if err != nil {
 			n.log.Warn().Err(err).Uint64("peer", uint64(from)).Msg("bad paxos message; closing")
 			return
+		}
+		if aliased {
+			c.KeepBody() // m's values are slices of the frame (peermsg.go)
 		}
 		if m.From != from || m.To != paxos.NodeID(n.cfg.ID) {
 			continue

@@ -16,10 +16,34 @@ import (
 )
 
 // appendBuf is an io.Writer and io.ByteWriter that appends to a slice, so a
-// msgpack.Encoder can write straight into a caller's buffer.
-type appendBuf struct{ b []byte }
+// msgpack.Encoder can write straight into a caller's buffer. With byRef
+// set, a write of refMin bytes or more (the encoder writes a []byte or
+// string field's bytes in one call) is not copied but kept in refs, to be
+// written from the caller's own memory (Conn.writeRefsLocked).
+type appendBuf struct {
+	b     []byte
+	byRef bool
+	refs  []bigRef
+	refd  int // bytes in refs
+}
+
+// bigRef is a large write kept by reference: p belongs at offset at of b.
+type bigRef struct {
+	at int
+	p  []byte
+}
+
+// refMin is the smallest write appendBuf keeps by reference: a Conn's
+// buffer's size, above which bufio writes to the network directly anyway,
+// and above which the flush it costs is cheaper than the copy it saves.
+const refMin = bufSize
 
 func (w *appendBuf) Write(p []byte) (int, error) {
+	if w.byRef && len(p) >= refMin {
+		w.refs = append(w.refs, bigRef{at: len(w.b), p: p})
+		w.refd += len(p)
+		return len(p), nil
+	}
 	w.b = append(w.b, p...)
 	return len(p), nil
 }
@@ -48,13 +72,17 @@ var errEmptyBody = errors.New("value encodes to nothing")
 // appendValue appends the msgpack encoding of v to dst. The encoding must
 // be at least one byte: an empty msgpack.RawMessage would leave the frame
 // without its body.
+//
+// With e.buf.byRef set, large writes are kept in e.buf.refs (reset here)
+// instead of appended, at offsets into the returned slice.
 func (e *encoder) appendValue(dst []byte, v any) ([]byte, error) {
 	start := len(dst)
-	e.buf.b = dst
+	clear(e.buf.refs)
+	e.buf.b, e.buf.refs, e.buf.refd = dst, e.buf.refs[:0], 0
 	err := e.enc.Encode(v)
 	dst = e.buf.b
 	e.buf.b = nil
-	if err == nil && len(dst) == start {
+	if err == nil && len(dst) == start && e.buf.refd == 0 {
 		err = errEmptyBody
 	}
 	return dst, err
@@ -138,12 +166,29 @@ func appendMessage(e *encoder, dst []byte, kind Kind, id uint64, body any, max i
 	if err != nil {
 		return dst, fmt.Errorf("wire: encode %s body %T: %w", kind, body, err)
 	}
-	n := len(out) - start - HeaderSize
+	n := len(out) - start - HeaderSize + e.buf.refd
 	if n > max {
 		return dst, fmt.Errorf("%w: %s of %d bytes, max %d", ErrFrameTooLarge, kind, n, max)
 	}
 	putLen(out[start:], n)
 	return out, nil
+}
+
+// appendMessageRefs is appendMessage keeping the body's large byte strings
+// by reference: the frame is dst's extension with each ref's bytes
+// inserted at its offset (relative to the returned slice). The refs are
+// e's, valid until e's next use; on error there are none.
+func appendMessageRefs(e *encoder, dst []byte, kind Kind, id uint64, body any, max int) ([]byte, []bigRef, error) {
+	e.buf.byRef = true
+	out, err := appendMessage(e, dst, kind, id, body, max)
+	e.buf.byRef = false
+	refs := e.buf.refs
+	if err != nil {
+		clear(refs)
+		e.buf.refs, e.buf.refd = refs[:0], 0
+		return dst, nil, err
+	}
+	return out, refs, nil
 }
 
 // appendRawMessage is appendMessage for a body already encoded. The body

@@ -114,10 +114,11 @@ type Conn struct {
 	peer Hello
 
 	// Read side, owned by the reader goroutine.
-	r    *bufio.Reader
-	rbuf []byte
-	hdr  [HeaderSize]byte
-	rerr error
+	r       *bufio.Reader
+	rbuf    []byte
+	hdr     [HeaderSize]byte
+	rerr    error
+	trusted int // bytes of body the peer has recently sent whole (readBody)
 
 	// Write side, under wmu.
 	wmu  sync.Mutex
@@ -165,11 +166,16 @@ func (c *Conn) Send(kind Kind, id uint64, body any) error {
 	if err := c.writable(); err != nil {
 		return err
 	}
-	frame, err := appendMessage(c.enc, c.wbuf[:0], kind, id, body, c.opts.MaxFrame)
+	frame, refs, err := appendMessageRefs(c.enc, c.wbuf[:0], kind, id, body, c.opts.MaxFrame)
 	if err != nil {
 		return err
 	}
-	return c.writeLocked(frame)
+	if len(refs) == 0 {
+		return c.writeLocked(frame)
+	}
+	err = c.writeRefsLocked(frame, refs)
+	clear(refs) // keep no caller's bytes alive
+	return err
 }
 
 // SendRaw is Send for a body already encoded as one msgpack value (an
@@ -235,6 +241,40 @@ func (c *Conn) writeLocked(frame []byte) error {
 	return nil
 }
 
+// writeRefsLocked writes a frame whose large byte strings the encoder kept
+// by reference (appendBuf): the bytes between them go through the buffered
+// writer, and each large one, after a flush, straight to the network, so
+// its bytes are copied once, by the kernel, instead of into the frame and
+// again into the buffer. It returns once every byte is written, so the
+// caller's slices are free again, as after Send of any other frame.
+func (c *Conn) writeRefsLocked(frame []byte, refs []bigRef) error {
+	if cap(frame) <= keepBuf {
+		c.wbuf = frame[:0]
+	} else {
+		c.wbuf = nil
+	}
+	if err := c.setWriteDeadline(); err != nil {
+		return c.failWrite(err)
+	}
+	pos := 0
+	for _, r := range refs {
+		if _, err := c.w.Write(frame[pos:r.at]); err != nil {
+			return c.failWrite(err)
+		}
+		pos = r.at
+		if err := c.w.Flush(); err != nil {
+			return c.failWrite(err)
+		}
+		if _, err := c.nc.Write(r.p); err != nil {
+			return c.failWrite(err)
+		}
+	}
+	if _, err := c.w.Write(frame[pos:]); err != nil {
+		return c.failWrite(err)
+	}
+	return nil
+}
+
 func (c *Conn) setWriteDeadline() error {
 	if c.opts.WriteTimeout <= 0 {
 		return nil
@@ -269,9 +309,9 @@ func (c *Conn) Recv() (Envelope, error) {
 	return c.recv(c.opts.MaxFrame)
 }
 
-// recv reads one envelope of at most max bytes, with whatever deadline is
+// recv reads one envelope of at most limit bytes, with whatever deadline is
 // already set.
-func (c *Conn) recv(max int) (Envelope, error) {
+func (c *Conn) recv(limit int) (Envelope, error) {
 	if c.rerr != nil {
 		return Envelope{}, c.rerr
 	}
@@ -280,12 +320,18 @@ func (c *Conn) recv(max int) (Envelope, error) {
 		return Envelope{}, c.rerr
 	}
 	if cap(c.rbuf) > keepBuf {
+		// The last frame was large: its buffer goes back to the pool,
+		// which the next large frame on any Conn draws from.
+		putBig(c.rbuf)
 		c.rbuf = nil
 	}
-	body, err := readFrame(c.r, max, c.rbuf, c.hdr[:])
+	body, err := readFrame(c.r, limit, c.rbuf, c.hdr[:], c.trusted)
 	if err != nil {
 		return Envelope{}, c.failRead(err)
 	}
+	// The peer has shown it sends frames this large: the next one may be
+	// allocated whole at once, not grown as it arrives (readBody).
+	c.trusted = max(c.trusted, len(body))
 	if cap(body) > cap(c.rbuf) {
 		c.rbuf = body[:0]
 	}
@@ -295,6 +341,13 @@ func (c *Conn) recv(max int) (Envelope, error) {
 	}
 	return env, nil
 }
+
+// KeepBody hands the memory of the last envelope Recv returned over to
+// the caller: the Conn neither reuses nor pools it, so slices of that Body
+// (a decoder's that aliases it, RawReader's) stay valid after the next
+// Recv. For the reader goroutine, between Recvs. The next frame is read
+// into a buffer of its own size.
+func (c *Conn) KeepBody() { c.rbuf = nil }
 
 func (c *Conn) failRead(err error) error {
 	if c.closed.Load() && errors.Is(err, net.ErrClosed) {

@@ -14,7 +14,12 @@
 //
 // The length counts the body only. A reader refuses a length above its
 // maximum (DefaultMaxFrame, 16 MiB, unless configured) before allocating
-// anything, so a peer cannot make it reserve memory it never sends.
+// anything, and grows a body as its bytes arrive beyond the largest body
+// the same connection has already delivered whole, so a peer cannot make
+// it reserve much more memory than it has sent. Conn keeps the buffers of
+// frames over 1 MiB in a pool shared by all connections, and Send writes
+// a body's byte strings of 64 KiB or more from the caller's memory,
+// straight to the socket, without copying them into the frame.
 //
 // The body is an envelope, a msgpack array of exactly three elements:
 //

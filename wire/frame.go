@@ -51,12 +51,13 @@ func AppendFrame(dst, body []byte) []byte {
 // is above max. Other read errors are returned wrapped.
 func ReadFrame(r io.Reader, max int, buf []byte) ([]byte, error) {
 	var hdr [HeaderSize]byte
-	return readFrame(r, max, buf, hdr[:])
+	return readFrame(r, max, buf, hdr[:], 0)
 }
 
 // readFrame is ReadFrame with the header scratch supplied, so that a Conn
-// reading many frames does not allocate one per frame.
-func readFrame(r io.Reader, max int, buf, hdr []byte) ([]byte, error) {
+// reading many frames does not allocate one per frame, and a size the
+// body may be allocated at before its bytes arrive (see readBody).
+func readFrame(r io.Reader, max int, buf, hdr []byte, trusted int) ([]byte, error) {
 	max = frameLimit(max)
 	if _, err := io.ReadFull(r, hdr[:HeaderSize]); err != nil {
 		switch {
@@ -71,7 +72,7 @@ func readFrame(r io.Reader, max int, buf, hdr []byte) ([]byte, error) {
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: length %d, max %d", ErrFrameTooLarge, n, max)
 	}
-	body, err := readBody(r, int(n), buf)
+	body, err := readBody(r, int(n), buf, trusted)
 	if err != nil {
 		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: body of %d bytes: %w", ErrTruncated, n, io.ErrUnexpectedEOF)
@@ -81,25 +82,43 @@ func readFrame(r io.Reader, max int, buf, hdr []byte) ([]byte, error) {
 	return body, nil
 }
 
-// readBody reads exactly n bytes, into buf when it is large enough, or
-// else into a slice grown only as data arrives.
-func readBody(r io.Reader, n int, buf []byte) ([]byte, error) {
+// readBody reads exactly n bytes: into buf when it is large enough, else
+// into a pooled buffer (bigbuf.go) when one is free, else into a slice
+// grown only as data arrives, from trusted bytes (a size this sender has
+// already filled with data, so a lie costs no more than it sent before)
+// or growStep; when it has to grow, its last growth is rounded up to its
+// pool class so that it can be pooled after use. Memory that is neither pooled nor backed by
+// data received stays below about four times what was sent.
+func readBody(r io.Reader, n int, buf []byte, trusted int) ([]byte, error) {
 	if n <= cap(buf) {
 		b := buf[:n]
 		_, err := io.ReadFull(r, b)
 		return b, err
 	}
-	b := make([]byte, 0, min(n, growStep))
+	if b := getBig(n); b != nil {
+		if _, err := io.ReadFull(r, b); err != nil {
+			putBig(b)
+			return nil, err
+		}
+		return b, nil
+	}
+	// A body allocated whole at once gets exactly its size: it may be kept
+	// (Conn.KeepBody) for as long as its values live.
+	b := make([]byte, 0, min(n, max(growStep, trusted)))
 	for {
 		got := len(b)
-		b = b[:cap(b)]
+		b = b[:min(cap(b), n)]
 		if _, err := io.ReadFull(r, b[got:]); err != nil {
 			return nil, err
 		}
 		if len(b) == n {
 			return b, nil
 		}
-		nb := make([]byte, len(b), min(n, 2*len(b)))
+		next := min(n, 2*len(b))
+		if next == n {
+			next = pooledCap(n)
+		}
+		nb := make([]byte, len(b), next)
 		copy(nb, b)
 		b = nb
 	}

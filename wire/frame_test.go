@@ -140,7 +140,7 @@ func TestReadFrameNoAllocs(t *testing.T) {
 	r := bytes.NewReader(stream)
 	allocs := testing.AllocsPerRun(100, func() {
 		r.Reset(stream)
-		if _, err := readFrame(r, 0, buf, hdr); err != nil {
+		if _, err := readFrame(r, 0, buf, hdr, 0); err != nil {
 			t.Fatal(err)
 		}
 	})

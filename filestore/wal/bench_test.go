@@ -42,3 +42,26 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEscape measures escaping a value into a log line: printable
+// text (the common case, and the benchmarks' values) and random bytes.
+func BenchmarkEscape(b *testing.B) {
+	text := bytes.Repeat([]byte("synod-value-0123456789/abcdefghijklmnopqrstuvwxyz~"), 1<<20/50)
+	bin := make([]byte, 1<<20)
+	for i := range bin {
+		bin[i] = byte(i * 7919 >> 3)
+	}
+	for _, c := range []struct {
+		name string
+		src  []byte
+	}{{"text-1MiB", text}, {"binary-1MiB", bin}} {
+		b.Run(c.name, func(b *testing.B) {
+			dst := make([]byte, 0, 4*len(c.src)+8)
+			b.SetBytes(int64(len(c.src)))
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = Escape(dst[:0], c.src)
+			}
+		})
+	}
+}

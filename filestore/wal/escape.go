@@ -5,7 +5,10 @@ package wal
 // Pure: the caller's goroutine (the log and its small files, filestore's
 // commands and snapshots, the offline commands).
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 const hexDigits = "0123456789abcdef"
 
@@ -39,7 +42,19 @@ func Escape(dst, src []byte) []byte {
 		return append(dst, '\\', 'e')
 	}
 	run := 0 // start of the current run of verbatim bytes
-	for i, b := range src {
+	for i := 0; i < len(src); i++ {
+		// Most values are mostly printable: skip verbatim bytes 32, then
+		// 8, at a time.
+		for i+32 <= len(src) && !wordsNeedEscape(src[i:i+32]) {
+			i += 32
+		}
+		for i+8 <= len(src) && !wordNeedsEscape(binary.LittleEndian.Uint64(src[i:])) {
+			i += 8
+		}
+		if i == len(src) {
+			break
+		}
+		b := src[i]
 		e := escapeAs[b]
 		if e == 0 {
 			continue
@@ -53,6 +68,38 @@ func Escape(dst, src []byte) []byte {
 		run = i + 1
 	}
 	return append(dst, src[run:]...)
+}
+
+// Byte-lane masks for wordNeedsEscape.
+const (
+	lanes1    = 0x0101010101010101
+	lanesHigh = 0x8080808080808080
+)
+
+// wordNeedsEscape reports whether any of the eight bytes of w is one that
+// Escape does not write as itself: below 0x21, above 0x7e, or a backslash.
+// Each test is the exact "some byte is less than / more than / equal to"
+// test on a whole word (no carry crosses a lane whose answer decides it).
+func wordNeedsEscape(w uint64) bool {
+	return escapeBits(w) != 0
+}
+
+// wordsNeedEscape is wordNeedsEscape for the four words of b[:32].
+func wordsNeedEscape(b []byte) bool {
+	_ = b[31]
+	return escapeBits(binary.LittleEndian.Uint64(b))|
+		escapeBits(binary.LittleEndian.Uint64(b[8:]))|
+		escapeBits(binary.LittleEndian.Uint64(b[16:]))|
+		escapeBits(binary.LittleEndian.Uint64(b[24:])) != 0
+}
+
+// escapeBits is non-zero when some byte of w needs escaping.
+func escapeBits(w uint64) uint64 {
+	below := (w - lanes1*0x21) &^ w
+	above := (w + lanes1*(0x7f-0x7e)) | w
+	bs := w ^ (lanes1 * '\\')
+	backslash := (bs - lanes1) &^ bs
+	return (below | above | backslash) & lanesHigh
 }
 
 // Unescape appends the bytes that the escaped token src stands for to dst

@@ -381,12 +381,27 @@ func (l *Log) needRoll() bool {
 // encode returns the batch for recs: header line, then one line per record.
 // The body is encoded after room left for the header, and the header is
 // then written right before it, so the batch is one slice without a copy.
+// recordOverhead is about what a record's line takes besides its
+// commands' bytes: kind, slot, ballot, value kind, count, CRC.
+const recordOverhead = 64
+
 func (l *Log) encode(recs []Record) ([]byte, error) {
 	const room = maxHeaderLen
 	if cap(l.buf) < room {
 		l.buf = make([]byte, 0, 64<<10)
 	}
 	b := l.buf[:room]
+	// Room for the whole batch at once, if its values need no escaping
+	// (text, the common case): a batch of large values would otherwise
+	// grow the buffer, copying it, several times.
+	want := 0
+	for i := range recs {
+		want += recordOverhead
+		for _, c := range recs[i].Cmds {
+			want += len(c) + 1
+		}
+	}
+	b = slices.Grow(b, int(min(int64(want), l.opts.MaxBatchBytes+recordOverhead)))
 	for i := range recs {
 		r := &recs[i]
 		if err := r.validate(); err != nil {

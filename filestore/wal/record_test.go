@@ -2,8 +2,10 @@ package wal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -237,6 +239,77 @@ func TestStrings(t *testing.T) {
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+// escapeBytewise is Escape as it was written before its word-at-a-time
+// fast path: the reference the fast path must match.
+func escapeBytewise(dst, src []byte) []byte {
+	if len(src) == 0 {
+		return append(dst, '\\', 'e')
+	}
+	for _, b := range src {
+		switch e := escapeAs[b]; e {
+		case 0:
+			dst = append(dst, b)
+		case 'x':
+			dst = append(dst, '\\', 'x', hexDigits[b>>4], hexDigits[b&0xf])
+		default:
+			dst = append(dst, '\\', e)
+		}
+	}
+	return dst
+}
+
+func TestWordNeedsEscape(t *testing.T) {
+	for b := range 256 {
+		for lane := range 8 {
+			w := []byte("aaaaaaaa")
+			w[lane] = byte(b)
+			got := wordNeedsEscape(binary.LittleEndian.Uint64(w))
+			if want := escapeAs[b] != 0; got != want {
+				t.Fatalf("byte %#x in lane %d: %v, want %v", b, lane, got, want)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		w := rng.Uint64()
+		want := false
+		for lane := range 8 {
+			want = want || escapeAs[byte(w>>(8*lane))] != 0
+		}
+		if got := wordNeedsEscape(w); got != want {
+			t.Fatalf("word %#016x: %v, want %v", w, got, want)
+		}
+	}
+}
+
+func TestEscapeMatchesBytewise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	special := []byte{0, ' ', '\\', '\n', 0x7f, 0x80, 0xff, 0x20, 0x21, 0x7e}
+	for range 20000 {
+		src := make([]byte, rng.IntN(70))
+		for i := range src {
+			src[i] = byte('!' + rng.IntN(0x7e-'!'+1))
+			if rng.IntN(8) == 0 {
+				src[i] = special[rng.IntN(len(special))]
+			}
+		}
+		got, want := Escape([]byte("p"), src), escapeBytewise([]byte("p"), src)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("Escape(%q) = %q, want %q", src, got, want)
+		}
+	}
+	long := bytes.Repeat([]byte{'v'}, 100)
+	for i := range long {
+		for _, b := range special {
+			src := bytes.Clone(long)
+			src[i] = b
+			if got, want := Escape(nil, src), escapeBytewise(nil, src); !bytes.Equal(got, want) {
+				t.Fatalf("byte %#x at %d: %q, want %q", b, i, got, want)
+			}
 		}
 	}
 }

@@ -177,7 +177,9 @@ func (n *Node) apply(chosen []paxos.Entry) {
 	n.stats.applied.Store(a.fsm.Applied())
 	ready := a.readyReadsLocked()
 	applied := a.fsm.Applied()
+	slot := a.slot
 	a.mu.Unlock()
+	n.refs.releaseThrough(slot) // after the state holds them: chunkgc.go
 	n.hist.record(events, applied)
 	for _, an := range answers {
 		for i, p := range an.props {
@@ -225,7 +227,9 @@ func (n *Node) install(f *fetched) {
 	rs := &restore{slot: f.meta.Slot, index: f.fsm.Applied(), conf: a.conf, confSlot: a.confSlot}
 	n.stats.applied.Store(a.fsm.Applied())
 	ready := a.readyReadsLocked()
+	slot := a.slot
 	a.mu.Unlock()
+	n.refs.releaseThrough(slot)
 	for _, rq := range ready {
 		n.serveRead(rq)
 	}

@@ -172,20 +172,21 @@ func FuzzBackup(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		m, meta, err := loadBackup(path, 1<<10)
+		bf, err := loadBackup(path, 1<<10)
 		if err != nil {
 			if !errors.Is(err, errBadBackup) {
 				t.Fatalf("loadBackup: %v, want errBadBackup", err)
 			}
 			return
 		}
-		info := describeSnapshot(path, m, meta)
+		m, meta := bf.m, bf.meta
+		info := describeBackup(bf)
 		if info.Index != m.Applied() || info.Keys != m.Len() {
 			t.Fatalf("status %+v of a machine at %d with %d keys", info, m.Applied(), m.Len())
 		}
 		conf := paxos.NewConfiguration([]paxos.NodeID{1, 2, 3}, map[paxos.NodeID]string{1: "a:1", 2: "b:2", 3: "c:3"})
-		res, err := restoreDir(filepath.Join(tmp, "n2"), 2, "", conf, m, meta, false)
-		if errors.Is(err, errBadBackup) && meta.Slot == math.MaxUint64 {
+		res, err := restoreDir(filepath.Join(tmp, "n2"), 2, "", conf, bf, "", false)
+		if errors.Is(err, errBadBackup) && (meta.Slot == math.MaxUint64 || errors.Is(err, errMissingChunks)) {
 			return
 		}
 		if err != nil {

@@ -47,6 +47,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -290,7 +291,7 @@ func (n *Node) collectChunks(ctx context.Context, gc *chunkGC) error {
 // snapshot file once. A snapshot that cannot be read stops the pass:
 // what it refers to is unknown.
 func (n *Node) snapshotRefs(gc *chunkGC, refs map[chunks.Sum]struct{}) error {
-	dir := n.store.snapDir
+	dir := filepath.Join(n.cfg.Dir, "snap") // n.store is the persister's, replaced after a full disk
 	slots, err := filestore.ListSnapshots(dir)
 	if err != nil {
 		return err

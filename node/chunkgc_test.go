@@ -1,10 +1,15 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"synod/filestore"
 	"synod/filestore/chunks"
@@ -125,5 +130,97 @@ func TestChunkRefs(t *testing.T) {
 		if got := names(); !slices.Equal(got, tc.want) {
 			t.Fatalf("pinned %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestCollectChunksPass runs whole passes on a replica's pieces (no
+// goroutines): a chunk referenced by the state, by a kept snapshot, by a
+// log entry not applied or by a backup stays; an unreferenced one goes
+// only once it is old and was seen unreferenced for the grace; one stored
+// within the grace stays whatever.
+func TestCollectChunksPass(t *testing.T) {
+	dir := t.TempDir()
+	store, err := chunks.Open(filepath.Join(dir, "chunks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"state", "shared", "snap", "pin", "backup", "orphan", "young"}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, nm := range names {
+		if err := store.Put(sumOfName(nm), []byte(nm)); err != nil {
+			t.Fatal(err)
+		}
+		if nm != "young" {
+			if err := os.Chtimes(store.Path(sumOfName(nm)), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fsm := filestore.New(filestore.Options{})
+	fsm.Apply(1, putfileCmd("f1", "state", "shared"))
+	fsm.Apply(2, putfileCmd("f2", "shared", "shared"))
+	kept := filestore.New(filestore.Options{})
+	kept.Apply(1, putfileCmd("old", "snap"))
+	snapDir := filepath.Join(dir, "snap")
+	if err := os.MkdirAll(snapDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := filestore.SaveSnapshot(snapDir, kept, filestore.SnapshotMeta{Slot: 1}); err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{cfg: Config{Dir: dir, MaxValue: 1 << 20, ChunkGCGrace: time.Hour}, chunks: store, met: newMetrics(),
+		log: zerolog.Nop(), app: applier{fsm: fsm, slot: 2}}
+	n.refs.pinEntries([]paxos.Entry{{Slot: 3, Value: paxos.Value{Kind: paxos.ValueCmds, Cmds: [][]byte{putfileCmd("f3", "pin")}}}})
+	n.refs.pinBackup(7, []chunks.Sum{sumOfName("backup")})
+
+	gc := &chunkGC{unref: map[chunks.Sum]time.Time{}, snaps: map[string]snapRefs{}}
+	present := func() []string {
+		var out []string
+		for _, nm := range names {
+			if store.Has(sumOfName(nm)) {
+				out = append(out, nm)
+			}
+		}
+		return out
+	}
+	// pass runs one pass as if the grace had gone by since every chunk
+	// unreferenced now was first seen so.
+	pass := func(aged bool) {
+		t.Helper()
+		if aged {
+			for s := range gc.unref {
+				gc.unref[s] = old
+			}
+		}
+		if err := n.collectChunks(context.Background(), gc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass(false)
+	if got := present(); len(got) != len(names) {
+		t.Fatalf("the first pass removed chunks: %q left", got)
+	}
+	pass(true)
+	if got, want := present(), []string{"state", "shared", "snap", "pin", "backup", "young"}; !slices.Equal(got, want) {
+		t.Fatalf("after the grace: %q left, want %q", got, want)
+	}
+	// The entry is applied, the backup ends, the snapshot is pruned, the
+	// files are deleted: each chunk waits a grace from then.
+	n.refs.releaseThrough(3)
+	n.refs.unpinBackup(7)
+	if err := os.Remove(filestore.SnapshotPath(snapDir, 1)); err != nil {
+		t.Fatal(err)
+	}
+	n.app.fsm = filestore.New(filestore.Options{})
+	pass(false)
+	if got := present(); len(got) != 6 {
+		t.Fatalf("chunks unreferenced a moment ago were removed: %q left", got)
+	}
+	pass(true)
+	if got, want := present(), []string{"young"}; !slices.Equal(got, want) {
+		t.Fatalf("at the end: %q left, want %q", got, want)
+	}
+	if len(gc.snaps) != 0 {
+		t.Fatalf("the pruned snapshot is still remembered: %v", gc.snaps)
 	}
 }

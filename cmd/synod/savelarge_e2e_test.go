@@ -199,6 +199,16 @@ func TestSnapshotSaveLargeFilesRestores(t *testing.T) {
 	if ents, err := os.ReadDir(filepath.Join(empty, "chunks")); err != nil || len(ents) != distinct {
 		t.Fatalf("restore with --chunks stored %d chunks (%v), want %d", len(ents), err, distinct)
 	}
+	// synod check names a chunk the directory lacks.
+	if out, errText, code := runVerb(t, "", "", "check", empty); code != 0 || !strings.Contains(out, "every one of the 8 chunks") {
+		t.Fatalf("check of the restored directory: exit %d: %s\n%s", code, errText, out)
+	}
+	if err := os.Remove(filepath.Join(empty, dropped)); err != nil {
+		t.Fatal(err)
+	}
+	if out, errText, code := runVerb(t, "", "", "check", empty); code != 0 || !strings.Contains(out, "1 of the 8 chunks") {
+		t.Fatalf("check of a directory lacking a chunk: exit %d: %s\n%s", code, errText, out)
+	}
 
 	// A chunk no replica holds any more: the backup cannot be whole, and
 	// save says which chunk and leaves nothing.

@@ -1,5 +1,9 @@
 package node
 
+// This file tests the chunk collector's reference logic (chunkgc.go): the
+// decision of a pass, the pins of log entries and backups, and whole
+// passes over a replica's pieces run on the test goroutine.
+
 import (
 	"context"
 	"fmt"

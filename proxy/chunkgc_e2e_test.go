@@ -1,5 +1,10 @@
 package proxy
 
+// This file runs the replicas' chunk collector end to end, against real
+// replica and proxy processes (internal/cluster) on loopback ports chosen
+// at run time, with a one-second grace. The test goroutine drives; the
+// processes' output is collected by the cluster's own goroutines.
+
 import (
 	"bytes"
 	"context"

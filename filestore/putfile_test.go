@@ -79,6 +79,18 @@ func TestPutFileCommand(t *testing.T) {
 	if len(large) != 1 || large[0] != "big/file" {
 		t.Fatalf("EachLarge: %q", large)
 	}
+	// SnapshotManifests reads only the L lines, and refuses damage.
+	var scanned [][]byte
+	if err := SnapshotManifests(bytes.NewReader(buf.Bytes()), Options{}, func(b []byte) error {
+		scanned = append(scanned, bytes.Clone(b))
+		return nil
+	}); err != nil || len(scanned) != 1 || !bytes.Equal(scanned[0], mf.Append(nil)) {
+		t.Fatalf("SnapshotManifests: %v, %q", err, scanned)
+	}
+	damaged := bytes.Replace(buf.Bytes(), []byte("L big/file"), []byte("L big/filf"), 1)
+	if err := SnapshotManifests(bytes.NewReader(damaged), Options{}, func([]byte) error { return nil }); !errors.Is(err, ErrCorruptSnapshot) {
+		t.Fatalf("SnapshotManifests of a damaged line: %v", err)
+	}
 	// casfile: the version must match, as for cas.
 	casfile := func(version uint64) []byte {
 		return EncodeCommand(nil, Command{Op: wire.OpCASFile, Stamp: 3, Key: "big/file", Version: version, Value: mf.Append(nil)})

@@ -178,7 +178,9 @@ func (n *Node) apply(chosen []paxos.Entry) {
 	n.debt.applied.Store(a.slot) // after the slots' chunk checks are queued
 	ready := a.readyReadsLocked()
 	applied := a.fsm.Applied()
+	slot := a.slot
 	a.mu.Unlock()
+	n.refs.releaseThrough(slot) // after the state holds them: chunkgc.go
 	n.hist.record(events, applied)
 	for _, an := range answers {
 		for i, p := range an.props {
@@ -231,7 +233,9 @@ func (n *Node) install(f *fetched) {
 	n.stats.applied.Store(a.fsm.Applied())
 	n.debt.applied.Store(a.slot)
 	ready := a.readyReadsLocked()
+	slot := a.slot
 	a.mu.Unlock()
+	n.refs.releaseThrough(slot)
 	for _, rq := range ready {
 		n.serveRead(rq)
 	}

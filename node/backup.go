@@ -16,14 +16,17 @@ package node
 // memory is the clone's bookkeeping plus at most MaxBackupWindow chunks.
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"sync"
 	"time"
 
 	"synod/filestore"
+	"synod/filestore/chunks"
 	"synod/filestore/wal"
 	"synod/wire"
 )
@@ -173,13 +176,36 @@ func (n *Node) runBackup(ctx context.Context, st *backupStream, req wire.BackupR
 	if clone == nil {
 		return // stopped
 	}
+	files := backupChunks(clone)
+	size := uint64(clone.ValueBytes())
+	for _, f := range files {
+		size += uint64(f.size)
+	}
 	sendChunk(send, id, wire.BackupChunk{Stream: st.id, Index: clone.Applied(), Slot: meta.Slot,
-		Keys: uint64(clone.Len()), Bytes: uint64(clone.ValueBytes()), Digest: clone.Digest()})
+		Keys: uint64(clone.Len()), Bytes: size, Digest: clone.Digest()})
 	start := time.Now()
 	cw := &chunkWriter{ctx: ctx, st: st, send: send, chunk: chunk, buf: make([]byte, 0, chunk)}
-	err := clone.WriteSnapshot(cw, meta)
+	var err error
+	if len(files) == 0 {
+		err = clone.WriteSnapshot(cw, meta)
+	} else {
+		sums := make([]chunks.Sum, len(files))
+		for i, f := range files {
+			sums[i] = f.sum
+		}
+		n.refs.pinBackup(st.id, sums) // the chunk collector keeps them (chunkgc.go)
+		defer n.refs.unpinBackup(st.id)
+		err = n.writeBackupArchive(cw, clone, meta, files)
+	}
 	if err == nil {
 		err = cw.emit(true)
+	}
+	var cf *chunkFailure
+	if errors.As(err, &cf) {
+		err = cw.refuse(wire.CodeUnavailable, cf.Error())
+		if err == nil {
+			err = cf
+		}
 	}
 	if err != nil {
 		n.log.Info().Err(err).Uint64("stream", st.id).Uint64("index", clone.Applied()).Uint64("bytes", cw.size).
@@ -276,20 +302,38 @@ func (cw *chunkWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// nextAsk waits for the stream's next ask.
+func (cw *chunkWriter) nextAsk() (backupAsk, error) {
+	idle := time.NewTimer(backupIdle)
+	defer idle.Stop()
+	select {
+	case a := <-cw.st.asks:
+		return a, nil
+	case <-cw.st.stop:
+		return backupAsk{}, errBackupStopped
+	case <-cw.ctx.Done():
+		return backupAsk{}, errBackupStopped
+	case <-idle.C:
+		return backupAsk{}, fmt.Errorf("node: backup stream %d: no ask for %v", cw.st.id, backupIdle)
+	}
+}
+
+// refuse answers the next ask with a refusal that ends the stream.
+func (cw *chunkWriter) refuse(code wire.Code, msg string) error {
+	a, err := cw.nextAsk()
+	if err != nil {
+		return err
+	}
+	sendChunk(cw.send, a.id, wire.BackupChunk{Code: code, Msg: msg})
+	return nil
+}
+
 // emit waits for the next ask and answers it with the chunk filled so
 // far, the last one if last.
 func (cw *chunkWriter) emit(last bool) error {
-	idle := time.NewTimer(backupIdle)
-	defer idle.Stop()
-	var a backupAsk
-	select {
-	case a = <-cw.st.asks:
-	case <-cw.st.stop:
-		return errBackupStopped
-	case <-cw.ctx.Done():
-		return errBackupStopped
-	case <-idle.C:
-		return fmt.Errorf("node: backup stream %d: no ask for %v", cw.st.id, backupIdle)
+	a, err := cw.nextAsk()
+	if err != nil {
+		return err
 	}
 	if a.ask.Seq != cw.seq+1 {
 		sendChunk(cw.send, a.id, wire.BackupChunk{Code: wire.CodeBadRequest,
@@ -306,4 +350,108 @@ func (cw *chunkWriter) emit(last bool) error {
 	sendChunk(cw.send, a.id, ch)
 	cw.buf = make([]byte, 0, cw.chunk) // the one sent is the reply queue's now
 	return nil
+}
+
+// Backup archive members: the snapshot file first, then the chunks
+// directory and one member per chunk, named by its SHA-256 as in a
+// replica's <dir>/chunks. Plain ustar, so `tar xf` unpacks it and
+// `sha256sum chunks/*` checks it. cmd/synod reads it (backupfile.go).
+const (
+	BackupSnapshotMember = "snapshot"
+	BackupChunksDir      = "chunks/"
+)
+
+// backupChunk is one distinct chunk a backup carries.
+type backupChunk struct {
+	sum  chunks.Sum
+	size int
+	key  string // a file that refers to it, for error messages
+}
+
+// backupChunks returns the distinct chunks the large files of m refer to,
+// in key and manifest order.
+func backupChunks(m *filestore.Machine) []backupChunk {
+	var out []backupChunk
+	seen := map[chunks.Sum]bool{}
+	m.EachLarge(func(key string, text []byte) bool {
+		mf, err := wire.ParseManifest(text)
+		if err != nil {
+			return true // the state machine parsed it when it applied it
+		}
+		for i, s := range mf.Chunks {
+			if sum := chunks.Sum(s); !seen[sum] {
+				seen[sum] = true
+				out = append(out, backupChunk{sum: sum, size: mf.ChunkLen(i), key: key})
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// chunkFailure is a chunk a backup could not read here or from any peer:
+// the stream ends with a refusal naming it.
+type chunkFailure struct {
+	chunk backupChunk
+	err   error
+}
+
+func (f *chunkFailure) Error() string {
+	return fmt.Sprintf("chunk %s of %s is on no reachable replica: %v", f.chunk.sum, f.chunk.key, f.err)
+}
+
+func (f *chunkFailure) Unwrap() error { return f.err }
+
+// countWriter counts what is written to it.
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// writeBackupArchive writes the backup of a state holding large files to
+// w as a tar archive:
+//
+//	snapshot            the snapshot file, as WriteSnapshot writes it
+//	chunks/             a directory
+//	chunks/<sha256>     each chunk the snapshot's L lines name, once
+//
+// A tar header must give its member's size first: the snapshot is encoded
+// once to count its bytes (the encoding is deterministic), then again into
+// the archive. Chunks are read one at a time, from this replica's store or
+// a peer's.
+func (n *Node) writeBackupArchive(w io.Writer, clone *filestore.Machine, meta filestore.SnapshotMeta, files []backupChunk) error {
+	var count countWriter
+	if err := clone.WriteSnapshot(&count, meta); err != nil {
+		return err
+	}
+	now := time.Now().Truncate(time.Second)
+	tw := tar.NewWriter(w)
+	hdr := func(name string, size int64) error {
+		h := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: now, Format: tar.FormatUSTAR}
+		if size < 0 {
+			h.Typeflag, h.Size, h.Mode = tar.TypeDir, 0, 0o755
+		}
+		return tw.WriteHeader(h)
+	}
+	if err := hdr(BackupSnapshotMember, count.n); err != nil {
+		return err
+	}
+	if err := clone.WriteSnapshot(tw, meta); err != nil {
+		return err
+	}
+	if err := hdr(BackupChunksDir, -1); err != nil {
+		return err
+	}
+	for _, f := range files {
+		data, err := n.chunk(f.sum, f.size)
+		if err != nil {
+			return &chunkFailure{chunk: f, err: err}
+		}
+		if err := hdr(BackupChunksDir+f.sum.String(), int64(len(data))); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }

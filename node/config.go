@@ -120,6 +120,17 @@ type Config struct {
 	// once; one more is answered BUSY. Default 10,000.
 	MaxWatchPolls int
 
+	// ChunkGCGrace is how long a chunk must have gone unreferenced (by
+	// the applied state, a kept snapshot, a log entry not yet applied or a
+	// backup being streamed), and unstored, before the chunk collector
+	// removes it (chunkgc.go): longer than any upload takes between its
+	// first chunk and its write being chosen, any backup takes to stream,
+	// and any range read or snapshot takes to write. Default 1 h.
+	ChunkGCGrace time.Duration
+	// ChunkGCInterval is how often the chunk collector looks. Default
+	// 1 min.
+	ChunkGCInterval time.Duration
+
 	// The fields below are test hooks: fault injection and planted bugs.
 	// The synod binary sets them only when built with the synodtest tag,
 	// and a node with any of them on says so loudly when it starts.
@@ -179,6 +190,8 @@ func DefaultConfig() Config {
 		SegmentBytes:      64 << 20,
 		Logger:            zerolog.Nop(),
 		AutoPromote:       true,
+		ChunkGCGrace:      time.Hour,
+		ChunkGCInterval:   time.Minute,
 	}
 }
 
@@ -219,6 +232,8 @@ func (c *Config) Validate() error {
 		return bad("snapshot interval and chunk size must be positive (chunk at most half a frame)")
 	case c.ReadTimeout <= 0:
 		return bad("read timeout must be positive")
+	case c.ChunkGCGrace <= 0 || c.ChunkGCInterval <= 0:
+		return bad("chunk collection grace %v and interval %v must be positive", c.ChunkGCGrace, c.ChunkGCInterval)
 	}
 	for id, addr := range c.Peers {
 		if id == 0 || addr == "" {

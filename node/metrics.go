@@ -46,6 +46,8 @@ type metrics struct {
 	snapSaveFailed prometheus.Counter
 	snapFetch      prometheus.Histogram
 	snapInstalls   prometheus.Counter
+	gcChunks       prometheus.Counter // chunkgc.go
+	gcBytes        prometheus.Counter
 
 	// lastMaster is the engine's tick count when it last stepped a message
 	// from the master it follows; -1 before any.
@@ -83,10 +85,13 @@ func newMetrics() *metrics {
 		snapSaveFailed: counter("snapshot_save_failures_total", "Snapshots that could not be written."),
 		snapFetch:      hist("snapshot_fetch_duration_seconds", "Time one fetch of a peer's snapshot took, transfer and validation.", buckets(1e-3, 2, 16)),
 		snapInstalls:   counter("snapshot_installs_total", "Snapshots from a peer installed in place of the state machine."),
+		gcChunks:       counter("chunks_removed_total", "Chunk files of large files the chunk collector removed: no file, kept snapshot, log entry or backup referred to them for the grace."),
+		gcBytes:        counter("chunks_removed_bytes_total", "Bytes of the chunk files the chunk collector removed."),
 	}
 	m.lastMaster.Store(-1)
 	reg.MustRegister(m.fsyncSeconds, m.fsyncBytes, m.batchCommands, m.proposals, m.elections, m.masterChanges,
 		m.handovers, m.learnerRejoins, m.snapSave, m.snapSaveFailed, m.snapFetch, m.snapInstalls,
+		m.gcChunks, m.gcBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -87,6 +87,7 @@ type Node struct {
 	fetchQ   chan wire.Manifest // large files applied, whose chunks the fetcher checks (chunks.go)
 	scanQ    chan struct{}      // asks the fetcher to check every large file (chunks.go)
 	debt     chunkDebt          // chunks this replica may lack (chunkdebt.go)
+	refs     chunkRefs          // chunks of log entries not applied and of backups (chunkgc.go)
 
 	snapshotting atomic.Bool // a snapshot is being written
 	fetching     atomic.Bool // a snapshot is being fetched
@@ -201,6 +202,9 @@ func NewContext(ctx context.Context, cfg Config) (*Node, error) {
 		conf = paxos.NewConfiguration(pc.Members, pc.Addrs)
 	}
 	n.app = applier{fsm: fsm, slot: hs.Applied, snapIndex: fsm.Applied(), conf: conf, confSlot: confSlot}
+	// The log's entries the snapshot does not cover may still be applied.
+	n.refs.pinEntries(hs.Entries)
+	n.refs.releaseThrough(hs.Applied)
 	n.hist = newHistory(fsm.Applied(), cfg.WatchHistory, cfg.WatchHistoryBytes)
 	n.commitIndex.raise(fsm.Applied())
 	n.peers.Store(&map[uint64]*peer{})
@@ -269,11 +273,12 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n.startPeers(runCtx)
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go func() { defer n.wg.Done(); n.serve(runCtx, n.ln) }()
 	go func() { defer n.wg.Done(); n.runApplier(runCtx) }()
 	n.scanChunks() // before the engine runs: a learner holds its vote until the scan is done
 	go func() { defer n.wg.Done(); n.runChunkFetcher(runCtx) }()
+	go func() { defer n.wg.Done(); n.runChunkGC(runCtx) }()
 	// shutdown stops everything Run started and returns err, or the log's
 	// close error.
 	shutdown := func(err error) error {

@@ -67,6 +67,12 @@ func (n *Node) persister(ctx context.Context) {
 				batch[i].MessagesAfterPersist = nil
 			}
 		}
+		// The chunk collector must see these entries' files before
+		// they can be chosen or applied (chunkgc.go).
+		for i := range batch {
+			n.refs.pinEntries(batch[i].Accepted)
+			n.refs.pinEntries(batch[i].Chosen)
+		}
 		synced, err := n.store.persist(batch)
 		if err != nil {
 			// Nothing of this batch may be sent or applied: the votes are

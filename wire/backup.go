@@ -20,7 +20,9 @@ package wire
 //	◀─ KindBackupChunk{Seq n, Data, CRC, Last, Size, FileCRC}
 //
 // The chunks' Data, in Seq order, are one snapshot file as
-// filestore.WriteSnapshot writes it. A refusal at any point is a chunk with
+// filestore.WriteSnapshot writes it, or, when the state holds large files,
+// a tar archive of that snapshot file and every chunk its large files
+// refer to (node/backup.go draws it). A refusal at any point is a chunk with
 // a Code other than CodeOK and a Msg; the stream is then over.
 
 // Bounds on what a backup's client controls. A replica refuses a request
@@ -73,8 +75,9 @@ type BackupChunk struct {
 	Stream uint64 // the replica's name for the stream, for the asks
 	Seq    uint64
 	// The header's: the state cloned, at command Index and slot Slot,
-	// with Keys files of Bytes value bytes in all, and the state digest
-	// (as STATUS reports it) at that index.
+	// with Keys files of Bytes value bytes in all (the chunks of large
+	// files included), and the state digest (as STATUS reports it) at
+	// that index.
 	Index  uint64
 	Slot   uint64
 	Keys   uint64

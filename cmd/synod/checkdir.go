@@ -263,8 +263,36 @@ func (c *dirChecker) snapshotFiles() {
 		c.add(levelOK, name, 0, "slot %d, index %d, %s (%d bytes), %s%s", meta.Slot, meta.Index, plural(meta.Files, "file"), m.ValueBytes(), plural(meta.Sessions, "session"), conf)
 		if newest {
 			c.newestOK = &meta
+			c.chunkFiles(m)
 		}
 	}
+}
+
+// chunkFiles reports the chunks the newest snapshot's large files refer to
+// that <dir>/chunks lacks, or holds at another size. Not damage: the node
+// fetches them from a peer once it starts, but with no peer holding them
+// those files cannot be read. Their bytes are not hashed here (a replica
+// checks a chunk every time it reads it).
+func (c *dirChecker) chunkFiles(m *filestore.Machine) {
+	bf := &backupFile{m: m}
+	bf.collectNeeded()
+	if len(bf.needed) == 0 {
+		return
+	}
+	dir := filepath.Join(c.dir, "chunks")
+	var missing []chunkRef
+	for _, ch := range bf.needed {
+		fi, err := os.Stat(filepath.Join(dir, ch.sum.String()))
+		if err != nil || fi.Size() != int64(ch.size) {
+			missing = append(missing, ch)
+		}
+	}
+	if len(missing) == 0 {
+		c.add(levelOK, "chunks", 0, "every one of the %s the newest snapshot's large files refer to", plural(len(bf.needed), "chunk"))
+		return
+	}
+	c.add(levelWarning, "chunks", 0, "%d of the %s the newest snapshot's large files refer to are missing or of the wrong size (the first: %s of %s); the node fetches them from a peer, and without one those files cannot be read",
+		len(missing), plural(len(bf.needed), "chunk"), missing[0].sum, missing[0].key)
 }
 
 // membership reports a configuration in force (the newest snapshot's, or

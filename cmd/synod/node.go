@@ -69,6 +69,8 @@ func nodeCommand() *cli.Command {
 			&cli.IntFlag{Name: "snapshot-chunk", Value: def.SnapshotChunk, Usage: "bytes per piece of a snapshot transfer", EnvVars: env("snapshot-chunk")},
 			&cli.IntFlag{Name: "watch-history", Value: def.WatchHistory, Usage: "changes kept in memory for watches; a watch from an older index is refused COMPACTED", EnvVars: env("watch-history")},
 			&cli.Int64Flag{Name: "watch-history-bytes", Value: def.WatchHistoryBytes, Usage: "bytes of the changes kept for watches (keys, values and previous values)", EnvVars: env("watch-history-bytes")},
+			&cli.DurationFlag{Name: "chunk-gc-grace", Value: def.ChunkGCGrace, Usage: "a large file's chunk that no file, kept snapshot, log entry or backup refers to is removed once it was stored and unreferenced this long (longer than any upload or backup takes)", EnvVars: env("chunk-gc-grace")},
+			&cli.DurationFlag{Name: "chunk-gc-interval", Value: def.ChunkGCInterval, Usage: "how often unreferenced chunks are looked for", EnvVars: env("chunk-gc-interval")},
 		}, append(append(tlsServerFlags(), metricsFlags()...), testHookFlags()...)...),
 		Action: func(c *cli.Context) error {
 			lg, err := newLogger(c)
@@ -109,6 +111,8 @@ func nodeCommand() *cli.Command {
 			cfg.SnapshotChunk = c.Int("snapshot-chunk")
 			cfg.WatchHistory = c.Int("watch-history")
 			cfg.WatchHistoryBytes = c.Int64("watch-history-bytes")
+			cfg.ChunkGCGrace = c.Duration("chunk-gc-grace")
+			cfg.ChunkGCInterval = c.Duration("chunk-gc-interval")
 			cfg.SegmentBytes = c.Int64("segment-bytes")
 			applyTestHooks(c, &cfg)
 			if cfg.TLS, err = loadServerBundle(c); err != nil {

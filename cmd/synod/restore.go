@@ -22,6 +22,9 @@ package main
 //	               replica of the old one can talk to it), so there is no
 //	               vote to forget; "fresh" would ask the peers, see their
 //	               snapshots and make every replica a learner
+//	chunks/        every chunk the backup's large files refer to, taken
+//	               from the backup's archive (or --chunks) and checked
+//	               against its name, written first
 //	IDENTITY       the new cluster id and --id, written last: a directory
 //	               whose restore was interrupted has none, so `synod check`
 //	               says so and a second restore needs --force
@@ -48,6 +51,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"synod/filestore"
+	"synod/filestore/chunks"
 	"synod/filestore/wal"
 	"synod/paxos"
 )
@@ -66,6 +70,7 @@ type restoreResult struct {
 	Sessions int          `json:"sessions"`
 	Members  []dumpMember `json:"members"`
 	Digest   string       `json:"digest"`
+	Chunks   int          `json:"chunks"`  // chunks of large files put in <dir>/chunks
 	Command  string       `json:"command"` // how to start the replica
 }
 
@@ -78,13 +83,16 @@ func snapshotRestoreCommand() *cli.Command {
 			"and each replica's own --id and --dir, then start `synod node` on the directories\n" +
 			"with the cluster id it prints: they elect a master and serve exactly the backup's\n" +
 			"data. The cluster id is new (derived from the backup and --peers, so every run\n" +
-			"gives the same one) unless --cluster names one. A backup that fails its checksums\n" +
-			"is refused, naming the line; so is a --dir that is not empty, unless --force.",
+			"gives the same one) unless --cluster names one. The chunks of large files go into\n" +
+			"<dir>/chunks first, from the backup's archive (or --chunks for a snapshot file). A\n" +
+			"backup that fails its checksums or lacks a chunk is refused, naming the line or the\n" +
+			"chunk; so is a --dir that is not empty, unless --force.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "the data directory to create", EnvVars: env("dir")},
 			&cli.Uint64Flag{Name: "id", Usage: "this replica's id, a key of --peers", EnvVars: env("id")},
 			&cli.StringFlag{Name: "peers", Usage: "every replica of the new cluster: 1=host:port,2=host:port,…", EnvVars: env("peers")},
 			&cli.StringFlag{Name: "cluster", Usage: "the new cluster's id (default: restored-<hash of the backup and --peers>)"},
+			&cli.StringFlag{Name: "chunks", Usage: "a directory of chunk files (a replica's <dir>/chunks) to take large files' chunks from when FILE is a snapshot file, which carries only their manifests"},
 			&cli.BoolFlag{Name: "force", Usage: "replace what --dir holds (IDENTITY, acceptor, JOIN, log, snap); stop its replica first"},
 			&cli.BoolFlag{Name: "json", Usage: "print what was done as one JSON object"},
 			maxValueFlag(),
@@ -115,11 +123,11 @@ func runRestore(c *cli.Context, args []string) error {
 	if c.IsSet("cluster") && (cluster == "" || len(cluster) > 1024) {
 		return usageError("--cluster must be 1 to 1024 bytes")
 	}
-	m, meta, err := loadBackup(file, c.Int("max-value"))
+	bf, err := loadBackup(file, c.Int("max-value"))
 	if err != nil {
 		return backupError(what, err)
 	}
-	res, err := restoreDir(dir, id, cluster, conf, m, meta, c.Bool("force"))
+	res, err := restoreDir(dir, id, cluster, conf, bf, c.String("chunks"), c.Bool("force"))
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("%s: %w", what, err)}
 	}
@@ -134,6 +142,9 @@ func runRestore(c *cli.Context, args []string) error {
 			"  digest  %s\n"+
 			"  start:  %s\n",
 			file, dir, res.Slot, res.Index, res.Keys, res.Sessions, id, res.Cluster, membersText(conf), res.Digest, res.Command)
+		if err == nil && res.Chunks > 0 {
+			_, err = fmt.Fprintf(c.App.Writer, "  chunks  %d of large files, checked, in %s\n", res.Chunks, filepath.Join(dir, "chunks"))
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: write output: %w", what, err)
@@ -173,9 +184,10 @@ var errNotEmpty = errors.New("the directory is not empty")
 
 // restoreDir writes the restored replica's directory (see the file
 // comment) and checks it as `synod check` would. cluster "" means derive
-// one.
-func restoreDir(dir string, id uint64, cluster string, conf paxos.Configuration, m *filestore.Machine, backup filestore.SnapshotMeta, force bool) (restoreResult, error) {
+// one; chunkDir, if not "", is where the chunks a snapshot file lacks are.
+func restoreDir(dir string, id uint64, cluster string, conf paxos.Configuration, bf *backupFile, chunkDir string, force bool) (restoreResult, error) {
 	var res restoreResult
+	m, backup := bf.m, bf.meta
 	if backup.Slot == math.MaxUint64 {
 		return res, fmt.Errorf("%w: it is of slot %d, which leaves no slot for the new cluster", errBadBackup, backup.Slot)
 	}
@@ -197,8 +209,22 @@ func restoreDir(dir string, id uint64, cluster string, conf paxos.Configuration,
 		}
 		cluster = "restored-" + hex.EncodeToString(h.Sum(nil))[:12]
 	}
+	if err := bf.checkChunks(chunkDir); err != nil {
+		return res, err
+	}
 	if err := prepareRestoreDir(dir, force); err != nil {
 		return res, err
+	}
+	// The chunks first: a directory without IDENTITY is no replica's, so
+	// nothing serves the files before their chunks are in place.
+	if len(bf.needed) > 0 {
+		store, err := chunks.Open(filepath.Join(dir, "chunks"))
+		if err != nil {
+			return res, err
+		}
+		if err := bf.writeChunks(store, chunkDir); err != nil {
+			return res, err
+		}
 	}
 	snapDir := filepath.Join(dir, "snap")
 	if err := os.MkdirAll(snapDir, 0o755); err != nil {
@@ -240,7 +266,7 @@ func restoreDir(dir string, id uint64, cluster string, conf paxos.Configuration,
 		}
 	}
 	res = restoreResult{Dir: dir, ID: id, Cluster: cluster, Slot: meta.Slot, Index: m.Applied(),
-		Keys: m.Len(), Sessions: m.Sessions(), Digest: m.Digest()}
+		Keys: m.Len(), Sessions: m.Sessions(), Digest: m.Digest(), Chunks: len(bf.needed)}
 	for _, mb := range conf.Members {
 		res.Members = append(res.Members, dumpMember{ID: uint64(mb.ID), Addr: mb.Addr, Voter: mb.Voter})
 	}

@@ -6,7 +6,9 @@ package main
 // whole (its size and CRC-32C are the ones the stream's END announced),
 // the file is fsynced, read back as `snapshot status` reads it (every
 // line's checksum, the trailer, the counts, and the state digest against
-// the one the replica reported), renamed to FILE and the directory
+// the one the replica reported; for a tar archive of large files, every
+// chunk against its name and none missing: backupfile.go), renamed to FILE
+// and the directory
 // fsynced. So FILE is either the old file or a whole, checked backup,
 // never a part of one. A stream that breaks off (the replica or the proxy
 // died, a transient ERR) starts again from the beginning, --retries times.
@@ -42,8 +44,12 @@ type saveResult struct {
 	Size     uint64 `json:"size"`  // of the file
 	Checksum string `json:"checksum"`
 	Digest   string `json:"digest"`
-	Attempts int    `json:"attempts"`
-	Took     string `json:"took"`
+	// Chunks of large files the backup carries (then a tar archive of the
+	// snapshot and them: backupfile.go).
+	Chunks     int    `json:"chunks"`
+	ChunkBytes int64  `json:"chunk_bytes"`
+	Attempts   int    `json:"attempts"`
+	Took       string `json:"took"`
 }
 
 func snapshotSaveCommand() *cli.Command {
@@ -58,8 +64,10 @@ func snapshotSaveCommand() *cli.Command {
 			"(linearizable) the backup holds every write acknowledged before save began; with\n" +
 			"--consistency stale it is what the most advanced live replica has applied, which\n" +
 			"needs no master (after the loss of a majority, say). Prints the index it was taken\n" +
-			"at, the keys, the bytes and the checksum. A stream that breaks off starts again,\n" +
-			"up to --retries times. Exit 3 when the cluster could not give one.",
+			"at, the keys, the bytes and the checksum. When the store holds large files, FILE is a\n" +
+			"tar archive of the snapshot and every chunk they refer to, each checked. A stream\n" +
+			"that breaks off starts again, up to --retries times. Exit 3 when the cluster could\n" +
+			"not give one.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:7000", Usage: "the proxy to talk to", EnvVars: env("addr")},
 			&cli.StringFlag{Name: "consistency", Usage: "linearizable (the default), session or stale", EnvVars: env("consistency")},
@@ -145,6 +153,9 @@ func runSave(c *cli.Context, args []string) error {
 			"  checksum  crc32c %s\n"+
 			"  digest    %s\n",
 			res.File, res.Index, res.Slot, res.Replica, res.Keys, res.Bytes, res.Size, res.Checksum, res.Digest)
+		if err == nil && res.Chunks > 0 {
+			_, err = fmt.Fprintf(c.App.Writer, "  chunks    %d of large files, %d bytes (the file is a tar archive of the snapshot and them)\n", res.Chunks, res.ChunkBytes)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: write output: %w", what, err)
@@ -250,10 +261,11 @@ func (s *saver) take(started *bool) (saveResult, error) {
 	if err := tmp.Close(); err != nil {
 		return saveResult{}, err
 	}
-	m, meta, err := loadBackup(tmp.Name(), s.maxValue)
+	bf, err := loadBackup(tmp.Name(), s.maxValue)
 	if err != nil {
-		return saveResult{}, fmt.Errorf("%w: %v", errReceivedBad, err)
+		return saveResult{}, fmt.Errorf("%w: %w", errReceivedBad, err)
 	}
+	m, meta := bf.m, bf.meta
 	switch {
 	case meta.Index != info.Index || meta.Slot != info.Slot:
 		return saveResult{}, fmt.Errorf("%w: it holds index %d, slot %d; the stream said %d and %d", errReceivedBad, meta.Index, meta.Slot, info.Index, info.Slot)
@@ -268,7 +280,8 @@ func (s *saver) take(started *bool) (saveResult, error) {
 		return saveResult{}, err
 	}
 	return saveResult{File: s.file, Index: meta.Index, Slot: meta.Slot, Replica: info.Replica, Keys: meta.Files,
-		Bytes: m.ValueBytes(), Size: info.Size, Checksum: fmt.Sprintf("%08x", meta.Checksum), Digest: m.Digest()}, nil
+		Bytes: m.ValueBytes(), Size: info.Size, Checksum: fmt.Sprintf("%08x", meta.Checksum), Digest: m.Digest(),
+		Chunks: bf.held, ChunkBytes: bf.heldBytes}, nil
 }
 
 // isTerminal reports whether w is a terminal.

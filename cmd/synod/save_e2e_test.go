@@ -85,6 +85,23 @@ func writeLoad(t *testing.T, addr string, clients int, stop <-chan struct{}) fun
 	}
 }
 
+// restoreEach is a cluster's Prepare: `snapshot restore` of file into
+// every replica's directory, each then checked by check (if not nil).
+func restoreEach(t *testing.T, file string, check func(c *cluster.Cluster, id uint64)) func(c *cluster.Cluster) {
+	return func(c *cluster.Cluster) {
+		for id := uint64(1); id <= uint64(len(c.Addrs)); id++ {
+			out, errText, code := runVerb(t, "", "", "snapshot", "restore", file, "--dir", c.NodeDir(id),
+				"--id", strconv.FormatUint(id, 10), "--peers", peersOf(c), "--cluster", c.ID)
+			if code != 0 {
+				t.Fatalf("restore %d: exit %d: %s\n%s", id, code, errText, out)
+			}
+			if check != nil {
+				check(c, id)
+			}
+		}
+	}
+}
+
 // peersOf is a cluster's --peers.
 func peersOf(c *cluster.Cluster) string {
 	var parts []string
@@ -170,15 +187,7 @@ func TestSnapshotSaveUnderLoadRestores(t *testing.T) {
 	}
 
 	// A new 3-replica cluster seeded from the backup.
-	dst := cluster.New(t, cluster.Options{ID: "restored", Prepare: func(c *cluster.Cluster) {
-		for id := uint64(1); id <= 3; id++ {
-			out, errText, code := runVerb(t, "", "", "snapshot", "restore", file, "--dir", c.NodeDir(id),
-				"--id", strconv.FormatUint(id, 10), "--peers", peersOf(c), "--cluster", c.ID)
-			if code != 0 {
-				t.Fatalf("restore %d: exit %d: %s\n%s", id, code, errText, out)
-			}
-		}
-	}})
+	dst := cluster.New(t, cluster.Options{ID: "restored", Prepare: restoreEach(t, file, nil)})
 	digest, err := dst.WaitConverged(ctx, res.Index)
 	if err != nil {
 		t.Fatal(err)

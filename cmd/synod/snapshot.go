@@ -43,7 +43,9 @@ func snapshotCommand() *cli.Command {
 		Usage: "backups: take one while the cluster serves, see what one holds, seed a new cluster from one",
 		Description: "A backup is a snapshot file: the whole store at one index, one file per line, every\n" +
 			"line and the whole body under CRC-32C. A replica keeps its newest snapshots in\n" +
-			"<dir>/snap/<slot>.snap; any of them is a backup.",
+			"<dir>/snap/<slot>.snap; any of them is a backup. A snapshot carries a large file's\n" +
+			"manifest, not its bytes: a backup of a store with large files is a tar archive of the\n" +
+			"snapshot file (member \"snapshot\") and every chunk they refer to (\"chunks/<sha256>\").",
 		Subcommands: sortedCommands(subs),
 	}
 }
@@ -69,6 +71,12 @@ type snapshotInfo struct {
 	Sessions int         `json:"sessions"`
 	Checksum string      `json:"checksum"` // the body's CRC-32C, as the trailer holds it
 	Digest   string      `json:"digest"`   // the state digest replicas report in STATUS
+	// A backup of large files is a tar archive of the snapshot and their
+	// chunks (backupfile.go).
+	Archive      bool  `json:"archive"`
+	ChunksNeeded int   `json:"chunks_needed"` // distinct chunks its large files refer to
+	ChunksHeld   int   `json:"chunks_held"`   // of those, the ones it carries
+	ChunkBytes   int64 `json:"chunk_bytes"`
 }
 
 // configInfo is a snapshot's configuration line.
@@ -80,36 +88,6 @@ type configInfo struct {
 // errBadBackup marks a backup that is damaged, truncated or unusable: the
 // offline commands exit 1 for it.
 var errBadBackup = errors.New("not a usable backup")
-
-// loadBackup reads and checks a snapshot file. Its errors say what is
-// wrong, naming the line for damage, and wrap errBadBackup or the I/O error.
-func loadBackup(path string, maxValue int) (*filestore.Machine, filestore.SnapshotMeta, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, filestore.SnapshotMeta{}, err
-	}
-	if fi.IsDir() {
-		return nil, filestore.SnapshotMeta{}, fmt.Errorf("%s is a directory, not a snapshot file", path)
-	}
-	m, meta, err := filestore.LoadSnapshot(path, filestore.Options{MaxValue: maxValue})
-	var se *filestore.SnapshotError
-	switch {
-	case errors.As(err, &se):
-		hint := "the file is damaged or incomplete"
-		if strings.Contains(se.Reason, "larger than") || strings.Contains(se.Reason, "longer than") {
-			hint = "a value larger than --max-value allows: give the replicas' --max-value"
-		}
-		return nil, meta, fmt.Errorf("%w: %s line %d: %s (%s)", errBadBackup, path, se.Line, se.Reason, hint)
-	case err != nil:
-		return nil, meta, err
-	}
-	if len(meta.Config) > 0 {
-		if _, err := paxos.ParseConfiguration(paxos.Value{Kind: paxos.ValueConfig, Cmds: meta.Config}); err != nil {
-			return nil, meta, fmt.Errorf("%w: %s line 2: the configuration does not decode: %v", errBadBackup, path, err)
-		}
-	}
-	return m, meta, nil
-}
 
 // backupError gives a loadBackup error its exit code: 1 for a bad or
 // missing file.
@@ -124,8 +102,9 @@ func snapshotStatusCommand() *cli.Command {
 		ArgsUsage: "FILE",
 		Description: "Prints the slot and index it was taken at, the configuration, the number of keys,\n" +
 			"the bytes of their values, the sessions, the checksum and the state digest (the one\n" +
-			"`STATUS` shows for a replica that has applied that index). A damaged or truncated\n" +
-			"file is refused with the reason, naming the line (exit 1).",
+			"`STATUS` shows for a replica that has applied that index), and the chunks of large\n" +
+			"files it carries. A damaged or truncated file, or an archive that lacks a chunk its\n" +
+			"files refer to, is refused with the reason, naming the line or the chunk (exit 1).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			maxValueFlag(),
@@ -137,11 +116,11 @@ func snapshotStatusCommand() *cli.Command {
 			}
 			path := args[0]
 			what := "snapshot status " + path
-			m, meta, err := loadBackup(path, c.Int("max-value"))
+			bf, err := loadBackup(path, c.Int("max-value"))
 			if err != nil {
 				return backupError(what, err)
 			}
-			info := describeSnapshot(path, m, meta)
+			info := describeBackup(bf)
 			if c.Bool("json") {
 				err = json.NewEncoder(c.App.Writer).Encode(info)
 			} else {
@@ -153,6 +132,14 @@ func snapshotStatusCommand() *cli.Command {
 			return nil
 		}),
 	}
+}
+
+// describeBackup is describeSnapshot with what bf says of its chunks.
+func describeBackup(bf *backupFile) snapshotInfo {
+	info := describeSnapshot(bf.path, bf.m, bf.meta)
+	info.Archive = bf.archive
+	info.ChunksNeeded, info.ChunksHeld, info.ChunkBytes = len(bf.needed), bf.held, bf.heldBytes
+	return info
 }
 
 func describeSnapshot(path string, m *filestore.Machine, meta filestore.SnapshotMeta) snapshotInfo {
@@ -189,7 +176,11 @@ func writeSnapshotInfo(c *cli.Context, info snapshotInfo) error {
 	if info.LogTime > 0 {
 		logTime = fmt.Sprintf("%s (%d)", time.UnixMilli(info.LogTime).UTC().Format("2006-01-02T15:04:05.000Z"), info.LogTime)
 	}
-	fmt.Fprintf(tw, "file\t%s (%d bytes, format %d)\n", info.File, info.Size, info.Format)
+	form := fmt.Sprintf("format %d", info.Format)
+	if info.Archive {
+		form = fmt.Sprintf("a tar archive of a format %d snapshot and its chunks", info.Format)
+	}
+	fmt.Fprintf(tw, "file\t%s (%d bytes, %s)\n", info.File, info.Size, form)
 	fmt.Fprintf(tw, "slot\t%d\n", info.Slot)
 	fmt.Fprintf(tw, "index\t%d\n", info.Index)
 	fmt.Fprintf(tw, "log time\t%s\n", logTime)
@@ -206,5 +197,11 @@ func writeSnapshotInfo(c *cli.Context, info snapshotInfo) error {
 	fmt.Fprintf(tw, "sessions\t%d\n", info.Sessions)
 	fmt.Fprintf(tw, "checksum\tcrc32c %s (every line, the trailer and the counts check out)\n", info.Checksum)
 	fmt.Fprintf(tw, "digest\t%s\n", info.Digest)
+	switch {
+	case info.Archive:
+		fmt.Fprintf(tw, "chunks\t%d, %d bytes: every chunk its large files refer to, each checked against its SHA-256\n", info.ChunksHeld, info.ChunkBytes)
+	case info.ChunksNeeded > 0:
+		fmt.Fprintf(tw, "chunks\tnone: its large files refer to %d chunks this snapshot file does not carry (restore needs --chunks DIR)\n", info.ChunksNeeded)
+	}
 	return tw.Flush()
 }

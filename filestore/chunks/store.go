@@ -5,7 +5,16 @@
 // This file owns the Store and the chunk names (Sum). A Store is safe for
 // concurrent use: the node's client goroutines write chunks the proxy
 // streams in (Put) and read them for range reads and for peers that lack
-// them (Read); nothing is cached in memory.
+// them (Read), and the node's garbage collector lists them (Each) and
+// removes the ones no file needs (RemoveIfOlder); nothing is cached in
+// memory.
+//
+// A chunk's modification time is the last time it was stored: Put of a
+// chunk already present sets it to now, so an upload that shares a chunk
+// with an old file makes it young again, and the collector, which removes
+// only chunks older than its grace, cannot remove a chunk an upload was
+// just told is stored (Put's touch and RemoveIfOlder's check and unlink
+// are one step under the Store's lock).
 //
 // SHA-256 (crypto/sha256) rather than a BLAKE hash: it is the only
 // collision-resistant hash of the standard library with assembly on amd64
@@ -31,6 +40,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 )
 
 // DefaultSize is the default chunk size, 4 MiB: large enough that an
@@ -97,6 +108,9 @@ func ParseSum(b []byte) (Sum, error) {
 // Store is a directory of chunk files.
 type Store struct {
 	dir string
+	// mu makes a chunk's existence check and touch in Put, its rename into
+	// place, and RemoveIfOlder's age check and unlink each one step.
+	mu sync.Mutex
 }
 
 // Open returns the store in dir, creating the directory if needed and
@@ -145,8 +159,8 @@ func (s *Store) Put(sum Sum, data []byte) error {
 	if Of(data) != sum {
 		return fmt.Errorf("chunks: put %s: %w", sum, ErrChecksum)
 	}
-	if s.Has(sum) {
-		return nil
+	if ok, err := s.touch(sum); err != nil || ok {
+		return err
 	}
 	tmp, err := os.CreateTemp(s.dir, tmpPrefix+sum.String()[:16]+"-*")
 	if err != nil {
@@ -168,7 +182,10 @@ func (s *Store) Put(sum Sum, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("chunks: put %s: %w", sum, err)
 	}
-	if err := os.Rename(tmp.Name(), s.Path(sum)); err != nil {
+	s.mu.Lock()
+	err = os.Rename(tmp.Name(), s.Path(sum))
+	s.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("chunks: put %s: %w", sum, err)
 	}
 	ok = true
@@ -210,6 +227,79 @@ func (s *Store) Read(sum Sum, maxLen int) ([]byte, error) {
 		return nil, fmt.Errorf("chunks: read %s: %w: the file is damaged", sum, ErrChecksum)
 	}
 	return data, nil
+}
+
+// touch sets the modification time of the chunk sum to now if it exists,
+// and reports whether it did.
+func (s *Store) touch(sum Sum) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	err := os.Chtimes(s.Path(sum), now, now)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("chunks: put %s: refresh its age: %w", sum, err)
+	}
+	return true, nil
+}
+
+// Info is what Each tells of one stored chunk.
+type Info struct {
+	Sum     Sum
+	Size    int64
+	ModTime time.Time // when it was last stored
+}
+
+// Each calls fn for every chunk file in the store, in name order, until fn
+// returns false. Temporary files and files whose names are not chunk names
+// are skipped; a chunk removed while Each runs may or may not be seen.
+func (s *Store) Each(fn func(Info) bool) error {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("chunks: list %s: %w", s.dir, err)
+	}
+	for _, e := range ents {
+		sum, err := ParseSum([]byte(e.Name()))
+		if err != nil || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("chunks: list %s: %w", s.dir, err)
+		}
+		if !fn(Info{Sum: sum, Size: fi.Size(), ModTime: fi.ModTime()}) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// RemoveIfOlder removes the chunk sum if it was last stored before cutoff,
+// and reports whether it did; a missing chunk is no error. The check and
+// the unlink are one step against Put, so a chunk Put just stored or
+// touched is never removed. The directory is not fsynced: a removal a
+// crash undoes leaves a chunk the next collection removes again.
+func (s *Store) RemoveIfOlder(sum Sum, cutoff time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fi, err := os.Stat(s.Path(sum))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("chunks: remove %s: %w", sum, err)
+	case !fi.ModTime().Before(cutoff):
+		return false, nil
+	}
+	if err := os.Remove(s.Path(sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("chunks: remove %s: %w", sum, err)
+	}
+	return true, nil
 }
 
 func syncDir(dir string) error {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPutRead(t *testing.T) {
@@ -146,4 +147,59 @@ func FuzzParseSum(f *testing.F) {
 			t.Fatalf("not canonical: %q parses to %s", b, s)
 		}
 	})
+}
+
+// TestRemoveIfOlder: a chunk is removed only when it was last stored
+// before the cutoff, and Put of a chunk already present makes it young
+// again, so an upload sharing an old chunk keeps it.
+func TestRemoveIfOlder(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, young := []byte("an old chunk"), []byte("a young chunk")
+	for _, b := range [][]byte{old, young} {
+		if err := s.Put(Of(b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hourAgo := time.Now().Add(-time.Hour)
+	for _, b := range [][]byte{old, young} {
+		if err := os.Chtimes(s.Path(Of(b)), hourAgo, hourAgo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The young one is stored again by a new upload: its age restarts.
+	if err := s.Put(Of(young), young); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir(), "not-a-chunk"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var seen []Info
+	if err := s.Each(func(i Info) bool { seen = append(seen, i); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 2 {
+		t.Fatalf("Each saw %d chunks, want 2 (other files are skipped)", len(seen))
+	}
+	cutoff := time.Now().Add(-time.Minute)
+	for _, tc := range []struct {
+		name string
+		sum  Sum
+		want bool
+	}{
+		{"old", Of(old), true},
+		{"touched", Of(young), false},
+		{"absent", Of([]byte("never stored")), false},
+		{"old, removed already", Of(old), false},
+	} {
+		got, err := s.RemoveIfOlder(tc.sum, cutoff)
+		if err != nil || got != tc.want {
+			t.Fatalf("%s: RemoveIfOlder = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	if s.Has(Of(old)) || !s.Has(Of(young)) {
+		t.Fatalf("after removal: old present %v, young present %v", s.Has(Of(old)), s.Has(Of(young)))
+	}
 }

@@ -1,7 +1,9 @@
 package line
 
 // This file owns the SNAPSHOT stream: an online backup of the whole store,
-// a snapshot file (package filestore's format) sent in blocks. The
+// a snapshot file (package filestore's format) sent in blocks; when the
+// store holds large files, a tar archive of the snapshot file and their
+// chunks (node/backup.go), which this file does not look into. The
 // server's side is the Writer's Snapshot* methods, the client's
 // Client.Snapshot. No goroutines of its own: a server writes the stream
 // from its connection's writer, the client reads it on the caller's.
@@ -13,7 +15,8 @@ package line
 //	END <size> <crc32c>                                         the stream is whole
 //
 // The header says which state the backup holds: the command index and log
-// slot it was taken at, the number of keys, the bytes of their values, the
+// slot it was taken at, the number of keys, the bytes of their values (the
+// chunks of large files included), the
 // state digest at that index (as a replica's STATUS reports it) and the
 // replica that serves it. The blocks, in order, are the snapshot file;
 // END gives its size and CRC-32C (Castagnoli, 8 hex digits). An
@@ -49,7 +52,7 @@ type SnapshotHeader struct {
 	Index   uint64 // the command index the backup was taken at
 	Slot    uint64 // and the log slot
 	Keys    uint64 // files in the backup
-	Bytes   uint64 // bytes of their values
+	Bytes   uint64 // bytes of their values, the chunks of large files included
 	Digest  string // the state digest at Index, hex
 	Replica uint64 // the replica that serves it
 }

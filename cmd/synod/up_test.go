@@ -396,15 +396,15 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 	// --version: PUTFILE ... VERSION for large files, CAS for small ones.
 	v := strconv.FormatUint(up.Index, 10)
-	if _, stderr, code := r.run(large, "cp", "--version", "0", "-", ":files/stdin.bin"); code != exitNotFound || !strings.Contains(stderr, "CONFLICT") {
+	if _, stderr, code := r.run(large, "cp", "--version", "0", "-", ":files/stdin.bin"); code != exitNotFound || !strings.Contains(stderr, "conflict") {
 		t.Fatalf("cp --version 0 of a large stdin over an existing key: exit %d: %s", code, stderr)
 	}
 	r.ok(nil, "cp", "--version", v, localLarge, ":files/stdin.bin")
-	if stderr := r.fails(exitNotFound, "cp", "--version", v, localLarge, ":files/stdin.bin"); !strings.Contains(stderr, "CONFLICT") {
+	if stderr := r.fails(exitNotFound, "cp", "--version", v, localLarge, ":files/stdin.bin"); !strings.Contains(stderr, "conflict") {
 		t.Fatalf("cp --version at a stale version: %s", stderr)
 	}
 	r.ok([]byte("v0"), "cp", "--version", "0", "-", ":files/v0")
-	if _, stderr, code := r.run([]byte("v0"), "cp", "--version", "0", "-", ":files/v0"); code != exitNotFound || !strings.Contains(stderr, "CONFLICT") {
+	if _, stderr, code := r.run([]byte("v0"), "cp", "--version", "0", "-", ":files/v0"); code != exitNotFound || !strings.Contains(stderr, "conflict") {
 		t.Fatalf("cp --version 0 of a small value over an existing key: exit %d: %s", code, stderr)
 	}
 	r.fails(exitUsage, "cp", "--version", "1", ":files/v0", "-")

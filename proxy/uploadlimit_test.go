@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
+
+	"synod/wire"
 )
 
 // TestClientUploadLimits: one client (here, every connection from
@@ -61,4 +64,59 @@ func TestClientUploadLimits(t *testing.T) {
 	d := putFile("d", 10)
 	d.send("0123456789\r\n")
 	d.expect("ERR UNAVAILABLE ")
+}
+
+// TestUploadClientIsTheUser: connections of one authenticated user share
+// its limit wherever they come from, two users from one address do not
+// share theirs, and unauthenticated connections share their address's.
+func TestUploadClientIsTheUser(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxUploads = 1
+	s := &Server{cfg: cfg}
+	client := func(user, addr string) *conn {
+		return &conn{s: s, user: user, nc: addrConn{remote: addr}}
+	}
+	admit := func(c *conn) (func(), wire.Code) {
+		release, code, _ := c.admitUpload(10)
+		return release, code
+	}
+	rel, code := admit(client("alice", "127.0.0.1:1000"))
+	if code != wire.CodeOK {
+		t.Fatalf("alice's first upload: %s", code)
+	}
+	if _, code := admit(client("alice", "127.0.0.2:2000")); code != wire.CodeBusy {
+		t.Fatalf("alice's second upload, from elsewhere: %s, want BUSY", code)
+	}
+	relBob, code := admit(client("bob", "127.0.0.1:1001"))
+	if code != wire.CodeOK {
+		t.Fatalf("bob's upload from alice's address: %s", code)
+	}
+	relAnon, code := admit(client("", "127.0.0.1:1002"))
+	if code != wire.CodeOK {
+		t.Fatalf("an anonymous upload: %s", code)
+	}
+	if _, code := admit(client("", "127.0.0.1:1003")); code != wire.CodeBusy {
+		t.Fatalf("a second anonymous upload from the same address: %s, want BUSY", code)
+	}
+	rel()
+	rel() // twice is once
+	relBob()
+	relAnon()
+	if n := s.uploads.active.Load(); n != 0 || len(s.uploads.clients) != 0 {
+		t.Fatalf("after every release: %d active, %d clients", n, len(s.uploads.clients))
+	}
+	if _, code := admit(client("alice", "127.0.0.1:1000")); code != wire.CodeOK {
+		t.Fatalf("alice after her upload ended: %s", code)
+	}
+}
+
+// addrConn is a net.Conn that only has a remote address.
+type addrConn struct {
+	net.Conn
+	remote string
+}
+
+func (a addrConn) RemoteAddr() net.Addr {
+	addr, _ := net.ResolveTCPAddr("tcp", a.remote)
+	return addr
 }

@@ -121,7 +121,11 @@ func TestLargeFileCp(t *testing.T) {
 		r, err := runCp(ctx, t, relay.addr(), fileB.path, ":big/b")
 		done <- cpOutcome{r, err}
 	}()
-	<-relay.reached
+	select {
+	case <-relay.reached:
+	case out := <-done:
+		t.Fatalf("cp ended before half of it was sent: %+v, %v", out.res, out.err)
+	}
 	rss.sample()
 	c.Nodes[master].Kill()
 	relay.open()
@@ -161,11 +165,17 @@ func TestLargeFileCp(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	<-relay.reached
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-relay.reached:
+	case err := <-exited:
+		t.Fatalf("cp ended before half of it was sent: %v: %s", err, cmdOut.String())
+	}
 	rss.sample()
 	c.Nodes[master].Kill()
 	cmd.Process.Kill()
-	cmd.Wait()
+	<-exited
 	relay.close()
 	// A write after the cut, acknowledged, is ordered after whatever the
 	// cut upload could have written; it wrote nothing.
@@ -178,6 +188,21 @@ func TestLargeFileCp(t *testing.T) {
 	}
 	if _, err := cl.GetRange(ctx, "big/c", 0, 1, after); !errors.Is(err, line.ErrNotFound) {
 		t.Fatalf("GET RANGE of an upload cut short: %v, want NOT_FOUND", err)
+	}
+	// The proxy counts the cut upload ended (its per-client limit).
+	for {
+		st, err := cl.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st["uploads"] == "0" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the proxy still counts %s uploads in progress", st["uploads"])
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	cut, err := runCp(ctx, t, p.Addr, fileB.path, ":big/c")
 	if err != nil {
@@ -560,7 +585,11 @@ func (s *rssSampler) table() string {
 		}
 		fmt.Fprintf(&b, "\n  %-28s %7.1f", ph, end.Sub(s.began[i]).Seconds())
 		for _, n := range names {
-			fmt.Fprintf(&b, " %7.1f", float64(s.rss[ph][n])/1024)
+			if v, ok := s.rss[ph][n]; ok {
+				fmt.Fprintf(&b, " %7.1f", float64(v)/1024)
+			} else {
+				fmt.Fprintf(&b, " %7s", "-")
+			}
 		}
 	}
 	fmt.Fprintf(&b, "\n  %-36s", "VmHWM (peak of any run), MB")

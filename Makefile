@@ -193,6 +193,17 @@ bench-redis: build redis-tools
 	$(GO) build -o bin/redisbench ./bench/cmd/redisbench
 	./bin/redisbench -synod $(BIN) $(REDIS_BENCH_FLAGS)
 
+## largefile-e2e: TestLargeFileCp (proxy/largefile_cp_e2e_test.go) with 1 GiB
+## files instead of CI's 10 MB, without -race: synod cp up and down, reads
+## from each replica alone, a master killed mid-upload, a replica wiped and
+## rebuilt from chunks, every process's RSS per phase (not part of test;
+## about 2 GiB in TMPDIR and 3 in each of three data directories).
+## LARGEFILE_SIZE=n bytes changes the size.
+LARGEFILE_SIZE ?= 1073741824
+.PHONY: largefile-e2e
+largefile-e2e:
+	$(GO) test ./proxy -run 'TestLargeFileCp$$' -count=1 -v -timeout 60m -largefile.size=$(LARGEFILE_SIZE)
+
 ## nemesis: a Jepsen-style fault run of a real cluster (5 replicas, 2 proxies,
 ## every peer and proxy link through a fault relay; kills, power cuts, pauses,
 ## partitions, overlapping faults, skewed clocks, lossy and slow disks, lost

@@ -94,6 +94,17 @@ type Config struct {
 	// proposed. Default 4 MiB, within wire.MinChunkSize and
 	// wire.MaxChunkSize.
 	ChunkSize int
+	// MaxUploads is how many PUTFILEs one client (the user a connection
+	// authenticated as, or else its remote IP address) may have in
+	// progress at once, over all its connections; one more is refused
+	// BUSY before its bytes are read. Default 4.
+	MaxUploads int
+	// MaxUploadBytes caps the declared sizes of one client's uploads in
+	// progress together, in bytes: an upload that would pass it is
+	// refused BUSY, one larger than it alone TOO_LARGE. It bounds the
+	// disk one client can fill with chunks no file refers to yet.
+	// Default 64 GiB.
+	MaxUploadBytes int64
 	// ReadTimeout bounds one read attempt at one replica; a replica that
 	// does not answer in time is ejected and the read tried elsewhere.
 	// Default 2 s.
@@ -172,6 +183,8 @@ func DefaultConfig() Config {
 		MaxLine:          line.DefaultMaxLine,
 		MaxFileSize:      line.DefaultMaxFileSize,
 		ChunkSize:        wire.DefaultChunkSize,
+		MaxUploads:       4,
+		MaxUploadBytes:   64 << 30,
 		ReadTimeout:      2 * time.Second,
 		ProbeTimeout:     time.Second,
 		WriteTimeout:     30 * time.Second,
@@ -222,6 +235,10 @@ func (c *Config) Validate() error {
 		return bad("chunk size %d not in [%d, %d]", c.ChunkSize, wire.MinChunkSize, wire.MaxChunkSize)
 	case c.MaxFileSize <= 0:
 		return bad("max file size %d: want at least 1 byte", c.MaxFileSize)
+	case c.MaxUploads < 1:
+		return bad("max uploads per client %d: want at least 1", c.MaxUploads)
+	case c.MaxUploadBytes < 1:
+		return bad("max upload bytes per client %d: want at least 1 byte", c.MaxUploadBytes)
 	case c.BootstrapAdmin != "" && (!line.ValidName(c.BootstrapAdmin) || !line.ValidPassword(c.BootstrapPassword)):
 		return bad("bootstrap admin %.64q: a name of letters, digits, . _ @ - and a password of printable bytes", c.BootstrapAdmin)
 	}

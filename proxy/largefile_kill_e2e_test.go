@@ -15,7 +15,7 @@ import (
 )
 
 // TestLargeFileMasterKilled kills the master with SIGKILL in the middle of
-// a 64 MiB upload: the chunks need a majority, not the master, and the
+// a 16 MiB upload: the chunks need a majority, not the master, and the
 // file's write waits in the proxy for the next master, so the upload
 // completes, once, and the file reads back whole from both surviving
 // replicas.
@@ -33,7 +33,7 @@ func TestLargeFileMasterKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	const size = 64 << 20
+	const size = 16 << 20
 	data := make([]byte, size)
 	rand.NewChaCha8([32]byte{23}).Read(data)
 	sum := sha256.Sum256(data)

@@ -52,6 +52,7 @@ type Server struct {
 	mem  atomic.Int64 // bytes of requests and replies in flight (MaxInflightBytes)
 
 	backups atomic.Int32 // backups being streamed (backup.go)
+	uploads uploadLimits // uploads in progress per client (uploadlimit.go)
 
 	prom *promMetrics // Prometheus figures (metrics.go), the router's
 
@@ -313,6 +314,8 @@ func (s *Server) stats() []line.Stat {
 		u("watch_events", c.watchEvents.Load()),
 		u("watch_cuts", c.watchCuts.Load()),
 		u("watch_moves", c.watchMoves.Load()),
+		u("uploads", uint64(max(s.uploads.active.Load(), 0))),
+		u("uploads_refused", s.uploads.refused.Load()),
 	}
 	for _, l := range []struct {
 		name string

@@ -45,6 +45,11 @@ func (c *conn) putFile(cl *call) bool {
 		return refuse(wire.CodeTooLarge, fmt.Sprintf("a file of %d bytes in chunks of %d has a manifest of about %d bytes, over the max value %d: raise --chunk-size or --max-value",
 			req.Size, chunk, n, c.s.cfg.MaxValue), true)
 	}
+	release, code, msg := c.admitUpload(req.Size) // uploadlimit.go
+	if release == nil {
+		return refuse(code, msg, true)
+	}
+	defer release()
 	// The two chunk buffers count in the server's in-flight bytes.
 	// Refused, the bytes are not read: the connection closes after the
 	// answer.

@@ -32,16 +32,20 @@ var cpVerb = clientVerb{
 	description: "synod cp photo.jpg :img/cat.jpg    upload a file\n" +
 		"synod cp :img/cat.jpg out.jpg      download (into a directory: its last path element)\n" +
 		"synod cp - :notes                  from stdin; synod cp :notes - to stdout\n" +
+		"synod cp --version 7 new.jpg :img/cat.jpg   replace the key only if it is at version 7 (0: only if it does not exist)\n" +
 		"A download is written to a temporary file, synced and renamed into place.\n" +
 		"A local file over --chunked-above bytes is uploaded with PUTFILE, streamed in chunks (up to the proxy's\n" +
 		"--max-file-size, 16 GiB by default) and checked by its SHA-256; a large file is downloaded in ranges and\n" +
-		"checked the same way. --timeout bounds the whole copy: raise it for large files.",
+		"checked the same way. Stdin over --chunked-above bytes is first spooled to an unnamed temporary file in\n" +
+		"$TMPDIR (PUTFILE needs the size and SHA-256 before the bytes; the file is gone once cp ends), then\n" +
+		"uploaded the same way. --timeout bounds the whole copy: raise it for large files.",
 	argsUsage: "SRC DST",
 	read:      true,
 	prepare:   prepareCp,
 	flags: []cli.Flag{
 		&cli.Int64Flag{Name: "chunked-above", Value: line.DefaultMaxValue, Usage: "upload a local file larger than this many bytes with PUTFILE, in chunks (the cluster's --max-value)", EnvVars: env("chunked-above")},
 		&cli.BoolFlag{Name: "progress", Usage: "show a large copy's progress on stderr even when it is not a terminal"},
+		&cli.Uint64Flag{Name: "version", Usage: "write DST only if that key is at this version (0: only if it does not exist), as CAS does; otherwise ERR CONFLICT and exit 1"},
 	},
 }
 
@@ -55,13 +59,31 @@ func prepareCp(c *cli.Context) (request, error) {
 	if dst.Std && c.Bool("json") {
 		return request{}, usageError("cp to - writes raw bytes to stdout: leave out --json")
 	}
+	var version *uint64 // --version, if set
+	if c.IsSet("version") {
+		if !dst.IsKey {
+			return request{}, usageError("cp --version checks the key written: DST must be a key (:key)")
+		}
+		v := c.Uint64("version")
+		version = &v
+	}
 	if !src.IsKey && !src.Std && dst.IsKey {
 		if fi, err := os.Stat(src.Path); err == nil && fi.Mode().IsRegular() && fi.Size() > c.Int64("chunked-above") {
-			return prepareUpload(c, src, dst, fi.Size())
+			return prepareUpload(c, src, dst, fi.Size(), version)
 		}
 	}
 	var data []byte
-	if !src.IsKey {
+	switch {
+	case src.Std:
+		d, sp, err := readStdin(c.App.Reader, min(c.Int64("chunked-above"), maxLocalValue))
+		if err != nil {
+			return request{}, fmt.Errorf("cp: %w", err)
+		}
+		if sp != nil {
+			return uploadRequest(c, src, dst, sp.size, sp.sum, func() (*os.File, error) { return sp.f, nil }, version), nil
+		}
+		data = d
+	case !src.IsKey:
 		if data, err = readLocal(c, src); err != nil {
 			return request{}, err
 		}
@@ -81,7 +103,12 @@ func prepareCp(c *cli.Context) (request, error) {
 		res := cpResult{Src: src.String(), Dst: dst.String(), Bytes: len(data)}
 		if dst.IsKey {
 			var err error
-			if res.Index, err = s.cl.Put(s.ctx, dst.Key, data); err != nil {
+			if version != nil {
+				res.Index, err = s.cl.CAS(s.ctx, dst.Key, *version, data)
+			} else {
+				res.Index, err = s.cl.Put(s.ctx, dst.Key, data)
+			}
+			if err != nil {
 				return nil, err
 			}
 			return printed(res, ""), nil
@@ -103,11 +130,8 @@ func prepareCp(c *cli.Context) (request, error) {
 	}}, nil
 }
 
-// readLocal reads a local SRC: a file, or stdin for "-".
+// readLocal reads a local file SRC.
 func readLocal(c *cli.Context, src cpEnd) ([]byte, error) {
-	if src.Std {
-		return readLimited(c.App.Reader, maxLocalValue, "stdin")
-	}
 	f, err := os.Open(src.Path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

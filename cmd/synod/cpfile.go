@@ -1,7 +1,8 @@
 package main
 
 // This file owns `synod cp` of large files: an upload with PUTFILE that
-// streams a local file (read twice: once for its SHA-256, once to send),
+// streams a local file (read twice: once for its SHA-256, once to send)
+// or stdin's spool (cpstdin.go), with PUTFILE's VERSION for --version,
 // and a download in GET ... RANGE pieces, into a temporary file renamed
 // into place (or to stdout), checked against the file's SHA-256 and
 // version at the end. Memory stays at one piece whatever the file's size.
@@ -32,27 +33,40 @@ var errChecksum = errors.New("checksum mismatch")
 const rangePiece = 4 << 20
 
 // prepareUpload returns the request that uploads the local file src
-// (size bytes) as dst's key with PUTFILE.
-func prepareUpload(c *cli.Context, src, dst cpEnd, size int64) (request, error) {
-	what := fmt.Sprintf("cp %s %s", src, dst)
+// (size bytes) as dst's key with PUTFILE, at version *version if set.
+func prepareUpload(c *cli.Context, src, dst cpEnd, size int64, version *uint64) (request, error) {
 	sum, err := fileSum(src.Path)
 	if err != nil {
 		return request{}, fmt.Errorf("cp: %w", err)
 	}
+	return uploadRequest(c, src, dst, size, sum, func() (*os.File, error) { return os.Open(src.Path) }, version), nil
+}
+
+// uploadRequest is the request that uploads size bytes with SHA-256 sum,
+// read from the file open gives (closed after), as dst's key with PUTFILE,
+// or PUTFILE ... VERSION *version when version is set.
+func uploadRequest(c *cli.Context, src, dst cpEnd, size int64, sum string, open func() (*os.File, error), version *uint64) request {
+	what := fmt.Sprintf("cp %s %s", src, dst)
 	prog := newCpProgress(c, "up", size)
 	return request{what: what, send: func(s *session) (output, error) {
-		f, err := os.Open(src.Path)
+		f, err := open()
 		if err != nil {
 			return nil, fmt.Errorf("cp: %w", err)
 		}
 		defer f.Close()
-		idx, err := s.cl.PutFile(s.ctx, dst.Key, uint64(size), sum, &countingReader{r: f, prog: prog})
+		body := &countingReader{r: f, prog: prog}
+		var idx uint64
+		if version != nil {
+			idx, err = s.cl.PutFileCAS(s.ctx, dst.Key, *version, uint64(size), sum, body)
+		} else {
+			idx, err = s.cl.PutFile(s.ctx, dst.Key, uint64(size), sum, body)
+		}
 		prog.done()
 		if err != nil {
 			return nil, err
 		}
 		return printed(cpResult{Src: src.String(), Dst: dst.String(), Bytes: int(size), Index: idx}, ""), nil
-	}}, nil
+	}}
 }
 
 // fileSum returns the SHA-256 of the file at p in hex.

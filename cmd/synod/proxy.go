@@ -42,6 +42,8 @@ func proxyCommand() *cli.Command {
 			&cli.DurationFlag{Name: "idle-timeout", Value: def.IdleTimeout, Usage: "close a client connection that sends no request for this long", EnvVars: env("idle-timeout")},
 			&cli.IntFlag{Name: "max-value", Value: def.MaxValue, Usage: "largest value a client may send, in bytes", EnvVars: env("max-value")},
 			&cli.Int64Flag{Name: "max-file-size", Value: def.MaxFileSize, Usage: "largest file a client may upload with PUTFILE (synod cp of a file over --max-value), in bytes; a larger upload is refused TOO_LARGE", EnvVars: env("max-file-size")},
+			&cli.IntFlag{Name: "max-client-uploads", Value: def.MaxUploads, Usage: "PUTFILE uploads one client (its AUTH user, or else its IP address) may have in progress at once, over all its connections; one more is refused BUSY", EnvVars: env("max-client-uploads")},
+			&cli.Int64Flag{Name: "max-client-upload-bytes", Value: def.MaxUploadBytes, Usage: "bytes one client's uploads in progress may declare together; an upload that would pass it is refused BUSY, one larger than it alone TOO_LARGE", EnvVars: env("max-client-upload-bytes")},
 			&cli.IntFlag{Name: "chunk-size", Value: def.ChunkSize, Usage: "bytes per chunk of an uploaded file, each stored on a majority of replicas before the file's write", EnvVars: env("chunk-size")},
 			&cli.Int64Flag{Name: "queue-bytes", Value: def.QueueBytes, Usage: "bytes of requests held while there is no master; more are refused UNAVAILABLE", EnvVars: env("queue-bytes")},
 			&cli.IntFlag{Name: "max-inflight", Value: def.MaxInflight, Usage: "requests of all clients on their way to replicas; more are refused BUSY", EnvVars: env("max-inflight")},
@@ -75,6 +77,8 @@ func proxyCommand() *cli.Command {
 			cfg.IdleTimeout = c.Duration("idle-timeout")
 			cfg.MaxValue = c.Int("max-value")
 			cfg.MaxFileSize = c.Int64("max-file-size")
+			cfg.MaxUploads = c.Int("max-client-uploads")
+			cfg.MaxUploadBytes = c.Int64("max-client-upload-bytes")
 			cfg.ChunkSize = c.Int("chunk-size")
 			cfg.QueueBytes = c.Int64("queue-bytes")
 			cfg.MaxInflight = c.Int("max-inflight")

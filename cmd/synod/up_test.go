@@ -386,6 +386,31 @@ func TestUpEndToEnd(t *testing.T) {
 	if out := r.ok(nil, "cat", "files/small"); !bytes.Equal(out, blob[:1000]) {
 		t.Fatal("cp from stdin stored other bytes")
 	}
+	// Stdin over --chunked-above is spooled, then sent with PUTFILE.
+	var up cpResult
+	if err := json.Unmarshal(r.ok(large, "cp", "--json", "-", ":files/stdin.bin"), &up); err != nil || up.Bytes != len(large) || up.Index == 0 {
+		t.Fatalf("cp of a large stdin: %+v, %v", up, err)
+	}
+	if out := r.ok(nil, "cp", ":files/stdin.bin", "-"); !bytes.Equal(out, large) {
+		t.Fatalf("cp of a large stdin: %d bytes back differ from the %d sent", len(out), len(large))
+	}
+	// --version: PUTFILE ... VERSION for large files, CAS for small ones.
+	v := strconv.FormatUint(up.Index, 10)
+	if _, stderr, code := r.run(large, "cp", "--version", "0", "-", ":files/stdin.bin"); code != exitNotFound || !strings.Contains(stderr, "conflict") {
+		t.Fatalf("cp --version 0 of a large stdin over an existing key: exit %d: %s", code, stderr)
+	}
+	r.ok(nil, "cp", "--version", v, localLarge, ":files/stdin.bin")
+	if stderr := r.fails(exitNotFound, "cp", "--version", v, localLarge, ":files/stdin.bin"); !strings.Contains(stderr, "conflict") {
+		t.Fatalf("cp --version at a stale version: %s", stderr)
+	}
+	r.ok([]byte("v0"), "cp", "--version", "0", "-", ":files/v0")
+	if _, stderr, code := r.run([]byte("v0"), "cp", "--version", "0", "-", ":files/v0"); code != exitNotFound || !strings.Contains(stderr, "conflict") {
+		t.Fatalf("cp --version 0 of a small value over an existing key: exit %d: %s", code, stderr)
+	}
+	r.fails(exitUsage, "cp", "--version", "1", ":files/v0", "-")
+	r.ok(nil, "del", "files/stdin.bin")
+	r.ok(nil, "del", "files/v0")
+
 	var st statResult
 	if err := json.Unmarshal(r.ok(nil, "stat", "--json", "files/blob.bin"), &st); err != nil || st.Size != uint64(len(blob)) || st.Version == 0 {
 		t.Fatalf("stat --json = %+v, %v", st, err)

@@ -130,6 +130,16 @@ func (p *Proc) collect(cur *proc.Proc) {
 	}
 }
 
+// PID is the current run's process id, or 0 when it is not running (to
+// read its /proc/<pid>/status, say).
+func (p *Proc) PID() int {
+	cur := p.current()
+	if cur == nil || !cur.Running() {
+		return 0
+	}
+	return cur.PID()
+}
+
 // Running reports whether the process was started and has not exited.
 func (p *Proc) Running() bool {
 	cur := p.current()

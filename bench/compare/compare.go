@@ -192,11 +192,18 @@ func Cases(killAt time.Duration) []Case {
 			Args:      []string{"--clients", "16", "--reads", "0", "--file-size", "1000000"},
 			PerSystem: map[string][]string{Synod: {"--putfile-above", "0"}},
 			Skip:      map[string]string{Etcd: skipPeerPutFile, ZooKeeper: skipPeerPutFile}},
-		// 64 MB files take a second or more each here: fewer clients (the
-		// bench holds one file per client) and a longer window, so the
-		// window sees several complete.
-		file("64m", "64 MB", 64_000_000, 4, 12*time.Second, map[string]string{Etcd: refuseEtcd, ZooKeeper: refuseZK}),
+		// 64 MB files take seconds each here: fewer clients (the bench
+		// holds one file per client), a longer window, so it sees several
+		// complete, and a longer operation timeout than 5 s.
+		withArgs(file("64m", "64 MB", 64_000_000, 4, 12*time.Second, map[string]string{Etcd: refuseEtcd, ZooKeeper: refuseZK}),
+			"--op-timeout", "60s"),
 	}
+}
+
+// withArgs returns c with args added to its workload flags.
+func withArgs(c Case, args ...string) Case {
+	c.Args = append(c.Args, args...)
+	return c
 }
 
 // file is a file case of the files group: clients writing files of bytes

@@ -91,7 +91,7 @@ func TestFileCasesArgs(t *testing.T) {
 	o := Options{Duration: 4 * time.Second, Warmup: 2 * time.Second, Nodes: 3, OutDir: "out"}
 	_, args, _ := o.Args(System{Name: Synod, Command: []string{"bin/synod", "bench"}}, byName["file-64m-4"], 1)
 	got := strings.Join(args, " ")
-	for _, want := range []string{"--duration 12s", "--clients 4 --reads 0 --file-size 64000000"} {
+	for _, want := range []string{"--duration 12s", "--clients 4 --reads 0 --file-size 64000000 --op-timeout 60s"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("args %q lack %q", got, want)
 		}

@@ -155,7 +155,7 @@ rules-check: promtool
 ## bench-compare: synod, etcd and ZooKeeper through the same workloads on this
 ## machine, alternating on a fresh cluster each run, in one table (not part of
 ## test). BENCH_CASES picks the workloads: all (the default: every group once,
-## about 13 minutes), or groups (core, reads, sizes, clients, pipeline, tls,
+## about 15 minutes), or groups (core, reads, sizes, clients, pipeline, tls,
 ## metrics, files: 64 KiB, 1 MB and 64 MB files beside the disk's own figure,
 ## about 2 minutes) or
 ## workload names; BENCH_RUNS runs each that many times for medians (core with

@@ -9,9 +9,9 @@
 package bench
 
 // This file owns the workload (its shape, defaults, checks and JSON form)
-// and the interfaces the runner works through: Target, Conn, Cluster and
-// Profiler. Plain values: the caller's goroutine; each Conn is used by one
-// client goroutine at a time (run.go).
+// and the interfaces the runner works through: Target, Conn (and FileConn,
+// AsyncConn), Cluster and Profiler. Plain values: the caller's goroutine;
+// each Conn is used by one client goroutine at a time (run.go).
 
 import (
 	"context"

@@ -155,7 +155,9 @@ rules-check: promtool
 ## bench-compare: synod, etcd and ZooKeeper through the same workloads on this
 ## machine, alternating on a fresh cluster each run, in one table (not part of
 ## test). BENCH_CASES picks the workloads: all (the default: every group once,
-## about 11 minutes), or groups (core, reads, sizes, clients, pipeline, tls) or
+## about 15 minutes), or groups (core, reads, sizes, clients, pipeline, tls,
+## metrics, files: 64 KiB, 1 MB and 64 MB files beside the disk's own figure,
+## about 2 minutes) or
 ## workload names; BENCH_RUNS runs each that many times for medians (core with
 ## BENCH_RUNS=3 took 14 minutes). The peers are modules of their own so neither
 ## etcd nor the ZooKeeper client enters synod's go.mod; ZooKeeper is Debian's

@@ -9,9 +9,9 @@
 package bench
 
 // This file owns the workload (its shape, defaults, checks and JSON form)
-// and the interfaces the runner works through: Target, Conn, Cluster and
-// Profiler. Plain values: the caller's goroutine; each Conn is used by one
-// client goroutine at a time (run.go).
+// and the interfaces the runner works through: Target, Conn (and FileConn,
+// AsyncConn), Cluster and Profiler. Plain values: the caller's goroutine;
+// each Conn is used by one client goroutine at a time (run.go).
 
 import (
 	"context"
@@ -35,6 +35,8 @@ const (
 	MaxKeys      = 10_000_000
 	MaxDuration  = 24 * time.Hour
 	MaxPipeline  = 1024
+	// MaxFileSize bounds FileSize: every client keeps one file in memory.
+	MaxFileSize = 1 << 30
 )
 
 // ErrWorkload is returned by Workload.Validate and Run for a workload that
@@ -82,6 +84,21 @@ type Workload struct {
 	// that hangs would. The Target must be a WatchTarget.
 	Watchers        int
 	StalledWatchers int
+	// FileSize, if positive, makes every write a file of FileSize bytes
+	// and every read a read of a whole file: through a FileConn its own
+	// way (synod: PUTFILE and GET RANGE above its value limit), else as a
+	// value (Put and Get). ValueSize is then unused. Each write's bytes
+	// differ from every other's in every 4 KiB block (StampFile), so no
+	// store can keep a file by reference to one it already has.
+	FileSize int64
+}
+
+// WriteBytes is the size of every write: FileSize if set, else ValueSize.
+func (w Workload) WriteBytes() int64 {
+	if w.FileSize > 0 {
+		return w.FileSize
+	}
+	return int64(w.ValueSize)
 }
 
 // DefaultWorkload returns the design's defaults: 64 clients, 20 s measured
@@ -133,6 +150,10 @@ func (w Workload) Validate() error {
 		return bad("pipeline %d not in [0, %d]", w.Pipeline, MaxPipeline)
 	case w.Watchers < 0 || w.StalledWatchers < 0 || w.Watchers+w.StalledWatchers > MaxClients:
 		return bad("watchers %d and stalled watchers %d: want at most %d in all", w.Watchers, w.StalledWatchers, MaxClients)
+	case w.FileSize < 0 || w.FileSize > MaxFileSize:
+		return bad("file size %d not in [0, %d]", w.FileSize, MaxFileSize)
+	case w.FileSize > 0 && w.Pipeline > 1:
+		return bad("file size %d with pipeline %d: a file goes one at a time on its connection", w.FileSize, w.Pipeline)
 	case w.KillMasterAt < 0 || w.KillMasterAt >= w.Duration && w.KillMasterAt > 0:
 		return bad("kill-master-at %v must lie inside the %v measured", w.KillMasterAt, w.Duration)
 	}
@@ -156,6 +177,7 @@ type workloadJSON struct {
 	Pipeline     int     `json:"pipeline,omitempty"`
 	Watchers     int     `json:"watchers,omitempty"`
 	Stalled      int     `json:"stalled_watchers,omitempty"`
+	FileSize     int64   `json:"file_size,omitempty"`
 }
 
 // MarshalJSON writes durations as strings such as "10s".
@@ -165,7 +187,7 @@ func (w Workload) MarshalJSON() ([]byte, error) {
 		Reads: w.Reads, ValueSize: w.ValueSize, Keys: w.Keys, Dist: w.Dist,
 		Theta: w.Theta, Consistency: w.Consistency, OpTimeout: w.OpTimeout.String(), Seed: w.Seed,
 		Pipeline: w.Pipeline,
-		Watchers: w.Watchers, Stalled: w.StalledWatchers,
+		Watchers: w.Watchers, Stalled: w.StalledWatchers, FileSize: w.FileSize,
 	}
 	if w.KillMasterAt > 0 {
 		j.KillMasterAt = w.KillMasterAt.String()
@@ -181,7 +203,7 @@ func (w *Workload) UnmarshalJSON(b []byte) error {
 	}
 	out := Workload{Clients: j.Clients, Reads: j.Reads, ValueSize: j.ValueSize, Keys: j.Keys,
 		Dist: j.Dist, Theta: j.Theta, Consistency: j.Consistency, Seed: j.Seed, Pipeline: j.Pipeline,
-		Watchers: j.Watchers, StalledWatchers: j.Stalled}
+		Watchers: j.Watchers, StalledWatchers: j.Stalled, FileSize: j.FileSize}
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration
@@ -213,6 +235,18 @@ type Conn interface {
 	// Get reads key; a key that does not exist is a success.
 	Get(ctx context.Context, key string) error
 	Close() error
+}
+
+// FileConn is a Conn that stores files its own way, for a workload with
+// FileSize set; a Conn that is not one gets files as values.
+type FileConn interface {
+	Conn
+	// PutFile stores data under key. data is the caller's until PutFile
+	// returns.
+	PutFile(ctx context.Context, key string, data []byte) error
+	// GetFile reads the whole file under key, which PutFile wrote with
+	// size bytes; a key that does not exist is a success.
+	GetFile(ctx context.Context, key string, size int64) error
 }
 
 // Op is one operation of a pipelined client: a write (Put) of Value, or a

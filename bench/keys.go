@@ -1,10 +1,12 @@
 package bench
 
-// This file owns the workload's data: the key names and the value, the
-// same for every system under test. Pure: called by Run on its caller's
-// goroutine before the clients start.
+// This file owns the workload's data: the key names, the value and the
+// files' stamps, the same for every system under test. Pure: called by Run
+// on its caller's goroutine before the clients start, and StampFile by each
+// client on its own goroutine, on its own file.
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -33,4 +35,26 @@ func Value(size int, seed uint64) []byte {
 		v[i] = 'a' + byte(rng.IntN(26))
 	}
 	return v
+}
+
+// StampBlock is the span of a file that StampFile makes unique.
+const StampBlock = 4 << 10
+
+// StampFile writes client, seq and the block's number over the first 48
+// bytes of every StampBlock of file, as lower-case letters (a nibble
+// each), so a file written by one operation shares no block with any
+// other, or with another block of its own, and stays text: a store that
+// keeps chunks by checksum cannot keep one by reference to another,
+// whatever its chunk size (a multiple of 4 KiB).
+func StampFile(file []byte, client, seq uint64) {
+	var raw [24]byte
+	binary.BigEndian.PutUint64(raw[:8], client)
+	binary.BigEndian.PutUint64(raw[8:16], seq)
+	for off, block := 0, uint64(0); off < len(file); off, block = off+StampBlock, block+1 {
+		binary.BigEndian.PutUint64(raw[16:], block)
+		stamp := file[off:min(off+2*len(raw), len(file))]
+		for i := range stamp {
+			stamp[i] = 'a' + (raw[i/2]>>(4*(i%2)))&0xf
+		}
+	}
 }

@@ -14,8 +14,12 @@ import (
 
 // Describe is a one-line description of the workload.
 func (w Workload) Describe() string {
-	s := fmt.Sprintf("%d clients, %v (+%v warm-up), %.0f%% reads, %d-byte values, %d keys %s",
-		w.Clients, w.Duration, w.Warmup, 100*w.Reads, w.ValueSize, w.Keys, w.Dist)
+	size := fmt.Sprintf("%d-byte values", w.ValueSize)
+	if w.FileSize > 0 {
+		size = fmt.Sprintf("files of %d bytes", w.FileSize)
+	}
+	s := fmt.Sprintf("%d clients, %v (+%v warm-up), %.0f%% reads, %s, %d keys %s",
+		w.Clients, w.Duration, w.Warmup, 100*w.Reads, size, w.Keys, w.Dist)
 	if w.Dist == DistZipf {
 		s += fmt.Sprintf(" (theta %.2f)", w.Theta)
 	}
@@ -55,6 +59,9 @@ func (r *Result) WriteReport(out io.Writer) error {
 	}
 	tw.Flush()
 	b.WriteString("\n")
+	if n := r.Workload.FileSize; n > 0 {
+		fmt.Fprintf(&b, "files: %.1f MB/s (%d bytes each)\n", r.Total.PerSec*float64(n)/1e6, n)
+	}
 	if len(r.Errors) > 0 {
 		kinds := make([]string, 0, len(r.Errors))
 		for k := range r.Errors {
@@ -73,7 +80,11 @@ func (r *Result) WriteReport(out io.Writer) error {
 		for i, p := range c.Procs {
 			parts[i] = fmt.Sprintf("%s %.2f", p.Name, p.Seconds)
 		}
-		fmt.Fprintf(&b, "server CPU: %.2f s = %.1f µs/op (%s)\n", c.ServerSeconds, c.ServerUsPerOp, strings.Join(parts, ", "))
+		perByte := ""
+		if c.ServerNsPerByte > 0 {
+			perByte = fmt.Sprintf(" = %.2f ns/byte", c.ServerNsPerByte)
+		}
+		fmt.Fprintf(&b, "server CPU: %.2f s = %.1f µs/op%s (%s)\n", c.ServerSeconds, c.ServerUsPerOp, perByte, strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(&b, "load generator CPU: %.2f s (%.0f%% of a core); machine busy %.0f%% of %d00%%\n",
 		c.LoadgenSeconds, c.LoadgenPercent, c.MachinePercent, r.Machine.NumCPU)

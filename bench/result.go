@@ -65,9 +65,12 @@ type CPUStats struct {
 	// ServerSeconds is the servers' user+system CPU time, summed over Procs
 	// (known only for a cluster the bench started); ServerUsPerOp divides it
 	// by the successful operations.
-	ServerSeconds float64   `json:"server_seconds"`
-	ServerUsPerOp float64   `json:"server_us_per_op"`
-	Procs         []ProcCPU `json:"procs,omitempty"`
+	ServerSeconds float64 `json:"server_seconds"`
+	ServerUsPerOp float64 `json:"server_us_per_op"`
+	// ServerNsPerByte divides it by the bytes the successful operations
+	// moved (each WriteBytes of the workload), in file mode.
+	ServerNsPerByte float64   `json:"server_ns_per_byte,omitempty"`
+	Procs           []ProcCPU `json:"procs,omitempty"`
 	// LoadgenSeconds is this process's own CPU time; LoadgenPercent the
 	// same as a share of one core over the window.
 	LoadgenSeconds float64 `json:"loadgen_seconds"`

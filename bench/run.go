@@ -99,9 +99,26 @@ func Run(ctx context.Context, w Workload, opts Options) (*Result, error) {
 			}
 		}
 	}
+	clients := make([]*client, len(conns))
+	var file []byte
+	if w.FileSize > 0 {
+		file = Value(int(w.FileSize), w.Seed)
+	}
+	for i, conn := range conns {
+		rng := rand.New(rand.NewPCG(w.Seed, uint64(i)+1))
+		c := &client{id: uint64(i), conn: conn, rng: rng, keys: keys, value: value, w: w,
+			reads: newHist(histSigFigs), writes: newHist(histSigFigs), errs: map[string]int64{}}
+		if file != nil {
+			c.file = append([]byte(nil), file...)
+		}
+		if zg != nil {
+			c.zipf = zg.Clone(rng)
+		}
+		clients[i] = c
+	}
 	if w.Reads > 0 {
 		progress(Progress{Phase: "preload"})
-		if err := preload(ctx, conns, keys, value, w.OpTimeout); err != nil {
+		if err := preload(ctx, clients, keys, w.OpTimeout); err != nil {
 			return nil, err
 		}
 	}
@@ -117,20 +134,13 @@ func Run(ctx context.Context, w Workload, opts Options) (*Result, error) {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	clients := make([]*client, len(conns))
 	var wg sync.WaitGroup
-	for i, conn := range conns {
-		rng := rand.New(rand.NewPCG(w.Seed, uint64(i)+1))
-		c := &client{conn: conn, rng: rng, keys: keys, value: value, w: w, run: r,
-			reads: newHist(histSigFigs), writes: newHist(histSigFigs), errs: map[string]int64{}}
-		if zg != nil {
-			c.zipf = zg.Clone(rng)
-		}
-		clients[i] = c
+	for _, c := range clients {
+		c.run = r
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if ac, ok := conn.(AsyncConn); ok && w.Pipeline > 1 {
+			if ac, ok := c.conn.(AsyncConn); ok && w.Pipeline > 1 {
 				c.pipelined(runCtx, ac)
 				return
 			}
@@ -184,19 +194,19 @@ func connectAll(ctx context.Context, t Target, w Workload) ([]Conn, error) {
 }
 
 // preload writes every key once, the keys shared out over the clients, so
-// that reads find values of the workload's size.
-func preload(ctx context.Context, conns []Conn, keys []string, value []byte, timeout time.Duration) error {
-	errs := make([]error, len(conns))
+// that reads find values (or files) of the workload's size.
+func preload(ctx context.Context, clients []*client, keys []string, timeout time.Duration) error {
+	errs := make([]error, len(clients))
 	var wg sync.WaitGroup
-	for i, c := range conns {
+	for i, c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := i; k < len(keys); k += len(conns) {
+			for k := i; k < len(keys); k += len(clients) {
 				var err error
 				for try := 0; try < 3; try++ { // a transient error is not a reason to give up
 					octx, cancel := context.WithTimeout(ctx, timeout)
-					err = c.Put(octx, keys[k], value)
+					err = c.put(octx, keys[k])
 					cancel()
 					if err == nil || ctx.Err() != nil {
 						break
@@ -319,13 +329,18 @@ func (r *runState) noteGap(from, to int64) {
 
 // client is one closed-loop client.
 type client struct {
+	id    uint64
 	conn  Conn
 	rng   *rand.Rand
 	zipf  *zipf.Generator
 	keys  []string
 	value []byte
-	w     Workload
-	run   *runState
+	// file is the client's own file in file mode (nil otherwise),
+	// stamped afresh for each write: fileSeq counts them.
+	file    []byte
+	fileSeq uint64
+	w       Workload
+	run     *runState
 
 	// Measured-window figures, owned by the client's goroutine until the
 	// run ends.
@@ -349,9 +364,9 @@ func (c *client) loop(ctx context.Context) {
 		begin := time.Now()
 		var err error
 		if write {
-			err = c.conn.Put(octx, key, c.value)
+			err = c.put(octx, key)
 		} else {
-			err = c.conn.Get(octx, key)
+			err = c.get(octx, key)
 		}
 		done := time.Now()
 		cancel()
@@ -359,6 +374,28 @@ func (c *client) loop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// put writes key: the workload's value or, in file mode, the client's file
+// stamped afresh, through a FileConn's PutFile if the Conn is one.
+func (c *client) put(ctx context.Context, key string) error {
+	if c.file == nil {
+		return c.conn.Put(ctx, key, c.value)
+	}
+	c.fileSeq++
+	StampFile(c.file, c.id, c.fileSeq)
+	if fc, ok := c.conn.(FileConn); ok {
+		return fc.PutFile(ctx, key, c.file)
+	}
+	return c.conn.Put(ctx, key, c.file)
+}
+
+// get reads key, a whole file in file mode.
+func (c *client) get(ctx context.Context, key string) error {
+	if fc, ok := c.conn.(FileConn); ok && c.file != nil {
+		return fc.GetFile(ctx, key, int64(len(c.file)))
+	}
+	return c.conn.Get(ctx, key)
 }
 
 // outcome is one finished operation.
@@ -557,6 +594,9 @@ func (r *runState) finish(res *Result, clients []*client) {
 	res.Total.Errors = res.Reads.Errors + res.Writes.Errors
 	if ops := res.Total.Count; ops > 0 {
 		res.CPU.ServerUsPerOp = res.CPU.ServerSeconds * 1e6 / float64(ops)
+		if r.w.FileSize > 0 {
+			res.CPU.ServerNsPerByte = res.CPU.ServerSeconds * 1e9 / (float64(ops) * float64(r.w.FileSize))
+		}
 	}
 
 	// The gap still open at the window's end counts too: a system that

@@ -11,6 +11,10 @@ import (
 // including the ones that change nothing, and that a reported slice stays
 // as it was once later writes change the file.
 func TestApplyChange(t *testing.T) {
+	mf1, mf2 := string(testManifest(10<<10, 4<<10).Append(nil)), string(testManifest(20<<10, 4<<10).Append(nil))
+	file := func(op wire.Op, key string, version uint64, manifest string) []byte {
+		return EncodeCommand(nil, Command{Op: op, Stamp: 1, Key: key, Version: version, Value: []byte(manifest)})
+	}
 	type want struct {
 		op      wire.Op
 		key     string
@@ -32,6 +36,13 @@ func TestApplyChange(t *testing.T) {
 		{"del", del("a"), want{wire.OpDel, "a", "", "two+x", true}},
 		{"del missing", del("a"), want{}},
 		{"undecodable", []byte("garbage"), want{}},
+		// A large file's change is a PUT of its manifest: a watch has
+		// only PUT, APPEND and DEL to tell, and the manifest names the
+		// file's size and SHA-256 (its bytes are read with GET RANGE).
+		{"putfile new", file(wire.OpPutFile, "f", 0, mf1), want{wire.OpPut, "f", mf1, "", false}},
+		{"casfile swaps", file(wire.OpCASFile, "f", 10, mf2), want{wire.OpPut, "f", mf2, mf1, true}},
+		{"casfile conflicts", file(wire.OpCASFile, "f", 10, mf1), want{}},
+		{"putfile over a value", file(wire.OpPutFile, "b", 0, mf1), want{wire.OpPut, "b", mf1, "B", true}},
 	}
 	m := New(Options{})
 	var kept []Change

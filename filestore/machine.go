@@ -248,8 +248,9 @@ type Change struct {
 	// or duplicate write).
 	Op  wire.Op
 	Key string
-	// Value is the file's new value after a PUT, the bytes appended after
-	// an APPEND, and nil after a DEL.
+	// Value is the file's new value after a PUT (a large file's
+	// manifest after a PUTFILE, reported as a PUT), the bytes appended
+	// after an APPEND, and nil after a DEL.
 	Value []byte
 	// Prev is the file's value before the command, and HadPrev whether
 	// the file existed.
@@ -348,6 +349,15 @@ func (m *Machine) exec(index uint64, c *commandView, ch *Change) Result {
 		ch.Op = c.op
 		switch c.op {
 		case wire.OpPut, wire.OpCAS:
+			nf := m.files[string(c.key)]
+			ch.Op, ch.Key, ch.Value = wire.OpPut, nf.key, nf.value
+		case wire.OpPutFile, wire.OpCASFile:
+			// A watch tells PUT, APPEND and DEL only: a large file is a
+			// PUT of its manifest (size, chunk size, SHA-256, chunks),
+			// whose bytes the watcher reads with GET RANGE. Reported as
+			// its own op, with no key for a new file, it was an event no
+			// proxy could write: the watch broke at it, again on every
+			// resume.
 			nf := m.files[string(c.key)]
 			ch.Op, ch.Key, ch.Value = wire.OpPut, nf.key, nf.value
 		case wire.OpAppend:

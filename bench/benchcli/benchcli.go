@@ -73,6 +73,7 @@ func Flags(sys System) []cli.Flag {
 		&cli.DurationFlag{Name: "warmup", Value: d.Warmup, Usage: "unmeasured run before the window", EnvVars: env("warmup")},
 		&cli.Float64Flag{Name: "reads", Value: d.Reads, Usage: "fraction of operations that are reads (0 to 1); the rest are writes", EnvVars: env("reads")},
 		&cli.IntFlag{Name: "value-size", Value: d.ValueSize, Usage: "bytes per written value", EnvVars: env("value-size")},
+		&cli.Int64Flag{Name: "file-size", Usage: "make every write a file of this many bytes (its 4 KiB blocks unique to the write) and every read a read of a whole file; synod stores files above its value limit with PUTFILE and reads them with GET RANGE (--putfile-above), a peer takes them as values; --value-size is then unused", EnvVars: env("file-size")},
 		&cli.IntFlag{Name: "keys", Value: d.Keys, Usage: "distinct keys", EnvVars: env("keys")},
 		&cli.StringFlag{Name: "dist", Value: d.Dist, Usage: "key distribution: uniform or zipf", EnvVars: env("dist")},
 		&cli.Float64Flag{Name: "zipf-theta", Value: d.Theta, Usage: "skew of --dist zipf, in (0, 1)", EnvVars: env("zipf-theta")},
@@ -114,6 +115,7 @@ func Workload(c *cli.Context) (bench.Workload, error) {
 		OpTimeout: c.Duration("op-timeout"), Seed: c.Uint64("seed"), KillMasterAt: c.Duration("kill-master-at"),
 		Pipeline: c.Int("pipeline"),
 		Watchers: c.Int("watchers"), StalledWatchers: c.Int("stalled-watchers"),
+		FileSize: c.Int64("file-size"),
 	}
 	if err := w.Validate(); err != nil {
 		return w, fmt.Errorf("%w: %w", ErrUsage, err)

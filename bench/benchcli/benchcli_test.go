@@ -72,6 +72,24 @@ func TestAction(t *testing.T) {
 	}
 }
 
+func TestActionFiles(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	var addr string
+	jsonPath := filepath.Join(dir, "r.json")
+	if err := testApp(&out, &addr).Run([]string{"t", "--clients", "1", "--duration", "200ms", "--warmup", "0s",
+		"--keys", "2", "--file-size", "10000", "--json", jsonPath}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := bench.ReadResultFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Workload.FileSize != 10000 || res.Workload.WriteBytes() != 10000 || !strings.Contains(out.String(), "files of 10000 bytes") {
+		t.Fatalf("workload %+v, report:\n%s", res.Workload, out.String())
+	}
+}
+
 func TestActionUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"--clients", "0"},
@@ -81,6 +99,8 @@ func TestActionUsage(t *testing.T) {
 		{"--spawn", "100"},
 		{"--pipeline", "-1"},
 		{"--pipeline", "5000"},
+		{"--file-size", "-1"},
+		{"--file-size", "4096", "--pipeline", "2"},
 		{"stray-argument"},
 	} {
 		var out bytes.Buffer

@@ -51,6 +51,7 @@ const (
 	GroupPipeline = "pipeline" // one connection, 16 requests in flight
 	GroupTLS      = "tls"      // TLS on every link
 	GroupMetrics  = "metrics"  // synod's metrics endpoints scraped every second
+	GroupFiles    = "files"    // files of 64 KiB, 1 MB and 64 MB, beside the disk's own figure
 )
 
 // Case is one workload of the comparison.
@@ -66,6 +67,14 @@ type Case struct {
 	ValueSize int
 	// Skip names the systems that do not run this case, and why.
 	Skip map[string]string
+	// Refused names the systems that do not run this case because they
+	// refuse its requests (a value over their limit), and which limit:
+	// shown as "refused", not "n/a".
+	Refused map[string]string
+	// FileSize, if positive, makes the case a file case (--file-size):
+	// its rows give MB/s and server CPU per byte, and the disk's own
+	// figure is measured beside each of its runs.
+	FileSize int64
 	// Kill marks the failover case, judged by its unavailability.
 	Kill bool
 	// Window, if longer than Options.Duration, is this case's measured
@@ -88,7 +97,17 @@ func (c Case) valueSize() int {
 // Skips reports whether sys does not run c.
 func (c Case) Skips(sys string) bool {
 	_, ok := c.Skip[sys]
-	return ok
+	_, refused := c.Refused[sys]
+	return ok || refused
+}
+
+// whySkipped is why sys does not run c ("" if it does), and whether it is
+// because sys refuses c's requests.
+func (c Case) whySkipped(sys string) (why string, refused bool) {
+	if why, ok := c.Refused[sys]; ok {
+		return why, true
+	}
+	return c.Skip[sys], false
 }
 
 // Read levels each system is compared at: synod's linearizable reads with
@@ -107,6 +126,9 @@ const (
 	skipZKTLS       = "ZooKeeper's TLS needs its Netty connection factory and Java keystores; not set up"
 	skipZKTwin      = "the plaintext twin of the TLS case, which ZooKeeper sits out"
 	skipPeerMetrics = "prices synod's own metrics; the peers are not measured here"
+	refuseEtcd      = "over etcd's request limit, --max-request-bytes = 1.5 MiB"
+	refuseZK        = "over ZooKeeper's request limit, jute.maxbuffer = 1 MiB − 1 byte"
+	skipPeerPutFile = "synod's PUTFILE below its value limit; the peers store the same files as values in the row above"
 )
 
 // Cases returns every workload: issue 8's (writes at 1, 16 and 64 clients,
@@ -162,7 +184,34 @@ func Cases(killAt time.Duration) []Case {
 		{Name: "metrics-write-64", Title: "writes, 64 clients, every /metrics scraped each second", Group: GroupMetrics,
 			Args: []string{"--clients", "64", "--reads", "0"}, PerSystem: map[string][]string{Synod: {"--scrape-metrics", "1s"}},
 			Skip: map[string]string{Etcd: skipPeerMetrics, ZooKeeper: skipPeerMetrics}},
+		file("64k", "64 KiB", 64<<10, 16, 0, nil),
+		file("1m", "1 MB", 1_000_000, 16, 0, nil),
+		// The same 1 MB files as synod stores files above its value
+		// limit, to price PUTFILE against PUT at one size.
+		{Name: "file-1m-putfile-16", Title: "files of 1 MB with PUTFILE, 16 clients", Group: GroupFiles, FileSize: 1_000_000,
+			Args:      []string{"--clients", "16", "--reads", "0", "--file-size", "1000000"},
+			PerSystem: map[string][]string{Synod: {"--putfile-above", "0"}},
+			Skip:      map[string]string{Etcd: skipPeerPutFile, ZooKeeper: skipPeerPutFile}},
+		// 64 MB files take seconds each here: fewer clients (the bench
+		// holds one file per client), a longer window, so it sees several
+		// complete, and a longer operation timeout than 5 s.
+		withArgs(file("64m", "64 MB", 64_000_000, 4, 12*time.Second, map[string]string{Etcd: refuseEtcd, ZooKeeper: refuseZK}),
+			"--op-timeout", "60s"),
 	}
+}
+
+// withArgs returns c with args added to its workload flags.
+func withArgs(c Case, args ...string) Case {
+	c.Args = append(c.Args, args...)
+	return c
+}
+
+// file is a file case of the files group: clients writing files of bytes
+// (title names the size) for at least window.
+func file(name, title string, bytes int64, clients int, window time.Duration, refused map[string]string) Case {
+	return Case{Name: fmt.Sprintf("file-%s-%d", name, clients), Title: fmt.Sprintf("files of %s, %d clients", title, clients),
+		Group: GroupFiles, FileSize: bytes, Window: window, Refused: refused,
+		Args: []string{"--clients", fmt.Sprint(clients), "--reads", "0", "--file-size", fmt.Sprint(bytes)}}
 }
 
 // Select picks cases by name or group from all, in all's order; "all" or
@@ -219,7 +268,16 @@ type Options struct {
 	// Slack is how much longer than warm-up plus duration a run may take
 	// (start, preload, stop) before it is killed. 0 means 2 minutes.
 	Slack time.Duration
+	// NoDisk leaves out the disk's own figure beside the file cases.
+	NoDisk bool
 }
+
+// Bounds of the disk's figure beside a file case: each copy is written
+// for at most diskDuration, up to diskMax bytes.
+const (
+	diskDuration = 4 * time.Second
+	diskMax      = 256 << 20
+)
 
 // Run is one finished (or failed) run.
 type Run struct {
@@ -229,6 +287,8 @@ type Run struct {
 	JSON   string        `json:"json"`
 	Err    string        `json:"error,omitempty"`
 	Result *bench.Result `json:"-"`
+	// Disk is the disk's figure, on a Run whose System is Disk.
+	Disk *DiskResult `json:"disk,omitempty"`
 }
 
 // Args returns the command line of run index (from 1) of c on sys.
@@ -272,6 +332,9 @@ func Execute(ctx context.Context, o Options) ([]Run, error) {
 				total += o.Runs
 			}
 		}
+		if c.FileSize > 0 && !o.NoDisk {
+			total += o.Runs
+		}
 	}
 	var runs []Run
 	for i := 1; i <= o.Runs; i++ {
@@ -282,6 +345,12 @@ func Execute(ctx context.Context, o Options) ([]Run, error) {
 					order = append(order, sys)
 				}
 			}
+			disk := c.FileSize > 0 && !o.NoDisk
+			if disk {
+				// The disk goes first (odd runs) or last, as the systems
+				// alternate, so it is measured in the same minutes.
+				order = append([]System{{Name: Disk}}, order...)
+			}
 			if i%2 == 0 {
 				slices.Reverse(order)
 			}
@@ -289,7 +358,18 @@ func Execute(ctx context.Context, o Options) ([]Run, error) {
 				if err := ctx.Err(); err != nil {
 					return runs, err
 				}
-				r := o.runOne(ctx, sys, c, i)
+				var r Run
+				if sys.Name == Disk {
+					r = Run{System: Disk, Case: c.Name, Index: i}
+					d, err := MeasureDisk(ctx, DiskOptions{Duration: diskDuration, Max: diskMax})
+					if err != nil {
+						r.Err = err.Error()
+					} else {
+						r.Disk = &d
+					}
+				} else {
+					r = o.runOne(ctx, sys, c, i)
+				}
 				runs = append(runs, r)
 				fmt.Fprintf(o.Log, "[%d/%d] %s\n", len(runs), total, r.summary())
 			}
@@ -331,6 +411,9 @@ func (o Options) runOne(ctx context.Context, sys System, c Case, index int) Run 
 
 func (r Run) summary() string {
 	head := fmt.Sprintf("%-9s %-13s run %d: ", r.System, r.Case, r.Index)
+	if d := r.Disk; d != nil {
+		return head + fmt.Sprintf("%.1f MB/s of client data, %d copies of %d bytes with an fsync per MiB in %.2f s", d.MBPerSec, d.Copies, d.Bytes, d.Seconds)
+	}
 	if r.Result == nil {
 		return head + "FAILED: " + r.Err
 	}

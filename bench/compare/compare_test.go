@@ -84,7 +84,8 @@ func TestCasesAndArgs(t *testing.T) {
 		names = append(names, c.Name)
 	}
 	want := "write-1,write-16,write-64,read90-64,linread-64,kill-16,session-64,stale-64," +
-		"write-4k-16,write-64k-16,write-1m-16,write-256,write-1024,pipe16-write,plain-write-64,tls-write-64,nometrics-write-64,metrics-write-64"
+		"write-4k-16,write-64k-16,write-1m-16,write-256,write-1024,pipe16-write,plain-write-64,tls-write-64,nometrics-write-64,metrics-write-64," +
+		"file-64k-16,file-1m-16,file-1m-putfile-16,file-64m-4"
 	if got := strings.Join(names, ","); got != want {
 		t.Fatalf("cases %s", got)
 	}
@@ -147,8 +148,8 @@ func TestSelect(t *testing.T) {
 		names []string
 		want  string // case names, or "error"
 	}{
-		{nil, "18 cases"},
-		{[]string{"all"}, "18 cases"},
+		{nil, "22 cases"},
+		{[]string{"all"}, "22 cases"},
 		{[]string{"metrics"}, "nometrics-write-64,metrics-write-64"},
 		{[]string{"kill-16"}, "kill-16"},
 		{[]string{"sizes", "write-1"}, "write-1,write-4k-16,write-64k-16,write-1m-16"},
@@ -294,8 +295,9 @@ func TestBuildAndJudge(t *testing.T) {
 	o := opts("", 3, Cases(3*time.Second)...)
 	o.Systems = []System{{Name: Synod}, {Name: Etcd}, {Name: ZooKeeper}}
 	tab := Build(o, synthetic(), "make bench-compare")
-	// 3 metrics for write-1, the kill and each size; 2 for the other 13.
-	if len(tab.Rows) != 3*5+2*13 {
+	// 3 metrics for write-1, the kill and each size; 2 for the other 13;
+	// 4 for each of the 4 file cases.
+	if len(tab.Rows) != 3*5+2*13+4*4 {
 		t.Fatalf("%d rows", len(tab.Rows))
 	}
 	r, _ := tab.row("write-64", "ops/s")

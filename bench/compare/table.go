@@ -32,8 +32,25 @@ type Row struct {
 	ServerUsPerOp  []Stat `json:"server_us_per_op,omitempty"`
 	LoadgenPercent []Stat `json:"loadgen_percent,omitempty"`
 	// Skipped holds, per system, why it did not run the case ("" if it
-	// did); nil when every system ran it.
+	// did); nil when every system ran it. Refused marks those that did
+	// not because they refuse the case's requests.
 	Skipped []string `json:"skipped,omitempty"`
+	Refused []bool   `json:"refused,omitempty"`
+}
+
+// FileRow is a file case beside the disk's own figure.
+type FileRow struct {
+	Case     string `json:"case"`
+	Workload string `json:"workload"`
+	FileSize int64  `json:"file_size"`
+	// MBPerSec is the first system's; Disk the disk's for three copies;
+	// Ratio the first over the disk (NaN when either is missing).
+	MBPerSec Stat    `json:"mb_per_s"`
+	Disk     Stat    `json:"disk_mb_per_s"`
+	Ratio    float64 `json:"-"`
+	// NsPerByte is every system's server CPU per byte, in Table.Systems
+	// order (zero Stat for one that did not run).
+	NsPerByte []Stat `json:"server_ns_per_byte"`
 }
 
 // MarshalJSON writes the ratios with an undefined one as null.
@@ -73,8 +90,12 @@ type Table struct {
 	// MetricsCost is what metrics scraped every second cost, per system.
 	MetricsCost []string `json:"metrics_cost,omitempty"`
 	Aims        []Aim    `json:"aims"`
-	Failed      []string `json:"failed,omitempty"`
-	Files       []Run    `json:"runs"`
+	// FileRows and FileAims are the file cases against the disk, and
+	// issue 22's aims for them.
+	FileRows []FileRow `json:"file_rows,omitempty"`
+	FileAims []Aim     `json:"file_aims,omitempty"`
+	Failed   []string  `json:"failed,omitempty"`
+	Files    []Run     `json:"runs"`
 }
 
 // metric picks one figure out of a result; ok is false when the result does
@@ -88,7 +109,13 @@ type metric struct {
 var (
 	opsPerSec = metric{"ops/s", "%.0f", func(r *bench.Result) (float64, bool) { return r.Total.PerSec, true }}
 	mbPerSec  = metric{"MB/s", "%.1f", func(r *bench.Result) (float64, bool) {
-		return r.Total.PerSec * float64(r.Workload.ValueSize) / 1e6, true
+		return r.Total.PerSec * float64(r.Workload.WriteBytes()) / 1e6, true
+	}}
+	// filesPerSec is ops/s of a file case, to two places: 64 MB files go
+	// at a few a second.
+	filesPerSec = metric{"files/s", "%.2f", func(r *bench.Result) (float64, bool) { return r.Total.PerSec, true }}
+	nsPerByte   = metric{"server CPU ns/byte", "%.2f", func(r *bench.Result) (float64, bool) {
+		return r.CPU.ServerNsPerByte, r.CPU.ServerNsPerByte > 0
 	}}
 	p50 = metric{"p50 ms", "%.2f", func(r *bench.Result) (float64, bool) { return r.Total.P50Ms, r.Total.Count > 0 }}
 	p99 = metric{"p99 ms", "%.2f", func(r *bench.Result) (float64, bool) { return r.Total.P99Ms, r.Total.Count > 0 }}
@@ -111,7 +138,9 @@ var (
 )
 
 // higherIsBetter reports whether a larger figure of m is better for synod.
-func higherIsBetter(m string) bool { return m == opsPerSec.name || m == mbPerSec.name }
+func higherIsBetter(m string) bool {
+	return m == opsPerSec.name || m == mbPerSec.name || m == filesPerSec.name
+}
 
 func failover(r *bench.Result, f func(*bench.Failover) float64) (float64, bool) {
 	if r.Failover == nil {
@@ -125,6 +154,8 @@ func metricsOf(c Case) []metric {
 	switch {
 	case c.Kill:
 		return []metric{unavail, firstWrite, killErrors}
+	case c.FileSize > 0:
+		return []metric{filesPerSec, mbPerSec, nsPerByte, p99}
 	case c.valueSize() > 100:
 		return []metric{opsPerSec, mbPerSec, p99}
 	case c.Name == "write-1":
@@ -141,7 +172,12 @@ func Build(o Options, runs []Run, command string) *Table {
 		t.Systems = append(t.Systems, s.Name)
 	}
 	byKey := map[[2]string][]*bench.Result{}
+	disk := map[string][]float64{}
 	for _, r := range runs {
+		if r.System == Disk && r.Disk != nil {
+			disk[r.Case] = append(disk[r.Case], r.Disk.MBPerSec)
+			continue
+		}
 		if r.Result == nil {
 			t.Failed = append(t.Failed, fmt.Sprintf("%s %s run %d: %s", r.System, r.Case, r.Index, r.Err))
 			continue
@@ -168,16 +204,17 @@ func Build(o Options, runs []Run, command string) *Table {
 	}
 	for _, c := range o.Cases {
 		var skipped []string
+		var refused []bool
 		for i, sys := range t.Systems {
-			if why, ok := c.Skip[sys]; ok {
+			if why, ref := c.whySkipped(sys); why != "" {
 				if skipped == nil {
-					skipped = make([]string, len(t.Systems))
+					skipped, refused = make([]string, len(t.Systems)), make([]bool, len(t.Systems))
 				}
-				skipped[i] = why
+				skipped[i], refused[i] = why, ref
 			}
 		}
 		for i, m := range metricsOf(c) {
-			row := Row{Case: c.Name, Workload: c.Title, Metric: m.name, Stats: stats(c, m), Skipped: skipped}
+			row := Row{Case: c.Name, Workload: c.Title, Metric: m.name, Stats: stats(c, m), Skipped: skipped, Refused: refused}
 			row.Ratios = ratios(row.Stats)
 			if i == 0 {
 				row.ServerUsPerOp, row.LoadgenPercent = stats(c, serverCPU), stats(c, loadgen)
@@ -188,7 +225,62 @@ func Build(o Options, runs []Run, command string) *Table {
 	t.TLSCost = t.tlsCost()
 	t.MetricsCost = t.metricsCost()
 	t.Aims = t.judge()
+	for _, c := range o.Cases {
+		if c.FileSize <= 0 {
+			continue
+		}
+		fr := FileRow{Case: c.Name, Workload: c.Title, FileSize: c.FileSize, Disk: Summarize(disk[c.Name]), Ratio: math.NaN()}
+		if r, ok := t.row(c.Name, mbPerSec.name); ok {
+			fr.MBPerSec = r.Stats[0]
+		}
+		if r, ok := t.row(c.Name, nsPerByte.name); ok {
+			fr.NsPerByte = r.Stats
+		}
+		if fr.MBPerSec.N > 0 && fr.Disk.N > 0 && fr.Disk.Median > 0 {
+			fr.Ratio = fr.MBPerSec.Median / fr.Disk.Median
+		}
+		t.FileRows = append(t.FileRows, fr)
+	}
+	t.FileAims = t.judgeFiles()
 	return t
+}
+
+// Issue 22's aims for files: server CPU per byte written, and throughput
+// for 1 MB and larger files against what the disk allows for three copies.
+const (
+	aimNsPerByte = 2.0
+	aimOfDisk    = 0.7
+	aimDiskFrom  = 1_000_000 // the throughput aim is for files this large and larger
+)
+
+// judgeFiles checks issue 22's aims on the file rows of the first system:
+// at most aimNsPerByte on every row, and at least aimOfDisk of the disk's
+// figure on every row of files of aimDiskFrom bytes or more.
+func (t *Table) judgeFiles() []Aim {
+	if len(t.FileRows) == 0 {
+		return nil
+	}
+	a := t.Systems[0]
+	cpu := Aim{Text: fmt.Sprintf("files: %s's servers spend ≤ %.0f ns of CPU per byte written, every file row", a, aimNsPerByte)}
+	disk := Aim{Text: fmt.Sprintf("files of 1 MB and larger: %s's MB/s ≥ %.0f%% of the disk's for three copies", a, 100*aimOfDisk)}
+	var cpuParts, diskParts []string
+	cpu.Met, disk.Met = true, true
+	for _, fr := range t.FileRows {
+		if len(fr.NsPerByte) > 0 && fr.NsPerByte[0].N > 0 {
+			v := fr.NsPerByte[0].Median
+			cpu.Measured = true
+			cpu.Met = cpu.Met && v <= aimNsPerByte
+			cpuParts = append(cpuParts, fmt.Sprintf("%s %.2f", fr.Workload, v))
+		}
+		if fr.FileSize >= aimDiskFrom && !math.IsNaN(fr.Ratio) {
+			disk.Measured = true
+			disk.Met = disk.Met && fr.Ratio >= aimOfDisk
+			diskParts = append(diskParts, fmt.Sprintf("%s %.0f%%", fr.Workload, 100*fr.Ratio))
+		}
+	}
+	cpu.Met, disk.Met = cpu.Met && cpu.Measured, disk.Met && disk.Measured
+	cpu.Detail, disk.Detail = strings.Join(cpuParts, "; "), strings.Join(diskParts, "; ")
+	return []Aim{cpu, disk}
 }
 
 func indexOf(names []string, name string) int {
@@ -432,7 +524,7 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 	cols = append(cols, "server CPU µs/op ("+joined+")", "load-gen CPU % of a core ("+joined+")")
 	fmt.Fprintf(&b, "| %s |\n|---|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---:|", len(cols)-2))
 	formats := map[string]string{}
-	for _, m := range []metric{opsPerSec, mbPerSec, p50, p99, unavail, firstWrite, killErrors} {
+	for _, m := range []metric{opsPerSec, filesPerSec, mbPerSec, nsPerByte, p50, p99, unavail, firstWrite, killErrors} {
 		formats[m.name] = m.format
 	}
 	last := ""
@@ -447,7 +539,11 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 		for i, s := range r.Stats {
 			switch {
 			case r.Skipped != nil && r.Skipped[i] != "":
-				cells = append(cells, "n/a")
+				if r.Refused[i] {
+					cells = append(cells, "refused")
+				} else {
+					cells = append(cells, "n/a")
+				}
 				if r.Workload != last {
 					notRun = append(notRun, fmt.Sprintf("%s, %s: %s", t.Systems[i], r.Workload, r.Skipped[i]))
 				}
@@ -477,7 +573,7 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "Command: `%s`.\n", t.Command)
 	}
 	if len(notRun) > 0 {
-		b.WriteString("\nNot run (n/a):\n")
+		b.WriteString("\nNot run (n/a, refused):\n")
 		for _, n := range notRun {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
@@ -494,23 +590,11 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "- %s\n", c)
 		}
 	}
-	if len(t.Aims) > 0 {
-		b.WriteString("\nAims (issue 19):\n")
-		for _, aim := range t.Aims {
-			mark := "missed"
-			switch {
-			case !aim.Measured:
-				mark = "not measured"
-			case aim.Met:
-				mark = "met"
-			}
-			fmt.Fprintf(&b, "- %s: **%s**", aim.Text, mark)
-			if aim.Detail != "" {
-				fmt.Fprintf(&b, " (%s)", aim.Detail)
-			}
-			b.WriteString("\n")
-		}
+	if len(t.FileRows) > 0 {
+		t.writeFiles(&b)
 	}
+	writeAims(&b, "Aims (issue 19)", t.Aims)
+	writeAims(&b, "Aims (issue 22)", t.FileAims)
 	if len(t.Failed) > 0 {
 		b.WriteString("\nFailed runs:\n")
 		for _, f := range t.Failed {
@@ -519,6 +603,63 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeFiles writes the file rows beside the disk's figure.
+func (t *Table) writeFiles(b *strings.Builder) {
+	a := t.Systems[0]
+	fmt.Fprintf(b, "\nFiles against the disk: the disk's figure is %d copies of the same bytes written side by side on the filesystem of the benches' data, an fsync per MiB, in MB/s of one copy (client data), measured beside each run:\n\n", DiskCopies)
+	fmt.Fprintf(b, "| workload | %s MB/s | disk MB/s (%d copies) | %s/disk | server CPU ns/byte (%s) |\n|---|---:|---:|---:|---:|\n",
+		a, DiskCopies, a, strings.Join(t.Systems, " / "))
+	for _, fr := range t.FileRows {
+		ratio := "–"
+		if !math.IsNaN(fr.Ratio) {
+			ratio = fmt.Sprintf("%.0f%%", 100*fr.Ratio)
+		}
+		per := make([]string, len(t.Systems))
+		for i := range t.Systems {
+			why, refused := "", false
+			for _, c := range t.Rows {
+				if c.Case == fr.Case && c.Skipped != nil {
+					why, refused = c.Skipped[i], c.Refused[i]
+					break
+				}
+			}
+			switch {
+			case refused:
+				per[i] = "refused"
+			case why != "":
+				per[i] = "n/a"
+			case i < len(fr.NsPerByte):
+				per[i] = cell(fr.NsPerByte[i], "%.2f", false)
+			default:
+				per[i] = "–"
+			}
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", fr.Workload, cell(fr.MBPerSec, "%.1f", true), cell(fr.Disk, "%.0f", true), ratio, strings.Join(per, " / "))
+	}
+}
+
+// writeAims writes a list of aims under head, met or not.
+func writeAims(b *strings.Builder, head string, aims []Aim) {
+	if len(aims) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n%s:\n", head)
+	for _, aim := range aims {
+		mark := "missed"
+		switch {
+		case !aim.Measured:
+			mark = "not measured"
+		case aim.Met:
+			mark = "met"
+		}
+		fmt.Fprintf(b, "- %s: **%s**", aim.Text, mark)
+		if aim.Detail != "" {
+			fmt.Fprintf(b, " (%s)", aim.Detail)
+		}
+		b.WriteString("\n")
+	}
 }
 
 // joinCells writes one median per system, "a / b / c", "n/a" for a system

@@ -58,6 +58,10 @@ type Line struct {
 	// if User is set, authenticate it (AUTH) first.
 	TLS            *tls.Config
 	User, Password string
+	// PutFileAbove is the size above which a file (bench.FileConn) goes
+	// up with PUTFILE rather than PUT: 0 means DefaultPutFileAbove,
+	// negative every file.
+	PutFileAbove int64
 }
 
 // NewLine returns a Target for the proxy at addr whose reads use

@@ -3,8 +3,11 @@ package target
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -23,6 +26,7 @@ type lineServer struct {
 	mu    sync.Mutex
 	data  map[string][]byte
 	conns int
+	files int      // PUTFILEs stored
 	level []string // the CONSISTENCY levels asked for
 	wg    sync.WaitGroup
 	open  map[net.Conn]bool
@@ -101,6 +105,32 @@ func (s *lineServer) serve(c net.Conn) {
 			} else {
 				w.NotFound()
 			}
+		case req.Cmd == line.CmdPutFile:
+			s.mu.Unlock()
+			body, err := io.ReadAll(r.Body(req.Size))
+			if err != nil || r.EndBody() != nil {
+				return
+			}
+			s.mu.Lock()
+			if sum := sha256.Sum256(body); hex.EncodeToString(sum[:]) != req.Sum {
+				w.Err(line.CodeBadRequest, "checksum mismatch")
+				break
+			}
+			s.data[req.Key] = body
+			s.files++
+			w.OKIndex(uint64(len(s.data)))
+		case req.Cmd == line.CmdGetRange:
+			v, ok := s.data[req.Key]
+			if !ok {
+				w.NotFound()
+				break
+			}
+			sum := sha256.Sum256(v)
+			if strings.HasPrefix(req.Key, "corrupt") {
+				sum[0]++
+			}
+			end := min(req.Offset+req.Length, uint64(len(v)))
+			w.Range(v[req.Offset:end], 1, uint64(len(v)), hex.EncodeToString(sum[:]))
 		case req.Cmd == line.CmdConsistency:
 			s.level = append(s.level, req.Level.String())
 			w.OK()
@@ -314,5 +344,57 @@ func TestLinePipelined(t *testing.T) {
 	}
 	if got := start([]bench.Op{{Write: true, Key: "again", Value: []byte("v")}}); got[0] != "" || s.connCount() != 2 {
 		t.Fatalf("after a break: %q, %d connections", got, s.connCount())
+	}
+}
+
+func TestLineFiles(t *testing.T) {
+	s := newLineServer(t)
+	tg, err := NewLine(s.ln.Addr().String(), "linearizable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.PutFileAbove = 10
+	ctx := context.Background()
+	c, err := tg.Connect(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fc, ok := c.(bench.FileConn)
+	if !ok {
+		t.Fatal("a Line connection is not a FileConn")
+	}
+	small, large := []byte("tiny"), []byte("a file of more than ten bytes")
+	for key, data := range map[string][]byte{"small": small, "large": large, "corrupt-large": large} {
+		if err := fc.PutFile(ctx, key, data); err != nil {
+			t.Fatalf("PutFile %s: %v", key, err)
+		}
+		if err := fc.GetFile(ctx, key, int64(len(data))); err != nil && key != "corrupt-large" {
+			t.Fatalf("GetFile %s: %v", key, err)
+		}
+	}
+	s.mu.Lock()
+	files, gotSmall, gotLarge := s.files, string(s.data["small"]), string(s.data["large"])
+	s.mu.Unlock()
+	if files != 2 || gotSmall != "tiny" || gotLarge != string(large) {
+		t.Fatalf("%d PUTFILEs; stored %q and %q", files, gotSmall, gotLarge)
+	}
+	if err := fc.GetFile(ctx, "corrupt-large", int64(len(large))); kind(err) != "mismatch" || !errors.Is(err, errFileMismatch) {
+		t.Fatalf("a file whose checksum does not match: %v", err)
+	}
+	if err := fc.GetFile(ctx, "absent", int64(len(large))); err != nil {
+		t.Fatalf("a file that does not exist: %v", err)
+	}
+	// The connection survived all of it.
+	if n := s.connCount(); n != 1 {
+		t.Fatalf("%d connections", n)
+	}
+	tg.PutFileAbove = -1
+	err = fc.PutFile(ctx, "tiny-file", small)
+	s.mu.Lock()
+	files = s.files
+	s.mu.Unlock()
+	if err != nil || files != 3 {
+		t.Fatalf("PutFileAbove < 0: %v, %d PUTFILEs", err, files)
 	}
 }

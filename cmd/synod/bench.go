@@ -44,6 +44,7 @@ func synodBench() benchcli.System {
 			&cli.StringFlag{Name: "cluster", Value: node.DefaultConfig().ClusterID, Usage: "with --direct: the cluster id", EnvVars: env("bench-cluster")},
 			&cli.BoolFlag{Name: "secure", Usage: "with --spawn: TLS on every link, as synod up --secure makes it (certificates of the run's own; users stay off)", EnvVars: env("bench-secure")},
 			&cli.DurationFlag{Name: "scrape-metrics", Usage: "with --spawn: every process serves its metrics endpoint, and the bench scrapes each this often, as Prometheus would (the cost of observability)", EnvVars: env("bench-scrape-metrics")},
+			&cli.Int64Flag{Name: "putfile-above", Value: target.DefaultPutFileAbove, Usage: "with --file-size: a file larger than this many bytes goes up with PUTFILE (chunked) and comes back with GET RANGE, one no larger with PUT and GET, as synod cp does with --chunked-above; 0: every file with PUTFILE. Not with --direct, which takes files as values", EnvVars: env("bench-putfile-above")},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "with --spawn: write a CPU profile of every replica and the proxy over the measured window to DIR/<name>.pprof", EnvVars: env("bench-cpuprofile")},
 		}, append(tlsClientFlags(), authFlags()...)...),
 		Spawn: func(ctx context.Context, c *cli.Context, n int, w bench.Workload) (*benchcli.Spawned, error) {
@@ -85,6 +86,7 @@ func synodBench() benchcli.System {
 				var t *target.Line
 				if t, err = target.NewLine(cl.ProxyAddr(), w.Consistency); err == nil {
 					t.TLS = cl.ClientTLS()
+					t.PutFileAbove = putFileAbove(c)
 					sp.Target = t
 				}
 				if secure {
@@ -116,6 +118,7 @@ func synodBench() benchcli.System {
 			if t.TLS, err = clientTLS(c); err != nil {
 				return nil, "", err
 			}
+			t.PutFileAbove = putFileAbove(c)
 			if t.User, t.Password, err = credentials(c); err != nil {
 				return nil, "", err
 			}
@@ -128,6 +131,15 @@ func synodBench() benchcli.System {
 	}
 }
 
+// putFileAbove is --putfile-above as target.Line takes it (negative:
+// every file with PUTFILE).
+func putFileAbove(c *cli.Context) int64 {
+	if n := c.Int64("putfile-above"); n > 0 {
+		return n
+	}
+	return -1
+}
+
 func benchCommand() *cli.Command {
 	sys := synodBench()
 	action := benchcli.Action(sys)
@@ -138,7 +150,10 @@ func benchCommand() *cli.Command {
 			"(or, with --direct, the master), or against a fresh cluster with --spawn N.\n" +
 			"Prints p50/p90/p99/p99.9/max latency and ops/s; --json and --timeline save\n" +
 			"every figure and a plot. With --spawn, --kill-master-at D SIGKILLs the master\n" +
-			"D into the measured window and reports how long writes stopped.",
+			"D into the measured window and reports how long writes stopped. With\n" +
+			"--file-size N every write is a file of N bytes (PUTFILE above --putfile-above)\n" +
+			"and every read reads a whole file (GET RANGE), reported in MB/s and server\n" +
+			"CPU ns/byte as well.",
 		Flags: benchcli.Flags(sys),
 		Action: func(c *cli.Context) error {
 			err := action(c)

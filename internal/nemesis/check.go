@@ -75,6 +75,9 @@ type Report struct {
 
 	// Pipelined counts the operations sent in pipelines.
 	Pipelined int
+	// FileWrites counts the large files' writes (FileAcked those
+	// acknowledged), FileReads their answered whole-file reads.
+	FileWrites, FileAcked, FileReads int
 	// WatchReads counts the reads held against a watcher's replayed
 	// events (watch.go), one per read and watcher.
 	WatchReads int
@@ -104,8 +107,8 @@ func (r *Report) OK() bool {
 
 // Summary is a one-line account of the report.
 func (r *Report) Summary() string {
-	s := fmt.Sprintf("%d ops (%d writes: %d acked, %d unknown, %d refused; reads lin/session/stale %d/%d/%d, %d unanswered; %d pipelined); porcupine %s in %v; %d other violations",
-		r.Ops, r.Writes, r.Acked, r.Unknown, r.Refused, r.Reads[0], r.Reads[1], r.Reads[2], r.ReadFails, r.Pipelined,
+	s := fmt.Sprintf("%d ops (%d writes: %d acked, %d unknown, %d refused; reads lin/session/stale %d/%d/%d, %d unanswered; %d pipelined; large files: %d written, %d acked, %d read whole); porcupine %s in %v; %d other violations",
+		r.Ops, r.Writes, r.Acked, r.Unknown, r.Refused, r.Reads[0], r.Reads[1], r.Reads[2], r.ReadFails, r.Pipelined, r.FileWrites, r.FileAcked, r.FileReads,
 		r.Linearizable, r.CheckTime.Round(time.Millisecond), r.ViolationCount)
 	if len(r.ByKind) > 0 {
 		kinds := make([]string, 0, len(r.ByKind))
@@ -161,6 +164,17 @@ func count(r *Report, ops []Op) {
 		op := &ops[i]
 		if op.Pipelined {
 			r.Pipelined++
+		}
+		if op.File {
+			switch {
+			case op.Kind.IsWrite():
+				r.FileWrites++
+				if op.Outcome == OK {
+					r.FileAcked++
+				}
+			case op.Outcome == OK || op.Outcome == NotFound:
+				r.FileReads++
+			}
 		}
 		if op.Kind.IsWrite() {
 			r.Writes++

@@ -1,8 +1,8 @@
 package nemesis
 
 // This file owns the clients: the workload they draw from, and each
-// client's connection to a proxy, its requests (sequential or pipelined)
-// and what it records of them. Each client runs on a goroutine of its own
+// client's connection to a proxy, its requests (sequential or pipelined;
+// the file operations are in files.go) and what it records of them. Each client runs on a goroutine of its own
 // that Run starts; they share only the Recorder.
 
 import (
@@ -33,6 +33,12 @@ type workload struct {
 	// Pipeline is how many writes a pipelined client keeps in flight on
 	// its connection (0: 8).
 	Pipeline int
+	// FileKeys hold large files only (files.go): FileShare of a
+	// sequential client's operations go to them, PUTFILEs and whole-file
+	// reads, each file named in Files.
+	FileKeys  []string
+	FileShare float64
+	Files     *fileRegistry
 }
 
 // client is one client: one connection at a time to one proxy, redialled
@@ -150,6 +156,10 @@ func (c *client) token() string {
 
 // step picks and runs one operation.
 func (c *client) step(ctx context.Context) {
+	if len(c.w.FileKeys) > 0 && c.rng.Float64() < c.w.FileShare {
+		c.fileStep(ctx)
+		return
+	}
 	nk, nl := len(c.w.Keys), len(c.w.LogKeys)
 	i := c.rng.Intn(nk + nl)
 	if hot := min(c.w.HotKeys, nk); hot > 0 && c.rng.Float64() < c.w.Hot {
@@ -204,6 +214,12 @@ func (c *client) write(ctx context.Context, kind Kind, key string, expect uint64
 		idx, err = c.conn.CAS(octx, key, expect, []byte(tok))
 	}
 	cancel()
+	c.endWrite(op, key, idx, err)
+}
+
+// endWrite records the outcome of write op to key, acknowledged at idx or
+// failed with err, and drops the connection if err broke it.
+func (c *client) endWrite(op *Op, key string, idx uint64, err error) {
 	var se *line.ServerError
 	switch {
 	case err == nil:
@@ -242,8 +258,9 @@ func (c *client) read(ctx context.Context, key string, level line.Level) {
 	if level == line.LevelSession && c.rng.Intn(2) == 0 {
 		min = c.session
 	}
-	op := c.begin(Op{Kind: KindGet, Level: level, Key: key, Expect: min})
-	val, ver, err := c.conn.Get(octx, key, min)
+	file := isFileKey(key)
+	op := c.begin(Op{Kind: KindGet, Level: level, Key: key, Expect: min, File: file})
+	val, ver, err := getValue(octx, c.conn, c.rec, c.w.Files, op, min)
 	var se *line.ServerError
 	switch {
 	case err == nil:

@@ -34,7 +34,13 @@
 // they send eight appends to one or two append-only keys, with a session
 // read in the middle and one at the end, before reading any reply. Half
 // the session reads carry the client's last write index as MIN, half rely
-// on the proxy's per-connection session alone.
+// on the proxy's per-connection session alone. A share of the sequential
+// clients' operations go to keys of large files (files.go): PUTFILE, with
+// and without VERSION, of files made from a unique token (three chunks at
+// the proxies' small --chunk-size), and whole-file GET RANGE reads at
+// every level, whose bytes must match the SHA-256 the reply names; that
+// SHA-256 names the write, so a file is a value like any other to every
+// check below.
 //
 // # The nemesis
 //
@@ -101,6 +107,9 @@
 //   - a session read must show every acknowledged write of its connection
 //     before it and every one at or below the MIN index it sent;
 //   - the final reads must show every acknowledged write (nothing lost);
+//   - every replica in force must serve each file key's final file byte
+//     for byte at its version (a stale GET RANGE straight to the replica:
+//     a wiped one must have fetched its chunks again);
 //   - one connection's acknowledged writes must have indexes in request
 //     order, its writes' tokens must appear in values in request order, and
 //     its session reads must never go back (issue 21's promises: these fail

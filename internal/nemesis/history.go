@@ -118,6 +118,12 @@ type Op struct {
 	// Pipelined marks an operation sent while others on its connection
 	// awaited their replies.
 	Pipelined bool `json:"pipelined,omitempty"`
+	// File marks a large file's write (PUTFILE, as a put or, with
+	// VERSION, a cas) or whole-file read (GET RANGE): Value is the token
+	// the file was made from (files.go), and Sum the SHA-256 the write
+	// sent or the read's reply named.
+	File bool   `json:"file,omitempty"`
+	Sum  string `json:"sum,omitempty"`
 
 	// after, if afterSet, is what the reads show an append of unknown
 	// outcome applied right after: the token before its own in a value
@@ -233,6 +239,13 @@ func (r *Recorder) End(op *Op, out Outcome, index uint64, value string, err erro
 	if err != nil {
 		op.Err = err.Error()
 	}
+}
+
+// Sum records the SHA-256 a file read's reply named.
+func (r *Recorder) Sum(op *Op, sum string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	op.Sum = sum
 }
 
 // Note records a point event (a replica's start and its flags, say).

@@ -218,6 +218,9 @@ func boolBits(a, b bool) uint64 {
 
 func describeOp(op *Op) string {
 	who := fmt.Sprintf("c%d", op.Client)
+	if op.File {
+		who += " file" // a PUTFILE, or a whole-file GET RANGE
+	}
 	switch op.Kind {
 	case KindGet:
 		if op.Outcome == NotFound {

@@ -22,6 +22,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"synod/internal/cluster"
+	"synod/wire"
 	"synod/wire/line"
 )
 
@@ -37,8 +38,14 @@ type Config struct {
 	Replicas, Proxies int
 	// Clients run concurrently, spread over the proxies.
 	Clients int
-	// Keys are written every way; LogKeys only appended to.
-	Keys, LogKeys int
+	// Keys are written every way; LogKeys only appended to; FileKeys
+	// hold large files only, written with PUTFILE (with and without
+	// VERSION) and read whole with GET RANGE by FileShare of the
+	// sequential clients' operations, in files of three chunks of
+	// ChunkSize bytes (the proxies' --chunk-size).
+	Keys, LogKeys, FileKeys int
+	FileShare               float64
+	ChunkSize               int
 	// Rate is the operations per second all clients aim at together.
 	Rate float64
 	// Faults the nemesis draws from; none means a run without faults.
@@ -96,12 +103,16 @@ type Config struct {
 // the starts with a slow fsync (1–20 ms), proxies reaching the replicas
 // through the relay and holding requests for 5 s and 1 s, and 16 clients
 // (4 of them pipelining 8 writes) at 500 ops/s over 50 keys and 10
-// append-only keys, 30% of them on 4 hot keys.
+// append-only keys, 30% of them on 4 hot keys, and 5% of the sequential
+// clients' operations on 4 keys of large files in 4 KiB chunks (the
+// smallest chunk the proxy takes, so every file is three chunks and a run
+// stays quick).
 func DefaultConfig() Config {
 	return Config{
 		Duration: 30 * time.Second,
 		Replicas: 5, Proxies: 2,
 		Clients: 16, Keys: 50, LogKeys: 10,
+		FileKeys: 4, FileShare: 0.05, ChunkSize: wire.MinChunkSize,
 		Rate:   500,
 		Faults: AllFaults,
 		Timing: Timing{
@@ -160,6 +171,11 @@ type Result struct {
 	MemberErrs []string
 	// Members are the replicas at the end, Gone those removed on the way.
 	Members, Gone []uint64
+	// FilesChecked counts the (file, replica) pairs checkReplicaFiles
+	// read straight from the replicas after the run; FileErrs describes
+	// those that did not serve the file byte for byte.
+	FilesChecked int
+	FileErrs     []string
 	// ConvergeErr is set if the replicas did not reach one digest after
 	// the run healed.
 	ConvergeErr error
@@ -198,6 +214,7 @@ func (r *Result) Failures() []string {
 	out = append(out, r.Exited...)
 	out = append(out, r.Unnoticed...)
 	out = append(out, r.MemberErrs...)
+	out = append(out, r.FileErrs...)
 	if r.ConvergeErr != nil {
 		out = append(out, r.ConvergeErr.Error())
 	}
@@ -231,9 +248,10 @@ func (r *Result) Summary() string {
 		resumes += w.Resumes
 		compacted += w.Compacted
 	}
-	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s (%s); %d skipped, %d kill -9, %d port clashes, unsettled %d; members at the end %v, removed %v; %s; %d watchers saw %d events, resumed %d times (%d refused COMPACTED), %d reads held against their replay; replicas logged: %s",
+	return fmt.Sprintf("seed %d: %v, %.0f ops/s; %s; faults: %s (%s); %d skipped, %d kill -9, %d port clashes, unsettled %d; members at the end %v, removed %v; %s; %d watchers saw %d events, resumed %d times (%d refused COMPACTED), %d reads held against their replay; %d final files read back from the replicas, %d wrong; replicas logged: %s",
 		r.Seed, r.Elapsed.Round(time.Millisecond), r.OpsPerSec(), r.Report.Summary(), strings.Join(kinds, " "), strings.Join(details, " "),
-		r.Skipped, r.Kills, r.PortClashes, r.Unsettled, r.Members, r.Gone, summarizeLives(r.Lives), len(r.Watchers), events, resumes, compacted, r.Report.WatchReads, strings.Join(seen, " "))
+		r.Skipped, r.Kills, r.PortClashes, r.Unsettled, r.Members, r.Gone, summarizeLives(r.Lives), len(r.Watchers), events, resumes, compacted, r.Report.WatchReads,
+		r.FilesChecked, len(r.FileErrs), strings.Join(seen, " "))
 }
 
 // Run starts a cluster whose peer links go through a fault relay, runs the
@@ -278,6 +296,9 @@ func Run(t testing.TB, cfg Config) *Result {
 	var proxies []string
 	for i := 0; i < cfg.Proxies; i++ {
 		flags := append([]string(nil), cfg.ProxyFlags...)
+		if cfg.FileKeys > 0 && cfg.ChunkSize > 0 {
+			flags = append(flags, fmt.Sprintf("--chunk-size=%d", cfg.ChunkSize))
+		}
 		if i < len(cfg.ProxyHolds) {
 			flags = append(flags, fmt.Sprintf("--hold=%v", cfg.ProxyHolds[i]))
 		}
@@ -300,6 +321,14 @@ func Run(t testing.TB, cfg Config) *Result {
 	}
 	for i := 0; i < cfg.LogKeys; i++ {
 		w.LogKeys = append(w.LogKeys, fmt.Sprintf("log/%02d", i))
+	}
+	chunk := cfg.ChunkSize
+	if chunk <= 0 {
+		chunk = wire.DefaultChunkSize
+	}
+	w.Files, w.FileShare = newFileRegistry(chunk), cfg.FileShare
+	for i := 0; i < cfg.FileKeys; i++ {
+		w.FileKeys = append(w.FileKeys, fmt.Sprintf("%s%02d", FilePrefix, i))
 	}
 	proxyLinks := 0
 	if cfg.ProxyRelay {
@@ -372,7 +401,7 @@ func Run(t testing.TB, cfg Config) *Result {
 
 	finalCtx, cancelFinal := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancelFinal()
-	res.FinalErr = finalReads(finalCtx, proxies[0], append(append([]string(nil), w.Keys...), w.LogKeys...), cfg.Clients, rec)
+	res.FinalErr = finalReads(finalCtx, proxies[0], append(append(append([]string(nil), w.Keys...), w.LogKeys...), w.FileKeys...), cfg.Clients, rec, w.Files)
 	h := rec.History(cfg.Seed)
 	var maxIndex uint64
 	for _, op := range h.Ops {
@@ -399,6 +428,13 @@ func Run(t testing.TB, cfg Config) *Result {
 	nem.checkAlive()
 	for _, id := range nem.ids() {
 		nem.stillLearning(id) // a replica that lost state at the very end came back as it must
+	}
+	if res.ConvergeErr == nil {
+		// A bound of its own: waiting for the watchers may have used
+		// finalCtx up.
+		fileCtx, cancelFiles := context.WithTimeout(context.Background(), 2*time.Minute)
+		res.FilesChecked, res.FileErrs = checkReplicaFiles(fileCtx, c.Dial, nem.ids(), rec.History(cfg.Seed).Ops, w.Files)
+		cancelFiles()
 	}
 
 	nem.mu.Lock()
@@ -486,8 +522,9 @@ func countMarkers(c *cluster.Cluster, gone map[uint64]*cluster.Proc) map[string]
 }
 
 // finalReads reads every key linearizably after the run, retrying until it
-// gets an answer; the reads join the history as Final operations.
-func finalReads(ctx context.Context, proxy string, keys []string, clientID int, rec *Recorder) error {
+// gets an answer (a file key whole, with GET RANGE: files.go); the reads
+// join the history as Final operations.
+func finalReads(ctx context.Context, proxy string, keys []string, clientID int, rec *Recorder, files *fileRegistry) error {
 	var conn *line.Client
 	defer func() {
 		if conn != nil {
@@ -507,9 +544,9 @@ func finalReads(ctx context.Context, proxy string, keys []string, clientID int, 
 					continue
 				}
 			}
-			op := rec.Begin(Op{Client: clientID, Kind: KindGet, Level: line.LevelLinearizable, Key: key, Final: true})
+			op := rec.Begin(Op{Client: clientID, Kind: KindGet, Level: line.LevelLinearizable, Key: key, Final: true, File: isFileKey(key)})
 			octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			val, ver, err := conn.Get(octx, key, 0)
+			val, ver, err := getValue(octx, conn, rec, files, op, 0)
 			cancel()
 			switch {
 			case err == nil:

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"synod/wire"
 	"synod/wire/line"
 )
 
@@ -175,7 +176,9 @@ const (
 // (tokens are unique) at its index when that is known; no two watchers
 // disagree on an index; every change any watcher or acknowledged write
 // shows at an index a segment covers, of a key it watches, is in it; and
-// each watcher reached last, the last acknowledged write.
+// each watcher reached last, the last acknowledged write. An event of a
+// file key (files.go) carries the file's manifest: it stands for the
+// write whose file has the SHA-256 the manifest names.
 func checkWatchers(r *Report, ops []Op, logs []*WatcherLog, last uint64) {
 	type change struct {
 		key, value string
@@ -183,6 +186,7 @@ func checkWatchers(r *Report, ops []Op, logs []*WatcherLog, last uint64) {
 	}
 	byToken := map[string]*Op{}
 	truth := map[uint64]change{} // index -> the change there, as far as known
+	files := fileTokens(ops)
 	for i := range ops {
 		op := &ops[i]
 		if !op.Kind.IsWrite() || op.Final {
@@ -206,12 +210,13 @@ func checkWatchers(r *Report, ops []Op, logs []*WatcherLog, last uint64) {
 					continue
 				}
 				prev = ev.Index
-				op := byToken[ev.Key+"\x00"+string(ev.Value)]
+				value := files.value(ev)
+				op := byToken[ev.Key+"\x00"+value]
 				if op == nil || op.Outcome == OK && op.Index != ev.Index || op.Outcome == Failed {
-					r.violate(VWatchBogus, "%s (%s): event %d %s %s %q is no write of the history at that index", w.Name, w.pattern(), ev.Index, ev.Op, ev.Key, ev.Value)
+					r.violate(VWatchBogus, "%s (%s): event %d %s %s %q is no write of the history at that index", w.Name, w.pattern(), ev.Index, ev.Op, ev.Key, value)
 					continue
 				}
-				ch := change{key: ev.Key, value: string(ev.Value), op: ev.Op}
+				ch := change{key: ev.Key, value: value, op: ev.Op}
 				if known, ok := truth[ev.Index]; ok && known != ch {
 					r.violate(VWatchDisagree, "%s (%s): at %d saw %s %s %q, elsewhere %s %s %q", w.Name, w.pattern(), ev.Index, ch.op, ch.key, ch.value, known.op, known.key, known.value)
 					continue
@@ -236,7 +241,39 @@ func checkWatchers(r *Report, ops []Op, logs []*WatcherLog, last uint64) {
 			r.violate(VWatchShort, "%s (%s): complete to %d only, the last acknowledged write is %d (%v)", w.Name, w.pattern(), t, last, w.Errs)
 		}
 	}
-	checkReplay(r, ops, logs)
+	checkReplay(r, ops, logs, files)
+}
+
+// fileTokenMap names the files of a history's writes by their SHA-256.
+type fileTokenMap map[string]string
+
+// fileTokens maps the SHA-256 of every file written in ops to its token.
+func fileTokens(ops []Op) fileTokenMap {
+	m := fileTokenMap{}
+	for i := range ops {
+		if op := &ops[i]; op.File && op.Kind.IsWrite() {
+			m[op.Sum] = op.Value
+		}
+	}
+	return m
+}
+
+// value is what ev put as the history knows it: its bytes, or for a file
+// key, whose event carries the file's manifest, the token of the write
+// whose file the manifest's SHA-256 names (else a description no write
+// has, which the checks report).
+func (m fileTokenMap) value(ev line.Event) string {
+	if !isFileKey(ev.Key) || ev.Op != line.EventPut {
+		return string(ev.Value)
+	}
+	mf, err := wire.ParseManifest(ev.Value)
+	if err != nil {
+		return fmt.Sprintf("bad-manifest(%.80q);", ev.Value)
+	}
+	if tok, ok := m[mf.Sum.String()]; ok {
+		return tok
+	}
+	return fmt.Sprintf("unknown-file(sha256 %s);", mf.Sum)
 }
 
 // checkReplay replays the events of every watcher whose first segment
@@ -245,7 +282,7 @@ func checkWatchers(r *Report, ops []Op, logs []*WatcherLog, last uint64) {
 // version V must see the value the events up to V build, and the watcher
 // must have an event of that key at V itself (a version is the index of
 // the key's last write).
-func checkReplay(r *Report, ops []Op, logs []*WatcherLog) {
+func checkReplay(r *Report, ops []Op, logs []*WatcherLog, files fileTokenMap) {
 	type state struct {
 		index uint64
 		value string
@@ -260,7 +297,7 @@ func checkReplay(r *Report, ops []Op, logs []*WatcherLog) {
 		for _, ev := range seg.Events {
 			switch ev.Op {
 			case line.EventPut:
-				cur[ev.Key] = string(ev.Value)
+				cur[ev.Key] = files.value(ev)
 			case line.EventAppend:
 				cur[ev.Key] += string(ev.Value)
 			case line.EventDel:

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"synod/wire"
 	"synod/wire/line"
 )
 
@@ -89,9 +90,49 @@ func TestCheckReplay(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var r Report
-			checkReplay(&r, []Op{tt.read}, []*WatcherLog{w})
+			checkReplay(&r, []Op{tt.read}, []*WatcherLog{w}, fileTokens(nil))
 			if tt.ok != (r.ViolationCount == 0) || !tt.ok && r.ByKind[VWatchState] == 0 {
 				t.Fatalf("violations %v, want ok=%v", r.Violations, tt.ok)
+			}
+		})
+	}
+}
+
+// TestCheckWatchersFiles: a file key's event carries the file's manifest,
+// which stands for the write whose file has the SHA-256 it names.
+func TestCheckWatchersFiles(t *testing.T) {
+	const chunk = 4096
+	data := fileData("0.1;", chunk)
+	ops := []Op{
+		{Kind: KindPut, File: true, Sum: sumHex(data), Key: "f/00", Value: "0.1;", Outcome: OK, Index: 3},
+		{Kind: KindGet, File: true, Key: "f/00", Value: "0.1;", Outcome: OK, Index: 3},
+	}
+	manifest := func(b []byte) []byte {
+		m := wire.Manifest{Size: uint64(len(b)), ChunkSize: chunk, Sum: wire.SumOf(b)}
+		for off := 0; off < len(b); off += chunk {
+			m.Chunks = append(m.Chunks, wire.SumOf(b[off:min(off+chunk, len(b))]))
+		}
+		return m.Append(nil)
+	}
+	for _, tt := range []struct {
+		name  string
+		value []byte
+		want  string
+	}{
+		{"the file written", manifest(data), ""},
+		{"another file", manifest(fileData("9.9;", chunk)), VWatchBogus},
+		{"no manifest", []byte("0.1;"), VWatchBogus},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &WatcherLog{Name: "all", Prefix: true, Segments: []WatchSegment{{From: 1, Through: 3,
+				Events: []line.Event{{Index: 3, Op: line.EventPut, Key: "f/00", Value: tt.value}}}}}
+			var r Report
+			checkWatchers(&r, ops, []*WatcherLog{w}, 3)
+			if tt.want == "" && r.ViolationCount != 0 || tt.want != "" && r.ByKind[tt.want] == 0 {
+				t.Fatalf("violations %v, want %q", r.Violations, tt.want)
+			}
+			if tt.want == "" && r.WatchReads != 1 {
+				t.Fatalf("%d reads held against the replay, want the file read", r.WatchReads)
 			}
 		})
 	}

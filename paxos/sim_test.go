@@ -308,10 +308,11 @@ type simNode struct {
 	// lacks, when its fetcher next tries, the chunks it lost and does not
 	// hold again yet (the harness's record), and whether it left the
 	// cluster for good.
-	missing  map[string]bool
-	fetchAt  int
-	lost     map[string]bool
-	departed bool
+	missing    map[string]bool
+	fetchAt    int
+	lost       map[string]bool
+	departed   bool
+	wasLearner bool // its core's membership was Learner last
 }
 
 func (n *simNode) stalled(now int) bool { return now < n.stalledUntil }
@@ -558,6 +559,7 @@ func (s *sim) start(n *simNode) {
 		n.rate = 1000 - s.o.drift + s.rng.IntN(2*s.o.drift+1)
 	}
 	n.reads = map[uint64]simRead{}
+	n.wasLearner = hs.Membership == Learner
 	s.scanFiles(n)
 }
 
@@ -891,6 +893,10 @@ func (s *sim) handleReady(n *simNode) {
 		}
 		if rd.MembershipChanged {
 			s.logf("node %d: membership %v", n.id, rd.Membership)
+			if rd.Membership == Voter && n.wasLearner && s.o.fileRate > 0 {
+				s.checkPromotedChunks(n)
+			}
+			n.wasLearner = rd.Membership == Learner
 		}
 		if rd.SoftState != nil && rd.SoftState.Role == Master {
 			if other, ok := s.masters[rd.SoftState.Ballot]; ok && other != n.id {
@@ -1200,7 +1206,7 @@ func (s *sim) reconfigure(m *simNode) {
 		c.Members[ls[s.rng.IntN(len(ls))]].Voter = true
 	default: // remove a member other than the master, keeping three voters
 		i := s.rng.IntN(len(c.Members))
-		if mm := c.Members[i]; mm.ID == m.id || (mm.Voter && len(c.Voters()) <= 3) {
+		if mm := c.Members[i]; mm.ID == m.id || (mm.Voter && len(c.Voters()) <= 3) || !s.filesSettled() {
 			return
 		}
 		c.Members = slices.Delete(c.Members, i, i+1)

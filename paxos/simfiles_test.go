@@ -20,7 +20,12 @@ import (
 )
 
 // invFileLost: an acknowledged file still needs a chunk no replica holds.
-const invFileLost = "file lost"
+// invChunkVote: a replica that lost state votes again while it lacks a
+// chunk of a file chosen before the phase 1 its promotion waited for.
+const (
+	invFileLost  = "file lost"
+	invChunkVote = "votes without its chunks"
+)
 
 // fileOptions draws, from a stream of its own so the seeds that write no
 // large files keep their schedules, whether a seed's clients write large
@@ -211,7 +216,11 @@ func (s *sim) fetchChunks(n *simNode) {
 // file shows in its log and metrics only. The README states both limits.
 func (s *sim) recovering(n *simNode) bool {
 	for ch := range n.lost {
-		if n.disk.chunks[ch] {
+		cmd, _, _ := strings.Cut(ch, "#")
+		if at := s.fileSlot[cmd]; n.disk.chunks[ch] || (at != 0 && at <= n.applied && !n.missing[ch]) {
+			// Held again, or the node believes it is: it applied the file
+			// and its fetcher no longer looks for the chunk (the fetchOnce
+			// bug gives up).
 			delete(n.lost, ch)
 		}
 	}
@@ -231,6 +240,51 @@ func (s *sim) forget(n *simNode, chunks map[string]bool, inFlightOnly bool) {
 		}
 		n.lost[ch] = true
 	}
+}
+
+// checkPromotedChunks fails the run if n, promoted from learner just now,
+// lacks a chunk of a file chosen at or before the slot its master's phase
+// 1 started from: those it must hold before it votes (SettledUpTo), or a
+// second loss could take their last copy (the README's promise).
+func (s *sim) checkPromotedChunks(n *simNode) {
+	start := n.r.fol.masterStart
+	for _, cmd := range slices.Sorted(mapKeys(s.fileSlot)) {
+		if s.fileSlot[cmd] > start {
+			continue
+		}
+		for _, ch := range s.fileChunks[cmd] {
+			if !n.disk.chunks[ch] {
+				s.fail(invChunkVote, "node %d votes again lacking chunk %s of file %s (slot %d; its promotion waited for slot %d)",
+					n.id, ch, cmd, s.fileSlot[cmd], start)
+				return
+			}
+		}
+	}
+}
+
+// filesSettled reports whether no upload is in flight and every replica
+// holds every chunk of the files it applied and of those it lost: the
+// simulator removes a replica only then. A removed replica leaves once a
+// majority of the new configuration applied its removal, whether or not
+// they hold the chunks it held; removing the last holder of a chunk
+// loses it (seed 52 of the departEarly sweep's options found it). The
+// README states the limit; the fix is for the removed replica to wait
+// until a majority of the new configuration holds every chunk.
+func (s *sim) filesSettled() bool {
+	if s.o.fileRate == 0 {
+		return true
+	}
+	for _, c := range s.clients {
+		if c.upload != nil {
+			return false
+		}
+	}
+	for _, n := range s.nodes {
+		if !n.dormant && (len(n.missing) > 0 || s.recovering(n)) {
+			return false
+		}
+	}
+	return true
 }
 
 // loseChunk removes one of n's chunk files, as a disk losing a file: the

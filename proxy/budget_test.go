@@ -112,6 +112,10 @@ func TestByteBudgetManyWriters(t *testing.T) {
 		// load starves of CPU: a poll may wait seconds. This test is
 		// about memory, not about noticing a dead replica.
 		c.ProbeTimeout = 10 * time.Second
+		// Nor about timeouts: on a loaded machine under -race a read at
+		// the fake follower, a client that reads its replies only after
+		// its writes, or one waiting for the budget, may each wait long.
+		c.ReadTimeout, c.WriteTimeout, c.IdleTimeout, c.Hold = time.Minute, time.Minute, time.Minute, time.Minute
 		c.MaxInflightBytes = budget
 		c.MaxPipelineBytes = 4 << 20
 	})

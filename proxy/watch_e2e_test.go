@@ -30,6 +30,7 @@ type watchConn struct {
 	byID     map[uint64]*watchcheck.Watcher
 	mu       sync.Mutex // guards the watchers' Through and Events, and started
 	started  int
+	done     chan struct{} // closed when the goroutine reading it returns
 }
 
 // dialWatches opens a connection and sends a WATCH for each of ws, each
@@ -39,7 +40,8 @@ func dialWatches(t testing.TB, addr string, ws []*watchcheck.Watcher) (*watchCon
 	if err != nil {
 		return nil, err
 	}
-	wc := &watchConn{nc: nc, wr: line.NewWatchReader(bufio.NewReader(nc), line.Options{}), watchers: ws, byID: map[uint64]*watchcheck.Watcher{}}
+	wc := &watchConn{nc: nc, wr: line.NewWatchReader(bufio.NewReader(nc), line.Options{}), watchers: ws, byID: map[uint64]*watchcheck.Watcher{},
+		done: make(chan struct{})}
 	var b []byte
 	for _, w := range ws {
 		req := line.Request{Cmd: line.CmdWatch, Key: w.Key, WatchPrefix: w.Prefix, From: w.From}
@@ -231,6 +233,7 @@ func TestWatchEndToEnd(t *testing.T) {
 		rwg.Add(1)
 		go func() {
 			defer rwg.Done()
+			defer close(wc.done)
 			for {
 				if err := wc.next(); err != nil {
 					readers <- err
@@ -267,6 +270,7 @@ func TestWatchEndToEnd(t *testing.T) {
 		wc := open[i]
 		cmu.Unlock()
 		wc.nc.Close()
+		<-wc.done // its reader is done with the watchers before they watch again
 	}
 	for i := 0; i < conns; i += 5 {
 		run(i)

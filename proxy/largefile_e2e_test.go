@@ -26,19 +26,7 @@ import (
 // them from a peer). An upload whose checksum does not match, and one cut
 // short, leave nothing visible.
 func TestLargeFileEndToEnd(t *testing.T) {
-	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
-	p := c.StartProxy(t, "--poll=50ms", "--max-file-size=134217728")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	master, err := c.WaitMaster(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := line.Dial(ctx, p.Addr, line.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, p, master, cl, ctx := largeFileCluster(t, 3*time.Minute, "--max-file-size=134217728")
 
 	const size = 16 << 20
 	data := make([]byte, size)
@@ -179,6 +167,27 @@ func TestLargeFileEndToEnd(t *testing.T) {
 	if _, _, err := cl.Stat(ctx, "big/short"); !errors.Is(err, line.ErrNotFound) {
 		t.Fatalf("a short upload is visible: %v", err)
 	}
+}
+
+// largeFileCluster starts three replicas with fast timeouts and a proxy
+// (polling every 50 ms, with extra flags), waits for a master and dials the
+// proxy; the context ends after limit.
+func largeFileCluster(t *testing.T, limit time.Duration, proxyFlags ...string) (*cluster.Cluster, *cluster.Proxy, uint64, *line.Client, context.Context) {
+	t.Helper()
+	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
+	p := c.StartProxy(t, append([]string{"--poll=50ms"}, proxyFlags...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancel)
+	master, err := c.WaitMaster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := line.Dial(ctx, p.Addr, line.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return c, p, master, cl, ctx
 }
 
 // readAll reads key from replica id alone, in ranges, at a session read

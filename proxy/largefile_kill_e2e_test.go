@@ -2,16 +2,12 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"synod/internal/cluster"
-	"synod/wire/line"
 )
 
 // TestLargeFileMasterKilled kills the master with SIGKILL in the middle of
@@ -20,19 +16,7 @@ import (
 // completes, once, and the file reads back whole from both surviving
 // replicas.
 func TestLargeFileMasterKilled(t *testing.T) {
-	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
-	p := c.StartProxy(t, "--poll=50ms")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	master, err := c.WaitMaster(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := line.Dial(ctx, p.Addr, line.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, _, master, cl, ctx := largeFileCluster(t, 3*time.Minute)
 	const size = 16 << 20
 	data := make([]byte, size)
 	rand.NewChaCha8([32]byte{23}).Read(data)

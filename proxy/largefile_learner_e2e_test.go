@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"synod/internal/cluster"
-	"synod/wire/line"
 )
 
 // TestWipedLearnerWaitsForChunks: a replica that lost its disk votes again
@@ -25,19 +23,7 @@ import (
 // catches up: it stays a learner well past the time it would otherwise
 // vote again, and once one peer has them back it fetches them and votes.
 func TestWipedLearnerWaitsForChunks(t *testing.T) {
-	c := cluster.New(t, cluster.Options{NodeFlags: fastFlags})
-	p := c.StartProxy(t, "--poll=50ms", "--chunk-size=65536")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	master, err := c.WaitMaster(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := line.Dial(ctx, p.Addr, line.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, _, master, cl, ctx := largeFileCluster(t, 2*time.Minute, "--chunk-size=65536")
 	data := make([]byte, 3*65536-100)
 	rand.NewChaCha8([32]byte{7}).Read(data)
 	sum := sha256.Sum256(data)

@@ -254,12 +254,15 @@ func (n *Node) scanChunks() {
 // runChunkFetcher fetches, one file at a time, the chunks of large files
 // this replica lacks, until ctx ends: files just applied (fetchQ), and
 // every large file of the state when asked to scan (scanQ), which Run asks
-// for at start, and again every chunkRetry while a chunk could not be
-// fetched (its holders may be down, or cut off). Its own goroutine,
+// for at start. What no peer could give it, it asks for again every
+// chunkRetry, and every fullScanEvery rounds it scans the whole state again
+// instead (a file deleted meanwhile needs nothing more). Its own goroutine,
 // started by Run.
 func (n *Node) runChunkFetcher(ctx context.Context) {
 	retry := time.NewTicker(chunkRetry)
 	defer retry.Stop()
+	lacking := map[chunks.Sum]int{} // chunk -> its length, for the chunks no peer gave
+	rounds := 0
 	for {
 		scan := false
 		select {
@@ -268,35 +271,58 @@ func (n *Node) runChunkFetcher(ctx context.Context) {
 		case <-n.scanQ:
 			scan = true
 		case <-retry.C:
-			scan = n.debt.lacking.Load() > 0
+			if len(lacking) == 0 {
+				continue
+			}
+			if rounds++; rounds%fullScanEvery == 0 {
+				scan = true
+				break
+			}
+			for sum, size := range lacking {
+				if ctx.Err() != nil {
+					return
+				}
+				if n.chunks.Has(sum) {
+					delete(lacking, sum)
+				} else if _, err := n.fetchChunk(sum, size); err == nil {
+					delete(lacking, sum)
+				}
+			}
+			n.debt.lacking.Store(int64(len(lacking)))
+			n.warnLacking(len(lacking))
 		case m := <-n.fetchQ:
-			lacks, ok := n.fetchMissing(ctx, m)
-			if !ok {
+			if !n.fetchMissing(ctx, m, lacking) {
 				return
 			}
-			n.debt.lacking.Add(int64(lacks))
+			n.debt.lacking.Store(int64(len(lacking)))
 			n.debt.queued.Add(-1)
 		}
 		if !scan {
 			continue
 		}
 		asked := n.debt.scansAsk.Load()
-		total := 0
+		clear(lacking)
 		for _, m := range n.largeManifests() {
-			lacks, ok := n.fetchMissing(ctx, m)
-			if !ok {
+			if !n.fetchMissing(ctx, m, lacking) {
 				return
 			}
-			total += lacks
 		}
-		// A scan covers every file the state holds, so its count replaces
-		// what the checks before it found.
-		n.debt.lacking.Store(int64(total))
+		// A scan covers every file the state holds, so what it found
+		// replaces what the checks before it found.
+		n.debt.lacking.Store(int64(len(lacking)))
 		n.debt.scansDone.Store(asked)
-		if total > 0 {
-			n.log.Warn().Int("chunks", total).Dur("retry", chunkRetry).
-				Msg("chunks of large files missing here and held by no reachable peer; a replica that lost its disk does not vote until it has them")
-		}
+		n.warnLacking(len(lacking))
+	}
+}
+
+// fullScanEvery is how many retry rounds of the chunks a replica lacks go
+// by between full scans of its state.
+const fullScanEvery = 12
+
+func (n *Node) warnLacking(count int) {
+	if count > 0 {
+		n.log.Warn().Int("chunks", count).Dur("retry", chunkRetry).
+			Msg("chunks of large files missing here and held by no reachable peer; a replica that lost its disk does not vote until it has them")
 	}
 }
 
@@ -314,21 +340,20 @@ func (n *Node) largeManifests() []wire.Manifest {
 	return out
 }
 
-// fetchMissing fetches the chunks of m this replica lacks, and returns how
-// many it could not get; false once ctx ended.
-func (n *Node) fetchMissing(ctx context.Context, m wire.Manifest) (int, bool) {
-	lacks := 0
+// fetchMissing fetches the chunks of m this replica lacks, and records in
+// lacking those it could not get; false once ctx ended.
+func (n *Node) fetchMissing(ctx context.Context, m wire.Manifest, lacking map[chunks.Sum]int) bool {
 	for i, sum := range m.Chunks {
 		if ctx.Err() != nil {
-			return lacks, false
+			return false
 		}
 		if n.chunks.Has(chunks.Sum(sum)) {
 			continue
 		}
 		if _, err := n.fetchChunk(chunks.Sum(sum), m.ChunkLen(i)); err != nil {
-			lacks++
+			lacking[chunks.Sum(sum)] = m.ChunkLen(i)
 			n.log.Warn().Err(err).Msg("could not fetch a chunk this replica lacks; the fetcher tries again")
 		}
 	}
-	return lacks, true
+	return true
 }

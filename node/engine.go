@@ -222,6 +222,7 @@ func (n *Node) handleMail(m notices) {
 	e := &n.eng
 	for _, rd := range m.advances {
 		e.r.Advance(rd)
+		n.durable.Store(e.r.Durable())
 	}
 	if m.compact > 0 {
 		e.r.Compact(m.compact)

@@ -357,8 +357,24 @@ func askMembers(ctx context.Context, cfg Config, addr string) (*joinInfo, string
 var ErrNotMember = errors.New("node: not a member")
 
 // configSlotMark precedes, in a handshake refusal for not being a member,
-// the slot of the refusing replica's configuration.
-const configSlotMark = "config-slot="
+// the slot of the refusing replica's configuration (the refusal's last
+// word); durableMark the chosen prefix its disk knows.
+const (
+	configSlotMark = "config-slot="
+	durableMark    = "durable="
+)
+
+// refusalSlot parses the number after mark in a refusal's reason, up to
+// the next space.
+func refusalSlot(reason, mark string) (uint64, bool) {
+	i := strings.LastIndex(reason, mark)
+	if i < 0 {
+		return 0, false
+	}
+	num, _, _ := strings.Cut(reason[i+len(mark):], " ")
+	v, err := strconv.ParseUint(num, 10, 64)
+	return v, err == nil
+}
 
 // noteRefusal handles a peer that refused this replica's handshake. A peer
 // whose configuration is newer than this replica's and does not include
@@ -369,24 +385,22 @@ func (n *Node) noteRefusal(peer uint64, err error) {
 	if !errors.As(err, &re) {
 		return
 	}
-	i := strings.LastIndex(re.Reason, configSlotMark)
-	if i < 0 {
-		return
-	}
-	slot, perr := strconv.ParseUint(re.Reason[i+len(configSlotMark):], 10, 64)
-	if perr != nil {
+	slot, ok := refusalSlot(re.Reason, configSlotMark)
+	if !ok {
 		return
 	}
 	v := n.members()
 	if _, member := v.conf.Member(paxos.NodeID(n.cfg.ID)); !member {
 		// This replica knows it was removed and lingers until a majority
-		// of the configuration that removed it applied it: a peer that
-		// refuses it naming that configuration or a later one has.
+		// of the configuration that removed it durably knows it: a peer
+		// that refuses it names how far its disk knows the chosen slots
+		// (a replica of an older version names nothing: it never counts).
+		durable, _ := refusalSlot(re.Reason, durableMark)
 		n.mail.post(func(m *notices) {
 			if m.peerSlots == nil {
 				m.peerSlots = map[paxos.NodeID]uint64{}
 			}
-			m.peerSlots[paxos.NodeID(peer)] = max(m.peerSlots[paxos.NodeID(peer)], slot)
+			m.peerSlots[paxos.NodeID(peer)] = max(m.peerSlots[paxos.NodeID(peer)], durable)
 		})
 		return
 	}

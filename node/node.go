@@ -87,6 +87,7 @@ type Node struct {
 	fetchQ   chan wire.Manifest // large files applied, whose chunks the fetcher checks (chunks.go)
 	scanQ    chan struct{}      // asks the fetcher to check every large file (chunks.go)
 	debt     chunkDebt          // chunks this replica may lack (chunkdebt.go)
+	durable  atomic.Uint64      // the chosen prefix the disk knows (the engine's; told in handshake refusals)
 	refs     chunkRefs          // chunks of log entries not applied and of backups (chunkgc.go)
 
 	snapshotting atomic.Bool // a snapshot is being written

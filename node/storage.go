@@ -197,8 +197,10 @@ func (s *storage) persist(rds []paxos.Ready) (int, error) {
 	acc := s.acceptor
 	s.recs = s.recs[:0]
 	committed := s.lastCommitted
+	alone := false // a commit hint to write even without entries (Ready.PersistCommit)
 	for i := range rds {
 		rd := &rds[i]
+		alone = alone || rd.PersistCommit
 		if rd.PromiseChanged {
 			acc.Promise = wal.Ballot{Round: rd.Promise.Round, Node: uint64(rd.Promise.Node)}
 		}
@@ -230,7 +232,7 @@ func (s *storage) persist(rds []paxos.Ready) (int, error) {
 		synced++
 	}
 	// The commit hint rides along with entries; alone it is not worth an fsync.
-	if len(s.recs) > 0 && committed > s.lastCommitted {
+	if (len(s.recs) > 0 || alone) && committed > s.lastCommitted {
 		s.recs = append(s.recs, wal.Record{Kind: wal.KindCommit, Slot: committed})
 	}
 	if len(s.recs) > 0 {

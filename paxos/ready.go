@@ -58,6 +58,12 @@ type Ready struct {
 	MembershipChanged bool
 	Membership        Membership
 
+	// PersistCommit asks for Committed to be written and fsynced even
+	// without entries: it now covers the slot that chose the configuration
+	// in force, which a removed replica waits for the new voters to know
+	// durably before it leaves.
+	PersistCommit bool
+
 	// NeedSnapshot names a peer that compacted slots this replica lacks:
 	// fetch its snapshot, install it, then call RestoreSnapshot.
 	NeedSnapshot NodeID
@@ -70,7 +76,7 @@ type Ready struct {
 
 // IsEmpty reports whether rd asks nothing of the application.
 func (rd *Ready) IsEmpty() bool {
-	return rd.SoftState == nil && len(rd.Messages) == 0 && !rd.PromiseChanged && !rd.MembershipChanged &&
+	return rd.SoftState == nil && len(rd.Messages) == 0 && !rd.PromiseChanged && !rd.MembershipChanged && !rd.PersistCommit &&
 		len(rd.Accepted) == 0 && len(rd.MessagesAfterPersist) == 0 &&
 		len(rd.Chosen) == 0 && len(rd.ReadStates) == 0 && rd.NeedSnapshot == None
 }
@@ -78,5 +84,5 @@ func (rd *Ready) IsEmpty() bool {
 // NeedsPersist reports whether the application must write and fsync before
 // sending MessagesAfterPersist.
 func (rd *Ready) NeedsPersist() bool {
-	return rd.PromiseChanged || rd.MembershipChanged || len(rd.Accepted) > 0
+	return rd.PromiseChanged || rd.MembershipChanged || len(rd.Accepted) > 0 || rd.PersistCommit
 }

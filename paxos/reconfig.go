@@ -476,9 +476,11 @@ func (r *Replica) teachDeparture(m Message) {
 	r.sendChosen(m.From, m.Commit+1)
 }
 
-// noteApplied records that voter id applied the configuration of slot at
-// least slot: it answered a probe so, or (PeerConfigSlot) the node's
-// handshake learned it.
+// noteApplied records that voter id durably knows the slots chosen up to
+// slot, the configuration that removed this replica among them: it
+// answered a probe so, or (PeerConfigSlot) the node's handshake learned
+// it. What a voter knows only in memory does not count: after a crash it
+// may know less, and with this replica gone no one might tell it.
 func (r *Replica) noteApplied(id NodeID, slot uint64) {
 	if !r.conf.removed || slot < r.conf.curSlot || !r.conf.cur.IsVoter(id) {
 		return
@@ -489,8 +491,8 @@ func (r *Replica) noteApplied(id NodeID, slot uint64) {
 	r.conf.departAcks[id] = true
 }
 
-// PeerConfigSlot tells a removed replica that replica id holds the
-// configuration chosen at slot (the node learns it from a handshake that
+// PeerConfigSlot tells a removed replica that replica id durably knows the
+// slots chosen up to slot (the node learns it from a handshake that
 // replica refused: it does not know a replica outside its configuration).
 func (r *Replica) PeerConfigSlot(id NodeID, slot uint64) { r.noteApplied(id, slot) }
 

@@ -66,6 +66,12 @@ type Replica struct {
 	offset    uint64
 	committed uint64
 	delivered uint64 // chosen slots handed out in a Ready
+	// durable: the chosen prefix the disk knows (a snapshot's slot, or a
+	// commit hint persisted with entries): what this replica knows of the
+	// chosen slots whatever a crash loses. A removed replica counts only
+	// that from the voters it waits for (noteApplied).
+	durable     uint64
+	commitAsked uint64 // the configuration slot a Ready last asked to persist the commit hint for
 
 	// Role state, set by reset.
 	role         Role
@@ -135,6 +141,7 @@ func New(cfg Config, hs HardState) (*Replica, error) {
 	if r.delivered > r.committed {
 		r.committed = r.delivered
 	}
+	r.durable = r.committed
 	// The configuration in force: the snapshot's, or the one given, then
 	// every configuration among the chosen slots held.
 	r.conf.cur, r.conf.curSlot = cfg.configuration(), 0
@@ -175,6 +182,10 @@ func (r *Replica) lastHeld() uint64 { return r.offset + uint64(len(r.log)) - 1 }
 
 // Status returns the replica's soft state and chosen prefix.
 func (r *Replica) Status() (SoftState, uint64) { return r.softState(), r.committed }
+
+// Durable returns the chosen prefix this replica's disk knows (see
+// Replica.durable).
+func (r *Replica) Durable() uint64 { return r.durable }
 
 // Committed returns the chosen prefix known to this replica.
 func (r *Replica) Committed() uint64 { return r.committed }
@@ -238,7 +249,7 @@ func (r *Replica) Step(m Message) {
 		// whether the cluster is new, or a removed one asking whether
 		// the configuration that removed it is in force here. The answer
 		// tells nothing else.
-		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh(), Commit: r.committed, Token: m.Token})
+		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh(), Commit: r.committed, Token: m.Token, Index: r.durable})
 		return
 	}
 	if !r.admits(m) || !r.wellFormed(m) {
@@ -279,7 +290,14 @@ func (r *Replica) HasReady() bool {
 	}
 	return len(r.msgs) > 0 || len(r.msgsAfter) > 0 || len(r.accepted) > 0 || r.promiseChanged ||
 		r.delivered < r.committed || len(r.readStates) > 0 || r.softState() != r.prevSoft ||
-		r.needSnapshot != None || r.learn.changed
+		r.needSnapshot != None || r.learn.changed || r.commitToPersist()
+}
+
+// commitToPersist reports whether the chosen prefix covers the slot of the
+// configuration in force while the disk does not know it yet, and no Ready
+// asked to persist it yet.
+func (r *Replica) commitToPersist() bool {
+	return r.conf.curSlot > r.durable && r.committed >= r.conf.curSlot && r.commitAsked < r.conf.curSlot
 }
 
 // Ready returns what the application must do now, and hands over ownership
@@ -302,6 +320,9 @@ func (r *Replica) Ready() Ready {
 	}
 	r.needSnapshot = None
 	r.learn.changed = false
+	if r.commitToPersist() {
+		rd.PersistCommit, r.commitAsked = true, r.conf.curSlot
+	}
 	if r.role == Master {
 		for _, e := range r.accepted {
 			if e.Ballot == r.masterBallot && e.Slot > rd.lastAccepted {
@@ -330,6 +351,11 @@ func (r *Replica) Ready() Ready {
 // Advance tells the replica that rd was handled: persisted, sent, applied.
 // A master counts its own vote for the slots rd persisted only now.
 func (r *Replica) Advance(rd Ready) {
+	if len(rd.Accepted) > 0 || rd.PersistCommit {
+		// The commit hint is written with the entries (alone it is not
+		// worth an fsync, unless asked), so it is durable now.
+		r.durable = max(r.durable, rd.Committed)
+	}
 	if r.role == Master && rd.ballot == r.masterBallot && rd.lastAccepted > r.lead.selfMatch {
 		r.lead.selfMatch = rd.lastAccepted
 		r.maybeCommit()

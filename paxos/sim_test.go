@@ -733,7 +733,7 @@ func persistTo(d *simDisk, rd *Ready) {
 	if rd.PromiseChanged {
 		d.promise = rd.Promise
 	}
-	if len(rd.Accepted) > 0 {
+	if len(rd.Accepted) > 0 || rd.PersistCommit {
 		d.lastBatch, d.committedBefore = len(d.log), d.committed
 		d.log = append(d.log, rd.Accepted...)
 		if rd.Committed > d.committed {
@@ -914,7 +914,9 @@ func (s *sim) handleReady(n *simNode) {
 			rd.MessagesAfterPersist = nil
 		}
 		due := s.now
-		if s.o.diskDelay > 0 && rd.NeedsPersist() {
+		if s.o.diskDelay > 0 && rd.NeedsPersist() && !(rd.PersistCommit && !rd.PromiseChanged && !rd.MembershipChanged && len(rd.Accepted) == 0) {
+			// (A commit hint alone draws no delay: the seeds found before
+			// PersistCommit keep their schedules.)
 			due += s.rng.IntN(s.o.diskDelay + 1)
 		}
 		n.unsynced = append(n.unsynced, simWrite{rd: rd, due: due})

@@ -337,18 +337,33 @@ func TestPlantedDepartEarly(t *testing.T) {
 		// that they vote, a majority of learners; the note names it).
 		o.fileRate = 0
 	}
-	fails, ran, _ := sweep(1, 20000, true, func(o *simOptions) { tweak(o); o.bugs.departEarly = true })
-	if len(fails) == 0 {
-		t.Fatalf("planted bug (m) a removed replica leaving early: no violation in %d seeds", ran)
+	// A seed counts when the bug is what breaks it: it must pass with the
+	// bug off (a few seeds of these options fail either way: the known
+	// majority-of-learners liveness bug in the note).
+	var first uint64 = 1
+	for range 4 {
+		fails, ran, _ := sweep(first, 20000, true, func(o *simOptions) { tweak(o); o.bugs.departEarly = true })
+		if len(fails) == 0 {
+			t.Fatalf("planted bug (m) a removed replica leaving early: no violation in %d seeds from %d", ran, first)
+		}
+		f := fails[0]
+		for _, g := range fails[1:] {
+			if g.seed < f.seed {
+				f = g
+			}
+		}
+		if f.err.kind != invLiveness {
+			t.Fatalf("planted bug (m): seed %d broke %q, want liveness: %v", f.seed, f.err.kind, f.err)
+		}
+		if r := runSeed(f.seed, tweak); r.err != nil {
+			t.Logf("seed %d fails without the bug too, skipped: %v", f.seed, r.err)
+			first = f.seed + 1
+			continue
+		}
+		t.Logf("planted bug (m) caught at seed %d: %v", f.seed, f.err)
+		return
 	}
-	f := fails[0]
-	if f.err.kind != invLiveness {
-		t.Fatalf("planted bug (m): seed %d broke %q, want liveness: %v", f.seed, f.err.kind, f.err)
-	}
-	if r := runSeed(f.seed, tweak); r.err != nil {
-		t.Fatalf("planted bug (m): seed %d fails without the bug too: %v", f.seed, r.err)
-	}
-	t.Logf("planted bug (m) caught at seed %d after %d seeds: %v", f.seed, ran, f.err)
+	t.Fatalf("planted bug (m): every seed it broke fails without it too")
 }
 
 // The node's mistakes with large files (simfiles_test.go): both lose an

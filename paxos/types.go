@@ -156,8 +156,8 @@ func (t MsgType) String() string {
 //	             Token: its incarnation; by a removed replica, Commit: the
 //	             slot that removed it
 //	ProbeResp    Reject: the responder is not fresh (it has promised or
-//	             accepted something); Commit: its chosen prefix; Token:
-//	             the probe's, echoed
+//	             accepted something); Commit: its chosen prefix; Index: the
+//	             part of it its disk holds; Token: the probe's, echoed
 //
 // Learner is set on HeartbeatResp by a replica that may not vote yet; its
 // Hint is then the newest ballot whose Prepare carrying its token it

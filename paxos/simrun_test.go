@@ -327,6 +327,7 @@ func TestPlantedDepartEarly(t *testing.T) {
 		t.Skip("planted-bug sweeps run without -race (make test runs them in sim-ci)")
 	}
 	tweak := func(o *simOptions) {
+		o.nodes = 3 // (five replicas meet the majority-of-learners bug first, and cost more)
 		o.reconfRate = max(o.reconfRate, 0.05)
 		o.wipeRate = max(o.wipeRate, 0.004)
 		o.crashRate = max(o.crashRate, 0.01)

@@ -3,8 +3,9 @@ package node
 // This file owns a replica's side of large files: storing the chunks a
 // proxy streams in (KindChunkPut, on the client connection's goroutine,
 // which answers once the chunk is fsynced), handing chunks to peers that
-// lack them (KindChunkGet), and range reads of large files (OpGetRange),
-// which run on a goroutine of their own per read (bounded by rangeSlots)
+// lack them (KindChunkGet), telling a proxy which it holds durably
+// (KindChunkHas, on the same goroutine), and range reads of large files
+// (OpGetRange), which run on a goroutine of their own per read (bounded by rangeSlots)
 // because they read chunk files and may fetch a missing chunk from a peer:
 // never on the applier's goroutine.
 
@@ -37,6 +38,11 @@ const chunkFetchTimeout = 30 * time.Second
 // lacks.
 var ErrChunkUnavailable = errors.New("node: chunk held by no reachable replica")
 
+// ErrChunkLost is returned (wrapping ErrChunkUnavailable) when every other
+// member of the configuration answered that it does not hold the chunk:
+// no member holds it any more.
+var ErrChunkLost = fmt.Errorf("%w: every member answered it lacks it", ErrChunkUnavailable)
+
 // servePutChunk stores a chunk durably and says so. The chunk's bytes are
 // read where they arrived, in the connection's read buffer (body), which
 // stays put until this returns.
@@ -51,6 +57,9 @@ func (n *Node) servePutChunk(body []byte) wire.ChunkAck {
 	}
 	if n.degraded.Load() {
 		return wire.ChunkAck{Code: wire.CodeUnavailable, Msg: "this replica's disk is failing"}
+	}
+	if n.cfg.TestDropChunkPuts {
+		return wire.ChunkAck{Code: wire.CodeOK} // test hook: a disk that loses it at once
 	}
 	if err := n.chunks.Put(sum, req.Data); err != nil {
 		switch {
@@ -80,12 +89,42 @@ func (n *Node) serveGetChunk(body []byte) wire.ChunkData {
 	case errors.Is(err, chunks.ErrNotFound):
 		return wire.ChunkData{Code: wire.CodeNotFound, Msg: err.Error()}
 	case err != nil:
-		// A damaged chunk is as good as missing: the asker tries
-		// another peer.
+		// A damaged chunk: the asker tries another peer. Not NOT_FOUND,
+		// which says this replica holds no such chunk at all (an asker
+		// that hears it from every member counts the chunk lost).
 		n.log.Warn().Err(err).Msg("a chunk a peer asked for is unreadable")
-		return wire.ChunkData{Code: wire.CodeNotFound, Msg: err.Error()}
+		return wire.ChunkData{Code: wire.CodeUnavailable, Msg: err.Error()}
 	}
 	return wire.ChunkData{Code: wire.CodeOK, Data: data}
+}
+
+// maxHasSums bounds the chunks one KindChunkHas asks about: a manifest
+// within the largest value names far fewer.
+const maxHasSums = 1 << 16
+
+// serveHasChunks answers a proxy's question which of some chunks this
+// replica holds durably (it asks before it acknowledges a large file).
+func (n *Node) serveHasChunks(body []byte) wire.ChunkHeld {
+	var req wire.ChunkHas
+	if err := wire.Unmarshal(body, &req); err != nil {
+		return wire.ChunkHeld{Code: wire.CodeBadRequest, Msg: "undecodable chunk question"}
+	}
+	if len(req.Sums) > maxHasSums {
+		return wire.ChunkHeld{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("%d chunks asked about, at most %d", len(req.Sums), maxHasSums)}
+	}
+	sums := make([]chunks.Sum, len(req.Sums))
+	for i, b := range req.Sums {
+		sum, ok := sumOf(b)
+		if !ok {
+			return wire.ChunkHeld{Code: wire.CodeBadRequest, Msg: "a chunk's sum is 32 bytes"}
+		}
+		sums[i] = sum
+	}
+	held, err := n.chunks.HeldDurably(sums)
+	if err != nil {
+		return wire.ChunkHeld{Code: wire.CodeUnavailable, Msg: err.Error()}
+	}
+	return wire.ChunkHeld{Code: wire.CodeOK, Held: held}
 }
 
 func sumOf(b []byte) (chunks.Sum, bool) {
@@ -160,11 +199,19 @@ func (n *Node) fetchChunk(sum chunks.Sum, size int) ([]byte, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	lacks := true // every member asked answered NOT_FOUND
 	for _, m := range n.members().conf.Members {
-		if uint64(m.ID) == n.cfg.ID || m.Addr == "" {
+		if uint64(m.ID) == n.cfg.ID {
+			continue
+		}
+		if m.Addr == "" {
+			lacks = false
 			continue
 		}
 		data, err := n.fetchChunkFrom(ctx, m.Addr, sum)
+		if !errors.Is(err, errChunkNotHeld) {
+			lacks = false
+		}
 		if err != nil || len(data) != size {
 			continue
 		}
@@ -177,8 +224,15 @@ func (n *Node) fetchChunk(sum chunks.Sum, size int) ([]byte, error) {
 		}
 		return data, nil
 	}
+	if lacks {
+		return nil, fmt.Errorf("%w: %s", ErrChunkLost, sum)
+	}
 	return nil, fmt.Errorf("%w: %s", ErrChunkUnavailable, sum)
 }
+
+// errChunkNotHeld: a peer answered that it does not hold the chunk (not
+// that it could not be asked, nor that its copy is damaged).
+var errChunkNotHeld = errors.New("node: peer does not hold the chunk")
 
 func (n *Node) fetchChunkFrom(ctx context.Context, addr string, sum chunks.Sum) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, chunkFetchTimeout)
@@ -193,6 +247,9 @@ func (n *Node) fetchChunkFrom(ctx context.Context, addr string, sum chunks.Sum) 
 	var rep wire.ChunkData
 	if err := cl.Call(ctx, wire.KindChunkGet, &wire.ChunkGet{Sum: sum[:]}, &rep); err != nil {
 		return nil, err
+	}
+	if rep.Code == wire.CodeNotFound {
+		return nil, fmt.Errorf("%w: chunk %s from %s: %s", errChunkNotHeld, sum, addr, rep.Msg)
 	}
 	if rep.Code != wire.CodeOK {
 		return nil, fmt.Errorf("node: chunk %s from %s: %s %s", sum, addr, rep.Code, rep.Msg)
@@ -262,6 +319,7 @@ func (n *Node) runChunkFetcher(ctx context.Context) {
 	retry := time.NewTicker(chunkRetry)
 	defer retry.Stop()
 	lacking := map[chunks.Sum]int{} // chunk -> its length, for the chunks no peer gave
+	lost := map[chunks.Sum]int{}    // chunk -> how many tries in a row every member lacked it
 	rounds := 0
 	for {
 		scan := false
@@ -284,14 +342,19 @@ func (n *Node) runChunkFetcher(ctx context.Context) {
 				}
 				if n.chunks.Has(sum) {
 					delete(lacking, sum)
-				} else if _, err := n.fetchChunk(sum, size); err == nil {
-					delete(lacking, sum)
+					delete(lost, sum)
+					continue
 				}
+				_, err := n.fetchChunk(sum, size)
+				n.noteFetch(sum, size, err, lacking, lost)
 			}
 			n.debt.lacking.Store(int64(len(lacking)))
 			n.warnLacking(len(lacking))
 		case m := <-n.fetchQ:
-			if !n.fetchMissing(ctx, m, lacking) {
+			if d := n.cfg.TestFetchDelay; d > 0 {
+				time.Sleep(d) // test hook
+			}
+			if !n.fetchMissing(ctx, m, lacking, lost) {
 				return
 			}
 			n.debt.lacking.Store(int64(len(lacking)))
@@ -303,7 +366,7 @@ func (n *Node) runChunkFetcher(ctx context.Context) {
 		asked := n.debt.scansAsk.Load()
 		clear(lacking)
 		for _, m := range n.largeManifests() {
-			if !n.fetchMissing(ctx, m, lacking) {
+			if !n.fetchMissing(ctx, m, lacking, lost) {
 				return
 			}
 		}
@@ -342,18 +405,53 @@ func (n *Node) largeManifests() []wire.Manifest {
 
 // fetchMissing fetches the chunks of m this replica lacks, and records in
 // lacking those it could not get; false once ctx ended.
-func (n *Node) fetchMissing(ctx context.Context, m wire.Manifest, lacking map[chunks.Sum]int) bool {
+func (n *Node) fetchMissing(ctx context.Context, m wire.Manifest, lacking, lost map[chunks.Sum]int) bool {
 	for i, sum := range m.Chunks {
 		if ctx.Err() != nil {
 			return false
 		}
 		if n.chunks.Has(chunks.Sum(sum)) {
+			delete(lost, chunks.Sum(sum))
 			continue
 		}
-		if _, err := n.fetchChunk(chunks.Sum(sum), m.ChunkLen(i)); err != nil {
-			lacking[chunks.Sum(sum)] = m.ChunkLen(i)
-			n.log.Warn().Err(err).Msg("could not fetch a chunk this replica lacks; the fetcher tries again")
-		}
+		_, err := n.fetchChunk(chunks.Sum(sum), m.ChunkLen(i))
+		n.noteFetch(chunks.Sum(sum), m.ChunkLen(i), err, lacking, lost)
 	}
 	return true
+}
+
+// lostAfter is how many tries in a row (chunkRetry apart: 10 minutes)
+// must find that every other member lacks a chunk before this replica
+// stops waiting for it: long enough for an operator to put back a disk
+// or a directory moved away by mistake.
+const lostAfter = 120
+
+// noteFetch records the outcome of a try to fetch a chunk this replica
+// lacks. What no member holds any more is the chunk of a file that was
+// written but never acknowledged (the proxy acknowledges a large file
+// only once a majority holds every chunk, so losing one takes losses
+// beyond the fault model, or a second disk lost within one upload): once
+// every other member said so lostAfter times in a row, the chunk stops
+// counting as owed, or a replica that lost its disk would never vote
+// again. Reads of the file fail until it is written again or deleted.
+func (n *Node) noteFetch(sum chunks.Sum, size int, err error, lacking, lost map[chunks.Sum]int) {
+	switch {
+	case err == nil:
+		delete(lacking, sum)
+		delete(lost, sum)
+		return
+	case errors.Is(err, ErrChunkLost):
+		lost[sum]++
+	default:
+		delete(lost, sum)
+	}
+	if lost[sum] >= lostAfter {
+		if lost[sum] == lostAfter {
+			n.log.Error().Err(err).Msg("a chunk of a large file is held by no member: a file written but never acknowledged lost it; its reads fail until it is written again or deleted; this replica no longer waits for it")
+		}
+		delete(lacking, sum)
+		return
+	}
+	lacking[sum] = size
+	n.log.Warn().Err(err).Msg("could not fetch a chunk this replica lacks; the fetcher tries again")
 }

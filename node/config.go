@@ -155,6 +155,13 @@ type Config struct {
 	// TestAckBeforeFsync is a planted bug: votes and answers go out before
 	// the batch they depend on is fsynced.
 	TestAckBeforeFsync bool
+	// TestDropChunkPuts acknowledges every chunk a proxy puts without
+	// keeping it, as a disk that loses a chunk file right after storing
+	// it (chunks fetched from peers are kept).
+	TestDropChunkPuts bool
+	// TestFetchDelay makes the chunk fetcher wait this long before each
+	// file it checks (a slow peer link).
+	TestFetchDelay time.Duration
 
 	// TLS, when not nil, runs every connection of the replica over mutual
 	// TLS 1.3 with certificates from its CA: peers, proxies and the
@@ -279,5 +286,7 @@ func (c *Config) testHooks() []string {
 	add(c.TestClockRate != 0 && c.TestClockRate != 1, fmt.Sprintf("clock rate %v", c.TestClockRate))
 	add(c.TestLossyFsync, "lossy fsync: kill -9 loses unsynced log writes")
 	add(c.TestAckBeforeFsync, "PLANTED BUG: votes and answers before fsync")
+	add(c.TestDropChunkPuts, "chunk puts acknowledged and dropped")
+	add(c.TestFetchDelay != 0, "chunk fetch delay "+c.TestFetchDelay.String())
 	return on
 }

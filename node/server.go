@@ -197,6 +197,9 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 		case wire.KindChunkGet:
 			d := n.serveGetChunk(env.Body)
 			send(outFrame{kind: wire.KindChunkData, id: id, body: &d, size: frameOverhead + len(d.Data)})
+		case wire.KindChunkHas:
+			h := n.serveHasChunks(env.Body)
+			send(outFrame{kind: wire.KindChunkHeld, id: id, body: &h, size: frameOverhead + len(h.Held)})
 		case wire.KindBackup, wire.KindBackupAsk:
 			if !n.serveBackup(ctx, c, env, send) {
 				return

@@ -99,6 +99,10 @@ type nodeBugs struct {
 	// promoteWithoutChunks: a learner votes again once it holds the log,
 	// whether or not it holds the chunks its state refers to.
 	promoteWithoutChunks bool
+	// ackUnconfirmed: the proxy acknowledges a large file once its
+	// manifest is chosen, without asking whether a majority still holds
+	// its chunks.
+	ackUnconfirmed bool
 }
 
 // maxDriftPerMille is MaxDriftPercent in the clocks' unit.
@@ -312,7 +316,8 @@ type simNode struct {
 	fetchAt    int
 	lost       map[string]bool
 	departed   bool
-	wasLearner bool // its core's membership was Learner last
+	lostSeen   map[string]int // chunk -> fetch rounds in a row no member held it
+	wasLearner bool           // its core's membership was Learner last
 }
 
 func (n *simNode) stalled(now int) bool { return now < n.stalledUntil }
@@ -362,6 +367,8 @@ type sim struct {
 	// Large files: the chunks each names, and the slot that chose it.
 	fileChunks map[string][]string
 	fileSlot   map[string]uint64
+	fileChosen map[string]fileWait // files chosen, not yet acknowledged: the proxy confirms
+	gaveUp     map[string]bool     // files chosen that the proxy never confirmed
 
 	clients []*simClient
 	nextCtx uint64
@@ -408,7 +415,7 @@ const (
 type simStats struct {
 	chosen, reads, elections, crashes, snapshots, wipes, handovers                      int
 	stalls, late, resets, lossyCrashes, lostWrites, fsyncFails, losses, rots, reconfigs int
-	files, fetches                                                                      int // large files acknowledged, chunks fetched from peers
+	files, fetches, unconfirmed                                                         int // large files acknowledged, chunks fetched from peers, files never confirmed
 }
 
 func (a *simStats) add(b simStats) {
@@ -430,6 +437,7 @@ func (a *simStats) add(b simStats) {
 	a.reconfigs += b.reconfigs
 	a.files += b.files
 	a.fetches += b.fetches
+	a.unconfirmed += b.unconfirmed
 }
 
 func valueKey(v Value) string {
@@ -470,6 +478,8 @@ func newSim(seed uint64, o simOptions) *sim {
 
 		fileChunks: map[string][]string{},
 		fileSlot:   map[string]uint64{},
+		fileChosen: map[string]fileWait{},
+		gaveUp:     map[string]bool{},
 	}
 	var voters []NodeID
 	for i := 1; i <= o.nodes; i++ {
@@ -560,6 +570,7 @@ func (s *sim) start(n *simNode) {
 	}
 	n.reads = map[uint64]simRead{}
 	n.wasLearner = hs.Membership == Learner
+	n.lostSeen = nil // the fetcher's memory
 	s.scanFiles(n)
 }
 
@@ -666,7 +677,6 @@ func (s *sim) allVoters() bool {
 
 // wipe empties n's disk, as an operator deleting its data directory.
 func (s *sim) wipe(n *simNode) {
-	s.forget(n, n.disk.chunks, true)
 	n.disk = simDisk{membership: Fresh}
 	s.checkFiles()
 	// A replica of the initial configuration starts from --peers; one
@@ -1007,18 +1017,32 @@ func (s *sim) apply(n *simNode, chosen []Entry) {
 		for _, c := range e.Value.Cmds {
 			cmd := string(c)
 			if s.proposed[cmd] == n.id {
-				if _, ok := s.acked[cmd]; !ok {
-					s.acked[cmd] = e.Slot
-					s.stats.chosen++
-					if strings.HasPrefix(cmd, "f") {
-						s.stats.files++
+				if strings.HasPrefix(cmd, "f") && !s.o.node.ackUnconfirmed {
+					// The proxy acknowledges a large file only once a
+					// majority holds its chunks (confirmed).
+					if _, ok := s.fileChosen[cmd]; !ok {
+						s.fileChosen[cmd] = fileWait{slot: e.Slot, at: s.now}
 					}
-					if e.Slot > s.ackedMax {
-						s.ackedMax = e.Slot
-					}
+					continue
 				}
+				s.ack(cmd, e.Slot)
 			}
 		}
+	}
+}
+
+// ack records that cmd's client heard OK for it, chosen at slot.
+func (s *sim) ack(cmd string, slot uint64) {
+	if _, ok := s.acked[cmd]; ok {
+		return
+	}
+	s.acked[cmd] = slot
+	s.stats.chosen++
+	if strings.HasPrefix(cmd, "f") {
+		s.stats.files++
+	}
+	if slot > s.ackedMax {
+		s.ackedMax = slot
 	}
 }
 
@@ -1308,6 +1332,9 @@ func (s *sim) clientsAct() {
 				c.pending, c.upload = "", nil
 			}
 		}
+		if c.pending != "" && s.confirmFile(c) {
+			continue // chosen: the proxy waits for its chunks, sends nothing
+		}
 		if c.pending == "" {
 			if !s.chance(s.o.proposeRate) {
 				continue
@@ -1473,7 +1500,10 @@ func (s *sim) run() *simViolation {
 		s.step(false)
 		stuck = stuck[:0]
 		for _, cmd := range waiting {
-			if _, ok := s.acked[cmd]; !ok {
+			if _, ok := s.acked[cmd]; !ok && !s.gaveUp[cmd] {
+				if _, chosen := s.fileChosen[cmd]; chosen && s.fileGone(cmd) {
+					continue // written, its chunks lost: the proxy will answer TIMEOUT
+				}
 				stuck = append(stuck, cmd)
 			}
 		}
@@ -1507,6 +1537,10 @@ func (s *sim) run() *simViolation {
 	}
 	caughtUp := s.now
 	limit = caughtUp + s.steps(10*2*cfg.ElectionTicks+learnerWait(cfg)+2*int(target-low))
+	if s.o.fileRate > 0 && s.anyFileGone() {
+		// A wiped learner waits that long for a chunk no member holds.
+		limit += s.steps((simLostAfter + 1) * 10 * cfg.ElectionTicks)
+	}
 	var behind []string
 	for s.now < limit && s.err == nil {
 		s.step(false)
@@ -1538,7 +1572,7 @@ func (s *sim) membersBehind(target uint64) []string {
 		case !n.alive:
 			behind = append(behind, fmt.Sprintf("%d (down)", n.id))
 		case n.r.learn.membership != Voter || n.r.committed < target:
-			behind = append(behind, fmt.Sprintf("%d (%v, chosen %d)", n.id, n.r.learn.membership, n.r.committed))
+			behind = append(behind, fmt.Sprintf("%d (%v, chosen %d, settled %d, lacks %v)", n.id, n.r.learn.membership, n.r.committed, n.r.learn.settled, slices.Sorted(mapKeys(n.missing))))
 		case s.chunksBehind(n) != "":
 			behind = append(behind, s.chunksBehind(n))
 		}

@@ -4,10 +4,12 @@ package paxos
 // the log: the node stores a file's chunks as files of their own, and the
 // replicated command carries only the file's manifest. The model stands in
 // for the proxy (it stores every chunk on a majority of the voters it
-// knows, durably, before it proposes the manifest) and for the node (a
-// replica that applied a manifest, installed a snapshot or restarted
-// fetches the chunks it lacks from the members of its configuration, and
-// a learner that lacks any does not vote: SettledUpTo). It checks that
+// knows, durably, before it proposes the manifest, and acknowledges the
+// file only once a majority of the voters holds every chunk) and for the
+// node (a replica that applied a manifest, installed a snapshot or
+// restarted fetches the chunks it lacks from the members of its
+// configuration, and a learner that lacks any does not vote: SettledUpTo;
+// a chunk no member holds any more stops counting). It checks that
 // no acknowledged file ever loses its last copy of a chunk, and that once
 // the faults stop every member holds every chunk of every file it applied.
 // Run by the simulator's single goroutine, like the rest of it.
@@ -101,6 +103,101 @@ func (d *simDisk) hold(ch string) {
 	d.chunks[ch] = true
 }
 
+// fileWait is a large file chosen and not acknowledged yet: the slot that
+// chose it and the step its client learned so.
+type fileWait struct {
+	slot uint64
+	at   int
+}
+
+// confirmTicks is how long the proxy looks for a majority holding a
+// chosen file's chunks before it answers TIMEOUT: its write timeout, 30 s
+// against a 500 ms election timeout.
+const confirmTicks = 60
+
+// confirmFile stands in for the proxy once c's large file is chosen: it
+// acknowledges the file when a majority of the voters of the newest
+// configuration holds every chunk on disk (proxy.confirmChunks asks them
+// all), and gives up after confirmTicks election timeouts (the client hears
+// TIMEOUT: written, not acknowledged). It reports whether c's file was
+// chosen, so the client sends nothing more for it.
+func (s *sim) confirmFile(c *simClient) bool {
+	w, ok := s.fileChosen[c.pending]
+	if !ok {
+		return false
+	}
+	if s.heldByMajority(c.pending) {
+		s.ack(c.pending, w.slot)
+		c.pending, c.upload = "", nil
+		return true
+	}
+	if s.now-w.at > s.steps(confirmTicks*s.o.config(1, s.initial, nil).ElectionTicks) {
+		s.stats.unconfirmed++
+		s.gaveUp[c.pending] = true
+		s.logf("client %d: file %s written at slot %d, not confirmed: TIMEOUT", c.id, c.pending, w.slot)
+		c.pending, c.upload = "", nil
+	}
+	return true
+}
+
+// heldByMajority reports whether a majority of the newest configuration's
+// voters that answer now holds every chunk of cmd on disk.
+func (s *sim) heldByMajority(cmd string) bool {
+	conf := s.initial
+	if k := len(s.confs); k > 0 {
+		conf = s.confs[k-1].conf
+	}
+	voters := conf.Voters()
+	got := 0
+	for _, id := range voters {
+		n := s.node(id)
+		if n.dormant || !n.up(s.now) {
+			continue
+		}
+		all := true
+		for _, ch := range s.fileChunks[cmd] {
+			all = all && n.disk.chunks[ch]
+		}
+		if all {
+			got++
+		}
+	}
+	return got > len(voters)/2
+}
+
+// chunkGone reports whether no replica holds ch any more (one that left for
+// good does not count).
+func (s *sim) chunkGone(ch string) bool {
+	for _, n := range s.nodes {
+		if n.disk.chunks[ch] && !(n.dormant && n.r == nil && n.departed) {
+			return false
+		}
+	}
+	return true
+}
+
+// anyFileGone reports whether a chunk of some file chosen is held nowhere.
+func (s *sim) anyFileGone() bool {
+	for _, cmd := range slices.Sorted(mapKeys(s.fileSlot)) {
+		if s.fileGone(cmd) {
+			return true
+		}
+	}
+	return false
+}
+
+// fileGone reports whether a chunk of cmd is held nowhere: a file chosen
+// but never acknowledged whose chunks were lost with the disks that held
+// them (a second loss within one upload).
+func (s *sim) fileGone(cmd string) bool {
+	for _, ch := range s.fileChunks[cmd] {
+		if s.chunkGone(ch) {
+			return true
+		}
+	}
+	return false
+}
+
 // fileCmds returns the large files among a slot's commands.
 func fileCmds(v Value) []string {
 	var out []string
@@ -183,17 +280,37 @@ func (s *sim) fetchChunks(n *simNode) {
 	n.fetchAt = s.now + s.steps(10*n.r.cfg.ElectionTicks)
 	cur, _, _ := n.r.Configuration()
 	for _, ch := range slices.Sorted(mapKeys(n.missing)) {
+		allLack := true // every other member answered it lacks ch
 		for _, m := range cur.Members {
 			p := s.node(m.ID)
-			if p == n || !p.up(s.now) || s.cut[[2]NodeID{n.id, p.id}] || s.cut[[2]NodeID{p.id, n.id}] || !p.disk.chunks[ch] {
+			if p == n {
 				continue
 			}
+			if p.dormant || !p.up(s.now) || s.cut[[2]NodeID{n.id, p.id}] || s.cut[[2]NodeID{p.id, n.id}] {
+				allLack = false
+				continue
+			}
+			if !p.disk.chunks[ch] {
+				continue
+			}
+			allLack = false
 			n.disk.hold(ch)
 			delete(n.missing, ch)
 			s.stats.fetches++
 			s.logf("node %d: fetched chunk %s from %d", n.id, ch, p.id)
 			s.mix(31, uint64(n.id), uint64(p.id))
 			break
+		}
+		// Held by no member, lostAfter tries in a row: no longer owed
+		// (node.noteFetch), or a wiped replica would never vote again.
+		if n.lostSeen == nil {
+			n.lostSeen = map[string]int{}
+		}
+		if !allLack {
+			delete(n.lostSeen, ch)
+		} else if n.lostSeen[ch]++; n.lostSeen[ch] >= simLostAfter {
+			delete(n.missing, ch)
+			s.logf("node %d: chunk %s held by no member: no longer waited for", n.id, ch)
 		}
 		if s.o.node.fetchOnce {
 			delete(n.missing, ch) // given up on: a read of it would try again
@@ -204,16 +321,21 @@ func (s *sim) fetchChunks(n *simNode) {
 	}
 }
 
-// recovering reports whether n lost chunks that no learner's wait covers
-// and does not hold them again yet: a chunk file gone while it votes on,
-// or the chunks of an upload in flight when its disk was lost. The fault
-// model: no second replica loses state while one is recovering from a
-// loss, as for the log (allVoters), and what recovering means is what the
-// node shows: a replica that lost its disk is a learner until it holds
-// every chunk of every file its state names (SettledUpTo), but the chunks
-// of an upload in flight are in no state yet, so it cannot know it lacks
-// them until the manifest is chosen and it fetches them; a lost chunk
-// file shows in its log and metrics only. The README states both limits.
+// simLostAfter stands for node.lostAfter (120 rounds, 10 minutes): what
+// the decision risks does not depend on how many rounds it waits (it is
+// taken only when every member lacks the chunk), so the simulator waits
+// three, not to spend its runs on heartbeats.
+const simLostAfter = 3
+
+// recovering reports whether n lost a chunk file while it votes on and
+// does not hold it again yet. The fault model: no second replica loses
+// state while one is recovering from a loss, as for the log (allVoters),
+// and what recovering means is what the node shows: a replica that lost
+// its disk is a learner until it holds every chunk of every file its state
+// names (SettledUpTo), but a lost chunk file shows in its log and metrics
+// only. A disk lost during an upload needs nothing here: the proxy
+// acknowledges a file only once a majority holds its chunks
+// (confirmFile), whatever was lost before. The README states the limit.
 func (s *sim) recovering(n *simNode) bool {
 	for ch := range n.lost {
 		cmd, _, _ := strings.Cut(ch, "#")
@@ -227,19 +349,12 @@ func (s *sim) recovering(n *simNode) bool {
 	return len(n.lost) > 0
 }
 
-// forget records the chunks n just lost that recovering counts: every
-// one of a lost chunk file, only those of uploads in flight (no file
-// applied anywhere names them yet) of a lost disk.
-func (s *sim) forget(n *simNode, chunks map[string]bool, inFlightOnly bool) {
-	for ch := range chunks {
-		if cmd, _, _ := strings.Cut(ch, "#"); inFlightOnly && s.fileSlot[cmd] != 0 {
-			continue
-		}
-		if n.lost == nil {
-			n.lost = map[string]bool{}
-		}
-		n.lost[ch] = true
+// forget records a chunk file n just lost, which recovering counts.
+func (s *sim) forget(n *simNode, ch string) {
+	if n.lost == nil {
+		n.lost = map[string]bool{}
 	}
+	n.lost[ch] = true
 }
 
 // checkPromotedChunks fails the run if n, promoted from learner just now,
@@ -253,7 +368,7 @@ func (s *sim) checkPromotedChunks(n *simNode) {
 			continue
 		}
 		for _, ch := range s.fileChunks[cmd] {
-			if !n.disk.chunks[ch] {
+			if !n.disk.chunks[ch] && !s.chunkGone(ch) {
 				s.fail(invChunkVote, "node %d votes again lacking chunk %s of file %s (slot %d; its promotion waited for slot %d)",
 					n.id, ch, cmd, s.fileSlot[cmd], start)
 				return
@@ -296,7 +411,7 @@ func (s *sim) loseChunk(n *simNode) bool {
 	}
 	ch := held[s.rng.IntN(len(held))]
 	delete(n.disk.chunks, ch)
-	s.forget(n, map[string]bool{ch: true}, false)
+	s.forget(n, ch)
 	s.logf("node %d: lost chunk %s", n.id, ch)
 	s.checkFiles()
 	return true
@@ -311,14 +426,7 @@ func (s *sim) checkFiles() {
 			continue
 		}
 		for _, ch := range s.fileChunks[cmd] {
-			held := false
-			for _, n := range s.nodes {
-				if n.disk.chunks[ch] && !(n.dormant && n.r == nil && n.departed) {
-					held = true
-					break
-				}
-			}
-			if !held {
+			if s.chunkGone(ch) {
 				s.fail(invFileLost, "acknowledged file %s (slot %d): no replica holds chunk %s any more", cmd, s.fileSlot[cmd], ch)
 				return
 			}
@@ -329,8 +437,14 @@ func (s *sim) checkFiles() {
 // chunksBehind lists the members that still lack chunks of files they
 // applied, for the liveness check.
 func (s *sim) chunksBehind(n *simNode) string {
-	if len(n.missing) == 0 {
+	var lacks []string
+	for _, ch := range slices.Sorted(mapKeys(n.missing)) {
+		if !s.chunkGone(ch) { // a lost chunk of an unacknowledged file (checkFiles)
+			lacks = append(lacks, ch)
+		}
+	}
+	if len(lacks) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d (lacks %d chunks: %v)", n.id, len(n.missing), slices.Sorted(mapKeys(n.missing)))
+	return fmt.Sprintf("%d (lacks %d chunks: %v)", n.id, len(lacks), lacks)
 }

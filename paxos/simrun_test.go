@@ -188,9 +188,9 @@ func TestSimulationRegressions(t *testing.T) {
 func (st simStats) String() string {
 	return fmt.Sprintf("%d writes chosen, %d linearizable reads checked, %d elections, %d crashes (%d lost unsynced writes, %d writes lost), "+
 		"%d wipes, %d handovers, %d snapshots installed, %d stalls, %d late messages, %d connection resets, %d failed fsyncs, "+
-		"%d lost files, %d damaged last batches, %d membership changes, %d large files (%d chunks fetched from peers)",
+		"%d lost files, %d damaged last batches, %d membership changes, %d large files (%d chunks fetched from peers, %d written but never confirmed)",
 		st.chosen, st.reads, st.elections, st.crashes, st.lossyCrashes, st.lostWrites, st.wipes, st.handovers, st.snapshots,
-		st.stalls, st.late, st.resets, st.fsyncFails, st.losses, st.rots, st.reconfigs, st.files, st.fetches)
+		st.stalls, st.late, st.resets, st.fsyncFails, st.losses, st.rots, st.reconfigs, st.files, st.fetches, st.unconfirmed)
 }
 
 // TestSimulationDeterministic runs a few seeds twice and compares traces.
@@ -367,16 +367,27 @@ func TestPlantedDepartEarly(t *testing.T) {
 	t.Fatalf("planted bug (m): every seed it broke fails without it too")
 }
 
-// The node's mistakes with large files (simfiles_test.go): both lose an
-// acknowledged file's last copy of a chunk.
+// The node's and the proxy's mistakes with large files (simfiles_test.go):
+// each can lose an acknowledged file's last copy of a chunk.
 
 func TestPlantedFetchChunkOnce(t *testing.T) {
-	plantedCaught(t, "a replica that fails to fetch a chunk once gives up", []string{invFileLost}, func(o *simOptions) {
+	// Given up on, a chunk stops counting as owed: a wiped replica then
+	// votes without it, or a second loss takes its last copy.
+	plantedCaught(t, "a replica that fails to fetch a chunk once gives up", []string{invFileLost, invChunkVote}, func(o *simOptions) {
 		o.node.fetchOnce = true
 		o.fileRate = max(o.fileRate, 0.5)
 		o.wipeRate = max(o.wipeRate, 0.02)
 		o.crashRate = max(o.crashRate, 0.02)
 		o.partRate = max(o.partRate, 0.05)
+	})
+}
+
+func TestPlantedAckUnconfirmed(t *testing.T) {
+	plantedCaught(t, "a proxy that acknowledges a file once its manifest is chosen", []string{invFileLost}, func(o *simOptions) {
+		o.node.ackUnconfirmed = true
+		o.fileRate = max(o.fileRate, 0.5)
+		o.wipeRate = max(o.wipeRate, 0.02)
+		o.crashRate = max(o.crashRate, 0.02)
 	})
 }
 

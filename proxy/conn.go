@@ -37,6 +37,8 @@ type call struct {
 
 	backup *backupCall // SNAPSHOT: streamed by the writer (backup.go)
 
+	confirm *wire.Manifest // PUTFILE: an OK waits until a majority holds these chunks (upload.go)
+
 	rc *respCmd // RESP: the command this call is part of (resp.go); nil for the line protocol
 	// waited: the reader waits for this reply itself (a RESP command that
 	// needs it for its next request), so it is never redone (monotonic).
@@ -492,6 +494,20 @@ func (c *conn) newOp(cl *call) *op {
 		o.req.MinIndex = max(o.req.MinIndex, c.lastIndex.Load())
 	}
 	o.finish = func(res result) {
+		if m := cl.confirm; m != nil && res.node != 0 && res.rep.Code == wire.CodeOK {
+			// Not on the router's goroutine: the answers may take a while.
+			cl.confirm = nil
+			go func() {
+				if err := c.s.rt.confirmChunks(m); err != nil {
+					c.s.log.Warn().Err(err).Str("key", cl.req.Key).Uint64("index", res.rep.Index).Msg("large file written but not confirmed")
+					// TIMEOUT, not UNAVAILABLE (which promises nothing
+					// was applied): the file is in the store, at risk.
+					res.rep = wire.Reply{Code: wire.CodeTimeout, Index: res.rep.Index, Msg: fmt.Sprintf("file written at index %d but not acknowledged: %v", res.rep.Index, err)}
+				}
+				o.finish(res)
+			}()
+			return
+		}
 		switch {
 		case res.abort:
 			c.aborted.Store(true)

@@ -9,10 +9,12 @@ package proxy
 // majority of voters holds every chunk and the whole file's SHA-256
 // matches the client's does it send the file's manifest as a write
 // (OpPutFile) down the ordinary write path: the master, the session, the
-// hold queue. An upload that stops short, fails its checksum or cannot
-// reach a majority sends no write, so nothing becomes visible; the chunks
-// it stored stay on disk unreferenced until garbage collection (not
-// built yet).
+// hold queue. Once it is chosen, a majority of the voters must be found
+// holding every chunk before the client hears OK (confirmChunks, on a
+// goroutine of its own per file). An upload that stops short, fails its
+// checksum or cannot reach a majority sends no write, so nothing becomes
+// visible; the chunks it stored stay on disk unreferenced until each
+// replica's chunk collector removes them (node/chunkgc.go).
 
 import (
 	"context"
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"synod/wire"
 	"synod/wire/line"
@@ -30,6 +33,12 @@ import (
 // ErrChunkQuorum is returned when a chunk could not be stored on a
 // majority of the voters.
 var ErrChunkQuorum = errors.New("proxy: chunk not stored on a majority")
+
+// ErrFileUnconfirmed is returned when a large file's manifest was chosen
+// but a majority of the voters could not be found holding its chunks
+// within the write timeout: the file is in the store, but not as safe as
+// an acknowledged write, so it is not acknowledged.
+var ErrFileUnconfirmed = errors.New("proxy: file written but its chunks not confirmed on a majority")
 
 // putFile runs a PUTFILE on the reader goroutine and reports whether to
 // read on.
@@ -118,7 +127,113 @@ func (c *conn) putFile(cl *call) bool {
 		return refuse(wire.CodeBadRequest, fmt.Sprintf("checksum mismatch: the bytes have sha256 %s, the request said %s; nothing stored", got, req.Sum), false)
 	}
 	cl.req.Value = m.Append(nil) // within MaxValue: manifestLen bounds it
+	cl.confirm = &m
 	return c.remote(cl)
+}
+
+// confirmChunks returns once a majority of the voters the router knows now
+// holds every chunk of m durably, asking them all, again and again until
+// the write timeout. A PUTFILE is acknowledged only then. The chunks
+// reached a majority before the manifest was proposed, but a replica that
+// acknowledged one may have lost its disk since (a wiped replica cannot
+// know it lacks the chunks of a file that is in no state yet), and the
+// manifest may have been chosen by voters that never held them; those
+// fetch them once they apply it (node/chunkdebt.go), so this wait is
+// short, and without it the file would rest on a single copy. Runs on a
+// goroutine of its own (see conn.newOp).
+func (rt *router) confirmChunks(m *wire.Manifest) error {
+	seen := map[wire.ChunkSum]bool{}
+	var sums [][]byte
+	for _, sum := range m.Chunks {
+		if !seen[sum] {
+			seen[sum] = true
+			sums = append(sums, sum[:])
+		}
+	}
+	deadline := time.Now().Add(rt.cfg.WriteTimeout)
+	pause := 10 * time.Millisecond
+	for {
+		u := rt.newUpload()
+		got, why := u.holders(sums)
+		u.close()
+		if got >= u.need {
+			return nil
+		}
+		if !time.Now().Add(pause).Before(deadline) {
+			return fmt.Errorf("%w: %d of %d voters hold all %d chunks, %d needed (%v)", ErrFileUnconfirmed, got, u.voter, len(sums), u.need, why)
+		}
+		select {
+		case <-rt.ctx.Done():
+			return fmt.Errorf("%w: %w", ErrFileUnconfirmed, rt.ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
+}
+
+// holders asks every voter of u which of sums it holds and counts those
+// that hold them all; why says what kept one out.
+func (u *upload) holders(sums [][]byte) (int, error) {
+	var wg sync.WaitGroup
+	all := make([]bool, len(u.reps))
+	errs := make([]error, len(u.reps))
+	for i, r := range u.reps {
+		if !r.voter {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			all[i], errs[i] = u.has(r, sums)
+		}()
+	}
+	wg.Wait()
+	got := 0
+	var why error
+	for i := range u.reps {
+		if all[i] {
+			got++
+		} else if why == nil {
+			why = errs[i]
+		}
+	}
+	return got, why
+}
+
+// has reports whether r holds every chunk of sums durably.
+func (u *upload) has(r *uploadRep, sums [][]byte) (bool, error) {
+	ctx, cancel := context.WithTimeout(u.ctx, u.rt.cfg.WriteTimeout)
+	defer cancel()
+	if err := u.dial(ctx, r); err != nil {
+		return false, err
+	}
+	var held wire.ChunkHeld
+	if err := r.cl.Call(ctx, wire.KindChunkHas, &wire.ChunkHas{Sums: sums}, &held); err != nil {
+		return false, fmt.Errorf("replica %d: %w", r.id, err)
+	}
+	if held.Code != wire.CodeOK || len(held.Held) != len(sums) {
+		return false, fmt.Errorf("replica %d: %s %s (%d answers for %d chunks)", r.id, held.Code, held.Msg, len(held.Held), len(sums))
+	}
+	for i, ok := range held.Held {
+		if !ok {
+			return false, fmt.Errorf("replica %d lacks chunk %x", r.id, sums[i])
+		}
+	}
+	return true, nil
+}
+
+// dial opens r's connection for the upload if it has none.
+func (u *upload) dial(ctx context.Context, r *uploadRep) error {
+	if r.cl != nil {
+		return nil
+	}
+	hello := wire.Hello{ClusterID: u.rt.cfg.ClusterID, Role: wire.RoleProxy}
+	cl, err := wire.DialClient(ctx, r.addr, hello, r.rp.dialOptions())
+	if err != nil {
+		return fmt.Errorf("replica %d: %w", r.id, err)
+	}
+	r.cl = cl
+	return nil
 }
 
 // upload is one PUTFILE's connections to the replicas, dialled on demand
@@ -198,14 +313,9 @@ func (u *upload) put(r *uploadRep, sum wire.ChunkSum, data []byte) bool {
 	timeout := u.rt.cfg.WriteTimeout
 	ctx, cancel := context.WithTimeout(u.ctx, timeout)
 	defer cancel()
-	if r.cl == nil {
-		hello := wire.Hello{ClusterID: u.rt.cfg.ClusterID, Role: wire.RoleProxy}
-		cl, err := wire.DialClient(ctx, r.addr, hello, r.rp.dialOptions())
-		if err != nil {
-			r.err = fmt.Errorf("replica %d: %w", r.id, err)
-			return false
-		}
-		r.cl = cl
+	if err := u.dial(ctx, r); err != nil {
+		r.err = err
+		return false
 	}
 	var ack wire.ChunkAck
 	if err := r.cl.Call(ctx, wire.KindChunkPut, &wire.ChunkPut{Sum: sum[:], Data: data}, &ack); err != nil {

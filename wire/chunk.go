@@ -2,7 +2,7 @@ package wire
 
 // This file owns the bodies that move chunks of large files between a
 // proxy and the replicas, and between replicas: ChunkPut and its ChunkAck,
-// ChunkGet and its ChunkData. Plain values, encoded as arrays like every
+// ChunkGet and its ChunkData, ChunkHas and its ChunkHeld. Plain values, encoded as arrays like every
 // body; the goroutine that sends or receives them owns them.
 
 // ChunkPut asks a replica to store a chunk durably (KindChunkPut). Sum is
@@ -42,6 +42,27 @@ type ChunkData struct {
 	Code Code
 	Msg  string
 	Data []byte
+}
+
+// ChunkHas asks a replica which of the chunks named in Sums (32 bytes
+// each) it holds on disk, durably (KindChunkHas): a proxy asks it after a
+// large file's manifest is chosen, before it acknowledges the file.
+type ChunkHas struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Sums [][]byte
+}
+
+// ChunkHeld answers a ChunkHas (KindChunkHeld): with CodeOK, Held[i]
+// says whether the replica holds Sums[i] durably; else why it cannot say.
+type ChunkHeld struct {
+	//lint:ignore U1000 msgpack reads this field's tag: encode as an array.
+	_msgpack struct{} `msgpack:",as_array"`
+
+	Code Code
+	Msg  string
+	Held []bool
 }
 
 // DecodeChunkPut decodes a ChunkPut body without copying its bytes: the

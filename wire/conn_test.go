@@ -99,6 +99,8 @@ func TestRoundTrip(t *testing.T) {
 		{KindChunkAck, &ChunkAck{Code: CodeUnavailable, Msg: "disk"}},
 		{KindChunkGet, &ChunkGet{Sum: make([]byte, 32)}},
 		{KindChunkData, &ChunkData{Code: CodeOK, Msg: "m", Data: []byte("chunk")}},
+		{KindChunkHas, &ChunkHas{Sums: [][]byte{make([]byte, 32), bytes.Repeat([]byte{7}, 32)}}},
+		{KindChunkHeld, &ChunkHeld{Code: CodeOK, Held: []bool{true, false}}},
 	}
 	covered := map[Kind]bool{KindPing: true} // ping is echoed as pong, below
 	for i, tt := range tests {

@@ -63,6 +63,11 @@ const (
 	KindChunkGet
 	// KindChunkData answers KindChunkGet; body: ChunkData.
 	KindChunkData
+	// KindChunkHas asks a replica which of some chunks it holds durably;
+	// body: ChunkHas. Answered with a KindChunkHeld.
+	KindChunkHas
+	// KindChunkHeld answers KindChunkHas; body: ChunkHeld.
+	KindChunkHeld
 
 	kindEnd // one past the last kind; keep last
 )
@@ -87,6 +92,8 @@ var kindNames = [...]string{
 	KindChunkAck:      "chunk-ack",
 	KindChunkGet:      "chunk-get",
 	KindChunkData:     "chunk-data",
+	KindChunkHas:      "chunk-has",
+	KindChunkHeld:     "chunk-held",
 }
 
 // Valid reports whether k is a kind this protocol version defines.

@@ -34,6 +34,8 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(good(KindBackupChunk, 10, fullBackupChunk()))
 	f.Add(good(KindChunkPut, 11, &ChunkPut{Sum: make([]byte, 32), Data: []byte("bytes")}))
 	f.Add(good(KindChunkData, 12, &ChunkData{Code: CodeNotFound, Msg: "no"}))
+	f.Add(good(KindChunkHas, 13, &ChunkHas{Sums: [][]byte{make([]byte, 32)}}))
+	f.Add(good(KindChunkHeld, 13, &ChunkHeld{Code: CodeOK, Held: []bool{true}}))
 	f.Add(req[:2])                                                // truncated header
 	f.Add(req[:len(req)-3])                                       // truncated body
 	f.Add(binary.BigEndian.AppendUint32(nil, fuzzMax+1))          // oversize

@@ -27,6 +27,8 @@ func testHookFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "test-clock-rate", Hidden: true, Usage: "run the node's clock at this rate of real time (1.05 = 5% fast)"},
 		&cli.BoolFlag{Name: "test-lossy-fsync", Hidden: true, Usage: "keep log writes in memory until their fsync, so kill -9 loses them"},
 		&cli.BoolFlag{Name: "test-ack-before-fsync", Hidden: true, Usage: "planted bug: send votes before their batch is fsynced"},
+		&cli.BoolFlag{Name: "test-drop-chunk-puts", Hidden: true, Usage: "acknowledge every chunk a proxy puts, and keep none (a disk losing chunk files)"},
+		&cli.DurationFlag{Name: "test-fetch-delay", Hidden: true, Usage: "the chunk fetcher waits this long before each file it checks"},
 	}
 }
 
@@ -39,4 +41,6 @@ func applyTestHooks(c *cli.Context, cfg *node.Config) {
 	cfg.TestClockRate = c.Float64("test-clock-rate")
 	cfg.TestLossyFsync = c.Bool("test-lossy-fsync")
 	cfg.TestAckBeforeFsync = c.Bool("test-ack-before-fsync")
+	cfg.TestDropChunkPuts = c.Bool("test-drop-chunk-puts")
+	cfg.TestFetchDelay = c.Duration("test-fetch-delay")
 }

@@ -146,6 +146,27 @@ func (s *Store) Has(sum Sum) bool {
 	return err == nil
 }
 
+// HeldDurably reports, for each sum, whether its chunk file exists, and
+// makes sure that what it reports survives a crash: a chunk whose rename
+// another Put made but whose directory it has not fsynced yet is
+// counted only after this fsyncs the directory itself (once, whatever the
+// number of sums).
+func (s *Store) HeldDurably(sums []Sum) ([]bool, error) {
+	held := make([]bool, len(sums))
+	any := false
+	for i, sum := range sums {
+		if _, err := os.Stat(s.Path(sum)); err == nil {
+			held[i], any = true, true
+		}
+	}
+	if any {
+		if err := syncDir(s.dir); err != nil {
+			return nil, fmt.Errorf("chunks: held: %w", err)
+		}
+	}
+	return held, nil
+}
+
 // Put stores data as the chunk sum, durably, and returns once it is on
 // disk (file and directory fsynced). The bytes must hash to sum
 // (ErrChecksum otherwise) and be at most MaxSize long (ErrTooLarge). A

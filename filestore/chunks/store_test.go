@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +202,37 @@ func TestRemoveIfOlder(t *testing.T) {
 	}
 	if s.Has(Of(old)) || !s.Has(Of(young)) {
 		t.Fatalf("after removal: old present %v, young present %v", s.Has(Of(old)), s.Has(Of(young)))
+	}
+}
+
+func TestHeldDurably(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := []byte("held"), []byte("not held")
+	if err := s.Put(Of(a), a); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		sums []Sum
+		want []bool
+	}{
+		{"none asked", nil, []bool{}},
+		{"held", []Sum{Of(a)}, []bool{true}},
+		{"missing", []Sum{Of(b)}, []bool{false}},
+		{"both, twice", []Sum{Of(b), Of(a), Of(a)}, []bool{false, true, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.HeldDurably(tt.sums)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("HeldDurably = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

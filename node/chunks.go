@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"synod/filestore"
@@ -31,8 +32,12 @@ const _ = uint(chunks.MaxSize - wire.MaxChunkSize)
 // rangeSlots bounds the range reads a replica serves at once.
 const rangeSlots = 8
 
-// chunkFetchTimeout bounds one attempt to fetch a chunk from one peer.
-const chunkFetchTimeout = 30 * time.Second
+// chunkFetchTimeout bounds one attempt to fetch a chunk from one peer;
+// leftFetchTimeout one from a replica an earlier configuration dropped.
+const (
+	chunkFetchTimeout = 30 * time.Second
+	leftFetchTimeout  = 3 * time.Second
+)
 
 // ErrChunkUnavailable is returned when no peer holds a chunk this replica
 // lacks.
@@ -191,8 +196,9 @@ func (n *Node) chunk(sum chunks.Sum, size int) ([]byte, error) {
 	return n.fetchChunk(sum, size)
 }
 
-// fetchChunk asks each other member in turn for a chunk, and stores the
-// first good copy. Put checks each copy against its name (one SHA-256
+// fetchChunk asks each other member in turn for a chunk (then the members
+// earlier configurations dropped, who may linger: memberView.left), and
+// stores the first good copy. Put checks each copy against its name (one SHA-256
 // pass), and a bad one sends it on to the next member.
 func (n *Node) fetchChunk(sum chunks.Sum, size int) ([]byte, error) {
 	ctx := n.runCtx
@@ -200,17 +206,28 @@ func (n *Node) fetchChunk(sum chunks.Sum, size int) ([]byte, error) {
 		ctx = context.Background()
 	}
 	lacks := true // every member asked answered NOT_FOUND
-	for _, m := range n.members().conf.Members {
+	v := n.members()
+	for i, m := range append(slices.Clone(v.conf.Members), v.left...) {
 		if uint64(m.ID) == n.cfg.ID {
 			continue
 		}
+		member := i < len(v.conf.Members)
 		if m.Addr == "" {
-			lacks = false
+			lacks = lacks && !member
 			continue
 		}
-		data, err := n.fetchChunkFrom(ctx, m.Addr, sum)
-		if !errors.Is(err, errChunkNotHeld) {
+		timeout := chunkFetchTimeout
+		if !member {
+			// One that left may be gone for good: asked briefly, and
+			// only its answer counts, not its silence.
+			timeout = leftFetchTimeout
+		}
+		data, err := n.fetchChunkFrom(ctx, m.Addr, sum, timeout)
+		switch {
+		case errors.Is(err, errChunkNotHeld): // it lacks it
+		case member || err == nil || isAnswer(err):
 			lacks = false
+			// Else one that left, not reached: its silence does not count.
 		}
 		if err != nil || len(data) != size {
 			continue
@@ -234,8 +251,15 @@ func (n *Node) fetchChunk(sum chunks.Sum, size int) ([]byte, error) {
 // that it could not be asked, nor that its copy is damaged).
 var errChunkNotHeld = errors.New("node: peer does not hold the chunk")
 
-func (n *Node) fetchChunkFrom(ctx context.Context, addr string, sum chunks.Sum) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, chunkFetchTimeout)
+// isAnswer reports whether a fetch's error is a peer's answer (a damaged
+// copy, say), not a failure to reach it.
+func isAnswer(err error) bool { return errors.Is(err, errPeerAnswered) }
+
+// errPeerAnswered marks a fetch that reached the peer and got a refusal.
+var errPeerAnswered = errors.New("node: peer answered")
+
+func (n *Node) fetchChunkFrom(ctx context.Context, addr string, sum chunks.Sum, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cl, err := wire.DialClient(ctx, addr,
 		wire.Hello{ClusterID: n.cfg.ClusterID, NodeID: n.cfg.ID, Role: wire.RoleClient},
@@ -252,7 +276,7 @@ func (n *Node) fetchChunkFrom(ctx context.Context, addr string, sum chunks.Sum) 
 		return nil, fmt.Errorf("%w: chunk %s from %s: %s", errChunkNotHeld, sum, addr, rep.Msg)
 	}
 	if rep.Code != wire.CodeOK {
-		return nil, fmt.Errorf("node: chunk %s from %s: %s %s", sum, addr, rep.Code, rep.Msg)
+		return nil, fmt.Errorf("%w: chunk %s from %s: %s %s", errPeerAnswered, sum, addr, rep.Code, rep.Msg)
 	}
 	return rep.Data, nil // unchecked: fetchChunk's Put checks it
 }

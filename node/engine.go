@@ -58,7 +58,10 @@ type notices struct {
 	lost     []paxos.NodeID // peers whose connection to us closed, from the transport
 	// peerSlots: peers that refused this removed replica's handshake,
 	// naming the configuration slot they hold (noteRefusal).
-	peerSlots map[paxos.NodeID]uint64
+	peerSlots map[paxos.NodeID]peerSlot
+	// handedOff: the configuration slot for which this removed replica
+	// handed its chunks off to a majority (handoff.go).
+	handedOff uint64
 }
 
 // restore is a snapshot the applier installed: the core skips to it.
@@ -234,8 +237,11 @@ func (n *Node) handleMail(m notices) {
 	for _, id := range m.lost {
 		e.r.PeerLost(id)
 	}
-	for id, slot := range m.peerSlots {
-		e.r.PeerConfigSlot(id, slot)
+	for id, ps := range m.peerSlots {
+		e.r.PeerConfigSlot(id, ps.durable, ps.settled)
+	}
+	if m.handedOff > 0 {
+		e.r.SideStateHandedOff(m.handedOff)
 	}
 }
 

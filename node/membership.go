@@ -31,7 +31,16 @@ type memberView struct {
 	slot  uint64
 	next  *paxos.Configuration
 	peers []paxos.NodeID // the replicas the core sends to
+	// left: members that configurations this replica saw in force dropped,
+	// the newest last (at most maxLeft). A removed replica stays until a
+	// majority of the new configuration holds the chunks of every large
+	// file chosen so far, and serves them meanwhile: the chunk fetcher asks
+	// these too (fetchChunk).
+	left []paxos.Member
 }
+
+// maxLeft bounds memberView.left.
+const maxLeft = 8
 
 // members returns the current view (an empty one before the node knows
 // its configuration).
@@ -84,12 +93,32 @@ func (n *Node) noteConfig() {
 		return
 	}
 	v := &memberView{conf: cur, slot: slot, next: next, peers: peers}
+	if old != nil {
+		v.left = leftOut(old, cur)
+	}
 	n.view.Store(v)
 	if old != nil && (old.slot != slot || !old.conf.Equal(cur)) {
 		n.log.Info().Uint64("slot", slot).Str("members", cur.String()).Msg("configuration in force")
 	}
 	n.syncPeers()
 	n.closeStrangers()
+}
+
+// leftOut returns old's left members, with those of old's configuration
+// that cur drops added and those cur has again taken out.
+func leftOut(old *memberView, cur paxos.Configuration) []paxos.Member {
+	left := slices.Clone(old.left)
+	for _, m := range old.conf.Members {
+		if _, still := cur.Member(m.ID); !still && m.Addr != "" && uint64(m.ID) != 0 {
+			left = slices.DeleteFunc(left, func(l paxos.Member) bool { return l.ID == m.ID })
+			left = append(left, m)
+		}
+	}
+	left = slices.DeleteFunc(left, func(m paxos.Member) bool { _, back := cur.Member(m.ID); return back })
+	if len(left) > maxLeft {
+		left = left[len(left)-maxLeft:]
+	}
+	return left
 }
 
 func sameNext(a, b *paxos.Configuration) bool {
@@ -358,11 +387,17 @@ var ErrNotMember = errors.New("node: not a member")
 
 // configSlotMark precedes, in a handshake refusal for not being a member,
 // the slot of the refusing replica's configuration (the refusal's last
-// word); durableMark the chosen prefix its disk knows.
+// word); durableMark the chosen prefix its disk knows; settledMark the slot
+// up to which it holds every chunk of its large files.
 const (
 	configSlotMark = "config-slot="
 	durableMark    = "durable="
+	settledMark    = "settled="
 )
+
+// peerSlot is what a refusal says of the refusing replica: what its disk
+// knows of the chosen slots and how far it holds its large files' chunks.
+type peerSlot struct{ durable, settled uint64 }
 
 // refusalSlot parses the number after mark in a refusal's reason, up to
 // the next space.
@@ -395,12 +430,16 @@ func (n *Node) noteRefusal(peer uint64, err error) {
 		// of the configuration that removed it durably knows it: a peer
 		// that refuses it names how far its disk knows the chosen slots
 		// (a replica of an older version names nothing: it never counts).
+		// And how far it holds the chunks of the large files (0 from an
+		// older version: with large files it never counts).
 		durable, _ := refusalSlot(re.Reason, durableMark)
+		settled, _ := refusalSlot(re.Reason, settledMark)
 		n.mail.post(func(m *notices) {
 			if m.peerSlots == nil {
-				m.peerSlots = map[paxos.NodeID]uint64{}
+				m.peerSlots = map[paxos.NodeID]peerSlot{}
 			}
-			m.peerSlots[paxos.NodeID(peer)] = max(m.peerSlots[paxos.NodeID(peer)], durable)
+			ps := m.peerSlots[paxos.NodeID(peer)]
+			m.peerSlots[paxos.NodeID(peer)] = peerSlot{durable: max(ps.durable, durable), settled: max(ps.settled, settled)}
 		})
 		return
 	}

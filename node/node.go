@@ -274,12 +274,13 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n.startPeers(runCtx)
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go func() { defer n.wg.Done(); n.serve(runCtx, n.ln) }()
 	go func() { defer n.wg.Done(); n.runApplier(runCtx) }()
 	n.scanChunks() // before the engine runs: a learner holds its vote until the scan is done
 	go func() { defer n.wg.Done(); n.runChunkFetcher(runCtx) }()
 	go func() { defer n.wg.Done(); n.runChunkGC(runCtx) }()
+	go func() { defer n.wg.Done(); n.runHandoff(runCtx) }()
 	// shutdown stops everything Run started and returns err, or the log's
 	// close error.
 	shutdown := func(err error) error {

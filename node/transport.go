@@ -203,8 +203,9 @@ func (n *Node) checkHello(h wire.Hello) error {
 		n.guestAddrs.Store(h.NodeID, h.Addr)
 		return nil
 	}
-	return fmt.Errorf("replica %d is not a member of the configuration in force on replica %d (%v) %s%d %s%d",
-		h.NodeID, n.cfg.ID, v.conf, durableMark, n.durable.Load(), configSlotMark, v.slot)
+	settled, _ := n.debt.settled()
+	return fmt.Errorf("replica %d is not a member of the configuration in force on replica %d (%v) %s%d %s%d %s%d",
+		h.NodeID, n.cfg.ID, v.conf, durableMark, n.durable.Load(), settledMark, settled, configSlotMark, v.slot)
 }
 
 func (n *Node) handleConn(ctx context.Context, nc net.Conn) {

@@ -90,6 +90,7 @@ type bugs struct {
 	fetchCommit        bool // (k) a FetchResp's commit index is read under the ballot of the master followed
 	configAtOnce       bool // (l) a configuration governs the slots after it at once, before it is chosen
 	departEarly        bool // (m) a removed replica leaves after its grace, whether or not the new configuration applied its removal
+	departSansChunks   bool // (n) a removed replica leaves once a majority of the new configuration knows its removal, whether or not they hold its chunks, and hands none off
 }
 
 // MaxDriftPercent is the clock drift the timing rules tolerate: every

@@ -61,7 +61,7 @@ func (r *Replica) setMembership(m Membership) {
 // fresh answers is not enough: a member that never took part answers fresh
 // too, and with the wiped one it would make a quorum that knows nothing.
 func (r *Replica) handleProbeResp(m Message) {
-	r.noteApplied(m.From, m.Index) // what it knows durably: see durable
+	r.noteApplied(m.From, m.Index, m.Slot) // what it knows durably (see durable), how far its side state is settled
 	r.teachDeparture(m)
 	if r.learn.membership != Fresh || m.Token != r.cfg.Incarnation {
 		// Not an answer to this run's probes: one held up since an

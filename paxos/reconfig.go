@@ -61,6 +61,11 @@ type confState struct {
 	// node's handshake) refused it naming such a configuration. It leaves
 	// once they are a majority (mayDepart).
 	departAcks map[NodeID]bool
+	// handedOff is the newest configuration slot for which the
+	// application made sure (SideStateHandedOff) that a majority of that
+	// configuration's voters holds the side state this replica holds:
+	// with side state, a removed replica leaves only then.
+	handedOff uint64
 	// guests are replicas outside cur whose messages this replica takes,
 	// because they know a newer configuration (admits): the slot that chose
 	// it, by sender. A replica restarted on its --peers list after its
@@ -431,7 +436,9 @@ func (r *Replica) Peers() []NodeID {
 }
 
 // mayDepart reports whether a removed replica may stop: a majority of the
-// configuration that removed it applied that configuration. Before that
+// configuration that removed it applied that configuration (and, with side
+// state, holds it up to what this replica knows chosen, and the side state
+// this replica holds was handed off to a majority). Before that
 // the members of the old configuration may still need its vote for the
 // slots up to the removal (the new configuration governs only the slots
 // after it), and without it, with one more of them lost, those slots
@@ -440,7 +447,20 @@ func (r *Replica) mayDepart() bool {
 	if r.cfg.bugs.departEarly {
 		return true
 	}
+	if r.cfg.SideState && r.conf.handedOff < r.conf.curSlot && !r.cfg.bugs.departSansChunks {
+		return false
+	}
 	return votersIn(r, r.conf.departAcks) > len(r.conf.cur.Voters())/2
+}
+
+// SideStateHandedOff tells a removed replica that the application made
+// sure a majority of the voters of the configuration chosen at slot holds
+// the side state this replica holds (the large files' chunks it holds):
+// it may hold a chunk's last copy, so it leaves only once this is said
+// for the configuration that removed it. Called on a replica that was not
+// removed, or for an older configuration, it changes nothing.
+func (r *Replica) SideStateHandedOff(slot uint64) {
+	r.conf.handedOff = max(r.conf.handedOff, slot)
 }
 
 // probeDeparture asks, every heartbeat, the voters that have not applied
@@ -480,9 +500,16 @@ func (r *Replica) teachDeparture(m Message) {
 // slot, the configuration that removed this replica among them: it
 // answered a probe so, or (PeerConfigSlot) the node's handshake learned
 // it. What a voter knows only in memory does not count: after a crash it
-// may know less, and with this replica gone no one might tell it.
-func (r *Replica) noteApplied(id NodeID, slot uint64) {
+// may know less, and with this replica gone no one might tell it. With
+// side state (Config.SideState), the voter must also hold it for every
+// slot this replica knows chosen (settled): until a majority of the new
+// configuration holds every chunk of the large files chosen so far, this
+// replica may hold the last copy of one, and it stays to serve it.
+func (r *Replica) noteApplied(id NodeID, slot, settled uint64) {
 	if !r.conf.removed || slot < r.conf.curSlot || !r.conf.cur.IsVoter(id) {
+		return
+	}
+	if r.cfg.SideState && settled < r.committed && !r.cfg.bugs.departSansChunks {
 		return
 	}
 	if r.conf.departAcks == nil {
@@ -492,9 +519,10 @@ func (r *Replica) noteApplied(id NodeID, slot uint64) {
 }
 
 // PeerConfigSlot tells a removed replica that replica id durably knows the
-// slots chosen up to slot (the node learns it from a handshake that
-// replica refused: it does not know a replica outside its configuration).
-func (r *Replica) PeerConfigSlot(id NodeID, slot uint64) { r.noteApplied(id, slot) }
+// slots chosen up to slot, and holds its side state up to settled (the
+// node learns both from a handshake that replica refused: it does not
+// know a replica outside its configuration).
+func (r *Replica) PeerConfigSlot(id NodeID, slot, settled uint64) { r.noteApplied(id, slot, settled) }
 
 // admits reports whether Step takes m from its sender: a replica this one
 // talks to (members), or one that knows a configuration newer than the one

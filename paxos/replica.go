@@ -249,7 +249,7 @@ func (r *Replica) Step(m Message) {
 		// whether the cluster is new, or a removed one asking whether
 		// the configuration that removed it is in force here. The answer
 		// tells nothing else.
-		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh(), Commit: r.committed, Token: m.Token, Index: r.durable})
+		r.send(Message{Type: MsgProbeResp, To: m.From, Reject: !r.isFresh(), Commit: r.committed, Token: m.Token, Index: r.durable, Slot: r.learn.settled})
 		return
 	}
 	if !r.admits(m) || !r.wellFormed(m) {

@@ -77,11 +77,16 @@ type simOptions struct {
 	readRate    float64
 	clients     int
 	fileRate    float64 // of the clients' writes, the share that are large files (simfiles_test.go)
-	snapEvery   uint64  // applied slots between snapshots; 0 = never
-	window      uint64  // slots kept in the log behind a snapshot
-	liveness    bool
-	bugs        bugs
-	node        nodeBugs
+	// removeLastHolder lets the simulator remove a replica that is the only
+	// member holding a chunk (lastHolder): safe in the model, whose removed
+	// replicas always learn their removal from the core and hand their
+	// chunks off, not in the node (README: a replica removed while cut off).
+	removeLastHolder bool
+	snapEvery        uint64 // applied slots between snapshots; 0 = never
+	window           uint64 // slots kept in the log behind a snapshot
+	liveness         bool
+	bugs             bugs
+	node             nodeBugs
 }
 
 // nodeBugs are planted mistakes of the node around the core (how it feeds
@@ -316,8 +321,12 @@ type simNode struct {
 	fetchAt    int
 	lost       map[string]bool
 	departed   bool
-	lostSeen   map[string]int // chunk -> fetch rounds in a row no member held it
-	wasLearner bool           // its core's membership was Learner last
+	lostSeen   map[string]int      // chunk -> fetch rounds in a row no member held it
+	viewConf   Configuration       // the configuration in force it last saw (node.noteConfig)
+	left       []NodeID            // members that configurations it saw in force dropped (node memberView.left)
+	fetching   map[string]simFetch // chunks on their way to it
+	handoffAt  int                 // removed and lingering: the step of its next handoff round
+	wasLearner bool                // its core's membership was Learner last
 }
 
 func (n *simNode) stalled(now int) bool { return now < n.stalledUntil }
@@ -571,6 +580,7 @@ func (s *sim) start(n *simNode) {
 	n.reads = map[uint64]simRead{}
 	n.wasLearner = hs.Membership == Learner
 	n.lostSeen = nil // the fetcher's memory
+	n.viewConf, n.left, n.fetching = Configuration{}, nil, nil
 	s.scanFiles(n)
 }
 
@@ -960,6 +970,7 @@ func (s *sim) sync(n *simNode) {
 		}
 		s.readStates(n, rd.ReadStates)
 		n.r.Advance(*rd)
+		s.noteLeft(n)
 		if c := n.r.Committed(); c < n.lastCommit {
 			s.fail(invApplyOrder, "node %d: commit index went back from %d to %d", n.id, n.lastCommit, c)
 		} else {
@@ -1231,11 +1242,15 @@ func (s *sim) reconfigure(m *simNode) {
 		}
 		c.Members[ls[s.rng.IntN(len(ls))]].Voter = true
 	default: // remove a member other than the master, keeping three voters
+		c0 := Configuration{Members: slices.Clone(c.Members)}
 		i := s.rng.IntN(len(c.Members))
-		if mm := c.Members[i]; mm.ID == m.id || (mm.Voter && len(c.Voters()) <= 3) || !s.filesSettled() {
+		if mm := c.Members[i]; mm.ID == m.id || (mm.Voter && len(c.Voters()) <= 3) {
 			return
 		}
 		c.Members = slices.Delete(c.Members, i, i+1)
+		if !s.o.removeLastHolder && s.lastHolder(s.node(c0.Members[i].ID), c) {
+			return
+		}
 	}
 	slot, err := m.r.ProposeConfig(c)
 	s.logf("node %d: proposes configuration %v at slot %d: %v", m.id, c, slot, err)
@@ -1444,6 +1459,7 @@ func (s *sim) step(faulty bool) {
 	s.clientsAct()
 	for _, n := range s.nodes {
 		s.fetchChunks(n)
+		s.handOff(n)
 	}
 	if faulty {
 		s.faults()

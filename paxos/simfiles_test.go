@@ -176,6 +176,47 @@ func (s *sim) chunkGone(ch string) bool {
 	return true
 }
 
+// lastHolder reports whether n holds a chunk of a file chosen that no
+// member of c (the configuration that would remove it) holds: the
+// simulator does not remove such a replica. It hands off its chunks before
+// it leaves (handOff), but only once it learns its removal, and a replica
+// removed while cut off may learn it from a handshake refusal, and the
+// node then stops at once (README: "What is guaranteed").
+func (s *sim) lastHolder(n *simNode, c Configuration) bool {
+	for _, cmd := range slices.Sorted(mapKeys(s.fileSlot)) {
+		for _, ch := range s.fileChunks[cmd] {
+			if !n.disk.chunks[ch] {
+				continue
+			}
+			held := false
+			for _, m := range c.Members {
+				if p := s.node(m.ID); p.disk.chunks[ch] {
+					held = true
+					break
+				}
+			}
+			if !held {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// heldByMember reports whether another member of n's configuration holds
+// ch: a chunk n's fetcher could have had. One held only by replicas that
+// left is theirs to hand off before they go (handOff); what counts then
+// is that no acknowledged file loses it (checkFiles).
+func (s *sim) heldByMember(n *simNode, ch string) bool {
+	cur, _, _ := n.r.Configuration()
+	for _, m := range cur.Members {
+		if p := s.node(m.ID); p != n && p.disk.chunks[ch] {
+			return true
+		}
+	}
+	return false
+}
+
 // anyFileGone reports whether a chunk of some file chosen is held nowhere.
 func (s *sim) anyFileGone() bool {
 	for _, cmd := range slices.Sorted(mapKeys(s.fileSlot)) {
@@ -274,30 +315,44 @@ func (s *sim) fetchChunks(n *simNode) {
 	if len(n.missing) == 0 {
 		n.r.SettledUpTo(n.applied)
 	}
+	s.fetchesArrive(n)
 	if len(n.missing) == 0 || s.now < n.fetchAt {
 		return
 	}
 	n.fetchAt = s.now + s.steps(10*n.r.cfg.ElectionTicks)
 	cur, _, _ := n.r.Configuration()
+	// Then the replicas removed that still linger: one stays until a
+	// majority of the new configuration holds its chunks, and serves them
+	// (the node: memberView.left). Only their answers count toward
+	// allLack, not their silence: they may be gone for good.
+	sources := slices.Clone(cur.Members)
+	for _, id := range n.left {
+		sources = append(sources, Member{ID: id})
+	}
 	for _, ch := range slices.Sorted(mapKeys(n.missing)) {
+		if _, ok := n.fetching[ch]; ok {
+			continue
+		}
 		allLack := true // every other member answered it lacks ch
-		for _, m := range cur.Members {
+		for i, m := range sources {
 			p := s.node(m.ID)
 			if p == n {
 				continue
 			}
 			if p.dormant || !p.up(s.now) || s.cut[[2]NodeID{n.id, p.id}] || s.cut[[2]NodeID{p.id, n.id}] {
-				allLack = false
+				allLack = allLack && i >= len(cur.Members)
 				continue
 			}
 			if !p.disk.chunks[ch] {
 				continue
 			}
+			// A chunk takes a while to come (up to two election
+			// timeouts): its source may crash, or lose it, meanwhile.
 			allLack = false
-			n.disk.hold(ch)
-			delete(n.missing, ch)
-			s.stats.fetches++
-			s.logf("node %d: fetched chunk %s from %d", n.id, ch, p.id)
+			if n.fetching == nil {
+				n.fetching = map[string]simFetch{}
+			}
+			n.fetching[ch] = simFetch{from: p.id, at: s.now + 1 + s.rng.IntN(s.steps(2*n.r.cfg.ElectionTicks))}
 			s.mix(31, uint64(n.id), uint64(p.id))
 			break
 		}
@@ -319,6 +374,104 @@ func (s *sim) fetchChunks(n *simNode) {
 	if len(n.missing) == 0 {
 		n.r.SettledUpTo(n.applied)
 	}
+}
+
+// handOff stands in for the node's handoff (node/handoff.go) on a removed
+// replica that lingers: every round (two election timeouts, the node's
+// second), it puts each chunk it holds of the files it applied on the
+// voters of its configuration that answer and lack it, and once a
+// majority of them that answer holds every one it tells the core
+// (SideStateHandedOff). It may hold a chunk's last copy, and the new
+// members' fetchers need not know it (one that restarted, or joined
+// after the removal, does not).
+func (s *sim) handOff(n *simNode) {
+	if s.o.fileRate == 0 || !n.up(s.now) || !n.r.conf.removed || s.now < n.handoffAt || s.o.bugs.departSansChunks {
+		return // (bug n: no handoff, as before there was one)
+	}
+	n.handoffAt = s.now + s.steps(2*n.r.cfg.ElectionTicks)
+	cur, slot, _ := n.r.Configuration()
+	voters := cur.Voters()
+	done := true
+	for _, cmd := range slices.Sorted(mapKeys(s.fileSlot)) {
+		if s.fileSlot[cmd] > n.applied {
+			continue
+		}
+		for _, ch := range s.fileChunks[cmd] {
+			if !n.disk.chunks[ch] {
+				continue
+			}
+			have := 0
+			for _, id := range voters {
+				p := s.node(id)
+				if p.dormant || !p.up(s.now) || s.cut[[2]NodeID{n.id, p.id}] || s.cut[[2]NodeID{p.id, n.id}] {
+					continue
+				}
+				if !p.disk.chunks[ch] {
+					p.disk.hold(ch)
+					s.logf("node %d: hands chunk %s to %d", n.id, ch, p.id)
+					s.mix(32, uint64(n.id), uint64(p.id))
+				}
+				have++
+			}
+			if have <= len(voters)/2 {
+				done = false
+			}
+		}
+	}
+	if done {
+		n.r.SideStateHandedOff(slot)
+	}
+}
+
+// simFetch is a chunk on its way to a replica that lacked it.
+type simFetch struct {
+	from NodeID
+	at   int // the step it arrives, if its source still serves it then
+}
+
+// fetchesArrive stores the chunks whose fetch ends this step, if their
+// source is still up, reachable and holding them; a fetch that failed is
+// tried again at the next round.
+func (s *sim) fetchesArrive(n *simNode) {
+	for _, ch := range slices.Sorted(mapKeys(n.fetching)) {
+		f := n.fetching[ch]
+		if s.now < f.at {
+			continue
+		}
+		delete(n.fetching, ch)
+		p := s.node(f.from)
+		if !p.up(s.now) || s.cut[[2]NodeID{n.id, p.id}] || s.cut[[2]NodeID{p.id, n.id}] || !p.disk.chunks[ch] {
+			s.logf("node %d: fetching chunk %s from %d failed", n.id, ch, p.id)
+			continue
+		}
+		n.disk.hold(ch)
+		delete(n.missing, ch)
+		s.stats.fetches++
+		s.logf("node %d: fetched chunk %s from %d", n.id, ch, p.id)
+	}
+}
+
+// noteLeft does what the node's noteConfig does with the members a new
+// configuration in force drops: it remembers them (in memory: a restart
+// forgets them), so the chunk fetcher asks them too.
+func (s *sim) noteLeft(n *simNode) {
+	cur, _, _ := n.r.Configuration()
+	if cur.Equal(n.viewConf) {
+		return
+	}
+	if len(n.viewConf.Members) > 0 {
+		for _, m := range n.viewConf.Members {
+			if _, still := cur.Member(m.ID); !still {
+				n.left = slices.DeleteFunc(n.left, func(id NodeID) bool { return id == m.ID })
+				n.left = append(n.left, m.ID)
+			}
+		}
+		n.left = slices.DeleteFunc(n.left, func(id NodeID) bool { _, back := cur.Member(id); return back })
+		if len(n.left) > 8 {
+			n.left = n.left[len(n.left)-8:]
+		}
+	}
+	n.viewConf = cur
 }
 
 // simLostAfter stands for node.lostAfter (120 rounds, 10 minutes): what
@@ -368,38 +521,13 @@ func (s *sim) checkPromotedChunks(n *simNode) {
 			continue
 		}
 		for _, ch := range s.fileChunks[cmd] {
-			if !n.disk.chunks[ch] && !s.chunkGone(ch) {
+			if !n.disk.chunks[ch] && s.heldByMember(n, ch) {
 				s.fail(invChunkVote, "node %d votes again lacking chunk %s of file %s (slot %d; its promotion waited for slot %d)",
 					n.id, ch, cmd, s.fileSlot[cmd], start)
 				return
 			}
 		}
 	}
-}
-
-// filesSettled reports whether no upload is in flight and every replica
-// holds every chunk of the files it applied and of those it lost: the
-// simulator removes a replica only then. A removed replica leaves once a
-// majority of the new configuration applied its removal, whether or not
-// they hold the chunks it held; removing the last holder of a chunk
-// loses it (seed 52 of the departEarly sweep's options found it). The
-// README states the limit; the fix is for the removed replica to wait
-// until a majority of the new configuration holds every chunk.
-func (s *sim) filesSettled() bool {
-	if s.o.fileRate == 0 {
-		return true
-	}
-	for _, c := range s.clients {
-		if c.upload != nil {
-			return false
-		}
-	}
-	for _, n := range s.nodes {
-		if !n.dormant && (len(n.missing) > 0 || s.recovering(n)) {
-			return false
-		}
-	}
-	return true
 }
 
 // loseChunk removes one of n's chunk files, as a disk losing a file: the

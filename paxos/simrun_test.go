@@ -170,6 +170,16 @@ var regressionSeeds = []struct {
 		o.crashRate = max(o.crashRate, 0.01)
 		o.partRate = max(o.partRate, 0.02)
 	}},
+	// A replica removed while it held the only copy of a chunk (the
+	// replica that held the other was wiped before the new members
+	// fetched it): the new members asked only each other, found none,
+	// and a wiped one stopped waiting for it and voted. The fetcher now
+	// asks the replicas earlier configurations dropped, which stay until
+	// a majority of the new one holds their chunks.
+	{seed: 446, found: "votes without its chunks: the last copy was on a removed replica", tweak: func(o *simOptions) {
+		departChunksTweak(o)
+		o.removeLastHolder = true
+	}},
 }
 
 func TestSimulationRegressions(t *testing.T) {
@@ -389,6 +399,43 @@ func TestPlantedAckUnconfirmed(t *testing.T) {
 		o.wipeRate = max(o.wipeRate, 0.02)
 		o.crashRate = max(o.crashRate, 0.02)
 	})
+}
+
+// TestPlantedDepartSansChunks: (n) a removed replica that leaves once a
+// majority of the new configuration knows its removal, not once it holds
+// the chunks the removed one held: the fetchers find no copy, and a file
+// is lost or never confirmed. Removals among uploads, on three replicas.
+func TestPlantedDepartSansChunks(t *testing.T) {
+	if raceEnabled {
+		t.Skip("planted-bug sweeps run without -race (make test runs them in sim-ci)")
+	}
+	// The removed replica is let hold a chunk's last copy (removeLastHolder):
+	// the handoff and the wait are what keep it then.
+	tweak := func(o *simOptions) { departChunksTweak(o); o.removeLastHolder = true }
+	fails, ran, _ := sweep(1, 10000, true, func(o *simOptions) { tweak(o); o.bugs.departSansChunks = true })
+	if len(fails) == 0 {
+		t.Fatalf("planted bug (n): no violation in %d seeds", ran)
+	}
+	f := fails[0]
+	if f.err.kind != invFileLost && f.err.kind != invLiveness {
+		t.Fatalf("planted bug (n): seed %d broke %q, want file lost or liveness: %v", f.seed, f.err.kind, f.err)
+	}
+	if r := runSeed(f.seed, tweak); r.err != nil {
+		t.Fatalf("planted bug (n): seed %d fails without the bug too: %v", f.seed, r.err)
+	}
+	t.Logf("planted bug (n) caught at seed %d after %d seeds: %v", f.seed, ran, f.err)
+}
+
+// departChunksTweak: membership changes among large files, on three
+// replicas, on a lossy network (seed 757 of it lost a chunk with the
+// removed replica before the fix).
+func departChunksTweak(o *simOptions) {
+	o.nodes = 3
+	o.reconfRate = max(o.reconfRate, 0.05)
+	o.wipeRate = max(o.wipeRate, 0.004)
+	o.crashRate = max(o.crashRate, 0.01)
+	o.fileRate = max(o.fileRate, 0.4)
+	o.loss = max(o.loss, 0.2)
 }
 
 func TestPlantedPromoteWithoutChunks(t *testing.T) {

@@ -157,7 +157,8 @@ func (t MsgType) String() string {
 //	             slot that removed it
 //	ProbeResp    Reject: the responder is not fresh (it has promised or
 //	             accepted something); Commit: its chosen prefix; Index: the
-//	             part of it its disk holds; Token: the probe's, echoed
+//	             part of it its disk holds; Token: the probe's, echoed;
+//	             Slot: the slot its side state is settled to (SettledUpTo)
 //
 // Learner is set on HeartbeatResp by a replica that may not vote yet; its
 // Hint is then the newest ballot whose Prepare carrying its token it

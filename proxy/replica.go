@@ -226,6 +226,7 @@ func (rp *replica) readLoop(c *wire.Conn, gen uint64) {
 // ahead of them, and it would write one request per write(2). The yield
 // costs no wait when nothing else is runnable.
 func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{}) {
+	var spare []outRequest // an emptied queue, handed back to the senders
 	for {
 		select {
 		case <-kick:
@@ -239,7 +240,10 @@ func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{
 			if rp.gen == gen {
 				switch {
 				case len(rp.small) > 0:
-					q, rp.small = rp.small, nil
+					// The senders append to the queue written last time
+					// (emptied), so a batch does not grow a slice anew.
+					q, rp.small = rp.small, spare
+					spare = nil
 				case len(rp.large) > 0:
 					q = []outRequest{rp.large[0]}
 					rp.large[0] = outRequest{}
@@ -250,7 +254,8 @@ func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{
 			if len(q) == 0 {
 				break
 			}
-			for _, r := range q {
+			for i := range q {
+				r := &q[i]
 				if err := c.Send(wire.KindRequest, r.id, &r.req); err != nil {
 					if errors.Is(err, wire.ErrFrameTooLarge) {
 						// Only this request: answer it as the replica would.
@@ -261,6 +266,10 @@ func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{
 					return
 				}
 			}
+			if cap(q) > 1 && cap(q) <= maxSpare {
+				clear(q) // keep no request's value alive
+				spare = q[:0]
+			}
 		}
 		if err := c.Flush(); err != nil {
 			c.Close()
@@ -268,6 +277,10 @@ func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{
 		}
 	}
 }
+
+// maxSpare is the largest queue the writer hands back for reuse, so a burst
+// does not pin its memory for the connection's life.
+const maxSpare = 1024
 
 // tooLarge fails the attempt id, whose request did not fit a frame.
 func (rp *replica) tooLarge(id uint64) {

@@ -207,9 +207,9 @@ func (rp *replica) readLoop(c *wire.Conn, gen uint64) {
 			continue // a reply after its attempt timed out or was given up: dropped
 		}
 		var rep wire.Reply
-		if err := env.Decode(&rep); err != nil {
+		if err := wire.DecodeReply(env.Body, &rep); err != nil {
 			c.Close()
-			rp.rt.attemptFailed(o, rp, fmt.Errorf("proxy: replica %d: bad reply: %w", rp.id, err))
+			rp.rt.attemptFailed(o, rp, fmt.Errorf("proxy: replica %d: bad %s body: %w", rp.id, env.Kind, err))
 			continue // Recv now fails and the rest are given back in lost
 		}
 		rp.rt.answered(o, rp, rep)

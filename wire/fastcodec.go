@@ -8,6 +8,8 @@ package wire
 // writer may choose) goes through msgpack as before. Pure functions: the
 // caller's goroutine.
 
+import "fmt"
+
 // fastBody is a body with its own codec. appendFast appends the body's
 // encoding to dst, or reports false (dst untouched) to leave it to msgpack;
 // decodeFast decodes b, a whole well-formed value, or returns ErrNotRaw to
@@ -307,4 +309,39 @@ func (d *fastReader) bin() []byte {
 	v := make([]byte, len(a))
 	copy(v, a)
 	return v
+}
+
+// DecodeRequest is Unmarshal(b, r) for the Request every client operation
+// sends, without r escaping to the heap: a replica decodes one per request
+// into a variable of its own.
+func DecodeRequest(b []byte, r *Request) error {
+	if err := checkValue(b); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	if r.decodeFast(b) == nil {
+		return nil
+	}
+	tmp := new(Request) // msgpack gets a value of its own: r stays off the heap
+	if err := Unmarshal(b, tmp); err != nil {
+		return err
+	}
+	*r = *tmp
+	return nil
+}
+
+// DecodeReply is Unmarshal(b, r) for a Reply, without r escaping to the
+// heap: a proxy decodes one per request.
+func DecodeReply(b []byte, r *Reply) error {
+	if err := checkValue(b); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	if r.decodeFast(b) == nil {
+		return nil
+	}
+	tmp := new(Reply)
+	if err := Unmarshal(b, tmp); err != nil {
+		return err
+	}
+	*r = *tmp
+	return nil
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -126,10 +127,14 @@ func TestFastCodecMatchesMsgpack(t *testing.T) {
 			if !reflect.DeepEqual(viaFast, viaMsgpack) {
 				t.Fatalf("%T: fast decoding %+v, msgpack's %+v", body, viaFast, viaMsgpack)
 			}
-			// And through Unmarshal, which takes the fast path.
+			// And through Unmarshal, which takes the fast path, and
+			// DecodeRequest or DecodeReply.
 			viaUnmarshal := fresh()
 			if err := Unmarshal(enc, viaUnmarshal); err != nil || !reflect.DeepEqual(viaUnmarshal, viaMsgpack) {
 				t.Fatalf("%T: Unmarshal gave %+v, %v; msgpack %+v", body, viaUnmarshal, err, viaMsgpack)
+			}
+			if got, err := decodeTyped(enc, fresh()); err != nil || !reflect.DeepEqual(got, viaMsgpack) {
+				t.Fatalf("%T: DecodeRequest/DecodeReply gave %+v, %v; msgpack %+v", body, got, err, viaMsgpack)
 			}
 		}
 	}
@@ -167,6 +172,35 @@ func TestFastCodecLeavesTheRestToMsgpack(t *testing.T) {
 		got := reflect.New(reflect.TypeOf(body).Elem()).Interface()
 		if err := Unmarshal(b, got); err != nil || !reflect.DeepEqual(got, body) {
 			t.Fatalf("%T: Unmarshal gave %+v, %v; want %+v", body, got, err, body)
+		}
+		typed, err := decodeTyped(b, reflect.New(reflect.TypeOf(body).Elem()).Interface().(fastBody))
+		if err != nil || !reflect.DeepEqual(typed, body) {
+			t.Fatalf("%T: DecodeRequest/DecodeReply gave %+v, %v; want %+v", body, typed, err, body)
+		}
+	}
+}
+
+// decodeTyped decodes b with DecodeRequest or DecodeReply, by into's type.
+func decodeTyped(b []byte, into fastBody) (fastBody, error) {
+	switch v := into.(type) {
+	case *Request:
+		return v, DecodeRequest(b, v)
+	case *Reply:
+		return v, DecodeReply(b, v)
+	}
+	panic("not a fast body")
+}
+
+// TestDecodeTypedErrors: DecodeRequest and DecodeReply refuse what
+// Unmarshal refuses, with ErrBadBody.
+func TestDecodeTypedErrors(t *testing.T) {
+	for _, b := range [][]byte{nil, {0x9f}, {0xc1}, {0x93, 1, 2, 3, 4}, mustMarshal(t, &Status{ID: 1, Role: NodeMaster})} {
+		for _, into := range []fastBody{new(Request), new(Reply)} {
+			_, err := decodeTyped(b, into)
+			uerr := Unmarshal(b, reflect.New(reflect.TypeOf(into).Elem()).Interface())
+			if (err == nil) != (uerr == nil) || (err != nil && !errors.Is(err, ErrBadBody)) {
+				t.Fatalf("%x into %T: %v; Unmarshal: %v", b, into, err, uerr)
+			}
 		}
 	}
 }
@@ -255,6 +289,15 @@ func BenchmarkRequestCodec(b *testing.B) {
 			}
 		}
 	})
+	b.Run("decode-typed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var r Request
+			if err := DecodeRequest(enc, &r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func BenchmarkReplyCodec(b *testing.B) {
@@ -272,6 +315,15 @@ func BenchmarkReplyCodec(b *testing.B) {
 		for b.Loop() {
 			var r Reply
 			if err := Unmarshal(enc, &r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode-typed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var r Reply
+			if err := DecodeReply(enc, &r); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,14 +1,21 @@
 package node
 
 // This file owns the decoding of the paxos messages a peer sends, on that
-// peer's reader goroutine (readPeer). An Accept that carries large values
+// peer's reader goroutine (readPeer), and their encoding, on each peer's
+// writer goroutine (writePeer). An Accept that carries large values
 // is decoded in place: its commands are slices of the frame, which the
 // connection then gives up (wire.Conn.KeepBody), instead of each value
-// being copied out of the frame into a fresh allocation. Everything else,
-// and any layout the hand-written reader does not know, goes through
-// wire.Unmarshal.
+// being copied out of the frame into a fresh allocation. A smaller message
+// is read by the same hand-written reader, its commands then copied out as
+// wire.Unmarshal copies them; any layout the reader does not know goes
+// through wire.Unmarshal. A message without large commands is encoded by
+// hand, to the bytes wire.Marshal gives; one with a large command goes
+// through wire.Conn.Send, which writes it from the message's memory.
 
 import (
+	"bytes"
+	"encoding/binary"
+
 	"synod/paxos"
 	"synod/wire"
 )
@@ -25,13 +32,128 @@ const messageFields = 16
 // the result aliases body, in which case the caller must keep body's
 // memory (KeepBody) for as long as the message may be used.
 func decodePeerMessage(body []byte, m *paxos.Message) (aliased bool, err error) {
-	if len(body) >= aliasMin {
-		if aliasMessage(body, m) == nil {
+	if aliasMessage(body, m) == nil {
+		if len(body) >= aliasMin {
 			return true, nil
 		}
-		*m = paxos.Message{}
+		// Small: each command copied out, as msgpack's decoder does, so
+		// the frame's buffer is the connection's again.
+		for i := range m.Entries {
+			cmds := m.Entries[i].Value.Cmds
+			for j := range cmds {
+				cmds[j] = bytes.Clone(cmds[j])
+			}
+		}
+		return false, nil
 	}
+	*m = paxos.Message{}
 	return false, wire.Unmarshal(body, m)
+}
+
+// appendPeerMessage appends the msgpack encoding of m, the bytes
+// wire.Marshal gives, to dst. It reports false, dst untouched, when a
+// command is aliasMin bytes or more: wire.Conn.Send writes those from m's
+// memory instead of copying them into the frame.
+func appendPeerMessage(dst []byte, m *paxos.Message) ([]byte, bool) {
+	for i := range m.Entries {
+		for _, c := range m.Entries[i].Value.Cmds {
+			if len(c) >= aliasMin {
+				return dst, false
+			}
+		}
+	}
+	dst = append(dst, 0xdc, 0, messageFields) // array16: msgpack's header for 16 fields
+	dst = appendUint(dst, uint64(m.Type))
+	dst = appendUint(dst, uint64(m.From))
+	dst = appendUint(dst, uint64(m.To))
+	dst = appendBallot(dst, m.Ballot)
+	dst = appendUint(dst, m.Slot)
+	dst = appendUint(dst, m.Index)
+	dst = appendUint(dst, m.Commit)
+	dst = appendUint(dst, m.Context)
+	dst = appendBool(dst, m.Reject)
+	dst = appendBallot(dst, m.Hint)
+	if m.Entries == nil {
+		dst = append(dst, 0xc0)
+	} else {
+		dst = appendArrayLen(dst, len(m.Entries))
+		for i := range m.Entries {
+			e := &m.Entries[i]
+			dst = append(dst, 0x93) // Slot, Ballot, Value
+			dst = appendUint(dst, e.Slot)
+			dst = appendBallot(dst, e.Ballot)
+			dst = append(dst, 0x92) // Kind, Cmds
+			dst = appendUint(dst, uint64(e.Value.Kind))
+			if e.Value.Cmds == nil {
+				dst = append(dst, 0xc0)
+				continue
+			}
+			dst = appendArrayLen(dst, len(e.Value.Cmds))
+			for _, c := range e.Value.Cmds {
+				dst = appendBin(dst, c)
+			}
+		}
+	}
+	dst = appendBool(dst, m.Learner)
+	dst = appendBool(dst, m.Force)
+	dst = appendUint(dst, uint64(m.Transfer))
+	dst = appendUint(dst, m.Token)
+	return appendUint(dst, m.ConfSlot), true
+}
+
+func appendBallot(dst []byte, b paxos.Ballot) []byte {
+	dst = append(dst, 0x92)
+	dst = appendUint(dst, b.Round)
+	return appendUint(dst, uint64(b.Node))
+}
+
+// appendUint appends n as msgpack's encoder with compact integers (as
+// wire sets it up) writes an unsigned integer.
+func appendUint(dst []byte, n uint64) []byte {
+	switch {
+	case n <= 0x7f:
+		return append(dst, byte(n))
+	case n <= 0xff:
+		return append(dst, 0xcc, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, 0xcd), uint16(n))
+	case n <= 0xffffffff:
+		return binary.BigEndian.AppendUint32(append(dst, 0xce), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, 0xcf), n)
+}
+
+func appendBool(dst []byte, v bool) []byte {
+	if v {
+		return append(dst, 0xc3)
+	}
+	return append(dst, 0xc2)
+}
+
+func appendArrayLen(dst []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(dst, 0x90|byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, 0xdc), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(dst, 0xdd), uint32(n))
+}
+
+// appendBin appends b as msgpack's encoder writes a []byte: nil as nil.
+func appendBin(dst []byte, b []byte) []byte {
+	n := len(b)
+	switch {
+	case b == nil:
+		return append(dst, 0xc0)
+	case n < 256:
+		dst = append(dst, 0xc4, byte(n))
+	case n <= 0xffff:
+		dst = binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
+	default:
+		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
+	}
+	return append(dst, b...)
 }
 
 // aliasMessage reads m from body in the layout msgpack gives

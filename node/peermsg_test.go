@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -81,6 +82,60 @@ func TestAliasMessageMatchesUnmarshal(t *testing.T) {
 	}
 }
 
+// TestAppendPeerMessageMatchesMarshal holds the hand-written encoder to
+// msgpack's bytes on random messages, nil commands among them; a message
+// with a command of aliasMin bytes or more is left to wire.Conn.Send.
+func TestAppendPeerMessageMatchesMarshal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 3))
+	for i := range 3000 {
+		m := randomMessage(rng)
+		if len(m.Entries) > 0 && len(m.Entries[0].Value.Cmds) > 0 && rng.IntN(3) == 0 {
+			m.Entries[0].Value.Cmds[0] = nil
+		}
+		want, err := wire.Marshal(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		large := false
+		for _, e := range m.Entries {
+			for _, c := range e.Value.Cmds {
+				large = large || len(c) >= aliasMin
+			}
+		}
+		got, ok := appendPeerMessage([]byte{0xee}, &m)
+		switch {
+		case ok == large:
+			t.Fatalf("message %d: encoded by hand %v, with a large command %v", i, ok, large)
+		case !ok && len(got) != 1:
+			t.Fatalf("message %d: declined but appended", i)
+		case ok && (got[0] != 0xee || !bytes.Equal(got[1:], want)):
+			t.Fatalf("message %d: encoded\n%x\nmsgpack's\n%x", i, got[1:], want)
+		}
+	}
+}
+
+// TestDecodePeerMessageCopiesSmall: a message decoded from a small body
+// holds no byte of it (the connection reuses the buffer).
+func TestDecodePeerMessageCopiesSmall(t *testing.T) {
+	m := paxos.Message{Type: paxos.MsgAccept, From: 1, To: 2, Entries: []paxos.Entry{
+		{Slot: 7, Value: paxos.Value{Cmds: [][]byte{[]byte("put 1.1.1 0 k v"), {}, nil}}}}}
+	body, err := wire.Marshal(&m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got paxos.Message
+	aliased, err := decodePeerMessage(body, &got)
+	if err != nil || aliased {
+		t.Fatalf("aliased %v, %v", aliased, err)
+	}
+	for i := range body {
+		body[i] = 0xff
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatalf("after the body changed: %+v, want %+v", got, m)
+	}
+}
+
 // FuzzDecodePeerMessage checks that on any input the in-place decoder
 // either agrees with msgpack or leaves the message to it.
 func FuzzDecodePeerMessage(f *testing.F) {
@@ -136,4 +191,64 @@ func BenchmarkDecodeAccept(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchSmallAccept is a master's Accept of one slot of 24 writes of 100
+// bytes, the batch size of 64 writers through one proxy.
+func benchSmallAccept() paxos.Message {
+	m := paxos.Message{Type: paxos.MsgAccept, From: 1, To: 2, Ballot: paxos.Ballot{Round: 9, Node: 1}, Commit: 1 << 20}
+	e := paxos.Entry{Slot: 1<<20 + 1, Ballot: m.Ballot}
+	for i := range 24 {
+		e.Value.Cmds = append(e.Value.Cmds, append([]byte(fmt.Sprintf("put 123456789.%d.%d 1764629000000 key-%04d ", i, i, i)), bytes.Repeat([]byte{'v'}, 100)...))
+	}
+	m.Entries = []paxos.Entry{e}
+	return m
+}
+
+// BenchmarkEncodeSmallAccept: the hand-written encoder writePeer uses
+// against wire.AppendMarshal (what it did, through Conn.Send).
+func BenchmarkEncodeSmallAccept(b *testing.B) {
+	m := benchSmallAccept()
+	b.Run("hand", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf, _ = appendPeerMessage(buf[:0], &m)
+		}
+	})
+	b.Run("msgpack", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf, _ = wire.AppendMarshal(buf[:0], &m)
+		}
+	})
+}
+
+// BenchmarkDecodeSmallAccept: decodePeerMessage of a small Accept against
+// wire.Unmarshal (what it did).
+func BenchmarkDecodeSmallAccept(b *testing.B) {
+	m := benchSmallAccept()
+	body, err := wire.Marshal(&m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var got paxos.Message
+			if _, err := decodePeerMessage(body, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("msgpack", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var got paxos.Message
+			if err := wire.Unmarshal(body, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

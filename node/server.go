@@ -31,6 +31,9 @@ type outFrame struct {
 	kind wire.Kind
 	id   uint64
 	body any
+	// rep is the body of a KindReply (body nil): held here, in the
+	// queue's slice, instead of allocated per reply.
+	rep  wire.Reply
 	size int // estimated bytes, for the queue's bound
 }
 
@@ -64,6 +67,7 @@ func replySize(r *wire.Reply) int {
 type replyQueue struct {
 	mu     sync.Mutex
 	frames []outFrame
+	spare  []outFrame // the last batch written, emptied: the next one fills it
 	bytes  int
 	closed bool
 	wake   chan struct{} // the writer: frames were added or the queue closed
@@ -98,7 +102,7 @@ func (q *replyQueue) take() ([]outFrame, int) {
 		}
 		if len(q.frames) > 0 {
 			fs := q.frames
-			q.frames = nil
+			q.frames, q.spare = q.spare, nil
 			n := 0
 			for _, f := range fs {
 				n += f.size
@@ -111,13 +115,22 @@ func (q *replyQueue) take() ([]outFrame, int) {
 	}
 }
 
-// release uncounts n bytes written out.
-func (q *replyQueue) release(n int) {
+// release uncounts n bytes written out, and takes back fs, the batch
+// take returned, to be filled again.
+func (q *replyQueue) release(n int, fs []outFrame) {
+	clear(fs) // keep no reply's value alive
 	q.mu.Lock()
 	q.bytes -= n
+	if cap(fs) <= maxSpareFrames {
+		q.spare = fs[:0]
+	}
 	q.mu.Unlock()
 	signal(q.room)
 }
+
+// maxSpareFrames is the largest batch a replyQueue keeps for reuse, so a
+// burst does not pin its memory for the connection's life.
+const maxSpareFrames = 1024
 
 // waitRoom returns once the queue is below its bound, false if it closed
 // or ctx ended first.
@@ -207,9 +220,9 @@ func (n *Node) serveClient(ctx context.Context, c *wire.Conn) {
 		case wire.KindRequest:
 			var req wire.Request
 			reply := func(r wire.Reply) {
-				send(outFrame{kind: wire.KindReply, id: id, body: &r, size: replySize(&r)})
+				send(outFrame{kind: wire.KindReply, id: id, rep: r, size: replySize(&r)})
 			}
-			if err := wire.Unmarshal(env.Body, &req); err != nil {
+			if err := wire.DecodeRequest(env.Body, &req); err != nil {
 				reply(wire.Reply{Code: wire.CodeBadRequest, Msg: "undecodable request", NotApplied: true})
 				continue
 			}
@@ -226,8 +239,13 @@ func (n *Node) writeReplies(c *wire.Conn, q *replyQueue) {
 		if fs == nil {
 			return
 		}
-		for _, f := range fs {
-			if err := c.Send(f.kind, f.id, f.body); err != nil {
+		for i := range fs {
+			f := &fs[i]
+			body := f.body
+			if f.kind == wire.KindReply && body == nil {
+				body = &f.rep
+			}
+			if err := c.Send(f.kind, f.id, body); err != nil {
 				c.Close()
 				q.close()
 				return
@@ -238,7 +256,7 @@ func (n *Node) writeReplies(c *wire.Conn, q *replyQueue) {
 			q.close()
 			return
 		}
-		q.release(size)
+		q.release(size, fs)
 	}
 }
 

@@ -133,6 +133,7 @@ func (n *Node) writePeer(ctx context.Context, c *wire.Conn, p *peer) error {
 		}
 	}()
 	defer func() { c.Close(); <-closed }()
+	var buf []byte // the last message encoded by hand (peermsg.go), reused
 	for {
 		var m paxos.Message
 		select {
@@ -143,7 +144,16 @@ func (n *Node) writePeer(ctx context.Context, c *wire.Conn, p *peer) error {
 		case m = <-p.out:
 		}
 		for {
-			if err := c.Send(wire.KindPaxos, 0, &m); err != nil {
+			var err error
+			if b, ok := appendPeerMessage(buf[:0], &m); ok {
+				err = c.SendRaw(wire.KindPaxos, 0, b)
+				if buf = b; cap(buf) > 1<<20 {
+					buf = nil // do not keep one huge batch's memory
+				}
+			} else {
+				err = c.Send(wire.KindPaxos, 0, &m)
+			}
+			if err != nil {
 				return err
 			}
 			select {

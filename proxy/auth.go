@@ -340,16 +340,20 @@ func authReply(cl *call, code, msg string) *call {
 // nil when the request goes on as usual, and whether to read on.
 func (c *conn) gate(req line.Request) (*call, bool) {
 	a := c.s.auth
-	cl := &call{req: req, done: answered}
+	// The call is made only for a request answered here: the common one,
+	// admitted, gets its own from handle.
+	refuse := func(code, msg string) (*call, bool) {
+		return authReply(&call{req: req, done: answered}, code, msg), true
+	}
 	if req.Cmd.IsAuth() {
-		return c.authCommand(cl)
+		return c.authCommand(&call{req: req, done: answered})
 	}
 	if !c.s.cfg.Auth {
 		if keyOf(req) != "" && reserved(keyOf(req)) {
 			if req.Cmd.IsWrite() {
-				return authReply(cl, line.CodeNoPerm, msgNoWrite), true
+				return refuse(line.CodeNoPerm, msgNoWrite)
 			}
-			return authReply(cl, line.CodeNoPerm, msgNoRead), true
+			return refuse(line.CodeNoPerm, msgNoRead)
 		}
 		return nil, true
 	}
@@ -358,22 +362,22 @@ func (c *conn) gate(req line.Request) (*call, bool) {
 		return nil, true
 	}
 	if c.user == "" {
-		return authReply(cl, line.CodeNoPerm, msgAuthFirst), true
+		return refuse(line.CodeNoPerm, msgAuthFirst)
 	}
 	t := a.table.Load()
 	switch {
 	case req.Cmd.IsMemberChange(), req.Cmd == line.CmdSnapshot:
 		// A backup holds every key, the users' hashes among them.
 		if !t.isAdmin(c.user) {
-			return authReply(cl, line.CodeNoPerm, msgAdminOnly), true
+			return refuse(line.CodeNoPerm, msgAdminOnly)
 		}
 	case req.Cmd.IsWrite():
 		if reserved(req.Key) || !t.may(c.user, line.PermWrite, req.Key) {
-			return authReply(cl, line.CodeNoPerm, msgNoWrite), true
+			return refuse(line.CodeNoPerm, msgNoWrite)
 		}
 	case req.Cmd == line.CmdGet, req.Cmd == line.CmdGetRange, req.Cmd == line.CmdStat, req.Cmd == line.CmdWatch && !req.WatchPrefix:
 		if reserved(req.Key) || !t.may(c.user, line.PermRead, req.Key) {
-			return authReply(cl, line.CodeNoPerm, msgNoRead), true
+			return refuse(line.CodeNoPerm, msgNoRead)
 		}
 	}
 	return nil, true

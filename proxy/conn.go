@@ -144,6 +144,39 @@ type conn struct {
 	mu       sync.Mutex // orders stopReading against the reader arming its deadline
 	stopping bool
 	stop     chan struct{} // closed by stopReading
+	readDL   deadline      // the read deadline armed, under mu
+
+	writeDL deadline // the write deadline armed, writer-owned
+}
+
+// deadlineSlack is how close, as a fraction of its timeout, a deadline
+// armed already must be to the one asked for to stand for it: 1/1024, so
+// the idle timeout (5 minutes by default) may end up to 0.3 s and the
+// write timeout (30 s) up to 29 ms early. A busy connection then resets
+// its deadlines about once per slack instead of twice per request, each
+// reset a lock and a timer heap update in the runtime.
+const deadlineSlack = 1024
+
+// deadline is what was last armed on one side of a client connection.
+// Whatever else arms that side may only arm a later deadline.
+type deadline struct {
+	at    time.Time // zero: none
+	armed bool      // at was armed; false: unknown
+}
+
+// arm sets the deadline to at (zero: none) with set, unless the one armed
+// is at most timeout/deadlineSlack earlier than at, or both are none.
+func (d *deadline) arm(at time.Time, timeout time.Duration, set func(time.Time) error) {
+	if d.armed && d.at.IsZero() == at.IsZero() {
+		if at.IsZero() {
+			return
+		}
+		if early := at.Sub(d.at); early >= 0 && early < timeout/deadlineSlack {
+			return
+		}
+	}
+	set(at)
+	d.at, d.armed = at, true
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -198,7 +231,7 @@ func (c *conn) stopReading() {
 		c.stopping = true
 		close(c.stop)
 	}
-	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.readDL.arm(time.Unix(1, 0), 0, c.nc.SetReadDeadline)
 	c.mu.Unlock()
 }
 
@@ -211,9 +244,9 @@ func (c *conn) armRead() bool {
 		return false
 	}
 	if c.watching() {
-		c.nc.SetReadDeadline(time.Time{})
+		c.readDL.arm(time.Time{}, 0, c.nc.SetReadDeadline)
 	} else {
-		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+		c.readDL.arm(time.Now().Add(c.s.cfg.IdleTimeout), c.s.cfg.IdleTimeout, c.nc.SetReadDeadline)
 	}
 	return true
 }
@@ -224,7 +257,7 @@ func (c *conn) armIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.stopping {
-		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+		c.readDL.arm(time.Now().Add(c.s.cfg.IdleTimeout), c.s.cfg.IdleTimeout, c.nc.SetReadDeadline)
 	}
 }
 
@@ -642,7 +675,7 @@ func (c *conn) writeLoop() {
 			c.flush(w)
 			return
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+		c.armWrite()
 		err := c.reply(w, cl)
 		c.uncharge(cl)
 		if cl.rc == nil && !cl.waited {
@@ -706,8 +739,14 @@ func (c *conn) flush(w *line.Writer) error {
 	if w.Buffered() == 0 {
 		return nil
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	c.armWrite()
 	return w.Flush()
+}
+
+// armWrite sets the write deadline for the replies about to be written.
+// Writer-owned.
+func (c *conn) armWrite() {
+	c.writeDL.arm(time.Now().Add(c.s.cfg.WriteTimeout), c.s.cfg.WriteTimeout, c.nc.SetWriteDeadline)
 }
 
 // reply writes cl's reply.

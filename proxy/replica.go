@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,9 +207,9 @@ func (rp *replica) readLoop(c *wire.Conn, gen uint64) {
 			continue // a reply after its attempt timed out or was given up: dropped
 		}
 		var rep wire.Reply
-		if err := env.Decode(&rep); err != nil {
+		if err := wire.DecodeReply(env.Body, &rep); err != nil {
 			c.Close()
-			rp.rt.attemptFailed(o, rp, fmt.Errorf("proxy: replica %d: bad reply: %w", rp.id, err))
+			rp.rt.attemptFailed(o, rp, fmt.Errorf("proxy: replica %d: bad %s body: %w", rp.id, env.Kind, err))
 			continue // Recv now fails and the rest are given back in lost
 		}
 		rp.rt.answered(o, rp, rep)
@@ -218,20 +219,31 @@ func (rp *replica) readLoop(c *wire.Conn, gen uint64) {
 // writeLoop writes the queued requests whenever woken until the
 // connection dies: every small one queued, else one large one, and a flush
 // once nothing is left.
+//
+// Woken, it first yields once, so that the goroutines already runnable (the
+// client readers the same network poll woke, most often) queue their
+// requests before it takes the queue: the kick would otherwise run it next,
+// ahead of them, and it would write one request per write(2). The yield
+// costs no wait when nothing else is runnable.
 func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{}) {
+	var spare []outRequest // an emptied queue, handed back to the senders
 	for {
 		select {
 		case <-kick:
 		case <-dead:
 			return
 		}
+		runtime.Gosched()
 		for {
 			rp.cmu.Lock()
 			var q []outRequest
 			if rp.gen == gen {
 				switch {
 				case len(rp.small) > 0:
-					q, rp.small = rp.small, nil
+					// The senders append to the queue written last time
+					// (emptied), so a batch does not grow a slice anew.
+					q, rp.small = rp.small, spare
+					spare = nil
 				case len(rp.large) > 0:
 					q = []outRequest{rp.large[0]}
 					rp.large[0] = outRequest{}
@@ -242,7 +254,8 @@ func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{
 			if len(q) == 0 {
 				break
 			}
-			for _, r := range q {
+			for i := range q {
+				r := &q[i]
 				if err := c.Send(wire.KindRequest, r.id, &r.req); err != nil {
 					if errors.Is(err, wire.ErrFrameTooLarge) {
 						// Only this request: answer it as the replica would.
@@ -253,6 +266,10 @@ func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{
 					return
 				}
 			}
+			if cap(q) > 1 && cap(q) <= maxSpare {
+				clear(q) // keep no request's value alive
+				spare = q[:0]
+			}
 		}
 		if err := c.Flush(); err != nil {
 			c.Close()
@@ -260,6 +277,10 @@ func (rp *replica) writeLoop(c *wire.Conn, gen uint64, kick, dead <-chan struct{
 		}
 	}
 }
+
+// maxSpare is the largest queue the writer hands back for reuse, so a burst
+// does not pin its memory for the connection's life.
+const maxSpare = 1024
 
 // tooLarge fails the attempt id, whose request did not fit a frame.
 func (rp *replica) tooLarge(id uint64) {

@@ -78,7 +78,15 @@ var errEmptyBody = errors.New("value encodes to nothing")
 func (e *encoder) appendValue(dst []byte, v any) ([]byte, error) {
 	start := len(dst)
 	clear(e.buf.refs)
-	e.buf.b, e.buf.refs, e.buf.refd = dst, e.buf.refs[:0], 0
+	e.buf.refs, e.buf.refd = e.buf.refs[:0], 0
+	if f, ok := v.(fastBody); ok {
+		// The bodies of client operations, without reflection
+		// (fastcodec.go); the same bytes.
+		if out, ok := f.appendFast(dst); ok {
+			return out, nil
+		}
+	}
+	e.buf.b = dst
 	err := e.enc.Encode(v)
 	dst = e.buf.b
 	e.buf.b = nil
@@ -131,6 +139,9 @@ func AppendMarshal(dst []byte, v any) ([]byte, error) {
 func Unmarshal(b []byte, v any) error {
 	if err := checkValue(b); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	if f, ok := v.(fastBody); ok && f.decodeFast(b) == nil {
+		return nil // the same result as msgpack's, without reflection (fastcodec.go)
 	}
 	d := decoderPool.Get().(*decoder)
 	d.r.Reset(b)

@@ -10,7 +10,10 @@ package node
 // sure that a majority of the new configuration's voters holds every chunk
 // it holds of the large files its state refers to, putting on each voter
 // what it lacks, and then tells the core (paxos SideStateHandedOff,
-// through the engine's mail), which lets it leave only after that.
+// through the engine's mail), which lets it leave only after that. A
+// replica that learns of its removal only from a refused handshake (its
+// core never saw the change) hands off the same way before it stops
+// (handOffAndStop, on a goroutine of its own).
 
 import (
 	"context"
@@ -52,6 +55,65 @@ func (n *Node) runHandoff(ctx context.Context) {
 		n.log.Info().Uint64("config_slot", slot).Msg("removed: a majority of the new configuration holds every chunk this replica holds")
 		n.mail.post(func(m *notices) { m.handedOff = max(m.handedOff, slot) })
 	}
+}
+
+// handOffAndStop runs on a goroutine of its own on a replica that learned
+// of its removal only from a peer refusing its handshake (it was cut off
+// while the change was made, and its core does not know it): it asks that
+// peer for the configuration in force, and stops the node only once, as a
+// lingering removed replica does, a majority of that configuration's
+// voters has refused it naming a disk that knows the slots up to that
+// configuration (before that, members that have not learned the change
+// may still need its vote for the slots before it: planted bug (m)) and
+// it has handed its chunks off to them. It tries every handoffEvery until
+// then or until the node stops.
+func (n *Node) handOffAndStop(addr string) {
+	ctx := n.runCtx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	t := time.NewTicker(handoffEvery)
+	defer t.Stop()
+	for {
+		conf, rep, err := askConfiguration(ctx, n.cfg, addr)
+		if err == nil {
+			if _, member := conf.Member(paxos.NodeID(n.cfg.ID)); member {
+				n.departing.Store(false) // back in: nothing to do
+				return
+			}
+			err = n.refusedByMajority(conf, rep.ConfigSlot)
+		}
+		if err == nil {
+			err = n.handOff(ctx, conf)
+		}
+		if err == nil {
+			n.log.Info().Str("configuration", conf.String()).Msg("removed: a majority of the new configuration holds every chunk this replica holds")
+			signal(n.removedCh)
+			return
+		}
+		n.log.Warn().Err(err).Msg("removed while cut off: handing this replica's chunks off to the configuration in force before it stops")
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// refusedByMajority returns nil once a majority of conf's voters refused
+// this replica naming a disk that knows the slots up to slot.
+func (n *Node) refusedByMajority(conf paxos.Configuration, slot uint64) error {
+	voters := conf.Voters()
+	knows := 0
+	for _, id := range voters {
+		if d, ok := n.refusedBy.Load(uint64(id)); ok && d.(uint64) >= slot {
+			knows++
+		}
+	}
+	if knows <= len(voters)/2 {
+		return fmt.Errorf("node: %d of %d voters of the configuration of slot %d are known to hold it on disk, %d needed", knows, len(voters), slot, len(voters)/2+1)
+	}
+	return nil
 }
 
 // handOff returns nil once a majority of conf's voters holds every chunk

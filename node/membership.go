@@ -351,20 +351,34 @@ func askToJoin(ctx context.Context, cfg Config) (*joinInfo, error) {
 // askMembers asks the replica at addr for its configuration, and returns
 // it with the master's address that replica knows.
 func askMembers(ctx context.Context, cfg Config, addr string) (*joinInfo, string, error) {
+	c, rep, err := askConfiguration(ctx, cfg, addr)
+	if err != nil {
+		return nil, rep.MasterAddr, fmt.Errorf("node: join %s: %w", addr, err)
+	}
+	if _, ok := c.Member(paxos.NodeID(cfg.ID)); !ok {
+		return nil, rep.MasterAddr, fmt.Errorf("%w: replica %d is not a member of the cluster (configuration of slot %d at %s: %v); add it first: synod member add %d %s",
+			ErrNotMember, cfg.ID, rep.ConfigSlot, addr, c, cfg.ID, cfg.Listen)
+	}
+	return &joinInfo{conf: c, slot: rep.ConfigSlot}, rep.MasterAddr, nil
+}
+
+// askConfiguration asks the replica at addr for its configuration in force;
+// the reply carries its slot and the master's address.
+func askConfiguration(ctx context.Context, cfg Config, addr string) (paxos.Configuration, wire.Reply, error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	cl, err := wire.DialClient(cctx, addr, wire.Hello{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Role: wire.RoleClient},
 		wire.Options{MaxFrame: cfg.MaxFrame, TLS: cfg.clientTLS()})
 	if err != nil {
-		return nil, "", fmt.Errorf("node: join %s: %w", addr, err)
+		return paxos.Configuration{}, wire.Reply{}, err
 	}
 	defer cl.Close()
 	rep, err := cl.Do(cctx, &wire.Request{Op: wire.OpMembers})
 	if err != nil {
-		return nil, "", fmt.Errorf("node: join %s: %w", addr, err)
+		return paxos.Configuration{}, wire.Reply{}, err
 	}
 	if rep.Code != wire.CodeOK || len(rep.Members) == 0 {
-		return nil, rep.MasterAddr, fmt.Errorf("node: join %s: %v %s", addr, rep.Code, rep.Msg)
+		return paxos.Configuration{}, rep, fmt.Errorf("%v %s", rep.Code, rep.Msg)
 	}
 	var c paxos.Configuration
 	for _, m := range rep.Members {
@@ -372,13 +386,9 @@ func askMembers(ctx context.Context, cfg Config, addr string) (*joinInfo, string
 	}
 	c = normalized(c)
 	if err := c.Validate(); err != nil {
-		return nil, "", fmt.Errorf("node: join %s: %w", addr, err)
+		return paxos.Configuration{}, rep, err
 	}
-	if _, ok := c.Member(paxos.NodeID(cfg.ID)); !ok {
-		return nil, rep.MasterAddr, fmt.Errorf("%w: replica %d is not a member of the cluster (configuration of slot %d at %s: %v); add it first: synod member add %d %s",
-			ErrNotMember, cfg.ID, rep.ConfigSlot, addr, c, cfg.ID, cfg.Listen)
-	}
-	return &joinInfo{conf: c, slot: rep.ConfigSlot}, rep.MasterAddr, nil
+	return c, rep, nil
 }
 
 // ErrNotMember is returned by New for a replica asked to join a cluster
@@ -448,5 +458,9 @@ func (n *Node) noteRefusal(peer uint64, err error) {
 	}
 	n.log.Error().Uint64("peer", peer).Uint64("its_config_slot", slot).Str("reason", re.Reason).
 		Msg("a member with a newer configuration does not know this replica: it was removed")
-	signal(n.removedCh)
+	durable, _ := refusalSlot(re.Reason, durableMark)
+	n.refusedBy.Store(peer, durable)
+	if n.departing.CompareAndSwap(false, true) {
+		go n.handOffAndStop(n.addrOf(peer)) // handoff.go
+	}
 }

@@ -100,6 +100,8 @@ type Node struct {
 	met        *metrics // Prometheus figures (metrics.go)
 	storageErr chan error
 	removedCh  chan struct{} // this replica was found removed
+	departing  atomic.Bool   // found removed by a refused handshake: handing its chunks off (handoff.go)
+	refusedBy  sync.Map      // peer id -> what its disk knows of the chosen slots, from its refusal naming a newer configuration
 	tlsLog     logLimiter    // refused TLS handshakes logged (tls.go)
 	wg         sync.WaitGroup
 

@@ -77,16 +77,11 @@ type simOptions struct {
 	readRate    float64
 	clients     int
 	fileRate    float64 // of the clients' writes, the share that are large files (simfiles_test.go)
-	// removeLastHolder lets the simulator remove a replica that is the only
-	// member holding a chunk (lastHolder): safe in the model, whose removed
-	// replicas always learn their removal from the core and hand their
-	// chunks off, not in the node (README: a replica removed while cut off).
-	removeLastHolder bool
-	snapEvery        uint64 // applied slots between snapshots; 0 = never
-	window           uint64 // slots kept in the log behind a snapshot
-	liveness         bool
-	bugs             bugs
-	node             nodeBugs
+	snapEvery   uint64  // applied slots between snapshots; 0 = never
+	window      uint64  // slots kept in the log behind a snapshot
+	liveness    bool
+	bugs        bugs
+	node        nodeBugs
 }
 
 // nodeBugs are planted mistakes of the node around the core (how it feeds
@@ -1242,15 +1237,11 @@ func (s *sim) reconfigure(m *simNode) {
 		}
 		c.Members[ls[s.rng.IntN(len(ls))]].Voter = true
 	default: // remove a member other than the master, keeping three voters
-		c0 := Configuration{Members: slices.Clone(c.Members)}
 		i := s.rng.IntN(len(c.Members))
 		if mm := c.Members[i]; mm.ID == m.id || (mm.Voter && len(c.Voters()) <= 3) {
 			return
 		}
 		c.Members = slices.Delete(c.Members, i, i+1)
-		if !s.o.removeLastHolder && s.lastHolder(s.node(c0.Members[i].ID), c) {
-			return
-		}
 	}
 	slot, err := m.r.ProposeConfig(c)
 	s.logf("node %d: proposes configuration %v at slot %d: %v", m.id, c, slot, err)
@@ -1460,6 +1451,7 @@ func (s *sim) step(faulty bool) {
 	for _, n := range s.nodes {
 		s.fetchChunks(n)
 		s.handOff(n)
+		s.refusedRemoval(n)
 	}
 	if faulty {
 		s.faults()

@@ -176,33 +176,6 @@ func (s *sim) chunkGone(ch string) bool {
 	return true
 }
 
-// lastHolder reports whether n holds a chunk of a file chosen that no
-// member of c (the configuration that would remove it) holds: the
-// simulator does not remove such a replica. It hands off its chunks before
-// it leaves (handOff), but only once it learns its removal, and a replica
-// removed while cut off may learn it from a handshake refusal, and the
-// node then stops at once (README: "What is guaranteed").
-func (s *sim) lastHolder(n *simNode, c Configuration) bool {
-	for _, cmd := range slices.Sorted(mapKeys(s.fileSlot)) {
-		for _, ch := range s.fileChunks[cmd] {
-			if !n.disk.chunks[ch] {
-				continue
-			}
-			held := false
-			for _, m := range c.Members {
-				if p := s.node(m.ID); p.disk.chunks[ch] {
-					held = true
-					break
-				}
-			}
-			if !held {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // heldByMember reports whether another member of n's configuration holds
 // ch: a chunk n's fetcher could have had. One held only by replicas that
 // left is theirs to hand off before they go (handOff); what counts then
@@ -390,7 +363,16 @@ func (s *sim) handOff(n *simNode) {
 	}
 	n.handoffAt = s.now + s.steps(2*n.r.cfg.ElectionTicks)
 	cur, slot, _ := n.r.Configuration()
-	voters := cur.Voters()
+	if s.handOffTo(n, cur) {
+		n.r.SideStateHandedOff(slot)
+	}
+}
+
+// handOffTo puts the chunks n holds of the files it applied on the voters
+// of conf that answer and lack them, and reports whether a majority of
+// conf's voters that answer holds every one.
+func (s *sim) handOffTo(n *simNode, conf Configuration) bool {
+	voters := conf.Voters()
 	done := true
 	for _, cmd := range slices.Sorted(mapKeys(s.fileSlot)) {
 		if s.fileSlot[cmd] > n.applied {
@@ -418,8 +400,59 @@ func (s *sim) handOff(n *simNode) {
 			}
 		}
 	}
-	if done {
-		n.r.SideStateHandedOff(slot)
+	return done
+}
+
+// refusedRemoval stands in for the node's handshake refusal (node
+// noteRefusal, handOffAndStop): a replica whose core does not know it was
+// removed, cut off while the change was made, dials the members of its
+// configuration, and those that hold a newer one without it refuse it,
+// naming how far their disk knows the chosen slots. It asks one of them
+// for its configuration, and stops once a majority of that
+// configuration's voters refused it knowing it on disk and it handed its
+// chunks off to them. Only with large files, where the handoff matters
+// (without them the seeds keep their schedules).
+func (s *sim) refusedRemoval(n *simNode) {
+	if s.o.fileRate == 0 || n.dormant || !n.up(s.now) || n.r.conf.removed || s.now < n.handoffAt {
+		return
+	}
+	mine, mySlot, _ := n.r.Configuration()
+	reach := func(p *simNode) bool {
+		return p != n && !p.dormant && p.up(s.now) && !s.cut[[2]NodeID{n.id, p.id}] && !s.cut[[2]NodeID{p.id, n.id}]
+	}
+	for _, m := range mine.Members {
+		p := s.node(m.ID)
+		if !reach(p) {
+			continue
+		}
+		theirs, slot, _ := p.r.Configuration()
+		if _, member := theirs.Member(n.id); member || slot <= mySlot {
+			continue
+		}
+		n.handoffAt = s.now + s.steps(2*n.r.cfg.ElectionTicks)
+		knows := 0 // voters of theirs that refused n knowing slot on disk
+		for _, id := range theirs.Voters() {
+			q := s.node(id)
+			if _, dialed := mine.Member(id); !dialed || !reach(q) {
+				continue
+			}
+			if c, qs, _ := q.r.Configuration(); qs >= slot && q.r.durable >= slot {
+				if _, member := c.Member(n.id); !member {
+					knows++
+				}
+			}
+		}
+		if knows <= len(theirs.Voters())/2 {
+			return
+		}
+		if !s.o.bugs.departSansChunks && !s.handOffTo(n, theirs) {
+			return
+		}
+		s.crash(n)
+		n.dormant, n.departed = true, true
+		s.logf("node %d: refused by %d, whose configuration of slot %d does not include it; it stops", n.id, p.id, slot)
+		s.checkFiles()
+		return
 	}
 }
 

@@ -176,10 +176,15 @@ var regressionSeeds = []struct {
 	// and a wiped one stopped waiting for it and voted. The fetcher now
 	// asks the replicas earlier configurations dropped, which stay until
 	// a majority of the new one holds their chunks.
-	{seed: 446, found: "votes without its chunks: the last copy was on a removed replica", tweak: func(o *simOptions) {
-		departChunksTweak(o)
-		o.removeLastHolder = true
-	}},
+	{seed: 446, found: "votes without its chunks: the last copy was on a removed replica", tweak: departChunksTweak},
+	// A replica removed while cut off, whose core never saw the change,
+	// stopped at the first peer that refused its handshake naming a newer
+	// configuration: members that had not learned the change yet still
+	// needed its vote for the slots before it, and with one of them wiped
+	// no master was ever elected again. It now stops only once a majority
+	// of that configuration refused it knowing the change on disk (and it
+	// handed its chunks off).
+	{seed: 482, found: "liveness: a replica removed while cut off stopped at its first refusal", tweak: reconfFilesTweak},
 }
 
 func TestSimulationRegressions(t *testing.T) {
@@ -409,9 +414,7 @@ func TestPlantedDepartSansChunks(t *testing.T) {
 	if raceEnabled {
 		t.Skip("planted-bug sweeps run without -race (make test runs them in sim-ci)")
 	}
-	// The removed replica is let hold a chunk's last copy (removeLastHolder):
-	// the handoff and the wait are what keep it then.
-	tweak := func(o *simOptions) { departChunksTweak(o); o.removeLastHolder = true }
+	tweak := departChunksTweak
 	fails, ran, _ := sweep(1, 10000, true, func(o *simOptions) { tweak(o); o.bugs.departSansChunks = true })
 	if len(fails) == 0 {
 		t.Fatalf("planted bug (n): no violation in %d seeds", ran)
@@ -436,6 +439,14 @@ func departChunksTweak(o *simOptions) {
 	o.crashRate = max(o.crashRate, 0.01)
 	o.fileRate = max(o.fileRate, 0.4)
 	o.loss = max(o.loss, 0.2)
+}
+
+// reconfFilesTweak: membership changes among large files, on three or
+// five replicas.
+func reconfFilesTweak(o *simOptions) {
+	o.reconfRate = max(o.reconfRate, 0.05)
+	o.wipeRate = max(o.wipeRate, 0.004)
+	o.fileRate = max(o.fileRate, 0.4)
 }
 
 func TestPlantedPromoteWithoutChunks(t *testing.T) {

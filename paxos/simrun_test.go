@@ -277,6 +277,10 @@ func TestPlantedLeaseFromAcks(t *testing.T) {
 		o.slowRate = max(o.slowRate, 0.02)
 		o.partRate = max(o.partRate, 0.02)
 		o.healRate = max(o.healRate, 0.03)
+		// Without large files, as when it was planted: a timing bug of the
+		// core, whose first seed their traffic only moves (5,504 with them,
+		// two minutes of CI; 1,630 without).
+		o.fileRate = 0
 	})
 }
 

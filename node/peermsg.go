@@ -14,7 +14,6 @@ package node
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"synod/paxos"
 	"synod/wire"
@@ -63,97 +62,48 @@ func appendPeerMessage(dst []byte, m *paxos.Message) ([]byte, bool) {
 		}
 	}
 	dst = append(dst, 0xdc, 0, messageFields) // array16: msgpack's header for 16 fields
-	dst = appendUint(dst, uint64(m.Type))
-	dst = appendUint(dst, uint64(m.From))
-	dst = appendUint(dst, uint64(m.To))
+	dst = wire.AppendUint(dst, uint64(m.Type))
+	dst = wire.AppendUint(dst, uint64(m.From))
+	dst = wire.AppendUint(dst, uint64(m.To))
 	dst = appendBallot(dst, m.Ballot)
-	dst = appendUint(dst, m.Slot)
-	dst = appendUint(dst, m.Index)
-	dst = appendUint(dst, m.Commit)
-	dst = appendUint(dst, m.Context)
-	dst = appendBool(dst, m.Reject)
+	dst = wire.AppendUint(dst, m.Slot)
+	dst = wire.AppendUint(dst, m.Index)
+	dst = wire.AppendUint(dst, m.Commit)
+	dst = wire.AppendUint(dst, m.Context)
+	dst = wire.AppendBool(dst, m.Reject)
 	dst = appendBallot(dst, m.Hint)
 	if m.Entries == nil {
 		dst = append(dst, 0xc0)
 	} else {
-		dst = appendArrayLen(dst, len(m.Entries))
+		dst = wire.AppendArrayLen(dst, len(m.Entries))
 		for i := range m.Entries {
 			e := &m.Entries[i]
 			dst = append(dst, 0x93) // Slot, Ballot, Value
-			dst = appendUint(dst, e.Slot)
+			dst = wire.AppendUint(dst, e.Slot)
 			dst = appendBallot(dst, e.Ballot)
 			dst = append(dst, 0x92) // Kind, Cmds
-			dst = appendUint(dst, uint64(e.Value.Kind))
+			dst = wire.AppendUint(dst, uint64(e.Value.Kind))
 			if e.Value.Cmds == nil {
 				dst = append(dst, 0xc0)
 				continue
 			}
-			dst = appendArrayLen(dst, len(e.Value.Cmds))
+			dst = wire.AppendArrayLen(dst, len(e.Value.Cmds))
 			for _, c := range e.Value.Cmds {
-				dst = appendBin(dst, c)
+				dst = wire.AppendBin(dst, c)
 			}
 		}
 	}
-	dst = appendBool(dst, m.Learner)
-	dst = appendBool(dst, m.Force)
-	dst = appendUint(dst, uint64(m.Transfer))
-	dst = appendUint(dst, m.Token)
-	return appendUint(dst, m.ConfSlot), true
+	dst = wire.AppendBool(dst, m.Learner)
+	dst = wire.AppendBool(dst, m.Force)
+	dst = wire.AppendUint(dst, uint64(m.Transfer))
+	dst = wire.AppendUint(dst, m.Token)
+	return wire.AppendUint(dst, m.ConfSlot), true
 }
 
 func appendBallot(dst []byte, b paxos.Ballot) []byte {
 	dst = append(dst, 0x92)
-	dst = appendUint(dst, b.Round)
-	return appendUint(dst, uint64(b.Node))
-}
-
-// appendUint appends n as msgpack's encoder with compact integers (as
-// wire sets it up) writes an unsigned integer.
-func appendUint(dst []byte, n uint64) []byte {
-	switch {
-	case n <= 0x7f:
-		return append(dst, byte(n))
-	case n <= 0xff:
-		return append(dst, 0xcc, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(dst, 0xcd), uint16(n))
-	case n <= 0xffffffff:
-		return binary.BigEndian.AppendUint32(append(dst, 0xce), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(dst, 0xcf), n)
-}
-
-func appendBool(dst []byte, v bool) []byte {
-	if v {
-		return append(dst, 0xc3)
-	}
-	return append(dst, 0xc2)
-}
-
-func appendArrayLen(dst []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(dst, 0x90|byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(dst, 0xdc), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(dst, 0xdd), uint32(n))
-}
-
-// appendBin appends b as msgpack's encoder writes a []byte: nil as nil.
-func appendBin(dst []byte, b []byte) []byte {
-	n := len(b)
-	switch {
-	case b == nil:
-		return append(dst, 0xc0)
-	case n < 256:
-		dst = append(dst, 0xc4, byte(n))
-	case n <= 0xffff:
-		dst = binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
-	default:
-		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
-	}
-	return append(dst, b...)
+	dst = wire.AppendUint(dst, b.Round)
+	return wire.AppendUint(dst, uint64(b.Node))
 }
 
 // aliasMessage reads m from body in the layout msgpack gives

@@ -5,7 +5,6 @@ package wire
 // values and functions: the caller's goroutine.
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strconv"
 
@@ -190,23 +189,8 @@ func AppendEnvelope(dst []byte, kind Kind, id uint64, body []byte) []byte {
 // exactly one msgpack value must follow.
 func appendEnvelopeHeader(dst []byte, kind Kind, id uint64) []byte {
 	dst = append(dst, 0x93) // fixarray of 3
-	dst = appendUint(dst, uint64(kind))
-	return appendUint(dst, id)
-}
-
-// appendUint appends n in msgpack's shortest unsigned encoding.
-func appendUint(dst []byte, n uint64) []byte {
-	switch {
-	case n <= 0x7f:
-		return append(dst, byte(n))
-	case n <= 0xff:
-		return append(dst, 0xcc, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(dst, 0xcd), uint16(n))
-	case n <= 0xffffffff:
-		return binary.BigEndian.AppendUint32(append(dst, 0xce), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(dst, 0xcf), n)
+	dst = AppendUint(dst, uint64(kind))
+	return AppendUint(dst, id)
 }
 
 // DecodeEnvelope decodes a frame body into an Envelope whose Body aliases

@@ -30,22 +30,22 @@ func (r *Request) appendFast(dst []byte) ([]byte, bool) {
 	if r.Watch != nil || len(r.Value) >= refMin {
 		return dst, false
 	}
-	dst = appendArrayLen(dst, requestFields)
-	dst = appendUint(dst, uint64(r.Op))
+	dst = AppendArrayLen(dst, requestFields)
+	dst = AppendUint(dst, uint64(r.Op))
 	dst = appendStr(dst, r.Key)
-	dst = appendBin(dst, r.Value)
-	dst = appendUint(dst, r.Version)
-	dst = appendUint(dst, r.ClientID)
-	dst = appendUint(dst, r.Seq)
-	dst = appendUint(dst, uint64(r.Consistency))
-	dst = appendUint(dst, r.MinIndex)
-	dst = appendUint(dst, r.Ack)
-	dst = appendBool(dst, r.Retry)
-	dst = appendUint(dst, r.MemberID)
+	dst = AppendBin(dst, r.Value)
+	dst = AppendUint(dst, r.Version)
+	dst = AppendUint(dst, r.ClientID)
+	dst = AppendUint(dst, r.Seq)
+	dst = AppendUint(dst, uint64(r.Consistency))
+	dst = AppendUint(dst, r.MinIndex)
+	dst = AppendUint(dst, r.Ack)
+	dst = AppendBool(dst, r.Retry)
+	dst = AppendUint(dst, r.MemberID)
 	dst = appendStr(dst, r.MemberAddr)
 	dst = append(dst, 0xc0) // Watch: nil
-	dst = appendUint(dst, r.Offset)
-	dst = appendUint(dst, r.Length)
+	dst = AppendUint(dst, r.Offset)
+	dst = AppendUint(dst, r.Length)
 	return dst, true
 }
 
@@ -81,23 +81,23 @@ func (r *Reply) appendFast(dst []byte) ([]byte, bool) {
 	if r.Keys != nil || r.Members != nil || r.Events != nil || len(r.Value) >= refMin {
 		return dst, false
 	}
-	dst = appendArrayLen(dst, replyFields)
-	dst = appendUint(dst, uint64(r.Code))
-	dst = appendUint(dst, r.Index)
-	dst = appendUint(dst, r.Version)
-	dst = appendBin(dst, r.Value)
+	dst = AppendArrayLen(dst, replyFields)
+	dst = AppendUint(dst, uint64(r.Code))
+	dst = AppendUint(dst, r.Index)
+	dst = AppendUint(dst, r.Version)
+	dst = AppendBin(dst, r.Value)
 	dst = append(dst, 0xc0) // Keys: nil
 	dst = appendStr(dst, r.Msg)
-	dst = appendUint(dst, r.MasterID)
+	dst = AppendUint(dst, r.MasterID)
 	dst = appendStr(dst, r.MasterAddr)
-	dst = appendUint(dst, r.Applied)
-	dst = appendUint(dst, r.Size)
-	dst = appendBool(dst, r.NotApplied)
+	dst = AppendUint(dst, r.Applied)
+	dst = AppendUint(dst, r.Size)
+	dst = AppendBool(dst, r.NotApplied)
 	dst = append(dst, 0xc0) // Members: nil
-	dst = appendUint(dst, r.ConfigSlot)
+	dst = AppendUint(dst, r.ConfigSlot)
 	dst = append(dst, 0xc0) // Events: nil
-	dst = appendUint(dst, r.Through)
-	dst = appendUint(dst, r.Oldest)
+	dst = AppendUint(dst, r.Through)
+	dst = AppendUint(dst, r.Oldest)
 	dst = appendStr(dst, r.Sum)
 	return dst, true
 }
@@ -132,14 +132,6 @@ func (r *Reply) decodeFast(b []byte) error {
 	return nil
 }
 
-// appendArrayLen appends an array header as msgpack's encoder writes it.
-func appendArrayLen(dst []byte, n int) []byte {
-	if n < 16 {
-		return append(dst, 0x90|byte(n))
-	}
-	return append(dst, 0xdc, byte(n>>8), byte(n)) // the bodies here have fewer than 2^16 fields
-}
-
 // appendStr appends s as msgpack's encoder writes a string.
 func appendStr(dst []byte, s string) []byte {
 	n := len(s)
@@ -154,30 +146,6 @@ func appendStr(dst []byte, s string) []byte {
 		dst = append(dst, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
 	return append(dst, s...)
-}
-
-// appendBin appends b as msgpack's encoder writes a []byte: nil as nil.
-func appendBin(dst []byte, b []byte) []byte {
-	if b == nil {
-		return append(dst, 0xc0)
-	}
-	n := len(b)
-	switch {
-	case n < 256:
-		dst = append(dst, 0xc4, byte(n))
-	case n <= 0xffff:
-		dst = append(dst, 0xc5, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(dst, b...)
-}
-
-func appendBool(dst []byte, v bool) []byte {
-	if v {
-		return append(dst, 0xc3)
-	}
-	return append(dst, 0xc2)
 }
 
 // fastReader reads the values of a fast body one after another. The first

@@ -423,15 +423,18 @@ func (r *gateRelay) addr() string { return r.ln.Addr().String() }
 // open lets the held bytes through.
 func (r *gateRelay) open() { r.once.Do(func() { close(r.gate) }) }
 
-// close stops the relay and waits for its goroutines.
+// close stops the relay and waits for its goroutines. The connections
+// close before the gate opens: bytes a killed client had already sent sit
+// in the relay's socket, and let through they could complete the upload
+// the test cut short.
 func (r *gateRelay) close() {
-	r.open()
 	r.ln.Close()
 	r.mu.Lock()
 	for _, c := range r.conns {
 		c.Close()
 	}
 	r.mu.Unlock()
+	r.open()
 	r.wg.Wait()
 }
 
